@@ -1,0 +1,18 @@
+"""RQ jobs and the worker and scheduler processes that run them.
+
+Jobs take simple arguments, are safe to run twice, and emit only through
+:mod:`webapp.publisher`.  Nothing here imports gevent or the web entry point.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from flask import Flask
+
+
+@lru_cache(maxsize=1)
+def get_app() -> Flask:
+    """One app per worker process, built before the first job and reused."""
+    from webapp import create_app
+
+    return create_app()

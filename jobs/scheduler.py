@@ -1,0 +1,72 @@
+"""The ``scheduler`` process: rq-scheduler enqueues the tick on clock boundaries.
+
+The recurring job is registered at start under a fixed id, replacing any
+copy a previous start left, so restarts never double it.  rq-scheduler's
+Redis lock keeps a second scheduler from enqueuing twice, and the job is
+idempotent for its slot regardless.  Each loop also refreshes a heartbeat
+key that ``/api/health`` checks.
+"""
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+from rq_scheduler import Scheduler
+
+from jobs import get_app
+from webapp import names
+from webapp.config import Config
+
+log = logging.getLogger(__name__)
+
+TICK_FUNC = "jobs.tick.tick"
+
+
+def cron_for(tick_seconds: int) -> str:
+    """A cron string that fires on every ``tick_seconds`` boundary of the clock."""
+    if tick_seconds < 60:
+        return f"*/{tick_seconds} * * * * * *"  # seconds field first (7-field form)
+    minutes = tick_seconds // 60
+    return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+
+
+class TrackerScheduler(Scheduler):
+    def heartbeat(self) -> None:
+        super().heartbeat()
+        self.connection.set(names.SCHEDULER_HEARTBEAT_KEY, self.name, ex=int(self._interval) + 30)
+
+
+def register(scheduler: Scheduler, cfg: Config) -> None:
+    """(Re-)register the one recurring tick job."""
+    for job in scheduler.get_jobs():
+        if job.id == names.TICK_JOB_ID or job.func_name == TICK_FUNC:
+            scheduler.cancel(job)
+    scheduler.cron(
+        cron_for(cfg.TICK_SECONDS),
+        func=TICK_FUNC,
+        id=names.TICK_JOB_ID,
+        queue_name=cfg.QUEUE_NAME,
+        timeout=cfg.TICK_SECONDS + 30,
+        result_ttl=10 * cfg.TICK_SECONDS,
+    )
+    log.info("tick registered: %s on queue %r", cron_for(cfg.TICK_SECONDS), cfg.QUEUE_NAME)
+
+
+def make_scheduler(conn: Redis, cfg: Config) -> TrackerScheduler:
+    return TrackerScheduler(queue_name=cfg.QUEUE_NAME, connection=conn, interval=1)
+
+
+def main() -> None:
+    app = get_app()
+    cfg = app.config["TRACKER"]
+    with app.app_context():
+        from webapp.extensions import get_redis
+
+        conn = get_redis()
+    scheduler = make_scheduler(conn, cfg)
+    register(scheduler, cfg)
+    scheduler.run()
+
+
+if __name__ == "__main__":
+    main()

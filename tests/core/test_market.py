@@ -1,0 +1,43 @@
+"""Market state from the XNYS calendar: weekends, holidays, early closes, DST."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import utc
+from webapp.core.market import exchange_date, market_state
+
+
+@pytest.mark.parametrize(
+    "at, is_open",
+    [
+        ("2026-11-20T15:00:00", True),   # Friday 10:00 ET
+        ("2026-11-21T15:00:00", False),  # Saturday
+        ("2026-11-26T15:00:00", False),  # Thanksgiving
+        ("2026-11-27T17:59:00", True),   # day after Thanksgiving, before the 13:00 ET close
+        ("2026-11-27T18:00:00", False),  # ... closed early
+        ("2026-11-20T14:29:00", False),  # 09:29 ET, pre-open
+        ("2026-11-20T20:59:00", True),   # 15:59 ET
+        ("2026-11-20T21:00:00", False),  # 16:00 ET close
+        ("2026-03-09T13:30:00", True),   # first Monday after DST: opens 13:30 UTC
+        ("2026-03-06T13:30:00", False),  # the Friday before DST: 08:30 ET
+    ],
+)
+def test_open_or_closed(at: str, is_open: bool) -> None:
+    assert market_state(utc(at)).is_open is is_open
+
+
+def test_next_open_skips_the_holiday_weekend() -> None:
+    state = market_state(utc("2026-11-26T15:00:00"))
+    assert state.state == "closed"
+    assert state.next_open == utc("2026-11-27T14:30:00")
+    assert state.early_close  # the next session closes at 13:00 ET
+    assert state.next_close == utc("2026-11-27T18:00:00")
+
+
+def test_naive_time_is_refused() -> None:
+    with pytest.raises(ValueError):
+        market_state(utc("2026-11-20T15:00:00").replace(tzinfo=None))
+
+
+def test_exchange_date_uses_new_york() -> None:
+    assert exchange_date(utc("2026-11-21T03:00:00")) == "2026-11-20"

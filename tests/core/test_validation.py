@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import utc
+from webapp.core.quotes import Quote
+from webapp.core.validation import (
+    SubscriptionError,
+    normalise_ticker,
+    quote_problem,
+    subscription_tickers,
+)
+
+NOW = utc("2026-11-20T15:00:30")
+T = utc("2026-11-20T15:00:00")
+
+
+def q(price, time=T, volume=None) -> Quote:
+    return Quote("AAPL", price, time, volume)
+
+
+@pytest.mark.parametrize(
+    "price, needle",
+    [
+        (None, "missing price"),
+        (0, "non-positive"),
+        (-1.5, "non-positive"),
+        (math.nan, "non-finite"),
+        (math.inf, "non-finite"),
+        (True, "non-numeric"),
+        ("12.3", "non-numeric"),
+    ],
+)
+def test_bad_prices_are_refused(price, needle) -> None:
+    problem = quote_problem(q(price), None, NOW)
+    assert problem is not None and needle in problem
+
+
+def test_good_quote_passes() -> None:
+    assert quote_problem(q(255.78, volume=100), None, NOW) is None
+    assert quote_problem(q(255.78), T - timedelta(minutes=1), NOW) is None
+
+
+def test_unchanged_or_older_provider_time_is_stale() -> None:
+    assert "stale" in quote_problem(q(255.78), T, NOW)
+    assert "stale" in quote_problem(q(255.78), T + timedelta(seconds=1), NOW)
+
+
+def test_naive_or_future_time_is_refused() -> None:
+    assert "naive" in quote_problem(q(1.0, time=T.replace(tzinfo=None)), None, NOW)
+    assert "future" in quote_problem(q(1.0, time=NOW + timedelta(hours=1)), None, NOW)
+
+
+def test_bad_volume_is_refused() -> None:
+    assert "volume" in quote_problem(q(1.0, volume=-5), None, NOW)
+
+
+@pytest.mark.parametrize("raw, expected", [("aapl", "AAPL"), ("BRK.B", "BRK.B"), (" v ", "V"),
+                                           ("TOOLONGTICKER", None), ("A$", None), ("", None), (5, None)])
+def test_normalise_ticker(raw, expected) -> None:
+    assert normalise_ticker(raw) == expected
+
+
+KNOWN = frozenset({"AAPL", "MSFT", "BRK.B"})
+
+
+def test_subscription_accepts_known_and_star() -> None:
+    assert subscription_tickers({"tickers": ["aapl", "BRK.B", "AAPL"]}, KNOWN, 5) == ["AAPL", "BRK.B"]
+    assert subscription_tickers({"tickers": ["*"]}, KNOWN, 5) == ["*"]
+
+
+@pytest.mark.parametrize(
+    "payload, needle",
+    [
+        (None, "payload must be an object"),
+        ("AAPL", "payload must be an object"),
+        ({}, "non-empty list"),
+        ({"tickers": "AAPL"}, "non-empty list"),
+        ({"tickers": []}, "non-empty list"),
+        ({"tickers": ["AAPL"], "x": 1}, "unexpected field"),
+        ({"tickers": ["ZZZZ"]}, "unknown ticker(s): ZZZZ"),
+        ({"tickers": ["<script>"]}, "malformed ticker"),
+        ({"tickers": [1]}, "malformed ticker"),
+        ({"tickers": ["AAPL"] * 6}, "too many tickers: 6 (at most 5)"),
+    ],
+)
+def test_subscription_refusals_say_what_was_wrong(payload, needle) -> None:
+    with pytest.raises(SubscriptionError) as err:
+        subscription_tickers(payload, KNOWN, 5)
+    assert needle in str(err.value)

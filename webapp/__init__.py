@@ -1,0 +1,53 @@
+"""The Flask application factory.
+
+``create_app(config)`` binds every extension with ``init_app`` and registers
+the blueprints, the Socket.IO handlers and the CLI.  It does no gevent
+patching: the web entry point's gunicorn worker does that, and workers and
+CLI commands must never inherit it.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from webapp.config import Config
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    config.require_services()
+    app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    app.config.from_mapping(config.as_flask_mapping())
+    app.config["TRACKER"] = config
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=config.LOG_LEVEL,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+
+    from webapp import models  # noqa: F401  (register tables with the metadata)
+    from webapp.extensions import db, migrate, redis_ext, socketio
+    from webapp.names import SOCKETIO_CHANNEL
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
+    redis_ext.init_app(app)
+    socketio.init_app(
+        app,
+        message_queue=config.REDIS_URL,
+        channel=SOCKETIO_CHANNEL,
+        async_mode=config.SOCKETIO_ASYNC_MODE,
+        cors_allowed_origins=None,
+    )
+
+    from webapp import cli, errors, realtime
+    from webapp.api import bp as api_bp
+    from webapp.pages import bp as pages_bp
+
+    app.register_blueprint(pages_bp)
+    app.register_blueprint(api_bp, url_prefix="/api")
+    errors.init_app(app)
+    realtime.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,50 @@
+"""CLI commands (``flask --app wsgi …``).  Thin: they call services and print."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import click
+from flask import Flask
+
+from webapp import services
+
+
+def _parse_at(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    at = datetime.fromisoformat(value)
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.command("fetch-once")
+    @click.option("--at", help="ISO time of the tick to run (default: now, UTC)")
+    @click.option("--json", "as_json", is_flag=True, help="print the full report as JSON")
+    def fetch_once(at: str | None, as_json: bool) -> None:
+        """Run one tick now and print what it did."""
+        report = services.run_tick_now(_parse_at(at))
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), indent=2))
+            return
+        r = report
+        click.echo(f"tick {r.at.isoformat()} (slot {r.slot}), market {r.market}, "
+                   f"provider {services.tick_services().provider.name}")
+        if r.skipped:
+            click.echo(f"  skipped fetching: {r.skipped}")
+        click.echo(f"  symbols {r.symbols}, fetched {r.fetched}, accepted {r.accepted}, "
+                   f"applied {r.applied}, rebuilt from Postgres {r.restored}")
+        for ticker, reason in r.stale.items():
+            click.echo(f"  stale {ticker}: {reason}")
+        for a in r.alerts:
+            click.echo(f"  ALERT {a['ticker']} {a['kind']} price {a['price']} sma {a['sma']}")
+        click.echo(f"  emitted {r.emitted} Socket.IO messages in {r.duration_ms:.1f} ms")
+
+    @app.cli.command("bench-tick")
+    @click.option("--symbols", "n_symbols", type=click.IntRange(1, 100_000), default=15, show_default=True)
+    @click.option("--ticks", type=click.IntRange(1, 10_000), default=10, show_default=True)
+    def bench_tick(n_symbols: int, ticks: int) -> None:
+        """Time ticks of the sim pipeline at N symbols; prints one JSON line."""
+        from bench.tick import run
+
+        click.echo(json.dumps(run(n_symbols, ticks)))

@@ -1,0 +1,198 @@
+"""Configuration: the one module that reads the environment.
+
+Everything else receives a :class:`Config` (or the Flask ``app.config`` built
+from it), so tests and the benchmark can build a config explicitly and no
+module discovers settings on its own.  A ``.env`` file is read when present;
+real environment variables win over it.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+from webapp.core.validation import TICKER_RE
+
+DEFAULT_SYMBOLS = (
+    "AAPL MSFT AMZN GOOGL TSLA META NVDA NFLX BRK.B JNJ V PG DIS JPM KO"
+).split()
+
+PROVIDERS = ("sim", "finnhub")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the product cannot run with."""
+
+
+def _normalise_database_url(url: str | None) -> str | None:
+    """Pin the psycopg2 driver.
+
+    Heroku hands out ``postgres://`` and SQLAlchemy 2.1 maps a bare
+    ``postgresql://`` to psycopg 3; we ship psycopg2 (and psycogreen for it),
+    so both spellings are rewritten to ``postgresql+psycopg2://``.
+    """
+    if not url:
+        return None
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def parse_symbols(raw: str) -> tuple[str, ...]:
+    """Split a SYMBOLS value (commas or spaces), upper-case, dedupe, validate."""
+    out: list[str] = []
+    for part in re.split(r"[,\s]+", raw.strip()):
+        if not part:
+            continue
+        ticker = part.upper()
+        if not TICKER_RE.fullmatch(ticker):
+            raise ConfigError(
+                f"SYMBOLS has {part!r}: a ticker is 1-10 characters of A-Z 0-9 . -"
+            )
+        if ticker not in out:
+            out.append(ticker)
+    if not out:
+        raise ConfigError("SYMBOLS is empty")
+    return tuple(out)
+
+
+def check_tick_seconds(value: int) -> int:
+    """Ticks must land on clock boundaries so every process agrees on the slot."""
+    if (value < 60 and 60 % value == 0) or (value >= 60 and value % 60 == 0 and 3600 % value == 0):
+        return value
+    raise ConfigError(
+        f"TICK_SECONDS={value}: use a divisor of 60 (1-30) or a multiple of 60 that divides 3600"
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """Typed settings.  Field names are the environment variable names."""
+
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+    PORT: int = 5000
+    SECRET_KEY: str = field(default="dev-only-not-secret", repr=False)
+    MARKET_DATA_PROVIDER: str = "sim"
+    FINNHUB_API_KEY: str | None = field(default=None, repr=False)
+    FINNHUB_BASE_URL: str = "https://finnhub.io/api/v1"
+    FINNHUB_CALLS_PER_MINUTE: int = 60
+    FINNHUB_CALLS_PER_SECOND: int = 30
+    FINNHUB_TIMEOUT_SECONDS: float = 5.0
+    FINNHUB_MAX_RETRY_AFTER: float = 10.0
+    SYMBOLS: tuple[str, ...] = tuple(DEFAULT_SYMBOLS)
+    SMA_PERIOD: int = 5
+    TICK_SECONDS: int = 60
+    SIM_SEED: int = 42
+    SIM_FOLLOWS_MARKET_HOURS: bool = False
+    HOT_TTL_SECONDS: int = 3600
+    MAX_SUBSCRIBE_TICKERS: int = 100
+    QUEUE_NAME: str = "ticks"
+    SOCKETIO_ASYNC_MODE: str | None = None
+    LOG_LEVEL: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> "Config":
+        """Build a config from ``env`` (default ``os.environ`` plus ``.env``)."""
+        if env is None:
+            merged: dict[str, str] = {}
+            if dotenv:
+                from dotenv import dotenv_values
+
+                merged.update({k: v for k, v in dotenv_values().items() if v is not None})
+            merged.update(os.environ)
+            env = merged
+        provider = (env.get("MARKET_DATA_PROVIDER") or "sim").strip().lower()
+        if provider not in PROVIDERS:
+            raise ConfigError(
+                f"MARKET_DATA_PROVIDER={provider!r}: choose one of {', '.join(PROVIDERS)}"
+            )
+        api_key = (env.get("FINNHUB_API_KEY") or "").strip() or None
+        if provider == "finnhub" and not api_key:
+            raise ConfigError("MARKET_DATA_PROVIDER=finnhub needs FINNHUB_API_KEY")
+        symbols = env.get("SYMBOLS")
+        tick = check_tick_seconds(_int(env, "TICK_SECONDS", 60))
+        return cls(
+            DATABASE_URL=_normalise_database_url(env.get("DATABASE_URL")),
+            REDIS_URL=env.get("REDIS_URL") or None,
+            PORT=_int(env, "PORT", 5000),
+            SECRET_KEY=env.get("SECRET_KEY") or cls.SECRET_KEY,
+            MARKET_DATA_PROVIDER=provider,
+            FINNHUB_API_KEY=api_key,
+            FINNHUB_BASE_URL=(env.get("FINNHUB_BASE_URL") or cls.FINNHUB_BASE_URL).rstrip("/"),
+            FINNHUB_CALLS_PER_MINUTE=_int(env, "FINNHUB_CALLS_PER_MINUTE", 60),
+            FINNHUB_CALLS_PER_SECOND=_int(env, "FINNHUB_CALLS_PER_SECOND", 30),
+            SYMBOLS=parse_symbols(symbols) if symbols else tuple(DEFAULT_SYMBOLS),
+            SMA_PERIOD=_int(env, "SMA_PERIOD", 5),
+            TICK_SECONDS=tick,
+            SIM_SEED=_int(env, "SIM_SEED", 42, minimum=0),
+            SIM_FOLLOWS_MARKET_HOURS=_bool(env, "SIM_FOLLOWS_MARKET_HOURS", False),
+            HOT_TTL_SECONDS=_int(env, "HOT_TTL_SECONDS", max(3600, 10 * tick)),
+            MAX_SUBSCRIBE_TICKERS=_int(env, "MAX_SUBSCRIBE_TICKERS", 100),
+            QUEUE_NAME=env.get("QUEUE_NAME") or "ticks",
+            SOCKETIO_ASYNC_MODE=env.get("SOCKETIO_ASYNC_MODE") or None,
+            LOG_LEVEL=(env.get("LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def with_overrides(self, **changes: Any) -> "Config":
+        """A copy with some settings changed (tests, benchmark)."""
+        if "DATABASE_URL" in changes:
+            changes["DATABASE_URL"] = _normalise_database_url(changes["DATABASE_URL"])
+        if "TICK_SECONDS" in changes:
+            check_tick_seconds(changes["TICK_SECONDS"])
+        return replace(self, **changes)
+
+    def as_flask_mapping(self) -> dict[str, Any]:
+        """The values Flask and its extensions read from ``app.config``."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["SQLALCHEMY_DATABASE_URI"] = self.DATABASE_URL
+        out["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+        return out
+
+    def require_services(self) -> None:
+        """Fail early, naming the missing setting, instead of deep in a driver."""
+        missing = [n for n in ("DATABASE_URL", "REDIS_URL") if not getattr(self, n)]
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} not set: export them, or start everything with `make run`,"
+                " which provides embedded Redis/Postgres"
+            )
+
+
+def child_environment(**overrides: str) -> dict[str, str]:
+    """The environment for processes the launcher starts: ours plus ``overrides``.
+
+    ``PATH`` gets the running interpreter's directory first, so ``gunicorn``,
+    ``flask`` and ``python`` in the Procfile resolve to this virtualenv.
+    """
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(overrides)
+    return env

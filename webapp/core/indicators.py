@@ -1,0 +1,100 @@
+"""Rolling window, simple moving average and crossover detection.
+
+Semantics (BRIEF "Semantics"):
+
+* the window is the last ``period`` prices; the SMA exists only once it is full;
+* bullish when ``price > sma`` now and ``prev_price <= prev_sma`` at the
+  previous reading; bearish is the mirror (thinkorswim's crosses above/below),
+  so a cross that passes through an exact touch still fires;
+* no alert until a previous SMA exists.
+
+Prices are integer ticks (see :mod:`webapp.core.quotes`) and the SMA is kept
+as an exact ``total / count`` pair, so comparisons are exact at the quote's
+precision and never decided by float noise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from webapp.core.quotes import from_ticks
+
+Alert = Literal["bullish", "bearish"]
+BULLISH: Alert = "bullish"
+BEARISH: Alert = "bearish"
+
+
+@dataclass(frozen=True, slots=True)
+class Sma:
+    """An exact moving average: ``total`` ticks over ``count`` prices."""
+
+    total: int
+    count: int
+
+    @property
+    def value(self) -> float:
+        """The average as a price, rounded to the quote precision for display."""
+        return from_ticks(self.total / self.count)
+
+
+def roll_window(window: Sequence[int], price: int, period: int) -> list[int]:
+    """Append ``price`` and keep the last ``period`` entries (RPUSH + LTRIM)."""
+    out = list(window)
+    out.append(price)
+    return out[-period:]
+
+
+def sma(window: Sequence[int], period: int) -> Sma | None:
+    """Mean of the last ``period`` prices, or ``None`` while the window is short."""
+    if period < 1:
+        raise ValueError("period must be at least 1")
+    if len(window) < period:
+        return None
+    last = window[-period:] if len(window) > period else window
+    return Sma(sum(last), period)
+
+
+def compare(price: int, average: Sma) -> int:
+    """-1, 0 or 1 as ``price`` is below, on or above ``average`` (exactly)."""
+    scaled = price * average.count
+    return (scaled > average.total) - (scaled < average.total)
+
+
+def crossover(
+    prev_price: int | None,
+    prev_sma: Sma | None,
+    price: int,
+    current_sma: Sma | None,
+) -> Alert | None:
+    """The alert fired by this reading, if any."""
+    if prev_price is None or prev_sma is None or current_sma is None:
+        return None
+    now_side = compare(price, current_sma)
+    before = compare(prev_price, prev_sma)
+    if now_side > 0 and before <= 0:
+        return BULLISH
+    if now_side < 0 and before >= 0:
+        return BEARISH
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one new reading does to a ticker's indicators."""
+
+    window: list[int]
+    sma: Sma | None
+    alert: Alert | None
+
+
+def step(
+    window: Sequence[int],
+    prev_price: int | None,
+    prev_sma: Sma | None,
+    price: int,
+    period: int,
+) -> Step:
+    """Apply one accepted price: roll the window, compute SMA and crossover."""
+    new_window = roll_window(window, price, period)
+    current = sma(new_window, period)
+    return Step(new_window, current, crossover(prev_price, prev_sma, price, current))

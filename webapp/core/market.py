@@ -1,0 +1,89 @@
+"""Market state from the exchange calendar (XNYS by default).
+
+Weekends, holidays and early closes come from ``exchange_calendars``; no
+hour is hard-coded, and every boundary is computed in UTC from the
+calendar, so DST changes cannot shift a session.  The time is an argument.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import exchange_calendars as xcals
+import pandas as pd
+
+EXCHANGE = "XNYS"
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+
+
+@lru_cache(maxsize=4)
+def _calendar(name: str, year: int) -> xcals.ExchangeCalendar:
+    # A calendar spanning the year before to the year after `year`: loading is
+    # quick and next_open never runs off the end around New Year.
+    return xcals.get_calendar(name, start=f"{year - 1}-01-01", end=f"{year + 1}-12-31")
+
+
+def calendar_for(now: datetime, name: str = EXCHANGE) -> xcals.ExchangeCalendar:
+    return _calendar(name, now.astimezone(timezone.utc).year)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketState:
+    """Whether the exchange is trading at ``at``, and when that changes."""
+
+    at: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+    early_close: bool  # the current (or next) session closes early
+    exchange: str = EXCHANGE
+
+    @property
+    def state(self) -> str:
+        return "open" if self.is_open else "closed"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "exchange": self.exchange,
+            "state": self.state,
+            "is_open": self.is_open,
+            "next_open": self.next_open.isoformat(),
+            "next_close": self.next_close.isoformat(),
+            "early_close": self.early_close,
+        }
+
+
+def _utc(ts: pd.Timestamp) -> datetime:
+    return ts.to_pydatetime().astimezone(timezone.utc)
+
+
+def market_state(now: datetime, name: str = EXCHANGE) -> MarketState:
+    """The exchange's state at ``now`` (an aware datetime)."""
+    if now.tzinfo is None:
+        raise ValueError("market_state needs an aware datetime")
+    cal = calendar_for(now, name)
+    minute = pd.Timestamp(now).tz_convert("UTC").floor("min")
+    is_open = bool(cal.is_open_on_minute(minute))
+    next_open = _utc(cal.next_open(minute))
+    next_close = _utc(cal.next_close(minute))
+    session = cal.minute_to_session(minute, direction="next")
+    close_local = cal.session_close(session).tz_convert(EXCHANGE_TZ)
+    open_local = cal.session_open(session).tz_convert(EXCHANGE_TZ)
+    # Regular XNYS hours are 6.5 h; a shorter session is an early close.
+    early = (close_local - open_local) < pd.Timedelta(hours=6, minutes=30)
+    return MarketState(now, is_open, next_open, next_close, bool(early), name)
+
+
+def exchange_date(at: datetime) -> str:
+    """The calendar date at the exchange (America/New_York) as ISO text."""
+    return at.astimezone(EXCHANGE_TZ).date().isoformat()
+
+
+def exchange_day_start(at: datetime) -> datetime:
+    """Midnight at the exchange on ``at``'s exchange date, as UTC."""
+    local = at.astimezone(EXCHANGE_TZ)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.astimezone(timezone.utc)

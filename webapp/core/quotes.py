@@ -1,0 +1,42 @@
+"""The quote record every provider returns, and fixed-point prices.
+
+Prices are compared as integers of ``PRICE_SCALE`` units (1/10,000 of a
+dollar), so a sum of floats such as ``255.78000000000003`` can never decide a
+crossover: the quote's own precision does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+PRICE_DECIMALS = 4
+PRICE_SCALE = 10**PRICE_DECIMALS
+
+
+def to_ticks(price: float) -> int:
+    """A price in integer 1/10,000 units (round half to even, like ``round``)."""
+    return round(price * PRICE_SCALE)
+
+
+def from_ticks(ticks: int | float) -> float:
+    return round(ticks / PRICE_SCALE, PRICE_DECIMALS)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """One reading of one ticker, as a provider reported it.
+
+    ``time`` is the provider's timestamp (UTC), never the time we received it.
+    Optional fields are ``None`` when the source does not have them
+    (Finnhub's REST quote has no volume, for example).
+    """
+
+    ticker: str
+    price: float
+    time: datetime
+    volume: int | None = None
+    prev_close: float | None = None
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
+    source: str = ""

@@ -1,0 +1,97 @@
+"""Validation of tickers and provider quotes.
+
+A quote that fails here never enters Redis or Postgres; the caller marks the
+symbol stale with the returned reason instead, so a bad feed is visible
+rather than silently frozen.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+
+from webapp.core.quotes import Quote
+
+TICKER_RE = re.compile(r"[A-Z0-9.\-]{1,10}")
+
+# A provider timestamp this far ahead of our clock is a broken feed, not news.
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+
+
+def normalise_ticker(raw: object) -> str | None:
+    """Upper-cased ticker if ``raw`` is a well-formed one, else ``None``."""
+    if not isinstance(raw, str):
+        return None
+    ticker = raw.strip().upper()
+    return ticker if TICKER_RE.fullmatch(ticker) else None
+
+
+def _bad_number(value: object) -> bool:
+    return (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+    )
+
+
+def quote_problem(quote: Quote, previous_time: datetime | None, now: datetime) -> str | None:
+    """Why ``quote`` must be refused, or ``None`` when it is acceptable.
+
+    ``previous_time`` is the provider time of the last accepted reading for
+    the ticker; an unchanged (or older) timestamp means the provider has
+    nothing new, and acting on it would fake a fresh signal.
+    """
+    price = quote.price
+    if price is None:
+        return "missing price"
+    if _bad_number(price):
+        return f"non-finite or non-numeric price {price!r}"
+    if price <= 0:
+        return f"non-positive price {price!r}"
+    if quote.time is None or quote.time.tzinfo is None:
+        return "missing or naive provider timestamp"
+    if quote.time - now > MAX_FUTURE_SKEW:
+        return f"provider timestamp {quote.time.isoformat()} is in the future"
+    if previous_time is not None and quote.time <= previous_time:
+        return f"stale: provider timestamp unchanged since {previous_time.isoformat()}"
+    if quote.volume is not None and (_bad_number(quote.volume) or quote.volume < 0):
+        return f"bad volume {quote.volume!r}"
+    return None
+
+
+class SubscriptionError(ValueError):
+    """A subscribe/unsubscribe payload that must be refused (the message says why)."""
+
+
+def subscription_tickers(payload: object, known: frozenset[str], limit: int) -> list[str]:
+    """The tickers a ``{"tickers": [...]}`` payload names; ``["*"]`` means all.
+
+    Raises :class:`SubscriptionError` for a malformed payload, an unknown or
+    ill-formed ticker, or more than ``limit`` tickers.
+    """
+    if not isinstance(payload, dict):
+        raise SubscriptionError('payload must be an object like {"tickers": ["AAPL"]}')
+    extra = set(payload) - {"tickers"}
+    if extra:
+        raise SubscriptionError(f"unexpected field(s): {', '.join(sorted(map(str, extra)))}")
+    tickers = payload.get("tickers")
+    if not isinstance(tickers, list) or not tickers:
+        raise SubscriptionError('"tickers" must be a non-empty list of strings')
+    if len(tickers) > limit:
+        raise SubscriptionError(f"too many tickers: {len(tickers)} (at most {limit})")
+    out: list[str] = []
+    unknown: list[str] = []
+    for raw in tickers:
+        if raw == "*":
+            out.append("*")
+            continue
+        ticker = normalise_ticker(raw)
+        if ticker is None:
+            raise SubscriptionError(f"malformed ticker {raw!r}: 1-10 characters of A-Z 0-9 . -")
+        if ticker not in known:
+            unknown.append(ticker)
+        elif ticker not in out:
+            out.append(ticker)
+    if unknown:
+        raise SubscriptionError(f"unknown ticker(s): {', '.join(unknown)}")
+    return out

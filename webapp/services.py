@@ -1,0 +1,120 @@
+"""Shared services the edges call: routes, Socket.IO handlers, CLI and jobs.
+
+Each edge stays thin; building the tick's collaborators, reading the
+snapshot and judging health happen here once.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from webapp.config import Config
+from webapp.core.market import market_state
+from webapp.core.readings import public_view
+from webapp.extensions import db, get_redis
+from webapp.hot import HotStore
+from webapp.pipeline import TickReport, TickServices, max_age, run_tick
+from webapp.providers import get_provider
+from webapp.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+
+def config(app: Flask | None = None) -> Config:
+    return (app or current_app).config["TRACKER"]
+
+
+def tracked_symbols() -> tuple[str, ...]:
+    return config().SYMBOLS
+
+
+def tick_services() -> TickServices:
+    """The tick's collaborators, built once per app (and so once per process)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    svc = app.extensions.get("tick_services")
+    if svc is None:
+        cfg = config(app)
+        client = get_redis()
+        svc = TickServices(
+            config=cfg,
+            provider=get_provider(cfg, client),
+            hot=HotStore(client, cfg.HOT_TTL_SECONDS, cfg.SMA_PERIOD,
+                         done_ttl=max(600, 100 * cfg.TICK_SECONDS)),
+            session=db.session,
+            publisher=Publisher(cfg.REDIS_URL),  # type: ignore[arg-type]
+        )
+        app.extensions["tick_services"] = svc
+    return svc
+
+
+def run_tick_now(at: datetime | None = None) -> TickReport:
+    """Run the tick for the slot containing ``at`` (default: now)."""
+    return run_tick(tick_services(), tracked_symbols(), at or datetime.now(timezone.utc))
+
+
+def snapshot(now: datetime | None = None) -> dict[str, Any]:
+    """The latest reading of every tracked ticker, as users see it."""
+    now = now or datetime.now(timezone.utc)
+    svc = tick_services()
+    market = market_state(now)
+    symbols = tracked_symbols()
+    latest, stale = svc.hot.snapshot(symbols)
+    limit = max_age(svc.config, svc.provider, market)
+    stocks = [public_view(latest[s], stale.get(s), now, limit) for s in symbols if s in latest]
+    waiting = [s for s in symbols if s not in latest]
+    return {
+        "timestamp": now.isoformat(),
+        "market": market.as_json(),
+        "provider": svc.provider.name,
+        "sma_period": svc.config.SMA_PERIOD,
+        "tick_seconds": svc.config.TICK_SECONDS,
+        "last_tick": svc.hot.last_tick(),
+        "stocks": stocks,
+        "awaiting_first_reading": waiting,
+    }
+
+
+def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
+    """Is every part of the pipeline alive?  Names what is wrong when not."""
+    from webapp import names
+
+    now = now or datetime.now(timezone.utc)
+    cfg = config()
+    checks: dict[str, Any] = {}
+    problems: list[str] = []
+    client = get_redis()
+    last = None
+    try:
+        client.ping()
+        checks["redis"] = "ok"
+        beat = client.get(names.SCHEDULER_HEARTBEAT_KEY)
+        checks["scheduler"] = "ok" if beat else "missing"
+        if not beat:
+            problems.append("scheduler: no heartbeat (is the scheduler process running?)")
+        last = tick_services().hot.last_tick()
+    except Exception as exc:  # the point is to report it, whatever it is
+        checks["redis"] = f"error: {type(exc).__name__}"
+        problems.append(f"redis: {exc}")
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        db.session.rollback()
+        checks["postgres"] = f"error: {type(exc).__name__}"
+        problems.append(f"postgres: {type(exc).__name__}")
+    allowed = 3 * cfg.TICK_SECONDS + 30
+    if last is None:
+        checks["last_tick"] = None
+        problems.append("pipeline: no tick has run yet (is the worker running?)")
+    else:
+        age = now.timestamp() - datetime.fromisoformat(last["ran_at"]).timestamp()
+        checks["last_tick"] = {**last, "age_seconds": round(age, 1)}
+        if age > allowed:
+            problems.append(f"pipeline: last tick ran {age:.0f} s ago (limit {allowed} s)")
+    checks["market"] = market_state(now).as_json()
+    ok = not problems
+    return ok, {"status": "ok" if ok else "unhealthy", "problems": problems, "checks": checks}
