@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from socketio import RedisManager
 
 from webapp.config import Config
 
@@ -33,10 +34,11 @@ def create_app(config: Config | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
     redis_ext.init_app(app)
+    # The manager is built explicitly: Flask-SocketIO picks one by URL scheme
+    # and would hand a unix:// Redis URL (the embedded server) to kombu.
     socketio.init_app(
         app,
-        message_queue=config.REDIS_URL,
-        channel=SOCKETIO_CHANNEL,
+        client_manager=RedisManager(config.REDIS_URL, channel=SOCKETIO_CHANNEL),
         async_mode=config.SOCKETIO_ASYNC_MODE,
         cors_allowed_origins=None,
     )

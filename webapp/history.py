@@ -10,19 +10,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp.core.quotes import Quote
+
 log = logging.getLogger(__name__)
 
 _INSERT_QUOTES = sa.text(
     """
-    INSERT INTO quotes (ticker, time, price, volume, prev_close, sma, source)
+    INSERT INTO quotes (ticker, time, price, volume, prev_close, open, high, low, sma, source)
     SELECT * FROM unnest(
         CAST(:tickers AS varchar[]), CAST(:times AS timestamptz[]), CAST(:prices AS numeric[]),
-        CAST(:volumes AS bigint[]), CAST(:prev_closes AS numeric[]), CAST(:smas AS numeric[]),
+        CAST(:volumes AS bigint[]), CAST(:prev_closes AS numeric[]), CAST(:opens AS numeric[]),
+        CAST(:highs AS numeric[]), CAST(:lows AS numeric[]), CAST(:smas AS numeric[]),
         CAST(:sources AS varchar[]))
     ON CONFLICT (ticker, time) DO NOTHING
     """
@@ -40,10 +44,10 @@ _INSERT_ALERTS = sa.text(
 
 _RECENT = sa.text(
     """
-    SELECT t.ticker, q.time, q.price, q.volume, q.prev_close, q.source
+    SELECT t.ticker, q.time, q.price, q.volume, q.prev_close, q.open, q.high, q.low, q.source
     FROM unnest(CAST(:tickers AS varchar[])) AS t(ticker)
     CROSS JOIN LATERAL (
-        SELECT time, price, volume, prev_close, source FROM quotes
+        SELECT time, price, volume, prev_close, open, high, low, source FROM quotes
         WHERE quotes.ticker = t.ticker ORDER BY time DESC LIMIT :n
     ) AS q
     ORDER BY t.ticker, q.time
@@ -61,13 +65,10 @@ _LAST_ALERTS = sa.text(
 
 @dataclass(frozen=True, slots=True)
 class QuoteRow:
-    ticker: str
-    time: datetime
-    price: float
-    volume: int | None
-    prev_close: float | None
+    """A validated quote as stored, with the SMA it had (None while the window filled)."""
+
+    quote: Quote
     sma: float | None
-    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +86,16 @@ def insert_tick(session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[A
         session.execute(
             _INSERT_QUOTES,
             {
-                "tickers": [q.ticker for q in quotes],
-                "times": [q.time for q in quotes],
-                "prices": [q.price for q in quotes],
-                "volumes": [q.volume for q in quotes],
-                "prev_closes": [q.prev_close for q in quotes],
-                "smas": [q.sma for q in quotes],
-                "sources": [q.source for q in quotes],
+                "tickers": [r.quote.ticker for r in quotes],
+                "times": [r.quote.time for r in quotes],
+                "prices": [r.quote.price for r in quotes],
+                "volumes": [r.quote.volume for r in quotes],
+                "prev_closes": [r.quote.prev_close for r in quotes],
+                "opens": [r.quote.open for r in quotes],
+                "highs": [r.quote.high for r in quotes],
+                "lows": [r.quote.low for r in quotes],
+                "smas": [r.sma for r in quotes],
+                "sources": [r.quote.source for r in quotes],
             },
         )
     if alerts:
@@ -108,17 +112,20 @@ def insert_tick(session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[A
     session.commit()
 
 
-def recent_quotes(session: Session, tickers: Sequence[str], n: int) -> dict[str, list[QuoteRow]]:
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def recent_quotes(session: Session, tickers: Sequence[str], n: int) -> dict[str, list[Quote]]:
     """The last ``n`` stored quotes per ticker, oldest first (one statement)."""
-    out: dict[str, list[QuoteRow]] = {}
+    out: dict[str, list[Quote]] = {}
     if not tickers:
         return out
     for row in session.execute(_RECENT, {"tickers": list(tickers), "n": n}):
         out.setdefault(row.ticker, []).append(
-            QuoteRow(
-                row.ticker, row.time, float(row.price),
-                row.volume, None if row.prev_close is None else float(row.prev_close),
-                None, row.source,
+            Quote(
+                row.ticker, float(row.price), row.time, row.volume, _float(row.prev_close),
+                _float(row.open), _float(row.high), _float(row.low), row.source,
             )
         )
     return out

@@ -35,6 +35,9 @@ class Quote(db.Model):
     price: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
     volume: Mapped[int | None] = mapped_column(sa.BigInteger)
     prev_close: Mapped[Decimal | None] = mapped_column(PRICE)
+    open: Mapped[Decimal | None] = mapped_column(PRICE)  # the session's, as reported
+    high: Mapped[Decimal | None] = mapped_column(PRICE)
+    low: Mapped[Decimal | None] = mapped_column(PRICE)
     sma: Mapped[Decimal | None] = mapped_column(PRICE)
     source: Mapped[str] = mapped_column(sa.String(16), nullable=False)
 

@@ -26,7 +26,7 @@ from webapp import history
 from webapp.config import Config
 from webapp.core import indicators
 from webapp.core.market import MarketState, market_state
-from webapp.core.quotes import Quote, to_ticks
+from webapp.core.quotes import to_ticks
 from webapp.core.readings import doc_quote, doc_sma, public_view, reading_doc
 from webapp.core.validation import quote_problem
 from webapp.hot import Apply, HotState, HotStore, Restore
@@ -98,16 +98,13 @@ def _restore(svc: TickServices, state: HotState, missing: Sequence[str]) -> list
     restores = []
     for ticker, quotes in rows.items():
         window = [q.price for q in quotes]
-        last = quotes[-1]
         prior = alerts.get(ticker)
         last_alert = None
         if prior is not None:
             last_alert = {"kind": prior.kind, "time": prior.time.isoformat(),
                           "price": prior.price, "sma": prior.sma}
-        quote = Quote(ticker, last.price, last.time, last.volume, last.prev_close,
-                      source=last.source)
         average = indicators.sma([to_ticks(p) for p in window], period)
-        doc = reading_doc(quote, average, None, last_alert)
+        doc = reading_doc(quotes[-1], average, None, last_alert)
         state.latest[ticker] = doc
         state.windows[ticker] = window
         restores.append(Restore(ticker, doc, window))
@@ -166,8 +163,7 @@ def run_tick(svc: TickServices, symbols: Sequence[str], now: datetime) -> TickRe
         )
         doc = reading_doc(q, step.sma, step.alert, before.get("last_alert") if before else None)
         applies.append(Apply(q.ticker, doc["t"], q.price, doc))
-        rows.append(history.QuoteRow(q.ticker, q.time, q.price, q.volume, q.prev_close,
-                                     doc["sma"], q.source))
+        rows.append(history.QuoteRow(q, doc["sma"]))
         if step.alert:
             alert_rows.append(history.AlertRow(q.ticker, q.time, step.alert, q.price, doc["sma"]))
     report.accepted = len(applies)

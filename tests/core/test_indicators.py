@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import reference
 from webapp.core import indicators as ind
 from webapp.core.quotes import PRICE_SCALE, to_ticks
 
@@ -25,26 +26,6 @@ def run_series(prices: list[float], period: int) -> list[tuple[float | None, str
         out.append((s.sma.value if s.sma else None, s.alert))
         window, prev_price, prev_sma = s.window, t, s.sma
     return out
-
-
-def reference(prices: list[float], period: int) -> list[str | None]:
-    """The definition, written out plainly with exact fractions."""
-    exact = [Fraction(Decimal(repr(p))) for p in prices]
-    smas = [
-        sum(exact[i - period + 1 : i + 1]) / period if i >= period - 1 else None
-        for i in range(len(exact))
-    ]
-    alerts: list[str | None] = []
-    for i in range(len(exact)):
-        if i == 0 or smas[i] is None or smas[i - 1] is None:
-            alerts.append(None)
-        elif exact[i] > smas[i] and exact[i - 1] <= smas[i - 1]:
-            alerts.append("bullish")
-        elif exact[i] < smas[i] and exact[i - 1] >= smas[i - 1]:
-            alerts.append("bearish")
-        else:
-            alerts.append(None)
-    return alerts
 
 
 def test_sma_needs_a_full_window() -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints JSON lines with the work size, the median and what was counted."""

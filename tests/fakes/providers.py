@@ -1,0 +1,28 @@
+"""A scripted market-data source behind the provider interface.
+
+It stands in for the outside world (a feed), not for any of our services:
+tests hand it exact prices to drive the real pipeline through edge cases.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Mapping, Sequence
+
+from webapp.core.quotes import Quote
+from webapp.providers.base import FetchResult
+
+
+class ScriptedProvider:
+    name = "script"
+
+    def __init__(self, follows_market_hours: bool = False) -> None:
+        self.follows_market_hours = follows_market_hours
+        self.next: list[Quote] = []
+        self.problems: dict[str, str] = {}
+        self.calls = 0
+
+    def fetch(self, symbols: Sequence[str], now: datetime, previous: Mapping[str, Quote]) -> FetchResult:
+        self.calls += 1
+        quotes, self.next = self.next, []
+        problems, self.problems = self.problems, {}
+        return FetchResult(quotes, problems)

@@ -1,0 +1,236 @@
+"""The tick end to end against real Redis and Postgres, run by a real RQ worker."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+import pytest
+from rq import Queue, SimpleWorker
+
+from bench.counting import count_io
+from tests.conftest import utc
+from tests.fakes.providers import ScriptedProvider
+from tests.helpers import EmitCapture, reference
+from webapp import names, services
+from webapp.config import DEFAULT_SYMBOLS
+from webapp.core.quotes import Quote
+from webapp.extensions import db, get_redis
+from webapp.pipeline import TickServices, run_tick
+
+START = utc("2026-11-20T15:00:00")  # a Friday, market open
+
+
+def minutes(n: int, start=START):
+    return [start + timedelta(minutes=i) for i in range(n)]
+
+
+def run_via_rq(app, times) -> list[dict]:
+    """Enqueue the real job for each time and drain the queue with a burst worker."""
+    conn = get_redis()
+    queue = Queue(app.config["TRACKER"].QUEUE_NAME, connection=conn)
+    jobs = [queue.enqueue("jobs.tick.tick", t.isoformat()) for t in times]
+    SimpleWorker([queue], connection=conn).work(burst=True)
+    for job in jobs:
+        job.refresh()
+        assert job.get_status() == "finished", job.latest_result().exc_string
+    return [job.return_value() for job in jobs]
+
+
+def stored_quotes(pg) -> dict[str, list[tuple]]:
+    with pg.cursor() as cur:
+        cur.execute("SELECT ticker, time, price::float8, sma::float8 FROM quotes ORDER BY ticker, time")
+        out: dict[str, list[tuple]] = {}
+        for row in cur.fetchall():
+            out.setdefault(row[0], []).append(row[1:])
+    return out
+
+
+def stored_alerts(pg) -> list[tuple]:
+    with pg.cursor() as cur:
+        cur.execute("SELECT ticker, time, kind, price::float8, sma::float8 FROM alerts ORDER BY ticker, time")
+        return cur.fetchall()
+
+
+def hot_state(rdb, tickers):
+    docs = {t: orjson.loads(rdb.get(names.latest_key(t))) for t in tickers}
+    windows = {t: [float(p) for p in rdb.lrange(names.window_key(t), 0, -1)] for t in tickers}
+    return docs, windows
+
+
+def test_full_tick_through_rq_worker(app, pg, rdb) -> None:
+    reports = run_via_rq(app, minutes(12))
+    assert [r["accepted"] for r in reports] == [15] * 12
+
+    quotes = stored_quotes(pg)
+    assert sorted(quotes) == sorted(DEFAULT_SYMBOLS)
+    assert all(len(rows) == 12 for rows in quotes.values())
+
+    docs, windows = hot_state(rdb, DEFAULT_SYMBOLS)
+    expected_alerts = []
+    for ticker, rows in quotes.items():
+        prices = [r[1] for r in rows]
+        assert windows[ticker] == prices[-5:]  # RPUSH + LTRIM kept the last SMA_PERIOD
+        assert docs[ticker]["price"] == prices[-1]
+        assert docs[ticker]["sma"] == pytest.approx(sum(prices[-5:]) / 5, abs=1e-4)
+        assert rows[3][2] is None and rows[4][2] == pytest.approx(sum(prices[:5]) / 5, abs=1e-4)
+        for (time, price, sma), kind in zip(rows, reference(prices, 5)):
+            if kind:
+                expected_alerts.append((ticker, time, kind, price, sma))
+        # every key carries a TTL
+        for key in (names.latest_key(ticker), names.window_key(ticker)):
+            assert 0 < rdb.ttl(key) <= app.config["TRACKER"].HOT_TTL_SECONDS
+    assert expected_alerts, "a 12-minute sim run over 15 tickers should cross somewhere"
+    assert stored_alerts(pg) == expected_alerts
+    assert rdb.ttl(names.LAST_TICK_KEY) > 0
+
+
+def test_same_minute_twice_changes_nothing(app, pg, rdb, service_urls) -> None:
+    run_via_rq(app, minutes(7))
+    capture = EmitCapture(service_urls[0])
+    try:
+        before = (stored_quotes(pg), stored_alerts(pg), hot_state(rdb, DEFAULT_SYMBOLS))
+        again = run_via_rq(app, [START + timedelta(minutes=6, seconds=20)])[0]
+        assert again["skipped"] == "slot already done"
+        # Even if the slot marker is gone (a second scheduler racing the first),
+        # the data-level guards hold: no row, window entry or emit is added.
+        rdb.delete(names.tick_done_key(again["slot"]))
+        forced = run_via_rq(app, [START + timedelta(minutes=6)])[0]
+        assert forced["applied"] == 0
+        after = (stored_quotes(pg), stored_alerts(pg), hot_state(rdb, DEFAULT_SYMBOLS))
+        assert after == before
+        emitted = capture.settle()
+        # the forced re-run may announce the slot once more, never a quote or alert
+        assert all(m["event"] == names.EVENT_STOCK_UPDATE for m in emitted)
+        assert len(emitted) <= 1
+    finally:
+        capture.close()
+
+
+def test_rebuild_from_postgres_after_redis_is_flushed(make_app, rdb, pg) -> None:
+    """Flushing Redis mid-run must leave exactly what an unbroken run leaves."""
+    app = make_app()
+    with app.app_context():
+        run_via_rq(app, minutes(10))
+        control_docs, control_windows = hot_state(rdb, DEFAULT_SYMBOLS)
+        control_alerts = stored_alerts(pg)
+
+    app = make_app()  # the `make_app` fixture cleaned state before; clean again by hand
+    rdb.flushdb()
+    with pg.cursor() as cur:
+        cur.execute("TRUNCATE quotes, alerts")
+    with app.app_context():
+        run_via_rq(app, minutes(9))
+        rdb.flushdb()  # a Redis restart: all hot data gone
+        report = run_via_rq(app, [START + timedelta(minutes=9)])[0]
+        assert report["restored"] == 15
+        docs, windows = hot_state(rdb, DEFAULT_SYMBOLS)
+    assert windows == control_windows
+    for t in DEFAULT_SYMBOLS:
+        assert docs[t] == control_docs[t]
+    assert stored_alerts(pg) == control_alerts
+
+
+def scripted_services(app, provider) -> TickServices:
+    base = services.tick_services()
+    return TickServices(base.config, provider, base.hot, db.session, base.publisher)
+
+
+def test_touch_then_cross_through_the_pipeline(app, pg, service_urls) -> None:
+    provider = ScriptedProvider()
+    svc = scripted_services(app, provider)
+    capture = EmitCapture(service_urls[0])
+    prices = [10, 10, 10, 10, 8, 9.5, 11]
+    try:
+        for i, (at, price) in enumerate(zip(minutes(len(prices)), prices)):
+            provider.next = [Quote("AAPL", price, at, 100, 10.0, source="script")]
+            report = run_tick(svc, ["AAPL"], at + timedelta(seconds=5))
+            assert report.accepted == 1
+            assert [a["kind"] for a in report.alerts] == (["bullish"] if i == 6 else [])
+        alerts = capture.events(names.EVENT_ALERT)
+    finally:
+        capture.close()
+    assert stored_alerts(pg) == [("AAPL", START + timedelta(minutes=6), "bullish", 11.0, 9.7)]
+    assert sorted(room for room, _ in alerts) == ["alerts", "ticker:AAPL"]
+    assert alerts[0][1] == {"ticker": "AAPL", "kind": "bullish", "price": 11.0, "sma": 9.7,
+                            "time": (START + timedelta(minutes=6)).isoformat()}
+
+
+def test_bad_quotes_mark_stale_and_lose_nothing(app, pg, rdb, service_urls) -> None:
+    provider = ScriptedProvider()
+    svc = scripted_services(app, provider)
+    provider.next = [Quote("AAPL", 100.0, START, 5, source="script"),
+                     Quote("MSFT", 200.0, START, 5, source="script")]
+    run_tick(svc, ["AAPL", "MSFT"], START)
+    at = START + timedelta(minutes=1)
+    provider.next = [
+        Quote("AAPL", float("nan"), at, 5, source="script"),
+        Quote("MSFT", 200.5, START, 5, source="script"),  # unchanged provider time
+        Quote("NOPE", 1.0, at, 5, source="script"),  # not asked for
+    ]
+    capture = EmitCapture(service_urls[0])
+    try:
+        report = run_tick(svc, ["AAPL", "MSFT"], at)
+        quotes_emitted = capture.events(names.EVENT_QUOTE)
+        update = capture.events(names.EVENT_STOCK_UPDATE)
+    finally:
+        capture.close()
+    assert report.accepted == 0
+    assert "non-finite" in report.stale["AAPL"] and "stale" in report.stale["MSFT"]
+    assert quotes_emitted == []
+    assert {s["ticker"]: s["stale"] for s in update[0][1]["stocks"]} == {"AAPL": True, "MSFT": True}
+    assert {t: len(r) for t, r in stored_quotes(pg).items()} == {"AAPL": 1, "MSFT": 1}
+    assert rdb.lrange(names.window_key("AAPL"), 0, -1) == [b"100.0"]
+    snap = services.snapshot(at)
+    assert {s["ticker"]: s["stale_reason"] for s in snap["stocks"]} == report.stale
+
+
+def test_stock_update_has_the_original_shape(app, service_urls) -> None:
+    capture = EmitCapture(service_urls[0])
+    try:
+        run_via_rq(app, minutes(1))
+        updates = capture.events(names.EVENT_STOCK_UPDATE)
+        quotes = capture.events(names.EVENT_QUOTE)
+    finally:
+        capture.close()
+    assert len(updates) == 1
+    room, payload = updates[0]
+    assert room == "all"
+    assert payload["type"] == "stock_update"
+    assert payload["timestamp"] == "2026-11-20T15:00:00+00:00"
+    assert [s["ticker"] for s in payload["stocks"]] == list(DEFAULT_SYMBOLS)
+    for s in payload["stocks"]:
+        assert {"ticker", "price", "sma", "alert"} <= set(s)
+        assert isinstance(s["price"], float) and s["sma"] is None and s["alert"] is None
+    assert sorted(room for room, _ in quotes) == sorted(f"ticker:{t}" for t in DEFAULT_SYMBOLS)
+
+
+def test_roundtrips_and_inserts_are_constant_in_symbols(make_app, rdb, pg) -> None:
+    measured = {}
+    for n in (15, 300):
+        rdb.flushdb()
+        with pg.cursor() as cur:
+            cur.execute("TRUNCATE quotes, alerts")
+        symbols = tuple(f"T{i:04d}" for i in range(n))
+        app = make_app(SYMBOLS=symbols)
+        with app.app_context():
+            services.run_tick_now(START)  # first tick: nothing to rebuild from yet
+            with count_io(db.engine) as counts:
+                for at in minutes(3, START + timedelta(minutes=1)):
+                    report = services.run_tick_now(at)
+                    assert report.applied == n
+            measured[n] = (counts.redis_roundtrips, counts.sql_inserts)
+    # read script + write script + one pipelined batch of emits, per tick
+    assert measured[15][0] == measured[300][0] == 3 * 3
+    # one INSERT for the quotes, plus one for alerts on ticks that fired any
+    assert all(3 <= inserts <= 6 for _, inserts in measured.values())
+
+
+def test_market_closed_means_no_fetch_for_real_feeds(app, rdb) -> None:
+    provider = ScriptedProvider(follows_market_hours=True)
+    svc = scripted_services(app, provider)
+    for closed in ("2026-11-21T15:00:00", "2026-11-26T15:00:00", "2026-11-27T18:30:00"):
+        report = run_tick(svc, ["AAPL"], utc(closed))
+        assert report.market == "closed" and "market closed" in report.skipped
+    assert provider.calls == 0
+    run_tick(svc, ["AAPL"], utc("2026-11-27T17:30:00"))  # early-close day, still open
+    assert provider.calls == 1
