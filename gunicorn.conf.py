@@ -12,7 +12,7 @@ accesslog = "-"
 graceful_timeout = 5
 
 
-def post_fork(server, worker):  # noqa: ANN001 - gunicorn's hook signature
+def post_fork(server, worker):
     # Without this a psycopg2 query blocks the whole gevent loop, and with it
     # every socket of every connected browser.
     from psycogreen.gevent import patch_psycopg

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import sqlalchemy as sa
 from redis.connection import AbstractConnection
+
+from webapp import history
 
 
 @dataclass
 class Counts:
     redis_roundtrips: int = 0
-    sql_statements: int = 0
-    sql_inserts: int = 0
+    sql_statements: int = 0  # through SQLAlchemy, plus COPYs
+    sql_inserts: int = 0  # INSERT statements and COPYs
 
 
 @contextlib.contextmanager
@@ -29,22 +31,31 @@ def count_io(engine: sa.Engine | None = None) -> Iterator[Counts]:
     lock = threading.Lock()
     original = AbstractConnection.send_packed_command
 
-    def counted(self, command, check_health=True):  # noqa: ANN001 - redis-py's signature
+    def counted(self, command, check_health=True):
         with lock:
             counts.redis_roundtrips += 1
         return original(self, command, check_health)
 
-    def on_sql(conn, cursor, statement, *args):  # noqa: ANN001 - SQLAlchemy's event signature
+    def on_sql(conn, cursor, statement, *args):
         counts.sql_statements += 1
         if statement.lstrip().upper().startswith("INSERT"):
             counts.sql_inserts += 1
 
+    copy = history._copy_quotes
+
+    def counted_copy(session, rows):  # noqa: ANN001 - same signature as the wrapped function
+        counts.sql_statements += 1
+        counts.sql_inserts += 1
+        return copy(session, rows)
+
     AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+    history._copy_quotes = counted_copy  # COPY goes to the driver directly, past SQLAlchemy
     if engine is not None:
         sa.event.listen(engine, "before_cursor_execute", on_sql)
     try:
         yield counts
     finally:
         AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+        history._copy_quotes = copy
         if engine is not None:
             sa.event.remove(engine, "before_cursor_execute", on_sql)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Iterator
 
 import psycopg2
 import pytest

@@ -73,7 +73,7 @@ def test_full_tick_through_rq_worker(app, pg, rdb) -> None:
         assert docs[ticker]["price"] == prices[-1]
         assert docs[ticker]["sma"] == pytest.approx(sum(prices[-5:]) / 5, abs=1e-4)
         assert rows[3][2] is None and rows[4][2] == pytest.approx(sum(prices[:5]) / 5, abs=1e-4)
-        for (time, price, sma), kind in zip(rows, reference(prices, 5)):
+        for (time, price, sma), kind in zip(rows, reference(prices, 5), strict=True):
             if kind:
                 expected_alerts.append((ticker, time, kind, price, sma))
         # every key carries a TTL
@@ -141,7 +141,7 @@ def test_touch_then_cross_through_the_pipeline(app, pg, service_urls) -> None:
     capture = EmitCapture(service_urls[0])
     prices = [10, 10, 10, 10, 8, 9.5, 11]
     try:
-        for i, (at, price) in enumerate(zip(minutes(len(prices)), prices)):
+        for i, (at, price) in enumerate(zip(minutes(len(prices)), prices, strict=True)):
             provider.next = [Quote("AAPL", price, at, 100, 10.0, source="script")]
             report = run_tick(svc, ["AAPL"], at + timedelta(seconds=5))
             assert report.accepted == 1
@@ -219,9 +219,9 @@ def test_roundtrips_and_inserts_are_constant_in_symbols(make_app, rdb, pg) -> No
                     report = services.run_tick_now(at)
                     assert report.applied == n
             measured[n] = (counts.redis_roundtrips, counts.sql_inserts)
-    # read script + write script + one pipelined batch of emits, per tick
-    assert measured[15][0] == measured[300][0] == 3 * 3
-    # one INSERT for the quotes, plus one for alerts on ticks that fired any
+    # lock, MGET, write script, one batch of emits: four per tick at any size
+    assert measured[15][0] == measured[300][0] == 3 * 4
+    # one COPY for the quotes, plus one INSERT for alerts on ticks that fired any
     assert all(3 <= inserts <= 6 for _, inserts in measured.values())
 
 

@@ -26,6 +26,7 @@ def create_app(config: Config | None = None) -> Flask:
             level=config.LOG_LEVEL,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     from webapp import models  # noqa: F401  (register tables with the metadata)
     from webapp.extensions import db, migrate, redis_ext, socketio

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from webapp.core.validation import TICKER_RE
 
@@ -115,7 +116,7 @@ class Config:
     LOG_LEVEL: str = "INFO"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> "Config":
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Config:
         """Build a config from ``env`` (default ``os.environ`` plus ``.env``)."""
         if env is None:
             merged: dict[str, str] = {}
@@ -157,7 +158,7 @@ class Config:
             LOG_LEVEL=(env.get("LOG_LEVEL") or "INFO").upper(),
         )
 
-    def with_overrides(self, **changes: Any) -> "Config":
+    def with_overrides(self, **changes: Any) -> Config:
         """A copy with some settings changed (tests, benchmark)."""
         if "DATABASE_URL" in changes:
             changes["DATABASE_URL"] = _normalise_database_url(changes["DATABASE_URL"])

@@ -40,7 +40,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.exception("unhandled error on %s", request.path)
+        log.error("unhandled error on %s", request.path, exc_info=exc)
         if _wants_json():
             return jsonify(error_body("internal_error", "internal error; see the server log")), 500
         return render_template("error.html", status=500, title="Internal error",

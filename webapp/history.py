@@ -1,18 +1,22 @@
 """Cold data in Postgres: batched inserts per tick and the reads that rebuild Redis.
 
-Each tick writes its quotes in one statement and its alerts in one more,
-inside one transaction, with ON CONFLICT DO NOTHING on the natural keys:
-a retried minute adds nothing.  Postgres is written before Redis, so a
-failure between the two is repaired by the retry rather than lost.
+Each tick writes its quotes with one COPY and its alerts with one INSERT,
+inside one transaction.  The natural keys are unique, so a retried minute
+adds nothing: alerts use ON CONFLICT DO NOTHING, and quotes fall back to a
+staging-table merge in the rare retry where COPY meets rows already there.
+Postgres is written before Redis, so a failure between the two is repaired by
+the retry rather than lost.
 """
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Sequence
 
+import psycopg2.errors
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -20,16 +24,12 @@ from webapp.core.quotes import Quote
 
 log = logging.getLogger(__name__)
 
-_INSERT_QUOTES = sa.text(
-    """
-    INSERT INTO quotes (ticker, time, price, volume, prev_close, open, high, low, sma, source)
-    SELECT * FROM unnest(
-        CAST(:tickers AS varchar[]), CAST(:times AS timestamptz[]), CAST(:prices AS numeric[]),
-        CAST(:volumes AS bigint[]), CAST(:prev_closes AS numeric[]), CAST(:opens AS numeric[]),
-        CAST(:highs AS numeric[]), CAST(:lows AS numeric[]), CAST(:smas AS numeric[]),
-        CAST(:sources AS varchar[]))
-    ON CONFLICT (ticker, time) DO NOTHING
-    """
+_QUOTE_COLUMNS = "ticker, time, price, volume, prev_close, open, high, low, sma, source"
+_COPY_QUOTES = f"COPY quotes ({_QUOTE_COLUMNS}) FROM STDIN"
+_STAGE = "CREATE TEMP TABLE IF NOT EXISTS quotes_in (LIKE quotes) ON COMMIT DELETE ROWS"
+_COPY_STAGED = f"COPY quotes_in ({_QUOTE_COLUMNS}) FROM STDIN"
+_MERGE_STAGED = (
+    f"INSERT INTO quotes ({_QUOTE_COLUMNS}) SELECT {_QUOTE_COLUMNS} FROM quotes_in ON CONFLICT DO NOTHING"
 )
 
 _INSERT_ALERTS = sa.text(
@@ -80,24 +80,44 @@ class AlertRow:
     sma: float
 
 
-def insert_tick(session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow]) -> None:
-    """Store one tick's accepted quotes and fired alerts: two statements, one commit."""
-    if quotes:
-        session.execute(
-            _INSERT_QUOTES,
-            {
-                "tickers": [r.quote.ticker for r in quotes],
-                "times": [r.quote.time for r in quotes],
-                "prices": [r.quote.price for r in quotes],
-                "volumes": [r.quote.volume for r in quotes],
-                "prev_closes": [r.quote.prev_close for r in quotes],
-                "opens": [r.quote.open for r in quotes],
-                "highs": [r.quote.high for r in quotes],
-                "lows": [r.quote.low for r in quotes],
-                "smas": [r.sma for r in quotes],
-                "sources": [r.quote.source for r in quotes],
-            },
+def _copy_text(rows: Sequence[QuoteRow]) -> io.StringIO:
+    """COPY text format.  Tickers and sources are validated [A-Z0-9.-] / plain
+    names and the rest are numbers or ISO times, so nothing needs escaping."""
+
+    def v(x: object) -> str:
+        return "\\N" if x is None else str(x)
+
+    times: dict[datetime, str] = {}
+    lines = []
+    for r in rows:
+        q = r.quote
+        when = times.get(q.time) or times.setdefault(q.time, q.time.isoformat())
+        lines.append(
+            f"{q.ticker}\t{when}\t{q.price!r}\t{v(q.volume)}\t{v(q.prev_close)}\t{v(q.open)}"
+            f"\t{v(q.high)}\t{v(q.low)}\t{v(r.sma)}\t{q.source}\n"
         )
+    return io.StringIO("".join(lines))
+
+
+def _copy_quotes(session: Session, rows: Sequence[QuoteRow]) -> None:
+    """COPY the rows straight in; if some are already stored (the retry of a
+    tick that died after committing), merge through a staging table instead."""
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(_COPY_QUOTES, _copy_text(rows))
+    except psycopg2.errors.UniqueViolation:
+        session.rollback()
+        log.info("quotes for this tick were partly stored already; merging instead")
+        cursor = session.connection().connection.dbapi_connection.cursor()
+        cursor.execute(_STAGE)
+        cursor.copy_expert(_COPY_STAGED, _copy_text(rows))
+        cursor.execute(_MERGE_STAGED)
+
+
+def insert_tick(session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow]) -> None:
+    """Store one tick's accepted quotes (one COPY) and alerts (one INSERT), one commit."""
+    if quotes:
+        _copy_quotes(session, quotes)
     if alerts:
         session.execute(
             _INSERT_ALERTS,

@@ -47,6 +47,7 @@ def tick_done_key(slot: int) -> str:
     return f"{_PREFIX}:tick:done:{slot}"
 
 
+TICK_LOCK_KEY = f"{_PREFIX}:tick:lock"  # one tick at a time (token, PX)
 LAST_TICK_KEY = f"{_PREFIX}:tick:last"  # JSON summary of the last tick that ran
 SCHEDULER_HEARTBEAT_KEY = f"{_PREFIX}:scheduler:heartbeat"
 FINNHUB_BUDGET_KEY = f"{_PREFIX}:finnhub"  # namespace for the shared call budget

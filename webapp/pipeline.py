@@ -2,23 +2,25 @@
 
 The order is chosen so that a retry repairs rather than duplicates:
 
-1. read Redis (1 round-trip); a slot already finished is skipped;
+1. take the tick lock and read Redis (2 round-trips); a slot already
+   finished is skipped;
 2. rebuild any ticker whose hot keys are gone from Postgres (0 or 2 queries);
 3. fetch (not at all for a real feed while the exchange is closed);
-4. validate and compute SMA/crossover with the pure core;
-5. write Postgres (ON CONFLICT DO NOTHING) *before* Redis, so a crash
-   between them is completed by the retry instead of losing history;
-6. write Redis (1 round-trip); the script applies a reading only if its
-   provider time is newer, and says which ones it applied;
-7. emit for the applied readings only (1 round-trip).
+4. validate (an unchanged provider time is stale) and compute SMA and
+   crossover with the pure core;
+5. write Postgres *before* Redis, so a crash between them is completed by
+   the retry instead of losing history (unique keys keep rows single);
+6. write Redis, mark the slot done and release the lock (1 round-trip);
+7. emit (1 round-trip).
 """
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -77,6 +79,13 @@ class TickReport:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     emitted: int = 0
     duration_ms: float = 0.0
+    phases_ms: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, phase: str, since: float) -> float:
+        """Record the time spent in ``phase`` since ``since``; returns now."""
+        now = time.perf_counter()
+        self.phases_ms[phase] = round((now - since) * 1000, 1)
+        return now
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +93,7 @@ class TickReport:
             "skipped": self.skipped, "symbols": self.symbols, "fetched": self.fetched,
             "accepted": self.accepted, "applied": self.applied, "restored": self.restored,
             "stale": self.stale, "alerts": self.alerts, "emitted": self.emitted,
-            "duration_ms": round(self.duration_ms, 1),
+            "duration_ms": round(self.duration_ms, 1), "phases_ms": self.phases_ms,
         }
 
 
@@ -97,114 +106,152 @@ def _restore(svc: TickServices, state: HotState, missing: Sequence[str]) -> list
     alerts = history.last_alerts(svc.session, list(rows))
     restores = []
     for ticker, quotes in rows.items():
-        window = [q.price for q in quotes]
+        prices = [q.price for q in quotes]
+        window = [to_ticks(p) for p in prices]
         prior = alerts.get(ticker)
         last_alert = None
         if prior is not None:
             last_alert = {"kind": prior.kind, "time": prior.time.isoformat(),
                           "price": prior.price, "sma": prior.sma}
-        average = indicators.sma([to_ticks(p) for p in window], period)
-        doc = reading_doc(quotes[-1], average, None, last_alert)
+        doc = reading_doc(quotes[-1], window, indicators.sma(window, period), None, last_alert)
         state.latest[ticker] = doc
-        state.windows[ticker] = window
-        restores.append(Restore(ticker, doc, window))
+        restores.append(Restore(ticker, doc, prices))
     return restores
 
 
 def run_tick(svc: TickServices, symbols: Sequence[str], now: datetime) -> TickReport:
-    """Run the tick for the slot containing ``now``.  Safe to run twice."""
+    """Run the tick for the slot containing ``now``.  Safe to run twice.
+
+    Ticks are serialised by a Redis lock (a slow tick makes the next one wait
+    rather than interleave); the lock is released by the final Redis write.
+    """
     started = time.perf_counter()
     cfg = svc.config
     slot, slot_time = slot_of(now, cfg.TICK_SECONDS)
     market = svc.market(now)
     report = TickReport(slot, slot_time, market.state, symbols=len(symbols))
+    token = svc.hot.lock(hold_seconds=cfg.TICK_SECONDS + 30, wait_seconds=cfg.TICK_SECONDS)
+    try:
+        _locked_tick(svc, symbols, now, market, token, report)
+    except BaseException:
+        svc.hot.unlock(token)
+        raise
+    report.duration_ms = (time.perf_counter() - started) * 1000
+    return report
 
+
+def _locked_tick(
+    svc: TickServices,
+    symbols: Sequence[str],
+    now: datetime,
+    market: MarketState,
+    token: str,
+    report: TickReport,
+) -> None:
+    cfg = svc.config
+    slot, slot_time = report.slot, report.at
+    t = time.perf_counter()
     state = svc.hot.read(symbols, slot)
     if state.slot_done:
+        svc.hot.unlock(token)
         report.skipped = "slot already done"
-        report.duration_ms = (time.perf_counter() - started) * 1000
-        return report
+        return
 
-    missing = [s for s in symbols if s not in state.latest]
+    latest = state.latest
+    missing = [s for s in symbols if s not in latest]
     restores = _restore(svc, state, missing) if missing else []
     report.restored = len(restores)
+    t = report.mark("read", t)
 
-    previous = {s: doc_quote(d) for s, d in state.latest.items()}
+    times: dict[str, datetime] = {}
+    previous = {s: doc_quote(d, times) for s, d in latest.items()}
     if svc.provider.follows_market_hours and not market.is_open:
         result = FetchResult()
         report.skipped = f"market closed; next open {market.next_open.isoformat()}"
     else:
         result = svc.provider.fetch(symbols, now, previous)
     report.fetched = len(result.quotes)
+    t = report.mark("fetch", t)
 
     stale = dict(result.problems)
     applies: list[Apply] = []
     rows: list[history.QuoteRow] = []
     alert_rows: list[history.AlertRow] = []
+    views: dict[str, dict[str, Any]] = {}
     wanted = set(symbols)
     period = cfg.SMA_PERIOD
+    limit = max_age(cfg, svc.provider, market)
+    iso: dict[datetime, str] = {}
     for q in result.quotes:
-        if q.ticker not in wanted:
-            log.warning("provider %s returned unrequested ticker %r; ignored", svc.provider.name, q.ticker)
+        ticker = q.ticker
+        if ticker not in wanted or ticker in views:
+            log.warning("provider %s returned unrequested or repeated ticker %r; ignored",
+                        svc.provider.name, ticker)
             continue
-        before = state.latest.get(q.ticker)
-        prev_time = previous[q.ticker].time if before else None
-        problem = quote_problem(q, prev_time, now)
+        before = latest.get(ticker)
+        prev = previous.get(ticker)
+        problem = quote_problem(q, prev.time if prev else None, now)
         if problem:
-            stale[q.ticker] = problem
+            stale[ticker] = problem
             continue
-        window = [to_ticks(p) for p in state.windows.get(q.ticker, ())]
-        step = indicators.step(
-            window,
-            to_ticks(before["price"]) if before else None,
-            doc_sma(before) if before else None,
-            to_ticks(q.price),
-            period,
-        )
-        doc = reading_doc(q, step.sma, step.alert, before.get("last_alert") if before else None)
-        applies.append(Apply(q.ticker, doc["t"], q.price, doc))
+        price = to_ticks(q.price)
+        if before:
+            step = indicators.step(
+                before["window"], to_ticks(before["price"]), doc_sma(before), price, period
+            )
+            last_alert = before["last_alert"]
+        else:
+            step = indicators.step((), None, None, price, period)
+            last_alert = None
+        when = iso.get(q.time) or iso.setdefault(q.time, q.time.isoformat())
+        doc = reading_doc(q, step.window, step.sma, step.alert, last_alert, when)
+        applies.append(Apply(ticker, q.price, doc))
+        views[ticker] = public_view(doc, None, now, limit)
         rows.append(history.QuoteRow(q, doc["sma"]))
         if step.alert:
-            alert_rows.append(history.AlertRow(q.ticker, q.time, step.alert, q.price, doc["sma"]))
-    report.accepted = len(applies)
+            alert_rows.append(history.AlertRow(ticker, q.time, step.alert, q.price, doc["sma"]))
+    report.accepted = report.applied = len(applies)
+    report.stale = stale
     if stale:
         shown = ", ".join(f"{t} ({r})" for t, r in list(stale.items())[:10])
         more = f" and {len(stale) - 10} more" if len(stale) > 10 else ""
         log.warning("marked stale: %s%s", shown, more)
 
+    t = report.mark("compute", t)
+
+    # Postgres first: if Redis fails after this, the retry finds the slot
+    # unfinished and the unique keys keep the rows single.
     history.insert_tick(svc.session, rows, alert_rows)
+    t = report.mark("postgres", t)
 
     summary = {"slot": slot, "at": slot_time.isoformat(), "ran_at": now.isoformat(),
                "market": market.state, "symbols": len(symbols), "accepted": len(applies),
                "stale": len(stale), "provider": svc.provider.name}
-    written = svc.hot.write(slot, summary, restores, applies, stale)
-    report.applied = len(written.applied)
-    report.stale = stale
+    cleared = [t for t in state.stale if t in views]
+    first = svc.hot.write(slot, token, summary, restores, applies, stale, cleared)
+    t = report.mark("redis_write", t)
+    if not first:
+        log.error("slot %s was finished by another tick while this one held the lock; "
+                  "not emitting twice", slot)
+        return
 
-    new_docs = {a.ticker: a.latest for a in applies}
-    applied = set(written.applied)
-    limit = max_age(cfg, svc.provider, market)
     sent_before = svc.publisher.sent
     with svc.publisher.batch() as pub:
-        if written.first_for_slot:
-            stocks = []
-            for s in symbols:
-                doc = new_docs.get(s) if s in applied else state.latest.get(s)
-                if doc is not None:
-                    reason = None if s in applied else stale.get(s, state.stale.get(s))
-                    stocks.append(public_view(doc, reason, now, limit))
-            pub.stock_update({
-                "type": "stock_update", "timestamp": slot_time.isoformat(),
-                "stocks": stocks, "market": market.as_json(),
-            })
-        for ticker in written.applied:
-            view = public_view(new_docs[ticker], None, now, limit)
+        stocks = []
+        for s in symbols:
+            view = views.get(s)
+            if view is None and s in latest:
+                view = public_view(latest[s], stale.get(s, state.stale.get(s)), now, limit)
+            if view is not None:
+                stocks.append(view)
+        pub.stock_update({"type": "stock_update", "timestamp": slot_time.isoformat(),
+                          "stocks": stocks, "market": market.as_json()})
+        for view in views.values():
             pub.quote(view)
             if view["alert"]:
-                payload = {"ticker": ticker, "kind": view["alert"], "price": view["price"],
+                payload = {"ticker": view["ticker"], "kind": view["alert"], "price": view["price"],
                            "sma": view["sma"], "time": view["time"]}
                 pub.alert(payload)
                 report.alerts.append(payload)
     report.emitted = svc.publisher.sent - sent_before
-    report.duration_ms = (time.perf_counter() - started) * 1000
-    return report
+    report.mark("emit", t)

@@ -54,5 +54,5 @@ def init_app(app: Flask) -> None:
 
     @socketio.on_error_default
     def _error(exc: Exception) -> dict[str, Any]:
-        log.exception("socket.io handler failed for %s", request.sid)
+        log.error("socket.io handler failed for %s", request.sid, exc_info=exc)
         return {"ok": False, "error": "internal error"}

@@ -45,7 +45,7 @@ def tick_services() -> TickServices:
             hot=HotStore(client, cfg.HOT_TTL_SECONDS, cfg.SMA_PERIOD,
                          done_ttl=max(600, 100 * cfg.TICK_SECONDS)),
             session=db.session,
-            publisher=Publisher(cfg.REDIS_URL),  # type: ignore[arg-type]
+            publisher=Publisher(client),
         )
         app.extensions["tick_services"] = svc
     return svc

@@ -5,8 +5,8 @@ tests hand it exact prices to drive the real pipeline through edge cases.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Mapping, Sequence
 
 from webapp.core.quotes import Quote
 from webapp.providers.base import FetchResult

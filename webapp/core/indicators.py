@@ -14,8 +14,9 @@ precision and never decided by float noise.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from webapp.core.quotes import from_ticks
 

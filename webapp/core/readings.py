@@ -24,17 +24,20 @@ def change(price: float, prev_close: float | None) -> tuple[float | None, float 
 
 def reading_doc(
     quote: Quote,
+    window: list[int],
     average: Sma | None,
     alert: Alert | None,
     last_alert: dict[str, Any] | None,
+    when: str | None = None,
 ) -> dict[str, Any]:
     """The document stored as a ticker's latest reading.
 
-    ``t`` (epoch seconds of the provider time) comes first: the Redis write
-    script compares it to refuse a reading that is not newer.
+    It keeps what the next reading needs: the window (integer ticks) and the
+    exact SMA.  ``when`` is ``quote.time.isoformat()``, passed in when the
+    caller formats one time for many quotes.
     """
     chg, pct = change(quote.price, quote.prev_close)
-    when = quote.time.isoformat()
+    when = when or quote.time.isoformat()
     if alert is not None:
         last_alert = {"kind": alert, "time": when, "price": quote.price,
                       "sma": average.value if average else None}
@@ -46,6 +49,7 @@ def reading_doc(
         "sma": average.value if average else None,
         "sma_total": average.total if average else None,
         "sma_count": average.count if average else None,
+        "window": window,
         "alert": alert,
         "last_alert": last_alert,
         "change": chg,
@@ -66,10 +70,20 @@ def doc_sma(doc: dict[str, Any]) -> Sma | None:
     return Sma(int(doc["sma_total"]), int(doc["sma_count"]))
 
 
-def doc_quote(doc: dict[str, Any]) -> Quote:
-    """The quote a document was built from (what providers get as ``previous``)."""
+def doc_quote(doc: dict[str, Any], times: dict[str, datetime] | None = None) -> Quote:
+    """The quote a document was built from (what providers get as ``previous``).
+
+    ``times`` caches parsed times across calls: a tick's documents share a
+    handful of provider times.
+    """
+    text = doc["time"]
+    when = times.get(text) if times is not None else None
+    if when is None:
+        when = datetime.fromisoformat(text)
+        if times is not None:
+            times[text] = when
     return Quote(
-        doc["ticker"], doc["price"], datetime.fromisoformat(doc["time"]), doc.get("volume"),
+        doc["ticker"], doc["price"], when, doc.get("volume"),
         doc.get("prev_close"), doc.get("open"), doc.get("high"), doc.get("low"),
         doc.get("source") or "",
     )

@@ -6,9 +6,10 @@ same way for every source.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 from webapp.core.quotes import Quote
 

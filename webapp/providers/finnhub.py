@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import redis
 import requests
@@ -42,6 +43,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 class MalformedQuote(ValueError):
     """The body is JSON but not a Finnhub quote."""
+
+
+class NoQuote(ValueError):
+    """Finnhub's answer for a symbol it has no data for: every field zero."""
 
 
 def limits_storage_uri(redis_url: str) -> str:
@@ -72,6 +77,8 @@ def parse_quote(ticker: str, body: Any) -> Quote:
         raise MalformedQuote("missing field 'c' or 't'")
     price = _number(body, "c")
     stamp = body.get("t")
+    if not price and stamp == 0:
+        raise NoQuote("no data for this symbol (c=0, t=0): unknown ticker or never traded")
     if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp <= 0:
         raise MalformedQuote(f"field 't' is not a positive unix time: {stamp!r}")
 
@@ -164,7 +171,9 @@ class FinnhubProvider:
             status_forcelist=(500, 502, 503, 504),
             allowed_methods=frozenset({"GET"}),
             backoff_factor=0.3, backoff_max=2.0,
-            respect_retry_after_header=True, raise_on_status=False,
+            # 429 and its Retry-After are handled in _get/fetch, with a cap and a
+            # shared cool-down; urllib3 would otherwise sleep whatever it is told.
+            respect_retry_after_header=False, raise_on_status=False,
         )
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
         self.session.mount("https://", HTTPAdapter(max_retries=retry))
@@ -219,7 +228,8 @@ class FinnhubProvider:
             except requests.RequestException as exc:
                 # after urllib3's retries a read timeout surfaces as ConnectionError
                 timed_out = isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower()
-                result.problems[ticker] = "timed out" if timed_out else f"network error ({type(exc).__name__})"
+                reason = "timed out" if timed_out else f"network error ({type(exc).__name__})"
+                result.problems[ticker] = reason
                 continue
             if resp.status_code == 429:
                 wait = self._retry_after(resp)
@@ -238,6 +248,8 @@ class FinnhubProvider:
                 continue
             try:
                 result.quotes.append(parse_quote(ticker, resp.json()))
+            except NoQuote as exc:
+                result.problems[ticker] = str(exc)
             except ValueError as exc:  # JSONDecodeError and MalformedQuote
                 reason = str(exc) if isinstance(exc, MalformedQuote) else "malformed JSON body"
                 log.warning("finnhub %s: %s", ticker, reason)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class SimProvider:
             base = last
         else:
             base = self.base_prices(todo, tick_keys)
-            last = np.array([p.price if p is not None else b for p, b in zip(prev, base)])
+            last = np.array([p.price if p is not None else b for p, b in zip(prev, base, strict=True)])
 
         shock = self.sigma * _normal(keys, 1)
         jump = _uniform(keys, 3) < 0.003

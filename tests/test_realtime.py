@@ -1,0 +1,86 @@
+"""Socket.IO end to end: a real client, the real gunicorn/gevent web process,
+and emits from a worker job travelling through the Redis message queue."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+import pytest
+import socketio
+
+from tests.processes import WebProcess
+from tests.test_pipeline import START, minutes, run_via_rq
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def web(service_urls, clean):
+    proc = WebProcess(*service_urls).start()
+    yield proc
+    proc.stop()
+
+
+class Recorder:
+    def __init__(self, transports: list[str]) -> None:
+        self.events: dict[str, list] = defaultdict(list)
+        self.cond = threading.Condition()
+        self.sio = socketio.Client(reconnection=False)
+        self.transports = transports
+        for name in ("stock_update", "quote", "alert"):
+            self.sio.on(name, self._handler(name))
+
+    def _handler(self, name: str):
+        def handle(data):
+            with self.cond:
+                self.events[name].append(data)
+                self.cond.notify_all()
+        return handle
+
+    def wait_for(self, name: str, count: int = 1, timeout: float = 10.0) -> list:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.events[name]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(left)
+            return list(self.events[name])
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
+def test_client_receives_worker_emits_and_is_refused_cleanly(web, app, transports) -> None:
+    rec = Recorder(transports)
+    rec.sio.connect(web.url, transports=transports, wait_timeout=10)
+    try:
+        assert rec.sio.call("subscribe", {"tickers": ["*"]}, timeout=5) == {"ok": True, "rooms": ["all"]}
+        assert rec.sio.call("subscribe", {"tickers": ["aapl"]}, timeout=5) == {
+            "ok": True, "rooms": ["ticker:AAPL"]}
+
+        bad = [
+            ({"tickers": ["ZZZZ"]}, "unknown ticker(s): ZZZZ"),
+            ("AAPL", "payload must be an object"),
+            ({"tickers": "AAPL"}, "non-empty list"),
+            ({"tickers": ["AAPL"] * 101}, "too many tickers: 101 (at most 100)"),
+            ({"tickers": ["DROP TABLE"]}, "malformed ticker"),
+        ]
+        for payload, needle in bad:
+            ack = rec.sio.call("subscribe", payload, timeout=5)
+            assert ack["ok"] is False and needle in ack["error"], ack
+        assert rec.sio.call("unsubscribe", None, timeout=5)["ok"] is False
+        # still usable after the refusals
+        assert rec.sio.call("subscribe", {"tickers": ["BRK.B"]}, timeout=5)["ok"] is True
+        assert rec.sio.call("unsubscribe", {"tickers": ["BRK.B"]}, timeout=5)["ok"] is True
+
+        run_via_rq(app, minutes(1))
+        updates = rec.wait_for("stock_update")
+        quotes = rec.wait_for("quote")
+        time.sleep(0.5)  # let any wrongly-routed quote arrive before we assert on rooms
+        assert len(updates) == 1
+        assert updates[0]["timestamp"] == START.isoformat()
+        assert len(updates[0]["stocks"]) == 15
+        assert [q["ticker"] for q in rec.events["quote"]] == ["AAPL"]
+        assert quotes[0]["time"] == START.isoformat() and quotes[0]["price"] > 0
+    finally:
+        rec.sio.disconnect()
