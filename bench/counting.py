@@ -41,21 +41,21 @@ def count_io(engine: sa.Engine | None = None) -> Iterator[Counts]:
         if statement.lstrip().upper().startswith("INSERT"):
             counts.sql_inserts += 1
 
-    copy = history._copy_quotes
+    copy = history._copy
 
-    def counted_copy(session, rows):  # noqa: ANN001 - same signature as the wrapped function
+    def counted_copy(*args, **kwargs):
         counts.sql_statements += 1
         counts.sql_inserts += 1
-        return copy(session, rows)
+        return copy(*args, **kwargs)
 
     AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
-    history._copy_quotes = counted_copy  # COPY goes to the driver directly, past SQLAlchemy
+    history._copy = counted_copy  # COPY goes to the driver directly, past SQLAlchemy
     if engine is not None:
         sa.event.listen(engine, "before_cursor_execute", on_sql)
     try:
         yield counts
     finally:
         AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
-        history._copy_quotes = copy
+        history._copy = copy
         if engine is not None:
             sa.event.remove(engine, "before_cursor_execute", on_sql)

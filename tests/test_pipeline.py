@@ -16,6 +16,7 @@ from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.quotes import Quote
 from webapp.extensions import db, get_redis
 from webapp.pipeline import TickServices, run_tick
+from webapp.subscriptions import ListenerRegistry
 
 START = utc("2026-11-20T15:00:00")  # a Friday, market open
 
@@ -70,8 +71,9 @@ def test_full_tick_through_rq_worker(app, pg, rdb) -> None:
     for ticker, rows in quotes.items():
         prices = [r[1] for r in rows]
         assert windows[ticker] == prices[-5:]  # RPUSH + LTRIM kept the last SMA_PERIOD
-        assert docs[ticker]["price"] == prices[-1]
-        assert docs[ticker]["sma"] == pytest.approx(sum(prices[-5:]) / 5, abs=1e-4)
+        assert docs[ticker]["v"]["price"] == prices[-1]
+        assert docs[ticker]["v"]["sma"] == pytest.approx(sum(prices[-5:]) / 5, abs=1e-4)
+        assert docs[ticker]["w"] == [round(p * 10_000) for p in prices[-5:]]
         assert rows[3][2] is None and rows[4][2] == pytest.approx(sum(prices[:5]) / 5, abs=1e-4)
         for (time, price, sma), kind in zip(rows, reference(prices, 5), strict=True):
             if kind:
@@ -138,6 +140,7 @@ def scripted_services(app, provider) -> TickServices:
 def test_touch_then_cross_through_the_pipeline(app, pg, service_urls) -> None:
     provider = ScriptedProvider()
     svc = scripted_services(app, provider)
+    ListenerRegistry(get_redis()).joined(["AAPL"])  # a browser is watching AAPL
     capture = EmitCapture(service_urls[0])
     prices = [10, 10, 10, 10, 8, 9.5, 11]
     try:
@@ -185,6 +188,10 @@ def test_bad_quotes_mark_stale_and_lose_nothing(app, pg, rdb, service_urls) -> N
 
 
 def test_stock_update_has_the_original_shape(app, service_urls) -> None:
+    ListenerRegistry(get_redis()).joined(["AAPL", "BRK.B"])
+    other_process = ListenerRegistry(get_redis())
+    other_process.joined(["KO"])
+    other_process.left(["KO"])  # KO's only listener left again
     capture = EmitCapture(service_urls[0])
     try:
         run_via_rq(app, minutes(1))
@@ -201,7 +208,8 @@ def test_stock_update_has_the_original_shape(app, service_urls) -> None:
     for s in payload["stocks"]:
         assert {"ticker", "price", "sma", "alert"} <= set(s)
         assert isinstance(s["price"], float) and s["sma"] is None and s["alert"] is None
-    assert sorted(room for room, _ in quotes) == sorted(f"ticker:{t}" for t in DEFAULT_SYMBOLS)
+    # a quote goes only where somebody listens
+    assert sorted(room for room, _ in quotes) == ["ticker:AAPL", "ticker:BRK.B"]
 
 
 def test_roundtrips_and_inserts_are_constant_in_symbols(make_app, rdb, pg) -> None:
@@ -219,8 +227,8 @@ def test_roundtrips_and_inserts_are_constant_in_symbols(make_app, rdb, pg) -> No
                     report = services.run_tick_now(at)
                     assert report.applied == n
             measured[n] = (counts.redis_roundtrips, counts.sql_inserts)
-    # lock, MGET, write script, one batch of emits: four per tick at any size
-    assert measured[15][0] == measured[300][0] == 3 * 4
+    # lock, MGET, write script, listeners, one batch of emits: five per tick at any size
+    assert measured[15][0] == measured[300][0] == 3 * 5
     # one COPY for the quotes, plus one INSERT for alerts on ticks that fired any
     assert all(3 <= inserts <= 6 for _, inserts in measured.values())
 

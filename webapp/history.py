@@ -1,9 +1,9 @@
 """Cold data in Postgres: batched inserts per tick and the reads that rebuild Redis.
 
-Each tick writes its quotes with one COPY and its alerts with one INSERT,
-inside one transaction.  The natural keys are unique, so a retried minute
-adds nothing: alerts use ON CONFLICT DO NOTHING, and quotes fall back to a
-staging-table merge in the rare retry where COPY meets rows already there.
+Each tick writes its quotes and its alerts with one COPY each, inside one
+transaction.  The natural keys are unique, so a retried minute adds nothing:
+in the rare retry where a COPY meets rows already there, the rows are merged
+through a staging table with ON CONFLICT DO NOTHING instead.
 Postgres is written before Redis, so a failure between the two is repaired by
 the retry rather than lost.
 """
@@ -25,22 +25,7 @@ from webapp.core.quotes import Quote
 log = logging.getLogger(__name__)
 
 _QUOTE_COLUMNS = "ticker, time, price, volume, prev_close, open, high, low, sma, source"
-_COPY_QUOTES = f"COPY quotes ({_QUOTE_COLUMNS}) FROM STDIN"
-_STAGE = "CREATE TEMP TABLE IF NOT EXISTS quotes_in (LIKE quotes) ON COMMIT DELETE ROWS"
-_COPY_STAGED = f"COPY quotes_in ({_QUOTE_COLUMNS}) FROM STDIN"
-_MERGE_STAGED = (
-    f"INSERT INTO quotes ({_QUOTE_COLUMNS}) SELECT {_QUOTE_COLUMNS} FROM quotes_in ON CONFLICT DO NOTHING"
-)
-
-_INSERT_ALERTS = sa.text(
-    """
-    INSERT INTO alerts (ticker, time, kind, price, sma)
-    SELECT * FROM unnest(
-        CAST(:tickers AS varchar[]), CAST(:times AS timestamptz[]), CAST(:kinds AS varchar[]),
-        CAST(:prices AS numeric[]), CAST(:smas AS numeric[]))
-    ON CONFLICT (ticker, time) DO NOTHING
-    """
-)
+_ALERT_COLUMNS = "ticker, time, kind, price, sma"
 
 _RECENT = sa.text(
     """
@@ -80,56 +65,74 @@ class AlertRow:
     sma: float
 
 
-def _copy_text(rows: Sequence[QuoteRow]) -> io.StringIO:
+_NULL = "\\N"
+
+
+def _quote_lines(rows: Sequence[QuoteRow]) -> io.StringIO:
     """COPY text format.  Tickers and sources are validated [A-Z0-9.-] / plain
     names and the rest are numbers or ISO times, so nothing needs escaping."""
-
-    def v(x: object) -> str:
-        return "\\N" if x is None else str(x)
-
+    null = _NULL
     times: dict[datetime, str] = {}
     lines = []
     for r in rows:
         q = r.quote
         when = times.get(q.time) or times.setdefault(q.time, q.time.isoformat())
         lines.append(
-            f"{q.ticker}\t{when}\t{q.price!r}\t{v(q.volume)}\t{v(q.prev_close)}\t{v(q.open)}"
-            f"\t{v(q.high)}\t{v(q.low)}\t{v(r.sma)}\t{q.source}\n"
+            f"{q.ticker}\t{when}\t{q.price}\t{null if q.volume is None else q.volume}"
+            f"\t{null if q.prev_close is None else q.prev_close}\t{null if q.open is None else q.open}"
+            f"\t{null if q.high is None else q.high}\t{null if q.low is None else q.low}"
+            f"\t{null if r.sma is None else r.sma}\t{q.source}\n"
         )
     return io.StringIO("".join(lines))
 
 
-def _copy_quotes(session: Session, rows: Sequence[QuoteRow]) -> None:
-    """COPY the rows straight in; if some are already stored (the retry of a
-    tick that died after committing), merge through a staging table instead."""
+def _alert_lines(rows: Sequence[AlertRow]) -> io.StringIO:
+    return io.StringIO("".join(
+        f"{a.ticker}\t{a.time.isoformat()}\t{a.kind}\t{a.price}\t{a.sma}\n" for a in rows
+    ))
+
+
+def _copy(session: Session, table: str, columns: str, data: io.StringIO) -> None:
     cursor = session.connection().connection.dbapi_connection.cursor()
-    try:
-        cursor.copy_expert(_COPY_QUOTES, _copy_text(rows))
-    except psycopg2.errors.UniqueViolation:
-        session.rollback()
-        log.info("quotes for this tick were partly stored already; merging instead")
-        cursor = session.connection().connection.dbapi_connection.cursor()
-        cursor.execute(_STAGE)
-        cursor.copy_expert(_COPY_STAGED, _copy_text(rows))
-        cursor.execute(_MERGE_STAGED)
+    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", data)
+
+
+def _merge(session: Session, table: str, columns: str, data: io.StringIO) -> None:
+    """COPY into a staging table, then insert what is not stored yet."""
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {table}_in ON COMMIT DELETE ROWS "
+        f"AS SELECT {columns} FROM {table} WITH NO DATA"
+    )
+    cursor.copy_expert(f"COPY {table}_in ({columns}) FROM STDIN", data)
+    cursor.execute(
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_in ON CONFLICT DO NOTHING"
+    )
 
 
 def insert_tick(session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow]) -> None:
-    """Store one tick's accepted quotes (one COPY) and alerts (one INSERT), one commit."""
+    """Store one tick's accepted quotes and fired alerts: a COPY each, one commit.
+
+    If some rows are stored already (the retry of a tick that died after
+    committing), a COPY fails as a whole; the transaction is then redone
+    through staging tables that skip what exists.
+    """
+    batches = []
     if quotes:
-        _copy_quotes(session, quotes)
+        batches.append(("quotes", _QUOTE_COLUMNS, _quote_lines(quotes)))
     if alerts:
-        session.execute(
-            _INSERT_ALERTS,
-            {
-                "tickers": [a.ticker for a in alerts],
-                "times": [a.time for a in alerts],
-                "kinds": [a.kind for a in alerts],
-                "prices": [a.price for a in alerts],
-                "smas": [a.sma for a in alerts],
-            },
-        )
-    session.commit()
+        batches.append(("alerts", _ALERT_COLUMNS, _alert_lines(alerts)))
+    try:
+        for table, columns, data in batches:
+            _copy(session, table, columns, data)
+        session.commit()
+    except psycopg2.errors.UniqueViolation:
+        session.rollback()
+        log.info("this tick's rows were partly stored already; merging instead")
+        for table, columns, data in batches:
+            data.seek(0)
+            _merge(session, table, columns, data)
+        session.commit()
 
 
 def _float(value: Decimal | None) -> float | None:

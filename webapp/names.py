@@ -52,6 +52,14 @@ LAST_TICK_KEY = f"{_PREFIX}:tick:last"  # JSON summary of the last tick that ran
 SCHEDULER_HEARTBEAT_KEY = f"{_PREFIX}:scheduler:heartbeat"
 FINNHUB_BUDGET_KEY = f"{_PREFIX}:finnhub"  # namespace for the shared call budget
 
+def listeners_key(host_id: str) -> str:
+    """Hash: ticker -> how many clients of one web process are in its room."""
+    return f"{_PREFIX}:listeners:{host_id}"
+
+
+LISTENER_HOSTS_KEY = f"{_PREFIX}:listeners:hosts"  # zset: web process id -> expiry (epoch)
+LISTENERS_PREFIX = listeners_key("")
+
 # Socket.IO message-queue channel (python-socketio's default is "socketio";
 # naming it here keeps web and worker on the same one).
 SOCKETIO_CHANNEL = "socketio"

@@ -11,7 +11,8 @@ The order is chosen so that a retry repairs rather than duplicates:
 5. write Postgres *before* Redis, so a crash between them is completed by
    the retry instead of losing history (unique keys keep rows single);
 6. write Redis, mark the slot done and release the lock (1 round-trip);
-7. emit (1 round-trip).
+7. emit: read which ticker rooms have listeners, then send ``stock_update``,
+   the ``quote``s someone listens to and every ``alert`` (2 round-trips).
 """
 from __future__ import annotations
 
@@ -196,20 +197,19 @@ def _locked_tick(
             continue
         price = to_ticks(q.price)
         if before:
-            step = indicators.step(
-                before["window"], to_ticks(before["price"]), doc_sma(before), price, period
-            )
-            last_alert = before["last_alert"]
+            step = indicators.step(before["w"], to_ticks(before["v"]["price"]), doc_sma(before),
+                                   price, period)
+            last_alert = before["v"]["last_alert"]
         else:
             step = indicators.step((), None, None, price, period)
             last_alert = None
         when = iso.get(q.time) or iso.setdefault(q.time, q.time.isoformat())
         doc = reading_doc(q, step.window, step.sma, step.alert, last_alert, when)
+        view = views[ticker] = doc["v"]
         applies.append(Apply(ticker, q.price, doc))
-        views[ticker] = public_view(doc, None, now, limit)
-        rows.append(history.QuoteRow(q, doc["sma"]))
+        rows.append(history.QuoteRow(q, view["sma"]))
         if step.alert:
-            alert_rows.append(history.AlertRow(ticker, q.time, step.alert, q.price, doc["sma"]))
+            alert_rows.append(history.AlertRow(ticker, q.time, step.alert, q.price, view["sma"]))
     report.accepted = report.applied = len(applies)
     report.stale = stale
     if stale:
@@ -236,6 +236,7 @@ def _locked_tick(
         return
 
     sent_before = svc.publisher.sent
+    listening = svc.publisher.listening()
     with svc.publisher.batch() as pub:
         stocks = []
         for s in symbols:
@@ -246,12 +247,14 @@ def _locked_tick(
                 stocks.append(view)
         pub.stock_update({"type": "stock_update", "timestamp": slot_time.isoformat(),
                           "stocks": stocks, "market": market.as_json()})
-        for view in views.values():
-            pub.quote(view)
+        for ticker, view in views.items():
+            heard = ticker in listening
+            if heard:
+                pub.quote(view)
             if view["alert"]:
-                payload = {"ticker": view["ticker"], "kind": view["alert"], "price": view["price"],
+                payload = {"ticker": ticker, "kind": view["alert"], "price": view["price"],
                            "sma": view["sma"], "time": view["time"]}
-                pub.alert(payload)
+                pub.alert(payload, to_ticker_room=heard)
                 report.alerts.append(payload)
     report.emitted = svc.publisher.sent - sent_before
     report.mark("emit", t)

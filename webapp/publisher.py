@@ -27,6 +27,7 @@ import orjson
 import redis
 
 from webapp import names
+from webapp.subscriptions import Listening
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Publisher:
         self._host_id = uuid.uuid4().hex  # like a write-only manager: nobody answers to it
         self._held: list[bytes] | None = None
         self.sent = 0
+        self.listening = Listening(client)
 
     def _message(self, event: str, data: dict[str, Any], room: str) -> bytes:
         return orjson.dumps({
@@ -80,6 +82,7 @@ class Publisher:
     def quote(self, payload: dict[str, Any]) -> None:
         self._emit(names.EVENT_QUOTE, payload, names.ticker_room(payload["ticker"]))
 
-    def alert(self, payload: dict[str, Any]) -> None:
+    def alert(self, payload: dict[str, Any], to_ticker_room: bool = True) -> None:
         self._emit(names.EVENT_ALERT, payload, names.ROOM_ALERTS)
-        self._emit(names.EVENT_ALERT, payload, names.ticker_room(payload["ticker"]))
+        if to_ticker_room:
+            self._emit(names.EVENT_ALERT, payload, names.ticker_room(payload["ticker"]))

@@ -1,9 +1,11 @@
 """The shape of a stored reading and of what users see, as pure functions.
 
-The worker stores a *document* per ticker in Redis (the latest reading, with
-the exact SMA it needs for the next crossover) and turns it into the public
-view for ``stock_update``, ``quote`` and ``GET /api/stocks``.  One function
-builds each, so the three can never drift apart.
+The worker keeps one *document* per ticker in Redis: ``{"v": view, "w":
+window, "s": sma_total, "n": sma_count}``.  ``view`` is exactly what users
+see for the reading (``quote`` events, ``stock_update`` rows, ``GET
+/api/stocks``), built once per reading; ``w``, ``s`` and ``n`` are what the
+next reading needs (the window in integer ticks and the exact SMA) and never
+leave the server.
 """
 from __future__ import annotations
 
@@ -32,42 +34,32 @@ def reading_doc(
 ) -> dict[str, Any]:
     """The document stored as a ticker's latest reading.
 
-    It keeps what the next reading needs: the window (integer ticks) and the
-    exact SMA.  ``when`` is ``quote.time.isoformat()``, passed in when the
-    caller formats one time for many quotes.
+    ``when`` is ``quote.time.isoformat()``, passed in when the caller formats
+    one time for many quotes.
     """
     chg, pct = change(quote.price, quote.prev_close)
     when = when or quote.time.isoformat()
+    sma = average.value if average else None
     if alert is not None:
-        last_alert = {"kind": alert, "time": when, "price": quote.price,
-                      "sma": average.value if average else None}
+        last_alert = {"kind": alert, "time": when, "price": quote.price, "sma": sma}
+    view = {
+        "ticker": quote.ticker, "price": quote.price, "sma": sma, "alert": alert, "time": when,
+        "change": chg, "change_pct": pct, "prev_close": quote.prev_close, "open": quote.open,
+        "high": quote.high, "low": quote.low, "volume": quote.volume, "last_alert": last_alert,
+        "source": quote.source, "stale": False, "stale_reason": None,
+    }
     return {
-        "t": int(quote.time.timestamp()),
-        "ticker": quote.ticker,
-        "time": when,
-        "price": quote.price,
-        "sma": average.value if average else None,
-        "sma_total": average.total if average else None,
-        "sma_count": average.count if average else None,
-        "window": window,
-        "alert": alert,
-        "last_alert": last_alert,
-        "change": chg,
-        "change_pct": pct,
-        "prev_close": quote.prev_close,
-        "open": quote.open,
-        "high": quote.high,
-        "low": quote.low,
-        "volume": quote.volume,
-        "source": quote.source,
+        "v": view,
+        "w": window,
+        "s": average.total if average else None,
+        "n": average.count if average else None,
     }
 
 
 def doc_sma(doc: dict[str, Any]) -> Sma | None:
     """The exact SMA kept in a document (``None`` while the window was short)."""
-    if doc.get("sma_total") is None or not doc.get("sma_count"):
-        return None
-    return Sma(int(doc["sma_total"]), int(doc["sma_count"]))
+    total = doc["s"]
+    return None if total is None else Sma(total, doc["n"])
 
 
 def doc_quote(doc: dict[str, Any], times: dict[str, datetime] | None = None) -> Quote:
@@ -76,21 +68,15 @@ def doc_quote(doc: dict[str, Any], times: dict[str, datetime] | None = None) -> 
     ``times`` caches parsed times across calls: a tick's documents share a
     handful of provider times.
     """
-    text = doc["time"]
+    v = doc["v"]
+    text = v["time"]
     when = times.get(text) if times is not None else None
     if when is None:
         when = datetime.fromisoformat(text)
         if times is not None:
             times[text] = when
-    return Quote(
-        doc["ticker"], doc["price"], when, doc.get("volume"),
-        doc.get("prev_close"), doc.get("open"), doc.get("high"), doc.get("low"),
-        doc.get("source") or "",
-    )
-
-
-_PUBLIC = ("ticker", "price", "sma", "alert", "time", "change", "change_pct",
-           "prev_close", "volume", "last_alert")
+    return Quote(v["ticker"], v["price"], when, v["volume"], v["prev_close"],
+                 v["open"], v["high"], v["low"], v["source"])
 
 
 def public_view(
@@ -99,14 +85,13 @@ def public_view(
     now: datetime,
     max_age_seconds: float | None,
 ) -> dict[str, Any]:
-    """What users see for one ticker: BRIEF's keys plus staleness, never internals.
+    """The view of a stored reading at ``now``, with its staleness.
 
     ``max_age_seconds`` is how old a reading may get before it counts as
     stale; ``None`` while the market is closed (yesterday's close is not stale).
     """
-    out = {k: doc.get(k) for k in _PUBLIC}
-    age = now.timestamp() - float(doc["t"])
-    out["age_seconds"] = max(0, round(age))
+    out = dict(doc["v"])
+    age = (now - datetime.fromisoformat(out["time"])).total_seconds()
     if stale_reason is None and max_age_seconds is not None and age > max_age_seconds:
         stale_reason = f"no new reading for {int(age)} s"
     out["stale"] = stale_reason is not None

@@ -1,0 +1,88 @@
+"""Which ticker rooms have listeners, shared through Redis.
+
+Each web process counts the clients in each ``ticker:XYZ`` room it serves
+(a hash per process, refreshed on a timer and expiring with the process),
+and the worker reads the union once per tick.  A ``quote`` is then emitted
+only for tickers someone is listening to: at 10,000 symbols that is the
+difference between ~10,000 messages a minute through every web process and
+a handful.  ``stock_update`` (room ``all``) and ``alert`` (room ``alerts``)
+go out regardless.
+
+A client that subscribes between the worker's read and its emit gets its
+first ``quote`` a tick later; the same tick's ``stock_update`` carries the
+reading meanwhile.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+
+import redis
+
+from webapp import names
+
+log = logging.getLogger(__name__)
+
+TTL_SECONDS = 90
+REFRESH_SECONDS = 30
+
+_LISTENING = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local out = {}
+for _, host in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local kv = redis.call('HGETALL', ARGV[2] .. host)
+  for i = 1, #kv, 2 do
+    if tonumber(kv[i + 1]) > 0 then out[#out + 1] = kv[i] end
+  end
+end
+return out
+"""
+
+
+class ListenerRegistry:
+    """The web process's side: count joins and leaves per ticker room."""
+
+    def __init__(self, client: redis.Redis, host_id: str | None = None) -> None:
+        self.client = client
+        self.host_id = host_id or uuid.uuid4().hex
+        self.key = names.listeners_key(self.host_id)
+
+    def _change(self, tickers: Iterable[str], delta: int) -> None:
+        tickers = list(tickers)
+        if not tickers:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for t in tickers:
+            pipe.hincrby(self.key, t, delta)
+        self._keep_alive(pipe)
+        pipe.execute()
+
+    def joined(self, tickers: Iterable[str]) -> None:
+        self._change(tickers, 1)
+
+    def left(self, tickers: Iterable[str]) -> None:
+        self._change(tickers, -1)
+
+    def _keep_alive(self, pipe: redis.client.Pipeline) -> None:
+        pipe.expire(self.key, TTL_SECONDS)
+        pipe.zadd(names.LISTENER_HOSTS_KEY, {self.host_id: time.time() + TTL_SECONDS})
+
+    def refresh(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        self._keep_alive(pipe)
+        pipe.execute()
+
+
+class Listening:
+    """The worker's side: which tickers have a listener anywhere right now."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._script = client.register_script(_LISTENING)
+
+    def __call__(self, now: float | None = None) -> set[str]:
+        """One round-trip; hosts whose registration expired are dropped on the way."""
+        got = self._script(keys=[names.LISTENER_HOSTS_KEY],
+                           args=[now if now is not None else time.time(), names.LISTENERS_PREFIX])
+        return {t.decode() for t in got}
