@@ -12,9 +12,9 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import psycopg2.errors
 import sqlalchemy as sa
@@ -48,16 +48,14 @@ _LAST_ALERTS = sa.text(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class QuoteRow:
+class QuoteRow(NamedTuple):
     """A validated quote as stored, with the SMA it had (None while the window filled)."""
 
     quote: Quote
     sma: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRow:
+class AlertRow(NamedTuple):
     ticker: str
     time: datetime
     kind: str

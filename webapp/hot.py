@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import redis
@@ -98,8 +98,7 @@ class HotState:
     stale: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Restore:
+class Restore(NamedTuple):
     """A ticker rebuilt from Postgres after its hot keys were lost."""
 
     ticker: str
@@ -107,8 +106,7 @@ class Restore:
     window: list[float]
 
 
-@dataclass(frozen=True, slots=True)
-class Apply:
+class Apply(NamedTuple):
     """A new accepted reading to push."""
 
     ticker: str

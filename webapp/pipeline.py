@@ -201,7 +201,7 @@ def _locked_tick(
                                    price, period)
             last_alert = before["v"]["last_alert"]
         else:
-            step = indicators.step((), None, None, price, period)
+            step = indicators.step([], None, None, price, period)
             last_alert = None
         when = iso.get(q.time) or iso.setdefault(q.time, q.time.isoformat())
         doc = reading_doc(q, step.window, step.sma, step.alert, last_alert, when)

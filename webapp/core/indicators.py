@@ -15,8 +15,7 @@ precision and never decided by float noise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from webapp.core.quotes import from_ticks
 
@@ -25,8 +24,7 @@ BULLISH: Alert = "bullish"
 BEARISH: Alert = "bearish"
 
 
-@dataclass(frozen=True, slots=True)
-class Sma:
+class Sma(NamedTuple):
     """An exact moving average: ``total`` ticks over ``count`` prices."""
 
     total: int
@@ -79,8 +77,7 @@ def crossover(
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """What one new reading does to a ticker's indicators."""
 
     window: list[int]
@@ -89,13 +86,13 @@ class Step:
 
 
 def step(
-    window: Sequence[int],
+    window: list[int],
     prev_price: int | None,
     prev_sma: Sma | None,
     price: int,
     period: int,
 ) -> Step:
     """Apply one accepted price: roll the window, compute SMA and crossover."""
-    new_window = roll_window(window, price, period)
-    current = sma(new_window, period)
+    new_window = (window[-(period - 1) :] if period > 1 else []) + [price]
+    current = Sma(sum(new_window), period) if len(new_window) == period else None
     return Step(new_window, current, crossover(prev_price, prev_sma, price, current))

