@@ -9,8 +9,10 @@ key that ``/api/health`` checks.
 from __future__ import annotations
 
 import logging
+import warnings
 
 from redis import Redis
+from rq import Queue
 from rq_scheduler import Scheduler
 
 from jobs import get_app
@@ -18,6 +20,11 @@ from webapp import names
 from webapp.config import Config
 
 log = logging.getLogger(__name__)
+
+# rq-scheduler calls crontab.next() with a naive local time, and crontab warns
+# that a future version will read it as UTC.  Our cron strings only name
+# minute/second boundaries, which are the same in every whole-hour zone.
+warnings.filterwarnings("ignore", message="Version 0.22.0", category=FutureWarning)
 
 TICK_FUNC = "jobs.tick.tick"
 
@@ -65,6 +72,9 @@ def main() -> None:
         conn = get_redis()
     scheduler = make_scheduler(conn, cfg)
     register(scheduler, cfg)
+    # One tick right away, so a fresh start shows prices without waiting for
+    # the next boundary (harmless if that slot already ran: ticks are idempotent).
+    Queue(cfg.QUEUE_NAME, connection=conn).enqueue(TICK_FUNC, result_ttl=10 * cfg.TICK_SECONDS)
     scheduler.run()
 
 

@@ -42,6 +42,7 @@ class EmbeddedRedis:
                 "--loglevel", "warning",
             ],
             stdout=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C stops the processes first, then we stop this
         )
         self.url = f"unix://{self.socket}"
         deadline = time.monotonic() + 10
