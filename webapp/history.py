@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psycopg2.errors
 import sqlalchemy as sa
@@ -90,11 +91,6 @@ def _alert_lines(rows: Sequence[AlertRow]) -> io.StringIO:
     ))
 
 
-def _copy(session: Session, table: str, columns: str, data: io.StringIO) -> None:
-    cursor = session.connection().connection.dbapi_connection.cursor()
-    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", data)
-
-
 def _merge(session: Session, table: str, columns: str, data: io.StringIO) -> None:
     """COPY into a staging table, then insert what is not stored yet."""
     cursor = session.connection().connection.dbapi_connection.cursor()
@@ -108,29 +104,67 @@ def _merge(session: Session, table: str, columns: str, data: io.StringIO) -> Non
     )
 
 
-def insert_tick(session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow]) -> None:
-    """Store one tick's accepted quotes and fired alerts: a COPY each, one commit.
+def _copy(cursor: Any, table: str, columns: str, data: io.StringIO) -> None:
+    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", data)
 
-    If some rows are stored already (the retry of a tick that died after
-    committing), a COPY fails as a whole; the transaction is then redone
-    through staging tables that skip what exists.
+
+class PendingInsert:
+    """A tick's COPYs, started now and committed by :meth:`finish`.
+
+    The COPY text is built and sent on a helper thread (on the session's own
+    connection, which nothing else touches meanwhile), so Postgres stores the
+    rows while the tick prepares its Redis write.  Nothing is committed until
+    ``finish``, which the tick calls before it writes Redis.
     """
-    batches = []
-    if quotes:
-        batches.append(("quotes", _QUOTE_COLUMNS, _quote_lines(quotes)))
-    if alerts:
-        batches.append(("alerts", _ALERT_COLUMNS, _alert_lines(alerts)))
-    try:
-        for table, columns, data in batches:
-            _copy(session, table, columns, data)
-        session.commit()
-    except psycopg2.errors.UniqueViolation:
-        session.rollback()
+
+    def __init__(self, session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow]) -> None:
+        self.session = session
+        self._quotes, self._alerts = quotes, alerts
+        self._batches: list[tuple[str, str, io.StringIO]] = []
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if quotes or alerts:
+            cursor = session.connection().connection.dbapi_connection.cursor()
+            self._thread = threading.Thread(target=self._run, args=(cursor,), daemon=True)
+            self._thread.start()
+
+    def _run(self, cursor: Any) -> None:
+        try:
+            if self._quotes:
+                self._batches.append(("quotes", _QUOTE_COLUMNS, _quote_lines(self._quotes)))
+            if self._alerts:
+                self._batches.append(("alerts", _ALERT_COLUMNS, _alert_lines(self._alerts)))
+            for table, columns, data in self._batches:
+                _copy(cursor, table, columns, data)
+        except BaseException as exc:  # handed to the tick's thread in finish()
+            self._error = exc
+
+    def finish(self) -> None:
+        """Wait for the COPYs and commit.
+
+        If some rows are stored already (the retry of a tick that died after
+        committing), a COPY fails as a whole; the transaction is then redone
+        through staging tables that skip what exists.
+        """
+        if self._thread is None:
+            return
+        self._thread.join()
+        if self._error is None:
+            self.session.commit()
+            return
+        self.session.rollback()
+        if not isinstance(self._error, psycopg2.errors.UniqueViolation):
+            raise self._error
         log.info("this tick's rows were partly stored already; merging instead")
-        for table, columns, data in batches:
+        for table, columns, data in self._batches:
             data.seek(0)
-            _merge(session, table, columns, data)
-        session.commit()
+            _merge(self.session, table, columns, data)
+        self.session.commit()
+
+
+def insert_tick(session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow]) -> None:
+    """Store one tick's accepted quotes and fired alerts: a COPY each, one commit."""
+    PendingInsert(session, quotes, alerts).finish()
 
 
 def _float(value: Decimal | None) -> float | None:

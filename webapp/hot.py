@@ -155,7 +155,7 @@ class HotStore:
         state.stale = {s: v.decode() for s, v in zip(symbols, values[n + 1 :], strict=True) if v is not None}
         return state
 
-    def write(
+    def prepare_write(
         self,
         slot: int,
         token: str,
@@ -164,11 +164,8 @@ class HotStore:
         applies: Sequence[Apply],
         stale: dict[str, str],
         cleared: Iterable[str],
-    ) -> bool:
-        """One round-trip: restore, push, mark/clear stale, record, unlock.
-
-        Returns whether this run was the first to finish ``slot``.
-        """
+    ) -> tuple[list[str], list[Any]]:
+        """Keys and arguments of the write script (no I/O; see :meth:`write`)."""
         restores, cleared = list(restores), list(cleared)
         keys: list[str] = [names.tick_done_key(slot), names.LAST_TICK_KEY, names.TICK_LOCK_KEY]
         args: list[Any] = [
@@ -187,6 +184,14 @@ class HotStore:
             keys.append(names.stale_key(ticker))
             args.append(reason)
         keys += [names.stale_key(t) for t in cleared]
+        return keys, args
+
+    def write(self, prepared: tuple[list[str], list[Any]]) -> bool:
+        """One round-trip: restore, push, mark/clear stale, record, unlock.
+
+        Returns whether this run was the first to finish the slot.
+        """
+        keys, args = prepared
         return bool(self._write(keys=keys, args=args))
 
     def snapshot(self, symbols: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:

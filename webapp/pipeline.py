@@ -16,6 +16,7 @@ The order is chosen so that a retry repairs rather than duplicates:
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ from webapp.core.readings import doc_quote, doc_sma, public_view, reading_doc
 from webapp.core.validation import quote_problem
 from webapp.hot import Apply, HotState, HotStore, Restore
 from webapp.providers.base import FetchResult, Provider
-from webapp.publisher import Publisher
+from webapp.publisher import Batch, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +133,18 @@ def run_tick(svc: TickServices, symbols: Sequence[str], now: datetime) -> TickRe
     market = svc.market(now)
     report = TickReport(slot, slot_time, market.state, symbols=len(symbols))
     token = svc.hot.lock(hold_seconds=cfg.TICK_SECONDS + 30, wait_seconds=cfg.TICK_SECONDS)
+    # A tick allocates tens of thousands of small dicts and lists that live
+    # until it ends; the cyclic collector would rescan them again and again.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         _locked_tick(svc, symbols, now, market, token, report)
     except BaseException:
         svc.hot.unlock(token)
         raise
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report
 
@@ -181,7 +189,6 @@ def _locked_tick(
     views: dict[str, dict[str, Any]] = {}
     wanted = set(symbols)
     period = cfg.SMA_PERIOD
-    limit = max_age(cfg, svc.provider, market)
     iso: dict[datetime, str] = {}
     for q in result.quotes:
         ticker = q.ticker
@@ -220,41 +227,59 @@ def _locked_tick(
     t = report.mark("compute", t)
 
     # Postgres first: if Redis fails after this, the retry finds the slot
-    # unfinished and the unique keys keep the rows single.
-    history.insert_tick(svc.session, rows, alert_rows)
-    t = report.mark("postgres", t)
-
+    # unfinished and the unique keys keep the rows single.  The COPYs run on
+    # a helper thread while the Redis write and the emits are prepared.
+    pending = history.PendingInsert(svc.session, rows, alert_rows)
     summary = {"slot": slot, "at": slot_time.isoformat(), "ran_at": now.isoformat(),
                "market": market.state, "symbols": len(symbols), "accepted": len(applies),
                "stale": len(stale), "provider": svc.provider.name}
-    cleared = [t for t in state.stale if t in views]
-    first = svc.hot.write(slot, token, summary, restores, applies, stale, cleared)
+    cleared = [s for s in state.stale if s in views]
+    prepared = svc.hot.prepare_write(slot, token, summary, restores, applies, stale, cleared)
+    batch = _emits(svc, symbols, now, market, state, views, stale, report)
+    t = report.mark("prepare", t)
+    pending.finish()
+    t = report.mark("postgres_wait", t)
+
+    first = svc.hot.write(prepared)
     t = report.mark("redis_write", t)
     if not first:
         log.error("slot %s was finished by another tick while this one held the lock; "
                   "not emitting twice", slot)
         return
-
-    sent_before = svc.publisher.sent
-    listening = svc.publisher.listening()
-    with svc.publisher.batch() as pub:
-        stocks = []
-        for s in symbols:
-            view = views.get(s)
-            if view is None and s in latest:
-                view = public_view(latest[s], stale.get(s, state.stale.get(s)), now, limit)
-            if view is not None:
-                stocks.append(view)
-        pub.stock_update({"type": "stock_update", "timestamp": slot_time.isoformat(),
-                          "stocks": stocks, "market": market.as_json()})
-        for ticker, view in views.items():
-            heard = ticker in listening
-            if heard:
-                pub.quote(view)
-            if view["alert"]:
-                payload = {"ticker": ticker, "kind": view["alert"], "price": view["price"],
-                           "sma": view["sma"], "time": view["time"]}
-                pub.alert(payload, to_ticker_room=heard)
-                report.alerts.append(payload)
-    report.emitted = svc.publisher.sent - sent_before
+    report.emitted = batch.send()
     report.mark("emit", t)
+
+
+def _emits(
+    svc: TickServices,
+    symbols: Sequence[str],
+    now: datetime,
+    market: MarketState,
+    state: HotState,
+    views: dict[str, dict[str, Any]],
+    stale: dict[str, str],
+    report: TickReport,
+) -> Batch:
+    """The tick's messages: one stock_update, quotes where someone listens, alerts."""
+    limit = max_age(svc.config, svc.provider, market)
+    listening = svc.publisher.listening()
+    batch = svc.publisher.batch()
+    stocks = []
+    for s in symbols:
+        view = views.get(s)
+        if view is None and s in state.latest:
+            view = public_view(state.latest[s], stale.get(s, state.stale.get(s)), now, limit)
+        if view is not None:
+            stocks.append(view)
+    batch.stock_update({"type": "stock_update", "timestamp": report.at.isoformat(),
+                        "stocks": stocks, "market": market.as_json()})
+    for ticker, view in views.items():
+        heard = ticker in listening
+        if heard:
+            batch.quote(view)
+        if view["alert"]:
+            payload = {"ticker": ticker, "kind": view["alert"], "price": view["price"],
+                       "sma": view["sma"], "time": view["time"]}
+            batch.alert(payload, to_ticker_room=heard)
+            report.alerts.append(payload)
+    return batch

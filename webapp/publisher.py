@@ -12,15 +12,14 @@ event (about 0.6 s per tick, measured with ``bench/tick.py``).  So the
 :class:`Publisher` collects a tick's events, writes each in the message
 format ``socketio.PubSubManager.emit`` publishes for a plain (non-binary,
 no-callback) emit, and sends them all with one server-side script: one
-round-trip per tick.  ``tests/test_realtime.py`` holds the format to the
+round-trip per tick.  The batch is built while Postgres stores the tick and
+sent once Redis has taken it.  ``tests/test_realtime.py`` holds the format to the
 real web process and a real client.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -45,44 +44,48 @@ class Publisher:
         self._channel = channel
         self._script = client.register_script(_PUBLISH)
         self._host_id = uuid.uuid4().hex  # like a write-only manager: nobody answers to it
-        self._held: list[bytes] | None = None
         self.sent = 0
         self.listening = Listening(client)
 
-    def _message(self, event: str, data: dict[str, Any], room: str) -> bytes:
+    def message(self, event: str, data: dict[str, Any], room: str) -> bytes:
+        """One emit in python-socketio's message-queue format."""
         return orjson.dumps({
             "method": "emit", "event": event, "data": [data], "binary": False,
             "namespace": "/", "room": room, "skip_sid": None, "callback": None,
             "host_id": self._host_id,
         })
 
-    def _emit(self, event: str, data: dict[str, Any], room: str) -> None:
-        message = self._message(event, data, room)
-        if self._held is not None:
-            self._held.append(message)
-        else:
-            self._client.publish(self._channel, message)
-        self.sent += 1
+    def batch(self) -> Batch:
+        """Collect emits now, send them later in one round-trip."""
+        return Batch(self)
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[Publisher]:
-        """Emits inside the block go out together, in one round-trip, at its end."""
-        self._held = []
-        try:
-            yield self
-            held = self._held
-        finally:
-            self._held = None
-        if held:
-            self._script(keys=[self._channel], args=held)
+    def send(self, messages: list[bytes]) -> None:
+        if messages:
+            self._script(keys=[self._channel], args=messages)
+            self.sent += len(messages)
+
+
+class Batch:
+    """A tick's emits, built ahead and sent together by :meth:`send`."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher = publisher
+        self.messages: list[bytes] = []
+
+    def _add(self, event: str, data: dict[str, Any], room: str) -> None:
+        self.messages.append(self._publisher.message(event, data, room))
 
     def stock_update(self, payload: dict[str, Any]) -> None:
-        self._emit(names.EVENT_STOCK_UPDATE, payload, names.ROOM_ALL)
+        self._add(names.EVENT_STOCK_UPDATE, payload, names.ROOM_ALL)
 
     def quote(self, payload: dict[str, Any]) -> None:
-        self._emit(names.EVENT_QUOTE, payload, names.ticker_room(payload["ticker"]))
+        self._add(names.EVENT_QUOTE, payload, names.ticker_room(payload["ticker"]))
 
     def alert(self, payload: dict[str, Any], to_ticker_room: bool = True) -> None:
-        self._emit(names.EVENT_ALERT, payload, names.ROOM_ALERTS)
+        self._add(names.EVENT_ALERT, payload, names.ROOM_ALERTS)
         if to_ticker_room:
-            self._emit(names.EVENT_ALERT, payload, names.ticker_room(payload["ticker"]))
+            self._add(names.EVENT_ALERT, payload, names.ticker_room(payload["ticker"]))
+
+    def send(self) -> int:
+        self._publisher.send(self.messages)
+        return len(self.messages)
