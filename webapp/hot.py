@@ -34,18 +34,24 @@ log = logging.getLogger(__name__)
 
 REFRESH_EVERY = 10
 
-# KEYS: done, last_tick, lock, then per restore (latest, window), per apply
-#       (latest, window), per stale mark (stale), per cleared mark (stale)
+# KEYS: done, last_tick, lock, then per restore (latest, window), per stale
+#       mark (stale), per cleared mark (stale)
 # ARGV: ttl, period, done_ttl, last_tick_json, lock_token, refresh(0|1),
-#       n_restore, n_apply, n_stale, n_clear,
+#       n_restore, n_apply, n_stale, n_clear, latest key prefix, window key prefix,
 #       then per restore: latest_json, n_prices, prices...;
-#       per apply: price, latest_json; per stale mark: reason
+#       per apply: one string "ticker<US>price<US>latest_json" (US = \x1f);
+#       per stale mark: reason
+# A new reading travels as one argument: at 10,000 symbols redis-py's
+# per-argument encoding costs more than the server's work on it.  Its two
+# keys are made here from the prefixes webapp.names passes in.
 _WRITE = """
 local ttl, period, done_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local refresh = ARGV[6] == '1'
 local n_restore, n_apply = tonumber(ARGV[7]), tonumber(ARGV[8])
 local n_stale, n_clear = tonumber(ARGV[9]), tonumber(ARGV[10])
-local k, a = 4, 11
+local latest_prefix, window_prefix = ARGV[11], ARGV[12]
+local US = string.char(31)
+local k, a = 4, 13
 for i = 1, n_restore do
   local lk, wk = KEYS[k], KEYS[k + 1]
   local doc, n = ARGV[a], tonumber(ARGV[a + 1])
@@ -58,12 +64,16 @@ for i = 1, n_restore do
   k, a = k + 2, a + 2 + n
 end
 for i = 1, n_apply do
-  local lk, wk = KEYS[k], KEYS[k + 1]
-  local len = redis.call('RPUSH', wk, ARGV[a])
+  local item = ARGV[a]
+  local s1 = string.find(item, US, 1, true)
+  local s2 = string.find(item, US, s1 + 1, true)
+  local ticker = string.sub(item, 1, s1 - 1)
+  local wk = window_prefix .. ticker
+  local len = redis.call('RPUSH', wk, string.sub(item, s1 + 1, s2 - 1))
   if len > period then redis.call('LTRIM', wk, -period, -1) end
   if refresh or len == 1 then redis.call('EXPIRE', wk, ttl) end
-  redis.call('SET', lk, ARGV[a + 1], 'EX', ttl)
-  k, a = k + 2, a + 2
+  redis.call('SET', latest_prefix .. ticker, string.sub(item, s2 + 1), 'EX', ttl)
+  a = a + 1
 end
 for i = 1, n_stale do
   redis.call('SET', KEYS[k], ARGV[a], 'EX', ttl)
@@ -172,14 +182,13 @@ class HotStore:
             self.ttl, self.period, self.done_ttl, orjson.dumps(summary), token,
             1 if slot % REFRESH_EVERY == 0 else 0,
             len(restores), len(applies), len(stale), len(cleared),
+            names.latest_key(""), names.window_key(""),
         ]
         for r in restores:
             keys += (names.latest_key(r.ticker), names.window_key(r.ticker))
             args += (orjson.dumps(r.latest), len(r.window), *map(format_price, r.window))
-        latest_key, window_key, dumps = names.latest_key, names.window_key, orjson.dumps
-        for ap in applies:
-            keys += (latest_key(ap.ticker), window_key(ap.ticker))
-            args += (repr(ap.price), dumps(ap.latest))
+        dumps = orjson.dumps
+        args += [b"%s\x1f%r\x1f%s" % (ap.ticker.encode(), ap.price, dumps(ap.latest)) for ap in applies]
         for ticker, reason in stale.items():
             keys.append(names.stale_key(ticker))
             args.append(reason)
