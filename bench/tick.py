@@ -132,30 +132,19 @@ def run(n_symbols: int, ticks: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m bench.tick [N ...]``: embedded services when no URLs are set."""
+    from flask_migrate import upgrade
+
     from webapp import create_app
     from webapp.config import Config
-    from webapp.embedded import ROOT, EmbeddedPostgres, EmbeddedRedis
+    from webapp.embedded import services_for
 
     sizes = [int(a) for a in (argv if argv is not None else sys.argv[1:])] or [15, 1000, 10000]
-    cfg = Config.from_env()
-    started: list[Any] = []
-    try:
-        if not cfg.REDIS_URL:
-            started.append(EmbeddedRedis())
-            cfg = cfg.with_overrides(REDIS_URL=started[-1].url)
-        if not cfg.DATABASE_URL:
-            started.append(EmbeddedPostgres(ROOT / ".data" / "pg"))
-            cfg = cfg.with_overrides(DATABASE_URL=started[-1].url("tracker"))
+    with services_for(Config.from_env()) as cfg:
         app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
         with app.app_context():
-            from flask_migrate import upgrade
-
             upgrade()
             for n in sizes:
                 print(json.dumps(run(n, 15 if n >= 1000 else 30)), flush=True)
-    finally:
-        for s in reversed(started):
-            s.stop()
     return 0
 
 

@@ -114,6 +114,7 @@ class Config:
     QUEUE_NAME: str = "ticks"
     SOCKETIO_ASYNC_MODE: str | None = None
     LOG_LEVEL: str = "INFO"
+    DATA_DIR: str = ".data"  # where `make run` keeps the embedded Postgres
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Config:
@@ -156,6 +157,7 @@ class Config:
             QUEUE_NAME=env.get("QUEUE_NAME") or "ticks",
             SOCKETIO_ASYNC_MODE=env.get("SOCKETIO_ASYNC_MODE") or None,
             LOG_LEVEL=(env.get("LOG_LEVEL") or "INFO").upper(),
+            DATA_DIR=env.get("DATA_DIR") or ".data",
         )
 
     def with_overrides(self, **changes: Any) -> Config:

