@@ -11,6 +11,8 @@ import socketio
 
 from tests.processes import WebProcess
 from tests.test_pipeline import START, minutes, run_via_rq
+from webapp.extensions import get_redis
+from webapp.subscriptions import Listening
 
 pytestmark = pytest.mark.slow
 
@@ -82,5 +84,11 @@ def test_client_receives_worker_emits_and_is_refused_cleanly(web, app, transport
         assert len(updates[0]["stocks"]) == 15
         assert [q["ticker"] for q in rec.events["quote"]] == ["AAPL"]
         assert quotes[0]["time"] == START.isoformat() and quotes[0]["price"] > 0
+        assert Listening(get_redis())() == {"AAPL"}  # BRK.B was left again
     finally:
         rec.sio.disconnect()
+    # the web process forgets a client's rooms when it goes: no more AAPL quotes
+    deadline = time.monotonic() + 5
+    while Listening(get_redis())() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert Listening(get_redis())() == set()
