@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 from webapp import history
 from webapp.config import Config
 from webapp.core import indicators
+from webapp.core.indicators import Sma, Step
 from webapp.core.market import MarketState, market_state
-from webapp.core.quotes import to_ticks
+from webapp.core.quotes import Quote, to_ticks
 from webapp.core.readings import doc_quote, doc_sma, public_view, reading_doc
 from webapp.core.validation import quote_problem
 from webapp.hot import Apply, HotState, HotStore, Restore
@@ -121,6 +122,64 @@ def _restore(svc: TickServices, state: HotState, missing: Sequence[str]) -> list
     return restores
 
 
+def _validate(
+    svc: TickServices,
+    symbols: Sequence[str],
+    quotes: Sequence[Quote],
+    previous: dict[str, Quote],
+    now: datetime,
+    stale: dict[str, str],
+) -> list[Quote]:
+    """The quotes that may enter the stores; the refused go into ``stale``."""
+    wanted = set(symbols)
+    seen: set[str] = set()
+    accepted = []
+    for q in quotes:
+        if q.ticker not in wanted or q.ticker in seen:
+            log.warning("provider %s returned unrequested or repeated ticker %r; ignored",
+                        svc.provider.name, q.ticker)
+            continue
+        seen.add(q.ticker)
+        prev = previous.get(q.ticker)
+        problem = quote_problem(q, prev.time if prev else None, now)
+        if problem:
+            stale[q.ticker] = problem
+        else:
+            accepted.append(q)
+    return accepted
+
+
+def _steps(quotes: Sequence[Quote], latest: dict[str, dict[str, Any]], period: int) -> list[Step]:
+    """Window, SMA and crossover for each quote, in order.
+
+    Tickers in the steady state (a full window and a previous SMA) go through
+    the vectorised ``step_many``; the few still filling take ``step``.
+    """
+    out: list[Step | None] = [None] * len(quotes)
+    steady: list[int] = []
+    for i, q in enumerate(quotes):
+        before = latest.get(q.ticker)
+        if before and before["s"] is not None and len(before["w"]) == period:
+            steady.append(i)
+        elif before:
+            out[i] = indicators.step(before["w"], to_ticks(before["v"]["price"]), doc_sma(before),
+                                     to_ticks(quotes[i].price), period)
+        else:
+            out[i] = indicators.step([], None, None, to_ticks(q.price), period)
+    if steady:
+        befores = [latest[quotes[i].ticker] for i in steady]
+        many = indicators.step_many(
+            [b["w"] for b in befores],
+            [to_ticks(b["v"]["price"]) for b in befores],
+            [Sma(b["s"], b["n"]) for b in befores],
+            [to_ticks(quotes[i].price) for i in steady],
+            period,
+        )
+        for i, window, total, alert in zip(steady, many.windows, many.totals, many.alerts, strict=True):
+            out[i] = Step(window, Sma(total, period), alert)
+    return out  # type: ignore[return-value]
+
+
 def run_tick(svc: TickServices, symbols: Sequence[str], now: datetime) -> TickReport:
     """Run the tick for the slot containing ``now``.  Safe to run twice.
 
@@ -183,35 +242,18 @@ def _locked_tick(
     t = report.mark("fetch", t)
 
     stale = dict(result.problems)
+    accepted = _validate(svc, symbols, result.quotes, previous, now, stale)
     applies: list[Apply] = []
     rows: list[history.QuoteRow] = []
     alert_rows: list[history.AlertRow] = []
     views: dict[str, dict[str, Any]] = {}
-    wanted = set(symbols)
-    period = cfg.SMA_PERIOD
     iso: dict[datetime, str] = {}
-    for q in result.quotes:
+    for q, step in zip(accepted, _steps(accepted, latest, cfg.SMA_PERIOD), strict=True):
         ticker = q.ticker
-        if ticker not in wanted or ticker in views:
-            log.warning("provider %s returned unrequested or repeated ticker %r; ignored",
-                        svc.provider.name, ticker)
-            continue
         before = latest.get(ticker)
-        prev = previous.get(ticker)
-        problem = quote_problem(q, prev.time if prev else None, now)
-        if problem:
-            stale[ticker] = problem
-            continue
-        price = to_ticks(q.price)
-        if before:
-            step = indicators.step(before["w"], to_ticks(before["v"]["price"]), doc_sma(before),
-                                   price, period)
-            last_alert = before["v"]["last_alert"]
-        else:
-            step = indicators.step([], None, None, price, period)
-            last_alert = None
         when = iso.get(q.time) or iso.setdefault(q.time, q.time.isoformat())
-        doc = reading_doc(q, step.window, step.sma, step.alert, last_alert, when)
+        doc = reading_doc(q, step.window, step.sma, step.alert,
+                          before["v"]["last_alert"] if before else None, when)
         view = views[ticker] = doc["v"]
         applies.append(Apply(ticker, q.price, doc))
         rows.append(history.QuoteRow(q, view["sma"]))

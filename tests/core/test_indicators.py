@@ -115,3 +115,37 @@ def test_streaming_matches_reference_at_full_precision(prices: list[float], peri
             assert value == pytest.approx(float(exact), abs=0.5 / PRICE_SCALE + 1e-9)
         else:
             assert value is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(
+            st.lists(st.integers(1, 40), min_size=6, max_size=6),  # 5 past prices + the previous one
+            st.integers(1, 40),  # the new price
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_step_many_matches_step(data) -> None:
+    period = 5
+    windows, prev_prices, prev_smas, prices, expected = [], [], [], [], []
+    for history, price in data:
+        older = [h * 2500 for h in history]  # coarse ticks so touches happen
+        window = older[1:]  # the window as of the previous reading
+        prev_sma = ind.sma(window, period)
+        windows.append(window)
+        prev_prices.append(window[-1])
+        prev_smas.append(prev_sma)
+        prices.append(price * 2500)
+        expected.append(ind.step(window, window[-1], prev_sma, price * 2500, period))
+    got = ind.step_many(windows, prev_prices, prev_smas, prices, period)
+    assert got.windows == [e.window for e in expected]
+    assert got.totals == [e.sma.total for e in expected]
+    assert got.alerts == [e.alert for e in expected]
+
+
+def test_step_many_refuses_short_windows() -> None:
+    with pytest.raises(ValueError):
+        ind.step_many([[1, 2]], [2], [ind.Sma(3, 2)], [3], 5)
