@@ -12,3 +12,10 @@ cp "$sio/dist/socket.io.min.js" "$sio/dist/socket.io.min.js.map" static/vendor/s
 cp "$sio/LICENSE" static/vendor/socket.io-client/LICENSE
 node -e "console.log(require('$sio/package.json').version)" > static/vendor/socket.io-client/VERSION
 echo "vendored socket.io-client $(cat static/vendor/socket.io-client/VERSION)"
+mkdir -p static/vendor/lightweight-charts
+lwc="$tmp/node_modules/lightweight-charts"
+cp "$lwc/dist/lightweight-charts.standalone.production.js" static/vendor/lightweight-charts/
+cp "$lwc/LICENSE" static/vendor/lightweight-charts/LICENSE
+[ -f "$lwc/NOTICE" ] && cp "$lwc/NOTICE" static/vendor/lightweight-charts/NOTICE
+node -e "console.log(require('$lwc/package.json').version)" > static/vendor/lightweight-charts/VERSION
+echo "vendored lightweight-charts $(cat static/vendor/lightweight-charts/VERSION)"

@@ -1,26 +1,71 @@
-"""Server-rendered pages.  Times are shown in exchange time (America/New_York)."""
+"""Server-rendered pages.  Times are shown in exchange time (America/New_York).
+
+Each page arrives with its data already in the HTML (rows, sparklines, the
+chart's history) so it draws before any script runs; the scripts then keep
+it live over Socket.IO.
+"""
 from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, render_template, request
 
 from webapp import services
-from webapp.core.market import EXCHANGE_TZ
+from webapp.core.market import EXCHANGE_TZ, RANGES
+from webapp.core.validation import normalise_ticker
 
 bp = Blueprint("pages", __name__)
 
 
 @bp.app_template_filter("exchange_time")
 def exchange_time(value: str | datetime | None) -> str:
-    """ISO text or datetime -> 'Nov 20 10:01:00 EST' at the exchange."""
+    """ISO text or datetime -> "Nov 20, 10:01:00 EST" at the exchange."""
     if not value:
         return ""
     when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return when.astimezone(EXCHANGE_TZ).strftime("%b %d %H:%M:%S %Z")
+    return when.astimezone(EXCHANGE_TZ).strftime("%b %d, %H:%M:%S %Z")
+
+
+@bp.app_template_filter("sparkline")
+def sparkline(prices: list[float] | None, width: int = 120, height: int = 28) -> str:
+    """SVG polyline points for a small sparkline ('' when there is nothing to draw)."""
+    if not prices or len(prices) < 2:
+        return ""
+    low, high = min(prices), max(prices)
+    span = (high - low) or 1.0
+    step = width / (len(prices) - 1)
+    return " ".join(
+        f"{i * step:.1f},{height - 2 - (p - low) / span * (height - 4):.1f}" for i, p in enumerate(prices)
+    )
 
 
 @bp.get("/")
 def dashboard():
     snap = services.snapshot()
-    return render_template("dashboard.html", snap=snap, symbols=services.tracked_symbols())
+    symbols = list(services.tracked_symbols())
+    return render_template("dashboard.html", snap=snap, symbols=symbols,
+                           sparks=services.sparklines(symbols))
+
+
+@bp.get("/stocks/<ticker>")
+def chart(ticker: str):
+    try:
+        ticker = services.known_ticker(ticker)
+    except services.UnknownTicker as exc:
+        abort(404, description=str(exc))
+    range_name = request.args.get("range", "today")
+    if range_name not in RANGES:
+        abort(404, description=f"range must be one of {', '.join(RANGES)}")
+    data = services.chart_data(ticker, range_name)
+    return render_template("chart.html", data=data, ranges=RANGES,
+                           focus=request.args.get("at", ""))
+
+
+@bp.get("/alerts")
+def alerts():
+    raw = request.args.get("ticker", "").strip()
+    ticker = normalise_ticker(raw) if raw else None
+    if raw and ticker is None:
+        abort(404, description=f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)")
+    return render_template("alerts.html", alerts=services.alert_feed(ticker), ticker=ticker or "",
+                           symbols=services.tracked_symbols())

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from webapp import history
 from webapp.config import Config
 from webapp.core.market import market_state
 from webapp.core.readings import public_view
@@ -118,3 +119,71 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
     checks["market"] = market_state(now).as_json()
     ok = not problems
     return ok, {"status": "ok" if ok else "unhealthy", "problems": problems, "checks": checks}
+
+
+MAX_CHART_POINTS = 20_000
+MAX_FEED_ALERTS = 500
+
+
+class UnknownTicker(LookupError):
+    """A ticker we neither track nor have history for."""
+
+
+def known_ticker(raw: str) -> str:
+    """The normalised ticker if it is tracked or has history; else UnknownTicker."""
+    from webapp.core.validation import normalise_ticker
+
+    ticker = normalise_ticker(raw)
+    if ticker is None:
+        raise UnknownTicker(f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)")
+    if ticker not in tracked_symbols() and not history.has_history(db.session, ticker):
+        raise UnknownTicker(f"{ticker} is not tracked and has no stored history")
+    return ticker
+
+
+def _epoch(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+def chart_data(ticker: str, range_name: str, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the chart page draws before any request: history, window, alerts."""
+    from webapp.core.market import range_start
+
+    now = now or datetime.now(timezone.utc)
+    start = range_start(now, range_name)
+    series = history.price_series(db.session, ticker, start, MAX_CHART_POINTS)
+    alerts = history.recent_alerts(db.session, ticker, start, MAX_CHART_POINTS)
+    svc = tick_services()
+    latest, stale = svc.hot.snapshot([ticker])
+    market = market_state(now)
+    view = None
+    if ticker in latest:
+        view = public_view(latest[ticker], stale.get(ticker), now, max_age(svc.config, svc.provider, market))
+    return {
+        "ticker": ticker,
+        "range": range_name,
+        "sma_period": svc.config.SMA_PERIOD,
+        "prices": [{"time": _epoch(t), "value": p} for t, p, _ in series],
+        "sma": [{"time": _epoch(t), "value": s} for t, _, s in series if s is not None],
+        "alerts": [{"time": _epoch(a.time), "iso": a.time.isoformat(), "kind": a.kind,
+                    "price": a.price, "sma": a.sma} for a in reversed(alerts)],
+        "window": svc.hot.window(ticker),
+        "latest": view,
+        "market": market.as_json(),
+    }
+
+
+def alert_feed(ticker: str | None, limit: int = MAX_FEED_ALERTS) -> list[dict[str, Any]]:
+    """Stored alerts, newest first."""
+    from webapp.core.market import range_start
+
+    start = range_start(datetime.now(timezone.utc), "all")
+    return [{"ticker": a.ticker, "kind": a.kind, "price": a.price, "sma": a.sma,
+             "time": a.time.isoformat()}
+            for a in history.recent_alerts(db.session, ticker, start, limit)]
+
+
+def sparklines(tickers: list[str], points: int = 30) -> dict[str, list[float]]:
+    """The last ``points`` stored prices per ticker (one query), for dashboard sparklines."""
+    return {t: [q.price for q in quotes]
+            for t, quotes in history.recent_quotes(db.session, tickers, points).items()}

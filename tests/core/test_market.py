@@ -41,3 +41,17 @@ def test_naive_time_is_refused() -> None:
 
 def test_exchange_date_uses_new_york() -> None:
     assert exchange_date(utc("2026-11-21T03:00:00")) == "2026-11-20"
+
+
+def test_range_start_uses_sessions_in_new_york() -> None:
+    from webapp.core.market import range_start
+
+    saturday = utc("2026-11-21T15:00:00")
+    assert range_start(saturday, "today") == utc("2026-11-20T05:00:00")  # Friday 00:00 EST
+    # five sessions back from Friday skips the weekend before: Mon..Fri of that week
+    assert range_start(saturday, "5d") == utc("2026-11-16T05:00:00")
+    # across Thanksgiving: the Monday after counts back over the holiday
+    assert range_start(utc("2026-11-30T16:00:00"), "5d") == utc("2026-11-23T05:00:00")
+    assert range_start(saturday, "all").year == 1970
+    with pytest.raises(ValueError):
+        range_start(saturday, "week")

@@ -87,3 +87,26 @@ def exchange_day_start(at: datetime) -> datetime:
     local = at.astimezone(EXCHANGE_TZ)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight.astimezone(timezone.utc)
+
+
+RANGES = ("today", "5d", "all")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def range_start(now: datetime, name: str, exchange: str = EXCHANGE) -> datetime:
+    """Where a chart range begins: the latest session day, the last five, or all.
+
+    A "day" starts at midnight in New York, so pre-market readings count with
+    their session; on a weekend or holiday "today" is the last session.
+    """
+    if name == "all":
+        return _EPOCH
+    if name not in RANGES:
+        raise ValueError(f"range must be one of {', '.join(RANGES)}")
+    cal = calendar_for(now, exchange)
+    today = pd.Timestamp(now.astimezone(EXCHANGE_TZ).date())
+    session = cal.date_to_session(today, direction="previous")
+    if name == "5d":
+        session = cal.session_offset(session, -4)
+    midnight = datetime.combine(session.date(), datetime.min.time(), tzinfo=EXCHANGE_TZ)
+    return midnight.astimezone(timezone.utc)

@@ -1,0 +1,83 @@
+// Chart page: draws the server-embedded history at once, then appends live quotes
+// and alert markers from the ticker's room.
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("chart-data").textContent);
+  const focus = JSON.parse(document.getElementById("chart-focus").textContent);
+  const el = document.getElementById("chart");
+  const dark = window.matchMedia("(prefers-color-scheme: dark)").matches;
+  const LC = window.LightweightCharts;
+  const hhmm = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", hour: "2-digit",
+                                                  minute: "2-digit", hour12: false });
+  const day = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", month: "short", day: "numeric" });
+
+  const chart = LC.createChart(el, {
+    autoSize: true,
+    layout: { background: { color: "transparent" }, textColor: dark ? "#d0d4da" : "#222",
+              attributionLogo: true },
+    grid: { vertLines: { color: dark ? "#2a2f36" : "#eee" }, horzLines: { color: dark ? "#2a2f36" : "#eee" } },
+    timeScale: {
+      timeVisible: true, secondsVisible: false,
+      // times are UTC epochs; label them in exchange time, whatever the browser's zone
+      tickMarkFormatter: (t, type) => (type <= 2 ? day : hhmm).format(new Date(t * 1000)),
+    },
+    localization: { timeFormatter: (t) => window.nyTime.format(new Date(t * 1000)) },
+  });
+  const price = chart.addSeries(LC.LineSeries, { color: dark ? "#5aa9ff" : "#1f6feb", lineWidth: 2,
+                                                 title: data.ticker });
+  const sma = chart.addSeries(LC.LineSeries, { color: dark ? "#f0b84a" : "#b7791f", lineWidth: 1,
+                                               lineStyle: 0, title: `SMA ${data.sma_period}`,
+                                               priceLineVisible: false, lastValueVisible: true });
+  price.setData(data.prices);
+  sma.setData(data.sma);
+  const marker = (a) => a.kind === "bullish"
+    ? { time: a.time, position: "belowBar", color: "#0a7d32", shape: "arrowUp", text: "▲ bullish" }
+    : { time: a.time, position: "aboveBar", color: "#c0262d", shape: "arrowDown", text: "▼ bearish" };
+  const markerList = data.alerts.map(marker);
+  const markers = LC.createSeriesMarkers(price, markerList);
+  let last = data.prices.length ? data.prices[data.prices.length - 1].time : 0;
+
+  function state() {
+    el.dataset.points = String(price.data().length);
+    el.dataset.markers = String(markerList.length);
+  }
+  if (focus) {
+    const t = Math.floor(new Date(focus).getTime() / 1000);
+    chart.timeScale().setVisibleRange({ from: t - 30 * 60, to: t + 30 * 60 });
+  } else {
+    chart.timeScale().fitContent();
+  }
+
+  function addQuote(q) {
+    const t = Math.floor(new Date(q.time).getTime() / 1000);
+    if (t <= last) return;
+    last = t;
+    price.update({ time: t, value: q.price });
+    if (q.sma !== null) sma.update({ time: t, value: q.sma });
+    document.getElementById("last-price").textContent = Number(q.price).toFixed(2);
+    const ch = window.fmtChange(q.change, q.change_pct);
+    const c = document.getElementById("last-change");
+    c.textContent = ch.text;
+    c.className = "change " + ch.cls;
+    state();
+  }
+  function addAlert(a) {
+    const t = Math.floor(new Date(a.time).getTime() / 1000);
+    if (markerList.some((m) => m.time === t)) return;
+    markerList.push(marker({ time: t, kind: a.kind }));
+    markers.setMarkers(markerList);
+    state();
+  }
+
+  const socket = window.connectLive((s) => {
+    s.emit("subscribe", { tickers: [data.ticker] }, window.ack("subscribe"));
+    // gap fill: the latest reading from the JSON API (older gaps need a reload)
+    fetch("/api/stocks", { cache: "no-store" }).then((r) => r.json()).then((snap) => {
+      const mine = snap.stocks.find((x) => x.ticker === data.ticker);
+      if (mine) addQuote(mine);
+    }).catch(() => {});
+  });
+  socket.on("quote", (q) => { if (q.ticker === data.ticker) addQuote(q); });
+  socket.on("alert", (a) => { if (a.ticker === data.ticker) addAlert(a); });
+  state();
+})();

@@ -1,0 +1,48 @@
+// Shared by every page: the Socket.IO connection with a visible state, exchange-time
+// formatting, and a counter of received events the browser tests read.
+(function () {
+  "use strict";
+  const conn = document.getElementById("connection");
+  window.__live = { stock_update: 0, quote: {}, alert: 0, connects: 0, acks: 0 };
+
+  window.nyTime = new Intl.DateTimeFormat("en-US", {
+    timeZone: "America/New_York", month: "short", day: "2-digit", hour: "2-digit",
+    minute: "2-digit", second: "2-digit", hour12: false, timeZoneName: "short",
+  });
+  window.fmtTime = (iso) => window.nyTime.format(new Date(iso));
+  window.fmtChange = (change, pct) => {
+    if (change === null || change === undefined) return { text: "–", cls: "" };
+    const arrow = change > 0 ? "▲" : change < 0 ? "▼" : "•";
+    const sign = (x) => (x >= 0 ? "+" : "") + Number(x).toFixed(2);
+    return { text: `${arrow} ${sign(change)} (${sign(pct)}%)`, cls: change > 0 ? "up" : change < 0 ? "down" : "" };
+  };
+
+  function setState(text, down) {
+    conn.textContent = text;
+    conn.classList.toggle("down", down);
+    document.body.dataset.connection = down ? "down" : "live";
+  }
+
+  // onConnect runs on the first connect and after every reconnect: it must
+  // (re)subscribe and fill whatever was missed from the JSON endpoints.
+  window.connectLive = function (onConnect) {
+    const socket = io({ transports: ["websocket", "polling"], reconnectionDelay: 500,
+                        reconnectionDelayMax: 3000 });
+    socket.on("connect", () => {
+      window.__live.connects += 1;
+      setState("live", false);
+      onConnect(socket);
+    });
+    socket.on("disconnect", () => setState("reconnecting…", true));
+    socket.on("connect_error", () => setState("reconnecting…", true));
+    socket.on("stock_update", () => { window.__live.stock_update += 1; });
+    socket.on("quote", (q) => { window.__live.quote[q.ticker] = (window.__live.quote[q.ticker] || 0) + 1; });
+    socket.on("alert", () => { window.__live.alert += 1; });
+    return socket;
+  };
+
+  window.ack = (label) => (reply) => {
+    if (!reply || !reply.ok) setState(`${label} refused: ${reply && reply.error}`, true);
+    else window.__live.acks += 1;
+  };
+})();
