@@ -30,9 +30,10 @@
                                                priceLineVisible: false, lastValueVisible: true });
   price.setData(data.prices);
   sma.setData(data.sma);
+  const up = dark ? "#3fb96b" : "#0a7d32", down = dark ? "#ff6b6b" : "#c0262d";
   const marker = (a) => a.kind === "bullish"
-    ? { time: a.time, position: "belowBar", color: "#0a7d32", shape: "arrowUp", text: "▲ bullish" }
-    : { time: a.time, position: "aboveBar", color: "#c0262d", shape: "arrowDown", text: "▼ bearish" };
+    ? { time: a.time, position: "belowBar", color: up, shape: "arrowUp", text: "▲ bullish" }
+    : { time: a.time, position: "aboveBar", color: down, shape: "arrowDown", text: "▼ bearish" };
   const markerList = data.alerts.map(marker);
   const markers = LC.createSeriesMarkers(price, markerList);
   let last = data.prices.length ? data.prices[data.prices.length - 1].time : 0;

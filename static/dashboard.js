@@ -76,15 +76,7 @@
     if (isNew) drawSpark(row, s.price);
   }
 
-  function showMarket(m) {
-    const el = document.getElementById("market");
-    if (!m || !el) return;
-    el.className = "market market-" + m.state;
-    el.dataset.state = m.state;
-    el.textContent = `XNYS ${m.state} · ${m.is_open ? "closes " + window.fmtTime(m.next_close)
-                                                   : "opens " + window.fmtTime(m.next_open)}`
-                     + (m.early_close ? " · early close" : "");
-  }
+  const showMarket = window.showMarket;
 
   function tickAge() {
     if (!lastUpdate) return;

@@ -17,6 +17,28 @@
     return { text: `${arrow} ${sign(change)} (${sign(pct)}%)`, cls: change > 0 ? "up" : change < 0 ? "down" : "" };
   };
 
+  // "opens in 1 d 2 h" / "closes in 25 min", refreshed while the page is open
+  window.untilText = (iso) => {
+    const min = Math.max(0, Math.round((new Date(iso).getTime() - Date.now()) / 60000));
+    const d = Math.floor(min / 1440), h = Math.floor((min % 1440) / 60), m = min % 60;
+    return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
+  };
+  window.showMarket = (m) => {
+    const el = document.getElementById("market");
+    if (!el) return;
+    m = m || JSON.parse(el.dataset.market || "null");
+    if (!m) return;
+    el.dataset.market = JSON.stringify(m);
+    el.className = "market market-" + m.state;
+    el.dataset.state = m.state;
+    el.textContent = `XNYS ${m.state} · ` + (m.is_open
+      ? `closes in ${window.untilText(m.next_close)} (${window.fmtTime(m.next_close)})`
+      : `opens in ${window.untilText(m.next_open)} (${window.fmtTime(m.next_open)})`)
+      + (m.early_close ? " · early close" : "");
+  };
+  setInterval(() => window.showMarket(), 30000);
+  document.addEventListener("DOMContentLoaded", () => window.showMarket());
+
   function setState(text, down) {
     conn.textContent = text;
     conn.classList.toggle("down", down);
