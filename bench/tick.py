@@ -29,9 +29,10 @@ import sqlalchemy as sa
 
 from bench.counting import count_io
 from webapp import names, services
+from webapp.core.market import slot_of
 from webapp.core.quotes import Quote
 from webapp.extensions import db, get_redis
-from webapp.pipeline import TickServices, run_tick, slot_of
+from webapp.pipeline import TickServices, run_tick
 from webapp.providers.base import FetchResult
 from webapp.providers.sim import SimProvider
 

@@ -51,6 +51,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -147,6 +160,8 @@ class Config:
             FINNHUB_BASE_URL=(env.get("FINNHUB_BASE_URL") or cls.FINNHUB_BASE_URL).rstrip("/"),
             FINNHUB_CALLS_PER_MINUTE=_int(env, "FINNHUB_CALLS_PER_MINUTE", 60),
             FINNHUB_CALLS_PER_SECOND=_int(env, "FINNHUB_CALLS_PER_SECOND", 30),
+            FINNHUB_TIMEOUT_SECONDS=_float(env, "FINNHUB_TIMEOUT_SECONDS", 5.0),
+            FINNHUB_MAX_RETRY_AFTER=_float(env, "FINNHUB_MAX_RETRY_AFTER", 10.0),
             SYMBOLS=parse_symbols(symbols) if symbols else tuple(DEFAULT_SYMBOLS),
             SMA_PERIOD=_int(env, "SMA_PERIOD", 5),
             TICK_SECONDS=tick,

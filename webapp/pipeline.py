@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -30,7 +30,7 @@ from webapp import history
 from webapp.config import Config
 from webapp.core import indicators
 from webapp.core.indicators import Sma, Step
-from webapp.core.market import MarketState, market_state
+from webapp.core.market import MarketState, market_state, slot_of
 from webapp.core.quotes import Quote, to_ticks
 from webapp.core.readings import doc_quote, doc_sma, public_view, reading_doc
 from webapp.core.validation import quote_problem
@@ -39,13 +39,6 @@ from webapp.providers.base import FetchResult, Provider
 from webapp.publisher import Batch, Publisher
 
 log = logging.getLogger(__name__)
-
-
-def slot_of(now: datetime, tick_seconds: int) -> tuple[int, datetime]:
-    """The tick slot ``now`` falls in, and the slot's start time (UTC)."""
-    epoch = int(now.timestamp())
-    slot = epoch // tick_seconds
-    return slot, datetime.fromtimestamp(slot * tick_seconds, tz=timezone.utc)
 
 
 def max_age(config: Config, provider: Provider, market: MarketState) -> float | None:

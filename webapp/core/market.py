@@ -77,6 +77,15 @@ def market_state(now: datetime, name: str = EXCHANGE) -> MarketState:
     return MarketState(now, is_open, next_open, next_close, bool(early), name)
 
 
+def slot_of(now: datetime, tick_seconds: int) -> tuple[int, datetime]:
+    """The tick slot ``now`` falls in, and the slot's start time (UTC).
+
+    Slots are counted from the epoch, so every process agrees on them.
+    """
+    slot = int(now.timestamp()) // tick_seconds
+    return slot, datetime.fromtimestamp(slot * tick_seconds, tz=timezone.utc)
+
+
 def exchange_date(at: datetime) -> str:
     """The calendar date at the exchange (America/New_York) as ISO text."""
     return at.astimezone(EXCHANGE_TZ).date().isoformat()

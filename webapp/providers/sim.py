@@ -13,11 +13,11 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from webapp.core.market import EXCHANGE_TZ, exchange_day_start
+from webapp.core.market import EXCHANGE_TZ, exchange_day_start, slot_of
 from webapp.core.quotes import Quote
 from webapp.providers.base import FetchResult
 
@@ -91,8 +91,7 @@ class SimProvider:
 
     def quote_time(self, now: datetime) -> datetime:
         """The simulated feed stamps each quote with the tick boundary at or before ``now``."""
-        epoch = int(now.timestamp())
-        return datetime.fromtimestamp(epoch - epoch % self.tick_seconds, tz=timezone.utc)
+        return slot_of(now, self.tick_seconds)[1]
 
     def base_prices(self, symbols: Sequence[str], keys: np.ndarray) -> np.ndarray:
         """Where a ticker's walk starts when nothing is stored for it yet."""
