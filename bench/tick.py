@@ -100,8 +100,8 @@ def run(n_symbols: int, ticks: int) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 report = run_tick(svc, symbols, at)
                 elapsed = (time.perf_counter() - t0) * 1000
-            if report.applied != n_symbols:
-                raise RuntimeError(f"tick applied {report.applied} of {n_symbols}")
+            if report.accepted != n_symbols:
+                raise RuntimeError(f"tick accepted {report.accepted} of {n_symbols}")
             if i < WARMUP:
                 continue
             totals.append(elapsed)

@@ -97,7 +97,7 @@ def test_same_minute_twice_changes_nothing(app, pg, rdb, service_urls) -> None:
         # the data-level guards hold: no row, window entry or emit is added.
         rdb.delete(names.tick_done_key(again["slot"]))
         forced = run_via_rq(app, [START + timedelta(minutes=6)])[0]
-        assert forced["applied"] == 0
+        assert forced["accepted"] == 0
         after = (stored_quotes(pg), stored_alerts(pg), hot_state(rdb, DEFAULT_SYMBOLS))
         assert after == before
         emitted = capture.settle()
@@ -225,7 +225,7 @@ def test_roundtrips_and_inserts_are_constant_in_symbols(make_app, rdb, pg) -> No
             with count_io(db.engine) as counts:
                 for at in minutes(3, START + timedelta(minutes=1)):
                     report = services.run_tick_now(at)
-                    assert report.applied == n
+                    assert report.accepted == n
             measured[n] = (counts.redis_roundtrips, counts.sql_inserts)
     # lock, MGET, write script, listeners, one batch of emits: five per tick at any size
     assert measured[15][0] == measured[300][0] == 3 * 5

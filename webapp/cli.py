@@ -33,7 +33,7 @@ def init_app(app: Flask) -> None:
         if r.skipped:
             click.echo(f"  skipped fetching: {r.skipped}")
         click.echo(f"  symbols {r.symbols}, fetched {r.fetched}, accepted {r.accepted}, "
-                   f"applied {r.applied}, rebuilt from Postgres {r.restored}")
+                   f"rebuilt from Postgres {r.restored}")
         for ticker, reason in r.stale.items():
             click.echo(f"  stale {ticker}: {reason}")
         for a in r.alerts:

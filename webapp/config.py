@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from webapp.core.validation import TICKER_RE
@@ -206,9 +208,6 @@ def child_environment(**overrides: str) -> dict[str, str]:
     ``PATH`` gets the running interpreter's directory first, so ``gunicorn``,
     ``flask`` and ``python`` in the Procfile resolve to this virtualenv.
     """
-    import sys
-    from pathlib import Path
-
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PYTHONUNBUFFERED", "1")

@@ -69,7 +69,6 @@ class TickReport:
     symbols: int = 0
     fetched: int = 0
     accepted: int = 0
-    applied: int = 0
     restored: int = 0
     stale: dict[str, str] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -87,7 +86,7 @@ class TickReport:
         return {
             "slot": self.slot, "at": self.at.isoformat(), "market": self.market,
             "skipped": self.skipped, "symbols": self.symbols, "fetched": self.fetched,
-            "accepted": self.accepted, "applied": self.applied, "restored": self.restored,
+            "accepted": self.accepted, "restored": self.restored,
             "stale": self.stale, "alerts": self.alerts, "emitted": self.emitted,
             "duration_ms": round(self.duration_ms, 1), "phases_ms": self.phases_ms,
         }
@@ -252,7 +251,7 @@ def _locked_tick(
         rows.append(history.QuoteRow(q, view["sma"]))
         if step.alert:
             alert_rows.append(history.AlertRow(ticker, q.time, step.alert, q.price, view["sma"]))
-    report.accepted = report.applied = len(applies)
+    report.accepted = len(applies)
     report.stale = stale
     if stale:
         shown = ", ".join(f"{t} ({r})" for t, r in list(stale.items())[:10])

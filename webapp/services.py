@@ -12,10 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from webapp import history
+from webapp import history, names
 from webapp.config import Config
-from webapp.core.market import market_state
+from webapp.core.market import market_state, range_start
 from webapp.core.readings import public_view
+from webapp.core.validation import normalise_ticker
 from webapp.extensions import db, get_redis
 from webapp.hot import HotStore
 from webapp.pipeline import TickReport, TickServices, max_age, run_tick
@@ -81,8 +82,6 @@ def snapshot(now: datetime | None = None) -> dict[str, Any]:
 
 def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
     """Is every part of the pipeline alive?  Names what is wrong when not."""
-    from webapp import names
-
     now = now or datetime.now(timezone.utc)
     cfg = config()
     checks: dict[str, Any] = {}
@@ -131,8 +130,6 @@ class UnknownTicker(LookupError):
 
 def known_ticker(raw: str) -> str:
     """The normalised ticker if it is tracked or has history; else UnknownTicker."""
-    from webapp.core.validation import normalise_ticker
-
     ticker = normalise_ticker(raw)
     if ticker is None:
         raise UnknownTicker(f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)")
@@ -147,8 +144,6 @@ def _epoch(when: datetime) -> int:
 
 def chart_data(ticker: str, range_name: str, now: datetime | None = None) -> dict[str, Any]:
     """Everything the chart page draws before any request: history, window, alerts."""
-    from webapp.core.market import range_start
-
     now = now or datetime.now(timezone.utc)
     start = range_start(now, range_name)
     series = history.price_series(db.session, ticker, start, MAX_CHART_POINTS)
@@ -175,8 +170,6 @@ def chart_data(ticker: str, range_name: str, now: datetime | None = None) -> dic
 
 def alert_feed(ticker: str | None, limit: int = MAX_FEED_ALERTS) -> list[dict[str, Any]]:
     """Stored alerts, newest first."""
-    from webapp.core.market import range_start
-
     start = range_start(datetime.now(timezone.utc), "all")
     return [{"ticker": a.ticker, "kind": a.kind, "price": a.price, "sma": a.sma,
              "time": a.time.isoformat()}
