@@ -242,3 +242,16 @@ def test_market_closed_means_no_fetch_for_real_feeds(app, rdb) -> None:
     assert provider.calls == 0
     run_tick(svc, ["AAPL"], utc("2026-11-27T17:30:00"))  # early-close day, still open
     assert provider.calls == 1
+
+
+def test_a_failed_tick_leaves_the_next_one_working(app, pg, rdb) -> None:
+    provider = ScriptedProvider()
+    svc = scripted_services(app, provider)
+    rdb.flushdb()  # the first tick will query Postgres to rebuild, opening a transaction
+    provider.fail_next = ConnectionError("feed went away")
+    with pytest.raises(ConnectionError):
+        run_tick(svc, ["AAPL"], START)
+    assert rdb.get(names.TICK_LOCK_KEY) is None  # the lock was released
+    provider.next = [Quote("AAPL", 100.0, START, 5, source="script")]
+    report = run_tick(svc, ["AAPL"], START)  # same slot: it was never finished
+    assert report.accepted == 1 and stored_quotes(pg)["AAPL"][0][1] == 100.0

@@ -191,6 +191,8 @@ def run_tick(svc: TickServices, symbols: Sequence[str], now: datetime) -> TickRe
     try:
         _locked_tick(svc, symbols, now, market, token, report)
     except BaseException:
+        # leave nothing half-open for the next tick: no lock, no transaction
+        svc.session.rollback()
         svc.hot.unlock(token)
         raise
     finally:

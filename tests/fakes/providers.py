@@ -20,9 +20,13 @@ class ScriptedProvider:
         self.next: list[Quote] = []
         self.problems: dict[str, str] = {}
         self.calls = 0
+        self.fail_next: Exception | None = None
 
     def fetch(self, symbols: Sequence[str], now: datetime, previous: Mapping[str, Quote]) -> FetchResult:
         self.calls += 1
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
         quotes, self.next = self.next, []
         problems, self.problems = self.problems, {}
         return FetchResult(quotes, problems)
