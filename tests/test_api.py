@@ -3,10 +3,17 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import jsonschema
+import pytest
+
 from jobs.scheduler import make_scheduler
+from tests.fakes.providers import ScriptedProvider
+from tests.test_pipeline import START, minutes, scripted_services
 from webapp import services
 from webapp.config import DEFAULT_SYMBOLS
+from webapp.core.quotes import Quote
 from webapp.extensions import get_redis
+from webapp.pipeline import run_tick
 
 
 def test_stocks_before_and_after_a_tick(app) -> None:
@@ -60,3 +67,121 @@ def test_api_errors_are_json(app) -> None:
     assert resp.get_json()["error"]["code"] == "not_found"
     resp = client.post("/api/stocks")
     assert resp.status_code == 405 and resp.get_json()["error"]["code"] == "method_not_allowed"
+
+
+# ---- contract and pagination ----
+
+
+
+def schema_for(spec: dict, path: str, status: str = "200") -> dict:
+    op = spec["paths"][path]["get"]
+    ref = op["responses"][status]["content"]["application/json"]["schema"]
+    return {**ref, "components": spec["components"]}
+
+
+def check(spec: dict, path: str, resp, status: int = 200) -> dict:
+    assert resp.status_code == status, resp.get_json()
+    body = resp.get_json()
+    jsonschema.validate(body, schema_for(spec, path, str(status)),
+                        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return body
+
+
+@pytest.fixture
+def seeded(app):
+    for at in minutes(12):
+        services.run_tick_now(at)
+    return app.test_client()
+
+
+def test_every_endpoint_matches_the_openapi_document(seeded) -> None:
+    client = seeded
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"] == "3.1.0"
+    assert set(spec["paths"]) == {"/api/stocks", "/api/stocks/{ticker}", "/api/stocks/{ticker}/history",
+                                  "/api/alerts", "/api/health"}
+    check(spec, "/api/stocks", client.get("/api/stocks"))
+    detail = check(spec, "/api/stocks/{ticker}", client.get("/api/stocks/brk.b"))
+    assert detail["ticker"] == "BRK.B" and len(detail["window"]) == 5
+    check(spec, "/api/stocks/{ticker}/history", client.get("/api/stocks/AAPL/history"))
+    check(spec, "/api/stocks/{ticker}/history", client.get("/api/stocks/AAPL/history?interval=5m"))
+    check(spec, "/api/alerts", client.get("/api/alerts"))
+    check(spec, "/api/health", client.get("/api/health"), 503)  # no scheduler in this test
+    check(spec, "/api/stocks/{ticker}", client.get("/api/stocks/NOPE"), 404)
+    check(spec, "/api/stocks/{ticker}/history", client.get("/api/stocks/AAPL/history?limit=0"), 400)
+    html = client.get("/api/docs").get_data(as_text=True)
+    assert "/api/stocks/{ticker}/history" in html and "https://cdn" not in html
+
+
+@pytest.mark.parametrize(
+    "query, needle",
+    [
+        ("limit=0", "limit: Input should be greater than or equal to 1"),
+        ("limit=ten", "limit: Input should be a valid integer"),
+        ("interval=2m", "interval: Input should be"),
+        ("start=yesterday", "start: Value error, expected ISO 8601 or unix seconds"),
+        ("colour=red", "colour: unknown parameter"),
+        ("cursor=bm9wZQ", "cursor: not a cursor this endpoint issued"),
+        ("start=2026-11-20T16:00:00Z&end=2026-11-20T15:00:00Z", "start: must be before end"),
+    ],
+)
+def test_bad_parameters_are_400_with_a_reason(seeded, query, needle) -> None:
+    resp = seeded.get(f"/api/stocks/AAPL/history?{query}")
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "bad_parameter"
+    assert needle in resp.get_json()["error"]["message"]
+
+
+def walk(client, url: str, key: str) -> list[dict]:
+    items, cursor, pages = [], None, 0
+    while True:
+        resp = client.get(url + (f"&cursor={cursor}" if cursor else "")).get_json()
+        items += resp[key]
+        pages += 1
+        cursor = resp["next_cursor"]
+        if cursor is None:
+            return items, pages
+
+
+def test_history_pages_walk_every_row_once(seeded) -> None:
+    everything = seeded.get("/api/stocks/AAPL/history?limit=5000").get_json()["items"]
+    assert len(everything) == 12 and everything[0]["time"] == START.isoformat()
+    for limit in (1, 5, 6, 12):  # 12 divides exactly: one more, empty page ends the walk
+        items, pages = walk(seeded, f"/api/stocks/AAPL/history?limit={limit}", "items")
+        assert items == everything
+        assert pages == 12 // limit + 1 if 12 % limit == 0 else pages == -(-12 // limit)
+    window = seeded.get(f"/api/stocks/AAPL/history?start={int(START.timestamp()) + 120}"
+                        "&end=2026-11-20T15:05:00Z").get_json()["items"]
+    assert [i["time"][11:16] for i in window] == ["15:02", "15:03", "15:04"]
+
+
+def test_bars_are_ohlcv_of_the_points(seeded) -> None:
+    points = seeded.get("/api/stocks/AAPL/history").get_json()["items"]
+    bars = seeded.get("/api/stocks/AAPL/history?interval=5m").get_json()["items"]
+    assert [b["count"] for b in bars] == [5, 5, 2]
+    for bar, chunk in zip(bars, [points[0:5], points[5:10], points[10:12]], strict=True):
+        prices = [p["price"] for p in chunk]
+        assert (bar["open"], bar["high"], bar["low"], bar["close"]) == (
+            prices[0], max(prices), min(prices), prices[-1])
+        assert bar["volume"] == sum(p["volume"] for p in chunk)
+        assert bar["time"] == chunk[0]["time"]
+    day = seeded.get("/api/stocks/AAPL/history?interval=1d").get_json()["items"]
+    assert len(day) == 1 and day[0]["time"] == "2026-11-20T05:00:00+00:00"  # New York midnight
+
+
+def test_alert_pages_and_filters(app) -> None:
+    provider = ScriptedProvider()
+    svc = scripted_services(app, provider)
+    series = [10, 10, 10, 10, 10, 12, 8, 12, 8, 12, 8]  # alternating crosses from the 6th on
+    for at, p in zip(minutes(len(series)), series, strict=True):
+        provider.next = [Quote("AAPL", p, at, 1, source="script"),
+                         Quote("KO", 50.0 + p, at, 1, source="script")]
+        run_tick(svc, ["AAPL", "KO"], at)
+    client = app.test_client()
+    everything = client.get("/api/alerts?limit=500").get_json()["alerts"]
+    assert len(everything) == 12 and everything[0]["time"] > everything[-1]["time"]
+    items, _ = walk(client, "/api/alerts?limit=5", "alerts")
+    assert items == everything
+    bullish = client.get("/api/alerts?kind=bullish&ticker=aapl").get_json()["alerts"]
+    assert {a["kind"] for a in bullish} == {"bullish"} and {a["ticker"] for a in bullish} == {"AAPL"}
+    since = client.get(f"/api/alerts?since={int(START.timestamp()) + 9 * 60}").get_json()["alerts"]
+    assert len(since) == 4

@@ -1,34 +1,226 @@
-"""JSON endpoints.  Thin: each calls a service and shapes the answer."""
+"""JSON endpoints.  Thin: each validates its query with a model, calls a
+service and shapes the answer; the models also make the OpenAPI document."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+import base64
+import binascii
+from datetime import datetime, timezone
+from typing import Any, Literal
 
-from webapp import services
-from webapp.core.validation import normalise_ticker
+from flask import Blueprint, jsonify, render_template
+from pydantic import BaseModel, Field
+
+from webapp import history, services
+from webapp.apispec import Query, Timestamp, endpoint, openapi_document
 from webapp.errors import ApiError
+from webapp.extensions import db
 
 bp = Blueprint("api", __name__)
 
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-@bp.get("/stocks")
+
+# ---- response models (what integrators receive) ----
+
+class LastAlert(BaseModel):
+    kind: Literal["bullish", "bearish"]
+    time: datetime
+    price: float
+    sma: float | None
+
+
+class StockView(BaseModel):
+    ticker: str
+    price: float
+    sma: float | None = Field(description="null until the window is full")
+    alert: Literal["bullish", "bearish"] | None = Field(description="the cross this reading fired")
+    time: datetime = Field(description="the provider's quote time")
+    change: float | None
+    change_pct: float | None
+    prev_close: float | None
+    open: float | None
+    high: float | None
+    low: float | None
+    volume: int | None
+    last_alert: LastAlert | None
+    source: str
+    stale: bool
+    stale_reason: str | None
+
+
+class Market(BaseModel):
+    exchange: str
+    state: Literal["open", "closed"]
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+    early_close: bool
+
+
+class Snapshot(BaseModel):
+    timestamp: datetime
+    market: Market
+    provider: str
+    sma_period: int
+    tick_seconds: int
+    last_tick: dict[str, Any] | None
+    stocks: list[StockView]
+    awaiting_first_reading: list[str]
+
+
+class StockDetail(BaseModel):
+    ticker: str
+    latest: StockView | None
+    window: list[float] = Field(description="the last SMA_PERIOD prices, oldest first")
+    sma_period: int
+    market: Market
+
+
+class HistoryPoint(BaseModel):
+    time: datetime
+    price: float
+    volume: int | None
+    sma: float | None
+
+
+class HistoryBar(BaseModel):
+    time: datetime = Field(description="bucket start")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int | None
+    count: int = Field(description="quotes in the bucket")
+
+
+class HistoryPage(BaseModel):
+    ticker: str
+    interval: Literal["1m", "5m", "15m", "1h", "1d"] | None
+    items: list[HistoryPoint] | list[HistoryBar]
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null at the end")
+
+
+class AlertItem(BaseModel):
+    ticker: str
+    kind: Literal["bullish", "bearish"]
+    time: datetime
+    price: float
+    sma: float
+
+
+class AlertsPage(BaseModel):
+    alerts: list[AlertItem]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unhealthy"]
+    problems: list[str]
+    checks: dict[str, Any]
+
+
+# ---- query models ----
+
+class HistoryQuery(Query):
+    start: Timestamp | None = Field(None, description="ISO 8601 or unix seconds (inclusive)")
+    end: Timestamp | None = Field(None, description="ISO 8601 or unix seconds (exclusive)")
+    limit: int = Field(500, ge=1, le=5000)
+    cursor: str | None = None
+    interval: Literal["1m", "5m", "15m", "1h", "1d"] | None = Field(
+        None, description="aggregate to OHLCV bars (computed in SQL)")
+
+
+class AlertsQuery(Query):
+    ticker: str | None = Field(None, pattern=r"^[A-Za-z0-9.\-]{1,10}$")
+    kind: Literal["bullish", "bearish"] | None = None
+    since: Timestamp | None = Field(None, description="ISO 8601 or unix seconds")
+    limit: int = Field(100, ge=1, le=services.MAX_FEED_ALERTS)
+    cursor: str | None = None
+
+
+# ---- cursors: opaque to clients, checked on the way in ----
+
+def _encode(*parts: object) -> str:
+    return base64.urlsafe_b64encode("|".join(map(str, parts)).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, kind: str) -> list[str]:
+    try:
+        parts = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        parts = []
+    if not parts or parts[0] != kind:
+        raise ApiError(400, "bad_parameter", "cursor: not a cursor this endpoint issued")
+    return parts[1:]
+
+
+def _ticker(raw: str) -> str:
+    try:
+        return services.known_ticker(raw)
+    except services.UnknownTicker as exc:
+        raise ApiError(404, "unknown_ticker", str(exc)) from None
+
+
+# ---- endpoints ----
+
+@endpoint(bp, "/stocks", response=Snapshot, summary="Latest snapshot")
 def stocks():
     return jsonify(services.snapshot())
 
 
-@bp.get("/alerts")
-def alerts():
-    raw_ticker = request.args.get("ticker", "").strip()
-    ticker = normalise_ticker(raw_ticker) if raw_ticker else None
-    if raw_ticker and ticker is None:
-        raise ApiError(400, "bad_parameter", f"ticker {raw_ticker!r}: 1-10 characters of A-Z 0-9 . -")
-    raw_limit = request.args.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= services.MAX_FEED_ALERTS:
-        raise ApiError(400, "bad_parameter",
-                       f"limit {raw_limit!r}: an integer from 1 to {services.MAX_FEED_ALERTS}")
-    return jsonify({"alerts": services.alert_feed(ticker, int(raw_limit))})
+@endpoint(bp, "/stocks/<ticker>", response=StockDetail, summary="One stock", errors=(404,))
+def stock(ticker: str):
+    ticker = _ticker(ticker)
+    data = services.stock_detail(ticker)
+    return jsonify(data)
 
 
-@bp.get("/health")
+@endpoint(bp, "/stocks/<ticker>/history", response=HistoryPage, query=HistoryQuery,
+          summary="Stock history", errors=(404,))
+def stock_history(ticker: str, q: HistoryQuery):
+    ticker = _ticker(ticker)
+    start, end = q.start or EPOCH, q.end or FAR_FUTURE
+    if start >= end:
+        raise ApiError(400, "bad_parameter", "start: must be before end")
+    kind = f"h{q.interval or ''}"
+    after = datetime.fromisoformat(_decode(q.cursor, kind)[0]) if q.cursor else None
+    if q.interval:
+        rows: list[Any] = history.bars(db.session, ticker, q.interval, start, end, after, q.limit)
+        items = [dict(r._asdict(), time=r.time.isoformat()) for r in rows]
+    else:
+        rows = history.points(db.session, ticker, start, end, after, q.limit)
+        items = [dict(r._asdict(), time=r.time.isoformat()) for r in rows]
+    next_cursor = _encode(kind, rows[-1].time.isoformat()) if len(rows) == q.limit else None
+    return jsonify({"ticker": ticker, "interval": q.interval, "items": items, "next_cursor": next_cursor})
+
+
+@endpoint(bp, "/alerts", response=AlertsPage, query=AlertsQuery, summary="Alerts")
+def alerts(q: AlertsQuery):
+    before = None
+    if q.cursor:
+        when, ident = _decode(q.cursor, "a")
+        before = (datetime.fromisoformat(when), int(ident))
+    rows = history.alerts_page(db.session, q.ticker.upper() if q.ticker else None, q.kind,
+                               q.since or EPOCH, before, q.limit)
+    items = [{"ticker": a.ticker, "kind": a.kind, "time": a.time.isoformat(), "price": a.price,
+              "sma": a.sma} for _, a in rows]
+    next_cursor = (_encode("a", rows[-1].alert.time.isoformat(), rows[-1].id)
+                   if len(rows) == q.limit else None)
+    return jsonify({"alerts": items, "next_cursor": next_cursor})
+
+
+@endpoint(bp, "/health", response=Health, summary="Health", errors=(503,), bodies={503: Health})
 def health():
     ok, body = services.health()
     return jsonify(body), 200 if ok else 503
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+@bp.get("/docs")
+def docs():
+    return render_template("api_docs.html", spec=openapi_document())

@@ -245,3 +245,82 @@ def has_history(session: Session, ticker: str) -> bool:
     return session.execute(
         sa.text("SELECT EXISTS (SELECT 1 FROM quotes WHERE ticker = :t)"), {"t": ticker}
     ).scalar_one()
+
+
+# Bar buckets: fixed-width intraday bins on the UTC clock (New York's offset is
+# whole hours, so they are also NY-aligned), and New York calendar days for 1d.
+_BUCKETS = {
+    "1m": "date_bin(INTERVAL '1 minute', time, TIMESTAMPTZ '2000-01-03 00:00:00+00')",
+    "5m": "date_bin(INTERVAL '5 minutes', time, TIMESTAMPTZ '2000-01-03 00:00:00+00')",
+    "15m": "date_bin(INTERVAL '15 minutes', time, TIMESTAMPTZ '2000-01-03 00:00:00+00')",
+    "1h": "date_bin(INTERVAL '1 hour', time, TIMESTAMPTZ '2000-01-03 00:00:00+00')",
+    "1d": "(date_trunc('day', time AT TIME ZONE 'America/New_York') AT TIME ZONE 'America/New_York')",
+}
+INTERVALS = tuple(_BUCKETS)
+
+
+class Point(NamedTuple):
+    time: datetime
+    price: float
+    volume: int | None
+    sma: float | None
+
+
+class Bar(NamedTuple):
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int | None
+    count: int
+
+
+def points(session: Session, ticker: str, start: datetime, end: datetime,
+           after: datetime | None, limit: int) -> list[Point]:
+    """Stored quotes in [start, end), oldest first, strictly after ``after``."""
+    rows = session.execute(sa.text(
+        "SELECT time, price, volume, sma FROM quotes WHERE ticker = :t AND time >= :start AND time < :end"
+        " AND (CAST(:after AS timestamptz) IS NULL OR time > :after) ORDER BY time LIMIT :limit"),
+        {"t": ticker, "start": start, "end": end, "after": after, "limit": limit})
+    return [Point(r.time, float(r.price), r.volume, _float(r.sma)) for r in rows]
+
+
+def bars(session: Session, ticker: str, interval: str, start: datetime, end: datetime,
+         after: datetime | None, limit: int) -> list[Bar]:
+    """OHLCV bars aggregated in SQL, oldest first, buckets strictly after ``after``."""
+    bucket = _BUCKETS[interval]  # a fixed expression chosen by key, never user text
+    rows = session.execute(sa.text(f"""
+        SELECT * FROM (
+            SELECT {bucket} AS bucket,
+                   (array_agg(price ORDER BY time))[1] AS open, max(price) AS high,
+                   min(price) AS low, (array_agg(price ORDER BY time DESC))[1] AS close,
+                   sum(volume) AS volume, count(*) AS n
+            FROM quotes WHERE ticker = :t AND time >= :start AND time < :end
+            GROUP BY 1
+        ) AS b
+        WHERE CAST(:after AS timestamptz) IS NULL OR bucket > :after
+        ORDER BY bucket LIMIT :limit"""),
+        {"t": ticker, "start": start, "end": end, "after": after, "limit": limit})
+    return [Bar(r.bucket, float(r.open), float(r.high), float(r.low), float(r.close),
+                None if r.volume is None else int(r.volume), r.n) for r in rows]
+
+
+class AlertPageRow(NamedTuple):
+    id: int
+    alert: AlertRow
+
+
+def alerts_page(session: Session, ticker: str | None, kind: str | None, since: datetime,
+                before: tuple[datetime, int] | None, limit: int) -> list[AlertPageRow]:
+    """Alerts newest first, older than the ``before`` (time, id) cursor."""
+    rows = session.execute(sa.text(
+        "SELECT id, ticker, time, kind, price, sma FROM alerts"
+        " WHERE (CAST(:ticker AS varchar) IS NULL OR ticker = :ticker)"
+        " AND (CAST(:kind AS varchar) IS NULL OR kind = :kind) AND time >= :since"
+        " AND (CAST(:bt AS timestamptz) IS NULL OR (time, id) < (:bt, :bid))"
+        " ORDER BY time DESC, id DESC LIMIT :limit"),
+        {"ticker": ticker, "kind": kind, "since": since, "bt": before[0] if before else None,
+         "bid": before[1] if before else 0, "limit": limit})
+    return [AlertPageRow(r.id, AlertRow(r.ticker, r.time, r.kind, float(r.price), float(r.sma)))
+            for r in rows]

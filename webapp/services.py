@@ -142,29 +142,32 @@ def _epoch(when: datetime) -> int:
     return int(when.timestamp())
 
 
-def chart_data(ticker: str, range_name: str, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the chart page draws before any request: history, window, alerts."""
+def stock_detail(ticker: str, now: datetime | None = None) -> dict[str, Any]:
+    """One ticker's latest reading (with staleness), its Redis window and the market."""
     now = now or datetime.now(timezone.utc)
-    start = range_start(now, range_name)
-    series = history.price_series(db.session, ticker, start, MAX_CHART_POINTS)
-    alerts = history.recent_alerts(db.session, ticker, start, MAX_CHART_POINTS)
     svc = tick_services()
     latest, stale = svc.hot.snapshot([ticker])
     market = market_state(now)
     view = None
     if ticker in latest:
         view = public_view(latest[ticker], stale.get(ticker), now, max_age(svc.config, svc.provider, market))
+    return {"ticker": ticker, "latest": view, "window": svc.hot.window(ticker),
+            "sma_period": svc.config.SMA_PERIOD, "market": market.as_json()}
+
+
+def chart_data(ticker: str, range_name: str, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the chart page draws before any request: history, window, alerts."""
+    now = now or datetime.now(timezone.utc)
+    start = range_start(now, range_name)
+    series = history.price_series(db.session, ticker, start, MAX_CHART_POINTS)
+    alerts = history.recent_alerts(db.session, ticker, start, MAX_CHART_POINTS)
     return {
-        "ticker": ticker,
+        **stock_detail(ticker, now),
         "range": range_name,
-        "sma_period": svc.config.SMA_PERIOD,
         "prices": [{"time": _epoch(t), "value": p} for t, p, _ in series],
         "sma": [{"time": _epoch(t), "value": s} for t, _, s in series if s is not None],
         "alerts": [{"time": _epoch(a.time), "iso": a.time.isoformat(), "kind": a.kind,
                     "price": a.price, "sma": a.sma} for a in reversed(alerts)],
-        "window": svc.hot.window(ticker),
-        "latest": view,
-        "market": market.as_json(),
     }
 
 

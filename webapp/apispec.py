@@ -1,0 +1,149 @@
+"""Declared JSON endpoints: pydantic models validate every query parameter and
+describe every response, and the OpenAPI 3.1 document is built from the same
+declarations, so the document cannot drift from what the code accepts.
+
+A route is declared with :func:`endpoint`; the view receives the parsed
+query model.  A bad parameter is answered ``400`` with the parameter and
+pydantic's reason, never a 500.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Annotated, Any, NamedTuple
+
+from flask import Blueprint, request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from webapp.errors import ApiError
+
+ERROR_TEXT = {400: "Bad parameter", 401: "Missing or bad API token", 404: "Not found",
+              405: "Method not allowed", 429: "Rate limited", 503: "Unhealthy"}
+
+
+def _parse_time(value: Any) -> Any:
+    """ISO 8601 or unix seconds; a time without zone is UTC."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("expected ISO 8601 or unix seconds") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_parse_time)]
+
+
+class Query(BaseModel):
+    """Base of query models: unknown parameters are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Endpoint(NamedTuple):
+    path: str
+    method: str
+    summary: str
+    query: type[BaseModel] | None
+    response: type[BaseModel]
+    errors: tuple[int, ...]
+    bodies: dict[int, type[BaseModel]]  # statuses whose body is not an ErrorBody
+
+
+ENDPOINTS: list[Endpoint] = []
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"]) or "query"
+        msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def endpoint(
+    bp: Blueprint,
+    path: str,
+    *,
+    response: type[BaseModel],
+    summary: str,
+    query: type[BaseModel] | None = None,
+    errors: tuple[int, ...] = (),
+    bodies: dict[int, type[BaseModel]] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a GET endpoint under ``/api`` (``path`` in Flask syntax)."""
+
+    def wrap(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def run(**kwargs: Any) -> Any:
+            if query is not None:
+                try:
+                    kwargs["q"] = query.model_validate(request.args.to_dict())
+                except ValidationError as exc:
+                    raise ApiError(400, "bad_parameter", _validation_message(exc)) from None
+            return view(**kwargs)
+
+        bp.add_url_rule(path, view_func=run, methods=["GET"])
+        codes = tuple(sorted({*errors, *((400,) if query else ()), 405, 429}))
+        ENDPOINTS.append(Endpoint("/api" + path, "get", summary, query, response, codes, bodies or {}))
+        return run
+
+    return wrap
+
+
+class ErrorBody(BaseModel):
+    class Detail(BaseModel):
+        code: str
+        message: str
+
+    error: Detail
+
+
+def _openapi_path(path: str) -> str:
+    """Flask ``<ticker>`` -> OpenAPI ``{ticker}``."""
+    return path.replace("<", "{").replace(">", "}")
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document for every declared endpoint."""
+    models = {e.response for e in ENDPOINTS} | {ErrorBody} | {m for e in ENDPOINTS for m in e.bodies.values()}
+    _, schema = models_json_schema([(m, "serialization") for m in models],
+                                   ref_template="#/components/schemas/{model}")
+    components = schema.get("$defs", {})
+    paths: dict[str, Any] = {}
+    for e in ENDPOINTS:
+        params = []
+        for name in (p.strip("<>") for p in e.path.split("/") if p.startswith("<")):
+            params.append({"name": name, "in": "path", "required": True,
+                           "schema": {"type": "string", "pattern": "^[A-Za-z0-9.\\-]{1,10}$"}})
+        if e.query is not None:
+            qs = e.query.model_json_schema()
+            for name, prop in qs.get("properties", {}).items():
+                params.append({"name": name, "in": "query", "required": name in qs.get("required", []),
+                               "schema": prop, "description": prop.get("description", "")})
+        responses: dict[str, Any] = {
+            "200": {"description": "OK", "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{e.response.__name__}"}}}}
+        }
+        for code in e.errors:
+            body = e.bodies.get(code, ErrorBody).__name__
+            responses[str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
+        paths.setdefault(_openapi_path(e.path), {})[e.method] = {
+            "summary": e.summary, "operationId": e.summary.lower().replace(" ", "_"),
+            "parameters": params, "responses": responses,
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Stock tracker API", "version": "1",
+                 "description": "Read the tracker's snapshot, history and alerts as JSON. "
+                                "Times are ISO 8601 UTC; prices are US dollars."},
+        "paths": paths,
+        "components": {"schemas": components},
+    }
