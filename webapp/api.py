@@ -7,10 +7,10 @@ import binascii
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify, render_template, request
 from pydantic import BaseModel, Field
 
-from webapp import history, services
+from webapp import history, services, symbols
 from webapp.apispec import Query, Timestamp, endpoint, openapi_document
 from webapp.errors import ApiError
 from webapp.extensions import db
@@ -224,3 +224,60 @@ def openapi():
 @bp.get("/docs")
 def docs():
     return render_template("api_docs.html", spec=openapi_document())
+
+
+# ---- tracked symbols (writes need a token) ----
+
+class SymbolItem(BaseModel):
+    ticker: str
+    added_at: datetime
+
+
+class SymbolList(BaseModel):
+    symbols: list[SymbolItem]
+
+
+class SymbolChange(BaseModel):
+    ticker: str
+    active: bool
+    changed: bool = Field(description="false when the symbol already was in that state")
+
+
+class NewSymbol(BaseModel):
+    model_config = {"extra": "forbid"}
+    ticker: str = Field(pattern=r"^[A-Za-z0-9.\-]{1,10}$", description="1-10 of A-Z 0-9 . -")
+
+
+def require_token() -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized",
+                       "send Authorization: Bearer <token> (flask --app wsgi tokens create)")
+    if not symbols.token_is_valid(db.session, token.strip()):
+        raise ApiError(401, "unauthorized", "the token is unknown or revoked")
+
+
+@endpoint(bp, "/symbols", response=SymbolList, summary="Tracked symbols")
+def list_symbols():
+    return jsonify({"symbols": [{"ticker": t, "added_at": a.isoformat()}
+                                for t, a in symbols.active(db.session)]})
+
+
+@endpoint(bp, "/symbols", method="POST", status=201, response=SymbolChange, body=NewSymbol,
+          auth=require_token, summary="Track a symbol", bodies={200: SymbolChange})
+def add_symbol(data: NewSymbol):
+    ticker = data.ticker.upper()
+    changed = symbols.add(db.session, ticker)
+    services.tracked_symbols(fresh=True)
+    return jsonify({"ticker": ticker, "active": True, "changed": changed}), 201 if changed else 200
+
+
+@endpoint(bp, "/symbols/<ticker>", method="DELETE", response=SymbolChange, auth=require_token,
+          summary="Stop tracking a symbol", errors=(404,))
+def remove_symbol(ticker: str):
+    ticker = ticker.upper()
+    if not symbols.remove(db.session, ticker):
+        raise ApiError(404, "unknown_ticker", f"{ticker} is not tracked")
+    services.tracked_symbols(fresh=True)
+    return jsonify({"ticker": ticker, "active": False, "changed": True})

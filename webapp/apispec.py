@@ -50,7 +50,10 @@ class Endpoint(NamedTuple):
     method: str
     summary: str
     query: type[BaseModel] | None
+    body: type[BaseModel] | None
     response: type[BaseModel]
+    status: int
+    auth: bool
     errors: tuple[int, ...]
     bodies: dict[int, type[BaseModel]]  # statuses whose body is not an ErrorBody
 
@@ -73,25 +76,49 @@ def endpoint(
     *,
     response: type[BaseModel],
     summary: str,
+    method: str = "GET",
+    status: int = 200,
     query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    auth: Callable[[], None] | None = None,
     errors: tuple[int, ...] = (),
     bodies: dict[int, type[BaseModel]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a GET endpoint under ``/api`` (``path`` in Flask syntax)."""
+    """Register an endpoint under ``/api`` (``path`` in Flask syntax).
+
+    ``auth`` is called before anything else and raises ApiError(401) to refuse.
+    The view gets the parsed query as ``q`` and the parsed JSON body as ``data``.
+    """
 
     def wrap(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def run(**kwargs: Any) -> Any:
+            if auth is not None:
+                auth()
             if query is not None:
                 try:
                     kwargs["q"] = query.model_validate(request.args.to_dict())
                 except ValidationError as exc:
                     raise ApiError(400, "bad_parameter", _validation_message(exc)) from None
+            if body is not None:
+                payload = request.get_json(silent=True)
+                if payload is None:
+                    raise ApiError(400, "bad_body",
+                                   "body: expected a JSON object (Content-Type: application/json)")
+                try:
+                    kwargs["data"] = body.model_validate(payload)
+                except ValidationError as exc:
+                    raise ApiError(400, "bad_body", _validation_message(exc)) from None
             return view(**kwargs)
 
-        bp.add_url_rule(path, view_func=run, methods=["GET"])
-        codes = tuple(sorted({*errors, *((400,) if query else ()), 405, 429}))
-        ENDPOINTS.append(Endpoint("/api" + path, "get", summary, query, response, codes, bodies or {}))
+        bp.add_url_rule(path, endpoint=view.__name__, view_func=run, methods=[method])
+        codes = {*errors, 405, 429}
+        if query is not None or body is not None:
+            codes.add(400)
+        if auth is not None:
+            codes.add(401)
+        ENDPOINTS.append(Endpoint("/api" + path, method.lower(), summary, query, body, response,
+                                  status, auth is not None, tuple(sorted(codes)), bodies or {}))
         return run
 
     return wrap
@@ -112,7 +139,8 @@ def _openapi_path(path: str) -> str:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document for every declared endpoint."""
-    models = {e.response for e in ENDPOINTS} | {ErrorBody} | {m for e in ENDPOINTS for m in e.bodies.values()}
+    models = ({e.response for e in ENDPOINTS} | {ErrorBody}
+              | {m for e in ENDPOINTS for m in e.bodies.values()} | {e.body for e in ENDPOINTS if e.body})
     _, schema = models_json_schema([(m, "serialization") for m in models],
                                    ref_template="#/components/schemas/{model}")
     components = schema.get("$defs", {})
@@ -128,22 +156,30 @@ def openapi_document() -> dict[str, Any]:
                 params.append({"name": name, "in": "query", "required": name in qs.get("required", []),
                                "schema": prop, "description": prop.get("description", "")})
         responses: dict[str, Any] = {
-            "200": {"description": "OK", "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{e.response.__name__}"}}}}
+            str(e.status): {"description": "OK" if e.status == 200 else "Created", "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{e.response.__name__}"}}}}
         }
         for code in e.errors:
             body = e.bodies.get(code, ErrorBody).__name__
             responses[str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
-        paths.setdefault(_openapi_path(e.path), {})[e.method] = {
+        op: dict[str, Any] = {
             "summary": e.summary, "operationId": e.summary.lower().replace(" ", "_"),
             "parameters": params, "responses": responses,
         }
+        if e.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}}}
+        if e.auth:
+            op["security"] = [{"bearerToken": []}]
+        paths.setdefault(_openapi_path(e.path), {})[e.method] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "Stock tracker API", "version": "1",
                  "description": "Read the tracker's snapshot, history and alerts as JSON. "
                                 "Times are ISO 8601 UTC; prices are US dollars."},
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components, "securitySchemes": {"bearerToken": {
+            "type": "http", "scheme": "bearer",
+            "description": "create one with `flask --app wsgi tokens create NAME`"}}},
     }

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 import click
 from flask import Flask
 
-from webapp import services
+from webapp import services, symbols
+from webapp.extensions import db
 
 
 def _parse_at(value: str | None) -> datetime | None:
@@ -39,6 +40,34 @@ def init_app(app: Flask) -> None:
         for a in r.alerts:
             click.echo(f"  ALERT {a['ticker']} {a['kind']} price {a['price']} sma {a['sma']}")
         click.echo(f"  emitted {r.emitted} Socket.IO messages in {r.duration_ms:.1f} ms")
+
+    @app.cli.group("tokens")
+    def tokens() -> None:
+        """API tokens for the write endpoints (stored hashed)."""
+
+    @tokens.command("create")
+    @click.argument("name")
+    def tokens_create(name: str) -> None:
+        """Create a token; it is printed once and cannot be shown again."""
+        token = symbols.create_token(db.session, name)
+        click.echo(token)
+        click.echo(f"(token for {name!r}; keep it: only its hash is stored)", err=True)
+
+    @tokens.command("list")
+    def tokens_list() -> None:
+        """Tokens by id, name and prefix (never the token)."""
+        for t in symbols.list_tokens(db.session):
+            state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+            click.echo(f"{t.id}\t{t.prefix}…\t{t.name}\tcreated {t.created_at:%Y-%m-%d %H:%M}\t{state}")
+
+    @tokens.command("revoke")
+    @click.argument("ident")
+    def tokens_revoke(ident: str) -> None:
+        """Revoke a token by id or prefix."""
+        count = symbols.revoke_token(db.session, ident)
+        if not count:
+            raise click.ClickException(f"no active token with id or prefix {ident!r}")
+        click.echo(f"revoked {count} token(s)")
 
     @app.cli.command("bench-tick")
     @click.option("--symbols", "n_symbols", type=click.IntRange(1, 100_000), default=15, show_default=True)

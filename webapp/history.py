@@ -196,18 +196,6 @@ def last_alerts(session: Session, tickers: Sequence[str]) -> dict[str, AlertRow]
     }
 
 
-def ensure_symbols(session: Session, tickers: Sequence[str]) -> None:
-    """Record configured symbols so the table lists what is tracked."""
-    session.execute(
-        sa.text(
-            "INSERT INTO symbols (ticker) SELECT unnest(CAST(:t AS varchar[])) "
-            "ON CONFLICT (ticker) DO NOTHING"
-        ),
-        {"t": list(tickers)},
-    )
-    session.commit()
-
-
 _SERIES = sa.text(
     """
     SELECT time, price, sma FROM (

@@ -48,7 +48,8 @@ def _room_tickers(names_of_rooms: list[str]) -> list[str]:
 def _change(payload: Any, join: bool) -> dict[str, Any]:
     cfg = services.config()
     try:
-        tickers = subscription_tickers(payload, frozenset(cfg.SYMBOLS), cfg.MAX_SUBSCRIBE_TICKERS)
+        known = frozenset(services.tracked_symbols())
+        tickers = subscription_tickers(payload, known, cfg.MAX_SUBSCRIBE_TICKERS)
     except SubscriptionError as exc:
         return {"ok": False, "error": str(exc)}
     wanted = [names.ROOM_ALL if t == names.ALL_TICKERS else names.ticker_room(t) for t in tickers]

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from webapp import history, names
+from webapp import history, names, symbols
 from webapp.config import Config
 from webapp.core.market import market_state, range_start
 from webapp.core.readings import public_view
@@ -30,8 +30,13 @@ def config(app: Flask | None = None) -> Config:
     return (app or current_app).config["TRACKER"]
 
 
-def tracked_symbols() -> tuple[str, ...]:
-    return config().SYMBOLS
+def tracked_symbols(fresh: bool = False) -> tuple[str, ...]:
+    """Symbols to track: the table, seeded from SYMBOLS (web: cached for seconds)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    cache = app.extensions.setdefault("tracked", symbols.TrackedCache())
+    if fresh:
+        cache.clear()
+    return cache.get(db.session, config(app).SYMBOLS)
 
 
 def tick_services() -> TickServices:
@@ -55,7 +60,7 @@ def tick_services() -> TickServices:
 
 def run_tick_now(at: datetime | None = None) -> TickReport:
     """Run the tick for the slot containing ``at`` (default: now)."""
-    return run_tick(tick_services(), tracked_symbols(), at or datetime.now(timezone.utc))
+    return run_tick(tick_services(), tracked_symbols(fresh=True), at or datetime.now(timezone.utc))
 
 
 def snapshot(now: datetime | None = None) -> dict[str, Any]:

@@ -1,0 +1,71 @@
+"""Tracked symbols through the API: tokens, writes, and the next tick."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tests.helpers import EmitCapture
+from tests.test_pipeline import START, minutes
+from webapp import names, services, symbols
+from webapp.extensions import db
+
+
+@pytest.fixture
+def token(app) -> str:
+    return symbols.create_token(db.session, "test")
+
+
+def test_tokens_cli_create_list_revoke(app, pg) -> None:
+    runner = app.test_cli_runner()
+    created = runner.invoke(args=["tokens", "create", "ci-bot"])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip().splitlines()[0]
+    assert token.startswith("stk_")
+    with pg.cursor() as cur:
+        cur.execute("SELECT token_hash FROM api_tokens")
+        (stored,) = cur.fetchone()
+    assert stored == hashlib.sha256(token.encode()).hexdigest() and token not in stored
+    listed = runner.invoke(args=["tokens", "list"]).output
+    assert "ci-bot" in listed and token[:12] in listed and token not in listed
+    assert symbols.token_is_valid(db.session, token)
+    assert runner.invoke(args=["tokens", "revoke", token[:12]]).exit_code == 0
+    assert not symbols.token_is_valid(db.session, token)
+    assert runner.invoke(args=["tokens", "revoke", "nope"]).exit_code != 0
+
+
+def test_writes_need_a_valid_token(app, token) -> None:
+    client = app.test_client()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {token}"}):
+        resp = client.post("/api/symbols", json={"ticker": "AMD"}, headers=headers)
+        assert resp.status_code == 401 and resp.get_json()["error"]["code"] == "unauthorized"
+        assert client.delete("/api/symbols/AAPL", headers=headers).status_code == 401
+    auth = {"Authorization": f"Bearer {token}"}
+    bad = client.post("/api/symbols", json={"ticker": "NOT A TICKER"}, headers=auth)
+    assert bad.status_code == 400 and "ticker" in bad.get_json()["error"]["message"]
+    assert client.post("/api/symbols", data="AMD", headers=auth).status_code == 400
+    assert client.delete("/api/symbols/ZZZZ", headers=auth).status_code == 404
+
+
+def test_added_symbol_is_in_the_next_tick(app, token, service_urls) -> None:
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
+    services.run_tick_now(START)
+    added = client.post("/api/symbols", json={"ticker": "amd"}, headers=auth)
+    assert added.status_code == 201 and added.get_json() == {"ticker": "AMD", "active": True, "changed": True}
+    again = client.post("/api/symbols", json={"ticker": "AMD"}, headers=auth)
+    assert again.status_code == 200 and again.get_json()["changed"] is False
+    assert client.delete("/api/symbols/KO", headers=auth).get_json()["active"] is False
+    listed = [s["ticker"] for s in client.get("/api/symbols").get_json()["symbols"]]
+    assert "AMD" in listed and "KO" not in listed and listed[0] == "AAPL"
+
+    capture = EmitCapture(service_urls[0])
+    try:
+        services.run_tick_now(minutes(2)[1])  # the next tick, same process, no restart
+        (_, update), = capture.events(names.EVENT_STOCK_UPDATE)
+    finally:
+        capture.close()
+    tickers = [s["ticker"] for s in update["stocks"]]
+    assert "AMD" in tickers and "KO" not in tickers
+    # removing a configured symbol sticks: the seed from SYMBOLS does not bring it back
+    assert "KO" not in services.tracked_symbols(fresh=True)

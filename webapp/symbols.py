@@ -1,0 +1,111 @@
+"""Tracked symbols and API tokens, kept in Postgres.
+
+``SYMBOLS`` from the configuration seeds the table; after that the table is
+the truth: symbols added or removed through the API take effect at the next
+tick with no restart, and removing a configured symbol sticks.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp.models import ApiToken
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "stk_"
+
+
+def seed(session: Session, tickers: Sequence[str]) -> None:
+    """Add configured symbols the table has never seen (keeps their order)."""
+    session.execute(sa.text(
+        "INSERT INTO symbols (ticker, added_at) "
+        "SELECT t, now() + n * INTERVAL '1 microsecond' "
+        "FROM unnest(CAST(:t AS varchar[])) WITH ORDINALITY AS u(t, n) "
+        "ON CONFLICT (ticker) DO NOTHING"), {"t": list(tickers)})
+    session.commit()
+
+
+def active(session: Session) -> list[tuple[str, datetime]]:
+    rows = session.execute(sa.text(
+        "SELECT ticker, added_at FROM symbols WHERE active ORDER BY added_at, ticker"))
+    return [(r.ticker, r.added_at) for r in rows]
+
+
+def add(session: Session, ticker: str) -> bool:
+    """Track ``ticker``; False when it already was."""
+    changed = session.execute(sa.text(
+        "INSERT INTO symbols (ticker, active) VALUES (:t, true) "
+        "ON CONFLICT (ticker) DO UPDATE SET active = true, added_at = now() "
+        "WHERE NOT symbols.active RETURNING ticker"), {"t": ticker}).first()
+    session.commit()
+    return changed is not None
+
+
+def remove(session: Session, ticker: str) -> bool:
+    """Stop tracking ``ticker``; False when it was not tracked."""
+    changed = session.execute(sa.text(
+        "UPDATE symbols SET active = false WHERE ticker = :t AND active RETURNING ticker"),
+        {"t": ticker}).first()
+    session.commit()
+    return changed is not None
+
+
+class TrackedCache:
+    """The tracked list for the web process, re-read at most every few seconds."""
+
+    def __init__(self, seconds: float = 5.0) -> None:
+        self.seconds = seconds
+        self._value: tuple[str, ...] | None = None
+        self._at = 0.0
+
+    def get(self, session: Session, configured: Sequence[str]) -> tuple[str, ...]:
+        if self._value is None or time.monotonic() - self._at > self.seconds:
+            seed(session, configured)
+            self._value = tuple(t for t, _ in active(session))
+            self._at = time.monotonic()
+        return self._value
+
+    def clear(self) -> None:
+        self._value = None
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, name: str) -> str:
+    """A new token; the only time it is ever shown."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(name=name, prefix=token[:12], token_hash=_hash(token)))
+    session.commit()
+    return token
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(sa.select(ApiToken).order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, ident: str) -> int:
+    """Revoke by id or by the shown prefix; returns how many were revoked."""
+    query = sa.update(ApiToken).where(ApiToken.revoked_at.is_(None))
+    if ident.isdigit():
+        query = query.where(ApiToken.id == int(ident))
+    else:
+        query = query.where(ApiToken.prefix == ident.rstrip("…"))
+    count = session.execute(query.values(revoked_at=datetime.now(timezone.utc))).rowcount
+    session.commit()
+    return count
+
+
+def token_is_valid(session: Session, token: str) -> bool:
+    return session.execute(
+        sa.select(ApiToken.id).where(ApiToken.token_hash == _hash(token), ApiToken.revoked_at.is_(None))
+    ).first() is not None
