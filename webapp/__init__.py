@@ -44,13 +44,14 @@ def create_app(config: Config | None = None) -> Flask:
         cors_allowed_origins=None,
     )
 
-    from webapp import cli, errors, realtime
+    from webapp import cli, errors, http, realtime
     from webapp.api import bp as api_bp
     from webapp.pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
     errors.init_app(app)
+    http.init_app(app, config)
     realtime.init_app(app)
     cli.init_app(app)
     return app

@@ -164,12 +164,31 @@ def _ticker(raw: str) -> str:
 
 # ---- endpoints ----
 
-@endpoint(bp, "/stocks", response=Snapshot, summary="Latest snapshot")
+def require_read_token() -> None:
+    """Reads are public unless API_READ_TOKEN_REQUIRED is set."""
+    if services.config().API_READ_TOKEN_REQUIRED:
+        require_token()
+
+
+def require_token() -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized",
+                       "send Authorization: Bearer <token> (flask --app wsgi tokens create)")
+    if not symbols.token_is_valid(db.session, token.strip()):
+        raise ApiError(401, "unauthorized", "the token is unknown or revoked")
+
+
+
+@endpoint(bp, "/stocks", response=Snapshot, summary="Latest snapshot",
+          auth=require_read_token, auth_kind="read")
 def stocks():
     return jsonify(services.snapshot())
 
 
-@endpoint(bp, "/stocks/<ticker>", response=StockDetail, summary="One stock", errors=(404,))
+@endpoint(bp, "/stocks/<ticker>", response=StockDetail, summary="One stock", errors=(404,),
+          auth=require_read_token, auth_kind="read")
 def stock(ticker: str):
     ticker = _ticker(ticker)
     data = services.stock_detail(ticker)
@@ -177,7 +196,7 @@ def stock(ticker: str):
 
 
 @endpoint(bp, "/stocks/<ticker>/history", response=HistoryPage, query=HistoryQuery,
-          summary="Stock history", errors=(404,))
+          summary="Stock history", errors=(404,), auth=require_read_token, auth_kind="read")
 def stock_history(ticker: str, q: HistoryQuery):
     ticker = _ticker(ticker)
     start, end = q.start or EPOCH, q.end or FAR_FUTURE
@@ -195,7 +214,8 @@ def stock_history(ticker: str, q: HistoryQuery):
     return jsonify({"ticker": ticker, "interval": q.interval, "items": items, "next_cursor": next_cursor})
 
 
-@endpoint(bp, "/alerts", response=AlertsPage, query=AlertsQuery, summary="Alerts")
+@endpoint(bp, "/alerts", response=AlertsPage, query=AlertsQuery, summary="Alerts",
+          auth=require_read_token, auth_kind="read")
 def alerts(q: AlertsQuery):
     before = None
     if q.cursor:
@@ -248,17 +268,8 @@ class NewSymbol(BaseModel):
     ticker: str = Field(pattern=r"^[A-Za-z0-9.\-]{1,10}$", description="1-10 of A-Z 0-9 . -")
 
 
-def require_token() -> None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthorized",
-                       "send Authorization: Bearer <token> (flask --app wsgi tokens create)")
-    if not symbols.token_is_valid(db.session, token.strip()):
-        raise ApiError(401, "unauthorized", "the token is unknown or revoked")
-
-
-@endpoint(bp, "/symbols", response=SymbolList, summary="Tracked symbols")
+@endpoint(bp, "/symbols", response=SymbolList, summary="Tracked symbols",
+          auth=require_read_token, auth_kind="read")
 def list_symbols():
     return jsonify({"symbols": [{"ticker": t, "added_at": a.isoformat()}
                                 for t, a in symbols.active(db.session)]})

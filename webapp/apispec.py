@@ -53,7 +53,7 @@ class Endpoint(NamedTuple):
     body: type[BaseModel] | None
     response: type[BaseModel]
     status: int
-    auth: bool
+    auth: str | None  # "write": a token is required; "read": required if the setting says so
     errors: tuple[int, ...]
     bodies: dict[int, type[BaseModel]]  # statuses whose body is not an ErrorBody
 
@@ -81,6 +81,7 @@ def endpoint(
     query: type[BaseModel] | None = None,
     body: type[BaseModel] | None = None,
     auth: Callable[[], None] | None = None,
+    auth_kind: str = "write",
     errors: tuple[int, ...] = (),
     bodies: dict[int, type[BaseModel]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -118,7 +119,7 @@ def endpoint(
         if auth is not None:
             codes.add(401)
         ENDPOINTS.append(Endpoint("/api" + path, method.lower(), summary, query, body, response,
-                                  status, auth is not None, tuple(sorted(codes)), bodies or {}))
+                                  status, auth_kind if auth else None, tuple(sorted(codes)), bodies or {}))
         return run
 
     return wrap
@@ -170,8 +171,10 @@ def openapi_document() -> dict[str, Any]:
         if e.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}}}
-        if e.auth:
+        if e.auth == "write":
             op["security"] = [{"bearerToken": []}]
+        elif e.auth == "read":  # public unless API_READ_TOKEN_REQUIRED is set
+            op["security"] = [{}, {"bearerToken": []}]
         paths.setdefault(_openapi_path(e.path), {})[e.method] = op
     return {
         "openapi": "3.1.0",

@@ -66,6 +66,25 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _rate(value: str) -> str:
+    """A rate like ``600/minute`` or ``10 per second`` (the ``limits`` notation)."""
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(
+            f"API_RATE_LIMIT={value!r}: use e.g. 600/minute or '10/second;300/minute'") from None
+    return value
+
+
+def limits_storage_uri(redis_url: str) -> str:
+    """``limits`` spells a unix-socket Redis URL ``redis+unix://``."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://"):]
+    return redis_url
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -129,6 +148,10 @@ class Config:
     QUEUE_NAME: str = "ticks"
     SOCKETIO_ASYNC_MODE: str | None = None
     LOG_LEVEL: str = "INFO"
+    API_RATE_LIMIT: str = "600/minute"  # per client, shared by all web processes (Redis)
+    API_READ_TOKEN_REQUIRED: bool = False  # reads are public unless this is set
+    CORS_ORIGINS: tuple[str, ...] = ()  # origins allowed to call /api from a browser
+    PROXY_HOPS: int = 0  # trusted proxies in front (Heroku: 1) for client addresses
     DATA_DIR: str = ".data"  # where `make run` keeps the embedded Postgres
 
     @classmethod
@@ -175,6 +198,10 @@ class Config:
             SOCKETIO_ASYNC_MODE=env.get("SOCKETIO_ASYNC_MODE") or None,
             LOG_LEVEL=(env.get("LOG_LEVEL") or "INFO").upper(),
             DATA_DIR=env.get("DATA_DIR") or ".data",
+            API_RATE_LIMIT=_rate(env.get("API_RATE_LIMIT") or "600/minute"),
+            API_READ_TOKEN_REQUIRED=_bool(env, "API_READ_TOKEN_REQUIRED", False),
+            CORS_ORIGINS=tuple(o for o in re.split(r"[,\s]+", env.get("CORS_ORIGINS", "")) if o),
+            PROXY_HOPS=_int(env, "PROXY_HOPS", 0, minimum=0),
         )
 
     def with_overrides(self, **changes: Any) -> Config:

@@ -37,7 +37,10 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1100, "height": 800}, timezone_id="Europe/Berlin")
+    # Playwright's wait_for_function evaluates strings, which our CSP forbids;
+    # test_csp.py loads the pages under the real policy.
+    context = browser.new_context(viewport={"width": 1100, "height": 800}, timezone_id="Europe/Berlin",
+                                  bypass_csp=True)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))

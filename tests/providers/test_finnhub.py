@@ -10,13 +10,13 @@ import redis
 from tests.conftest import utc
 from tests.fakes.finnhub_server import FakeFinnhub
 from webapp import names, services
+from webapp.config import limits_storage_uri
 from webapp.extensions import db
 from webapp.pipeline import TickServices, run_tick
 from webapp.providers.finnhub import (
     CallBudget,
     FinnhubProvider,
     MalformedQuote,
-    limits_storage_uri,
     parse_quote,
 )
 

@@ -16,7 +16,8 @@ def get_provider(config: Config, client: redis.Redis) -> Provider:
 
         return SimProvider(config.SIM_SEED, config.TICK_SECONDS, config.SIM_FOLLOWS_MARKET_HOURS)
     if config.MARKET_DATA_PROVIDER == "finnhub":
-        from webapp.providers.finnhub import CallBudget, FinnhubProvider, limits_storage_uri
+        from webapp.config import limits_storage_uri
+        from webapp.providers.finnhub import CallBudget, FinnhubProvider
 
         assert config.FINNHUB_API_KEY and config.REDIS_URL
         budget = CallBudget(

@@ -49,13 +49,6 @@ class NoQuote(ValueError):
     """Finnhub's answer for a symbol it has no data for: every field zero."""
 
 
-def limits_storage_uri(redis_url: str) -> str:
-    """``limits`` spells a unix-socket Redis URL ``redis+unix://``."""
-    if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://"):]
-    return redis_url
-
-
 def _number(body: Mapping[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
