@@ -132,6 +132,14 @@ def test_bad_parameters_are_400_with_a_reason(seeded, query, needle) -> None:
     assert needle in resp.get_json()["error"]["message"]
 
 
+def test_odd_but_valid_times_are_not_server_errors(seeded) -> None:
+    # found by schemathesis: Postgres refuses offsets beyond ±15:59, Python allows ±24 h
+    resp = seeded.get("/api/alerts?since=1360-11-09T03:59:11.451814%2B20:26")
+    assert resp.status_code == 200
+    resp = seeded.get("/api/alerts?since=0001-01-01T00:00:00%2B23:00")
+    assert resp.status_code == 400 and "out of range" in resp.get_json()["error"]["message"]
+
+
 def walk(client, url: str, key: str) -> list[dict]:
     items, cursor, pages = [], None, 0
     while True:

@@ -24,16 +24,21 @@ ERROR_TEXT = {400: "Bad parameter", 401: "Missing or bad API token", 404: "Not f
 
 
 def _parse_time(value: Any) -> Any:
-    """ISO 8601 or unix seconds; a time without zone is UTC."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return datetime.fromtimestamp(int(value), tz=timezone.utc)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError("expected ISO 8601 or unix seconds") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return value
+    """ISO 8601 or unix seconds, returned in UTC; a time without zone is UTC."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        if text.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(text), tz=timezone.utc)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except ValueError:
+        raise ValueError("expected ISO 8601 or unix seconds") from None
+    except (OverflowError, OSError):
+        raise ValueError("time out of range") from None
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_parse_time)]
@@ -160,9 +165,9 @@ def openapi_document() -> dict[str, Any]:
             str(e.status): {"description": "OK" if e.status == 200 else "Created", "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{e.response.__name__}"}}}}
         }
-        for code in e.errors:
+        for code in sorted({*e.errors, *e.bodies} - {e.status}):
             body = e.bodies.get(code, ErrorBody).__name__
-            responses[str(code)] = {"description": ERROR_TEXT.get(code, "Error"), "content": {
+            responses[str(code)] = {"description": ERROR_TEXT.get(code, "OK"), "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
         op: dict[str, Any] = {
             "summary": e.summary, "operationId": e.summary.lower().replace(" ", "_"),
