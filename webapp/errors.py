@@ -28,7 +28,10 @@ def _wants_json() -> bool:
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return jsonify(error_body(exc.code, exc.message)), exc.status
+        resp = jsonify(error_body(exc.code, exc.message))
+        if exc.status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        return resp, exc.status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
