@@ -204,12 +204,9 @@ def stock_history(ticker: str, q: HistoryQuery):
         raise ApiError(400, "bad_parameter", "start: must be before end")
     kind = f"h{q.interval or ''}"
     after = datetime.fromisoformat(_decode(q.cursor, kind)[0]) if q.cursor else None
-    if q.interval:
-        rows: list[Any] = history.bars(db.session, ticker, q.interval, start, end, after, q.limit)
-        items = [dict(r._asdict(), time=r.time.isoformat()) for r in rows]
-    else:
-        rows = history.points(db.session, ticker, start, end, after, q.limit)
-        items = [dict(r._asdict(), time=r.time.isoformat()) for r in rows]
+    rows: list[Any] = (history.bars(db.session, ticker, q.interval, start, end, after, q.limit)
+                       if q.interval else history.points(db.session, ticker, start, end, after, q.limit))
+    items = [dict(r._asdict(), time=r.time.isoformat()) for r in rows]
     next_cursor = _encode(kind, rows[-1].time.isoformat()) if len(rows) == q.limit else None
     return jsonify({"ticker": ticker, "interval": q.interval, "items": items, "next_cursor": next_cursor})
 
@@ -223,8 +220,7 @@ def alerts(q: AlertsQuery):
         before = (datetime.fromisoformat(when), int(ident))
     rows = history.alerts_page(db.session, q.ticker.upper() if q.ticker else None, q.kind,
                                q.since or EPOCH, before, q.limit)
-    items = [{"ticker": a.ticker, "kind": a.kind, "time": a.time.isoformat(), "price": a.price,
-              "sma": a.sma} for _, a in rows]
+    items = [services.alert_json(a) for _, a in rows]
     next_cursor = (_encode("a", rows[-1].alert.time.isoformat(), rows[-1].id)
                    if len(rows) == q.limit else None)
     return jsonify({"alerts": items, "next_cursor": next_cursor})

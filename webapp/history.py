@@ -206,27 +206,12 @@ _SERIES = sa.text(
     """
 )
 
-_ALERTS = sa.text(
-    """
-    SELECT ticker, time, kind, price, sma FROM alerts
-    WHERE (CAST(:ticker AS varchar) IS NULL OR ticker = :ticker) AND time >= :start
-    ORDER BY time DESC LIMIT :limit
-    """
-)
-
-
 def price_series(
     session: Session, ticker: str, start: datetime, limit: int
 ) -> list[tuple[datetime, float, float | None]]:
     """(time, price, sma) for ``ticker`` since ``start``, oldest first, newest ``limit`` kept."""
     rows = session.execute(_SERIES, {"ticker": ticker, "start": start, "limit": limit})
     return [(r.time, float(r.price), _float(r.sma)) for r in rows]
-
-
-def recent_alerts(session: Session, ticker: str | None, start: datetime, limit: int) -> list[AlertRow]:
-    """Alerts since ``start``, newest first (optionally for one ticker)."""
-    rows = session.execute(_ALERTS, {"ticker": ticker, "start": start, "limit": limit})
-    return [AlertRow(r.ticker, r.time, r.kind, float(r.price), float(r.sma)) for r in rows]
 
 
 def has_history(session: Session, ticker: str) -> bool:

@@ -165,7 +165,7 @@ def chart_data(ticker: str, range_name: str, now: datetime | None = None) -> dic
     now = now or datetime.now(timezone.utc)
     start = range_start(now, range_name)
     series = history.price_series(db.session, ticker, start, MAX_CHART_POINTS)
-    alerts = history.recent_alerts(db.session, ticker, start, MAX_CHART_POINTS)
+    alerts = [a for _, a in history.alerts_page(db.session, ticker, None, start, None, MAX_CHART_POINTS)]
     return {
         **stock_detail(ticker, now),
         "range": range_name,
@@ -176,12 +176,15 @@ def chart_data(ticker: str, range_name: str, now: datetime | None = None) -> dic
     }
 
 
+def alert_json(a: history.AlertRow) -> dict[str, Any]:
+    """An alert as the API, the feed page and the ``alert`` event show it."""
+    return {"ticker": a.ticker, "kind": a.kind, "time": a.time.isoformat(), "price": a.price, "sma": a.sma}
+
+
 def alert_feed(ticker: str | None, limit: int = MAX_FEED_ALERTS) -> list[dict[str, Any]]:
     """Stored alerts, newest first."""
     start = range_start(datetime.now(timezone.utc), "all")
-    return [{"ticker": a.ticker, "kind": a.kind, "price": a.price, "sma": a.sma,
-             "time": a.time.isoformat()}
-            for a in history.recent_alerts(db.session, ticker, start, limit)]
+    return [alert_json(a) for _, a in history.alerts_page(db.session, ticker, None, start, None, limit)]
 
 
 def sparklines(tickers: list[str], points: int = 30) -> dict[str, list[float]]:
