@@ -255,3 +255,18 @@ def test_a_failed_tick_leaves_the_next_one_working(app, pg, rdb) -> None:
     provider.next = [Quote("AAPL", 100.0, START, 5, source="script")]
     report = run_tick(svc, ["AAPL"], START)  # same slot: it was never finished
     assert report.accepted == 1 and stored_quotes(pg)["AAPL"][0][1] == 100.0
+
+
+def test_changing_sma_period_rebuilds_from_postgres(make_app, rdb, pg) -> None:
+    app = make_app()
+    with app.app_context():
+        run_via_rq(app, minutes(10))
+    app = make_app(SMA_PERIOD=8)  # an operator changes the period and restarts
+    with app.app_context():
+        report = run_via_rq(app, [START + timedelta(minutes=10)])[0]
+        assert report["restored"] == 15
+        docs, windows = hot_state(rdb, DEFAULT_SYMBOLS)
+    for ticker, rows in stored_quotes(pg).items():
+        prices = [r[1] for r in rows]
+        assert windows[ticker] == prices[-8:] and docs[ticker]["n"] == 8
+        assert docs[ticker]["v"]["sma"] == pytest.approx(sum(prices[-8:]) / 8, abs=1e-4)

@@ -55,12 +55,10 @@ local k, a = 4, 13
 for i = 1, n_restore do
   local lk, wk = KEYS[k], KEYS[k + 1]
   local doc, n = ARGV[a], tonumber(ARGV[a + 1])
-  if redis.call('EXISTS', lk) == 0 then
-    redis.call('DEL', wk)
-    for j = 1, n do redis.call('RPUSH', wk, ARGV[a + 1 + j]) end
-    redis.call('EXPIRE', wk, ttl)
-    redis.call('SET', lk, doc, 'EX', ttl)
-  end
+  redis.call('DEL', wk)
+  for j = 1, n do redis.call('RPUSH', wk, ARGV[a + 1 + j]) end
+  redis.call('EXPIRE', wk, ttl)
+  redis.call('SET', lk, doc, 'EX', ttl)
   k, a = k + 2, a + 2 + n
 end
 for i = 1, n_apply do

@@ -92,6 +92,11 @@ class TickReport:
         }
 
 
+def _other_period(doc: dict[str, Any], period: int) -> bool:
+    """A document whose window or SMA was kept for a different SMA_PERIOD."""
+    return len(doc["w"]) > period or (doc["n"] is not None and doc["n"] != period)
+
+
 def _restore(svc: TickServices, state: HotState, missing: Sequence[str]) -> list[Restore]:
     """Rebuild lost hot state from Postgres so SMAs continue without a false alert."""
     period = svc.config.SMA_PERIOD
@@ -220,7 +225,9 @@ def _locked_tick(
         return
 
     latest = state.latest
-    missing = [s for s in symbols if s not in latest]
+    period = cfg.SMA_PERIOD
+    # lost keys, or state kept for another SMA_PERIOD: rebuild both from Postgres
+    missing = [s for s in symbols if s not in latest or _other_period(latest[s], period)]
     restores = _restore(svc, state, missing) if missing else []
     report.restored = len(restores)
     t = report.mark("read", t)
