@@ -49,34 +49,56 @@
     chart.timeScale().fitContent();
   }
 
-  function addQuote(q) {
-    const t = Math.floor(new Date(q.time).getTime() / 1000);
+  function addPoint(p) {
+    const t = Math.floor(new Date(p.time).getTime() / 1000);
     if (t <= last) return;
     last = t;
-    price.update({ time: t, value: q.price });
-    if (q.sma !== null) sma.update({ time: t, value: q.sma });
+    price.update({ time: t, value: p.price });
+    if (p.sma !== null) sma.update({ time: t, value: p.sma });
+    state();
+  }
+  function showLatest(q) {
     document.getElementById("last-price").textContent = Number(q.price).toFixed(2);
     const ch = window.fmtChange(q.change, q.change_pct);
     const c = document.getElementById("last-change");
     c.textContent = ch.text;
     c.className = "change " + ch.cls;
-    state();
+  }
+  function addQuote(q) {
+    addPoint(q);
+    showLatest(q);
   }
   function addAlert(a) {
     const t = Math.floor(new Date(a.time).getTime() / 1000);
     if (markerList.some((m) => m.time === t)) return;
     markerList.push(marker({ time: t, kind: a.kind }));
+    markerList.sort((x, y) => x.time - y.time);
     markers.setMarkers(markerList);
     state();
   }
 
+  // Gap fill after a (re)connect: every stored point and alert since the last one drawn.
+  async function fill() {
+    const t = encodeURIComponent(data.ticker);
+    try {
+      let cursor = null;
+      do {
+        const url = `/api/stocks/${t}/history?start=${last + 1}&limit=5000` + (cursor ? `&cursor=${cursor}` : "");
+        const page = await (await fetch(url, { cache: "no-store" })).json();
+        page.items.forEach(addPoint);
+        cursor = page.next_cursor;
+      } while (cursor);
+      const detail = await (await fetch(`/api/stocks/${t}`, { cache: "no-store" })).json();
+      if (detail.latest) addQuote(detail.latest);
+      const since = markerList.length ? markerList[markerList.length - 1].time + 1 : last;
+      const alerts = await (await fetch(`/api/alerts?ticker=${t}&since=${since}&limit=500`)).json();
+      alerts.alerts.forEach(addAlert);
+    } catch (err) { /* the next quote will come over the socket */ }
+  }
+
   const socket = window.connectLive((s) => {
     s.emit("subscribe", { tickers: [data.ticker] }, window.ack("subscribe"));
-    // gap fill: the latest reading from the JSON API (older gaps need a reload)
-    fetch("/api/stocks", { cache: "no-store" }).then((r) => r.json()).then((snap) => {
-      const mine = snap.stocks.find((x) => x.ticker === data.ticker);
-      if (mine) addQuote(mine);
-    }).catch(() => {});
+    fill();
   });
   socket.on("quote", (q) => { if (q.ticker === data.ticker) addQuote(q); });
   socket.on("alert", (a) => { if (a.ticker === data.ticker) addAlert(a); });

@@ -149,3 +149,22 @@ def test_page_reconnects_after_web_restart_and_resumes(service_urls, clean, app,
         page.wait_for_function("window.__live.stock_update >= 1")
     finally:
         web.stop()
+
+
+def test_chart_fills_the_gap_after_a_restart(service_urls, clean, app, page) -> None:
+    run_via_rq(app, minutes(3))
+    web = WebProcess(*service_urls).start()
+    try:
+        page.goto(web.url + "/stocks/AAPL?range=all")
+        page.wait_for_function(LIVE.format(n=1))
+        assert page.get_attribute("#chart", "data-points") == "3"
+        web.stop()
+        page.wait_for_function("document.body.dataset.connection === 'down'")
+        run_via_rq(app, [START + timedelta(minutes=3), START + timedelta(minutes=4)])  # missed
+        web = WebProcess(*service_urls, port=web.port).start()
+        page.wait_for_function(LIVE.format(n=2), timeout=20_000)
+        page.wait_for_function("document.getElementById('chart').dataset.points === '5'")
+        run_via_rq(app, [START + timedelta(minutes=5)])
+        page.wait_for_function("document.getElementById('chart').dataset.points === '6'")
+    finally:
+        web.stop()
