@@ -21,7 +21,7 @@ DEFAULT_SYMBOLS = (
     "AAPL MSFT AMZN GOOGL TSLA META NVDA NFLX BRK.B JNJ V PG DIS JPM KO"
 ).split()
 
-PROVIDERS = ("sim", "finnhub")
+PROVIDERS = ("sim", "finnhub", "alpaca", "polygon")
 
 
 class ConfigError(ValueError):
@@ -138,6 +138,13 @@ class Config:
     FINNHUB_CALLS_PER_SECOND: int = 30
     FINNHUB_TIMEOUT_SECONDS: float = 5.0
     FINNHUB_MAX_RETRY_AFTER: float = 10.0
+    ALPACA_API_KEY_ID: str | None = field(default=None, repr=False)
+    ALPACA_API_SECRET_KEY: str | None = field(default=None, repr=False)
+    ALPACA_FEED: str = "iex"
+    ALPACA_BASE_URL: str = "https://data.alpaca.markets"
+    POLYGON_API_KEY: str | None = field(default=None, repr=False)
+    POLYGON_BASE_URL: str = "https://api.polygon.io"
+    SNAPSHOT_TIMEOUT_SECONDS: float = 15.0
     SYMBOLS: tuple[str, ...] = tuple(DEFAULT_SYMBOLS)
     SMA_PERIOD: int = 5
     TICK_SECONDS: int = 60
@@ -170,9 +177,15 @@ class Config:
             raise ConfigError(
                 f"MARKET_DATA_PROVIDER={provider!r}: choose one of {', '.join(PROVIDERS)}"
             )
-        api_key = (env.get("FINNHUB_API_KEY") or "").strip() or None
-        if provider == "finnhub" and not api_key:
-            raise ConfigError("MARKET_DATA_PROVIDER=finnhub needs FINNHUB_API_KEY")
+        def secret(name: str) -> str | None:
+            return (env.get(name) or "").strip() or None
+
+        api_key = secret("FINNHUB_API_KEY")
+        needs = {"finnhub": ("FINNHUB_API_KEY",), "alpaca": ("ALPACA_API_KEY_ID", "ALPACA_API_SECRET_KEY"),
+                 "polygon": ("POLYGON_API_KEY",)}
+        missing = [n for n in needs.get(provider, ()) if not secret(n)]
+        if missing:
+            raise ConfigError(f"MARKET_DATA_PROVIDER={provider} needs {' and '.join(missing)}")
         symbols = env.get("SYMBOLS")
         tick = check_tick_seconds(_int(env, "TICK_SECONDS", 60))
         return cls(
@@ -186,6 +199,13 @@ class Config:
             FINNHUB_CALLS_PER_MINUTE=_int(env, "FINNHUB_CALLS_PER_MINUTE", 60),
             FINNHUB_CALLS_PER_SECOND=_int(env, "FINNHUB_CALLS_PER_SECOND", 30),
             FINNHUB_TIMEOUT_SECONDS=_float(env, "FINNHUB_TIMEOUT_SECONDS", 5.0),
+            ALPACA_API_KEY_ID=secret("ALPACA_API_KEY_ID"),
+            ALPACA_API_SECRET_KEY=secret("ALPACA_API_SECRET_KEY"),
+            ALPACA_FEED=env.get("ALPACA_FEED") or "iex",
+            ALPACA_BASE_URL=(env.get("ALPACA_BASE_URL") or cls.ALPACA_BASE_URL).rstrip("/"),
+            POLYGON_API_KEY=secret("POLYGON_API_KEY"),
+            POLYGON_BASE_URL=(env.get("POLYGON_BASE_URL") or cls.POLYGON_BASE_URL).rstrip("/"),
+            SNAPSHOT_TIMEOUT_SECONDS=_float(env, "SNAPSHOT_TIMEOUT_SECONDS", 15.0),
             FINNHUB_MAX_RETRY_AFTER=_float(env, "FINNHUB_MAX_RETRY_AFTER", 10.0),
             SYMBOLS=parse_symbols(symbols) if symbols else tuple(DEFAULT_SYMBOLS),
             SMA_PERIOD=_int(env, "SMA_PERIOD", 5),

@@ -52,6 +52,11 @@ LAST_TICK_KEY = f"{_PREFIX}:tick:last"  # JSON summary of the last tick that ran
 SCHEDULER_HEARTBEAT_KEY = f"{_PREFIX}:scheduler:heartbeat"
 FINNHUB_BUDGET_KEY = f"{_PREFIX}:finnhub"  # namespace for the shared call budget
 
+
+def provider_cooldown_key(provider: str) -> str:
+    """String with a TTL: the provider asked us (429) to wait this long."""
+    return f"{_PREFIX}:{provider}:cooldown"
+
 def listeners_key(host_id: str) -> str:
     """Hash: ticker -> how many clients of one web process are in its room."""
     return f"{_PREFIX}:listeners:{host_id}"

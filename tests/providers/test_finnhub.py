@@ -72,7 +72,7 @@ def test_long_429_stops_the_batch_and_cools_down(fake, make_provider, rdb) -> No
     assert result.quotes == []
     assert "429" in result.problems["AAPL"] and "429" in result.problems["MSFT"]
     assert fake.requests_for("MSFT") == 0  # stopped instead of hammering the quota
-    assert 110 < rdb.pttl(f"{names.FINNHUB_BUDGET_KEY}:cooldown") / 1000 <= 120
+    assert 110 < rdb.pttl(names.provider_cooldown_key("finnhub")) / 1000 <= 120
     calls = len(fake.requests)
     later = make_provider().fetch(["AAPL", "MSFT"], NOW + timedelta(seconds=30), {})
     assert len(fake.requests) == calls  # the cool-down is shared: nobody calls

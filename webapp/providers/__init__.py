@@ -34,4 +34,23 @@ def get_provider(config: Config, client: redis.Redis) -> Provider:
             max_retry_after=config.FINNHUB_MAX_RETRY_AFTER,
             deadline_seconds=0.75 * config.TICK_SECONDS,
         )
+    if config.MARKET_DATA_PROVIDER in ("alpaca", "polygon"):
+        from webapp.providers.http import Cooldown, ProviderSession
+
+        name = config.MARKET_DATA_PROVIDER
+        cooldown = Cooldown(client, name)
+        if name == "alpaca":
+            from webapp.providers.alpaca import AlpacaProvider
+
+            assert config.ALPACA_API_KEY_ID and config.ALPACA_API_SECRET_KEY
+            http = ProviderSession(name, {"APCA-API-KEY-ID": config.ALPACA_API_KEY_ID,
+                                          "APCA-API-SECRET-KEY": config.ALPACA_API_SECRET_KEY},
+                                   config.SNAPSHOT_TIMEOUT_SECONDS)
+            return AlpacaProvider(http, cooldown, base_url=config.ALPACA_BASE_URL, feed=config.ALPACA_FEED)
+        from webapp.providers.polygon import PolygonProvider
+
+        assert config.POLYGON_API_KEY
+        http = ProviderSession(name, {"Authorization": f"Bearer {config.POLYGON_API_KEY}"},
+                               config.SNAPSHOT_TIMEOUT_SECONDS)
+        return PolygonProvider(http, cooldown, base_url=config.POLYGON_BASE_URL)
     raise ValueError(f"unknown provider {config.MARKET_DATA_PROVIDER!r}")

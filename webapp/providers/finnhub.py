@@ -29,12 +29,11 @@ import requests
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from webapp import names
 from webapp.core.quotes import PRICE_DECIMALS, Quote
 from webapp.providers.base import FetchResult
+from webapp.providers.http import Cooldown, ProviderSession, describe, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -103,21 +102,12 @@ class CallBudget:
         per_second: int,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client = client
         self._minute = MovingWindowRateLimiter(storage_from_string(storage_uri))
         self._per_minute = RateLimitItemPerMinute(per_minute)
         self._second = MovingWindowRateLimiter(MemoryStorage())
         self._per_second = RateLimitItemPerSecond(per_second)
         self._sleep = sleep
-        self._cooldown_key = f"{names.FINNHUB_BUDGET_KEY}:cooldown"
-
-    def cooling_down(self) -> float:
-        """Seconds left of a cool-down a 429 started (0 when none)."""
-        ms = self._client.pttl(self._cooldown_key)
-        return max(ms, 0) / 1000.0
-
-    def cool_down(self, seconds: float) -> None:
-        self._client.set(self._cooldown_key, "1", px=max(1, int(seconds * 1000)))
+        self.cooldown = Cooldown(client, "finnhub")
 
     def reserve(self, wanted: int) -> int:
         """Take up to ``wanted`` calls from this minute's allowance; returns how many."""
@@ -153,44 +143,12 @@ class FinnhubProvider:
     ) -> None:
         self._url = base_url.rstrip("/") + "/quote"
         self._budget = budget
-        self._timeout = (min(3.05, timeout), timeout)
-        self._max_retry_after = max_retry_after
         self._deadline_seconds = deadline_seconds
-        self._sleep = sleep
-        self.session = requests.Session()
-        self.session.headers.update({"X-Finnhub-Token": api_key, "Accept": "application/json"})
-        retry = Retry(
-            total=2, connect=1, read=1, status=1,
-            status_forcelist=(500, 502, 503, 504),
-            allowed_methods=frozenset({"GET"}),
-            backoff_factor=0.3, backoff_max=2.0,
-            # 429 and its Retry-After are handled in _get/fetch, with a cap and a
-            # shared cool-down; urllib3 would otherwise sleep whatever it is told.
-            respect_retry_after_header=False, raise_on_status=False,
-        )
-        self.session.mount("http://", HTTPAdapter(max_retries=retry))
-        self.session.mount("https://", HTTPAdapter(max_retries=retry))
+        self.http = ProviderSession("finnhub", {"X-Finnhub-Token": api_key}, timeout,
+                                    max_retry_after, sleep)
 
     def __repr__(self) -> str:  # never show the session headers (the key)
         return f"FinnhubProvider(url={self._url!r})"
-
-    @staticmethod
-    def _retry_after(resp: requests.Response) -> float:
-        raw = resp.headers.get("Retry-After", "")
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            return 1.0
-
-    def _get(self, ticker: str) -> requests.Response:
-        resp = self.session.get(self._url, params={"symbol": ticker}, timeout=self._timeout)
-        if resp.status_code == 429:
-            wait = self._retry_after(resp)
-            if wait <= self._max_retry_after:
-                log.info("finnhub 429 for %s; honouring Retry-After %.1f s", ticker, wait)
-                self._sleep(wait)
-                resp = self.session.get(self._url, params={"symbol": ticker}, timeout=self._timeout)
-        return resp
 
     def fetch(
         self,
@@ -199,7 +157,7 @@ class FinnhubProvider:
         previous: Mapping[str, Quote],
     ) -> FetchResult:
         result = FetchResult()
-        left = self._budget.cooling_down()
+        left = self._budget.cooldown.left()
         if left > 0:
             for s in symbols:
                 result.problems[s] = f"deferred: provider asked us to wait {left:.0f} s more (429)"
@@ -217,16 +175,13 @@ class FinnhubProvider:
                 break
             self._budget.pace()
             try:
-                resp = self._get(ticker)
+                resp = self.http.get(self._url, {"symbol": ticker})
             except requests.RequestException as exc:
-                # after urllib3's retries a read timeout surfaces as ConnectionError
-                timed_out = isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower()
-                reason = "timed out" if timed_out else f"network error ({type(exc).__name__})"
-                result.problems[ticker] = reason
+                result.problems[ticker] = describe(exc)
                 continue
             if resp.status_code == 429:
-                wait = self._retry_after(resp)
-                self._budget.cool_down(wait)
+                wait = retry_after(resp)
+                self._budget.cooldown.start(wait)
                 log.warning("finnhub 429 with Retry-After %.0f s; stopping this batch", wait)
                 for s in todo[i:]:
                     result.problems[s] = f"rate limited (429); retry after {wait:.0f} s"
