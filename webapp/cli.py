@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -40,6 +41,32 @@ def init_app(app: Flask) -> None:
         for a in r.alerts:
             click.echo(f"  ALERT {a['ticker']} {a['kind']} price {a['price']} sma {a['sma']}")
         click.echo(f"  emitted {r.emitted} Socket.IO messages in {r.duration_ms:.1f} ms")
+
+    @app.cli.command("replay")
+    @click.argument("path", type=click.Path(dir_okay=False))
+    @click.option("--speed", type=click.FloatRange(min=0), default=60.0, show_default=True,
+                  help="recorded minutes per real minute (0: as fast as possible)")
+    def replay(path: str, speed: float) -> None:
+        """Play a recorded CSV or Parquet file of minute bars through the pipeline."""
+        from tqdm import tqdm
+
+        from webapp.providers.replay import ReplayFileError, ReplayProvider, load_bars
+
+        try:
+            total = len(ReplayProvider(load_bars(Path(path))).minutes)
+        except ReplayFileError as exc:
+            raise click.ClickException(str(exc)) from None
+        alerts = 0
+        with tqdm(total=total, unit="min", desc="replay") as bar:
+            def each(report: services.TickReport) -> None:
+                nonlocal alerts
+                alerts += len(report.alerts)
+                bar.set_postfix(at=report.at.strftime("%Y-%m-%d %H:%M"), alerts=alerts)
+                bar.update(1)
+
+            reports = services.replay(path, speed, each)
+        click.echo(f"replayed {len(reports)} minutes, {sum(r.accepted for r in reports)} quotes, "
+                   f"{alerts} alerts")
 
     @app.cli.group("tokens")
     def tokens() -> None:

@@ -6,6 +6,8 @@ snapshot and judging health happen here once.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -191,3 +193,35 @@ def sparklines(tickers: list[str], points: int = 30) -> dict[str, list[float]]:
     """The last ``points`` stored prices per ticker (one query), for dashboard sparklines."""
     return {t: [q.price for q in quotes]
             for t, quotes in history.recent_quotes(db.session, tickers, points).items()}
+
+
+def replay(path: str, speed: float, each: Callable[[TickReport], None] | None = None) -> list[TickReport]:
+    """Play a recorded file of minute bars through the tick pipeline.
+
+    ``speed`` is recorded minutes per real minute (60: a minute a second;
+    0: as fast as it goes).  The file's tickers are added to the tracked
+    symbols so the pages show them.  Each recorded minute is its own slot, so
+    replaying a file twice adds nothing.
+    """
+    from pathlib import Path
+
+    from webapp.providers.replay import ReplayProvider, load_bars
+
+    provider = ReplayProvider(load_bars(Path(path)))
+    base = tick_services()
+    svc = TickServices(base.config, provider, base.hot, db.session, base.publisher)
+    tickers = provider.tickers
+    symbols.seed(db.session, tickers)
+    for t in tickers:
+        symbols.add(db.session, t)
+    tracked_symbols(fresh=True)
+    reports = []
+    for minute in provider.minutes:
+        started = time.monotonic()
+        report = run_tick(svc, tickers, minute)
+        reports.append(report)
+        if each is not None:
+            each(report)
+        if speed > 0:
+            time.sleep(max(0.0, 60.0 / speed - (time.monotonic() - started)))
+    return reports
