@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="Version 0.22.0", category=FutureWarning)
 
 TICK_FUNC = "jobs.tick.tick"
+RETENTION_FUNC = "jobs.retention.retention"
+RETENTION_CRON = "5 0 * * *"  # 00:05 UTC, after the UTC day's partition has closed
 
 
 def cron_for(tick_seconds: int) -> str:
@@ -46,8 +48,11 @@ class TrackerScheduler(Scheduler):
 def register(scheduler: Scheduler, cfg: Config) -> None:
     """(Re-)register the one recurring tick job."""
     for job in scheduler.get_jobs():
-        if job.id == names.TICK_JOB_ID or job.func_name == TICK_FUNC:
+        ours = job.id in (names.TICK_JOB_ID, names.RETENTION_JOB_ID)
+        if ours or job.func_name in (TICK_FUNC, RETENTION_FUNC):
             scheduler.cancel(job)
+    scheduler.cron(RETENTION_CRON, func=RETENTION_FUNC, id=names.RETENTION_JOB_ID,
+                   queue_name=cfg.QUEUE_NAME, timeout=3600, result_ttl=86400)
     scheduler.cron(
         cron_for(cfg.TICK_SECONDS),
         func=TICK_FUNC,
@@ -74,7 +79,9 @@ def main() -> None:
     register(scheduler, cfg)
     # One tick right away, so a fresh start shows prices without waiting for
     # the next boundary (harmless if that slot already ran: ticks are idempotent).
-    Queue(cfg.QUEUE_NAME, connection=conn).enqueue(TICK_FUNC, result_ttl=10 * cfg.TICK_SECONDS)
+    queue = Queue(cfg.QUEUE_NAME, connection=conn)
+    queue.enqueue(RETENTION_FUNC)  # today's partitions exist before the first tick needs them
+    queue.enqueue(TICK_FUNC, result_ttl=10 * cfg.TICK_SECONDS)
     scheduler.run()
 
 

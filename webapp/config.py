@@ -151,6 +151,7 @@ class Config:
     SIM_SEED: int = 42
     SIM_FOLLOWS_MARKET_HOURS: bool = False
     HOT_TTL_SECONDS: int = 3600
+    QUOTE_RETENTION_DAYS: int = 30  # minute quotes kept; daily bars are kept forever
     MAX_SUBSCRIBE_TICKERS: int = 100
     QUEUE_NAME: str = "ticks"
     SOCKETIO_ASYNC_MODE: str | None = None
@@ -213,6 +214,7 @@ class Config:
             SIM_SEED=_int(env, "SIM_SEED", 42, minimum=0),
             SIM_FOLLOWS_MARKET_HOURS=_bool(env, "SIM_FOLLOWS_MARKET_HOURS", False),
             HOT_TTL_SECONDS=_int(env, "HOT_TTL_SECONDS", max(3600, 10 * tick)),
+            QUOTE_RETENTION_DAYS=_int(env, "QUOTE_RETENTION_DAYS", 30),
             MAX_SUBSCRIBE_TICKERS=_int(env, "MAX_SUBSCRIBE_TICKERS", 100),
             QUEUE_NAME=env.get("QUEUE_NAME") or "ticks",
             SOCKETIO_ASYNC_MODE=env.get("SOCKETIO_ASYNC_MODE") or None,

@@ -13,7 +13,7 @@ import io
 import logging
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -21,6 +21,7 @@ import psycopg2.errors
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp import retention
 from webapp.core.quotes import Quote
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,10 @@ class PendingInsert:
         self._batches: list[tuple[str, str, io.StringIO]] = []
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        if quotes:
+            # the day partition must exist before COPY (cached: one lookup a day)
+            retention.ensure_partitions(session, {r.quote.time.astimezone(timezone.utc).date()
+                                                  for r in quotes})
         if quotes or alerts:
             cursor = session.connection().connection.dbapi_connection.cursor()
             self._thread = threading.Thread(target=self._run, args=(cursor,), daemon=True)

@@ -5,7 +5,7 @@ which is what makes a retried tick add nothing.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -72,3 +72,18 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class DailyBar(db.Model):
+    """One OHLCV bar per ticker and New York session date, kept forever."""
+
+    __tablename__ = "daily_bars"
+
+    ticker: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    open: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
+    high: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
+    low: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
+    close: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
+    volume: Mapped[int | None] = mapped_column(sa.BigInteger)
+    quotes: Mapped[int] = mapped_column(sa.Integer, nullable=False)

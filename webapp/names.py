@@ -71,3 +71,4 @@ SOCKETIO_CHANNEL = "socketio"
 
 # RQ
 TICK_JOB_ID = "tracker-tick"
+RETENTION_JOB_ID = "tracker-retention"
