@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.http import JsonHandler
 
 RECORDED = {
     k: v for k, v in json.loads(
@@ -28,10 +30,7 @@ class FakeFinnhub:
         self.requests: list[dict[str, Any]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 symbol = parse_qs(url.query).get("symbol", [""])[0]
@@ -59,19 +58,6 @@ class FakeFinnhub:
                     return self._send(200, None, raw=arg)
                 raise AssertionError(f"unknown scripted behaviour {kind}")
 
-            def _send(self, status: int, body: Any, headers: dict | None = None,
-                      raw: bytes | None = None) -> None:
-                data = raw if raw is not None else json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                    self.send_header("Content-Length", str(len(data)))
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout tests)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

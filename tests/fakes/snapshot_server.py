@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.http import JsonHandler
 
 DATA = Path(__file__).parent.parent / "data"
 ALPACA = json.loads((DATA / "alpaca" / "snapshots.json").read_text())
@@ -27,10 +29,7 @@ class FakeSnapshots:
         self.requests: list[dict[str, Any]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -54,19 +53,6 @@ class FakeSnapshots:
                     return self._send(200, POLYGON)
                 return self._send(404, {"message": "not found"})
 
-            def _send(self, status: int, body: Any, headers: dict | None = None,
-                      raw: bytes | None = None) -> None:
-                data = raw if raw is not None else json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

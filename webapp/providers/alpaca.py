@@ -13,7 +13,7 @@ from webapp.core.quotes import Quote
 from webapp.providers.snapshot import (
     MalformedSnapshot,
     SnapshotProvider,
-    count,
+    bars_quote,
     number,
     rfc3339,
     section,
@@ -47,14 +47,6 @@ class AlpacaProvider(SnapshotProvider):
         trade = section(entry, "latestTrade")
         minute, day = section(entry, "minuteBar"), section(entry, "dailyBar")
         prev = section(entry, "prevDailyBar")
-        return Quote(
-            ticker=ticker,
-            price=number(trade, "p", required=True),  # type: ignore[arg-type]
-            time=rfc3339(trade.get("t")),
-            volume=count(minute, "v"),
-            prev_close=number(prev, "c"),
-            open=number(day, "o"),
-            high=number(day, "h"),
-            low=number(day, "l"),
-            source=self.name,
-        )
+        price = number(trade, "p", required=True)
+        when = rfc3339(trade.get("t"))
+        return bars_quote(ticker, price, when, minute, day, prev, self.name)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from webapp.core.quotes import Quote
-from webapp.providers.snapshot import MalformedSnapshot, SnapshotProvider, count, number, section
+from webapp.providers.snapshot import MalformedSnapshot, SnapshotProvider, bars_quote, number, section
 
 
 def nanoseconds(value: Any) -> datetime:
@@ -42,14 +42,6 @@ class PolygonProvider(SnapshotProvider):
     def quote(self, ticker: str, entry: Any) -> Quote:
         trade = section(entry, "lastTrade")
         minute, day, prev = section(entry, "min"), section(entry, "day"), section(entry, "prevDay")
-        return Quote(
-            ticker=ticker,
-            price=number(trade, "p", required=True),  # type: ignore[arg-type]
-            time=nanoseconds(trade.get("t")),
-            volume=count(minute, "v"),
-            prev_close=number(prev, "c"),
-            open=number(day, "o"),
-            high=number(day, "h"),
-            low=number(day, "l"),
-            source=self.name,
-        )
+        price = number(trade, "p", required=True)
+        when = nanoseconds(trade.get("t"))
+        return bars_quote(ticker, price, when, minute, day, prev, self.name)  # type: ignore[arg-type]

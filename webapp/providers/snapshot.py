@@ -78,6 +78,15 @@ def rfc3339(text: Any) -> datetime:
     return when.astimezone(timezone.utc)
 
 
+def bars_quote(
+    ticker: str, price: float, when: datetime, minute: Mapping[str, Any], day: Mapping[str, Any],
+    prev: Mapping[str, Any], source: str,
+) -> Quote:
+    """A quote from a snapshot's last trade and its minute, day and previous-day bars."""
+    return Quote(ticker, price, when, count(minute, "v"), number(prev, "c"), number(day, "o"),
+                 number(day, "h"), number(day, "l"), source)
+
+
 class SnapshotProvider:
     """Base of the snapshot providers; subclasses say where and how to read."""
 
