@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.conftest import shot
 from tests.test_pipeline import minutes, run_via_rq
 
 pytestmark = pytest.mark.slow
@@ -23,5 +24,6 @@ def test_pages_run_under_the_policy(web, app, browser, path) -> None:
     if path.startswith("/stocks"):
         page.locator("#chart canvas").first.wait_for()
     page.wait_for_timeout(300)
+    shot(page, "csp-" + (path.strip("/").split("?")[0].replace("/", "-") or "dashboard"))
     context.close()
     assert not [m for m in messages if "Content Security Policy" in m or "Refused" in m], messages

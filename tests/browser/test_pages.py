@@ -91,6 +91,7 @@ def test_chart_draws_embedded_history_then_appends_live(web, app, page) -> None:
 def test_unknown_ticker_is_a_404_page(web, page) -> None:
     resp = page.goto(web.url + "/stocks/NOPE")
     assert resp.status == 404 and "not tracked" in page.inner_text("main")
+    shot(page, "unknown-ticker-404")
 
 
 def test_alert_shows_in_feed_and_as_chart_marker(web, app, page, browser) -> None:
@@ -147,6 +148,7 @@ def test_page_reconnects_after_web_restart_and_resumes(service_urls, clean, app,
             f"'{(START + timedelta(minutes=1)).isoformat()}'")
         run_via_rq(app, [START + timedelta(minutes=2)])
         page.wait_for_function("window.__live.stock_update >= 1")
+        shot(page, "dashboard-resumed")
     finally:
         web.stop()
 
@@ -166,5 +168,6 @@ def test_chart_fills_the_gap_after_a_restart(service_urls, clean, app, page) -> 
         page.wait_for_function("document.getElementById('chart').dataset.points === '5'")
         run_via_rq(app, [START + timedelta(minutes=5)])
         page.wait_for_function("document.getElementById('chart').dataset.points === '6'")
+        shot(page, "chart-after-restart")
     finally:
         web.stop()
