@@ -1,34 +1,61 @@
-"""The recurring tick job."""
+"""The recurring tick job, and its shards when the tick is split across workers."""
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app, has_app_context
+from flask import Flask, current_app, has_app_context
+from rq import Queue
 
 from jobs import get_app
 
 log = logging.getLogger(__name__)
 
 
+def _app() -> Flask:
+    return current_app._get_current_object() if has_app_context() else get_app()  # type: ignore[attr-defined]
+
+
+def _when(at: str | None) -> datetime:
+    when = datetime.fromisoformat(at) if at else datetime.now(timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
 def tick(at: str | None = None) -> dict[str, Any]:
     """Run the tick for the slot containing ``at`` (ISO time; default now).
 
     Idempotent for its slot: a second run finds the slot done and returns.
+    With TICK_SHARDS > 1 it enqueues one ``tick_shard`` job per shard instead,
+    all for the same slot, so more worker processes share the work.
     """
-    when = datetime.fromisoformat(at) if at else datetime.now(timezone.utc)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    app = current_app._get_current_object() if has_app_context() else get_app()  # type: ignore[attr-defined]
+    when = _when(at)
+    app = _app()
+    cfg = app.config["TRACKER"]
+    if cfg.TICK_SHARDS > 1:
+        from webapp.extensions import get_redis
+
+        with app.app_context():
+            queue = Queue(cfg.QUEUE_NAME, connection=get_redis())
+            for i in range(cfg.TICK_SHARDS):
+                queue.enqueue(tick_shard, when.isoformat(), i, cfg.TICK_SHARDS,
+                              job_timeout=cfg.TICK_SECONDS + 30, result_ttl=10 * cfg.TICK_SECONDS)
+        return {"at": when.isoformat(), "shards": cfg.TICK_SHARDS}
+    return tick_shard(when.isoformat(), 0, 1)
+
+
+def tick_shard(at: str, shard: int, shards: int) -> dict[str, Any]:
+    """Run one shard of the slot containing ``at`` (the whole tick when shards == 1)."""
+    app = _app()
     from webapp import services
 
     with app.app_context():
-        report = services.run_tick_now(when)
+        report = services.run_tick_now(_when(at), (shard, shards))
     summary = report.as_dict()
     log.info(
-        "tick %s: accepted %d/%d, stale %d, alerts %d, emitted %d%s in %.0f ms",
-        summary["at"], report.accepted, report.symbols, len(report.stale), len(report.alerts),
-        report.emitted, f" ({report.skipped})" if report.skipped else "", report.duration_ms,
+        "tick %s%s: accepted %d/%d, stale %d, alerts %d, emitted %d%s in %.0f ms",
+        summary["at"], f" shard {shard + 1}/{shards}" if shards > 1 else "", report.accepted,
+        report.symbols, len(report.stale), len(report.alerts), report.emitted,
+        f" ({report.skipped})" if report.skipped else "", report.duration_ms,
     )
     return summary

@@ -251,7 +251,7 @@ def test_a_failed_tick_leaves_the_next_one_working(app, pg, rdb) -> None:
     provider.fail_next = ConnectionError("feed went away")
     with pytest.raises(ConnectionError):
         run_tick(svc, ["AAPL"], START)
-    assert rdb.get(names.TICK_LOCK_KEY) is None  # the lock was released
+    assert rdb.get(names.tick_lock_key()) is None  # the lock was released
     provider.next = [Quote("AAPL", 100.0, START, 5, source="script")]
     report = run_tick(svc, ["AAPL"], START)  # same slot: it was never finished
     assert report.accepted == 1 and stored_quotes(pg)["AAPL"][0][1] == 100.0

@@ -148,6 +148,7 @@ class Config:
     SYMBOLS: tuple[str, ...] = tuple(DEFAULT_SYMBOLS)
     SMA_PERIOD: int = 5
     TICK_SECONDS: int = 60
+    TICK_SHARDS: int = 1  # split each tick into this many RQ jobs, for more workers
     SIM_SEED: int = 42
     SIM_FOLLOWS_MARKET_HOURS: bool = False
     HOT_TTL_SECONDS: int = 3600
@@ -211,6 +212,7 @@ class Config:
             SYMBOLS=parse_symbols(symbols) if symbols else tuple(DEFAULT_SYMBOLS),
             SMA_PERIOD=_int(env, "SMA_PERIOD", 5),
             TICK_SECONDS=tick,
+            TICK_SHARDS=_int(env, "TICK_SHARDS", 1),
             SIM_SEED=_int(env, "SIM_SEED", 42, minimum=0),
             SIM_FOLLOWS_MARKET_HOURS=_bool(env, "SIM_FOLLOWS_MARKET_HOURS", False),
             HOT_TTL_SECONDS=_int(env, "HOT_TTL_SECONDS", max(3600, 10 * tick)),

@@ -34,10 +34,12 @@ log = logging.getLogger(__name__)
 
 REFRESH_EVERY = 10
 
-# KEYS: done, last_tick, lock, then per restore (latest, window), per stale
+Shard = tuple[int, int]  # (index, count); (0, 1) is the whole list
+
+# KEYS: done, last_tick, lock, shards_finished, then per restore (latest, window), per stale
 #       mark (stale), per cleared mark (stale)
 # ARGV: ttl, period, done_ttl, last_tick_json, lock_token, refresh(0|1),
-#       n_restore, n_apply, n_stale, n_clear, latest key prefix, window key prefix,
+#       n_restore, n_apply, n_stale, n_clear, latest key prefix, window key prefix, shards,
 #       then per restore: latest_json, n_prices, prices...;
 #       per apply: one string "ticker<US>price<US>latest_json" (US = \x1f);
 #       per stale mark: reason
@@ -51,7 +53,7 @@ local n_restore, n_apply = tonumber(ARGV[7]), tonumber(ARGV[8])
 local n_stale, n_clear = tonumber(ARGV[9]), tonumber(ARGV[10])
 local latest_prefix, window_prefix = ARGV[11], ARGV[12]
 local US = string.char(31)
-local k, a = 4, 13
+local k, a = 5, 14
 for i = 1, n_restore do
   local lk, wk = KEYS[k], KEYS[k + 1]
   local doc, n = ARGV[a], tonumber(ARGV[a + 1])
@@ -83,8 +85,13 @@ for i = 1, n_clear do
 end
 redis.call('SET', KEYS[2], ARGV[4], 'EX', ttl)
 local first = redis.call('SET', KEYS[1], '1', 'NX', 'EX', done_ttl) and 1 or 0
+local finished = 0
+if first == 1 then
+  finished = redis.call('INCR', KEYS[4])
+  redis.call('EXPIRE', KEYS[4], done_ttl)
+end
 if redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
-return first
+return {first, finished}
 """
 
 _RELEASE = """
@@ -136,23 +143,24 @@ class HotStore:
         self._write = client.register_script(_WRITE)
         self._release = client.register_script(_RELEASE)
 
-    def lock(self, hold_seconds: float, wait_seconds: float) -> str:
+    def lock(self, hold_seconds: float, wait_seconds: float, shard: Shard = (0, 1)) -> str:
         """Take the tick lock (one round-trip when free); returns its token."""
         token = uuid.uuid4().hex
         deadline = time.monotonic() + wait_seconds
-        while not self.client.set(names.TICK_LOCK_KEY, token, nx=True, px=int(hold_seconds * 1000)):
+        key = names.tick_lock_key(*shard)
+        while not self.client.set(key, token, nx=True, px=int(hold_seconds * 1000)):
             if time.monotonic() > deadline:
                 raise TickBusy(f"another tick has held the lock for over {wait_seconds:.0f} s")
             time.sleep(0.05)
         return token
 
-    def unlock(self, token: str) -> None:
+    def unlock(self, token: str, shard: Shard = (0, 1)) -> None:
         """Release the lock if still ours (only needed when a tick fails)."""
-        self._release(keys=[names.TICK_LOCK_KEY], args=[token])
+        self._release(keys=[names.tick_lock_key(*shard)], args=[token])
 
-    def read(self, symbols: Sequence[str], slot: int | None) -> HotState:
+    def read(self, symbols: Sequence[str], slot: int | None, shard: Shard = (0, 1)) -> HotState:
         """One round-trip: the slot marker, every latest reading and stale mark."""
-        keys = [names.tick_done_key(slot) if slot is not None else names.LAST_TICK_KEY]
+        keys = [names.tick_done_key(slot, *shard) if slot is not None else names.LAST_TICK_KEY]
         keys += [names.latest_key(s) for s in symbols]
         keys += [names.stale_key(s) for s in symbols]
         values = self.client.mget(keys)
@@ -172,15 +180,17 @@ class HotStore:
         applies: Sequence[Apply],
         stale: dict[str, str],
         cleared: Iterable[str],
+        shard: Shard = (0, 1),
     ) -> tuple[list[str], list[Any]]:
         """Keys and arguments of the write script (no I/O; see :meth:`write`)."""
         restores, cleared = list(restores), list(cleared)
-        keys: list[str] = [names.tick_done_key(slot), names.LAST_TICK_KEY, names.TICK_LOCK_KEY]
+        keys: list[str] = [names.tick_done_key(slot, *shard), names.LAST_TICK_KEY,
+                           names.tick_lock_key(*shard), names.shards_finished_key(slot)]
         args: list[Any] = [
             self.ttl, self.period, self.done_ttl, orjson.dumps(summary), token,
             1 if slot % REFRESH_EVERY == 0 else 0,
             len(restores), len(applies), len(stale), len(cleared),
-            names.latest_key(""), names.window_key(""),
+            names.latest_key(""), names.window_key(""), shard[1],
         ]
         for r in restores:
             keys += (names.latest_key(r.ticker), names.window_key(r.ticker))
@@ -193,13 +203,15 @@ class HotStore:
         keys += [names.stale_key(t) for t in cleared]
         return keys, args
 
-    def write(self, prepared: tuple[list[str], list[Any]]) -> bool:
+    def write(self, prepared: tuple[list[str], list[Any]]) -> tuple[bool, int]:
         """One round-trip: restore, push, mark/clear stale, record, unlock.
 
-        Returns whether this run was the first to finish the slot.
+        Returns whether this run was the first to finish its slot (or shard of
+        it), and then how many of the slot's shards are finished.
         """
         keys, args = prepared
-        return bool(self._write(keys=keys, args=args))
+        first, finished = self._write(keys=keys, args=args)
+        return bool(first), int(finished)
 
     def snapshot(self, symbols: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """Latest readings and stale marks for ``symbols`` in one MGET."""

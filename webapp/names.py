@@ -42,12 +42,25 @@ def stale_key(ticker: str) -> str:
     return f"{_PREFIX}:stale:{ticker}"
 
 
-def tick_done_key(slot: int) -> str:
-    """Marker: the tick for this slot has emitted its stock_update."""
-    return f"{_PREFIX}:tick:done:{slot}"
+def _shard_suffix(shard: int, shards: int) -> str:
+    return "" if shards == 1 else f":{shard}of{shards}"
 
 
-TICK_LOCK_KEY = f"{_PREFIX}:tick:lock"  # one tick at a time (token, PX)
+def tick_done_key(slot: int, shard: int = 0, shards: int = 1) -> str:
+    """Marker: this slot (or this shard of it) is finished."""
+    return f"{_PREFIX}:tick:done:{slot}{_shard_suffix(shard, shards)}"
+
+
+def tick_lock_key(shard: int = 0, shards: int = 1) -> str:
+    """One tick (of each shard) at a time (token, PX)."""
+    return f"{_PREFIX}:tick:lock{_shard_suffix(shard, shards)}"
+
+
+def shards_finished_key(slot: int) -> str:
+    """Counter: how many shards of this slot are done; the last one announces the slot."""
+    return f"{_PREFIX}:tick:shards:{slot}"
+
+
 LAST_TICK_KEY = f"{_PREFIX}:tick:last"  # JSON summary of the last tick that ran
 SCHEDULER_HEARTBEAT_KEY = f"{_PREFIX}:scheduler:heartbeat"
 FINNHUB_BUDGET_KEY = f"{_PREFIX}:finnhub"  # namespace for the shared call budget

@@ -34,7 +34,7 @@ from webapp.core.market import MarketState, market_state, slot_of
 from webapp.core.quotes import Quote, to_ticks
 from webapp.core.readings import doc_quote, doc_sma, public_view, reading_doc
 from webapp.core.validation import quote_problem
-from webapp.hot import Apply, HotState, HotStore, Restore
+from webapp.hot import Apply, HotState, HotStore, Restore, Shard
 from webapp.providers.base import FetchResult, Provider
 from webapp.publisher import Batch, Publisher
 
@@ -177,28 +177,39 @@ def _steps(quotes: Sequence[Quote], latest: dict[str, dict[str, Any]], period: i
     return out  # type: ignore[return-value]
 
 
-def run_tick(svc: TickServices, symbols: Sequence[str], now: datetime) -> TickReport:
+def run_tick(
+    svc: TickServices,
+    symbols: Sequence[str],
+    now: datetime,
+    shard: Shard = (0, 1),
+    all_symbols: Sequence[str] | None = None,
+) -> TickReport:
     """Run the tick for the slot containing ``now``.  Safe to run twice.
 
     Ticks are serialised by a Redis lock (a slow tick makes the next one wait
     rather than interleave); the lock is released by the final Redis write.
+
+    With ``shard=(i, n)`` this is one of n parallel parts of the slot, for
+    ``symbols`` (its share of ``all_symbols``): each part emits its own quotes
+    and alerts, and the last part to finish announces the whole slot with the
+    one ``stock_update``.
     """
     started = time.perf_counter()
     cfg = svc.config
     slot, slot_time = slot_of(now, cfg.TICK_SECONDS)
     market = svc.market(now)
     report = TickReport(slot, slot_time, market.state, symbols=len(symbols))
-    token = svc.hot.lock(hold_seconds=cfg.TICK_SECONDS + 30, wait_seconds=cfg.TICK_SECONDS)
+    token = svc.hot.lock(hold_seconds=cfg.TICK_SECONDS + 30, wait_seconds=cfg.TICK_SECONDS, shard=shard)
     # A tick allocates tens of thousands of small dicts and lists that live
     # until it ends; the cyclic collector would rescan them again and again.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        _locked_tick(svc, symbols, now, market, token, report)
+        _locked_tick(svc, symbols, now, market, token, report, shard, all_symbols or symbols)
     except BaseException:
         # leave nothing half-open for the next tick: no lock, no transaction
         svc.session.rollback()
-        svc.hot.unlock(token)
+        svc.hot.unlock(token, shard)
         raise
     finally:
         if gc_was_enabled:
@@ -214,13 +225,15 @@ def _locked_tick(
     market: MarketState,
     token: str,
     report: TickReport,
+    shard: Shard,
+    all_symbols: Sequence[str],
 ) -> None:
     cfg = svc.config
     slot, slot_time = report.slot, report.at
     t = time.perf_counter()
-    state = svc.hot.read(symbols, slot)
+    state = svc.hot.read(symbols, slot, shard)
     if state.slot_done:
-        svc.hot.unlock(token)
+        svc.hot.unlock(token, shard)
         report.skipped = "slot already done"
         return
 
@@ -277,45 +290,59 @@ def _locked_tick(
                "market": market.state, "symbols": len(symbols), "accepted": len(applies),
                "stale": len(stale), "provider": svc.provider.name}
     cleared = [s for s in state.stale if s in views]
-    prepared = svc.hot.prepare_write(slot, token, summary, restores, applies, stale, cleared)
-    batch = _emits(svc, symbols, now, market, state, views, stale, report)
+    prepared = svc.hot.prepare_write(slot, token, summary, restores, applies, stale, cleared, shard)
+    batch = _emits(svc, views, report)
     t = report.mark("prepare", t)
     pending.finish()
     t = report.mark("postgres_wait", t)
 
-    first = svc.hot.write(prepared)
+    first, finished = svc.hot.write(prepared)
     t = report.mark("redis_write", t)
     if not first:
         log.error("slot %s was finished by another tick while this one held the lock; "
                   "not emitting twice", slot)
         return
-    report.emitted = batch.send()
+    if finished == shard[1]:  # the whole slot is done: announce it, once
+        if shard[1] == 1:
+            latest, marks = state.latest, state.stale
+        else:  # other shards' readings too (one MGET)
+            everything = svc.hot.read(all_symbols, None)
+            latest, marks = everything.latest, everything.stale
+        batch.stock_update(_stock_update(svc, all_symbols, now, market, latest, marks, views, stale,
+                                         slot_time))
+    report.emitted = len(batch.messages)
+    batch.send()
     report.mark("emit", t)
 
 
-def _emits(
+def _stock_update(
     svc: TickServices,
     symbols: Sequence[str],
     now: datetime,
     market: MarketState,
-    state: HotState,
+    latest: dict[str, dict[str, Any]],
+    marks: dict[str, str],
     views: dict[str, dict[str, Any]],
     stale: dict[str, str],
-    report: TickReport,
-) -> Batch:
-    """The tick's messages: one stock_update, quotes where someone listens, alerts."""
+    slot_time: datetime,
+) -> dict[str, Any]:
+    """BRIEF's stock_update: every ticker's reading, fresh ones from this tick."""
     limit = max_age(svc.config, svc.provider, market)
-    listening = svc.publisher.listening()
-    batch = svc.publisher.batch()
     stocks = []
     for s in symbols:
         view = views.get(s)
-        if view is None and s in state.latest:
-            view = public_view(state.latest[s], stale.get(s, state.stale.get(s)), now, limit)
+        if view is None and s in latest:
+            view = public_view(latest[s], stale.get(s, marks.get(s)), now, limit)
         if view is not None:
             stocks.append(view)
-    batch.stock_update({"type": "stock_update", "timestamp": report.at.isoformat(),
-                        "stocks": stocks, "market": market.as_json()})
+    return {"type": "stock_update", "timestamp": slot_time.isoformat(), "stocks": stocks,
+            "market": market.as_json()}
+
+
+def _emits(svc: TickServices, views: dict[str, dict[str, Any]], report: TickReport) -> Batch:
+    """The tick's own messages: quotes where someone listens, and every alert."""
+    listening = svc.publisher.listening()
+    batch = svc.publisher.batch()
     for ticker, view in views.items():
         heard = ticker in listening
         if heard:

@@ -18,6 +18,7 @@ from webapp import history, names, symbols
 from webapp.config import Config
 from webapp.core.market import market_state, range_start
 from webapp.core.readings import public_view
+from webapp.core.shards import split
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db, get_redis
 from webapp.hot import HotStore
@@ -60,9 +61,11 @@ def tick_services() -> TickServices:
     return svc
 
 
-def run_tick_now(at: datetime | None = None) -> TickReport:
-    """Run the tick for the slot containing ``at`` (default: now)."""
-    return run_tick(tick_services(), tracked_symbols(fresh=True), at or datetime.now(timezone.utc))
+def run_tick_now(at: datetime | None = None, shard: tuple[int, int] = (0, 1)) -> TickReport:
+    """Run the tick (or one shard of it) for the slot containing ``at`` (default: now)."""
+    symbols_now = tracked_symbols(fresh=True)
+    mine = split(symbols_now, shard[1])[shard[0]] if shard[1] > 1 else symbols_now
+    return run_tick(tick_services(), mine, at or datetime.now(timezone.utc), shard, symbols_now)
 
 
 def snapshot(now: datetime | None = None) -> dict[str, Any]:
