@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
@@ -162,7 +162,3 @@ class SimProvider:
             )
         return FetchResult(quotes)
 
-
-def sim_times(start: datetime, ticks: int, tick_seconds: int) -> list[datetime]:
-    """Consecutive tick times, handy for tests and the benchmark."""
-    return [start + timedelta(seconds=tick_seconds * i) for i in range(ticks)]
