@@ -159,17 +159,20 @@ class HotStore:
         self._release(keys=[names.tick_lock_key(*shard)], args=[token])
 
     def read(self, symbols: Sequence[str], slot: int | None, shard: Shard = (0, 1)) -> HotState:
-        """One round-trip: the slot marker, every latest reading and stale mark."""
-        keys = [names.tick_done_key(slot, *shard) if slot is not None else names.LAST_TICK_KEY]
-        keys += [names.latest_key(s) for s in symbols]
-        keys += [names.stale_key(s) for s in symbols]
-        values = self.client.mget(keys)
+        """One round-trip: the slot's marker (unless ``slot`` is None), then every
+        latest reading and stale mark."""
+        marker = [names.tick_done_key(slot, *shard)] if slot is not None else []
+        keys = marker + [names.latest_key(s) for s in symbols] + [names.stale_key(s) for s in symbols]
+        values = self.client.mget(keys) if keys else []
+        done = bool(marker) and values[0] is not None
+        values = values[len(marker):]
         n = len(symbols)
-        state = HotState(slot_done=values[0] is not None)
         loads = orjson.loads
-        state.latest = {s: loads(v) for s, v in zip(symbols, values[1 : n + 1], strict=True) if v is not None}
-        state.stale = {s: v.decode() for s, v in zip(symbols, values[n + 1 :], strict=True) if v is not None}
-        return state
+        return HotState(
+            slot_done=done,
+            latest={s: loads(v) for s, v in zip(symbols, values[:n], strict=True) if v is not None},
+            stale={s: v.decode() for s, v in zip(symbols, values[n:], strict=True) if v is not None},
+        )
 
     def prepare_write(
         self,
@@ -215,8 +218,6 @@ class HotStore:
 
     def snapshot(self, symbols: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """Latest readings and stale marks for ``symbols`` in one MGET."""
-        if not symbols:
-            return {}, {}
         state = self.read(symbols, None)
         return state.latest, state.stale
 

@@ -262,7 +262,7 @@ def _locked_tick(
     alert_rows: list[history.AlertRow] = []
     views: dict[str, dict[str, Any]] = {}
     iso: dict[datetime, str] = {}
-    for q, step in zip(accepted, _steps(accepted, latest, cfg.SMA_PERIOD), strict=True):
+    for q, step in zip(accepted, _steps(accepted, latest, period), strict=True):
         ticker = q.ticker
         before = latest.get(ticker)
         when = iso.get(q.time) or iso.setdefault(q.time, q.time.isoformat())

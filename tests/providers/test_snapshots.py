@@ -27,20 +27,22 @@ def build(kind: str, url: str, service_urls, sleeps: list) -> object:
     return provider
 
 
+def served(kind: str, headers: dict[str, str], service_urls):
+    """(fake server, provider pointed at it, recorded sleeps); closes the server after."""
+    server = FakeSnapshots(headers)
+    sleeps: list = []
+    yield server, build(kind, server.url, service_urls, sleeps), sleeps
+    server.close()
+
+
 @pytest.fixture
 def alpaca(service_urls, clean):
-    server = FakeSnapshots(ALPACA_HEADERS)
-    sleeps: list = []
-    yield server, build("alpaca", server.url, service_urls, sleeps), sleeps
-    server.close()
+    yield from served("alpaca", ALPACA_HEADERS, service_urls)
 
 
 @pytest.fixture
 def polygon(service_urls, clean):
-    server = FakeSnapshots(POLYGON_HEADERS)
-    sleeps: list = []
-    yield server, build("polygon", server.url, service_urls, sleeps), sleeps
-    server.close()
+    yield from served("polygon", POLYGON_HEADERS, service_urls)
 
 
 def test_alpaca_recorded_snapshots(alpaca, caplog) -> None:
