@@ -29,6 +29,10 @@ warnings.filterwarnings("ignore", message="Version 0.22.0", category=FutureWarni
 TICK_FUNC = "jobs.tick.tick"
 RETENTION_FUNC = "jobs.retention.retention"
 RETENTION_CRON = "5 0 * * *"  # 00:05 UTC, after the UTC day's partition has closed
+PROFILE_FUNC = "jobs.profiles.volume_profile"
+# Hourly: the first run after New York midnight (04:00 or 05:00 UTC with DST)
+# builds the new exchange day's profile; the others find it built and return.
+PROFILE_CRON = "2 * * * *"
 
 
 def cron_for(tick_seconds: int) -> str:
@@ -48,11 +52,14 @@ class TrackerScheduler(Scheduler):
 def register(scheduler: Scheduler, cfg: Config) -> None:
     """(Re-)register the one recurring tick job."""
     for job in scheduler.get_jobs():
-        ours = job.id in (names.TICK_JOB_ID, names.RETENTION_JOB_ID)
-        if ours or job.func_name in (TICK_FUNC, RETENTION_FUNC):
+        ours = job.id in (names.TICK_JOB_ID, names.RETENTION_JOB_ID, names.PROFILE_JOB_ID)
+        if ours or job.func_name in (TICK_FUNC, RETENTION_FUNC, PROFILE_FUNC):
             scheduler.cancel(job)
     scheduler.cron(RETENTION_CRON, func=RETENTION_FUNC, id=names.RETENTION_JOB_ID,
                    queue_name=cfg.QUEUE_NAME, timeout=3600, result_ttl=86400)
+    if cfg.SCANNER:
+        scheduler.cron(PROFILE_CRON, func=PROFILE_FUNC, id=names.PROFILE_JOB_ID,
+                       queue_name=cfg.QUEUE_NAME, timeout=1800, result_ttl=86400)
     scheduler.cron(
         cron_for(cfg.TICK_SECONDS),
         func=TICK_FUNC,
@@ -81,6 +88,8 @@ def main() -> None:
     # the next boundary (harmless if that slot already ran: ticks are idempotent).
     queue = Queue(cfg.QUEUE_NAME, connection=conn)
     queue.enqueue(RETENTION_FUNC)  # today's partitions exist before the first tick needs them
+    if cfg.SCANNER:
+        queue.enqueue(PROFILE_FUNC)
     queue.enqueue(TICK_FUNC, result_ttl=10 * cfg.TICK_SECONDS)
     scheduler.run()
 

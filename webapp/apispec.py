@@ -61,6 +61,10 @@ class Endpoint(NamedTuple):
     auth: str | None  # "write": a token is required; "read": required if the setting says so
     errors: tuple[int, ...]
     bodies: dict[int, type[BaseModel]]  # statuses whose body is not an ErrorBody
+    path_schemas: dict[str, dict[str, Any]]  # JSON schema per path parameter (default: a ticker)
+
+
+TICKER_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9.\\-]{1,10}$"}
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -89,6 +93,7 @@ def endpoint(
     auth_kind: str = "write",
     errors: tuple[int, ...] = (),
     bodies: dict[int, type[BaseModel]] | None = None,
+    path_schemas: dict[str, dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an endpoint under ``/api`` (``path`` in Flask syntax).
 
@@ -124,7 +129,8 @@ def endpoint(
         if auth is not None:
             codes.add(401)
         ENDPOINTS.append(Endpoint("/api" + path, method.lower(), summary, query, body, response,
-                                  status, auth_kind if auth else None, tuple(sorted(codes)), bodies or {}))
+                                  status, auth_kind if auth else None, tuple(sorted(codes)), bodies or {},
+                                  path_schemas or {}))
         return run
 
     return wrap
@@ -155,7 +161,7 @@ def openapi_document() -> dict[str, Any]:
         params = []
         for name in (p.strip("<>") for p in e.path.split("/") if p.startswith("<")):
             params.append({"name": name, "in": "path", "required": True,
-                           "schema": {"type": "string", "pattern": "^[A-Za-z0-9.\\-]{1,10}$"}})
+                           "schema": e.path_schemas.get(name, TICKER_SCHEMA)})
         if e.query is not None:
             qs = e.query.model_json_schema()
             for name, prop in qs.get("properties", {}).items():

@@ -66,6 +66,22 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _bound(env: Mapping[str, str], name: str, default: float | None) -> float | None:
+    """An optional non-negative number; ``none`` (or ``off``) switches the bound off."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() in ("none", "off"):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number or 'none', got {raw!r}") from None
+    if not value >= 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
 def _rate(value: str) -> str:
     """A rate like ``600/minute`` or ``10 per second`` (the ``limits`` notation)."""
     from limits import parse_many
@@ -162,6 +178,19 @@ class Config:
     CORS_ORIGINS: tuple[str, ...] = ()  # origins allowed to call /api from a browser
     PROXY_HOPS: int = 0  # trusted proxies in front (Heroku: 1) for client addresses
     DATA_DIR: str = ".data"  # where `make run` keeps the embedded Postgres
+    # scanner (BRIEF "Facts of the field"; see webapp/core/scanner.py)
+    SCANNER: bool = True
+    SCAN_TOP: int = 25  # entries per list sent to scan:<list> rooms and shown
+    SCAN_DEPTH: int = 100  # entries kept per sorted set (the API's largest limit)
+    SCAN_MIN_PRICE: float | None = 1.0
+    SCAN_MAX_PRICE: float | None = None
+    SCAN_MIN_VOLUME: float | None = None  # cumulative volume today
+    SCAN_MIN_RVOL: float | None = None
+    SCAN_GAP_MIN_PCT: float = 2.0
+    UNUSUAL_VOLUME_K: float = 2.0  # Trade Ideas' 2x; thinkorswim uses 1.4x
+    UNUSUAL_VOLUME_BARS: int = 20
+    UNUSUAL_VOLUME_MIN_BARS: int = 10
+    RVOL_SESSIONS: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Config:
@@ -226,6 +255,18 @@ class Config:
             API_READ_TOKEN_REQUIRED=_bool(env, "API_READ_TOKEN_REQUIRED", False),
             CORS_ORIGINS=tuple(o for o in re.split(r"[,\s]+", env.get("CORS_ORIGINS", "")) if o),
             PROXY_HOPS=_int(env, "PROXY_HOPS", 0, minimum=0),
+            SCANNER=_bool(env, "SCANNER", True),
+            SCAN_TOP=_int(env, "SCAN_TOP", 25),
+            SCAN_DEPTH=max(_int(env, "SCAN_DEPTH", 100), _int(env, "SCAN_TOP", 25)),
+            SCAN_MIN_PRICE=_bound(env, "SCAN_MIN_PRICE", 1.0),
+            SCAN_MAX_PRICE=_bound(env, "SCAN_MAX_PRICE", None),
+            SCAN_MIN_VOLUME=_bound(env, "SCAN_MIN_VOLUME", None),
+            SCAN_MIN_RVOL=_bound(env, "SCAN_MIN_RVOL", None),
+            SCAN_GAP_MIN_PCT=_float(env, "SCAN_GAP_MIN_PCT", 2.0),
+            UNUSUAL_VOLUME_K=_float(env, "UNUSUAL_VOLUME_K", 2.0),
+            UNUSUAL_VOLUME_BARS=_int(env, "UNUSUAL_VOLUME_BARS", 20),
+            UNUSUAL_VOLUME_MIN_BARS=_int(env, "UNUSUAL_VOLUME_MIN_BARS", 10),
+            RVOL_SESSIONS=_int(env, "RVOL_SESSIONS", 10),
         )
 
     def with_overrides(self, **changes: Any) -> Config:

@@ -37,12 +37,17 @@ REFRESH_EVERY = 10
 Shard = tuple[int, int]  # (index, count); (0, 1) is the whole list
 
 # KEYS: done, last_tick, lock, shards_finished, then per restore (latest, window), per stale
-#       mark (stale), per cleared mark (stale)
+#       mark (stale), per cleared mark (stale), per set (key), per first-only set (key),
+#       per scanner list (sorted set)
 # ARGV: ttl, period, done_ttl, last_tick_json, lock_token, refresh(0|1),
 #       n_restore, n_apply, n_stale, n_clear, latest key prefix, window key prefix, shards,
+#       n_set, n_first_set, n_list, list depth, (reserved),
 #       then per restore: latest_json, n_prices, prices...;
 #       per apply: one string "ticker<US>price<US>latest_json" (US = \x1f);
-#       per stale mark: reason
+#       per stale mark: reason; per set and first-only set: value;
+#       per list: replace(1|0), n_remove, members..., n_add, (score, member)...
+# First-only sets (the scanner's announcement) are written only by the run
+# that finishes the slot, so a duplicate run cannot change what was announced.
 # A new reading travels as one argument: at 10,000 symbols redis-py's
 # per-argument encoding costs more than the server's work on it.  Its two
 # keys are made here from the prefixes webapp.names passes in.
@@ -52,8 +57,10 @@ local refresh = ARGV[6] == '1'
 local n_restore, n_apply = tonumber(ARGV[7]), tonumber(ARGV[8])
 local n_stale, n_clear = tonumber(ARGV[9]), tonumber(ARGV[10])
 local latest_prefix, window_prefix = ARGV[11], ARGV[12]
+local n_set, n_first, n_list, depth = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16]),
+  tonumber(ARGV[17])
 local US = string.char(31)
-local k, a = 5, 14
+local k, a = 5, 19
 for i = 1, n_restore do
   local lk, wk = KEYS[k], KEYS[k + 1]
   local doc, n = ARGV[a], tonumber(ARGV[a + 1])
@@ -83,8 +90,30 @@ for i = 1, n_clear do
   redis.call('DEL', KEYS[k])
   k = k + 1
 end
+for i = 1, n_set do
+  redis.call('SET', KEYS[k], ARGV[a], 'EX', ttl)
+  k, a = k + 1, a + 1
+end
+local fk, fa = k, a
+k, a = k + n_first, a + n_first
+for i = 1, n_list do
+  local key = KEYS[k]
+  if ARGV[a] == '1' then redis.call('DEL', key) end
+  local n_rem = tonumber(ARGV[a + 1])
+  a = a + 2
+  for j = 1, n_rem do redis.call('ZREM', key, ARGV[a]); a = a + 1 end
+  local n_add = tonumber(ARGV[a])
+  a = a + 1
+  for j = 1, n_add do redis.call('ZADD', key, ARGV[a], ARGV[a + 1]); a = a + 2 end
+  redis.call('ZREMRANGEBYRANK', key, depth, -1)
+  redis.call('EXPIRE', key, ttl)
+  k = k + 1
+end
 redis.call('SET', KEYS[2], ARGV[4], 'EX', ttl)
 local first = redis.call('SET', KEYS[1], '1', 'NX', 'EX', done_ttl) and 1 or 0
+if first == 1 then
+  for i = 0, n_first - 1 do redis.call('SET', KEYS[fk + i], ARGV[fa + i], 'EX', ttl) end
+end
 local finished = 0
 if first == 1 then
   finished = redis.call('INCR', KEYS[4])
@@ -111,6 +140,7 @@ class HotState:
     slot_done: bool
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     stale: dict[str, str] = field(default_factory=dict)
+    extra: list[bytes | None] = field(default_factory=list)  # values of the extra keys asked for
 
 
 class Restore(NamedTuple):
@@ -119,6 +149,27 @@ class Restore(NamedTuple):
     ticker: str
     latest: dict[str, Any]
     window: list[float]
+
+
+class ListWrite(NamedTuple):
+    """A scanner list's change: replace it, or remove some members, then add."""
+
+    key: str
+    replace: bool
+    remove: list[str]
+    add: list[tuple[str, str]]  # (score, member)
+
+
+class ScanWrite(NamedTuple):
+    """The scanner's part of the tick's write."""
+
+    sets: list[tuple[str, bytes]]  # key, value (with the hot TTL)
+    first_sets: list[tuple[str, bytes]]  # written only by the run that finishes the slot
+    lists: list[ListWrite]
+    depth: int
+
+
+NO_SCAN = ScanWrite([], [], [], 0)
 
 
 class Apply(NamedTuple):
@@ -158,18 +209,22 @@ class HotStore:
         """Release the lock if still ours (only needed when a tick fails)."""
         self._release(keys=[names.tick_lock_key(*shard)], args=[token])
 
-    def read(self, symbols: Sequence[str], slot: int | None, shard: Shard = (0, 1)) -> HotState:
-        """One round-trip: the slot's marker (unless ``slot`` is None), then every
-        latest reading and stale mark."""
+    def read(self, symbols: Sequence[str], slot: int | None, shard: Shard = (0, 1),
+             extra: Sequence[str] = ()) -> HotState:
+        """One round-trip: the slot's marker (unless ``slot`` is None), every
+        latest reading and stale mark, and the ``extra`` keys' raw values."""
         marker = [names.tick_done_key(slot, *shard)] if slot is not None else []
-        keys = marker + [names.latest_key(s) for s in symbols] + [names.stale_key(s) for s in symbols]
+        keys = (marker + list(extra) + [names.latest_key(s) for s in symbols]
+                + [names.stale_key(s) for s in symbols])
         values = self.client.mget(keys) if keys else []
         done = bool(marker) and values[0] is not None
-        values = values[len(marker):]
+        more = values[len(marker):len(marker) + len(extra)]
+        values = values[len(marker) + len(extra):]
         n = len(symbols)
         loads = orjson.loads
         return HotState(
             slot_done=done,
+            extra=more,
             latest={s: loads(v) for s, v in zip(symbols, values[:n], strict=True) if v is not None},
             stale={s: v.decode() for s, v in zip(symbols, values[n:], strict=True) if v is not None},
         )
@@ -184,6 +239,7 @@ class HotStore:
         stale: dict[str, str],
         cleared: Iterable[str],
         shard: Shard = (0, 1),
+        scan: ScanWrite = NO_SCAN,
     ) -> tuple[list[str], list[Any]]:
         """Keys and arguments of the write script (no I/O; see :meth:`write`)."""
         restores, cleared = list(restores), list(cleared)
@@ -194,6 +250,7 @@ class HotStore:
             1 if slot % REFRESH_EVERY == 0 else 0,
             len(restores), len(applies), len(stale), len(cleared),
             names.latest_key(""), names.window_key(""), shard[1],
+            len(scan.sets), len(scan.first_sets), len(scan.lists), scan.depth, 0,
         ]
         for r in restores:
             keys += (names.latest_key(r.ticker), names.window_key(r.ticker))
@@ -204,6 +261,14 @@ class HotStore:
             keys.append(names.stale_key(ticker))
             args.append(reason)
         keys += [names.stale_key(t) for t in cleared]
+        for key, value in scan.sets + scan.first_sets:
+            keys.append(key)
+            args.append(value)
+        for lw in scan.lists:
+            keys.append(lw.key)
+            args += (1 if lw.replace else 0, len(lw.remove), *lw.remove, len(lw.add))
+            for score, member in lw.add:
+                args += (score, member)
         return keys, args
 
     def write(self, prepared: tuple[list[str], list[Any]]) -> tuple[bool, int]:

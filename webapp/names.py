@@ -12,6 +12,8 @@ EVENT_STOCK_UPDATE = "stock_update"
 EVENT_QUOTE = "quote"
 EVENT_ALERT = "alert"
 EVENT_FOLLOW_ALERTS = "follow_alerts"  # {"on": true|false}: join/leave the alerts room
+EVENT_SCAN_UPDATE = "scan_update"  # to scan:<list>: what changed in a ranked list
+EVENT_IN_PLAY = "in_play"  # to ticker:XYZ: the ticker entered a scanner list
 
 # Socket.IO rooms
 ROOM_ALL = "all"
@@ -21,6 +23,10 @@ ALL_TICKERS = "*"
 
 def ticker_room(ticker: str) -> str:
     return f"ticker:{ticker}"
+
+
+def scan_room(name: str) -> str:
+    return f"scan:{name}"
 
 
 # Redis keys.  Every key the tick writes carries a TTL.
@@ -61,6 +67,29 @@ def shards_finished_key(slot: int) -> str:
     return f"{_PREFIX}:tick:shards:{slot}"
 
 
+def scan_table_key(shard: int = 0, shards: int = 1) -> str:
+    """String: the scan table (every symbol's scanner state and metrics) of a shard."""
+    return f"{_PREFIX}:scan:table{_shard_suffix(shard, shards)}"
+
+
+def scan_list_key(name: str) -> str:
+    """Sorted set: a ranked list, member ticker, score = -value (best first by ZRANGE)."""
+    return f"{_PREFIX}:scan:list:{name}"
+
+
+SCAN_ANNOUNCED_KEY = f"{_PREFIX}:scan:announced"  # JSON: the lists as last sent to scan rooms
+
+
+def rvol_tickers_key(day: str) -> str:
+    """JSON: the symbols (and session counts) of the volume profile built for ``day``."""
+    return f"{_PREFIX}:rvol:{day}:tickers"
+
+
+def rvol_minute_key(day: str, minute: int) -> str:
+    """Bytes (float32 per symbol): average cumulative volume at this minute of the day."""
+    return f"{_PREFIX}:rvol:{day}:{minute}"
+
+
 LAST_TICK_KEY = f"{_PREFIX}:tick:last"  # JSON summary of the last tick that ran
 SCHEDULER_HEARTBEAT_KEY = f"{_PREFIX}:scheduler:heartbeat"
 FINNHUB_BUDGET_KEY = f"{_PREFIX}:finnhub"  # namespace for the shared call budget
@@ -85,3 +114,4 @@ SOCKETIO_CHANNEL = "socketio"
 # RQ
 TICK_JOB_ID = "tracker-tick"
 RETENTION_JOB_ID = "tracker-retention"
+PROFILE_JOB_ID = "tracker-volume-profile"

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from webapp import history
+from webapp import history, hot, scanner
 from webapp.config import Config
 from webapp.core import indicators
 from webapp.core.indicators import Sma, Step
@@ -231,7 +231,8 @@ def _locked_tick(
     cfg = svc.config
     slot, slot_time = report.slot, report.at
     t = time.perf_counter()
-    state = svc.hot.read(symbols, slot, shard)
+    scan_keys = scanner.ScanInputs.keys(cfg, shard, slot_time) if cfg.SCANNER else []
+    state = svc.hot.read(symbols, slot, shard, scan_keys)
     if state.slot_done:
         svc.hot.unlock(token, shard)
         report.skipped = "slot already done"
@@ -281,6 +282,12 @@ def _locked_tick(
         log.warning("marked stale: %s%s", shown, more)
 
     t = report.mark("compute", t)
+    scan = None
+    if cfg.SCANNER:
+        scan = scanner.scan(cfg, svc.session, symbols, accepted, previous,
+                            scanner.ScanInputs.of(state.extra), now, slot, slot_time, shard,
+                            max_age(cfg, svc.provider, market))
+        t = report.mark("scan", t)
 
     # Postgres first: if Redis fails after this, the retry finds the slot
     # unfinished and the unique keys keep the rows single.  The COPYs run on
@@ -290,8 +297,9 @@ def _locked_tick(
                "market": market.state, "symbols": len(symbols), "accepted": len(applies),
                "stale": len(stale), "provider": svc.provider.name}
     cleared = [s for s in state.stale if s in views]
-    prepared = svc.hot.prepare_write(slot, token, summary, restores, applies, stale, cleared, shard)
-    batch = _emits(svc, views, report)
+    prepared = svc.hot.prepare_write(slot, token, summary, restores, applies, stale, cleared, shard,
+                                     scan.write if scan else hot.NO_SCAN)
+    batch = _emits(svc, views, report, scan.rows if scan else {})
     t = report.mark("prepare", t)
     pending.finish()
     t = report.mark("postgres_wait", t)
@@ -310,6 +318,8 @@ def _locked_tick(
             latest, marks = everything.latest, everything.stale
         batch.stock_update(_stock_update(svc, all_symbols, now, market, latest, marks, views, stale,
                                          slot_time))
+        if scan is not None:
+            _scan_emits(svc, scan, batch, slot, slot_time)
     report.emitted = len(batch.messages)
     batch.send()
     report.mark("emit", t)
@@ -339,14 +349,32 @@ def _stock_update(
             "market": market.as_json()}
 
 
-def _emits(svc: TickServices, views: dict[str, dict[str, Any]], report: TickReport) -> Batch:
+def _scan_emits(svc: TickServices, scan: scanner.ScanResult, batch: Batch, slot: int,
+                slot_time: datetime) -> None:
+    """The lists' changes to their rooms, and ``in_play`` to listened tickers that entered one."""
+    if scan.announced is not None:
+        previous, announced = scan.previous, scan.announced
+    else:  # sharded: the last shard reads what every shard wrote
+        previous, announced = scanner.read_final_lists(svc.hot.client, svc.config, slot, slot_time)
+    updates, entered = scanner.changes(previous, announced)
+    for payload in updates.values():
+        batch.scan_update(payload)
+    for ticker, lists in entered.items():
+        if ticker in batch.listening:
+            batch.in_play({"ticker": ticker, "lists": lists, "time": slot_time.isoformat()})
+
+
+def _emits(svc: TickServices, views: dict[str, dict[str, Any]], report: TickReport,
+           scan_rows: dict[str, dict[str, Any]]) -> Batch:
     """The tick's own messages: quotes where someone listens, and every alert."""
     listening = svc.publisher.listening()
     batch = svc.publisher.batch()
+    batch.listening = listening
     for ticker, view in views.items():
         heard = ticker in listening
         if heard:
-            batch.quote(view)
+            row = scan_rows.get(ticker)
+            batch.quote({**view, "scan": row} if row else view)
         if view["alert"]:
             payload = {"ticker": ticker, "kind": view["alert"], "price": view["price"],
                        "sma": view["sma"], "time": view["time"]}

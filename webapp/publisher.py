@@ -71,6 +71,7 @@ class Batch:
     def __init__(self, publisher: Publisher) -> None:
         self._publisher = publisher
         self.messages: list[bytes] = []
+        self.listening: set[str] = set()  # tickers with a listener, when the tick read them
 
     def _add(self, event: str, data: dict[str, Any], room: str) -> None:
         self.messages.append(self._publisher.message(event, data, room))
@@ -85,6 +86,12 @@ class Batch:
         self._add(names.EVENT_ALERT, payload, names.ROOM_ALERTS)
         if to_ticker_room:
             self._add(names.EVENT_ALERT, payload, names.ticker_room(payload["ticker"]))
+
+    def scan_update(self, payload: dict[str, Any]) -> None:
+        self._add(names.EVENT_SCAN_UPDATE, payload, names.scan_room(payload["list"]))
+
+    def in_play(self, payload: dict[str, Any]) -> None:
+        self._add(names.EVENT_IN_PLAY, payload, names.ticker_room(payload["ticker"]))
 
     def send(self) -> int:
         self._publisher.send(self.messages)

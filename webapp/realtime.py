@@ -1,5 +1,10 @@
 """Socket.IO handlers: subscribe and unsubscribe, answered by acknowledgement.
 
+``subscribe`` takes ``{"tickers": [...]}`` (BRIEF) and, for the scanner,
+``{"scans": ["gainers", ...]}`` (or ``["*"]``), which joins ``scan:<list>``
+rooms; its acknowledgement then carries each list as last announced, so
+the client has the base the next ``scan_update`` delta applies to.
+
 Bad input gets ``{"ok": false, "error": ...}`` and the connection stays
 usable; nothing here raises into the Socket.IO server.  Ticker-room joins
 and leaves are counted in Redis (:mod:`webapp.subscriptions`) so the worker
@@ -14,7 +19,8 @@ from flask import Flask, current_app, request
 from flask_socketio import join_room, leave_room, rooms
 
 from webapp import names, services
-from webapp.core.validation import SubscriptionError, subscription_tickers
+from webapp.core.scanner import LISTS
+from webapp.core.validation import SubscriptionError, subscription
 from webapp.extensions import get_redis, socketio
 from webapp.subscriptions import REFRESH_SECONDS, ListenerRegistry
 
@@ -49,17 +55,23 @@ def _change(payload: Any, join: bool) -> dict[str, Any]:
     cfg = services.config()
     try:
         known = frozenset(services.tracked_symbols())
-        tickers = subscription_tickers(payload, known, cfg.MAX_SUBSCRIBE_TICKERS)
+        asked = subscription(payload, known, cfg.MAX_SUBSCRIBE_TICKERS, LISTS if cfg.SCANNER else ())
     except SubscriptionError as exc:
         return {"ok": False, "error": str(exc)}
-    wanted = [names.ROOM_ALL if t == names.ALL_TICKERS else names.ticker_room(t) for t in tickers]
+    wanted = [names.ROOM_ALL if t == names.ALL_TICKERS else names.ticker_room(t) for t in asked.tickers]
+    wanted += [names.scan_room(n) for n in asked.scans]
     current = set(rooms())
     changed = [r for r in wanted if (r not in current) == join]
     for room in changed:
         (join_room if join else leave_room)(room)
     registry = _registry()
     (registry.joined if join else registry.left)(_room_tickers(changed))
-    return {"ok": True, "rooms": wanted}
+    ack: dict[str, Any] = {"ok": True, "rooms": wanted}
+    if join and asked.scans:
+        # the lists as last announced: the base the next scan_update's delta applies to
+        announced = services.scan_store().announced()
+        ack["scans"] = {n: announced.get(n) for n in asked.scans}
+    return ack
 
 
 def init_app(app: Flask) -> None:

@@ -14,10 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from webapp import history, names, symbols
+from webapp import history, names, scanner, symbols
 from webapp.config import Config
+from webapp.core import scanner as scan_core
 from webapp.core.market import market_state, range_start
 from webapp.core.readings import public_view
+from webapp.core.scanner import Filters
 from webapp.core.shards import split
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db, get_redis
@@ -25,6 +27,7 @@ from webapp.hot import HotStore
 from webapp.pipeline import TickReport, TickServices, max_age, run_tick
 from webapp.providers import get_provider
 from webapp.publisher import Publisher
+from webapp.scanstore import ScanStore
 
 log = logging.getLogger(__name__)
 
@@ -228,3 +231,50 @@ def replay(path: str, speed: float, each: Callable[[TickReport], None] | None = 
         if speed > 0:
             time.sleep(max(0.0, 60.0 / speed - (time.monotonic() - started)))
     return reports
+
+
+# --- scanner ---------------------------------------------------------------
+
+def scan_store() -> ScanStore:
+    cfg = config()
+    return ScanStore(get_redis(), cfg.TICK_SHARDS, cfg.HOT_TTL_SECONDS)
+
+
+def build_volume_profile(now: datetime, force: bool = False) -> dict[str, Any]:
+    """Today's RVOL profile from the earlier sessions in Postgres (skipped when built)."""
+    return scanner.build_profile(db.session, scan_store(), config(), now, force)
+
+
+def scanner_list(name: str, limit: int, extra: Filters | None = None,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """One ranked list as users see it, with how fresh it is.
+
+    Only symbols with a recent reading are listed (a stale one never ranks,
+    whatever its last values were); ``as_of`` is the last tick and
+    ``stale`` says when that tick is too old to act on.
+    """
+    if name not in scan_core.LISTS:
+        raise UnknownList(name)
+    now = now or datetime.now(timezone.utc)
+    svc = tick_services()
+    cfg = svc.config
+    market = market_state(now)
+    limit_age = max_age(cfg, svc.provider, market)
+    rows = scanner.ranked_list(scan_store(), cfg, name, now, limit_age, limit, extra)
+    last = svc.hot.last_tick()
+    as_of = last["at"] if last else None
+    age = None if last is None else now.timestamp() - datetime.fromisoformat(last["ran_at"]).timestamp()
+    return {
+        "list": name, "title": scan_core.LIST_TITLES[name], "rule": scan_core.LIST_RULES[name],
+        "as_of": as_of, "stale": age is None or (limit_age is not None and age > limit_age),
+        "market": market.as_json(),
+        "filters": (scanner.filters(cfg).tightened(extra) if extra else scanner.filters(cfg))._asdict(),
+        "rows": rows,
+    }
+
+
+class UnknownList(LookupError):
+    """A scanner list name that does not exist."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown scanner list {name!r}: one of {', '.join(scan_core.LISTS)}")

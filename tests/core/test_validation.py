@@ -11,7 +11,7 @@ from webapp.core.validation import (
     SubscriptionError,
     normalise_ticker,
     quote_problem,
-    subscription_tickers,
+    subscription,
 )
 
 NOW = utc("2026-11-20T15:00:30")
@@ -68,8 +68,11 @@ KNOWN = frozenset({"AAPL", "MSFT", "BRK.B"})
 
 
 def test_subscription_accepts_known_and_star() -> None:
-    assert subscription_tickers({"tickers": ["aapl", "BRK.B", "AAPL"]}, KNOWN, 5) == ["AAPL", "BRK.B"]
-    assert subscription_tickers({"tickers": ["*"]}, KNOWN, 5) == ["*"]
+    assert subscription({"tickers": ["aapl", "BRK.B", "AAPL"]}, KNOWN, 5).tickers == ["AAPL", "BRK.B"]
+    assert subscription({"tickers": ["*"]}, KNOWN, 5).tickers == ["*"]
+    lists = ("gainers", "losers")
+    assert subscription({"scans": ["losers"]}, KNOWN, 5, lists) == ([], ["losers"])
+    assert subscription({"scans": ["*"], "tickers": ["AAPL"]}, KNOWN, 5, lists) == (["AAPL"], list(lists))
 
 
 @pytest.mark.parametrize(
@@ -89,5 +92,21 @@ def test_subscription_accepts_known_and_star() -> None:
 )
 def test_subscription_refusals_say_what_was_wrong(payload, needle) -> None:
     with pytest.raises(SubscriptionError) as err:
-        subscription_tickers(payload, KNOWN, 5)
+        subscription(payload, KNOWN, 5)
+    assert needle in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "payload, needle",
+    [
+        ({"scans": "gainers"}, '"scans" must be a non-empty list'),
+        ({"scans": []}, "non-empty list"),
+        ({"scans": [3]}, '"scans" must be a non-empty list'),
+        ({"scans": ["winners"]}, "unknown scanner list(s): winners (one of gainers, losers)"),
+        ({"scans": ["gainers"], "lists": 1}, "unexpected field(s): lists"),
+    ],
+)
+def test_scan_subscription_refusals(payload, needle) -> None:
+    with pytest.raises(SubscriptionError) as err:
+        subscription(payload, KNOWN, 5, ("gainers", "losers"))
     assert needle in str(err.value)

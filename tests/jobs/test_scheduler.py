@@ -22,8 +22,10 @@ def test_restarting_registers_one_copy_aligned_to_the_minute(app) -> None:
     for _ in range(3):  # three scheduler starts
         register(make_scheduler(conn, cfg), cfg)
     jobs = {job.id: (job, when) for job, when in make_scheduler(conn, cfg).get_jobs(with_times=True)}
-    assert sorted(jobs) == sorted([names.TICK_JOB_ID, names.RETENTION_JOB_ID])  # one copy each
+    # one copy each
+    assert sorted(jobs) == sorted([names.TICK_JOB_ID, names.RETENTION_JOB_ID, names.PROFILE_JOB_ID])
     assert jobs[names.RETENTION_JOB_ID][0].func_name == "jobs.retention.retention"
+    assert jobs[names.PROFILE_JOB_ID][0].func_name == "jobs.profiles.volume_profile"
     job, when = jobs[names.TICK_JOB_ID]
     assert job.func_name == "jobs.tick.tick"
     assert when.replace(tzinfo=timezone.utc).timestamp() % 60 == 0

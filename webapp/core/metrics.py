@@ -94,12 +94,21 @@ def relative_volume(cumulative: FloatArray, history: FloatArray, min_sessions: i
     return np.where((sessions >= min_sessions) & (average > 0), out, np.nan)
 
 
+def volume_ratio(minute_volume: FloatArray, recent: FloatArray, min_bars: int = 10) -> FloatArray:
+    """A minute's volume ÷ the average of ``recent`` (symbols × bars, NaN-padded).
+
+    NaN until ``min_bars`` recent bars exist or while their average is zero.
+    """
+    minute_volume = np.asarray(minute_volume, float)
+    average, bars = _row_means(recent, len(minute_volume))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = minute_volume / average
+    return np.where((bars >= min_bars) & (average > 0), ratio, np.nan)
+
+
 def unusual_volume(
     minute_volume: FloatArray, recent: FloatArray, k: float = 2.0, min_bars: int = 10
 ) -> np.ndarray:
     """Flag minutes with volume ≥ k × the average of ``recent`` (symbols × bars, NaN-padded)."""
-    minute_volume = np.asarray(minute_volume, float)
-    average, bars = _row_means(recent, len(minute_volume))
     with np.errstate(invalid="ignore"):
-        flag = minute_volume >= k * average
-    return flag & (bars >= min_bars) & (average > 0)
+        return volume_ratio(minute_volume, recent, min_bars) >= k

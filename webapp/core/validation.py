@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from webapp.core.quotes import Quote
 
@@ -63,19 +65,30 @@ class SubscriptionError(ValueError):
     """A subscribe/unsubscribe payload that must be refused (the message says why)."""
 
 
-def subscription_tickers(payload: object, known: frozenset[str], limit: int) -> list[str]:
-    """The tickers a ``{"tickers": [...]}`` payload names; ``["*"]`` means all.
+class Subscription(NamedTuple):
+    tickers: list[str]  # "*" means every ticker (room ``all``)
+    scans: list[str]  # scanner list names
 
-    Raises :class:`SubscriptionError` for a malformed payload, an unknown or
-    ill-formed ticker, or more than ``limit`` tickers.
+
+def subscription(
+    payload: object, known: frozenset[str], limit: int, lists: Sequence[str] = ()
+) -> Subscription:
+    """What a ``{"tickers": [...], "scans": [...]}`` payload asks for.
+
+    ``["*"]`` as tickers means all of them; ``["*"]`` as scans every list in
+    ``lists``.  Raises :class:`SubscriptionError` for a malformed payload, an
+    unknown or ill-formed ticker or list, or more than ``limit`` tickers.
     """
     if not isinstance(payload, dict):
         raise SubscriptionError('payload must be an object like {"tickers": ["AAPL"]}')
-    extra = set(payload) - {"tickers"}
+    allowed = {"tickers", "scans"} if lists else {"tickers"}
+    extra = set(payload) - allowed
     if extra:
         raise SubscriptionError(f"unexpected field(s): {', '.join(sorted(map(str, extra)))}")
-    tickers = payload.get("tickers")
-    if not isinstance(tickers, list) or not tickers:
+    tickers, scans = payload.get("tickers"), payload.get("scans")
+    if tickers is None and scans is not None:
+        tickers = []
+    if not isinstance(tickers, list) or not (tickers or scans):
         raise SubscriptionError('"tickers" must be a non-empty list of strings')
     if len(tickers) > limit:
         raise SubscriptionError(f"too many tickers: {len(tickers)} (at most {limit})")
@@ -94,4 +107,18 @@ def subscription_tickers(payload: object, known: frozenset[str], limit: int) -> 
             out.append(ticker)
     if unknown:
         raise SubscriptionError(f"unknown ticker(s): {', '.join(unknown)}")
-    return out
+    return Subscription(out, _scans(scans, lists))
+
+
+def _scans(scans: object, lists: Sequence[str]) -> list[str]:
+    if scans is None:
+        return []
+    if not isinstance(scans, list) or not scans or not all(isinstance(s, str) for s in scans):
+        raise SubscriptionError('"scans" must be a non-empty list of list names')
+    if "*" in scans:
+        return list(lists)
+    unknown = [s for s in scans if s not in lists]
+    if unknown:
+        raise SubscriptionError(f"unknown scanner list(s): {', '.join(unknown[:5])} "
+                                f"(one of {', '.join(lists)})")
+    return list(dict.fromkeys(scans))

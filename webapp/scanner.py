@@ -1,0 +1,328 @@
+"""The scanner's part of a tick, and the volume profiles RVOL compares against.
+
+Per tick (see :func:`scan`): the shard's scan table from the first MGET is
+carried forward, rows for this tick's accepted readings are advanced with the
+pure core (:mod:`webapp.core.scanner`), and each list's candidates go into
+its sorted set through the tick's one write script.  Symbols missing from
+the table (Redis was emptied, a symbol was added) get their session so far
+rebuilt from Postgres first, with one statement.
+
+The lists are announced to the ``scan:<list>`` rooms as deltas against what
+was announced last (``SCAN_ANNOUNCED_KEY``).  Unsharded, the tick knows the
+final lists itself; with shards the last shard to finish reads them back.
+
+Volume profiles (:func:`build_profile`) are built from Postgres once per
+exchange day by a scheduled job: for each symbol and minute of the day, the
+average cumulative volume at that minute over the last ``RVOL_SESSIONS``
+sessions.  RVOL is unknown (null) for a symbol with no earlier session;
+with fewer sessions than asked for it averages those it has and says how
+many (``rvol_sessions``).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import redis
+from sqlalchemy.orm import Session
+
+from webapp import history, names
+from webapp.config import Config
+from webapp.core import scanner as core
+from webapp.core.market import EXCHANGE_TZ, calendar_for, exchange_day_start
+from webapp.core.quotes import Quote
+from webapp.hot import ListWrite, ScanWrite
+from webapp.scanstore import ScanStore, decode_profile, merge_tables, pack, unpack
+
+log = logging.getLogger(__name__)
+
+
+def settings(cfg: Config) -> core.Settings:
+    return core.Settings(cfg.SCAN_GAP_MIN_PCT, cfg.UNUSUAL_VOLUME_K, cfg.UNUSUAL_VOLUME_BARS,
+                         min(cfg.UNUSUAL_VOLUME_MIN_BARS, cfg.UNUSUAL_VOLUME_BARS))
+
+
+def filters(cfg: Config) -> core.Filters:
+    return core.Filters(cfg.SCAN_MIN_PRICE, cfg.SCAN_MAX_PRICE, cfg.SCAN_MIN_VOLUME, cfg.SCAN_MIN_RVOL)
+
+
+def minute_of_day(at: datetime) -> tuple[str, int]:
+    """(exchange date, minute since New York midnight by the wall clock)."""
+    local = at.astimezone(EXCHANGE_TZ)
+    return local.date().isoformat(), local.hour * 60 + local.minute
+
+
+def fresh_mask(table: core.Table, now: datetime, max_age: float | None) -> np.ndarray:
+    """Rows recent enough to rank (all that have a price while the market is closed)."""
+    has = ~np.isnan(table["price"])
+    if max_age is None:
+        return has
+    with np.errstate(invalid="ignore"):
+        return has & (table["time"] >= now.timestamp() - max_age)
+
+
+@dataclass
+class ScanInputs:
+    """The scanner's values from the tick's first MGET."""
+
+    table: bytes | None
+    profile_tickers: bytes | None
+    profile_minute: bytes | None
+    announced: bytes | None
+
+    @staticmethod
+    def keys(cfg: Config, shard: tuple[int, int], at: datetime) -> list[str]:
+        day, minute = minute_of_day(at)
+        return [names.scan_table_key(*shard), names.rvol_tickers_key(day),
+                names.rvol_minute_key(day, minute), names.SCAN_ANNOUNCED_KEY]
+
+    @classmethod
+    def of(cls, values: Sequence[bytes | None]) -> ScanInputs:
+        return cls(*values)
+
+
+@dataclass
+class ScanResult:
+    write: ScanWrite
+    announced: dict[str, Any] | None = None  # unsharded: the lists to announce
+    previous: dict[str, Any] = field(default_factory=dict)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # ticker -> row, this tick's
+
+
+def _readings(quotes: Sequence[Quote], profile_expected: dict[str, float],
+              profile_sessions: dict[str, int]) -> core.Readings:
+    days: dict[datetime, int] = {}
+    for q in quotes:
+        if q.time not in days:
+            days[q.time] = q.time.astimezone(EXCHANGE_TZ).date().toordinal()
+    nan = float("nan")
+    return core.Readings(
+        price=np.array([q.price for q in quotes], float),
+        volume=np.array([nan if q.volume is None else q.volume for q in quotes], float),
+        prev_close=np.array([nan if q.prev_close is None else q.prev_close for q in quotes], float),
+        open=np.array([nan if q.open is None else q.open for q in quotes], float),
+        time=np.array([q.time.timestamp() for q in quotes], float),
+        day=np.array([days[q.time] for q in quotes], np.int64),
+        expected=np.array([profile_expected.get(q.ticker, nan) for q in quotes], float),
+        sessions=np.array([profile_sessions.get(q.ticker, 0) for q in quotes], np.int64),
+    )
+
+
+def _restore(session: Session, table: core.Table, symbols: Sequence[str], rows: np.ndarray,
+             previous: dict[str, Quote], bars: int) -> int:
+    """Rebuild the session so far for ``rows`` of ``table`` from Postgres (in place)."""
+    upto = {}
+    for i in rows.tolist():
+        q = previous.get(symbols[i])
+        if q is not None:
+            upto[symbols[i]] = (exchange_day_start(q.time), q.time)
+    found = history.day_so_far(session, upto, bars)
+    position = {s: i for s, i in zip((symbols[i] for i in rows.tolist()), rows.tolist(), strict=True)}
+    for ticker, agg in found.items():
+        i = position[ticker]
+        q = previous[ticker]
+        table["day"][i] = q.time.astimezone(EXCHANGE_TZ).date().toordinal()
+        table["pv"][i] = agg.price_volume if agg.price_volume is not None else np.nan
+        table["cv"][i] = agg.volume if agg.volume is not None else np.nan
+        table["hi"][i], table["lo"][i] = agg.high, agg.low
+        vols = agg.recent_volumes[-bars:]
+        if vols:
+            table["vols"][i, bars - len(vols):] = vols
+        table["price"][i], table["time"][i] = q.price, q.time.timestamp()
+    return len(found)
+
+
+def scan(
+    cfg: Config,
+    session: Session,
+    symbols: Sequence[str],
+    accepted: Sequence[Quote],
+    previous: dict[str, Quote],
+    inputs: ScanInputs,
+    now: datetime,
+    slot: int,
+    slot_time: datetime,
+    shard: tuple[int, int],
+    max_age: float | None,
+) -> ScanResult:
+    """Advance the shard's scan table by this tick's readings and rank its lists."""
+    bars = cfg.UNUSUAL_VOLUME_BARS
+    sets_ = settings(cfg)
+    old_tickers, old_table, old_meta = ([], None, {}) if inputs.table is None else unpack(inputs.table)
+    if old_table is None:
+        table = core.empty(len(symbols), bars)
+        missing = np.arange(len(symbols))
+    else:
+        where = {t: i for i, t in enumerate(old_tickers)}
+        index = np.array([where.get(s, -1) for s in symbols], np.int64)
+        table = core.take(old_table, index, bars)
+        missing = np.flatnonzero(index < 0)
+    if len(missing):
+        restored = _restore(session, table, symbols, missing, previous, bars)
+        if restored:
+            log.info("scanner: rebuilt the session so far of %d symbol(s) from Postgres", restored)
+
+    if accepted:
+        profile = decode_profile(inputs.profile_tickers, inputs.profile_minute)
+        position = {s: i for i, s in enumerate(symbols)}
+        at = np.array([position[q.ticker] for q in accepted], np.int64)
+        rows = core.advance(core.take(table, at, bars),
+                            _readings(accepted, profile.expected, profile.sessions), sets_)
+        core.put(table, at, rows)
+
+    tickers = np.array(symbols, dtype=str) if symbols else np.array([], dtype=str)
+    fresh = fresh_mask(table, now, max_age)
+    flt = filters(cfg)
+    lists: list[ListWrite] = []
+    added: dict[str, list[str]] = {}
+    ranked: dict[str, list[tuple[int, float]]] = {}
+    for name in core.LISTS:
+        top = core.rank(table, tickers, name, sets_, flt, fresh, cfg.SCAN_DEPTH)
+        ranked[name] = top
+        added[name] = [symbols[i] for i, _ in top]
+        lists.append(ListWrite(names.scan_list_key(name), replace=shard[1] == 1,
+                               remove=list(old_meta.get(name, [])) if shard[1] > 1 else [],
+                               add=[(repr(-v), symbols[i]) for i, v in top]))
+    blob = pack(symbols, table, {"lists": added})
+    result = ScanResult(ScanWrite(sets=[(names.scan_table_key(*shard), blob)], first_sets=[],
+                                  lists=lists, depth=cfg.SCAN_DEPTH))
+    if accepted:
+        result.rows = {symbols[i]: core.row(table, int(i), symbols[i]) for i in at.tolist()}
+    if shard[1] == 1:
+        result.previous = orjson.loads(inputs.announced) if inputs.announced else {}
+        result.announced = {
+            name: {"seq": slot, "time": slot_time.isoformat(),
+                   "rows": [core.row(table, i, symbols[i], v) for i, v in top[:cfg.SCAN_TOP]]}
+            for name, top in ranked.items()
+        }
+        result.write.first_sets.append((names.SCAN_ANNOUNCED_KEY, orjson.dumps(result.announced)))
+    return result
+
+
+def read_final_lists(client: redis.Redis, cfg: Config, slot: int, slot_time: datetime
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """With shards: (previously announced, now final) lists, read after every shard wrote.
+
+    Two round-trips, only for the last shard of a slot: read the lists, the
+    tables and the last announcement; then store the new announcement.
+    """
+    pipe = client.pipeline(transaction=False)
+    for name in core.LISTS:
+        pipe.zrange(names.scan_list_key(name), 0, cfg.SCAN_TOP - 1, withscores=True)
+    pipe.mget([names.scan_table_key(i, cfg.TICK_SHARDS) for i in range(cfg.TICK_SHARDS)])
+    pipe.get(names.SCAN_ANNOUNCED_KEY)
+    *tops, blobs, raw = pipe.execute()
+    tickers, table = merge_tables(blobs)
+    where = {t: i for i, t in enumerate(tickers)}
+    announced = {}
+    for name, top in zip(core.LISTS, tops, strict=True):
+        rows = []
+        for member, score in top:
+            ticker = member.decode()
+            if ticker in where:
+                rows.append(core.row(table, where[ticker], ticker, -score))
+        announced[name] = {"seq": slot, "time": slot_time.isoformat(), "rows": rows}
+    client.set(names.SCAN_ANNOUNCED_KEY, orjson.dumps(announced), ex=cfg.HOT_TTL_SECONDS)
+    return (orjson.loads(raw) if raw else {}), announced
+
+
+def changes(previous: dict[str, Any], announced: dict[str, Any]) -> tuple[dict[str, dict[str, Any]],
+                                                                        dict[str, list[str]]]:
+    """Per list, the ``scan_update`` payload; and per ticker, the lists it entered."""
+    updates: dict[str, dict[str, Any]] = {}
+    entered: dict[str, list[str]] = {}
+    for name, now in announced.items():
+        before = previous.get(name)
+        prev_rows = before["rows"] if before else None
+        payload = {"list": name, "seq": now["seq"], "time": now["time"],
+                   "prev_seq": before["seq"] if before else None}
+        payload.update(core.delta(prev_rows, now["rows"]))
+        updates[name] = payload
+        old = {r["ticker"] for r in prev_rows or ()}
+        for rank, r in enumerate(now["rows"], 1):
+            if r["ticker"] not in old:
+                entered.setdefault(r["ticker"], []).append(f"{name}#{rank}")
+    return updates, entered
+
+
+# --- reads for the API and pages ---------------------------------------------
+
+def _rows(tickers: list[str], table: core.Table, picked: Sequence[tuple[int, float]]
+                ) -> list[dict[str, Any]]:
+    return [core.row(table, i, tickers[i], v) for i, v in picked]
+
+
+def ranked_list(
+    store: ScanStore, cfg: Config, name: str, now: datetime, max_age: float | None,
+    limit: int, extra: core.Filters | None = None,
+) -> list[dict[str, Any]]:
+    """A list as users see it: the sorted set, or ranked afresh when filters are given."""
+    tickers, table = store.table()
+    if not tickers:
+        return []
+    if extra is None or extra == core.Filters():
+        where = {t: i for i, t in enumerate(tickers)}
+        fresh = fresh_mask(table, now, max_age)
+        picked = [(where[t], v) for t, v in store.ranked(name, limit) if t in where and fresh[where[t]]]
+    else:
+        picked = core.rank(table, np.array(tickers, dtype=str), name, settings(cfg),
+                           filters(cfg).tightened(extra), fresh_mask(table, now, max_age), limit)
+    return _rows(tickers, table, picked)
+
+
+# --- volume profiles -------------------------------------------------------
+
+def earlier_sessions(day: date, count: int) -> list[date]:
+    """The ``count`` XNYS sessions before ``day``, oldest first."""
+    at = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+    cal = calendar_for(at)
+    ts = pd.Timestamp(day)
+    first = cal.date_to_session(ts, direction="previous")
+    if first == ts:
+        first = cal.previous_session(first)
+    out = [first]
+    while len(out) < count:
+        try:
+            out.append(cal.previous_session(out[-1]))
+        except ValueError:  # before the calendar's first session
+            break
+    return [s.date() for s in reversed(out)]
+
+
+def build_profile(session: Session, store: ScanStore, cfg: Config, now: datetime,
+                  force: bool = False) -> dict[str, Any]:
+    """Build today's volume profile from the last ``RVOL_SESSIONS`` sessions.  Idempotent."""
+    day = now.astimezone(EXCHANGE_TZ).date()
+    if not force and store.has_profile(day.isoformat()):
+        return {"day": day.isoformat(), "skipped": "already built"}
+    days = earlier_sessions(day, cfg.RVOL_SESSIONS)
+    start = datetime.combine(days[0], datetime.min.time(), tzinfo=EXCHANGE_TZ)
+    end = datetime.combine(day, datetime.min.time(), tzinfo=EXCHANGE_TZ)
+    sums, sessions = history.volume_by_minute(session, days, start.astimezone(timezone.utc),
+                                              end.astimezone(timezone.utc), str(EXCHANGE_TZ))
+    session.rollback()  # read-only; end the transaction
+    tickers = sorted(sessions)
+    where = {t: i for i, t in enumerate(tickers)}
+    grid = np.zeros((len(tickers), 24 * 60))
+    for ticker, minute, volume in sums:
+        grid[where[ticker], minute] += volume
+    count = np.array([sessions[t] for t in tickers], float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        average = np.cumsum(grid, axis=1) / count[:, None]
+    active = np.flatnonzero(grid.any(axis=0))
+    minutes: dict[int, np.ndarray] = {}
+    if len(active):
+        for m in range(int(active[0]), 24 * 60):
+            minutes[m] = average[:, m]
+    ttl = int(timedelta(days=2).total_seconds())
+    store.save_profile(day.isoformat(), tickers, [sessions[t] for t in tickers], minutes, ttl)
+    log.info("volume profile for %s: %d symbols over %d sessions, %d minutes",
+             day, len(tickers), len(days), len(minutes))
+    return {"day": day.isoformat(), "symbols": len(tickers), "sessions": [d.isoformat() for d in days],
+            "minutes": len(minutes)}
