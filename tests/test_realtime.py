@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
 import socketio
 
 from tests.processes import WebProcess
 from tests.test_pipeline import START, minutes, run_via_rq
+from webapp import services
+from webapp.core.scanner import apply_delta
 from webapp.extensions import get_redis
 from webapp.subscriptions import Listening
 
@@ -30,7 +33,7 @@ class Recorder:
         self.cond = threading.Condition()
         self.sio = socketio.Client(reconnection=False)
         self.transports = transports
-        for name in ("stock_update", "quote", "alert"):
+        for name in ("stock_update", "quote", "alert", "scan_update"):
             self.sio.on(name, self._handler(name))
 
     def _handler(self, name: str):
@@ -92,3 +95,31 @@ def test_client_receives_worker_emits_and_is_refused_cleanly(web, app, transport
     while Listening(get_redis())() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert Listening(get_redis())() == set()
+
+
+def test_scan_room_gets_its_list_as_deltas_on_the_ack_base(web, app) -> None:
+    run_via_rq(app, minutes(2))
+    rec = Recorder(["websocket"])
+    rec.sio.connect(web.url, transports=["websocket"], wait_timeout=10)
+    try:
+        for payload, needle in (({"scans": ["winners"]}, "unknown scanner list(s): winners"),
+                                ({"scans": "gainers"}, '"scans" must be a non-empty list')):
+            ack = rec.sio.call("subscribe", payload, timeout=5)
+            assert ack["ok"] is False and needle in ack["error"], ack
+        ack = rec.sio.call("subscribe", {"scans": ["gainers"]}, timeout=5)
+        assert ack["ok"] is True and ack["rooms"] == ["scan:gainers"]
+        base = ack["scans"]["gainers"]
+        assert base["rows"] and base["time"] == minutes(2)[-1].isoformat()
+
+        run_via_rq(app, [START + timedelta(minutes=2)])
+        got = rec.wait_for("scan_update")
+        time.sleep(0.5)  # anything for other rooms would have arrived by now
+        assert [u["list"] for u in rec.events["scan_update"]] == ["gainers"]
+        assert rec.events["stock_update"] == [] and rec.events["quote"] == []
+        update = got[0]
+        assert update["prev_seq"] == base["seq"]
+        # the client's list after the delta is the list as the server now holds it
+        now = services.scan_store().announced()["gainers"]["rows"]
+        assert apply_delta(base["rows"], update) == now
+    finally:
+        rec.sio.disconnect()

@@ -282,11 +282,13 @@ def _locked_tick(
         log.warning("marked stale: %s%s", shown, more)
 
     t = report.mark("compute", t)
+    cleared = [s for s in state.stale if s in views]
     scan = None
     if cfg.SCANNER:
+        marked = (set(state.stale) - set(cleared)) | set(stale)
         scan = scanner.scan(cfg, svc.session, symbols, accepted, previous,
                             scanner.ScanInputs.of(state.extra), now, slot, slot_time, shard,
-                            max_age(cfg, svc.provider, market))
+                            max_age(cfg, svc.provider, market), marked)
         t = report.mark("scan", t)
 
     # Postgres first: if Redis fails after this, the retry finds the slot
@@ -296,7 +298,6 @@ def _locked_tick(
     summary = {"slot": slot, "at": slot_time.isoformat(), "ran_at": now.isoformat(),
                "market": market.state, "symbols": len(symbols), "accepted": len(applies),
                "stale": len(stale), "provider": svc.provider.name}
-    cleared = [s for s in state.stale if s in views]
     prepared = svc.hot.prepare_write(slot, token, summary, restores, applies, stale, cleared, shard,
                                      scan.write if scan else hot.NO_SCAN)
     batch = _emits(svc, views, report, scan.rows if scan else {})

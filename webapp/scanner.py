@@ -59,8 +59,8 @@ def minute_of_day(at: datetime) -> tuple[str, int]:
 
 
 def fresh_mask(table: core.Table, now: datetime, max_age: float | None) -> np.ndarray:
-    """Rows recent enough to rank (all that have a price while the market is closed)."""
-    has = ~np.isnan(table["price"])
+    """Rows fit to rank: not marked stale, and recent (any age while the market is closed)."""
+    has = ~np.isnan(table["price"]) & ~table["stale"]
     if max_age is None:
         return has
     with np.errstate(invalid="ignore"):
@@ -150,8 +150,12 @@ def scan(
     slot_time: datetime,
     shard: tuple[int, int],
     max_age: float | None,
+    stale: set[str],
 ) -> ScanResult:
-    """Advance the shard's scan table by this tick's readings and rank its lists."""
+    """Advance the shard's scan table by this tick's readings and rank its lists.
+
+    ``stale`` holds the shard's symbols marked stale after this tick.
+    """
     bars = cfg.UNUSUAL_VOLUME_BARS
     sets_ = settings(cfg)
     old_tickers, old_table, old_meta = ([], None, {}) if inputs.table is None else unpack(inputs.table)
@@ -176,6 +180,7 @@ def scan(
                             _readings(accepted, profile.expected, profile.sessions), sets_)
         core.put(table, at, rows)
 
+    table["stale"] = np.array([s in stale for s in symbols], bool)
     tickers = np.array(symbols, dtype=str) if symbols else np.array([], dtype=str)
     fresh = fresh_mask(table, now, max_age)
     flt = filters(cfg)
@@ -187,7 +192,7 @@ def scan(
         ranked[name] = top
         added[name] = [symbols[i] for i, _ in top]
         lists.append(ListWrite(names.scan_list_key(name), replace=shard[1] == 1,
-                               remove=list(old_meta.get(name, [])) if shard[1] > 1 else [],
+                               remove=list(old_meta.get("lists", {}).get(name, [])) if shard[1] > 1 else [],
                                add=[(repr(-v), symbols[i]) for i, v in top]))
     blob = pack(symbols, table, {"lists": added})
     result = ScanResult(ScanWrite(sets=[(names.scan_table_key(*shard), blob)], first_sets=[],

@@ -11,7 +11,8 @@ arithmetic.  A scan table holds, per symbol:
 * what users see: ``price``, ``change_pct``, ``gap_pct``, ``volume`` (the
   reading's minute volume), ``day_volume``, ``vwap``, ``rvol``,
   ``rvol_sessions``, ``vol_ratio`` (minute volume ÷ the recent average),
-  ``unusual``, ``new_high``, ``new_low`` and ``time`` (epoch seconds).
+  ``unusual``, ``new_high``, ``new_low``, ``time`` (epoch seconds) and
+  ``stale`` (the symbol's latest fetch was refused, so it must not rank).
 
 A session is an exchange day (New York date): VWAP, cumulative volume, the
 high/low and the recent volumes restart with its first reading.  Real feeds
@@ -51,7 +52,7 @@ LIST_RULES = {
 STATE_FLOATS = ("pv", "cv", "hi", "lo")
 PUBLIC_FLOATS = ("price", "prev_close", "open", "change_pct", "gap_pct", "volume", "day_volume",
                  "vwap", "rvol", "vol_ratio", "time")
-FLAGS = ("unusual", "new_high", "new_low")
+FLAGS = ("unusual", "new_high", "new_low", "stale")  # stale: the last fetch was refused
 NO_DAY = -1
 
 
