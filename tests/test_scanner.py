@@ -11,7 +11,6 @@ from tests.fakes.providers import ScriptedProvider
 from tests.helpers import EmitCapture
 from tests.test_pipeline import START, minutes, run_via_rq, scripted_services
 from webapp import history, names, services
-from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.quotes import Quote
 from webapp.core.scanner import LISTS
 from webapp.extensions import db, get_redis
@@ -73,11 +72,11 @@ def test_lists_deltas_and_in_play_through_the_pipeline(scripted, rdb, service_ur
     assert [t for t, _ in ranked(rdb, "unusual_volume")] == ["CCC"]
     assert [t for t, _ in ranked(rdb, "new_highs")] == ["CCC"]
 
-    # readings older than three ticks are not shown as current either
-    later = times[4] + timedelta(minutes=4)
-    assert services.scanner_list("gainers", 10, now=later)["rows"] == []
     fresh = services.scanner_list("gainers", 10, now=times[4] + timedelta(seconds=5))
-    assert [r["ticker"] for r in fresh["rows"]] == ["CCC"]
+    assert [r["ticker"] for r in fresh["rows"]] == ["CCC"] and fresh["stale"] is False
+    # minutes later with no tick, the same list says it is stale
+    later = services.scanner_list("gainers", 10, now=times[4] + timedelta(minutes=4))
+    assert later["stale"] is True and later["rows"] == fresh["rows"]
     row = fresh["rows"][0]
     assert row["day_volume"] == 14_000 and row["vol_ratio"] == 10.0 and row["unusual"]
     assert row["vwap"] == pytest.approx((10.1 * 4000 + 11.5 * 10_000) / 14_000, abs=1e-4)

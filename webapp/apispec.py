@@ -70,7 +70,7 @@ TICKER_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9.\\-]{1,10}$"}
 ENDPOINTS: list[Endpoint] = []
 
 
-def _validation_message(exc: ValidationError) -> str:
+def validation_message(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(x) for x in err["loc"]) or "query"
@@ -110,7 +110,7 @@ def endpoint(
                 try:
                     kwargs["q"] = query.model_validate(request.args.to_dict())
                 except ValidationError as exc:
-                    raise ApiError(400, "bad_parameter", _validation_message(exc)) from None
+                    raise ApiError(400, "bad_parameter", validation_message(exc)) from None
             if body is not None:
                 payload = request.get_json(silent=True)
                 if payload is None:
@@ -119,7 +119,7 @@ def endpoint(
                 try:
                     kwargs["data"] = body.model_validate(payload)
                 except ValidationError as exc:
-                    raise ApiError(400, "bad_body", _validation_message(exc)) from None
+                    raise ApiError(400, "bad_body", validation_message(exc)) from None
             return view(**kwargs)
 
         bp.add_url_rule(path, endpoint=view.__name__, view_func=run, methods=[method])

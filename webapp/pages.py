@@ -12,6 +12,7 @@ from flask import Blueprint, abort, render_template, request
 
 from webapp import services
 from webapp.core.market import EXCHANGE_TZ, RANGES
+from webapp.core.scanner import LISTS, Filters
 from webapp.core.validation import normalise_ticker
 
 bp = Blueprint("pages", __name__)
@@ -59,6 +60,26 @@ def chart(ticker: str):
     data = services.chart_data(ticker, range_name)
     return render_template("chart.html", data=data, ranges=RANGES,
                            focus=request.args.get("at", ""))
+
+
+@bp.get("/scanner")
+def scanner():
+    from pydantic import ValidationError
+
+    from webapp.api import ScanQuery
+    from webapp.apispec import validation_message
+
+    try:
+        q = ScanQuery.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        abort(400, description=validation_message(exc))
+    extra = Filters(q.min_price, q.max_price, q.min_volume, q.min_rvol)
+    cfg = services.config()
+    lists = {name: services.scanner_list(name, cfg.SCAN_TOP, extra) for name in LISTS}
+    asked = {k: v for k, v in extra._asdict().items() if v is not None}
+    return render_template("scanner.html", lists=lists, asked=asked, top=cfg.SCAN_TOP,
+                           max_age=3 * cfg.TICK_SECONDS,
+                           market=next(iter(lists.values()))["market"])
 
 
 @bp.get("/alerts")

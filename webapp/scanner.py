@@ -264,21 +264,25 @@ def _rows(tickers: list[str], table: core.Table, picked: Sequence[tuple[int, flo
 
 
 def ranked_list(
-    store: ScanStore, cfg: Config, name: str, now: datetime, max_age: float | None,
+    store: ScanStore, cfg: Config, name: str, at: datetime, max_age: float | None,
     limit: int, extra: core.Filters | None = None,
 ) -> list[dict[str, Any]]:
-    """A list as users see it: the sorted set, or ranked afresh when filters are given."""
+    """A list as of the last tick (``at``): its sorted set, or ranked afresh with filters.
+
+    Freshness is judged at the tick, as the tick judged it, so the API, the
+    page and the scan rooms agree; how old the tick itself is, the caller says.
+    """
     tickers, table = store.table()
     if not tickers:
         return []
+    fresh = fresh_mask(table, at, max_age)
     if extra is None or extra == core.Filters():
         where = {t: i for i, t in enumerate(tickers)}
-        fresh = fresh_mask(table, now, max_age)
         picked = [(where[t], v) for t, v in store.ranked(name, limit) if t in where and fresh[where[t]]]
     else:
         picked = core.rank(table, np.array(tickers, dtype=str), name, settings(cfg),
-                           filters(cfg).tightened(extra), fresh_mask(table, now, max_age), limit)
-    return _rows(tickers, table, picked)
+                           filters(cfg).tightened(extra), fresh, limit)
+    return [core.row(table, i, tickers[i], v) for i, v in picked]
 
 
 # --- volume profiles -------------------------------------------------------

@@ -249,9 +249,9 @@ def scanner_list(name: str, limit: int, extra: Filters | None = None,
                  now: datetime | None = None) -> dict[str, Any]:
     """One ranked list as users see it, with how fresh it is.
 
-    Only symbols with a recent reading are listed (a stale one never ranks,
-    whatever its last values were); ``as_of`` is the last tick and
-    ``stale`` says when that tick is too old to act on.
+    The list is the last tick's: only symbols that had a fresh reading then
+    are in it (a stale one never ranks, whatever its last values were);
+    ``as_of`` is that tick and ``stale`` says when it is too old to act on.
     """
     if name not in scan_core.LISTS:
         raise UnknownList(name)
@@ -260,13 +260,14 @@ def scanner_list(name: str, limit: int, extra: Filters | None = None,
     cfg = svc.config
     market = market_state(now)
     limit_age = max_age(cfg, svc.provider, market)
-    rows = scanner.ranked_list(scan_store(), cfg, name, now, limit_age, limit, extra)
     last = svc.hot.last_tick()
+    ran_at = datetime.fromisoformat(last["ran_at"]) if last else now
+    rows = scanner.ranked_list(scan_store(), cfg, name, ran_at, limit_age, limit, extra) if last else []
     as_of = last["at"] if last else None
-    age = None if last is None else now.timestamp() - datetime.fromisoformat(last["ran_at"]).timestamp()
+    age = now.timestamp() - ran_at.timestamp()
     return {
         "list": name, "title": scan_core.LIST_TITLES[name], "rule": scan_core.LIST_RULES[name],
-        "as_of": as_of, "stale": age is None or (limit_age is not None and age > limit_age),
+        "as_of": as_of, "stale": last is None or (limit_age is not None and age > limit_age),
         "market": market.as_json(),
         "filters": (scanner.filters(cfg).tightened(extra) if extra else scanner.filters(cfg))._asdict(),
         "rows": rows,

@@ -171,3 +171,39 @@ def test_chart_fills_the_gap_after_a_restart(service_urls, clean, app, page) -> 
         shot(page, "chart-after-restart")
     finally:
         web.stop()
+
+
+def scan_rows(page, name: str) -> list[str]:
+    return page.evaluate(
+        f"[...document.querySelectorAll('section[data-list=\"{name}\"] tbody tr[data-ticker]')]"
+        ".map((r) => r.dataset.ticker)")
+
+
+def test_scanner_lists_follow_the_worker_and_link_to_charts(web, app, page) -> None:
+    run_via_rq(app, minutes(2))
+    page.goto(web.url + "/scanner")
+    page.wait_for_function(LIVE.format(n=1))
+    api = requests.get(web.url + "/api/scanner/gainers", timeout=5).json()
+    assert scan_rows(page, "gainers") == [r["ticker"] for r in api["rows"]] and api["rows"]
+    run_via_rq(app, [START + timedelta(minutes=2)])
+    page.wait_for_function("window.__live.scan >= 6")  # one update per list
+    for name in ("gainers", "losers", "gappers", "unusual_volume", "new_highs", "new_lows"):
+        api = requests.get(web.url + f"/api/scanner/{name}", timeout=5).json()
+        assert scan_rows(page, name) == [r["ticker"] for r in api["rows"]], name
+    # a delta in sequence is applied in place: no refetch was needed
+    assert page.evaluate("window.__live.scanFetches") == 0
+    shot(page, "scanner")
+    first = scan_rows(page, "losers")[0]
+    page.click(f'section[data-list="losers"] tr[data-ticker="{first}"] a')
+    page.wait_for_url(f"**/stocks/{first}")
+
+
+def test_scanner_filters_are_applied_on_the_server(web, app, page) -> None:
+    run_via_rq(app, minutes(2))
+    page.goto(web.url + "/scanner?min_price=300")
+    page.wait_for_function(LIVE.format(n=1))
+    prices = page.evaluate("[...document.querySelectorAll('section[data-list=\"gainers\"] td.price')]"
+                           ".map((c) => Number(c.textContent))")
+    assert prices and all(p >= 300 for p in prices)
+    assert page.input_value('input[name="min_price"]') == "300.0"
+    assert page.goto(web.url + "/scanner?min_price=abc").status == 400

@@ -1,0 +1,126 @@
+// Scanner: the lists arrive in the page; the subscribe acknowledgement gives each
+// list as last announced (with its seq), and scan_update deltas keep it current.
+// A missed delta (seq gap) or active filters refetch the list from the JSON API.
+(function () {
+  "use strict";
+  const root = document.getElementById("scans");
+  const filters = JSON.parse(root.dataset.filters || "{}");
+  const filtered = Object.keys(filters).length > 0;
+  const maxAge = Number(root.dataset.maxAge || 180) * 1000;
+  const top = Number(root.dataset.top || 25);
+  const asOf = document.getElementById("as-of");
+  const held = {}; // list -> { seq, rows }
+  window.__live.scan = 0;
+  window.__live.scanFetches = 0;
+
+  const dash = (x) => x === null || x === undefined;
+  const fixed = (x, d) => (dash(x) ? "–" : Number(x).toFixed(d));
+  const signed = (x) => (dash(x) ? "–" : (x >= 0 ? "+" : "") + Number(x).toFixed(2));
+  const whole = (x) => (dash(x) ? "–" : Math.round(x).toLocaleString("en-US"));
+
+  function applyDelta(rows, change) {
+    if (change.full) return change.rows.map((r) => ({ ...r }));
+    const byTicker = new Map(rows.map((r) => [r.ticker, { ...r }]));
+    change.remove.forEach((t) => byTicker.delete(t));
+    change.add.forEach((r) => byTicker.set(r.ticker, { ...r }));
+    change.update.forEach((u) => Object.assign(byTicker.get(u.ticker) || {}, u));
+    const order = change.order || rows.map((r) => r.ticker).filter((t) => byTicker.has(t));
+    return order.map((t) => byTicker.get(t));
+  }
+
+  function cell(text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    return td;
+  }
+
+  function render(name, rows, entered) {
+    const body = root.querySelector(`section[data-list="${name}"] tbody`);
+    body.replaceChildren();
+    if (!rows.length) {
+      const tr = document.createElement("tr");
+      tr.className = "none";
+      const td = cell("Nothing in play here right now.");
+      td.colSpan = 9;
+      tr.append(td);
+      body.append(tr);
+      return;
+    }
+    rows.forEach((r, i) => {
+      const tr = document.createElement("tr");
+      tr.dataset.ticker = r.ticker;
+      if (entered.has(r.ticker)) tr.className = "flash entered";
+      const link = document.createElement("a");
+      link.href = `/stocks/${encodeURIComponent(r.ticker)}`;
+      link.textContent = r.ticker;
+      const t = cell("");
+      t.append(link);
+      const chg = cell(signed(r.change_pct), "num chg " + (r.change_pct > 0 ? "up" : r.change_pct < 0 ? "down" : ""));
+      const rvol = cell(fixed(r.rvol, 2), "num rvol");
+      rvol.title = `${r.rvol_sessions} earlier session(s)`;
+      const flags = cell("", "flags");
+      const flag = (text, cls) => {
+        const s = document.createElement("span");
+        s.className = "flag " + (cls || "");
+        s.textContent = text;
+        flags.append(s);
+      };
+      if (r.unusual) flag(`vol ×${fixed(r.vol_ratio, 1)}`);
+      if (r.new_high) flag("new high", "up");
+      if (r.new_low) flag("new low", "down");
+      tr.append(cell(String(i + 1), "num rank"), t, cell(fixed(r.price, 2), "num price"), chg,
+                cell(signed(r.gap_pct), "num gap"), cell(whole(r.day_volume), "num vol"), rvol,
+                cell(fixed(r.vwap, 2), "num vwap"), flags);
+      body.append(tr);
+    });
+  }
+
+  function showAsOf(iso, stale) {
+    if (!iso) return;
+    asOf.dataset.asOf = iso;
+    const late = stale || Date.now() - new Date(iso).getTime() > maxAge;
+    asOf.textContent = `as of ${window.fmtTime(iso)}` + (late ? " · ⚠ stale" : "");
+    asOf.classList.toggle("late", late);
+  }
+  setInterval(() => showAsOf(asOf.dataset.asOf, false), 5000);
+
+  function fetchList(name, seq) {
+    window.__live.scanFetches += 1;
+    const qs = new URLSearchParams({ ...filters, limit: String(top) });
+    return fetch(`/api/scanner/${name}?${qs}`, { cache: "no-store" })
+      .then((r) => r.json())
+      .then((d) => {
+        held[name] = { seq: seq === undefined ? null : seq, rows: d.rows };
+        render(name, d.rows, new Set());
+        showAsOf(d.as_of, d.stale);
+      })
+      .catch(() => {});
+  }
+
+  const names = [...root.querySelectorAll("section.scan")].map((s) => s.dataset.list);
+  const socket = window.connectLive((s) => {
+    s.emit("subscribe", { scans: ["*"] }, (reply) => {
+      window.ack("scanner")(reply);
+      if (!reply || !reply.ok) return;
+      names.forEach((n) => {
+        const base = reply.scans[n];
+        if (filtered || !base) return void fetchList(n);
+        held[n] = { seq: base.seq, rows: base.rows };
+        render(n, base.rows, new Set());
+        showAsOf(base.time, false);
+      });
+    });
+  });
+
+  socket.on("scan_update", (u) => {
+    window.__live.scan += 1;
+    const mine = held[u.list];
+    if (filtered || (!u.full && (!mine || mine.seq !== u.prev_seq))) return void fetchList(u.list, u.seq);
+    const before = new Set((mine ? mine.rows : []).map((r) => r.ticker));
+    const rows = applyDelta(mine ? mine.rows : [], u);
+    held[u.list] = { seq: u.seq, rows };
+    render(u.list, rows, new Set(rows.filter((r) => !before.has(r.ticker)).map((r) => r.ticker)));
+    showAsOf(u.time, false);
+  });
+})();
