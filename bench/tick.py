@@ -12,8 +12,12 @@ Uses the configured Redis/Postgres (or embedded ones when run through
 ``ZB00000``… and tick times lie in 2030, so nothing real is touched; their
 rows and keys are removed afterwards.
 
-    flask --app wsgi bench-tick --symbols 10000 --ticks 15
-    python -m bench.tick            # 15, 1,000 and 10,000 symbols
+    flask --app wsgi bench-tick --symbols 10000 --ticks 15 [--scanner]
+    python -m bench.tick [--scanner]   # 15, 1,000 and 10,000 symbols
+
+The plain tick runs with the scanner off; ``--scanner`` adds every scanner
+metric and list (and a volume profile for RVOL) and reports the bytes a
+client receives per tick in one list's room against room ``all`` (``*``).
 """
 from __future__ import annotations
 
@@ -25,16 +29,21 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
+import orjson
 import sqlalchemy as sa
 
 from bench.counting import count_io
 from webapp import names, services
 from webapp.core.market import slot_of
 from webapp.core.quotes import Quote
+from webapp.core.scanner import LISTS
 from webapp.extensions import db, get_redis
 from webapp.pipeline import TickServices, run_tick
 from webapp.providers.base import FetchResult
 from webapp.providers.sim import SimProvider
+from webapp.scanner import minute_of_day
+from webapp.scanstore import ScanStore
 
 START = datetime(2030, 1, 2, 14, 31, tzinfo=timezone.utc)  # a Wednesday session
 WARMUP = 3
@@ -57,13 +66,17 @@ class TimedProvider:
         return result
 
 
-def _cleanup(symbols: Sequence[str], slots: Sequence[int]) -> None:
+def _cleanup(symbols: Sequence[str], slots: Sequence[int], times: Sequence[datetime]) -> None:
     client = get_redis()
     pipe = client.pipeline(transaction=False)
     for s in symbols:
         pipe.delete(names.latest_key(s), names.window_key(s), names.stale_key(s))
     for slot in slots:
-        pipe.delete(names.tick_done_key(slot))
+        pipe.delete(names.tick_done_key(slot), names.shards_finished_key(slot))
+    pipe.delete(names.scan_table_key(), names.SCAN_ANNOUNCED_KEY, *map(names.scan_list_key, LISTS))
+    for at in times:
+        day, minute = minute_of_day(at)
+        pipe.delete(names.rvol_tickers_key(day), names.rvol_minute_key(day, minute))
     pipe.execute()
     db.session.execute(sa.text("DELETE FROM quotes WHERE ticker LIKE 'ZB%'"))
     db.session.execute(sa.text("DELETE FROM alerts WHERE ticker LIKE 'ZB%'"))
@@ -80,10 +93,33 @@ def _per_symbol_baseline(symbols: Sequence[str], period: int) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def run(n_symbols: int, ticks: int) -> dict[str, Any]:
+def _seed_profile(symbols: Sequence[str], times: Sequence[datetime]) -> None:
+    """A volume profile for the bench symbols, so RVOL is computed as in production."""
+    rng = np.random.default_rng(7)
+    daily = rng.uniform(2e5, 5e7, len(symbols))
+    store = ScanStore(get_redis(), 1, 3600)
+    by_day: dict[str, dict[int, np.ndarray]] = {}
+    for at in times:
+        day, minute = minute_of_day(at)
+        by_day.setdefault(day, {})[minute] = daily * min(1.0, (minute - 570) / 390)
+    for day, minutes in by_day.items():
+        store.save_profile(day, symbols, [10] * len(symbols), minutes, 3600)
+
+
+def _room_bytes(messages: Sequence[bytes]) -> dict[str, int]:
+    """Bytes a client in each room receives: the Socket.IO event packets' JSON."""
+    out: dict[str, int] = {}
+    for raw in messages:
+        m = orjson.loads(raw)
+        packet = len(orjson.dumps([m["event"], *m["data"]])) + 2  # `42` + ["event", data]
+        out[m["room"]] = out.get(m["room"], 0) + packet
+    return out
+
+
+def run(n_symbols: int, ticks: int, scanner: bool = False) -> dict[str, Any]:
     """Measure ``ticks`` ticks at ``n_symbols`` symbols (needs an app context)."""
     base = services.tick_services()
-    cfg = base.config
+    cfg = base.config.with_overrides(SCANNER=scanner)
     symbols = [f"ZB{i:05d}" for i in range(n_symbols)]
     provider = TimedProvider(SimProvider(cfg.SIM_SEED, 60))
     svc = TickServices(cfg, provider, base.hot, db.session, base.publisher)
@@ -91,11 +127,18 @@ def run(n_symbols: int, ticks: int) -> dict[str, Any]:
     slots = [slot_of(t, cfg.TICK_SECONDS)[0] for t in times]
     client = get_redis()
     last_tick = client.get(names.LAST_TICK_KEY)  # the live system's, put back afterwards
-    _cleanup(symbols, slots)
+    _cleanup(symbols, slots, times)
+    if scanner:
+        _seed_profile(symbols, times)
     totals, without_fetch, roundtrips, statements, emits = [], [], [], [], []
+    room_bytes: dict[str, list[int]] = {}
     phases: dict[str, list[float]] = {}
+    sent: list[bytes] = []
+    real_send = base.publisher.send
+    base.publisher.send = lambda messages: (sent.extend(messages), real_send(messages))[1]  # type: ignore[method-assign]
     try:
         for i, at in enumerate(times):
+            sent.clear()
             with count_io(db.engine) as counts:
                 t0 = time.perf_counter()
                 report = run_tick(svc, symbols, at)
@@ -109,15 +152,18 @@ def run(n_symbols: int, ticks: int) -> dict[str, Any]:
             roundtrips.append(counts.redis_roundtrips)
             statements.append(counts.sql_statements)
             emits.append(report.emitted)
+            for room, size in _room_bytes(sent).items():
+                room_bytes.setdefault(room, []).append(size)
             for name, ms in report.phases_ms.items():
                 phases.setdefault(name, []).append(ms)
         baseline = _per_symbol_baseline(symbols, cfg.SMA_PERIOD)
     finally:
-        _cleanup(symbols, slots)
+        base.publisher.send = real_send  # type: ignore[method-assign]
+        _cleanup(symbols, slots, times)
         if last_tick is not None:
             client.set(names.LAST_TICK_KEY, last_tick, ex=cfg.HOT_TTL_SECONDS)
-    return {
-        "bench": "tick",
+    out = {
+        "bench": "scanner-tick" if scanner else "tick",
         "symbols": n_symbols,
         "ticks": ticks,
         "median_ms": round(statistics.median(totals), 1),
@@ -129,6 +175,12 @@ def run(n_symbols: int, ticks: int) -> dict[str, Any]:
         "median_phase_ms": {k: round(statistics.median(v), 1) for k, v in phases.items()},
         "baseline_per_symbol_rpush_ltrim_ms": round(baseline, 1),
     }
+    if scanner:  # what one client receives per tick in a list's room vs in room `all` (`*`)
+        out["emitted_bytes_per_tick"] = {
+            "scan:gainers": round(statistics.median(room_bytes.get(names.scan_room("gainers"), [0]))),
+            "all": round(statistics.median(room_bytes.get(names.ROOM_ALL, [0]))),
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,13 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     from webapp.config import Config
     from webapp.embedded import services_for
 
-    sizes = [int(a) for a in (argv if argv is not None else sys.argv[1:])] or [15, 1000, 10000]
+    args = list(argv if argv is not None else sys.argv[1:])
+    scanner = "--scanner" in args
+    sizes = [int(a) for a in args if a != "--scanner"] or [15, 1000, 10000]
     with services_for(Config.from_env()) as cfg:
         app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
         with app.app_context():
             upgrade()
             for n in sizes:
-                print(json.dumps(run(n, 15 if n >= 1000 else 30)), flush=True)
+                print(json.dumps(run(n, 15 if n >= 1000 else 30, scanner)), flush=True)
     return 0
 
 

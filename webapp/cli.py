@@ -99,8 +99,9 @@ def init_app(app: Flask) -> None:
     @app.cli.command("bench-tick")
     @click.option("--symbols", "n_symbols", type=click.IntRange(1, 100_000), default=15, show_default=True)
     @click.option("--ticks", type=click.IntRange(1, 10_000), default=10, show_default=True)
-    def bench_tick(n_symbols: int, ticks: int) -> None:
+    @click.option("--scanner", is_flag=True, help="with every scanner metric and list")
+    def bench_tick(n_symbols: int, ticks: int, scanner: bool) -> None:
         """Time ticks of the sim pipeline at N symbols; prints one JSON line."""
         from bench.tick import run
 
-        click.echo(json.dumps(run(n_symbols, ticks)))
+        click.echo(json.dumps(run(n_symbols, ticks, scanner)))

@@ -111,13 +111,13 @@ for i = 1, n_list do
 end
 redis.call('SET', KEYS[2], ARGV[4], 'EX', ttl)
 local first = redis.call('SET', KEYS[1], '1', 'NX', 'EX', done_ttl) and 1 or 0
-if first == 1 then
-  for i = 0, n_first - 1 do redis.call('SET', KEYS[fk + i], ARGV[fa + i], 'EX', ttl) end
-end
 local finished = 0
 if first == 1 then
-  finished = redis.call('INCR', KEYS[4])
-  redis.call('EXPIRE', KEYS[4], done_ttl)
+  for i = 0, n_first - 1 do redis.call('SET', KEYS[fk + i], ARGV[fa + i], 'EX', ttl) end
+  if tonumber(ARGV[13]) > 1 then  -- shards: count the finished ones; the last announces
+    finished = redis.call('INCR', KEYS[4])
+    redis.call('EXPIRE', KEYS[4], done_ttl)
+  end
 end
 if redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
 return {first, finished}
@@ -275,7 +275,7 @@ class HotStore:
         """One round-trip: restore, push, mark/clear stale, record, unlock.
 
         Returns whether this run was the first to finish its slot (or shard of
-        it), and then how many of the slot's shards are finished.
+        it), and then how many of the slot's shards are finished (0 unsharded).
         """
         keys, args = prepared
         first, finished = self._write(keys=keys, args=args)

@@ -300,7 +300,7 @@ def _locked_tick(
                "stale": len(stale), "provider": svc.provider.name}
     prepared = svc.hot.prepare_write(slot, token, summary, restores, applies, stale, cleared, shard,
                                      scan.write if scan else hot.NO_SCAN)
-    batch = _emits(svc, views, report, scan.rows if scan else {})
+    batch = _emits(svc, views, report, scan)
     t = report.mark("prepare", t)
     pending.finish()
     t = report.mark("postgres_wait", t)
@@ -311,7 +311,7 @@ def _locked_tick(
         log.error("slot %s was finished by another tick while this one held the lock; "
                   "not emitting twice", slot)
         return
-    if finished == shard[1]:  # the whole slot is done: announce it, once
+    if shard[1] == 1 or finished == shard[1]:  # the whole slot is done: announce it, once
         if shard[1] == 1:
             latest, marks = state.latest, state.stale
         else:  # other shards' readings too (one MGET)
@@ -366,7 +366,7 @@ def _scan_emits(svc: TickServices, scan: scanner.ScanResult, batch: Batch, slot:
 
 
 def _emits(svc: TickServices, views: dict[str, dict[str, Any]], report: TickReport,
-           scan_rows: dict[str, dict[str, Any]]) -> Batch:
+           scan: scanner.ScanResult | None) -> Batch:
     """The tick's own messages: quotes where someone listens, and every alert."""
     listening = svc.publisher.listening()
     batch = svc.publisher.batch()
@@ -374,7 +374,7 @@ def _emits(svc: TickServices, views: dict[str, dict[str, Any]], report: TickRepo
     for ticker, view in views.items():
         heard = ticker in listening
         if heard:
-            row = scan_rows.get(ticker)
+            row = scan.row(ticker) if scan else None
             batch.quote({**view, "scan": row} if row else view)
         if view["alert"]:
             payload = {"ticker": ticker, "kind": view["alert"], "price": view["price"],

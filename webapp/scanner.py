@@ -92,22 +92,30 @@ class ScanResult:
     write: ScanWrite
     announced: dict[str, Any] | None = None  # unsharded: the lists to announce
     previous: dict[str, Any] = field(default_factory=dict)
-    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # ticker -> row, this tick's
+    table: core.Table | None = None
+    position: dict[str, int] = field(default_factory=dict)  # ticker -> row of ``table``
+
+    def row(self, ticker: str) -> dict[str, Any] | None:
+        """A symbol's scanner row after this tick (built on demand: few are asked for)."""
+        i = self.position.get(ticker)
+        return None if i is None or self.table is None else core.row(self.table, i, ticker)
 
 
 def _readings(quotes: Sequence[Quote], profile_expected: dict[str, float],
               profile_sessions: dict[str, int]) -> core.Readings:
     days: dict[datetime, int] = {}
+    epochs: dict[datetime, float] = {}
     for q in quotes:
         if q.time not in days:
             days[q.time] = q.time.astimezone(EXCHANGE_TZ).date().toordinal()
+            epochs[q.time] = q.time.timestamp()
     nan = float("nan")
     return core.Readings(
         price=np.array([q.price for q in quotes], float),
         volume=np.array([nan if q.volume is None else q.volume for q in quotes], float),
         prev_close=np.array([nan if q.prev_close is None else q.prev_close for q in quotes], float),
         open=np.array([nan if q.open is None else q.open for q in quotes], float),
-        time=np.array([q.time.timestamp() for q in quotes], float),
+        time=np.array([epochs[q.time] for q in quotes], float),
         day=np.array([days[q.time] for q in quotes], np.int64),
         expected=np.array([profile_expected.get(q.ticker, nan) for q in quotes], float),
         sessions=np.array([profile_sessions.get(q.ticker, 0) for q in quotes], np.int64),
@@ -172,9 +180,9 @@ def scan(
         if restored:
             log.info("scanner: rebuilt the session so far of %d symbol(s) from Postgres", restored)
 
+    position = {s: i for i, s in enumerate(symbols)}
     if accepted:
         profile = decode_profile(inputs.profile_tickers, inputs.profile_minute)
-        position = {s: i for i, s in enumerate(symbols)}
         at = np.array([position[q.ticker] for q in accepted], np.int64)
         rows = core.advance(core.take(table, at, bars),
                             _readings(accepted, profile.expected, profile.sessions), sets_)
@@ -197,8 +205,8 @@ def scan(
     blob = pack(symbols, table, {"lists": added})
     result = ScanResult(ScanWrite(sets=[(names.scan_table_key(*shard), blob)], first_sets=[],
                                   lists=lists, depth=cfg.SCAN_DEPTH))
-    if accepted:
-        result.rows = {symbols[i]: core.row(table, int(i), symbols[i]) for i in at.tolist()}
+    result.table = table
+    result.position = position
     if shard[1] == 1:
         result.previous = orjson.loads(inputs.announced) if inputs.announced else {}
         result.announced = {
