@@ -101,7 +101,8 @@ def test_same_minute_twice_changes_nothing(app, pg, rdb, service_urls) -> None:
         after = (stored_quotes(pg), stored_alerts(pg), hot_state(rdb, DEFAULT_SYMBOLS))
         assert after == before
         emitted = capture.settle()
-        # the forced re-run may announce the slot once more, never a quote or alert
+        # the forced re-run may announce the slot once more, never a quote, alert or
+        # scanner change (the lists did not change, so no scan_update either)
         assert all(m["event"] == names.EVENT_STOCK_UPDATE for m in emitted)
         assert len(emitted) <= 1
     finally:

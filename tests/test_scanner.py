@@ -85,7 +85,11 @@ def test_lists_deltas_and_in_play_through_the_pipeline(scripted, rdb, service_ur
     for room, payload in updates:
         assert room == names.scan_room(payload["list"])
         by_list.setdefault(payload["list"], []).append(payload)
-    assert sorted(by_list) == sorted(LISTS) and all(len(v) == 5 for v in by_list.values())
+    # a list is sent on the first tick and then only when it changed (unusual volume:
+    # empty until CCC's spike)
+    assert sorted(by_list) == sorted(LISTS) and len(by_list["gainers"]) == 5
+    assert len(by_list["unusual_volume"]) == 2 and by_list["unusual_volume"][1]["prev_seq"] == \
+        by_list["unusual_volume"][0]["seq"]
     first, *rest = by_list["gainers"]
     assert first["full"] and [r["ticker"] for r in first["rows"]] == ["AAA", "CCC"]
     # minute 2: AAA's price rose to a new high, CCC only traded: only changed fields travel

@@ -353,11 +353,10 @@ def _stock_update(
 def _scan_emits(svc: TickServices, scan: scanner.ScanResult, batch: Batch, slot: int,
                 slot_time: datetime) -> None:
     """The lists' changes to their rooms, and ``in_play`` to listened tickers that entered one."""
-    if scan.announced is not None:
-        previous, announced = scan.previous, scan.announced
+    if scan.updates is not None:
+        updates, entered = scan.updates, scan.entered
     else:  # sharded: the last shard reads what every shard wrote
-        previous, announced = scanner.read_final_lists(svc.hot.client, svc.config, slot, slot_time)
-    updates, entered = scanner.changes(previous, announced)
+        updates, entered = scanner.announce_sharded(svc.hot.client, svc.config, slot, slot_time)
     for payload in updates.values():
         batch.scan_update(payload)
     for ticker, lists in entered.items():

@@ -90,8 +90,8 @@ class ScanInputs:
 @dataclass
 class ScanResult:
     write: ScanWrite
-    announced: dict[str, Any] | None = None  # unsharded: the lists to announce
-    previous: dict[str, Any] = field(default_factory=dict)
+    updates: dict[str, dict[str, Any]] | None = None  # unsharded: scan_update per changed list
+    entered: dict[str, list[str]] = field(default_factory=dict)  # ticker -> lists it entered
     table: core.Table | None = None
     position: dict[str, int] = field(default_factory=dict)  # ticker -> row of ``table``
 
@@ -208,19 +208,20 @@ def scan(
     result.table = table
     result.position = position
     if shard[1] == 1:
-        result.previous = orjson.loads(inputs.announced) if inputs.announced else {}
-        result.announced = {
+        previous = orjson.loads(inputs.announced) if inputs.announced else {}
+        announced = {
             name: {"seq": slot, "time": slot_time.isoformat(),
                    "rows": [core.row(table, i, symbols[i], v) for i, v in top[:cfg.SCAN_TOP]]}
             for name, top in ranked.items()
         }
-        result.write.first_sets.append((names.SCAN_ANNOUNCED_KEY, orjson.dumps(result.announced)))
+        result.updates, result.entered, kept = changes(previous, announced)
+        result.write.first_sets.append((names.SCAN_ANNOUNCED_KEY, orjson.dumps(kept)))
     return result
 
 
-def read_final_lists(client: redis.Redis, cfg: Config, slot: int, slot_time: datetime
-                     ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """With shards: (previously announced, now final) lists, read after every shard wrote.
+def announce_sharded(client: redis.Redis, cfg: Config, slot: int, slot_time: datetime
+                     ) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """With shards: the lists' changes, from what every shard wrote (see :func:`changes`).
 
     Two round-trips, only for the last shard of a slot: read the lists, the
     tables and the last announcement; then store the new announcement.
@@ -241,27 +242,39 @@ def read_final_lists(client: redis.Redis, cfg: Config, slot: int, slot_time: dat
             if ticker in where:
                 rows.append(core.row(table, where[ticker], ticker, -score))
         announced[name] = {"seq": slot, "time": slot_time.isoformat(), "rows": rows}
-    client.set(names.SCAN_ANNOUNCED_KEY, orjson.dumps(announced), ex=cfg.HOT_TTL_SECONDS)
-    return (orjson.loads(raw) if raw else {}), announced
+    updates, entered, kept = changes(orjson.loads(raw) if raw else {}, announced)
+    client.set(names.SCAN_ANNOUNCED_KEY, orjson.dumps(kept), ex=cfg.HOT_TTL_SECONDS)
+    return updates, entered
 
 
-def changes(previous: dict[str, Any], announced: dict[str, Any]) -> tuple[dict[str, dict[str, Any]],
-                                                                        dict[str, list[str]]]:
-    """Per list, the ``scan_update`` payload; and per ticker, the lists it entered."""
+def changes(previous: dict[str, Any], announced: dict[str, Any]
+            ) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]], dict[str, Any]]:
+    """Per changed list, the ``scan_update`` payload; per ticker, the lists it entered;
+    and the announcement to keep.
+
+    A list that did not change is not sent and keeps its previous ``seq``, so a
+    client's next delta still follows on from what it holds (a re-run of a
+    slot therefore sends nothing new).
+    """
     updates: dict[str, dict[str, Any]] = {}
     entered: dict[str, list[str]] = {}
+    kept: dict[str, Any] = {}
     for name, now in announced.items():
         before = previous.get(name)
         prev_rows = before["rows"] if before else None
-        payload = {"list": name, "seq": now["seq"], "time": now["time"],
-                   "prev_seq": before["seq"] if before else None}
-        payload.update(core.delta(prev_rows, now["rows"]))
-        updates[name] = payload
+        change = core.delta(prev_rows, now["rows"])
+        if before is not None and not change["full"] and not (
+                change.get("order") or change["add"] or change["remove"] or change["update"]):
+            kept[name] = before
+            continue
+        kept[name] = now
+        updates[name] = {"list": name, "seq": now["seq"], "time": now["time"],
+                         "prev_seq": before["seq"] if before else None, **change}
         old = {r["ticker"] for r in prev_rows or ()}
         for rank, r in enumerate(now["rows"], 1):
             if r["ticker"] not in old:
                 entered.setdefault(r["ticker"], []).append(f"{name}#{rank}")
-    return updates, entered
+    return updates, entered, kept
 
 
 # --- reads for the API and pages ---------------------------------------------
