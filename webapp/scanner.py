@@ -165,7 +165,7 @@ def scan(
     ``stale`` holds the shard's symbols marked stale after this tick.
     """
     bars = cfg.UNUSUAL_VOLUME_BARS
-    sets_ = settings(cfg)
+    rules = settings(cfg)
     old_tickers, old_table, old_meta = ([], None, {}) if inputs.table is None else unpack(inputs.table)
     if old_table is None:
         table = core.empty(len(symbols), bars)
@@ -185,7 +185,7 @@ def scan(
         profile = decode_profile(inputs.profile_tickers, inputs.profile_minute)
         at = np.array([position[q.ticker] for q in accepted], np.int64)
         rows = core.advance(core.take(table, at, bars),
-                            _readings(accepted, profile.expected, profile.sessions), sets_)
+                            _readings(accepted, profile.expected, profile.sessions), rules)
         core.put(table, at, rows)
 
     table["stale"] = np.array([s in stale for s in symbols], bool)
@@ -196,7 +196,7 @@ def scan(
     added: dict[str, list[str]] = {}
     ranked: dict[str, list[tuple[int, float]]] = {}
     for name in core.LISTS:
-        top = core.rank(table, tickers, name, sets_, flt, fresh, cfg.SCAN_DEPTH)
+        top = core.rank(table, tickers, name, rules, flt, fresh, cfg.SCAN_DEPTH)
         ranked[name] = top
         added[name] = [symbols[i] for i, _ in top]
         lists.append(ListWrite(names.scan_list_key(name), replace=shard[1] == 1,
@@ -208,13 +208,13 @@ def scan(
     result.table = table
     result.position = position
     if shard[1] == 1:
-        previous = orjson.loads(inputs.announced) if inputs.announced else {}
+        last_announced = orjson.loads(inputs.announced) if inputs.announced else {}
         announced = {
             name: {"seq": slot, "time": slot_time.isoformat(),
                    "rows": [core.row(table, i, symbols[i], v) for i, v in top[:cfg.SCAN_TOP]]}
             for name, top in ranked.items()
         }
-        result.updates, result.entered, kept = changes(previous, announced)
+        result.updates, result.entered, kept = changes(last_announced, announced)
         result.write.first_sets.append((names.SCAN_ANNOUNCED_KEY, orjson.dumps(kept)))
     return result
 
