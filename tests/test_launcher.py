@@ -17,7 +17,8 @@ from tests.processes import ROOT, free_port
 pytestmark = pytest.mark.slow
 
 
-def test_launcher_starts_everything_and_stops_cleanly(tmp_path) -> None:
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_launcher_starts_everything_and_stops_cleanly(tmp_path, stop) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(PORT=str(port), TICK_SECONDS="2", DATA_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
@@ -44,7 +45,10 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path) -> None:
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("gunicorn" in " ".join(c.cmdline()) for c in children)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        if stop == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        else:
+            proc.send_signal(signal.SIGTERM)  # a supervisor stopping the launcher alone
         proc.wait(30)
     time.sleep(1)
     left = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]

@@ -123,6 +123,11 @@ def services_for(cfg: Config) -> Iterator[Config]:
 def main() -> int:
     """``make run``: embedded services if needed, migrate, then web + worker + scheduler."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (a supervisor, `timeout`) stops as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, _stop)
     with services_for(Config.from_env()) as cfg:
         env = child_environment(REDIS_URL=cfg.REDIS_URL or "", DATABASE_URL=cfg.DATABASE_URL or "")
         subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
