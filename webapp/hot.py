@@ -36,15 +36,15 @@ REFRESH_EVERY = 10
 
 Shard = tuple[int, int]  # (index, count); (0, 1) is the whole list
 
-# KEYS: done, last_tick, lock, shards_finished, then per restore (latest, window), per stale
-#       mark (stale), per cleared mark (stale), per set (key), per first-only set (key),
-#       per scanner list (sorted set)
+# KEYS: done, last_tick, lock, shards_finished, then per restore (latest, window), per set
+#       (stale marks, then the scanner's values), per cleared mark (stale), per first-only
+#       set (key), per scanner list (sorted set)
 # ARGV: ttl, period, done_ttl, last_tick_json, lock_token, refresh(0|1),
-#       n_restore, n_apply, n_stale, n_clear, latest key prefix, window key prefix, shards,
-#       n_set, n_first_set, n_list, list depth, (reserved),
+#       n_restore, n_apply, n_set, n_clear, latest key prefix, window key prefix, shards,
+#       n_first_set, n_list, list depth,
 #       then per restore: latest_json, n_prices, prices...;
 #       per apply: one string "ticker<US>price<US>latest_json" (US = \x1f);
-#       per stale mark: reason; per set and first-only set: value;
+#       per set and first-only set: value (a stale mark's value is its reason);
 #       per list: replace(1|0), n_remove, members..., n_add, (score, member)...
 # First-only sets (the scanner's announcement) are written only by the run
 # that finishes the slot, so a duplicate run cannot change what was announced.
@@ -55,12 +55,11 @@ _WRITE = """
 local ttl, period, done_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local refresh = ARGV[6] == '1'
 local n_restore, n_apply = tonumber(ARGV[7]), tonumber(ARGV[8])
-local n_stale, n_clear = tonumber(ARGV[9]), tonumber(ARGV[10])
+local n_set, n_clear = tonumber(ARGV[9]), tonumber(ARGV[10])
 local latest_prefix, window_prefix = ARGV[11], ARGV[12]
-local n_set, n_first, n_list, depth = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16]),
-  tonumber(ARGV[17])
+local n_first, n_list, depth = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
 local US = string.char(31)
-local k, a = 5, 19
+local k, a = 5, 17
 for i = 1, n_restore do
   local lk, wk = KEYS[k], KEYS[k + 1]
   local doc, n = ARGV[a], tonumber(ARGV[a + 1])
@@ -82,17 +81,13 @@ for i = 1, n_apply do
   redis.call('SET', latest_prefix .. ticker, string.sub(item, s2 + 1), 'EX', ttl)
   a = a + 1
 end
-for i = 1, n_stale do
+for i = 1, n_set do
   redis.call('SET', KEYS[k], ARGV[a], 'EX', ttl)
   k, a = k + 1, a + 1
 end
 for i = 1, n_clear do
   redis.call('DEL', KEYS[k])
   k = k + 1
-end
-for i = 1, n_set do
-  redis.call('SET', KEYS[k], ARGV[a], 'EX', ttl)
-  k, a = k + 1, a + 1
 end
 local fk, fa = k, a
 k, a = k + n_first, a + n_first
@@ -248,22 +243,21 @@ class HotStore:
         args: list[Any] = [
             self.ttl, self.period, self.done_ttl, orjson.dumps(summary), token,
             1 if slot % REFRESH_EVERY == 0 else 0,
-            len(restores), len(applies), len(stale), len(cleared),
+            len(restores), len(applies), len(stale) + len(scan.sets), len(cleared),
             names.latest_key(""), names.window_key(""), shard[1],
-            len(scan.sets), len(scan.first_sets), len(scan.lists), scan.depth, 0,
+            len(scan.first_sets), len(scan.lists), scan.depth,
         ]
         for r in restores:
             keys += (names.latest_key(r.ticker), names.window_key(r.ticker))
             args += (orjson.dumps(r.latest), len(r.window), *map(format_price, r.window))
         dumps = orjson.dumps
         args += [b"%s\x1f%r\x1f%s" % (ap.ticker.encode(), ap.price, dumps(ap.latest)) for ap in applies]
-        for ticker, reason in stale.items():
-            keys.append(names.stale_key(ticker))
-            args.append(reason)
+        sets = [(names.stale_key(ticker), reason) for ticker, reason in stale.items()] + scan.sets
+        keys += [key for key, _ in sets]
+        args += [value for _, value in sets]
         keys += [names.stale_key(t) for t in cleared]
-        for key, value in scan.sets + scan.first_sets:
-            keys.append(key)
-            args.append(value)
+        keys += [key for key, _ in scan.first_sets]
+        args += [value for _, value in scan.first_sets]
         for lw in scan.lists:
             keys.append(lw.key)
             args += (1 if lw.replace else 0, len(lw.remove), *lw.remove, len(lw.add))
