@@ -75,7 +75,7 @@ def scanner():
         abort(400, description=validation_message(exc))
     extra = Filters(q.min_price, q.max_price, q.min_volume, q.min_rvol)
     cfg = services.config()
-    lists = {name: services.scanner_list(name, cfg.SCAN_TOP, extra) for name in LISTS}
+    lists = services.scanner_lists(LISTS, cfg.SCAN_TOP, extra)
     asked = {k: v for k, v in extra._asdict().items() if v is not None}
     return render_template("scanner.html", lists=lists, asked=asked, top=cfg.SCAN_TOP,
                            max_age=3 * cfg.TICK_SECONDS,

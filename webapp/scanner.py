@@ -284,26 +284,34 @@ def _rows(tickers: list[str], table: core.Table, picked: Sequence[tuple[int, flo
     return [core.row(table, i, tickers[i], v) for i, v in picked]
 
 
-def ranked_list(
-    store: ScanStore, cfg: Config, name: str, at: datetime, max_age: float | None,
+def ranked_lists(
+    store: ScanStore, cfg: Config, wanted: Sequence[str], at: datetime, max_age: float | None,
     limit: int, extra: core.Filters | None = None,
-) -> list[dict[str, Any]]:
-    """A list as of the last tick (``at``): its sorted set, or ranked afresh with filters.
+) -> dict[str, list[dict[str, Any]]]:
+    """Lists as of the last tick (``at``): their sorted sets, or ranked afresh with filters.
 
-    Freshness is judged at the tick, as the tick judged it, so the API, the
-    page and the scan rooms agree; how old the tick itself is, the caller says.
+    The scan table is read once for all of them.  Freshness is judged at the
+    tick, as the tick judged it, so the API, the page and the scan rooms agree;
+    how old the tick itself is, the caller says.
     """
     tickers, table = store.table()
     if not tickers:
-        return []
+        return {name: [] for name in wanted}
     fresh = fresh_mask(table, at, max_age)
+    out = {}
     if extra is None or extra == core.Filters():
         where = {t: i for i, t in enumerate(tickers)}
-        picked = [(where[t], v) for t, v in store.ranked(name, limit) if t in where and fresh[where[t]]]
+        for name in wanted:
+            picked = [(where[t], v) for t, v in store.ranked(name, limit)
+                      if t in where and fresh[where[t]]]
+            out[name] = [core.row(table, i, tickers[i], v) for i, v in picked]
     else:
-        picked = core.rank(table, np.array(tickers, dtype=str), name, settings(cfg),
-                           filters(cfg).tightened(extra), fresh, limit)
-    return [core.row(table, i, tickers[i], v) for i, v in picked]
+        labels = np.array(tickers, dtype=str)
+        bounds = filters(cfg).tightened(extra)
+        for name in wanted:
+            picked = core.rank(table, labels, name, settings(cfg), bounds, fresh, limit)
+            out[name] = [core.row(table, i, tickers[i], v) for i, v in picked]
+    return out
 
 
 # --- volume profiles -------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -245,16 +245,17 @@ def build_volume_profile(now: datetime, force: bool = False) -> dict[str, Any]:
     return scanner.build_profile(db.session, scan_store(), config(), now, force)
 
 
-def scanner_list(name: str, limit: int, extra: Filters | None = None,
-                 now: datetime | None = None) -> dict[str, Any]:
-    """One ranked list as users see it, with how fresh it is.
+def scanner_lists(wanted: Sequence[str], limit: int, extra: Filters | None = None,
+                  now: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """Ranked lists as users see them, with how fresh they are (one read of the scan).
 
-    The list is the last tick's: only symbols that had a fresh reading then
-    are in it (a stale one never ranks, whatever its last values were);
-    ``as_of`` is that tick and ``stale`` says when it is too old to act on.
+    A list is the last tick's: only symbols that had a fresh reading then are
+    in it (a stale one never ranks, whatever its last values were); ``as_of``
+    is that tick and ``stale`` says when it is too old to act on.
     """
-    if name not in scan_core.LISTS:
-        raise UnknownList(name)
+    unknown = [name for name in wanted if name not in scan_core.LISTS]
+    if unknown:
+        raise UnknownList(unknown[0])
     now = now or datetime.now(timezone.utc)
     svc = tick_services()
     cfg = svc.config
@@ -262,16 +263,23 @@ def scanner_list(name: str, limit: int, extra: Filters | None = None,
     limit_age = max_age(cfg, svc.provider, market)
     last = svc.hot.last_tick()
     ran_at = datetime.fromisoformat(last["ran_at"]) if last else now
-    rows = scanner.ranked_list(scan_store(), cfg, name, ran_at, limit_age, limit, extra) if last else []
-    as_of = last["at"] if last else None
-    age = now.timestamp() - ran_at.timestamp()
+    rows = (scanner.ranked_lists(scan_store(), cfg, wanted, ran_at, limit_age, limit, extra) if last
+            else {name: [] for name in wanted})
+    stale = last is None or (limit_age is not None and now.timestamp() - ran_at.timestamp() > limit_age)
+    applied = (scanner.filters(cfg).tightened(extra) if extra else scanner.filters(cfg))._asdict()
+    market_json = market.as_json()
     return {
-        "list": name, "title": scan_core.LIST_TITLES[name], "rule": scan_core.LIST_RULES[name],
-        "as_of": as_of, "stale": last is None or (limit_age is not None and age > limit_age),
-        "market": market.as_json(),
-        "filters": (scanner.filters(cfg).tightened(extra) if extra else scanner.filters(cfg))._asdict(),
-        "rows": rows,
+        name: {"list": name, "title": scan_core.LIST_TITLES[name], "rule": scan_core.LIST_RULES[name],
+               "as_of": last["at"] if last else None, "stale": stale, "market": market_json,
+               "filters": applied, "rows": rows[name]}
+        for name in wanted
     }
+
+
+def scanner_list(name: str, limit: int, extra: Filters | None = None,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """One ranked list (see :func:`scanner_lists`)."""
+    return scanner_lists([name], limit, extra, now)[name]
 
 
 class UnknownList(LookupError):
