@@ -70,7 +70,8 @@ def _cleanup(symbols: Sequence[str], slots: Sequence[int], times: Sequence[datet
     client = get_redis()
     pipe = client.pipeline(transaction=False)
     for s in symbols:
-        pipe.delete(names.latest_key(s), names.window_key(s), names.stale_key(s))
+        pipe.delete(names.window_key(s))
+    pipe.delete(names.latest_key())
     for slot in slots:
         pipe.delete(names.tick_done_key(slot), names.shards_finished_key(slot))
     pipe.delete(names.scan_table_key(), names.SCAN_ANNOUNCED_KEY, *map(names.scan_list_key, LISTS))
@@ -126,7 +127,8 @@ def run(n_symbols: int, ticks: int, scanner: bool = False) -> dict[str, Any]:
     times = [START + timedelta(minutes=i) for i in range(WARMUP + ticks)]
     slots = [slot_of(t, cfg.TICK_SECONDS)[0] for t in times]
     client = get_redis()
-    last_tick = client.get(names.LAST_TICK_KEY)  # the live system's, put back afterwards
+    # the live system's (if any), put back afterwards
+    kept = {key: client.get(key) for key in (names.LAST_TICK_KEY, names.latest_key())}
     _cleanup(symbols, slots, times)
     if scanner:
         _seed_profile(symbols, times)
@@ -160,8 +162,9 @@ def run(n_symbols: int, ticks: int, scanner: bool = False) -> dict[str, Any]:
     finally:
         base.publisher.send = real_send  # type: ignore[method-assign]
         _cleanup(symbols, slots, times)
-        if last_tick is not None:
-            client.set(names.LAST_TICK_KEY, last_tick, ex=cfg.HOT_TTL_SECONDS)
+        for key, value in kept.items():
+            if value is not None:
+                client.set(key, value, ex=cfg.HOT_TTL_SECONDS)
     out = {
         "bench": "scanner-tick" if scanner else "tick",
         "symbols": n_symbols,

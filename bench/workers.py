@@ -32,7 +32,9 @@ WARMUP = 2
 def _cleanup(client: redis.Redis, cfg: Config, symbols: list[str], slots: list[int]) -> None:
     pipe = client.pipeline(transaction=False)
     for s in symbols:
-        pipe.delete(names.latest_key(s), names.window_key(s), names.stale_key(s))
+        pipe.delete(names.window_key(s))
+    for k in range(1, 5):
+        pipe.delete(*(names.latest_key(i, k) for i in range(k)))
     for slot in slots:
         pipe.delete(names.shards_finished_key(slot))
         for k in range(1, 5):

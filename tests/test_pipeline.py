@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import orjson
 import pytest
 from rq import Queue, SimpleWorker
 
@@ -13,6 +12,7 @@ from tests.fakes.providers import ScriptedProvider
 from tests.helpers import EmitCapture, reference
 from webapp import names, services
 from webapp.config import DEFAULT_SYMBOLS
+from webapp.core.latest import Latest
 from webapp.core.quotes import Quote
 from webapp.extensions import db, get_redis
 from webapp.pipeline import TickServices, run_tick
@@ -52,8 +52,15 @@ def stored_alerts(pg) -> list[tuple]:
         return cur.fetchall()
 
 
-def hot_state(rdb, tickers):
-    docs = {t: orjson.loads(rdb.get(names.latest_key(t))) for t in tickers}
+def hot_state(rdb, tickers, period=5):
+    """Per ticker: its reading as users see it, window ticks and SMA period, from
+    whichever shard's table holds it; and its window list."""
+    latest = Latest.merged([rdb.get(k) for k in rdb.keys(names.latest_key() + "*")], period)
+    rows = latest.rows_of(tickers)
+    views = latest.views(rows, START, None)
+    docs = {v["ticker"]: {"v": v, "w": latest.cols["win"][r, period - latest.cols["wlen"][r]:].tolist(),
+                          "n": latest.period}
+            for v, r in zip(views, rows.tolist(), strict=True)}
     windows = {t: [float(p) for p in rdb.lrange(names.window_key(t), 0, -1)] for t in tickers}
     return docs, windows
 
@@ -79,7 +86,7 @@ def test_full_tick_through_rq_worker(app, pg, rdb) -> None:
             if kind:
                 expected_alerts.append((ticker, time, kind, price, sma))
         # every key carries a TTL
-        for key in (names.latest_key(ticker), names.window_key(ticker)):
+        for key in (names.latest_key(), names.window_key(ticker)):
             assert 0 < rdb.ttl(key) <= app.config["TRACKER"].HOT_TTL_SECONDS
     assert expected_alerts, "a 12-minute sim run over 15 tickers should cross somewhere"
     assert stored_alerts(pg) == expected_alerts
@@ -266,7 +273,7 @@ def test_changing_sma_period_rebuilds_from_postgres(make_app, rdb, pg) -> None:
     with app.app_context():
         report = run_via_rq(app, [START + timedelta(minutes=10)])[0]
         assert report["restored"] == 15
-        docs, windows = hot_state(rdb, DEFAULT_SYMBOLS)
+        docs, windows = hot_state(rdb, DEFAULT_SYMBOLS, period=8)
     for ticker, rows in stored_quotes(pg).items():
         prices = [r[1] for r in rows]
         assert windows[ticker] == prices[-8:] and docs[ticker]["n"] == 8

@@ -13,9 +13,9 @@ from tests.test_pipeline import START, minutes, run_via_rq, scripted_services
 from webapp import history, names, services
 from webapp.core.quotes import Quote
 from webapp.core.scanner import LISTS
+from webapp.core.tables import unpack
 from webapp.extensions import db, get_redis
 from webapp.pipeline import run_tick
-from webapp.scanstore import unpack
 from webapp.subscriptions import ListenerRegistry
 
 TICKERS = ["AAA", "BBB", "CCC", "DDD", "EEE"]

@@ -38,16 +38,6 @@ def window_key(ticker: str) -> str:
     return f"{_PREFIX}:win:{ticker}"
 
 
-def latest_key(ticker: str) -> str:
-    """String (JSON): the latest accepted reading, with its SMA and last alert."""
-    return f"{_PREFIX}:latest:{ticker}"
-
-
-def stale_key(ticker: str) -> str:
-    """String: why the ticker's last fetch was refused; gone once a good one lands."""
-    return f"{_PREFIX}:stale:{ticker}"
-
-
 def _shard_suffix(shard: int, shards: int) -> str:
     return "" if shards == 1 else f":{shard}of{shards}"
 
@@ -65,6 +55,11 @@ def tick_lock_key(shard: int = 0, shards: int = 1) -> str:
 def shards_finished_key(slot: int) -> str:
     """Counter: how many shards of this slot are done; the last one announces the slot."""
     return f"{_PREFIX}:tick:shards:{slot}"
+
+
+def latest_key(shard: int = 0, shards: int = 1) -> str:
+    """String: the latest readings of a shard's tickers, a table of columns (webapp.core.latest)."""
+    return f"{_PREFIX}:latest{_shard_suffix(shard, shards)}"
 
 
 def scan_table_key(shard: int = 0, shards: int = 1) -> str:

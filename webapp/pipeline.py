@@ -24,17 +24,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from webapp import history, hot, scanner
 from webapp.config import Config
-from webapp.core import indicators
-from webapp.core.indicators import Sma, Step
+from webapp.core.indicators import ALERT_CODES
+from webapp.core.latest import Latest
 from webapp.core.market import MarketState, market_state, slot_of
-from webapp.core.quotes import Quote, to_ticks
-from webapp.core.readings import doc_quote, doc_sma, public_view, reading_doc
-from webapp.core.validation import quote_problem
-from webapp.hot import Apply, HotState, HotStore, Restore, Shard
+from webapp.core.quotes import Quote
+from webapp.core.validation import quote_problems
+from webapp.hot import HotStore, Restore, Shard
 from webapp.providers.base import FetchResult, Provider
 from webapp.publisher import Batch, Publisher
 
@@ -92,89 +92,48 @@ class TickReport:
         }
 
 
-def _other_period(doc: dict[str, Any], period: int) -> bool:
-    """A document whose window or SMA was kept for a different SMA_PERIOD."""
-    return len(doc["w"]) > period or (doc["n"] is not None and doc["n"] != period)
-
-
-def _restore(svc: TickServices, state: HotState, missing: Sequence[str]) -> list[Restore]:
+def _restore(svc: TickServices, latest: Latest, missing: Sequence[str]) -> list[Restore]:
     """Rebuild lost hot state from Postgres so SMAs continue without a false alert."""
-    period = svc.config.SMA_PERIOD
-    rows = history.recent_quotes(svc.session, missing, period)
-    if not rows:
+    stored = history.recent_quotes(svc.session, missing, svc.config.SMA_PERIOD)
+    if not stored:
         return []
-    alerts = history.last_alerts(svc.session, list(rows))
+    alerts = history.last_alerts(svc.session, list(stored))
     restores = []
-    for ticker, quotes in rows.items():
-        prices = [q.price for q in quotes]
-        window = [to_ticks(p) for p in prices]
+    for (ticker, quotes), row in zip(stored.items(), latest.rows_of(list(stored)).tolist(), strict=True):
         prior = alerts.get(ticker)
-        last_alert = None
-        if prior is not None:
-            last_alert = {"kind": prior.kind, "time": prior.time.isoformat(),
-                          "price": prior.price, "sma": prior.sma}
-        doc = reading_doc(quotes[-1], window, indicators.sma(window, period), None, last_alert)
-        state.latest[ticker] = doc
-        restores.append(Restore(ticker, doc, prices))
+        latest.restore(row, quotes, (prior.kind, prior.time, prior.price, prior.sma) if prior else None)
+        restores.append(Restore(ticker, [q.price for q in quotes]))
     return restores
 
 
 def _validate(
     svc: TickServices,
-    symbols: Sequence[str],
+    position: dict[str, int],
     quotes: Sequence[Quote],
-    previous: dict[str, Quote],
+    latest: Latest,
     now: datetime,
     stale: dict[str, str],
-) -> list[Quote]:
-    """The quotes that may enter the stores; the refused go into ``stale``."""
-    wanted = set(symbols)
+) -> tuple[list[Quote], np.ndarray]:
+    """The quotes that may enter the stores, with their rows; the refused go into ``stale``."""
     seen: set[str] = set()
-    accepted = []
+    kept, rows = [], []
     for q in quotes:
-        if q.ticker not in wanted or q.ticker in seen:
+        row = position.get(q.ticker)
+        if row is None or q.ticker in seen:
             log.warning("provider %s returned unrequested or repeated ticker %r; ignored",
                         svc.provider.name, q.ticker)
             continue
         seen.add(q.ticker)
-        prev = previous.get(q.ticker)
-        problem = quote_problem(q, prev.time if prev else None, now)
-        if problem:
-            stale[q.ticker] = problem
-        else:
-            accepted.append(q)
-    return accepted
-
-
-def _steps(quotes: Sequence[Quote], latest: dict[str, dict[str, Any]], period: int) -> list[Step]:
-    """Window, SMA and crossover for each quote, in order.
-
-    Tickers in the steady state (a full window and a previous SMA) go through
-    the vectorised ``step_many``; the few still filling take ``step``.
-    """
-    out: list[Step | None] = [None] * len(quotes)
-    steady: list[int] = []
-    for i, q in enumerate(quotes):
-        before = latest.get(q.ticker)
-        if before and before["s"] is not None and len(before["w"]) == period:
-            steady.append(i)
-        elif before:
-            out[i] = indicators.step(before["w"], to_ticks(before["v"]["price"]), doc_sma(before),
-                                     to_ticks(quotes[i].price), period)
-        else:
-            out[i] = indicators.step([], None, None, to_ticks(q.price), period)
-    if steady:
-        befores = [latest[quotes[i].ticker] for i in steady]
-        many = indicators.step_many(
-            [b["w"] for b in befores],
-            [to_ticks(b["v"]["price"]) for b in befores],
-            [Sma(b["s"], b["n"]) for b in befores],
-            [to_ticks(quotes[i].price) for i in steady],
-            period,
-        )
-        for i, window, total, alert in zip(steady, many.windows, many.totals, many.alerts, strict=True):
-            out[i] = Step(window, Sma(total, period), alert)
-    return out  # type: ignore[return-value]
+        kept.append(q)
+        rows.append(row)
+    at = np.array(rows, np.int64)
+    problems = quote_problems(kept, latest.cols["time"][at], now)
+    if not problems:
+        return kept, at
+    for i, why in problems.items():
+        stale[kept[i].ticker] = why
+    ok = [i for i in range(len(kept)) if i not in problems]
+    return [kept[i] for i in ok], at[ok]
 
 
 def run_tick(
@@ -232,22 +191,19 @@ def _locked_tick(
     slot, slot_time = report.slot, report.at
     t = time.perf_counter()
     scan_keys = scanner.ScanInputs.keys(cfg, shard, slot_time) if cfg.SCANNER else []
-    state = svc.hot.read(symbols, slot, shard, scan_keys)
+    state = svc.hot.read(slot, shard, scan_keys)
     if state.slot_done:
         svc.hot.unlock(token, shard)
         report.skipped = "slot already done"
         return
 
-    latest = state.latest
-    period = cfg.SMA_PERIOD
-    # lost keys, or state kept for another SMA_PERIOD: rebuild both from Postgres
-    missing = [s for s in symbols if s not in latest or _other_period(latest[s], period)]
-    restores = _restore(svc, state, missing) if missing else []
+    latest, missing = state.latest.aligned(symbols, cfg.SMA_PERIOD)
+    # lost state, or state kept for another SMA_PERIOD: rebuild it from Postgres
+    restores = _restore(svc, latest, missing) if missing else []
     report.restored = len(restores)
     t = report.mark("read", t)
 
-    times: dict[str, datetime] = {}
-    previous = {s: doc_quote(d, times) for s, d in latest.items()}
+    previous = latest.previous()
     if svc.provider.follows_market_hours and not market.is_open:
         result = FetchResult()
         report.skipped = f"market closed; next open {market.next_open.isoformat()}"
@@ -256,25 +212,17 @@ def _locked_tick(
     report.fetched = len(result.quotes)
     t = report.mark("fetch", t)
 
-    stale = dict(result.problems)
-    accepted = _validate(svc, symbols, result.quotes, previous, now, stale)
-    applies: list[Apply] = []
-    rows: list[history.QuoteRow] = []
-    alert_rows: list[history.AlertRow] = []
-    views: dict[str, dict[str, Any]] = {}
-    iso: dict[datetime, str] = {}
-    for q, step in zip(accepted, _steps(accepted, latest, period), strict=True):
-        ticker = q.ticker
-        before = latest.get(ticker)
-        when = iso.get(q.time) or iso.setdefault(q.time, q.time.isoformat())
-        doc = reading_doc(q, step.window, step.sma, step.alert,
-                          before["v"]["last_alert"] if before else None, when)
-        view = views[ticker] = doc["v"]
-        applies.append(Apply(ticker, q.price, doc))
-        rows.append(history.QuoteRow(q, view["sma"]))
-        if step.alert:
-            alert_rows.append(history.AlertRow(ticker, q.time, step.alert, q.price, view["sma"]))
-    report.accepted = len(applies)
+    position = {s: i for i, s in enumerate(symbols)}
+    stale = {s: why for s, why in result.problems.items() if s in position}
+    accepted, rows = _validate(svc, position, result.quotes, latest, now, stale)
+    steps = latest.apply(rows, accepted)
+    latest.mark_stale(stale)
+    smas = latest.sma_values(rows)
+    quote_rows = [history.QuoteRow(q, sma) for q, sma in zip(accepted, smas, strict=True)]
+    alert_rows = [history.AlertRow(accepted[i].ticker, accepted[i].time, ALERT_CODES[steps.alert[i]],
+                                   accepted[i].price, smas[i])
+                  for i in np.flatnonzero(steps.alert).tolist()]
+    report.accepted = len(accepted)
     report.stale = stale
     if stale:
         shown = ", ".join(f"{t} ({r})" for t, r in list(stale.items())[:10])
@@ -282,25 +230,28 @@ def _locked_tick(
         log.warning("marked stale: %s%s", shown, more)
 
     t = report.mark("compute", t)
-    cleared = [s for s in state.stale if s in views]
     scan = None
     if cfg.SCANNER:
-        marked = (set(state.stale) - set(cleared)) | set(stale)
         scan = scanner.scan(cfg, svc.session, symbols, accepted, previous,
                             scanner.ScanInputs.of(state.extra), now, slot, slot_time, shard,
-                            max_age(cfg, svc.provider, market), marked)
+                            max_age(cfg, svc.provider, market), set(latest.stale))
         t = report.mark("scan", t)
 
     # Postgres first: if Redis fails after this, the retry finds the slot
     # unfinished and the unique keys keep the rows single.  The COPYs run on
     # a helper thread while the Redis write and the emits are prepared.
-    pending = history.PendingInsert(svc.session, rows, alert_rows)
+    pending = history.PendingInsert(svc.session, quote_rows, alert_rows)
     summary = {"slot": slot, "at": slot_time.isoformat(), "ran_at": now.isoformat(),
-               "market": market.state, "symbols": len(symbols), "accepted": len(applies),
+               "market": market.state, "symbols": len(symbols), "accepted": len(accepted),
                "stale": len(stale), "provider": svc.provider.name}
-    prepared = svc.hot.prepare_write(slot, token, summary, restores, applies, stale, cleared, shard,
+    prepared = svc.hot.prepare_write(slot, token, summary, latest, restores,
+                                     [(q.ticker, q.price) for q in accepted], shard,
                                      scan.write if scan else hot.NO_SCAN)
-    batch = _emits(svc, views, report, scan)
+    fresh = {q.ticker for q in accepted}
+    limit = max_age(cfg, svc.provider, market)
+    whole = shard[1] == 1
+    shown = latest.views(None if whole else rows, now, limit, fresh)
+    batch = _emits(svc, shown, fresh, report, scan)
     t = report.mark("prepare", t)
     pending.finish()
     t = report.mark("postgres_wait", t)
@@ -311,43 +262,17 @@ def _locked_tick(
         log.error("slot %s was finished by another tick while this one held the lock; "
                   "not emitting twice", slot)
         return
-    if shard[1] == 1 or finished == shard[1]:  # the whole slot is done: announce it, once
-        if shard[1] == 1:
-            latest, marks = state.latest, state.stale
-        else:  # other shards' readings too (one MGET)
-            everything = svc.hot.read(all_symbols, None)
-            latest, marks = everything.latest, everything.stale
-        batch.stock_update(_stock_update(svc, all_symbols, now, market, latest, marks, views, stale,
-                                         slot_time))
+    if whole or finished == shard[1]:  # the whole slot is done: announce it, once
+        if not whole:  # every shard's readings (one MGET)
+            everything = svc.hot.read_all()
+            shown = everything.views(everything.rows_of(all_symbols), now, limit, fresh)
+        batch.stock_update({"type": "stock_update", "timestamp": slot_time.isoformat(),
+                            "stocks": shown, "market": market.as_json()})
         if scan is not None:
             _scan_emits(svc, scan, batch, slot, slot_time)
     report.emitted = len(batch.messages)
     batch.send()
     report.mark("emit", t)
-
-
-def _stock_update(
-    svc: TickServices,
-    symbols: Sequence[str],
-    now: datetime,
-    market: MarketState,
-    latest: dict[str, dict[str, Any]],
-    marks: dict[str, str],
-    views: dict[str, dict[str, Any]],
-    stale: dict[str, str],
-    slot_time: datetime,
-) -> dict[str, Any]:
-    """BRIEF's stock_update: every ticker's reading, fresh ones from this tick."""
-    limit = max_age(svc.config, svc.provider, market)
-    stocks = []
-    for s in symbols:
-        view = views.get(s)
-        if view is None and s in latest:
-            view = public_view(latest[s], stale.get(s, marks.get(s)), now, limit)
-        if view is not None:
-            stocks.append(view)
-    return {"type": "stock_update", "timestamp": slot_time.isoformat(), "stocks": stocks,
-            "market": market.as_json()}
 
 
 def _scan_emits(svc: TickServices, scan: scanner.ScanResult, batch: Batch, slot: int,
@@ -364,13 +289,16 @@ def _scan_emits(svc: TickServices, scan: scanner.ScanResult, batch: Batch, slot:
             batch.in_play({"ticker": ticker, "lists": lists, "time": slot_time.isoformat()})
 
 
-def _emits(svc: TickServices, views: dict[str, dict[str, Any]], report: TickReport,
+def _emits(svc: TickServices, shown: list[dict[str, Any]], fresh: set[str], report: TickReport,
            scan: scanner.ScanResult | None) -> Batch:
     """The tick's own messages: quotes where someone listens, and every alert."""
     listening = svc.publisher.listening()
     batch = svc.publisher.batch()
     batch.listening = listening
-    for ticker, view in views.items():
+    for view in shown:
+        ticker = view["ticker"]
+        if ticker not in fresh:
+            continue
         heard = ticker in listening
         if heard:
             row = scan.row(ticker) if scan else None

@@ -37,8 +37,9 @@ from webapp.config import Config
 from webapp.core import scanner as core
 from webapp.core.market import EXCHANGE_TZ, calendar_for, exchange_day_start
 from webapp.core.quotes import Quote
+from webapp.core.tables import pack, unpack
 from webapp.hot import ListWrite, ScanWrite
-from webapp.scanstore import ScanStore, decode_profile, merge_tables, pack, unpack
+from webapp.scanstore import ScanStore, decode_profile, merge_tables
 
 log = logging.getLogger(__name__)
 

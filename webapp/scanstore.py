@@ -24,37 +24,9 @@ import redis
 
 from webapp import names
 from webapp.core import scanner
-from webapp.core.scanner import Table
+from webapp.core.tables import Table, concat, unpack
 
 log = logging.getLogger(__name__)
-
-_SEP = b"\n"
-
-
-def pack(tickers: Sequence[str], table: Table, meta: dict[str, Any] | None = None) -> bytes:
-    """A table as bytes: a JSON header (tickers, column layout, ``meta``), then the columns."""
-    columns = []
-    parts = []
-    for name, column in table.items():
-        column = np.ascontiguousarray(column)
-        columns.append([name, column.dtype.str, list(column.shape)])
-        parts.append(column.tobytes())
-    header = orjson.dumps({"tickers": list(tickers), "columns": columns, "meta": meta or {}})
-    return header + _SEP + b"".join(parts)
-
-
-def unpack(blob: bytes) -> tuple[list[str], Table, dict[str, Any]]:
-    """The inverse of :func:`pack` (columns are read-only views of ``blob``)."""
-    cut = blob.index(_SEP)
-    header = orjson.loads(blob[:cut])
-    table: Table = {}
-    offset = cut + 1
-    for name, dtype, shape in header["columns"]:
-        dt = np.dtype(dtype)
-        count = int(np.prod(shape)) if shape else 1
-        table[name] = np.frombuffer(blob, dt, count, offset).reshape(shape)
-        offset += count * dt.itemsize
-    return header["tickers"], table, header.get("meta", {})
 
 
 def merge_tables(blobs: Sequence[bytes | None]) -> tuple[list[str], Table]:
@@ -68,8 +40,7 @@ def merge_tables(blobs: Sequence[bytes | None]) -> tuple[list[str], Table]:
             parts.append(table)
     if not parts:
         return [], scanner.empty(0, 0)
-    names_ = parts[0].keys()
-    return tickers, {n: np.concatenate([p[n] for p in parts if n in p]) for n in names_}
+    return tickers, concat(parts)
 
 
 class Profile(NamedTuple):

@@ -18,7 +18,6 @@ from webapp import history, names, scanner, symbols
 from webapp.config import Config
 from webapp.core import scanner as scan_core
 from webapp.core.market import market_state, range_start
-from webapp.core.readings import public_view
 from webapp.core.scanner import Filters
 from webapp.core.shards import split
 from webapp.core.validation import normalise_ticker
@@ -56,7 +55,7 @@ def tick_services() -> TickServices:
             config=cfg,
             provider=get_provider(cfg, client),
             hot=HotStore(client, cfg.HOT_TTL_SECONDS, cfg.SMA_PERIOD,
-                         done_ttl=max(600, 100 * cfg.TICK_SECONDS)),
+                         done_ttl=max(600, 100 * cfg.TICK_SECONDS), shards=cfg.TICK_SHARDS),
             session=db.session,
             publisher=Publisher(client),
         )
@@ -77,10 +76,11 @@ def snapshot(now: datetime | None = None) -> dict[str, Any]:
     svc = tick_services()
     market = market_state(now)
     symbols = tracked_symbols()
-    latest, stale = svc.hot.snapshot(symbols)
-    limit = max_age(svc.config, svc.provider, market)
-    stocks = [public_view(latest[s], stale.get(s), now, limit) for s in symbols if s in latest]
-    waiting = [s for s in symbols if s not in latest]
+    latest = svc.hot.read_all()
+    rows = latest.rows_of(symbols)
+    stocks = latest.views(rows[rows >= 0], now, max_age(svc.config, svc.provider, market))
+    have = {v["ticker"] for v in stocks}
+    waiting = [s for s in symbols if s not in have]
     return {
         "timestamp": now.isoformat(),
         "market": market.as_json(),
@@ -159,11 +159,11 @@ def stock_detail(ticker: str, now: datetime | None = None) -> dict[str, Any]:
     """One ticker's latest reading (with staleness), its Redis window and the market."""
     now = now or datetime.now(timezone.utc)
     svc = tick_services()
-    latest, stale = svc.hot.snapshot([ticker])
+    latest = svc.hot.read_all()
     market = market_state(now)
-    view = None
-    if ticker in latest:
-        view = public_view(latest[ticker], stale.get(ticker), now, max_age(svc.config, svc.provider, market))
+    rows = latest.rows_of([ticker])
+    views = latest.views(rows[rows >= 0], now, max_age(svc.config, svc.provider, market))
+    view = views[0] if views else None
     return {"ticker": ticker, "latest": view, "window": svc.hot.window(ticker),
             "sma_period": svc.config.SMA_PERIOD, "market": market.as_json()}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -117,35 +118,30 @@ def test_streaming_matches_reference_at_full_precision(prices: list[float], peri
             assert value is None
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
-    data=st.lists(
-        st.tuples(
-            st.lists(st.integers(1, 40), min_size=6, max_size=6),  # 5 past prices + the previous one
-            st.integers(1, 40),  # the new price
-        ),
-        min_size=1,
-        max_size=30,
-    ),
+    period=st.integers(1, 6),
+    series=st.lists(st.lists(st.integers(1, 40), min_size=1, max_size=14), min_size=1, max_size=12),
 )
-def test_step_many_matches_step(data) -> None:
-    period = 5
-    windows, prev_prices, prev_smas, prices, expected = [], [], [], [], []
-    for history, price in data:
-        older = [h * 2500 for h in history]  # coarse ticks so touches happen
-        window = older[1:]  # the window as of the previous reading
-        prev_sma = ind.sma(window, period)
-        windows.append(window)
-        prev_prices.append(window[-1])
-        prev_smas.append(prev_sma)
-        prices.append(price * 2500)
-        expected.append(ind.step(window, window[-1], prev_sma, price * 2500, period))
-    got = ind.step_many(windows, prev_prices, prev_smas, prices, period)
-    assert got.windows == [e.window for e in expected]
-    assert got.totals == [e.sma.total for e in expected]
-    assert got.alerts == [e.alert for e in expected]
-
-
-def test_step_many_refuses_short_windows() -> None:
-    with pytest.raises(ValueError):
-        ind.step_many([[1, 2]], [2], [ind.Sma(3, 2)], [3], 5)
+def test_step_columns_matches_step(period, series) -> None:
+    """Each row a ticker's price series (coarse ticks so touches happen), stepped
+    through step_columns a reading at a time (rows with no price left sit
+    out), against step for each ticker on its own: windows filling and full."""
+    n = len(series)
+    window = np.zeros((n, period), np.int64)
+    length = np.zeros(n, np.int64)
+    scalar: list[tuple[list[int], int | None, ind.Sma | None]] = [([], None, None)] * n
+    for k in range(max(map(len, series))):
+        rows = [i for i in range(n) if k < len(series[i])]
+        prices = np.array([series[i][k] * 2500 for i in rows], np.int64)
+        got = ind.step_columns(window[rows], length[rows], prices, period)
+        for j, i in enumerate(rows):
+            w, prev_price, prev_sma = scalar[i]
+            want = ind.step(w, prev_price, prev_sma, int(prices[j]), period)
+            assert got.window[j, period - got.length[j]:].tolist() == want.window
+            assert got.length[j] == len(want.window)
+            assert (int(got.total[j]) if got.length[j] == period else None) == (
+                want.sma.total if want.sma else None)
+            assert ind.ALERT_CODES[got.alert[j]] == want.alert
+            scalar[i] = (want.window, int(prices[j]), want.sma)
+        window[rows], length[rows] = got.window, got.length

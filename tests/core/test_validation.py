@@ -3,14 +3,19 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import utc
 from webapp.core.quotes import Quote
 from webapp.core.validation import (
     SubscriptionError,
+    micros,
     normalise_ticker,
     quote_problem,
+    quote_problems,
     subscription,
 )
 
@@ -52,6 +57,29 @@ def test_unchanged_or_older_provider_time_is_stale() -> None:
 def test_naive_or_future_time_is_refused() -> None:
     assert "naive" in quote_problem(q(1.0, time=T.replace(tzinfo=None)), None, NOW)
     assert "future" in quote_problem(q(1.0, time=NOW + timedelta(hours=1)), None, NOW)
+
+
+_times = st.sampled_from([T - timedelta(minutes=1), T, T + timedelta(seconds=1), NOW + timedelta(hours=1),
+                          T.replace(tzinfo=None)])
+_prices = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 10**7),
+                    st.sampled_from([None, True, "12.3"]))
+_volumes = st.one_of(st.none(), st.integers(-5, 10**12), st.floats(allow_nan=True, allow_infinity=True))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_prices, _times, _volumes,
+                          st.sampled_from([None, T - timedelta(minutes=2), T])), max_size=8),
+       st.booleans())
+def test_quote_problems_agree_with_quote_problem(rows, usual_types_only) -> None:
+    """The column checks refuse exactly what quote_problem refuses, with its reasons,
+    both on the fast path (numbers and aware times only) and on the fallback."""
+    if usual_types_only:
+        rows = [(p, t, v, prev) for p, t, v, prev in rows
+                if type(p) in (int, float) and t.tzinfo and type(v) in (int, float, type(None))]
+    quotes = [Quote(f"T{i}", p, t, v) for i, (p, t, v, _) in enumerate(rows)]
+    previous = np.array([micros(prev) if prev else 0 for *_, prev in rows], np.int64)
+    want = {i: quote_problem(qt, row[3], NOW) for i, (qt, row) in enumerate(zip(quotes, rows, strict=True))}
+    assert quote_problems(quotes, previous, NOW) == {i: p for i, p in want.items() if p}
 
 
 def test_bad_volume_is_refused() -> None:

@@ -100,43 +100,41 @@ def step(
     return Step(new_window, current, crossover(prev_price, prev_sma, price, current))
 
 
+ALERT_CODES: tuple[Alert | None, ...] = (None, BULLISH, BEARISH)  # code -> alert
+
+
 class Steps(NamedTuple):
-    """:func:`step` applied to many tickers at once (lists aligned with the input)."""
+    """:func:`step` applied to many tickers at once (arrays aligned with the input)."""
 
-    windows: list[list[int]]
-    totals: list[int]
-    alerts: list[Alert | None]
+    window: np.ndarray  # (n, period) int64 ticks, right-aligned, zeros where unfilled
+    length: np.ndarray  # how many of each row's entries are prices
+    total: np.ndarray  # the SMA's total (count = period) where ``length == period``
+    alert: np.ndarray  # int8 index into ALERT_CODES
 
 
-def step_many(
-    windows: list[list[int]],
-    prev_prices: list[int],
-    prev_smas: list[Sma],
-    prices: list[int],
-    period: int,
-) -> Steps:
-    """The same as ``step`` per ticker, vectorised for the steady state.
+def step_columns(window: np.ndarray, length: np.ndarray, prices: np.ndarray, period: int) -> Steps:
+    """The same as :func:`step` per row, vectorised: one new price per ticker.
 
-    Every window must already hold ``period`` prices (so every previous SMA
-    exists) — what all tickers look like after their first few readings.
-    At 10,000 symbols this is an order of magnitude faster than the loop.
+    ``window`` holds each ticker's last prices right-aligned (newest last)
+    with zeros before the first, ``length`` how many are real.  The previous
+    price is the last entry, the previous SMA exists when the window was
+    full, so no alert fires before a previous SMA exists; comparisons are
+    exact integer comparisons (``price * period`` against the total).
     """
-    if not prices:
-        return Steps([], [], [])
-    w = np.array(windows, dtype=np.int64)
-    if w.shape != (len(prices), period):
-        raise ValueError("step_many needs full windows of `period` prices")
-    p = np.array(prices, dtype=np.int64)
-    rolled = np.concatenate([w[:, 1:], p[:, None]], axis=1)
-    totals = rolled.sum(axis=1)
-    now_side = np.sign(p * period - totals)
-    prev_total = np.array([s.total for s in prev_smas], dtype=np.int64)
-    prev_count = np.array([s.count for s in prev_smas], dtype=np.int64)
-    before = np.sign(np.array(prev_prices, dtype=np.int64) * prev_count - prev_total)
-    bullish = (now_side > 0) & (before <= 0)
-    bearish = (now_side < 0) & (before >= 0)
-    kinds: list[Alert | None] = [
-        BULLISH if b else BEARISH if r else None
-        for b, r in zip(bullish.tolist(), bearish.tolist(), strict=True)
-    ]
-    return Steps(rolled.tolist(), totals.tolist(), kinds)
+    window = np.asarray(window, np.int64).reshape(len(prices), period)
+    length = np.asarray(length, np.int64)
+    prices = np.asarray(prices, np.int64)
+    rolled = np.empty_like(window)
+    rolled[:, :-1] = window[:, 1:]
+    rolled[:, -1] = prices
+    total = rolled.sum(axis=1)
+    new_length = np.minimum(length + 1, period)
+    had_sma = length >= period
+    has_sma = new_length >= period
+    now_side = np.sign(prices * period - total)
+    before = np.sign(window[:, -1] * period - window.sum(axis=1))
+    both = had_sma & has_sma
+    alert = np.zeros(len(prices), np.int8)
+    alert[both & (now_side > 0) & (before <= 0)] = 1
+    alert[both & (now_side < 0) & (before >= 0)] = 2
+    return Steps(rolled, new_length, total, alert)

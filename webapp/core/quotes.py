@@ -6,8 +6,11 @@ crossover: the quote's own precision does.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
+
+import numpy as np
 
 PRICE_DECIMALS = 4
 PRICE_SCALE = 10**PRICE_DECIMALS
@@ -16,6 +19,11 @@ PRICE_SCALE = 10**PRICE_DECIMALS
 def to_ticks(price: float) -> int:
     """A price in integer 1/10,000 units (round half to even, like ``round``)."""
     return round(price * PRICE_SCALE)
+
+
+def to_ticks_array(prices: Sequence[float] | np.ndarray) -> np.ndarray:
+    """:func:`to_ticks` for many prices (``rint`` rounds half to even, like ``round``)."""
+    return np.rint(np.asarray(prices, float) * PRICE_SCALE).astype(np.int64)
 
 
 def from_ticks(ticks: int | float) -> float:

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from webapp.core import metrics
+from webapp.core.tables import Table
 
 LISTS = ("gainers", "losers", "gappers", "unusual_volume", "new_highs", "new_lows")
 LIST_TITLES = {
@@ -84,7 +85,6 @@ class Filters(NamedTuple):
                        pick(self.min_rvol, other.min_rvol, True))
 
 
-Table = dict[str, np.ndarray]
 
 
 def empty(n: int, bars: int) -> Table:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
+
+import numpy as np
 
 from webapp.core.quotes import Quote
 
@@ -59,6 +61,62 @@ def quote_problem(quote: Quote, previous_time: datetime | None, now: datetime) -
     if quote.volume is not None and (_bad_number(quote.volume) or quote.volume < 0):
         return f"bad volume {quote.volume!r}"
     return None
+
+
+_NUMBER = (int, float)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICRO = timedelta(microseconds=1)
+
+
+def micros(when: datetime) -> int:
+    """An aware time as integer microseconds since the epoch (exact, unlike timestamp())."""
+    return (when - _EPOCH) // _MICRO
+
+
+def quote_problems(quotes: Sequence[Quote], previous_micros: np.ndarray, now: datetime) -> dict[int, str]:
+    """:func:`quote_problem` for many quotes: the refused ones' positions, with why.
+
+    ``previous_micros`` is each quote's ``previous_time`` in epoch
+    microseconds (0 for none).  The checks run on columns; only a refused
+    quote, or a batch holding values of unexpected types, goes through
+    ``quote_problem`` itself, so the reasons are always its reasons.
+    """
+    if not quotes:
+        return {}
+    prices = [q.price for q in quotes]
+    volumes = [q.volume for q in quotes]
+    times: dict[datetime, int] = {}
+    plain = set(map(type, prices)) <= {float, int} and set(map(type, volumes)) <= {float, int, type(None)}
+    for q in quotes:
+        if q.time not in times:
+            if not isinstance(q.time, datetime) or q.time.tzinfo is None:
+                plain = False
+                break
+            times[q.time] = micros(q.time)
+    if not plain:
+        return _one_by_one(quotes, previous_micros, now)
+    price = np.array(prices, float)
+    when = np.array([times[q.time] for q in quotes], np.int64)
+    volume = np.array([np.nan if v is None else v for v in volumes], float)
+    has_volume = np.array([v is not None for v in volumes], bool)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(price) | (price <= 0)
+        bad |= when - micros(now) > MAX_FUTURE_SKEW // _MICRO
+        bad |= (previous_micros > 0) & (when <= previous_micros)
+        bad |= has_volume & (~np.isfinite(volume) | (volume < 0))
+    refused = np.flatnonzero(bad).tolist()
+    return _one_by_one(quotes, previous_micros, now, refused) if refused else {}
+
+
+def _one_by_one(quotes: Sequence[Quote], previous_micros: np.ndarray, now: datetime,
+                positions: Sequence[int] | None = None) -> dict[int, str]:
+    out = {}
+    for i in range(len(quotes)) if positions is None else positions:
+        prev = int(previous_micros[i])
+        problem = quote_problem(quotes[i], _EPOCH + prev * _MICRO if prev else None, now)
+        if problem:
+            out[i] = problem
+    return out
 
 
 class SubscriptionError(ValueError):
