@@ -247,11 +247,14 @@ def _locked_tick(
     prepared = svc.hot.prepare_write(slot, token, summary, latest, restores,
                                      [(q.ticker, q.price) for q in accepted], shard,
                                      scan.write if scan else hot.NO_SCAN)
-    fresh = {q.ticker for q in accepted}
+    fresh = np.zeros(len(symbols), bool)
+    fresh[rows] = True
     limit = max_age(cfg, svc.provider, market)
     whole = shard[1] == 1
     shown = latest.views(None if whole else rows, now, limit, fresh)
-    batch = _emits(svc, shown, fresh, report, scan)
+    batch = _emits(svc, shown, {q.ticker for q in accepted}, report, scan)
+    if whole:  # built while Postgres works; sent only if this run finishes the slot
+        batch.stock_update(_stock_update(shown, slot_time, market))
     t = report.mark("prepare", t)
     pending.finish()
     t = report.mark("postgres_wait", t)
@@ -265,14 +268,23 @@ def _locked_tick(
     if whole or finished == shard[1]:  # the whole slot is done: announce it, once
         if not whole:  # every shard's readings (one MGET)
             everything = svc.hot.read_all()
-            shown = everything.views(everything.rows_of(all_symbols), now, limit, fresh)
-        batch.stock_update({"type": "stock_update", "timestamp": slot_time.isoformat(),
-                            "stocks": shown, "market": market.as_json()})
+            mine = everything.rows_of([q.ticker for q in accepted])
+            fresh = np.zeros(len(everything.tickers), bool)
+            fresh[mine[mine >= 0]] = True
+            rows = everything.rows_of(all_symbols)
+            batch.stock_update(_stock_update(everything.views(rows[rows >= 0], now, limit, fresh),
+                                             slot_time, market))
         if scan is not None:
             _scan_emits(svc, scan, batch, slot, slot_time)
     report.emitted = len(batch.messages)
     batch.send()
     report.mark("emit", t)
+
+
+def _stock_update(stocks: list[dict[str, Any]], slot_time: datetime, market: MarketState) -> dict[str, Any]:
+    """BRIEF's stock_update: every ticker's reading (fresh ones from this tick)."""
+    return {"type": "stock_update", "timestamp": slot_time.isoformat(), "stocks": stocks,
+            "market": market.as_json()}
 
 
 def _scan_emits(svc: TickServices, scan: scanner.ScanResult, batch: Batch, slot: int,

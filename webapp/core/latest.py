@@ -33,7 +33,7 @@ import numpy as np
 
 from webapp.core import tables
 from webapp.core.indicators import ALERT_CODES, Steps, step_columns
-from webapp.core.quotes import PRICE_DECIMALS, Quote, from_ticks, to_ticks_array
+from webapp.core.quotes import PRICE_DECIMALS, Quote, from_ticks_array, to_ticks_array
 from webapp.core.validation import micros
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -174,7 +174,7 @@ class Latest:
         c["la_kind"][at] = steps.alert[fired]
         c["la_time"][at] = c["time"][at]
         c["la_price"][at] = c["price"][at]
-        c["la_sma"][at] = [from_ticks(t / self.period) for t in steps.total[fired].tolist()]
+        c["la_sma"][at] = from_ticks_array(steps.total[fired] / self.period)
         for i in rows.tolist():
             self.stale.pop(self.tickers[i], None)
         return steps
@@ -199,52 +199,76 @@ class Latest:
 
     # -- what users see -----------------------------------------------------
 
+    def sma_column(self, rows: np.ndarray) -> np.ndarray:
+        """The SMA per row, as a price (NaN while the window fills)."""
+        c = self.cols
+        full = c["wlen"][rows] >= self.period
+        return np.where(full, from_ticks_array(c["win"][rows].sum(axis=1) / self.period), np.nan)
+
     def sma_values(self, rows: np.ndarray) -> list[float | None]:
-        """The SMA per row, as a price (None while the window fills)."""
-        c, period = self.cols, self.period
-        totals = c["win"][rows].sum(axis=1).tolist()
-        full = (c["wlen"][rows] >= period).tolist()
-        return [from_ticks(t / period) if f else None for t, f in zip(totals, full, strict=True)]
+        return _none_for_nan(self.sma_column(rows))
 
     def views(self, rows: np.ndarray | None, now: datetime, max_age_seconds: float | None,
-              fresh: frozenset[str] | set[str] = frozenset()) -> list[dict[str, Any]]:
+              fresh: np.ndarray | None = None) -> list[dict[str, Any]]:
         """BRIEF's reading per row that has one (all rows by default): price, SMA,
         alert, change, staleness...
 
         ``max_age_seconds`` is how old a reading may get before it counts as
         stale; ``None`` while the market is closed (yesterday's close is not
-        stale).  Tickers in ``fresh`` were accepted just now: not stale by age.
+        stale).  Rows true in ``fresh`` (a mask over the table) were accepted
+        just now: not stale by age.  Built column by column, then zipped into
+        dicts: at 10,000 rows, per-row Python was most of the tick.
         """
         c = self.cols
         rows = np.arange(len(self.tickers)) if rows is None else np.asarray(rows, np.int64)
         rows = rows[c["time"][rows] > 0]
-        iso: dict[int, str] = {}
-        def stamp(us: int) -> str:
-            return iso.get(us) or iso.setdefault(us, _time(us).isoformat())
-
-        ages = ((micros(now) - c["time"][rows]) / 1e6).tolist()
-        prev_close, day_open, high, low = (_none_for_nan(c[n][rows]) for n in _OPTIONAL[1:])
+        if not len(rows):
+            return []
+        price, prev_close = c["price"][rows], c["prev_close"][rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            has_close = prev_close != 0  # NaN compares unequal: NaN stays NaN below
+            change = np.where(has_close, np.round(price - prev_close, PRICE_DECIMALS), np.nan)
+            change_pct = np.where(has_close, np.round((price - prev_close) / prev_close * 100.0, 4), np.nan)
+        times = c["time"][rows]
+        age = (micros(now) - times) / 1e6
+        reason: list[str | None] = [None] * len(rows)
+        if max_age_seconds is not None:
+            old = age > max_age_seconds
+            if fresh is not None:
+                old &= ~fresh[rows]
+            for i in np.flatnonzero(old).tolist():
+                reason[i] = f"no new reading for {int(age[i])} s"
+        tickers = [self.tickers[i] for i in rows.tolist()]
+        if self.stale:
+            for i, ticker in enumerate(tickers):
+                if ticker in self.stale:
+                    reason[i] = self.stale[ticker]
+        stamps = _stamps(np.concatenate([times, c["la_time"][rows]]))
+        la_time = stamps[len(rows):]
+        last_alert = [
+            {"kind": ALERT_CODES[k], "time": t, "price": p, "sma": s} if k else None
+            for k, t, p, s in zip(c["la_kind"][rows].tolist(), la_time, c["la_price"][rows].tolist(),
+                                  c["la_sma"][rows].tolist(), strict=True)
+        ]
+        alerts = np.array(ALERT_CODES, object)
         volume = [None if v != v else int(v) for v in c["volume"][rows].tolist()]
-        columns = zip(
-            rows.tolist(), c["price"][rows].tolist(), prev_close, day_open, high, low, volume,
-            self.sma_values(rows), ages, c["time"][rows].tolist(), c["alert"][rows].tolist(),
-            c["src"][rows].tolist(), c["la_kind"][rows].tolist(), c["la_time"][rows].tolist(),
-            c["la_price"][rows].tolist(), c["la_sma"][rows].tolist(), strict=True,
+        columns = (
+            tickers, price.tolist(), self.sma_values(rows), alerts[c["alert"][rows]].tolist(),
+            stamps[:len(rows)], _none_for_nan(change), _none_for_nan(change_pct),
+            _none_for_nan(prev_close), *(_none_for_nan(c[n][rows]) for n in ("open", "high", "low")),
+            volume, last_alert, np.array(self.sources or [""], object)[c["src"][rows]].tolist(),
+            [r is not None for r in reason], reason,
         )
-        out = []
-        for row, p, pc, o, h, lo, v, sma, age, t, alert, src, kind, la_t, la_p, la_s in columns:
-            ticker = self.tickers[row]
-            reason = self.stale.get(ticker)
-            if reason is None and max_age_seconds is not None and age > max_age_seconds \
-                    and ticker not in fresh:
-                reason = f"no new reading for {int(age)} s"
-            out.append({
-                "ticker": ticker, "price": p, "sma": sma, "alert": ALERT_CODES[alert], "time": stamp(t),
-                "change": round(p - pc, PRICE_DECIMALS) if pc else None,
-                "change_pct": round((p - pc) / pc * 100.0, 4) if pc else None,
-                "prev_close": pc, "open": o, "high": h, "low": lo, "volume": v,
-                "last_alert": {"kind": ALERT_CODES[kind], "time": stamp(la_t), "price": la_p, "sma": la_s}
-                if kind else None,
-                "source": self.sources[src], "stale": reason is not None, "stale_reason": reason,
-            })
-        return out
+        return [  # a dict display: about a third faster than dict(zip(names, values))
+            {"ticker": t, "price": p, "sma": sma, "alert": a, "time": when, "change": ch,
+             "change_pct": pct, "prev_close": pc, "open": o, "high": h, "low": lo, "volume": v,
+             "last_alert": la, "source": src, "stale": st, "stale_reason": why}
+            for t, p, sma, a, when, ch, pct, pc, o, h, lo, v, la, src, st, why in zip(*columns, strict=True)
+        ]
+
+
+def _stamps(micros_: np.ndarray) -> list[str]:
+    """ISO times for epoch microseconds, formatting each distinct value once."""
+    distinct, where = np.unique(micros_, return_inverse=True)
+    text = np.array([_time(int(u)).isoformat() for u in distinct.tolist()], object)
+    return text[where].tolist()

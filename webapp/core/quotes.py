@@ -27,7 +27,13 @@ def to_ticks_array(prices: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def from_ticks(ticks: int | float) -> float:
-    return round(ticks / PRICE_SCALE, PRICE_DECIMALS)
+    """Ticks as a price, rounded to whole ticks (half to even) first."""
+    return round(ticks) / PRICE_SCALE
+
+
+def from_ticks_array(ticks: np.ndarray) -> np.ndarray:
+    """:func:`from_ticks` for many (``rint`` and ``round`` agree, so the values do too)."""
+    return np.rint(ticks) / PRICE_SCALE
 
 
 class Quote(NamedTuple):
