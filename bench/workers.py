@@ -2,7 +2,8 @@
 
 Starts K real ``python -m jobs.worker`` processes, enqueues the scheduled tick
 job for consecutive minutes, and times each slot from enqueue until all K
-shards are done (the shards' counter in Redis).  Prints one JSON line per K.
+shards are done (the slot's done marker for K = 1, the shards' counter in Redis
+for more).  Prints one JSON line per K.
 
     python -m bench.workers 10000        # K = 1 and 2 at 10,000 symbols
 """
@@ -48,6 +49,13 @@ def _cleanup(client: redis.Redis, cfg: Config, symbols: list[str], slots: list[i
     engine.dispose()
 
 
+def _finished(client: redis.Redis, slot: int, workers: int) -> bool:
+    """The slot's done marker (one shard), or every shard counted (several)."""
+    if workers == 1:
+        return bool(client.exists(names.tick_done_key(slot)))
+    return int(client.get(names.shards_finished_key(slot)) or 0) >= workers
+
+
 def run(cfg: Config, n_symbols: int, workers: int, ticks: int) -> dict[str, Any]:
     symbols = [f"ZW{i:05d}" for i in range(n_symbols)]
     times = [START + timedelta(minutes=i) for i in range(WARMUP + ticks)]
@@ -68,7 +76,7 @@ def run(cfg: Config, n_symbols: int, workers: int, ticks: int) -> dict[str, Any]
             t0 = time.perf_counter()
             queue.enqueue("jobs.tick.tick", at.isoformat())
             deadline = t0 + 120
-            while int(client.get(names.shards_finished_key(slot)) or 0) < workers:
+            while not _finished(client, slot, workers):
                 if time.perf_counter() > deadline:
                     raise RuntimeError(f"slot {slot} did not finish with {workers} workers")
                 time.sleep(0.002)
