@@ -4,10 +4,11 @@ The order is chosen so that a retry repairs rather than duplicates:
 
 1. take the tick lock and read Redis (2 round-trips); a slot already
    finished is skipped;
-2. rebuild any ticker whose hot keys are gone from Postgres (0 or 2 queries);
+2. rebuild from Postgres any ticker whose hot state is gone or was kept for
+   another SMA period (0 or 2 queries);
 3. fetch (not at all for a real feed while the exchange is closed);
-4. validate (an unchanged provider time is stale) and compute SMA and
-   crossover with the pure core;
+4. validate (an unchanged provider time is stale) and compute windows, SMA
+   and crossover with the pure core, on columns (:mod:`webapp.core.latest`);
 5. write Postgres *before* Redis, so a crash between them is completed by
    the retry instead of losing history (unique keys keep rows single);
 6. write Redis, mark the slot done and release the lock (1 round-trip);
@@ -266,19 +267,25 @@ def _locked_tick(
                   "not emitting twice", slot)
         return
     if whole or finished == shard[1]:  # the whole slot is done: announce it, once
-        if not whole:  # every shard's readings (one MGET)
-            everything = svc.hot.read_all()
-            mine = everything.rows_of([q.ticker for q in accepted])
-            fresh = np.zeros(len(everything.tickers), bool)
-            fresh[mine[mine >= 0]] = True
-            rows = everything.rows_of(all_symbols)
-            batch.stock_update(_stock_update(everything.views(rows[rows >= 0], now, limit, fresh),
+        if not whole:
+            batch.stock_update(_stock_update(_every_shard(svc, all_symbols, accepted, now, limit),
                                              slot_time, market))
         if scan is not None:
             _scan_emits(svc, scan, batch, slot, slot_time)
     report.emitted = len(batch.messages)
     batch.send()
     report.mark("emit", t)
+
+
+def _every_shard(svc: TickServices, symbols: Sequence[str], accepted: Sequence[Quote], now: datetime,
+                 limit: float | None) -> list[dict[str, Any]]:
+    """Every shard's readings for a sharded slot's ``stock_update`` (one MGET)."""
+    everything = svc.hot.read_all()
+    fresh = np.zeros(len(everything.tickers), bool)
+    mine = everything.rows_of([q.ticker for q in accepted])
+    fresh[mine[mine >= 0]] = True
+    rows = everything.rows_of(symbols)
+    return everything.views(rows[rows >= 0], now, limit, fresh)
 
 
 def _stock_update(stocks: list[dict[str, Any]], slot_time: datetime, market: MarketState) -> dict[str, Any]:
