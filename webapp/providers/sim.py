@@ -14,6 +14,7 @@ import math
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 
 import numpy as np
 
@@ -143,22 +144,21 @@ class SimProvider:
         spike = np.where(_uniform(keys, 15) < 0.004, 4.0 + 6.0 * _uniform(keys, 16), 1.0)
         volume = np.maximum(per_tick * intraday_volume_factor(at) * noise * spike, 1).astype(np.int64)
 
-        quotes: list[Quote] = []
-        prices, volumes, lasts = price.tolist(), volume.tolist(), last.tolist()
-        fresh, known = new_day.tolist(), has_prev.tolist()
-        for i, ticker in enumerate(todo):
-            p = prices[i]
-            before = prev[i]
-            if fresh[i]:
-                prev_close = lasts[i] if known[i] else round(float(base[i]), 2)
-                day_open, high, low = p, p, p
-            else:
-                prev_close = before.prev_close or before.price
-                day_open = before.open or before.price
-                high = max(before.high or before.price, p)
-                low = min(before.low or before.price, p)
-            quotes.append(
-                Quote(ticker, p, at, volumes[i], prev_close, day_open, high, low, self.name)
-            )
+        # the day's open/high/low carry on from the previous quote; a new day starts them
+        def carried(field: str) -> np.ndarray:
+            values = np.array([getattr(p, field) if p is not None else None for p in prev], float)
+            return np.where(np.isnan(values) | (values == 0), last, values)  # missing: its price
+
+        if new_day.all():
+            prev_close = np.where(has_prev, last, np.round(base, 2))
+            day_open = high = low = price
+        else:
+            prev_close = np.where(new_day, np.where(has_prev, last, np.round(base, 2)), carried("prev_close"))
+            day_open = np.where(new_day, price, carried("open"))
+            high = np.where(new_day, price, np.maximum(carried("high"), price))
+            low = np.where(new_day, price, np.minimum(carried("low"), price))
+        quotes = list(map(Quote._make, zip(
+            todo, price.tolist(), repeat(at), volume.tolist(), prev_close.tolist(), day_open.tolist(),
+            high.tolist(), low.tolist(), repeat(self.name), strict=False)))
         return FetchResult(quotes)
 
