@@ -106,7 +106,9 @@ def _merge(session: Session, table: str, columns: str, data: io.StringIO) -> Non
 
 
 def _copy(cursor: Any, table: str, columns: str, data: io.StringIO) -> None:
-    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", data)
+    # one read of the whole text: psycopg2 reads ``size`` characters at a time
+    # (8 KB by default) and each read needs the GIL, which the tick's thread holds
+    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", data, size=max(8192, len(data.getvalue())))
 
 
 class PendingInsert:
@@ -126,8 +128,8 @@ class PendingInsert:
         self._thread: threading.Thread | None = None
         if quotes:
             # the day partition must exist before COPY (cached: one lookup a day)
-            retention.ensure_partitions(session, {r.quote.time.astimezone(timezone.utc).date()
-                                                  for r in quotes})
+            times = {r.quote.time for r in quotes}  # a tick's quotes share a few times
+            retention.ensure_partitions(session, {t.astimezone(timezone.utc).date() for t in times})
         if quotes or alerts:
             cursor = session.connection().connection.dbapi_connection.cursor()
             self._thread = threading.Thread(target=self._run, args=(cursor,), daemon=True)
