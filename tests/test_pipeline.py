@@ -55,7 +55,7 @@ def stored_alerts(pg) -> list[tuple]:
 def hot_state(rdb, tickers, period=5):
     """Per ticker: its reading as users see it, window ticks and SMA period, from
     whichever shard's table holds it; and its window list."""
-    latest = Latest.merged([rdb.get(k) for k in rdb.keys(names.latest_key() + "*")], period)
+    latest = Latest.merged([Latest.unpack(rdb.get(k)) for k in rdb.keys(names.latest_key() + "*")], period)
     rows = latest.rows_of(tickers)
     views = latest.views(rows, START, None)
     docs = {v["ticker"]: {"v": v, "w": latest.cols["win"][r, period - latest.cols["wlen"][r]:].tolist(),
@@ -138,6 +138,26 @@ def test_rebuild_from_postgres_after_redis_is_flushed(make_app, rdb, pg) -> None
     for t in DEFAULT_SYMBOLS:
         assert docs[t] == control_docs[t]
     assert stored_alerts(pg) == control_alerts
+
+
+def test_an_unreadable_latest_table_is_rebuilt_not_fatal(app, rdb, pg, caplog) -> None:
+    """Garbage under the latest table's key (a bad deploy, a stray SET) counts as lost
+    state: the tick rebuilds it from Postgres and carries on, with no false alert."""
+    run_via_rq(app, minutes(9))
+    rdb.set(names.latest_key(), b"not a latest table")
+    report = run_via_rq(app, [START + timedelta(minutes=9)])[0]
+    assert report["restored"] == 15 and report["accepted"] == 15
+    assert "does not hold a latest table" in caplog.text
+    docs, windows = hot_state(rdb, DEFAULT_SYMBOLS)
+    expected_alerts = []
+    for ticker, rows in stored_quotes(pg).items():
+        prices = [r[1] for r in rows]
+        assert windows[ticker] == prices[-5:] and docs[ticker]["v"]["price"] == prices[-1]
+        for (time, price, sma), kind in zip(rows, reference(prices, 5), strict=True):
+            if kind:
+                expected_alerts.append((ticker, time, kind, price, sma))
+    assert stored_alerts(pg) == sorted(expected_alerts)
+    assert len(services.snapshot(START + timedelta(minutes=9))["stocks"]) == 15
 
 
 def scripted_services(app, provider) -> TickServices:

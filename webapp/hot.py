@@ -150,6 +150,19 @@ class ScanWrite(NamedTuple):
 NO_SCAN = ScanWrite([], [], [], 0)
 
 
+def _decode(key: str, blob: bytes | None) -> Latest | None:
+    """The latest table in ``blob``; None when missing or unreadable, so it counts
+    as lost and the tick rebuilds it from Postgres instead of failing every minute."""
+    if blob is None:
+        return None
+    try:
+        return Latest.unpack(blob)
+    except Exception as exc:  # whatever is wrong with it, the cure is the same
+        log.error("Redis key %s does not hold a latest table (%s: %s); rebuilding it from Postgres",
+                  key, type(exc).__name__, exc)
+        return None
+
+
 def format_price(price: float) -> str:
     """How prices are written into window lists: shortest exact decimal text."""
     return repr(float(price))
@@ -185,14 +198,14 @@ class HotStore:
         the shard's latest readings (an empty table when lost)."""
         keys = [names.tick_done_key(slot, *shard), *extra, names.latest_key(*shard)]
         values = self.client.mget(keys)
-        blob = values[-1]
-        latest = Latest.unpack(blob) if blob else Latest.empty([], self.period)
+        latest = _decode(keys[-1], values[-1]) or Latest.empty([], self.period)
         return HotState(slot_done=values[0] is not None, latest=latest, extra=values[1:-1])
 
     def read_all(self) -> Latest:
         """Every shard's latest readings as one table (one MGET)."""
         keys = [names.latest_key(i, self.shards) for i in range(self.shards)]
-        return Latest.merged(self.client.mget(keys), self.period)
+        return Latest.merged([_decode(k, v) for k, v in zip(keys, self.client.mget(keys), strict=True)],
+                             self.period)
 
     def prepare_write(
         self,

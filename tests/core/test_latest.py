@@ -66,7 +66,7 @@ def test_pack_align_and_merge_keep_every_reading() -> None:
     two = Latest.empty(["KO"], 5)
     feed(two, {"KO": [30.0] * 5}, source="polygon")
     two.mark_stale({"KO": "bad volume -1"})
-    merged = Latest.merged([one.pack(), None, two.pack()], 5)
+    merged = Latest.merged([Latest.unpack(one.pack()), None, Latest.unpack(two.pack())], 5)
     assert merged.tickers == ["AAPL", "MSFT", "KO"]
     views = {v["ticker"]: v for v in merged.views(None, T, None)}
     assert views == {**{v["ticker"]: v for v in one.views(None, T, None)},
@@ -80,7 +80,7 @@ def test_pack_align_and_merge_keep_every_reading() -> None:
                                                12.0, 8.0, "alpaca")
     _, missing = merged.aligned(["KO", "AAPL"], 8)  # another SMA period: rebuild everything
     assert missing == ["KO", "AAPL"]
-    assert Latest.merged([one.pack()], 8).tickers == []
+    assert Latest.merged([one], 8).tickers == []
 
 
 def test_restore_continues_like_an_unbroken_run() -> None:

@@ -82,10 +82,10 @@ class Latest:
         return cls(tickers, cols, meta["period"], meta["sources"], meta["stale"])
 
     @classmethod
-    def merged(cls, blobs: Sequence[bytes | None], period: int) -> Latest:
+    def merged(cls, tables_: Sequence[Latest | None], period: int) -> Latest:
         """Several shards' tables as one (source codes re-mapped; a missing one, or
         one kept for another period, adds nothing)."""
-        parts = [p for p in map(cls.unpack, filter(None, blobs)) if p.period == period]
+        parts = [p for p in tables_ if p is not None and p.period == period]
         if not parts:
             return cls.empty([], period)
         sources = list(dict.fromkeys(s for p in parts for s in p.sources))
