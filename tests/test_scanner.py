@@ -106,7 +106,8 @@ def test_lists_deltas_and_in_play_through_the_pipeline(scripted, rdb, service_ur
     assert quotes[-1][1]["scan"]["unusual"] is True
 
 
-def test_scan_state_is_rebuilt_from_postgres_after_redis_is_lost(make_app, rdb, pg) -> None:
+@pytest.mark.parametrize("lost", ["flushed", "unreadable"])
+def test_scan_state_is_rebuilt_from_postgres_after_redis_is_lost(make_app, rdb, pg, lost) -> None:
     app = make_app(UNUSUAL_VOLUME_MIN_BARS=3)
     with app.app_context():
         run_via_rq(app, minutes(8))
@@ -118,7 +119,10 @@ def test_scan_state_is_rebuilt_from_postgres_after_redis_is_lost(make_app, rdb, 
         cur.execute("TRUNCATE quotes, alerts")
     with app.app_context():
         run_via_rq(app, minutes(7))
-        rdb.flushdb()
+        if lost == "flushed":  # a Redis restart
+            rdb.flushdb()
+        else:  # garbage under the key: counted as lost, not fatal
+            rdb.set(names.scan_table_key(), b'{"tickers": 7}\n')
         run_via_rq(app, [START + timedelta(minutes=7)])
         _, table, _ = unpack(rdb.get(names.scan_table_key()))
     for name, column in control.items():

@@ -32,6 +32,7 @@ import redis
 
 from webapp import names
 from webapp.core.latest import Latest
+from webapp.core.tables import Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +158,8 @@ def _decode(key: str, blob: bytes | None) -> Latest | None:
         return None
     try:
         return Latest.unpack(blob)
-    except Exception as exc:  # whatever is wrong with it, the cure is the same
-        log.error("Redis key %s does not hold a latest table (%s: %s); rebuilding it from Postgres",
-                  key, type(exc).__name__, exc)
+    except Unreadable as exc:
+        log.error("Redis key %s does not hold a latest table (%s); rebuilding it from Postgres", key, exc)
         return None
 
 

@@ -37,7 +37,7 @@ from webapp.config import Config
 from webapp.core import scanner as core
 from webapp.core.market import EXCHANGE_TZ, calendar_for, exchange_day_start
 from webapp.core.quotes import Quote
-from webapp.core.tables import pack, unpack
+from webapp.core.tables import Table, Unreadable, pack, unpack
 from webapp.hot import ListWrite, ScanWrite
 from webapp.scanstore import ScanStore, decode_profile, merge_tables
 
@@ -147,6 +147,18 @@ def _restore(session: Session, table: core.Table, symbols: Sequence[str], rows: 
     return len(found)
 
 
+def _previous_table(blob: bytes | None, shard: tuple[int, int]
+                    ) -> tuple[list[str], Table | None, dict[str, Any]]:
+    """The shard's scan table as the last tick left it; none if lost or unreadable (rebuilt)."""
+    if blob is not None:
+        try:
+            return unpack(blob)
+        except Unreadable as exc:
+            log.error("Redis key %s does not hold a scan table (%s); rebuilding it from Postgres",
+                      names.scan_table_key(*shard), exc)
+    return [], None, {}
+
+
 def scan(
     cfg: Config,
     session: Session,
@@ -167,7 +179,7 @@ def scan(
     """
     bars = cfg.UNUSUAL_VOLUME_BARS
     rules = settings(cfg)
-    old_tickers, old_table, old_meta = ([], None, {}) if inputs.table is None else unpack(inputs.table)
+    old_tickers, old_table, old_meta = _previous_table(inputs.table, shard)
     if old_table is None:
         table = core.empty(len(symbols), bars)
         missing = np.arange(len(symbols))

@@ -24,7 +24,7 @@ import redis
 
 from webapp import names
 from webapp.core import scanner
-from webapp.core.tables import Table, concat, unpack
+from webapp.core.tables import Table, Unreadable, concat, unpack
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,11 @@ def merge_tables(blobs: Sequence[bytes | None]) -> tuple[list[str], Table]:
     parts: list[Table] = []
     for blob in blobs:
         if blob:
-            t, table, _ = unpack(blob)
+            try:
+                t, table, _ = unpack(blob)
+            except Unreadable as exc:  # the next tick rebuilds it; until then it shows nothing
+                log.error("a scan table in Redis is unreadable (%s)", exc)
+                continue
             tickers += t
             parts.append(table)
     if not parts:

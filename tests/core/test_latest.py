@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +12,7 @@ from tests.conftest import utc
 from tests.helpers import reference
 from webapp.core.latest import Latest
 from webapp.core.quotes import Quote, from_ticks, from_ticks_array
+from webapp.core.tables import Unreadable
 
 T = utc("2026-11-20T15:00:00")
 FIELDS = {"ticker", "price", "sma", "alert", "time", "change", "change_pct", "prev_close", "open",
@@ -100,3 +102,10 @@ def test_restore_continues_like_an_unbroken_run() -> None:
 @given(st.floats(-1e12, 1e12, allow_nan=False))
 def test_from_ticks_one_and_many_agree(ticks) -> None:
     assert from_ticks_array(np.array([ticks]))[0] == from_ticks(ticks)
+
+
+@pytest.mark.parametrize("blob", [b"no header", b'{"tickers": []}\n', b'{"tickers": [], "columns": []}\n',
+                                  b'{"tickers": ["A"], "columns": [["win", "<i8", [1, 5]]]}\n'])
+def test_a_value_that_is_not_a_latest_table_is_refused_as_unreadable(blob) -> None:
+    with pytest.raises(Unreadable):
+        Latest.unpack(blob)

@@ -78,8 +78,12 @@ class Latest:
 
     @classmethod
     def unpack(cls, blob: bytes) -> Latest:
+        """The table in ``blob``; :class:`~webapp.core.tables.Unreadable` if it holds none."""
         tickers, cols, meta = tables.unpack(blob)
-        return cls(tickers, cols, meta["period"], meta["sources"], meta["stale"])
+        try:
+            return cls(tickers, cols, meta["period"], meta["sources"], meta["stale"])
+        except (KeyError, TypeError) as exc:
+            raise tables.Unreadable(f"not a latest table (no {exc})") from exc
 
     @classmethod
     def merged(cls, tables_: Sequence[Latest | None], period: int) -> Latest:

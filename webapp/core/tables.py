@@ -31,18 +31,25 @@ def pack(tickers: Sequence[str], table: Table, meta: dict[str, Any] | None = Non
     return header + _SEP + b"".join(parts)
 
 
+class Unreadable(ValueError):
+    """A value that does not hold a packed table (the caller treats it as lost)."""
+
+
 def unpack(blob: bytes) -> tuple[list[str], Table, dict[str, Any]]:
     """The inverse of :func:`pack` (columns are read-only views of ``blob``)."""
-    cut = blob.index(_SEP)
-    header = orjson.loads(blob[:cut])
-    table: Table = {}
-    offset = cut + 1
-    for name, dtype, shape in header["columns"]:
-        dt = np.dtype(dtype)
-        count = int(np.prod(shape)) if shape else 1
-        table[name] = np.frombuffer(blob, dt, count, offset).reshape(shape)
-        offset += count * dt.itemsize
-    return header["tickers"], table, header.get("meta", {})
+    try:
+        cut = blob.index(_SEP)
+        header = orjson.loads(blob[:cut])
+        table: Table = {}
+        offset = cut + 1
+        for name, dtype, shape in header["columns"]:
+            dt = np.dtype(dtype)
+            count = int(np.prod(shape)) if shape else 1
+            table[name] = np.frombuffer(blob, dt, count, offset).reshape(shape)
+            offset += count * dt.itemsize
+        return header["tickers"], table, header.get("meta", {})
+    except (ValueError, KeyError, TypeError) as exc:  # orjson's error is a ValueError
+        raise Unreadable(f"not a packed table ({type(exc).__name__}: {exc})") from exc
 
 
 def concat(parts: Sequence[Table]) -> Table:
