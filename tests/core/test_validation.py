@@ -9,10 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import utc
-from webapp.core.quotes import Quote
+from webapp.core.quotes import Quote, micros
 from webapp.core.validation import (
     SubscriptionError,
-    micros,
     normalise_ticker,
     quote_problem,
     quote_problems,

@@ -26,22 +26,16 @@ table's meta, with the period and the source names.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from webapp.core import tables
 from webapp.core.indicators import ALERT_CODES, Steps, step_columns
-from webapp.core.quotes import PRICE_DECIMALS, Quote, from_ticks_array, to_ticks_array
-from webapp.core.validation import micros
+from webapp.core.quotes import PRICE_DECIMALS, Quote, at_micros, from_ticks_array, micros, to_ticks_array
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _OPTIONAL = ("volume", "prev_close", "open", "high", "low")
-
-
-def _time(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
 
 
 def _none_for_nan(column: np.ndarray) -> list[Any]:
@@ -133,7 +127,7 @@ class Latest:
         c = self.cols
         rows = self.with_reading()
         times: dict[int, datetime] = {}
-        when = [times.get(u) or times.setdefault(u, _time(u)) for u in c["time"][rows].tolist()]
+        when = [times.get(u) or times.setdefault(u, at_micros(u)) for u in c["time"][rows].tolist()]
         volume = [None if v != v else int(v) for v in c["volume"][rows].tolist()]
         source = [self.sources[i] for i in c["src"][rows].tolist()]
         ticker = [self.tickers[i] for i in rows.tolist()]
@@ -274,5 +268,5 @@ class Latest:
 def _stamps(micros_: np.ndarray) -> list[str]:
     """ISO times for epoch microseconds, formatting each distinct value once."""
     distinct, where = np.unique(micros_, return_inverse=True)
-    text = np.array([_time(int(u)).isoformat() for u in distinct.tolist()], object)
+    text = np.array([at_micros(int(u)).isoformat() for u in distinct.tolist()], object)
     return text[where].tolist()

@@ -7,7 +7,7 @@ crossover: the quote's own precision does.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
 import numpy as np
@@ -34,6 +34,24 @@ def from_ticks(ticks: int | float) -> float:
 def from_ticks_array(ticks: np.ndarray) -> np.ndarray:
     """:func:`from_ticks` for many (``rint`` and ``round`` agree, so the values do too)."""
     return np.rint(ticks) / PRICE_SCALE
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICRO = timedelta(microseconds=1)
+
+
+def micros(when: datetime) -> int:
+    """An aware time as integer microseconds since the epoch (exact, unlike timestamp())."""
+    return (when - _EPOCH) // _MICRO
+
+
+def micros_of(span: timedelta) -> int:
+    return span // _MICRO
+
+
+def at_micros(us: int) -> datetime:
+    """The inverse of :func:`micros` (UTC)."""
+    return _EPOCH + us * _MICRO
 
 
 class Quote(NamedTuple):

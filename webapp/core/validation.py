@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import numpy as np
 
-from webapp.core.quotes import Quote
+from webapp.core.quotes import Quote, at_micros, micros, micros_of
 
 TICKER_RE = re.compile(r"[A-Z0-9.\-]{1,10}")
 
@@ -63,16 +63,6 @@ def quote_problem(quote: Quote, previous_time: datetime | None, now: datetime) -
     return None
 
 
-_NUMBER = (int, float)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICRO = timedelta(microseconds=1)
-
-
-def micros(when: datetime) -> int:
-    """An aware time as integer microseconds since the epoch (exact, unlike timestamp())."""
-    return (when - _EPOCH) // _MICRO
-
-
 def quote_problems(quotes: Sequence[Quote], previous_micros: np.ndarray, now: datetime) -> dict[int, str]:
     """:func:`quote_problem` for many quotes: the refused ones' positions, with why.
 
@@ -101,7 +91,7 @@ def quote_problems(quotes: Sequence[Quote], previous_micros: np.ndarray, now: da
     has_volume = np.array([v is not None for v in volumes], bool)
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(price) | (price <= 0)
-        bad |= when - micros(now) > MAX_FUTURE_SKEW // _MICRO
+        bad |= when - micros(now) > micros_of(MAX_FUTURE_SKEW)
         bad |= (previous_micros > 0) & (when <= previous_micros)
         bad |= has_volume & (~np.isfinite(volume) | (volume < 0))
     refused = np.flatnonzero(bad).tolist()
@@ -113,7 +103,7 @@ def _one_by_one(quotes: Sequence[Quote], previous_micros: np.ndarray, now: datet
     out = {}
     for i in range(len(quotes)) if positions is None else positions:
         prev = int(previous_micros[i])
-        problem = quote_problem(quotes[i], _EPOCH + prev * _MICRO if prev else None, now)
+        problem = quote_problem(quotes[i], at_micros(prev) if prev else None, now)
         if problem:
             out[i] = problem
     return out
