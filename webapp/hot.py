@@ -223,7 +223,7 @@ class HotStore:
                            names.tick_lock_key(*shard), names.shards_finished_key(slot),
                            names.latest_key(*shard)]
         restored = "".join(f"{r.ticker} {' '.join(map(format_price, r.window))}\n" for r in restores)
-        pushed = "".join([f"{ticker} {float(price)!r}\n" for ticker, price in pushes])  # format_price
+        pushed = "".join([f"{ticker} {format_price(price)}\n" for ticker, price in pushes])
         args: list[Any] = [
             self.ttl, self.period, self.done_ttl, orjson.dumps(summary), token,
             1 if slot % REFRESH_EVERY == 0 else 0, names.window_key(""), shard[1],

@@ -213,7 +213,7 @@ def _locked_tick(
     report.fetched = len(result.quotes)
     t = report.mark("fetch", t)
 
-    position = {s: i for i, s in enumerate(symbols)}
+    position = latest.index  # aligned: row i is symbols[i]
     stale = {s: why for s, why in result.problems.items() if s in position}
     accepted, rows = _validate(svc, position, result.quotes, latest, now, stale)
     steps = latest.apply(rows, accepted)
@@ -284,8 +284,7 @@ def _every_shard(svc: TickServices, symbols: Sequence[str], accepted: Sequence[Q
     fresh = np.zeros(len(everything.tickers), bool)
     mine = everything.rows_of([q.ticker for q in accepted])
     fresh[mine[mine >= 0]] = True
-    rows = everything.rows_of(symbols)
-    return everything.views(rows[rows >= 0], now, limit, fresh)
+    return everything.views_of(symbols, now, limit, fresh)
 
 
 def _stock_update(stocks: list[dict[str, Any]], slot_time: datetime, market: MarketState) -> dict[str, Any]:

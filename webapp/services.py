@@ -77,8 +77,7 @@ def snapshot(now: datetime | None = None) -> dict[str, Any]:
     market = market_state(now)
     symbols = tracked_symbols()
     latest = svc.hot.read_all()
-    rows = latest.rows_of(symbols)
-    stocks = latest.views(rows[rows >= 0], now, max_age(svc.config, svc.provider, market))
+    stocks = latest.views_of(symbols, now, max_age(svc.config, svc.provider, market))
     have = {v["ticker"] for v in stocks}
     waiting = [s for s in symbols if s not in have]
     return {
@@ -161,8 +160,7 @@ def stock_detail(ticker: str, now: datetime | None = None) -> dict[str, Any]:
     svc = tick_services()
     latest = svc.hot.read_all()
     market = market_state(now)
-    rows = latest.rows_of([ticker])
-    views = latest.views(rows[rows >= 0], now, max_age(svc.config, svc.provider, market))
+    views = latest.views_of([ticker], now, max_age(svc.config, svc.provider, market))
     view = views[0] if views else None
     return {"ticker": ticker, "latest": view, "window": svc.hot.window(ticker),
             "sma_period": svc.config.SMA_PERIOD, "market": market.as_json()}

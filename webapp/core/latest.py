@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,11 @@ _OPTIONAL = ("volume", "prev_close", "open", "high", "low")
 
 def _none_for_nan(column: np.ndarray) -> list[Any]:
     return [None if v != v else v for v in column.tolist()]
+
+
+def _volumes(column: np.ndarray) -> list[int | None]:
+    """Volumes as the feed gave them: integers, None where it had none (NaN)."""
+    return [None if v != v else int(v) for v in column.tolist()]
 
 
 class Latest:
@@ -96,9 +102,14 @@ class Latest:
 
     # -- rows ---------------------------------------------------------------
 
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Ticker -> row (built once: the tickers of a table never change)."""
+        return {t: i for i, t in enumerate(self.tickers)}
+
     def rows_of(self, symbols: Sequence[str]) -> np.ndarray:
         """Each symbol's row, -1 where it has none."""
-        where = {t: i for i, t in enumerate(self.tickers)}
+        where = self.index
         return np.array([where.get(s, -1) for s in symbols], np.int64)
 
     def aligned(self, symbols: Sequence[str], period: int) -> tuple[Latest, list[str]]:
@@ -128,7 +139,7 @@ class Latest:
         rows = self.with_reading()
         times: dict[int, datetime] = {}
         when = [times.get(u) or times.setdefault(u, at_micros(u)) for u in c["time"][rows].tolist()]
-        volume = [None if v != v else int(v) for v in c["volume"][rows].tolist()]
+        volume = _volumes(c["volume"][rows])
         source = [self.sources[i] for i in c["src"][rows].tolist()]
         ticker = [self.tickers[i] for i in rows.tolist()]
         optional = (_none_for_nan(c[n][rows]) for n in _OPTIONAL[1:])
@@ -197,6 +208,12 @@ class Latest:
 
     # -- what users see -----------------------------------------------------
 
+    def views_of(self, symbols: Sequence[str], now: datetime, max_age_seconds: float | None,
+                 fresh: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """:meth:`views` of ``symbols`` that have a row here, in their order."""
+        rows = self.rows_of(symbols)
+        return self.views(rows[rows >= 0], now, max_age_seconds, fresh)
+
     def sma_column(self, rows: np.ndarray) -> np.ndarray:
         """The SMA per row, as a price (NaN while the window fills)."""
         c = self.cols
@@ -249,7 +266,7 @@ class Latest:
                                   c["la_sma"][rows].tolist(), strict=True)
         ]
         alerts = np.array(ALERT_CODES, object)
-        volume = [None if v != v else int(v) for v in c["volume"][rows].tolist()]
+        volume = _volumes(c["volume"][rows])
         columns = (
             tickers, price.tolist(), self.sma_values(rows), alerts[c["alert"][rows]].tolist(),
             stamps[:len(rows)], _none_for_nan(change), _none_for_nan(change_pct),
