@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from redis.connection import AbstractConnection
 
-from webapp import history
+from webapp.store import history
 
 
 @dataclass

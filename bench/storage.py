@@ -18,9 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webapp import history, retention
 from webapp.extensions import db
 from webapp.providers.sim import MINUTES_PER_SESSION, SimProvider
+from webapp.store import history, retention
 
 DAY = date(2030, 1, 3)  # a Thursday session far from real data
 OPEN = datetime(2030, 1, 3, 14, 30, tzinfo=timezone.utc)
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from webapp import create_app
     from webapp.config import Config
-    from webapp.embedded import services_for
+    from webapp.launch.embedded import services_for
 
     args = [int(a) for a in (argv if argv is not None else sys.argv[1:])]
     n, m = (args + [10_000, 30][len(args):])[:2]

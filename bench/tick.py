@@ -12,8 +12,8 @@ Uses the configured Redis/Postgres (or embedded ones when run through
 ``ZB00000``… and tick times lie in 2030, so nothing real is touched; their
 rows and keys are removed afterwards.
 
-    flask --app wsgi bench-tick --symbols 10000 --ticks 15 [--scanner]
-    python -m bench.tick [--scanner]   # 15, 1,000 and 10,000 symbols
+    python -m bench.tick --symbols 10000 --ticks 15 [--scanner]
+    python -m bench.tick [--scanner] [N ...]   # default: 15, 1,000 and 10,000 symbols
 
 The plain tick runs with the scanner off; ``--scanner`` adds every scanner
 metric and list (and a volume profile for RVOL) and reports the bytes a
@@ -21,6 +21,7 @@ client receives per tick in one list's room against room ``all`` (``*``).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -39,11 +40,11 @@ from webapp.core.market import slot_of
 from webapp.core.quotes import Quote
 from webapp.core.scanner import LISTS
 from webapp.extensions import db, get_redis
-from webapp.pipeline import TickServices, run_tick
 from webapp.providers.base import FetchResult
 from webapp.providers.sim import SimProvider
-from webapp.scanner import minute_of_day
-from webapp.scanstore import ScanStore
+from webapp.store.scanstore import ScanStore
+from webapp.tick.pipeline import TickServices, run_tick
+from webapp.tick.scanner import minute_of_day
 
 START = datetime(2030, 1, 2, 14, 31, tzinfo=timezone.utc)  # a Wednesday session
 WARMUP = 3
@@ -186,23 +187,41 @@ def run(n_symbols: int, ticks: int, scanner: bool = False) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.tick [N ...]``: embedded services when no URLs are set."""
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.tick", description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, metavar="N",
+                        help="symbol counts (default 15 1000 10000)")
+    parser.add_argument("--symbols", type=int, action="append", dest="more", metavar="N",
+                        help="a symbol count (repeatable; same as a positional N)")
+    parser.add_argument("--ticks", type=int, help="measured ticks per size (default 30, 15 from 1,000 on)")
+    parser.add_argument("--scanner", action="store_true", help="with every scanner metric and list")
+    args = parser.parse_args(list(argv))
+    args.sizes = [*args.sizes, *(args.more or [])] or [15, 1000, 10000]
+    if any(n < 1 for n in args.sizes) or (args.ticks is not None and args.ticks < 1):
+        parser.error("symbol counts and --ticks must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bench.tick``: embedded services when no URLs are set.
+
+    The benchmark imports the app, never the reverse: the product has no
+    command that reaches into ``bench/``.
+    """
     from flask_migrate import upgrade
 
     from webapp import create_app
     from webapp.config import Config
-    from webapp.embedded import services_for
+    from webapp.launch.embedded import services_for
 
-    args = list(argv if argv is not None else sys.argv[1:])
-    scanner = "--scanner" in args
-    sizes = [int(a) for a in args if a != "--scanner"] or [15, 1000, 10000]
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     with services_for(Config.from_env()) as cfg:
         app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
         with app.app_context():
             upgrade()
-            for n in sizes:
-                print(json.dumps(run(n, 15 if n >= 1000 else 30, scanner)), flush=True)
+            for n in args.sizes:
+                ticks = args.ticks or (15 if n >= 1000 else 30)
+                print(json.dumps(run(n, ticks, args.scanner)), flush=True)
     return 0
 
 

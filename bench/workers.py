@@ -24,7 +24,7 @@ from rq import Queue
 from webapp import names
 from webapp.config import Config, child_environment
 from webapp.core.market import slot_of
-from webapp.embedded import ROOT, services_for
+from webapp.launch.embedded import ROOT, services_for
 
 START = datetime(2030, 1, 3, 14, 31, tzinfo=timezone.utc)
 WARMUP = 2

@@ -1,7 +1,7 @@
 """RQ jobs and the worker and scheduler processes that run them.
 
 Jobs take simple arguments, are safe to run twice, and emit only through
-:mod:`webapp.publisher`.  Nothing here imports gevent or the web entry point.
+:mod:`webapp.tick.publisher`.  Nothing here imports gevent or the web entry point.
 """
 from __future__ import annotations
 

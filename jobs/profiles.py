@@ -1,4 +1,4 @@
-"""The volume-profile job (safe to run twice): see :func:`webapp.scanner.build_profile`."""
+"""The volume-profile job (safe to run twice): see :func:`webapp.tick.scanner.build_profile`."""
 from __future__ import annotations
 
 from datetime import datetime, timezone

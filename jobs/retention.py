@@ -1,4 +1,4 @@
-"""The daily retention job (safe to run twice): see :mod:`webapp.retention`."""
+"""The daily retention job (safe to run twice): see :mod:`webapp.store.retention`."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -12,8 +12,8 @@ from jobs import get_app
 def retention(today: str | None = None) -> dict[str, Any]:
     """Roll up daily bars, drop expired quote partitions, create the next ones."""
     app = current_app._get_current_object() if has_app_context() else get_app()  # type: ignore[attr-defined]
-    from webapp import retention as service
     from webapp.extensions import db
+    from webapp.store import retention as service
 
     day = datetime.fromisoformat(today).date() if today else datetime.now(timezone.utc).date()
     with app.app_context():

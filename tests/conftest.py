@@ -19,7 +19,7 @@ from flask import Flask
 
 from webapp import create_app
 from webapp.config import Config
-from webapp.embedded import EmbeddedPostgres, EmbeddedRedis
+from webapp.launch.embedded import EmbeddedPostgres, EmbeddedRedis
 
 
 def _plain_pg(url: str) -> str:

@@ -1,16 +1,23 @@
-"""Helpers shared by tests: capture real Socket.IO emits, build tick services."""
+"""Helpers shared by tests: capture real Socket.IO emits, run and read ticks, check schemas."""
 from __future__ import annotations
 
 import json
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import jsonschema
 import redis
+from rq import Queue, SimpleWorker
 
-from webapp import names
+from tests.conftest import utc
+from webapp import names, services
+from webapp.core.latest import Latest
+from webapp.extensions import db, get_redis
+from webapp.tick.pipeline import TickServices
 
 
 class EmitCapture:
@@ -67,3 +74,69 @@ def reference(prices: list[float], period: int) -> list[str | None]:
         else:
             alerts.append(None)
     return alerts
+
+
+START = utc("2026-11-20T15:00:00")  # a Friday, market open
+
+
+def minutes(n: int, start=START):
+    return [start + timedelta(minutes=i) for i in range(n)]
+
+
+def run_via_rq(app, times) -> list[dict]:
+    """Enqueue the real job for each time and drain the queue with a burst worker."""
+    conn = get_redis()
+    queue = Queue(app.config["TRACKER"].QUEUE_NAME, connection=conn)
+    jobs = [queue.enqueue("jobs.tick.tick", t.isoformat()) for t in times]
+    SimpleWorker([queue], connection=conn).work(burst=True)
+    for job in jobs:
+        job.refresh()
+        assert job.get_status() == "finished", job.latest_result().exc_string
+    return [job.return_value() for job in jobs]
+
+
+def stored_quotes(pg) -> dict[str, list[tuple]]:
+    with pg.cursor() as cur:
+        cur.execute("SELECT ticker, time, price::float8, sma::float8 FROM quotes ORDER BY ticker, time")
+        out: dict[str, list[tuple]] = {}
+        for row in cur.fetchall():
+            out.setdefault(row[0], []).append(row[1:])
+    return out
+
+
+def stored_alerts(pg) -> list[tuple]:
+    with pg.cursor() as cur:
+        cur.execute("SELECT ticker, time, kind, price::float8, sma::float8 FROM alerts ORDER BY ticker, time")
+        return cur.fetchall()
+
+
+def hot_state(rdb, tickers, period=5):
+    """Per ticker: its reading as users see it, window ticks and SMA period, from
+    whichever shard's table holds it; and its window list."""
+    latest = Latest.merged([Latest.unpack(rdb.get(k)) for k in rdb.keys(names.latest_key() + "*")], period)
+    rows = latest.rows_of(tickers)
+    views = latest.views(rows, START, None)
+    docs = {v["ticker"]: {"v": v, "w": latest.cols["win"][r, period - latest.cols["wlen"][r]:].tolist(),
+                          "n": latest.period}
+            for v, r in zip(views, rows.tolist(), strict=True)}
+    windows = {t: [float(p) for p in rdb.lrange(names.window_key(t), 0, -1)] for t in tickers}
+    return docs, windows
+
+
+def scripted_services(app, provider) -> TickServices:
+    base = services.tick_services()
+    return TickServices(base.config, provider, base.hot, db.session, base.publisher)
+
+
+def schema_for(spec: dict, path: str, status: str = "200") -> dict:
+    op = spec["paths"][path]["get"]
+    ref = op["responses"][status]["content"]["application/json"]["schema"]
+    return {**ref, "components": spec["components"]}
+
+
+def check(spec: dict, path: str, resp, status: int = 200) -> dict:
+    assert resp.status_code == status, resp.get_json()
+    body = resp.get_json()
+    jsonschema.validate(body, schema_for(spec, path, str(status)),
+                        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return body

@@ -28,9 +28,9 @@ def create_app(config: Config | None = None) -> Flask:
         )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-    from webapp import models  # noqa: F401  (register tables with the metadata)
     from webapp.extensions import db, migrate, redis_ext, socketio
     from webapp.names import SOCKETIO_CHANNEL
+    from webapp.store import models  # noqa: F401  (register tables with the metadata)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
@@ -44,9 +44,9 @@ def create_app(config: Config | None = None) -> Flask:
         cors_allowed_origins=None,
     )
 
-    from webapp import cli, errors, http, realtime
-    from webapp.api import bp as api_bp
-    from webapp.pages import bp as pages_bp
+    from webapp.web import cli, errors, http, realtime
+    from webapp.web.api import bp as api_bp
+    from webapp.web.pages import bp as pages_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp, url_prefix="/api")

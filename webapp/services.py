@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from webapp import history, names, scanner, symbols
+from webapp import names
 from webapp.config import Config
 from webapp.core import scanner as scan_core
 from webapp.core.market import market_state, range_start
@@ -22,11 +22,13 @@ from webapp.core.scanner import Filters
 from webapp.core.shards import split
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db, get_redis
-from webapp.hot import HotStore
-from webapp.pipeline import TickReport, TickServices, max_age, run_tick
 from webapp.providers import get_provider
-from webapp.publisher import Publisher
-from webapp.scanstore import ScanStore
+from webapp.store import history, symbols
+from webapp.store.hot import HotStore
+from webapp.store.scanstore import ScanStore
+from webapp.tick import scanner
+from webapp.tick.pipeline import TickReport, TickServices, max_age, run_tick
+from webapp.tick.publisher import Publisher
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import shot
-from tests.test_pipeline import minutes, run_via_rq
+from tests.helpers import minutes, run_via_rq
 
 pytestmark = pytest.mark.slow
 

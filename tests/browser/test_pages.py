@@ -9,10 +9,10 @@ import requests
 
 from tests.browser.conftest import shot
 from tests.fakes.providers import ScriptedProvider
+from tests.helpers import START, minutes, run_via_rq, scripted_services
 from tests.processes import WebProcess
-from tests.test_pipeline import START, minutes, run_via_rq, scripted_services
 from webapp.core.quotes import Quote
-from webapp.pipeline import run_tick
+from webapp.tick.pipeline import run_tick
 
 pytestmark = pytest.mark.slow
 

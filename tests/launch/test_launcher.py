@@ -24,7 +24,7 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path, stop) -> None:
     env.update(PORT=str(port), TICK_SECONDS="2", DATA_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "webapp.embedded"], cwd=ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "webapp.launch.embedded"], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 90

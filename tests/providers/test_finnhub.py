@@ -12,13 +12,13 @@ from tests.fakes.finnhub_server import FakeFinnhub
 from webapp import names, services
 from webapp.config import limits_storage_uri
 from webapp.extensions import db
-from webapp.pipeline import TickServices, run_tick
 from webapp.providers.finnhub import (
     CallBudget,
     FinnhubProvider,
     MalformedQuote,
     parse_quote,
 )
+from webapp.tick.pipeline import TickServices, run_tick
 
 KEY = "sk-test-0123456789abcdef"
 NOW = utc("2026-11-20T15:00:30")  # Friday, market open

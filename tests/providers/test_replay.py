@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import utc
-from tests.helpers import reference
-from tests.test_pipeline import stored_alerts, stored_quotes
+from tests.helpers import reference, stored_alerts, stored_quotes
 from webapp.providers.replay import ReplayFileError, ReplayProvider, load_bars
 
 START = utc("2026-11-19T20:55:00")  # Thursday 15:55 ET: the file crosses into Friday's session

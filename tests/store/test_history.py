@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import utc
-from webapp import history
 from webapp.core.quotes import Quote
 from webapp.extensions import db
+from webapp.store import history
 
 T = utc("2026-11-20T15:00:00")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 from jobs.retention import retention as retention_job
-from webapp import history, retention
 from webapp.core.quotes import Quote
 from webapp.extensions import db
+from webapp.store import history, retention
 
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:

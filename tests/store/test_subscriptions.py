@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from webapp import names
-from webapp.subscriptions import TTL_SECONDS, ListenerRegistry, Listening
+from webapp.store.subscriptions import TTL_SECONDS, ListenerRegistry, Listening
 
 
 def test_union_over_live_processes_only(rdb, clean) -> None:

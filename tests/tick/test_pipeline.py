@@ -4,65 +4,27 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from rq import Queue, SimpleWorker
 
 from bench.counting import count_io
 from tests.conftest import utc
 from tests.fakes.providers import ScriptedProvider
-from tests.helpers import EmitCapture, reference
+from tests.helpers import (
+    START,
+    EmitCapture,
+    hot_state,
+    minutes,
+    reference,
+    run_via_rq,
+    scripted_services,
+    stored_alerts,
+    stored_quotes,
+)
 from webapp import names, services
 from webapp.config import DEFAULT_SYMBOLS
-from webapp.core.latest import Latest
 from webapp.core.quotes import Quote
 from webapp.extensions import db, get_redis
-from webapp.pipeline import TickServices, run_tick
-from webapp.subscriptions import ListenerRegistry
-
-START = utc("2026-11-20T15:00:00")  # a Friday, market open
-
-
-def minutes(n: int, start=START):
-    return [start + timedelta(minutes=i) for i in range(n)]
-
-
-def run_via_rq(app, times) -> list[dict]:
-    """Enqueue the real job for each time and drain the queue with a burst worker."""
-    conn = get_redis()
-    queue = Queue(app.config["TRACKER"].QUEUE_NAME, connection=conn)
-    jobs = [queue.enqueue("jobs.tick.tick", t.isoformat()) for t in times]
-    SimpleWorker([queue], connection=conn).work(burst=True)
-    for job in jobs:
-        job.refresh()
-        assert job.get_status() == "finished", job.latest_result().exc_string
-    return [job.return_value() for job in jobs]
-
-
-def stored_quotes(pg) -> dict[str, list[tuple]]:
-    with pg.cursor() as cur:
-        cur.execute("SELECT ticker, time, price::float8, sma::float8 FROM quotes ORDER BY ticker, time")
-        out: dict[str, list[tuple]] = {}
-        for row in cur.fetchall():
-            out.setdefault(row[0], []).append(row[1:])
-    return out
-
-
-def stored_alerts(pg) -> list[tuple]:
-    with pg.cursor() as cur:
-        cur.execute("SELECT ticker, time, kind, price::float8, sma::float8 FROM alerts ORDER BY ticker, time")
-        return cur.fetchall()
-
-
-def hot_state(rdb, tickers, period=5):
-    """Per ticker: its reading as users see it, window ticks and SMA period, from
-    whichever shard's table holds it; and its window list."""
-    latest = Latest.merged([Latest.unpack(rdb.get(k)) for k in rdb.keys(names.latest_key() + "*")], period)
-    rows = latest.rows_of(tickers)
-    views = latest.views(rows, START, None)
-    docs = {v["ticker"]: {"v": v, "w": latest.cols["win"][r, period - latest.cols["wlen"][r]:].tolist(),
-                          "n": latest.period}
-            for v, r in zip(views, rows.tolist(), strict=True)}
-    windows = {t: [float(p) for p in rdb.lrange(names.window_key(t), 0, -1)] for t in tickers}
-    return docs, windows
+from webapp.store.subscriptions import ListenerRegistry
+from webapp.tick.pipeline import run_tick
 
 
 def test_full_tick_through_rq_worker(app, pg, rdb) -> None:
@@ -158,11 +120,6 @@ def test_an_unreadable_latest_table_is_rebuilt_not_fatal(app, rdb, pg, caplog) -
                 expected_alerts.append((ticker, time, kind, price, sma))
     assert stored_alerts(pg) == sorted(expected_alerts)
     assert len(services.snapshot(START + timedelta(minutes=9))["stocks"]) == 15
-
-
-def scripted_services(app, provider) -> TickServices:
-    base = services.tick_services()
-    return TickServices(base.config, provider, base.hot, db.session, base.publisher)
 
 
 def test_touch_then_cross_through_the_pipeline(app, pg, service_urls) -> None:

@@ -8,15 +8,15 @@ import pytest
 
 from tests.conftest import utc
 from tests.fakes.providers import ScriptedProvider
-from tests.helpers import EmitCapture
-from tests.test_pipeline import START, minutes, run_via_rq, scripted_services
-from webapp import history, names, services
+from tests.helpers import START, EmitCapture, minutes, run_via_rq, scripted_services
+from webapp import names, services
 from webapp.core.quotes import Quote
 from webapp.core.scanner import LISTS
 from webapp.core.tables import unpack
 from webapp.extensions import db, get_redis
-from webapp.pipeline import run_tick
-from webapp.subscriptions import ListenerRegistry
+from webapp.store import history
+from webapp.store.subscriptions import ListenerRegistry
+from webapp.tick.pipeline import run_tick
 
 TICKERS = ["AAA", "BBB", "CCC", "DDD", "EEE"]
 
@@ -159,7 +159,7 @@ def test_rvol_compares_with_the_same_minute_of_earlier_sessions(scripted, pg) ->
 
 
 def test_scanner_api_contract_filters_and_refusals(scripted, rdb) -> None:
-    from tests.test_api import check
+    from tests.helpers import check
 
     svc, provider, app = scripted
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)

@@ -6,14 +6,13 @@ from datetime import timedelta
 import orjson
 from rq import Queue, SimpleWorker
 
-from tests.helpers import EmitCapture
-from tests.test_pipeline import START, hot_state, minutes, stored_alerts, stored_quotes
+from tests.helpers import START, EmitCapture, hot_state, minutes, stored_alerts, stored_quotes
 from webapp import names
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.scanner import LISTS
 from webapp.core.shards import shard_of, split
 from webapp.extensions import get_redis
-from webapp.subscriptions import ListenerRegistry
+from webapp.store.subscriptions import ListenerRegistry
 
 
 def test_split_is_stable_disjoint_and_complete() -> None:

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import jsonschema
 import pytest
 
 from jobs.scheduler import make_scheduler
 from tests.fakes.providers import ScriptedProvider
-from tests.test_pipeline import START, minutes, scripted_services
+from tests.helpers import START, check, minutes, scripted_services
 from webapp import services
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.quotes import Quote
 from webapp.extensions import get_redis
-from webapp.pipeline import run_tick
+from webapp.tick.pipeline import run_tick
 
 
 def test_stocks_before_and_after_a_tick(app) -> None:
@@ -71,20 +70,6 @@ def test_api_errors_are_json(app) -> None:
 
 # ---- contract and pagination ----
 
-
-
-def schema_for(spec: dict, path: str, status: str = "200") -> dict:
-    op = spec["paths"][path]["get"]
-    ref = op["responses"][status]["content"]["application/json"]["schema"]
-    return {**ref, "components": spec["components"]}
-
-
-def check(spec: dict, path: str, resp, status: int = 200) -> dict:
-    assert resp.status_code == status, resp.get_json()
-    body = resp.get_json()
-    jsonschema.validate(body, schema_for(spec, path, str(status)),
-                        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    return body
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import gzip
 
-from webapp import services, symbols
+from webapp import services
 from webapp.extensions import db
+from webapp.store import symbols
 
 
 def test_rate_limit_headers_and_429_json(make_app) -> None:

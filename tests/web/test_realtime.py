@@ -10,12 +10,12 @@ from datetime import timedelta
 import pytest
 import socketio
 
+from tests.helpers import START, minutes, run_via_rq
 from tests.processes import WebProcess
-from tests.test_pipeline import START, minutes, run_via_rq
 from webapp import services
 from webapp.core.scanner import apply_delta
 from webapp.extensions import get_redis
-from webapp.subscriptions import Listening
+from webapp.store.subscriptions import Listening
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from tests.helpers import minutes, run_via_rq
 from tests.processes import WebProcess
-from tests.test_pipeline import minutes, run_via_rq
-from webapp import names, services, symbols
+from webapp import names, services
 from webapp.extensions import db, get_redis
+from webapp.store import symbols
 
 pytestmark = pytest.mark.slow
 

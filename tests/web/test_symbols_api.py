@@ -5,10 +5,10 @@ import hashlib
 
 import pytest
 
-from tests.helpers import EmitCapture
-from tests.test_pipeline import START, minutes
-from webapp import names, services, symbols
+from tests.helpers import START, EmitCapture, minutes
+from webapp import names, services
 from webapp.extensions import db
+from webapp.store import symbols
 
 
 @pytest.fixture

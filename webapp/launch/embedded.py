@@ -27,7 +27,7 @@ from webapp.config import Config, child_environment
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class EmbeddedRedis:

@@ -21,8 +21,8 @@ import psycopg2.errors
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp import retention
 from webapp.core.quotes import Quote
+from webapp.store import retention
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ profile for RVOL is one key per minute of the day holding a float32 per
 symbol, so a tick reads just the minute it needs inside its first MGET.
 
 Everything here carries a TTL like the rest of the hot data; a lost table
-is rebuilt from Postgres by the tick (see :mod:`webapp.scanner`).
+is rebuilt from Postgres by the tick (see :mod:`webapp.tick.scanner`).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.models import ApiToken
+from webapp.store.models import ApiToken
 
 log = logging.getLogger(__name__)
 

@@ -28,16 +28,17 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from webapp import history, hot, scanner
 from webapp.config import Config
 from webapp.core.indicators import ALERT_CODES
 from webapp.core.latest import Latest
 from webapp.core.market import MarketState, market_state, slot_of
 from webapp.core.quotes import Quote
 from webapp.core.validation import quote_problems
-from webapp.hot import HotStore, Restore, Shard
 from webapp.providers.base import FetchResult, Provider
-from webapp.publisher import Batch, Publisher
+from webapp.store import history, hot
+from webapp.store.hot import HotStore, Restore, Shard
+from webapp.tick import scanner
+from webapp.tick.publisher import Batch, Publisher
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import orjson
 import redis
 
 from webapp import names
-from webapp.subscriptions import Listening
+from webapp.store.subscriptions import Listening
 
 log = logging.getLogger(__name__)
 

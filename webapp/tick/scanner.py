@@ -32,14 +32,15 @@ import pandas as pd
 import redis
 from sqlalchemy.orm import Session
 
-from webapp import history, names
+from webapp import names
 from webapp.config import Config
 from webapp.core import scanner as core
 from webapp.core.market import EXCHANGE_TZ, calendar_for, exchange_day_start
 from webapp.core.quotes import Quote
 from webapp.core.tables import Table, Unreadable, pack, unpack
-from webapp.hot import ListWrite, ScanWrite
-from webapp.scanstore import ScanStore, decode_profile, merge_tables
+from webapp.store import history
+from webapp.store.hot import ListWrite, ScanWrite
+from webapp.store.scanstore import ScanStore, decode_profile, merge_tables
 
 log = logging.getLogger(__name__)
 

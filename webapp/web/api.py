@@ -10,12 +10,13 @@ from typing import Any, Literal
 from flask import Blueprint, jsonify, render_template, request
 from pydantic import BaseModel, Field
 
-from webapp import history, services, symbols
-from webapp.apispec import Query, Timestamp, endpoint, openapi_document
+from webapp import services
 from webapp.core import scanner as scan_core
 from webapp.core.scanner import Filters
-from webapp.errors import ApiError
 from webapp.extensions import db
+from webapp.store import history, symbols
+from webapp.web.apispec import Query, Timestamp, endpoint, openapi_document
+from webapp.web.errors import ApiError
 
 bp = Blueprint("api", __name__)
 

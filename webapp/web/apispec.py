@@ -17,7 +17,7 @@ from flask import Blueprint, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from webapp.errors import ApiError
+from webapp.web.errors import ApiError
 
 ERROR_TEXT = {400: "Bad parameter", 401: "Missing or bad API token", 404: "Not found",
               405: "Method not allowed", 429: "Rate limited", 503: "Unhealthy"}

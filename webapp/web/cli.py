@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from webapp import services, symbols
+from webapp import services
 from webapp.extensions import db
+from webapp.store import symbols
 
 
 def _parse_at(value: str | None) -> datetime | None:
@@ -95,13 +96,3 @@ def init_app(app: Flask) -> None:
         if not count:
             raise click.ClickException(f"no active token with id or prefix {ident!r}")
         click.echo(f"revoked {count} token(s)")
-
-    @app.cli.command("bench-tick")
-    @click.option("--symbols", "n_symbols", type=click.IntRange(1, 100_000), default=15, show_default=True)
-    @click.option("--ticks", type=click.IntRange(1, 10_000), default=10, show_default=True)
-    @click.option("--scanner", is_flag=True, help="with every scanner metric and list")
-    def bench_tick(n_symbols: int, ticks: int, scanner: bool) -> None:
-        """Time ticks of the sim pipeline at N symbols; prints one JSON line."""
-        from bench.tick import run
-
-        click.echo(json.dumps(run(n_symbols, ticks, scanner)))

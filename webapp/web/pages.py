@@ -66,8 +66,8 @@ def chart(ticker: str):
 def scanner():
     from pydantic import ValidationError
 
-    from webapp.api import ScanQuery
-    from webapp.apispec import validation_message
+    from webapp.web.api import ScanQuery
+    from webapp.web.apispec import validation_message
 
     try:
         q = ScanQuery.model_validate(request.args.to_dict())

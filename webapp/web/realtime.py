@@ -7,7 +7,7 @@ the client has the base the next ``scan_update`` delta applies to.
 
 Bad input gets ``{"ok": false, "error": ...}`` and the connection stays
 usable; nothing here raises into the Socket.IO server.  Ticker-room joins
-and leaves are counted in Redis (:mod:`webapp.subscriptions`) so the worker
+and leaves are counted in Redis (:mod:`webapp.store.subscriptions`) so the worker
 emits ``quote`` only where someone listens.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from webapp import names, services
 from webapp.core.scanner import LISTS
 from webapp.core.validation import SubscriptionError, subscription
 from webapp.extensions import get_redis, socketio
-from webapp.subscriptions import REFRESH_SECONDS, ListenerRegistry
+from webapp.store.subscriptions import REFRESH_SECONDS, ListenerRegistry
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,31 @@
+"""The benchmarks run, print their JSON line and count what they claim to count."""
+from __future__ import annotations
+
+import json
+
+from bench import storage, tick
+
+
+def test_tick_bench_line_with_and_without_the_scanner(app) -> None:
+    plain = tick.run(40, 2)
+    scan = tick.run(40, 2, scanner=True)
+    json.dumps([plain, scan])  # the lines are JSON
+    assert plain["bench"] == "tick" and scan["bench"] == "scanner-tick"
+    for line in (plain, scan):
+        assert line["symbols"] == 40 and line["median_ms"] > 0 and line["redis_roundtrips_per_tick"] == [5]
+    assert "scan" in scan["median_phase_ms"] and "scan" not in plain["median_phase_ms"]
+    # the list's room gets a few rows; room `all` gets all 40
+    assert 0 < scan["emitted_bytes_per_tick"]["scan:gainers"] < scan["emitted_bytes_per_tick"]["all"]
+
+
+def test_tick_bench_arguments() -> None:
+    assert tick.parse_args([]).sizes == [15, 1000, 10000]
+    args = tick.parse_args(["--symbols", "10000", "--ticks", "10", "--scanner"])
+    assert (args.sizes, args.ticks, args.scanner) == ([10000], 10, True)
+    assert tick.parse_args(["15", "1000"]).sizes == [15, 1000]
+
+
+def test_storage_bench_measures_a_day_partition(app) -> None:
+    line = storage.run(50, 3)
+    assert line["rows"] == 150 and line["bytes_per_quote_row"] > 40
+    assert line["quotes_mb_per_trading_day"] > 0
