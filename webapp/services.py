@@ -72,12 +72,12 @@ def run_tick_now(at: datetime | None = None, shard: tuple[int, int] = (0, 1)) ->
     return run_tick(tick_services(), mine, at or datetime.now(timezone.utc), shard, symbols_now)
 
 
-def snapshot(now: datetime | None = None) -> dict[str, Any]:
-    """The latest reading of every tracked ticker, as users see it."""
+def snapshot(now: datetime | None = None, tickers: Sequence[str] | None = None) -> dict[str, Any]:
+    """The latest reading of every tracked ticker (or of ``tickers``), as users see it."""
     now = now or datetime.now(timezone.utc)
     svc = tick_services()
     market = market_state(now)
-    symbols = tracked_symbols()
+    symbols = tracked_symbols() if tickers is None else tuple(dict.fromkeys(tickers))
     latest = svc.hot.read_all()
     stocks = latest.views_of(symbols, now, max_age(svc.config, svc.provider, market))
     have = {v["ticker"] for v in stocks}

@@ -180,3 +180,31 @@ def test_alert_pages_and_filters(app) -> None:
     assert {a["kind"] for a in bullish} == {"bullish"} and {a["ticker"] for a in bullish} == {"AAPL"}
     since = client.get(f"/api/alerts?since={int(START.timestamp()) + 9 * 60}").get_json()["alerts"]
     assert len(since) == 4
+
+
+def test_every_endpoint_refuses_unknown_parameters(seeded) -> None:
+    for path in ("/api/stocks", "/api/stocks/AAPL", "/api/symbols", "/api/health", "/api/scanner",
+                 "/api/alerts", "/api/stocks/AAPL/history", "/api/scanner/gainers"):
+        resp = seeded.get(path + "?foo=1")
+        assert resp.status_code == 400, path
+        assert resp.get_json()["error"] == {"code": "bad_parameter", "message": "foo: unknown parameter"}
+
+
+def test_stocks_takes_a_tickers_filter(seeded) -> None:
+    body = seeded.get("/api/stocks?tickers=aapl,BRK.B").get_json()
+    assert [s["ticker"] for s in body["stocks"]] == ["AAPL", "BRK.B"]
+    assert seeded.get("/api/stocks?tickers=").get_json()["stocks"].__len__() == 15  # empty: no filter
+    bad = seeded.get("/api/stocks?tickers=AAPL,NOPE")
+    assert bad.status_code == 400 and "not tracked: NOPE" in bad.get_json()["error"]["message"]
+    worse = seeded.get("/api/stocks?tickers=AAPL,$$")
+    assert worse.status_code == 400 and "'$$' is not a ticker" in worse.get_json()["error"]["message"]
+
+
+def test_an_empty_parameter_means_no_bound(seeded) -> None:
+    """What a browser form sends for empty boxes: min_price=100&max_price=&min_volume=&min_rvol="""
+    resp = seeded.get("/api/scanner/gainers?min_price=100&max_price=&min_volume=&min_rvol=")
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["filters"]["min_price"] == 100 and body["filters"]["max_price"] is None
+    assert all(r["price"] >= 100 for r in body["rows"])
+    assert seeded.get("/api/stocks/AAPL/history?limit=").status_code == 200

@@ -14,6 +14,7 @@ def test_rate_limit_headers_and_429_json(make_app) -> None:
         client = app.test_client()
         first = client.get("/api/alerts")
         assert first.headers["RateLimit-Limit"] == "3" and first.headers["RateLimit-Remaining"] == "2"
+        assert "Retry-After" not in first.headers  # only a 429 or 503 asks the client to wait
         assert 0 < int(first.headers["RateLimit-Reset"]) <= 61  # seconds left (rounded up), not an epoch
         client.get("/api/stocks")  # one budget across /api
         client.get("/api/symbols")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from webapp import services
 from webapp.core import scanner as scan_core
 from webapp.core.scanner import Filters
+from webapp.core.validation import normalise_ticker
 from webapp.extensions import db
 from webapp.store import history, symbols
 from webapp.web.apispec import Query, Timestamp, endpoint, openapi_document
@@ -125,6 +126,11 @@ class Health(BaseModel):
 
 # ---- query models ----
 
+class StocksQuery(Query):
+    tickers: str | None = Field(None, description="comma-separated tickers to return (default: all tracked)",
+                                max_length=2000)
+
+
 class HistoryQuery(Query):
     start: Timestamp | None = Field(None, description="ISO 8601 or unix seconds (inclusive)")
     end: Timestamp | None = Field(None, description="ISO 8601 or unix seconds (exclusive)")
@@ -184,10 +190,22 @@ def require_token() -> None:
 
 
 
-@endpoint(bp, "/stocks", response=Snapshot, summary="Latest snapshot",
+@endpoint(bp, "/stocks", response=Snapshot, summary="Latest snapshot", query=StocksQuery,
           auth=require_read_token, auth_kind="read")
-def stocks():
-    return jsonify(services.snapshot())
+def stocks(q: StocksQuery):
+    wanted = None
+    if q.tickers is not None:
+        wanted = []
+        for raw in (t for t in q.tickers.split(",") if t.strip()):
+            ticker = normalise_ticker(raw.strip())
+            if ticker is None:
+                raise ApiError(400, "bad_parameter",
+                               f"tickers: {raw.strip()!r} is not a ticker (1-10 characters of A-Z 0-9 . -)")
+            wanted.append(ticker)
+        untracked = [t for t in wanted if t not in services.tracked_symbols()]
+        if untracked:
+            raise ApiError(400, "bad_parameter", f"tickers: not tracked: {', '.join(untracked)}")
+    return jsonify(services.snapshot(tickers=wanted))
 
 
 @endpoint(bp, "/stocks/<ticker>", response=StockDetail, summary="One stock", errors=(404,),

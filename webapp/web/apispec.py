@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, NamedTuple
 
 from flask import Blueprint, request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 from pydantic.json_schema import models_json_schema
 
 from webapp.web.errors import ApiError
@@ -45,9 +45,24 @@ Timestamp = Annotated[datetime, BeforeValidator(_parse_time)]
 
 
 class Query(BaseModel):
-    """Base of query models: unknown parameters are refused, not ignored."""
+    """Base of query models: unknown parameters are refused, not ignored.
+
+    An empty value (``?max_price=``, what a browser sends for an empty form
+    box) means the parameter was not given: its default, usually no bound.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and v.strip() == "")}
+        return data
+
+
+class NoQuery(Query):
+    """The query of an endpoint that takes no parameters: any parameter is refused."""
 
 
 class Endpoint(NamedTuple):
@@ -106,11 +121,12 @@ def endpoint(
         def run(**kwargs: Any) -> Any:
             if auth is not None:
                 auth()
+            try:
+                parsed = (query or NoQuery).model_validate(request.args.to_dict())
+            except ValidationError as exc:
+                raise ApiError(400, "bad_parameter", validation_message(exc)) from None
             if query is not None:
-                try:
-                    kwargs["q"] = query.model_validate(request.args.to_dict())
-                except ValidationError as exc:
-                    raise ApiError(400, "bad_parameter", validation_message(exc)) from None
+                kwargs["q"] = parsed
             if body is not None:
                 payload = request.get_json(silent=True)
                 if payload is None:
@@ -123,9 +139,7 @@ def endpoint(
             return view(**kwargs)
 
         bp.add_url_rule(path, endpoint=view.__name__, view_func=run, methods=[method])
-        codes = {*errors, 405, 429}
-        if query is not None or body is not None:
-            codes.add(400)
+        codes = {*errors, 400, 405, 429}  # 400: every endpoint refuses unknown parameters
         if auth is not None:
             codes.add(401)
         ENDPOINTS.append(Endpoint("/api" + path, method.lower(), summary, query, body, response,

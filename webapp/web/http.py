@@ -41,6 +41,9 @@ def init_app(app: Flask, config: Config) -> None:
         reset = resp.headers.get("RateLimit-Reset")
         if reset and reset.isdigit() and int(reset) > 1_000_000_000:
             resp.headers["RateLimit-Reset"] = str(max(0, int(reset) - int(time.time())))
+        if resp.status_code not in (429, 503):
+            # Flask-Limiter adds Retry-After to every answer; it means "wait" only on these
+            resp.headers.pop("Retry-After", None)
         return resp
 
     app.config.update(
