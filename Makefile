@@ -22,7 +22,7 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(RUNTIME_STAMP)
 
 run: $(RUNTIME_STAMP)  ## start web, worker and scheduler (embedded Redis/Postgres unless URLs are set)
-	$(BIN)/python -m webapp.launch.embedded
+	$(BIN)/python -m webapp.launch
 
 test: $(DEV_STAMP)  ## the whole suite against real Redis and Postgres (embedded unless TEST_*_URL)
 	$(BIN)/python -m pytest

@@ -1,10 +1,19 @@
-"""gunicorn settings for the web process (read automatically from the cwd)."""
+"""gunicorn settings for the web process (read automatically from the cwd).
+
+The configuration is checked here, in the master, before any worker starts:
+a bad setting prints its one line and gunicorn exits 2, instead of a worker
+failing to boot with a traceback, over and over.
+"""
 from __future__ import annotations
 
-import os
+from webapp.config import Config, exit_on_config_error
 
-# gunicorn binds 0.0.0.0:$PORT when PORT is set (Heroku, honcho); this is the fallback.
-bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+with exit_on_config_error():
+    _config = Config.from_env()
+    _config.require_services()
+
+# Heroku and the Procfile need every interface; `make run` sets WEB_HOST=127.0.0.1.
+bind = f"{_config.WEB_HOST or '0.0.0.0'}:{_config.PORT}"
 worker_class = "gevent"
 workers = 1  # Socket.IO long-polling needs sticky sessions; scale with more processes
 worker_connections = 2000

@@ -14,5 +14,7 @@ from flask import Flask
 def get_app() -> Flask:
     """One app per worker process, built before the first job and reused."""
     from webapp import create_app
+    from webapp.config import exit_on_config_error
 
-    return create_app()
+    with exit_on_config_error():
+        return create_app()

@@ -3,17 +3,26 @@
 It builds the app once (exchange calendar, Redis and Postgres pools) and runs
 jobs in-process with ``SimpleWorker``: a minute tick should not pay a fork
 and a fresh app each time.  A crashed worker is restarted by the process
-manager (honcho, Heroku), and a retried tick is harmless.
+manager (``make run``'s supervisor, Heroku), and a retried tick is harmless.
 """
 from __future__ import annotations
 
 import logging
 
+from redis import Redis
 from rq import Queue, SimpleWorker
 
 from jobs import get_app
 
 log = logging.getLogger(__name__)
+
+# RQ logs three INFO lines per job (started, OK, result kept); the tick job
+# logs its own one-line summary, so RQ speaks only about problems.
+WORK_OPTIONS = {"with_scheduler": False, "logging_level": "WARNING"}
+
+
+def make_worker(conn: Redis, queue_name: str) -> SimpleWorker:
+    return SimpleWorker([Queue(queue_name, connection=conn)], connection=conn)
 
 
 def main() -> None:
@@ -23,9 +32,9 @@ def main() -> None:
 
     with app.app_context():
         conn = get_redis()
-        worker = SimpleWorker([Queue(cfg.QUEUE_NAME, connection=conn)], connection=conn)
+        worker = make_worker(conn, cfg.QUEUE_NAME)
         log.info("worker listening on queue %r", cfg.QUEUE_NAME)
-        worker.work(with_scheduler=False)
+        worker.work(**WORK_OPTIONS)
 
 
 if __name__ == "__main__":

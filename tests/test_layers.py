@@ -27,8 +27,8 @@ RANKS = {
     "tick": 5,  # the minute pipeline, the scanner's part, the publisher
     "services": 6,  # what the edges call
     "web": 7,  # pages, API, Socket.IO, HTTP, errors, CLI
-    "app": 8, "launch": 8,  # the app factory; make run's launcher
-    "jobs": 9,  # RQ jobs and the worker/scheduler processes
+    "app": 8,  # the app factory
+    "launch": 9, "jobs": 9,  # make run's launcher; RQ jobs and the worker/scheduler processes
 }
 NOT_IN_CORE = {"redis", "sqlalchemy", "psycopg2", "requests", "urllib3", "urllib", "http", "socket",
                "flask", "flask_socketio", "flask_sqlalchemy", "flask_migrate", "socketio", "websockets",

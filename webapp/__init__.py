@@ -8,14 +8,21 @@ CLI commands must never inherit it.
 from __future__ import annotations
 
 import logging
-
-from flask import Flask
-from socketio import RedisManager
+from typing import TYPE_CHECKING
 
 from webapp.config import Config
 
+if TYPE_CHECKING:
+    from flask import Flask
+
 
 def create_app(config: Config | None = None) -> Flask:
+    # Imported here, not at module level: gunicorn's master imports webapp.config
+    # to check the settings, and must not pull in redis and urllib3 (and ssl)
+    # before the gevent worker patches them.
+    from flask import Flask
+    from socketio import RedisManager
+
     config = config or Config.from_env()
     config.require_services()
     app = Flask(__name__, template_folder="../templates", static_folder="../static")

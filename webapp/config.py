@@ -7,10 +7,11 @@ real environment variables win over it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,7 @@ class Config:
     DATABASE_URL: str | None = None
     REDIS_URL: str | None = None
     PORT: int = 5000
+    WEB_HOST: str | None = None  # address gunicorn binds: 0.0.0.0 (Procfile) / 127.0.0.1 (make run) if unset
     SECRET_KEY: str = field(default="dev-only-not-secret", repr=False)
     MARKET_DATA_PROVIDER: str = "sim"
     FINNHUB_API_KEY: str | None = field(default=None, repr=False)
@@ -193,8 +195,14 @@ class Config:
     RVOL_SESSIONS: int = 10
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Config:
-        """Build a config from ``env`` (default ``os.environ`` plus ``.env``)."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True,
+                 discover: bool = True) -> Config:
+        """Build a config from ``env`` (default ``os.environ`` plus ``.env``).
+
+        With the real environment and ``discover``, a ``DATABASE_URL`` or
+        ``REDIS_URL`` left unset is taken from a running ``make run``'s
+        embedded servers (:func:`running_services`), so the CLI works beside it.
+        """
         if env is None:
             merged: dict[str, str] = {}
             if dotenv:
@@ -202,6 +210,9 @@ class Config:
 
                 merged.update({k: v for k, v in dotenv_values().items() if v is not None})
             merged.update(os.environ)
+            if discover and not (merged.get("DATABASE_URL") and merged.get("REDIS_URL")):
+                found = running_services(merged.get("DATA_DIR") or ".data")
+                merged.update({k: v for k, v in found.items() if not merged.get(k)})
             env = merged
         provider = (env.get("MARKET_DATA_PROVIDER") or "sim").strip().lower()
         if provider not in PROVIDERS:
@@ -223,6 +234,7 @@ class Config:
             DATABASE_URL=_normalise_database_url(env.get("DATABASE_URL")),
             REDIS_URL=env.get("REDIS_URL") or None,
             PORT=_int(env, "PORT", 5000),
+            WEB_HOST=(env.get("WEB_HOST") or "").strip() or None,
             SECRET_KEY=env.get("SECRET_KEY") or cls.SECRET_KEY,
             MARKET_DATA_PROVIDER=provider,
             FINNHUB_API_KEY=api_key,
@@ -289,9 +301,39 @@ class Config:
         missing = [n for n in ("DATABASE_URL", "REDIS_URL") if not getattr(self, n)]
         if missing:
             raise ConfigError(
-                f"{' and '.join(missing)} not set: export them, or start everything with `make run`,"
-                " which provides embedded Redis/Postgres"
+                f"{' and '.join(missing)} not set and no `make run` is running here: export them, or "
+                "start `make run` (embedded Redis/Postgres) and run this beside it"
             )
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RUNNING_FILE = "running.json"  # in DATA_DIR, while `make run` runs: its servers' URLs
+
+
+def running_file(data_dir: str) -> Path:
+    return (PROJECT_ROOT / data_dir / RUNNING_FILE).resolve()
+
+
+def running_services(data_dir: str) -> dict[str, str]:
+    """The URLs a running ``make run`` wrote for its embedded servers (``{}`` if none runs)."""
+    import json
+
+    try:
+        info = json.loads(running_file(data_dir).read_text())
+        os.kill(int(info["pid"]), 0)  # the launcher that wrote it is still alive
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {k: str(info[k]) for k in ("DATABASE_URL", "REDIS_URL") if info.get(k)}
+
+
+@contextlib.contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """In a process entry point: a bad setting prints one line and exits 2, no traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        print(f"ConfigError: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def child_environment(**overrides: str) -> dict[str, str]:

