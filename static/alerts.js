@@ -15,7 +15,7 @@
     tr.dataset.ticker = a.ticker;
     tr.dataset.time = a.time;
     tr.className = "flash";
-    const cells = [window.fmtTime(a.time), null, null, Number(a.price).toFixed(2), Number(a.sma).toFixed(2)];
+    const cells = [window.fmtTime(a.time), null, null, window.fmtPrice(a.price), window.fmtPrice(a.sma)];
     cells.forEach((text, i) => {
       const td = document.createElement("td");
       if (i === 1) {

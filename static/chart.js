@@ -6,6 +6,9 @@
   const focus = JSON.parse(document.getElementById("chart-focus").textContent);
   const el = document.getElementById("chart");
   const dark = window.matchMedia("(prefers-color-scheme: dark)").matches;
+  // the line colours are the legend's (app.css), so a key always matches its line
+  const css = getComputedStyle(document.documentElement);
+  const lineColour = (name) => css.getPropertyValue(name).trim();
   const LC = window.LightweightCharts;
   const hhmm = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", hour: "2-digit",
                                                   minute: "2-digit", hour12: false });
@@ -23,9 +26,9 @@
     },
     localization: { timeFormatter: (t) => window.nyTime.format(new Date(t * 1000)) },
   });
-  const price = chart.addSeries(LC.LineSeries, { color: dark ? "#5aa9ff" : "#1f6feb", lineWidth: 2,
+  const price = chart.addSeries(LC.LineSeries, { color: lineColour("--price-line"), lineWidth: 2,
                                                  title: data.ticker });
-  const sma = chart.addSeries(LC.LineSeries, { color: dark ? "#f0b84a" : "#b7791f", lineWidth: 1,
+  const sma = chart.addSeries(LC.LineSeries, { color: lineColour("--sma-line"), lineWidth: 1,
                                                lineStyle: 0, title: `SMA ${data.sma_period}`,
                                                priceLineVisible: false, lastValueVisible: true });
   price.setData(data.prices);
@@ -57,8 +60,20 @@
     if (p.sma !== null) sma.update({ time: t, value: p.sma });
     state();
   }
+  // The legend's "window now": the last SMA_PERIOD prices, as the server keeps them
+  const windowNow = (data.window || []).slice();
+  let windowTime = data.latest ? data.latest.time : null;
+  function showWindow(q) {
+    if (q.time === windowTime) return;
+    windowTime = q.time;
+    windowNow.push(q.price);
+    while (windowNow.length > data.sma_period) windowNow.shift();
+    document.getElementById("window-now").textContent =
+      windowNow.length ? windowNow.map(window.fmtPrice).join(", ") : "empty";
+  }
   function showLatest(q) {
-    document.getElementById("last-price").textContent = Number(q.price).toFixed(2);
+    showWindow(q);
+    document.getElementById("last-price").textContent = window.fmtPrice(q.price);
     const ch = window.fmtChange(q.change, q.change_pct);
     const c = document.getElementById("last-change");
     c.textContent = ch.text;

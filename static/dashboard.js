@@ -1,17 +1,26 @@
-// Live dashboard: every row updates from stock_update (room "all"), or, with a
-// watchlist, only the watched rows update from their ticker rooms.
+// Live dashboard: every row updates from stock_update (room "all"), or, with
+// "watchlist only", the watched rows update from their ticker rooms.  Rows come
+// and go with the tracked symbols, a row whose reading grows old is marked
+// stale on the spot, and a sorted table stays sorted as values change.
 (function () {
   "use strict";
   const table = document.getElementById("quotes");
   const tbody = table.tBodies[0];
   const fresh = document.getElementById("freshness");
+  const rowTemplate = document.getElementById("row-template");
+  const liveRegion = document.getElementById("alert-live");
   const tickSeconds = Number(fresh.dataset.tickSeconds) || 60;
+  let maxAge = table.dataset.maxAge === "" ? null : Number(table.dataset.maxAge);
   const rows = new Map([...tbody.rows].map((r) => [r.dataset.ticker, r]));
   const KEY = "stock-tracker.watchlist";
-  let watch = new Set(JSON.parse(localStorage.getItem(KEY) || "[]").filter((t) => rows.has(t)));
+  const ONLY_KEY = "stock-tracker.watchlist-only";
+  let watch = new Set(JSON.parse(localStorage.getItem(KEY) || "[]"));
+  const onlyBox = document.getElementById("watch-only");
+  onlyBox.checked = localStorage.getItem(ONLY_KEY) === "1";
   let lastUpdate = fresh.dataset.last ? new Date(fresh.dataset.last) : null;
   let socket = null;
   let subscribed = [];
+  const narrowed = () => onlyBox.checked && watch.size > 0;  // listening to the watched rooms only
 
   function setText(cell, text, direction) {
     if (cell.textContent === text) return;
@@ -36,9 +45,35 @@
       prices.map((p, i) => `${(i * step).toFixed(1)},${(26 - (p - lo) / span * 24).toFixed(1)}`).join(" "));
   }
 
+  function addRow(ticker) {
+    const row = rowTemplate.content.firstElementChild.cloneNode(true);
+    row.dataset.ticker = ticker;
+    const link = row.querySelector("a");
+    link.href = `/stocks/${encodeURIComponent(ticker)}`;
+    link.textContent = ticker;
+    row.querySelector(".spark svg").setAttribute("aria-label", `recent prices of ${ticker}`);
+    tbody.appendChild(row);
+    rows.set(ticker, row);
+    showStar(ticker, row);
+    return row;
+  }
+
+  function showStale(row, reason) {
+    row.classList.toggle("stale", !!reason);
+    const timeCell = row.querySelector(".time");
+    let tag = timeCell.querySelector(".stale-tag");
+    if (!reason) { if (tag) tag.remove(); return; }
+    if (!tag) {
+      tag = document.createElement("span");
+      tag.className = "stale-tag";
+      timeCell.append(" ", tag);
+    }
+    tag.title = reason;
+    tag.textContent = "⚠ stale: " + reason;
+  }
+
   function apply(s) {
-    const row = rows.get(s.ticker);
-    if (!row) return;
+    const row = rows.get(s.ticker) || addRow(s.ticker);
     const isNew = row.dataset.time !== s.time;
     const before = parseFloat(row.dataset.price);
     row.dataset.price = s.price;
@@ -46,14 +81,14 @@
     row.dataset.sma = s.sma ?? "";
     row.dataset.time = s.time;
     const priceCell = row.querySelector(".price");
-    setText(priceCell, Number(s.price).toFixed(2), isNaN(before) ? 0 : Math.sign(s.price - before));
+    setText(priceCell, window.fmtPrice(s.price), isNaN(before) ? 0 : Math.sign(s.price - before));
     priceCell.classList.toggle("up", s.price > before);
     priceCell.classList.toggle("down", s.price < before);
     const ch = window.fmtChange(s.change, s.change_pct);
     const changeCell = row.querySelector(".change");
     setText(changeCell, ch.text);
     changeCell.className = "num change " + ch.cls;
-    setText(row.querySelector(".sma"), s.sma === null ? "filling…" : Number(s.sma).toFixed(2));
+    setText(row.querySelector(".sma"), s.sma === null ? "filling…" : window.fmtPrice(s.sma));
     const alertCell = row.querySelector(".alert");
     alertCell.replaceChildren();
     if (s.last_alert) {
@@ -63,22 +98,33 @@
       badge.textContent = (s.last_alert.kind === "bullish" ? "▲ " : "▼ ") + s.last_alert.kind;
       alertCell.append(badge, " " + window.fmtTime(s.last_alert.time));
     }
-    const timeCell = row.querySelector(".time");
-    timeCell.textContent = window.fmtTime(s.time);
-    row.classList.toggle("stale", !!s.stale);
-    if (s.stale) {
-      const tag = document.createElement("span");
-      tag.className = "stale-tag";
-      tag.title = s.stale_reason || "";
-      tag.textContent = "⚠ stale: " + (s.stale_reason || "");
-      timeCell.append(" ", tag);
+    if (s.alert && isNew) {
+      liveRegion.textContent = `${s.ticker} ${s.alert} cross at ${window.fmtPrice(s.price)}`;
     }
+    row.querySelector(".time").textContent = window.fmtTime(s.time);
+    showStale(row, s.stale ? (s.stale_reason || "stale") : null);
     if (isNew) drawSpark(row, s.price);
+  }
+
+  // A row whose reading is older than the server's limit is stale now, not at the next tick
+  function markAged() {
+    if (maxAge === null) return;
+    const now = Date.now();
+    for (const row of rows.values()) {
+      if (!row.dataset.time) continue;
+      const age = Math.round((now - new Date(row.dataset.time).getTime()) / 1000);
+      const tag = row.querySelector(".stale-tag");
+      if (age > maxAge && (!tag || tag.dataset.aged !== undefined || !row.classList.contains("stale"))) {
+        showStale(row, `no reading for ${age} s`);
+        row.querySelector(".stale-tag").dataset.aged = "";
+      }
+    }
   }
 
   const showMarket = window.showMarket;
 
   function tickAge() {
+    markAged();
     if (!lastUpdate) return;
     const age = Math.max(0, Math.round((Date.now() - lastUpdate.getTime()) / 1000));
     const late = age > 2 * tickSeconds + 5;
@@ -87,56 +133,67 @@
   }
   setInterval(tickAge, 1000);
 
-  // Filter and sort
+  // Filter (within what is shown) and sort (kept as values change)
   const filter = document.getElementById("filter");
   function visible() {
     const q = filter.value.trim().toUpperCase();
     for (const [t, row] of rows) {
-      row.hidden = (watch.size > 0 && !watch.has(t)) || (q !== "" && !t.includes(q));
+      row.hidden = (onlyBox.checked && watch.size > 0 && !watch.has(t)) || (q !== "" && !t.includes(q));
     }
   }
   filter.addEventListener("input", visible);
   let sortKey = null, sortDir = 1;
-  for (const th of table.tHead.rows[0].cells) {
-    if (!th.dataset.sort) continue;
-    th.tabIndex = 0;
-    th.addEventListener("click", () => {
+  function resort() {
+    if (!sortKey) return;
+    const val = (r) => (sortKey === "ticker" ? r.dataset.ticker : r.dataset[sortKey]);
+    const sorted = [...rows.values()].sort((a, b) => {
+      const x = val(a), y = val(b);
+      const nx = parseFloat(x), ny = parseFloat(y);
+      const cmp = !isNaN(nx) && !isNaN(ny) ? nx - ny : String(x).localeCompare(String(y));
+      return cmp * sortDir || a.dataset.ticker.localeCompare(b.dataset.ticker);
+    });
+    if (sorted.some((r, i) => tbody.rows[i] !== r)) sorted.forEach((r) => tbody.appendChild(r));
+  }
+  const headers = [...table.tHead.rows[0].cells].filter((th) => th.dataset.sort);
+  for (const th of headers) {
+    th.querySelector("button.sort").addEventListener("click", () => {
       sortDir = sortKey === th.dataset.sort ? -sortDir : 1;
       sortKey = th.dataset.sort;
-      const val = (r) => (sortKey === "ticker" ? r.dataset.ticker : r.dataset[sortKey]);
-      const sorted = [...rows.values()].sort((a, b) => {
-        const x = val(a), y = val(b);
-        const nx = parseFloat(x), ny = parseFloat(y);
-        const cmp = !isNaN(nx) && !isNaN(ny) ? nx - ny : String(x).localeCompare(String(y));
-        return cmp * sortDir;
-      });
-      sorted.forEach((r) => tbody.appendChild(r));
-      for (const h of table.tHead.rows[0].cells) h.removeAttribute("aria-sort");
+      for (const h of headers) h.setAttribute("aria-sort", "none");
       th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
+      resort();
     });
   }
 
-  // Watchlist: kept in localStorage; with one, only those rooms are joined.
+  // Watchlist: a set kept in localStorage; every row stays visible unless
+  // "watchlist only" is on, and then only the watched rooms are joined.
   const info = document.getElementById("watch-info");
   const clear = document.getElementById("watch-clear");
+  function showStar(t, row) {
+    const star = row.querySelector(".star");
+    star.textContent = watch.has(t) ? "★" : "☆";
+    star.setAttribute("aria-pressed", watch.has(t));
+    star.setAttribute("aria-label", (watch.has(t) ? "remove from watchlist: " : "add to watchlist: ") + t);
+  }
   function showWatch() {
-    for (const [t, row] of rows) {
-      const star = row.querySelector(".star");
-      star.textContent = watch.has(t) ? "★" : "☆";
-      star.setAttribute("aria-pressed", watch.has(t));
-    }
-    info.textContent = watch.size ? `Watchlist: ${[...watch].join(", ")} (live for these only)` : "";
+    for (const [t, row] of rows) showStar(t, row);
+    info.textContent = watch.size
+      ? `Watchlist (${watch.size}): ${[...watch].join(", ")}` + (narrowed() ? " · live for these only" : "")
+      : "☆ adds a symbol to your watchlist";
     clear.hidden = watch.size === 0;
     visible();
   }
   function subscribe() {
     if (!socket || !socket.connected) return;
+    const want = narrowed() ? [...watch] : ["*"];
+    if (want.join() === subscribed.join()) return;
     if (subscribed.length) socket.emit("unsubscribe", { tickers: subscribed }, window.ack("unsubscribe"));
-    subscribed = watch.size ? [...watch] : ["*"];
+    subscribed = want;
     socket.emit("subscribe", { tickers: subscribed }, window.ack("subscribe"));
   }
   function saveWatch() {
     localStorage.setItem(KEY, JSON.stringify([...watch]));
+    localStorage.setItem(ONLY_KEY, onlyBox.checked ? "1" : "0");
     showWatch();
     subscribe();
   }
@@ -147,14 +204,33 @@
     if (watch.has(t)) watch.delete(t); else watch.add(t);
     saveWatch();
   });
+  onlyBox.addEventListener("change", saveWatch);
   clear.addEventListener("click", () => { watch = new Set(); saveWatch(); });
   showWatch();
+
+  // The tracked symbols as the server has them now: add the new, drop the removed.
+  // A tick's stock_update lists every tracked symbol that has a reading, so a
+  // row with a reading that it no longer lists was removed; the snapshot also
+  // names those still awaiting their first reading (``waiting``).
+  function syncRows(stocks, waiting) {
+    stocks.forEach(apply);
+    const listed = new Set(stocks.map((s) => s.ticker));
+    for (const [t, row] of rows) {
+      const gone = waiting ? !listed.has(t) && !waiting.includes(t) : !listed.has(t) && row.dataset.time;
+      if (gone) { row.remove(); rows.delete(t); }
+    }
+    (waiting || []).forEach((t) => { if (!rows.has(t)) addRow(t); });
+    document.getElementById("symbol-count").textContent = String(rows.size);
+    visible();
+    resort();
+  }
 
   // Gap fill: after a (re)connect, take the latest snapshot from the JSON API.
   async function fill() {
     try {
       const snap = await (await fetch("/api/stocks", { cache: "no-store" })).json();
-      snap.stocks.filter((s) => !watch.size || watch.has(s.ticker)).forEach(apply);
+      maxAge = snap.max_age_seconds;
+      syncRows(snap.stocks, snap.awaiting_first_reading);
       showMarket(snap.market);
       if (snap.last_tick) { lastUpdate = new Date(snap.last_tick.ran_at); tickAge(); }
     } catch (err) { /* the next tick will bring the data */ }
@@ -162,16 +238,17 @@
 
   socket = window.connectLive(() => { subscribed = []; subscribe(); fill(); });
   socket.on("stock_update", (msg) => {
-    if (watch.size) return;  // not subscribed to "all" any more; ignore a late one
+    if (narrowed()) return;  // not subscribed to "all" any more; ignore a late one
     lastUpdate = new Date();
-    msg.stocks.forEach(apply);
+    syncRows(msg.stocks, null);
     showMarket(msg.market);
     tickAge();
   });
   socket.on("quote", (q) => {
-    if (!watch.has(q.ticker)) return;
+    if (!narrowed() || !watch.has(q.ticker)) return;
     lastUpdate = new Date();
     apply(q);
+    resort();
     tickAge();
   });
 })();

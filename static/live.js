@@ -10,6 +10,9 @@
     minute: "2-digit", second: "2-digit", hour12: false, timeZoneName: "short",
   });
   window.fmtTime = (iso) => window.nyTime.format(new Date(iso));
+  // A quote's precision: cents from $1 up, four decimals below (as stored)
+  window.fmtPrice = (p) => (p === null || p === undefined || p === "" ? "–"
+    : Math.abs(Number(p)) < 1 ? Number(p).toFixed(4) : Number(p).toFixed(2));
   window.fmtChange = (change, pct) => {
     if (change === null || change === undefined) return { text: "–", cls: "" };
     const arrow = change > 0 ? "▲" : change < 0 ? "▼" : "•";

@@ -69,7 +69,7 @@
       if (r.unusual) flag(`vol ×${fixed(r.vol_ratio, 1)}`);
       if (r.new_high) flag("new high", "up");
       if (r.new_low) flag("new low", "down");
-      tr.append(cell(String(i + 1), "num rank"), t, cell(fixed(r.price, 2), "num price"), chg,
+      tr.append(cell(String(i + 1), "num rank"), t, cell(window.fmtPrice(r.price), "num price"), chg,
                 cell(signed(r.gap_pct), "num gap"), cell(whole(r.day_volume), "num vol"), rvol,
                 cell(fixed(r.vwap, 2), "num vwap"), flags);
       body.append(tr);

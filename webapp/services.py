@@ -79,7 +79,8 @@ def snapshot(now: datetime | None = None, tickers: Sequence[str] | None = None) 
     market = market_state(now)
     symbols = tracked_symbols() if tickers is None else tuple(dict.fromkeys(tickers))
     latest = svc.hot.read_all()
-    stocks = latest.views_of(symbols, now, max_age(svc.config, svc.provider, market))
+    limit_age = max_age(svc.config, svc.provider, market)
+    stocks = latest.views_of(symbols, now, limit_age)
     have = {v["ticker"] for v in stocks}
     waiting = [s for s in symbols if s not in have]
     return {
@@ -88,6 +89,7 @@ def snapshot(now: datetime | None = None, tickers: Sequence[str] | None = None) 
         "provider": svc.provider.name,
         "sma_period": svc.config.SMA_PERIOD,
         "tick_seconds": svc.config.TICK_SECONDS,
+        "max_age_seconds": limit_age,  # a reading older than this is stale (null: not while closed)
         "last_tick": svc.hot.last_tick(),
         "stocks": stocks,
         "awaiting_first_reading": waiting,

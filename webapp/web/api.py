@@ -68,6 +68,8 @@ class Snapshot(BaseModel):
     provider: str
     sma_period: int
     tick_seconds: int
+    max_age_seconds: float | None = Field(description="a reading older than this is stale; null while a "
+                                                      "real feed's market is closed")
     last_tick: dict[str, Any] | None
     stocks: list[StockView]
     awaiting_first_reading: list[str]

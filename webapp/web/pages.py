@@ -27,6 +27,14 @@ def exchange_time(value: str | datetime | None) -> str:
     return when.astimezone(EXCHANGE_TZ).strftime("%b %d, %H:%M:%S %Z")
 
 
+@bp.app_template_filter("price")
+def price(value: float | None) -> str:
+    """A price at the quote's precision: cents from $1 up, four decimals below."""
+    if value is None:
+        return "–"
+    return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+
+
 @bp.app_template_filter("sparkline")
 def sparkline(prices: list[float] | None, width: int = 120, height: int = 28) -> str:
     """SVG polyline points for a small sparkline ('' when there is nothing to draw)."""
@@ -86,7 +94,8 @@ def scanner():
 def alerts():
     raw = request.args.get("ticker", "").strip()
     ticker = normalise_ticker(raw) if raw else None
-    if raw and ticker is None:
-        abort(404, description=f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)")
+    if raw and ticker is None:  # said beside the form, which keeps what was typed
+        return render_template("alerts.html", alerts=[], ticker=raw, symbols=services.tracked_symbols(),
+                               error=f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)"), 400
     return render_template("alerts.html", alerts=services.alert_feed(ticker), ticker=ticker or "",
                            symbols=services.tracked_symbols())

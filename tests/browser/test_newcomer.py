@@ -1,0 +1,273 @@
+"""What a newcomer met on the pages (issue 11), each in a real browser against
+the real web process, with ticks run by a real RQ worker."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from tests.browser.conftest import shot
+from tests.browser.test_pages import LIVE
+from tests.fakes.providers import ScriptedProvider
+from tests.helpers import START, minutes, run_via_rq, scripted_services
+from tests.processes import WebProcess
+from webapp.core.quotes import Quote
+from webapp.extensions import db
+from webapp.store import symbols
+from webapp.tick.pipeline import run_tick
+
+pytestmark = pytest.mark.slow
+
+
+def order(page) -> list[str]:
+    return page.evaluate("[...document.querySelectorAll('#quotes tbody tr')].map((r) => r.dataset.ticker)")
+
+
+def test_scanner_form_submits_with_empty_boxes_and_again(web, app, page) -> None:
+    run_via_rq(app, minutes(2))
+    page.goto(web.url + "/scanner")
+    page.wait_for_function(LIVE.format(n=1))
+    page.fill('input[name="min_price"]', "100")
+    with page.expect_navigation() as nav:
+        page.click('#filters button[type="submit"]')  # the real form, empty boxes and all
+    assert nav.value.status == 200, page.inner_text("main")[:300]
+    assert "max_price=&" in page.url
+    prices = page.evaluate("[...document.querySelectorAll('section[data-list=\"gainers\"] td.price')]"
+                           ".map((c) => Number(c.textContent))")
+    assert all(p >= 100 for p in prices)
+    assert page.input_value('input[name="min_price"]') == "100.0"
+    assert page.input_value('input[name="max_price"]') == ""
+    with page.expect_navigation() as again:
+        page.click('#filters button[type="submit"]')
+    assert again.value.status == 200
+    shot(page, "scanner-filtered")
+
+
+def test_watchlist_holds_many_symbols_and_a_toggle_keeps_it(web, app, page) -> None:
+    run_via_rq(app, minutes(1))
+    page.goto(web.url + "/")
+    page.wait_for_function(LIVE.format(n=1))
+    for t in ("AAPL", "MSFT", "KO"):
+        page.click(f'tr[data-ticker="{t}"] .star')
+        assert page.is_visible('tr[data-ticker="NVDA"] .star')  # every row and its star stay
+    assert page.get_attribute('tr[data-ticker="MSFT"] .star', "aria-pressed") == "true"
+    page.check("#watch-only")
+    page.wait_for_function(LIVE.format(n=1) + " && window.__live.acks >= 3")
+    assert page.is_hidden('tr[data-ticker="NVDA"]') and page.is_visible('tr[data-ticker="KO"]')
+    page.fill("#filter", "K")  # the filter searches inside what is shown
+    assert page.is_visible('tr[data-ticker="KO"]') and page.is_hidden('tr[data-ticker="AAPL"]')
+    page.fill("#filter", "")
+    run_via_rq(app, [START + timedelta(minutes=1)])
+    page.wait_for_function("window.__live.quote.AAPL >= 1 && window.__live.quote.MSFT >= 1"
+                           " && window.__live.quote.KO >= 1")
+    page.reload()
+    page.wait_for_function(LIVE.format(n=1))
+    assert page.is_checked("#watch-only") and page.is_hidden('tr[data-ticker="NVDA"]')
+    page.uncheck("#watch-only")  # everything again, and the watchlist is kept
+    assert page.is_visible('tr[data-ticker="NVDA"]')
+    stars = page.evaluate("[...document.querySelectorAll('.star[aria-pressed=\"true\"]')]"
+                          ".map((s) => s.closest('tr').dataset.ticker)")
+    assert sorted(stars) == ["AAPL", "KO", "MSFT"]
+    shot(page, "dashboard-watchlist-set")
+
+
+def test_added_and_removed_symbols_show_on_an_open_dashboard(web, app, page) -> None:
+    run_via_rq(app, minutes(1))
+    token = symbols.create_token(db.session, "test")
+    page.goto(web.url + "/")
+    page.wait_for_function(LIVE.format(n=1))
+    auth = {"Authorization": f"Bearer {token}"}
+    assert requests.post(web.url + "/api/symbols", json={"ticker": "AMD"}, headers=auth, timeout=5).ok
+    assert requests.delete(web.url + "/api/symbols/KO", headers=auth, timeout=5).ok
+    from webapp import services
+
+    services.tracked_symbols(fresh=True)
+    run_via_rq(app, [START + timedelta(minutes=1)])
+    page.wait_for_selector('tr[data-ticker="AMD"] td.price:not(:text("–"))')
+    page.wait_for_selector('tr[data-ticker="KO"]', state="detached")
+    assert page.inner_text("#symbol-count") == "15"
+    assert page.get_attribute('tr[data-ticker="AMD"] a', "href") == "/stocks/AMD"
+    shot(page, "dashboard-symbols-changed")
+
+
+def test_rows_turn_stale_when_ticks_stop_and_the_reason_fits(service_urls, make_app, browser) -> None:
+    web = WebProcess(*service_urls, TICK_SECONDS="2").start()  # readings go stale after 6 s
+    try:
+        app = make_app(TICK_SECONDS=2)
+        with app.app_context():
+            run_via_rq(app, [datetime.now(timezone.utc)])
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        page = context.new_page()
+        page.goto(web.url + "/")
+        page.wait_for_function(LIVE.format(n=1))
+        assert page.locator("#quotes tbody tr.stale").count() == 0
+        page.wait_for_function("document.querySelectorAll('#quotes tbody tr.stale').length === 15",
+                               timeout=15_000)
+        assert "no reading for" in page.inner_text('tr[data-ticker="AAPL"] .stale-tag')
+        fits = page.evaluate("""() => {
+            const right = document.getElementById('quotes').getBoundingClientRect().right;
+            return [...document.querySelectorAll('.stale-tag')].every(
+                (t) => t.getBoundingClientRect().right <= right + 1) && right <= window.innerWidth;
+        }""")
+        assert fits
+        shot(page, "dashboard-stale-1280")
+        context.close()
+    finally:
+        web.stop()
+
+
+def test_sort_is_kept_as_values_update_and_headers_are_buttons(web, app, page) -> None:
+    run_via_rq(app, minutes(1))
+    page.goto(web.url + "/")
+    page.wait_for_function(LIVE.format(n=1))
+    header = page.locator('th[data-sort="change_pct"] button.sort')
+    header.focus()
+    page.keyboard.press("Enter")
+    assert page.get_attribute('th[data-sort="change_pct"]', "aria-sort") == "ascending"
+    page.keyboard.press(" ")
+    assert page.get_attribute('th[data-sort="change_pct"]', "aria-sort") == "descending"
+    assert page.get_attribute('th[data-sort="price"]', "aria-sort") == "none"
+    for i in (1, 2):
+        run_via_rq(app, [START + timedelta(minutes=i)])
+        page.wait_for_function(f"window.__live.stock_update >= {i}")
+    page.wait_for_timeout(300)
+    values = page.evaluate("[...document.querySelectorAll('#quotes tbody tr')]"
+                           ".map((r) => Number(r.dataset.change_pct))")
+    assert values == sorted(values, reverse=True), values
+    shot(page, "dashboard-sorted")
+
+
+def test_accessibility_landmarks_names_and_targets(web, app, browser) -> None:
+    run_via_rq(app, minutes(2))
+    context = browser.new_context(viewport={"width": 375, "height": 800}, bypass_csp=True)
+    page = context.new_page()
+    for path in ("/", "/scanner", "/alerts", "/stocks/AAPL"):
+        page.goto(web.url + path)
+        assert page.locator("h1").count() == 1, path
+        assert page.get_attribute("a.brand", "aria-label"), path
+    page.goto(web.url + "/")
+    assert page.locator('[aria-live="polite"]').count() == 1
+    box = page.locator('tr[data-ticker="AAPL"] .star').bounding_box()
+    assert box["width"] >= 24 and box["height"] >= 24
+    page.goto(web.url + "/scanner")
+    assert page.locator("table.scan-table caption").count() == 6
+    page.goto(web.url + "/stocks/AAPL")
+    assert page.get_attribute("#chart", "role") == "img"
+    assert "AAPL" in page.get_attribute("#chart", "aria-label")
+    context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_scanner_tables_stay_in_their_column(web, app, browser, width) -> None:
+    provider = ScriptedProvider()
+    svc = scripted_services(app, provider)
+    tickers = ["AAPL", "MSFT", "KO"]
+    for i, at in enumerate(minutes(30)):  # a quiet half hour, then a burst: unusual volume, new highs
+        vol = 100_000_000 if i == 29 else 100
+        provider.next = [Quote(t, 100 + i + j, at, vol * (i + 1), 99.0, source="script", open=100.0,
+                               high=100 + i + j, low=99.0) for j, t in enumerate(tickers)]
+        run_tick(svc, tickers, at)
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    page.goto(web.url + "/scanner")
+    assert page.locator(".flag").count() > 0
+    spill = page.evaluate("""() => [...document.querySelectorAll('section.scan')].filter((s) => {
+        const t = s.querySelector('table').getBoundingClientRect(), b = s.getBoundingClientRect();
+        return t.right > b.right + 1 || b.right > window.innerWidth;
+    }).map((s) => s.dataset.list)""")
+    shot(page, f"scanner-{width}")
+    assert spill == []
+    context.close()
+
+
+def test_error_pages_do_not_claim_to_connect(web, page) -> None:
+    resp = page.goto(web.url + "/stocks/NOPE")
+    assert resp.status == 404
+    assert "connecting" not in page.inner_text("body")
+
+
+def test_chart_legend_window_follows_the_ticks(web, app, page) -> None:
+    run_via_rq(app, minutes(6))
+    page.goto(web.url + "/stocks/AAPL?range=all")
+    page.wait_for_function(LIVE.format(n=1))
+    run_via_rq(app, [START + timedelta(minutes=6)])
+    page.wait_for_function("document.getElementById('chart').dataset.points === '7'")
+    window = requests.get(web.url + "/api/stocks/AAPL", timeout=5).json()["window"]
+    assert page.inner_text("#window-now") == ", ".join(f"{p:.2f}" for p in window)
+    assert page.inner_text("#last-price") == f"{window[-1]:.2f}"
+
+
+def test_sub_dollar_prices_keep_their_four_decimals(web, app, page) -> None:
+    provider = ScriptedProvider()
+    svc = scripted_services(app, provider)
+    provider.next = [Quote("AAPL", 0.1234, START, 100, 0.12, source="script")]
+    run_tick(svc, ["AAPL"], START)
+    page.goto(web.url + "/")
+    assert page.inner_text('tr[data-ticker="AAPL"] .price') == "0.1234"
+    page.wait_for_function(LIVE.format(n=1))
+    page.wait_for_timeout(300)  # the gap fill re-renders the row from /api/stocks
+    assert page.inner_text('tr[data-ticker="AAPL"] .price').endswith("0.1234")
+
+
+def test_a_bad_ticker_in_the_alert_filter_is_said_beside_the_form(web, page) -> None:
+    resp = page.goto(web.url + "/alerts?ticker=%24%24")
+    assert resp.status == 400
+    assert "'$$' is not a ticker" in page.inner_text("#ticker-error")
+    assert page.input_value('input[name="ticker"]') == "$$"
+
+
+CONTRAST = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92
+      : Math.pow((v + 0.055) / 1.055, 2.4); }).reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const bg = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const st = getComputedStyle(el);
+    if (st.visibility === 'hidden' || st.display === 'none') continue;
+    if (el.closest('[hidden], .visually-hidden, template')) continue;
+    let opacity = 1;
+    for (let e = el; e; e = e.parentElement) opacity *= Number(getComputedStyle(e).opacity);
+    const fg = rgb(st.color), back = bg(el);
+    const mixed = fg.slice(0, 3).map((v, i) => v * opacity + back[i] * (1 - opacity));
+    const [a, b] = [lum(mixed), lum(back)].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const what = `${el.tagName}.${el.className}: ${el.textContent.trim().slice(0, 30)}`;
+    if (ratio < 4.5) out.push(`${what} ${ratio.toFixed(2)}`);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_text_reaches_wcag_aa(service_urls, clean, app, browser, scheme) -> None:
+    web = WebProcess(*service_urls).start()
+    try:
+        provider = ScriptedProvider()
+        svc = scripted_services(app, provider)
+        for at, price in zip(minutes(7), [10, 10, 10, 10, 8, 9.5, 11], strict=True):
+            provider.next = [Quote("AAPL", price, at, 100, 10.0, source="script")]
+            provider.problems = {"MSFT": "provider timestamp unchanged"} if at == START else {}
+            run_tick(svc, ["AAPL", "MSFT"], at)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme,
+                                      bypass_csp=True)
+        page = context.new_page()
+        for path in ("/", "/stocks/AAPL?range=all", "/alerts", "/scanner"):
+            page.goto(web.url + path)
+            page.wait_for_function(LIVE.format(n=1))
+            page.wait_for_timeout(1200)  # no flash animation mid-way
+            if path == "/":
+                assert page.locator("tr.stale").count() > 0  # the stale rows are measured too
+            assert page.evaluate(CONTRAST) == [], path
+        shot(page, f"contrast-{scheme}")
+        context.close()
+    finally:
+        web.stop()
