@@ -57,7 +57,8 @@ def test_dashboard_price_cells_change_after_a_worker_tick(web, app, page) -> Non
 
 def test_watchlist_subscribes_only_to_its_tickers(web, app, page) -> None:
     run_via_rq(app, minutes(1))
-    page.add_init_script("localStorage.setItem('stock-tracker.watchlist', JSON.stringify(['AAPL', 'KO']))")
+    page.add_init_script("localStorage.setItem('stock-tracker.watchlist', JSON.stringify(['AAPL', 'KO']));"
+                         "localStorage.setItem('stock-tracker.watchlist-only', '1')")
     page.goto(web.url + "/")
     page.wait_for_function(LIVE.format(n=1))
     assert page.is_hidden('tr[data-ticker="MSFT"]') and page.is_visible('tr[data-ticker="KO"]')

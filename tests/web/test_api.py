@@ -195,9 +195,11 @@ def test_stocks_takes_a_tickers_filter(seeded) -> None:
     assert [s["ticker"] for s in body["stocks"]] == ["AAPL", "BRK.B"]
     assert seeded.get("/api/stocks?tickers=").get_json()["stocks"].__len__() == 15  # empty: no filter
     bad = seeded.get("/api/stocks?tickers=AAPL,NOPE")
-    assert bad.status_code == 400 and "not tracked: NOPE" in bad.get_json()["error"]["message"]
+    assert bad.status_code == 404 and "not tracked: NOPE" in bad.get_json()["error"]["message"]
     worse = seeded.get("/api/stocks?tickers=AAPL,$$")
-    assert worse.status_code == 400 and "'$$' is not a ticker" in worse.get_json()["error"]["message"]
+    assert worse.status_code == 400 and worse.get_json()["error"]["message"].startswith("tickers: ")
+    long = seeded.get("/api/stocks?tickers=AAPL,ABCDEFGHIJKL")
+    assert long.status_code == 400 and long.get_json()["error"]["message"].startswith("tickers: ")
 
 
 def test_an_empty_parameter_means_no_bound(seeded) -> None:

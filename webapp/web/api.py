@@ -130,7 +130,8 @@ class Health(BaseModel):
 
 class StocksQuery(Query):
     tickers: str | None = Field(None, description="comma-separated tickers to return (default: all tracked)",
-                                max_length=2000)
+                                max_length=2000,
+                                pattern=r"^[\s,]*([A-Za-z0-9.\-]{1,10}(\s*,[\s,]*[A-Za-z0-9.\-]{1,10})*)?[\s,]*$")
 
 
 class HistoryQuery(Query):
@@ -192,7 +193,7 @@ def require_token() -> None:
 
 
 
-@endpoint(bp, "/stocks", response=Snapshot, summary="Latest snapshot", query=StocksQuery,
+@endpoint(bp, "/stocks", response=Snapshot, summary="Latest snapshot", query=StocksQuery, errors=(404,),
           auth=require_read_token, auth_kind="read")
 def stocks(q: StocksQuery):
     wanted = None
@@ -206,7 +207,7 @@ def stocks(q: StocksQuery):
             wanted.append(ticker)
         untracked = [t for t in wanted if t not in services.tracked_symbols()]
         if untracked:
-            raise ApiError(400, "bad_parameter", f"tickers: not tracked: {', '.join(untracked)}")
+            raise ApiError(404, "unknown_ticker", f"tickers: not tracked: {', '.join(untracked)}")
     return jsonify(services.snapshot(tickers=wanted))
 
 
