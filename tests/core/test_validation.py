@@ -49,8 +49,9 @@ def test_good_quote_passes() -> None:
 
 
 def test_unchanged_or_older_provider_time_is_stale() -> None:
-    assert "stale" in quote_problem(q(255.78), T, NOW)
-    assert "stale" in quote_problem(q(255.78), T + timedelta(seconds=1), NOW)
+    assert "stale: provider timestamp unchanged" in quote_problem(q(255.78), T, NOW)
+    # an older reading is refused too, and says so (a replay beside a live feed meets this)
+    assert quote_problem(q(255.78), T + timedelta(seconds=1), NOW).startswith("older than the latest reading")
 
 
 def test_naive_or_future_time_is_refused() -> None:

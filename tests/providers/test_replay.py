@@ -74,3 +74,46 @@ def test_unix_second_times_and_the_provider_clock(tmp_path) -> None:
     assert provider.minutes == [utc("2026-11-20T15:00:00"), utc("2026-11-20T15:01:00")]
     got = provider.fetch(["AAPL"], utc("2026-11-20T15:01:30"), {})
     assert [(q.price, q.volume) for q in got.quotes] == [(1.75, 20)]
+
+
+def test_replay_beside_a_live_feed_says_what_it_dropped_and_why(app, pg, tmp_path) -> None:
+    from webapp import services
+
+    path = tmp_path / "bars.csv"
+    bars_frame().to_csv(path, index=False)
+    last = utc("2026-11-20T14:34:00")  # the file's last minute: the live tick runs it, then one more
+    services.run_tick_now(last)
+    services.run_tick_now(last + timedelta(minutes=1))
+    result = app.test_cli_runner().invoke(args=["replay", str(path), "--speed", "0"])
+    assert result.exit_code == 0, result.output
+    assert "1 minute(s) not replayed: slot already done" in result.output
+    assert "18 bar(s) dropped: older than the latest reading" in result.output  # 9 minutes x 2 tickers
+    assert "unchanged" not in result.output
+    assert "replayed 10 minutes, 0 quotes" in result.output
+
+
+def test_zoneless_times_are_exchange_time(tmp_path) -> None:
+    path = tmp_path / "bars.csv"
+    path.write_text("time,ticker,open,high,low,close,volume\n"
+                    "2026-11-20T10:00:00,AAPL,1,2,0.5,1.5,10\n"  # New York time (EST): 15:00 UTC
+                    "2026-07-01 09:30,AAPL,1,2,0.5,1.5,10\n"  # EDT: 13:30 UTC
+                    "2026-11-20T15:01:00Z,AAPL,1.5,2,1,1.75,20\n")  # an explicit zone is kept
+    provider = ReplayProvider(load_bars(path))
+    assert provider.minutes == [utc("2026-07-01T13:30:00"), utc("2026-11-20T15:00:00"),
+                                utc("2026-11-20T15:01:00")]
+    path.write_text("time,ticker,open,high,low,close,volume\n2026-11-01T01:30:00,AAPL,1,1,1,1,1\n")
+    with pytest.raises(ReplayFileError, match="row 2 has a bad time .*needs its offset"):
+        load_bars(path)  # 01:30 happens twice in New York that night
+
+
+def test_a_replayed_ticker_is_not_overwritten_by_the_sim(app, pg, tmp_path) -> None:
+    from webapp import services
+
+    path = tmp_path / "bars.csv"
+    path.write_text("time,ticker,open,high,low,close,volume\n2026-11-20T15:00:00Z,ZZRP,7,7,7,7.25,10\n")
+    assert app.test_cli_runner().invoke(args=["replay", str(path), "--speed", "0"]).exit_code == 0
+    report = services.run_tick_now(utc("2026-11-20T15:05:00"))  # the live sim tick afterwards
+    assert report.stale["ZZRP"] == "no sim feed: its readings come from replay"
+    assert [r[1] for r in stored_quotes(pg)["ZZRP"]] == [7.25]
+    latest = services.stock_detail("ZZRP")["latest"]
+    assert latest["price"] == 7.25 and latest["source"] == "replay"

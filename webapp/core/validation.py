@@ -56,8 +56,11 @@ def quote_problem(quote: Quote, previous_time: datetime | None, now: datetime) -
         return "missing or naive provider timestamp"
     if quote.time - now > MAX_FUTURE_SKEW:
         return f"provider timestamp {quote.time.isoformat()} is in the future"
-    if previous_time is not None and quote.time <= previous_time:
+    if previous_time is not None and quote.time == previous_time:
         return f"stale: provider timestamp unchanged since {previous_time.isoformat()}"
+    if previous_time is not None and quote.time < previous_time:
+        return (f"older than the latest reading: {quote.time.isoformat()} is before "
+                f"{previous_time.isoformat()}")
     if quote.volume is not None and (_bad_number(quote.volume) or quote.volume < 0):
         return f"bad volume {quote.volume!r}"
     return None

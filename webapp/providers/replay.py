@@ -1,7 +1,9 @@
 """Replay a recorded file of minute bars through the same pipeline.
 
 The file (CSV or Parquet) has one row per ticker and minute:
-``time`` (ISO 8601 or unix seconds, the bar's start), ``ticker``, ``open``,
+``time`` (the bar's start: ISO 8601 or unix seconds; an ISO time without a
+zone or offset is **exchange time**, America/New_York, as most exported
+minute bars are), ``ticker``, ``open``,
 ``high``, ``low``, ``close``, ``volume``.  The provider answers for the
 minute it is asked about with each ticker's close at that minute; the day's
 open/high/low and the previous session's close are derived from the file as
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from webapp.core.market import exchange_date
+from webapp.core.market import EXCHANGE_TZ, exchange_date
 from webapp.core.quotes import PRICE_DECIMALS, Quote
 from webapp.core.validation import normalise_ticker
 from webapp.providers.base import FetchResult
@@ -49,9 +51,12 @@ def load_bars(path: Path) -> pd.DataFrame:
     if numeric.notna().all():
         frame["time"] = pd.to_datetime(numeric, unit="s", utc=True)
     else:
-        frame["time"] = pd.to_datetime(raw_time, utc=True, errors="coerce", format="ISO8601")
+        frame["time"] = _iso_times(raw_time)
     if frame["time"].isna().any():
-        raise ReplayFileError(f"{path}: row {int(frame['time'].isna().idxmax()) + 2} has a bad time")
+        row = int(frame["time"].isna().idxmax())
+        raise ReplayFileError(
+            f"{path}: row {row + 2} has a bad time {raw_time.iloc[row]!r} (ISO 8601 or unix seconds; a time "
+            "without an offset is New York time, so one inside a DST change needs its offset)")
     tickers = frame["ticker"].map(normalise_ticker)
     if tickers.isna().any():
         bad = frame.loc[tickers.isna(), "ticker"].iloc[0]
@@ -60,6 +65,20 @@ def load_bars(path: Path) -> pd.DataFrame:
     for col in ("open", "high", "low", "close", "volume"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
     return frame.sort_values(["time", "ticker"], kind="stable").reset_index(drop=True)
+
+
+def _iso_times(raw: pd.Series) -> pd.Series:
+    """ISO 8601 text to UTC: with a zone or offset as given, without one as exchange time."""
+    text = raw.astype(str).str.strip()
+    zoned = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True)
+    out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    if zoned.any():
+        out[zoned] = pd.to_datetime(text[zoned], utc=True, errors="coerce", format="ISO8601")
+    if (~zoned).any():
+        naive = pd.to_datetime(text[~zoned], errors="coerce", format="ISO8601")
+        out[~zoned] = naive.dt.tz_localize(str(EXCHANGE_TZ), ambiguous="NaT",
+                                           nonexistent="NaT").dt.tz_convert("UTC")
+    return out
 
 
 @dataclass

@@ -108,9 +108,13 @@ class SimProvider:
         previous: Mapping[str, Quote],
     ) -> FetchResult:
         at = self.quote_time(now)
-        todo = [s for s in symbols if s not in previous or previous[s].time < at]
+        # A ticker whose readings came from elsewhere (a replayed file) is not
+        # part of the simulated market: inventing a price would overwrite them.
+        foreign = {s: f"no {self.name} feed: its readings come from {previous[s].source}"
+                   for s in symbols if s in previous and previous[s].source not in (self.name, None)}
+        todo = [s for s in symbols if s not in foreign and (s not in previous or previous[s].time < at)]
         if not todo:
-            return FetchResult()
+            return FetchResult([], foreign)
         slot = int(at.timestamp()) // self.tick_seconds
         tick_keys = np.array([self._ticker_key(s) for s in todo], dtype=np.uint64)
         keys = _mix(tick_keys ^ _mix(np.full(len(todo), slot, dtype=np.uint64)))
@@ -160,5 +164,5 @@ class SimProvider:
         quotes = list(map(Quote._make, zip(
             todo, price.tolist(), repeat(at), volume.tolist(), prev_close.tolist(), day_open.tolist(),
             high.tolist(), low.tolist(), repeat(self.name), strict=False)))
-        return FetchResult(quotes)
+        return FetchResult(quotes, foreign)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -68,6 +69,16 @@ def init_app(app: Flask) -> None:
             reports = services.replay(path, speed, each)
         click.echo(f"replayed {len(reports)} minutes, {sum(r.accepted for r in reports)} quotes, "
                    f"{alerts} alerts")
+        skipped = Counter(r.skipped for r in reports if r.skipped)
+        for why, n in skipped.items():
+            click.echo(f"  {n} minute(s) not replayed: {why} (the live tick or an earlier replay "
+                       "already ran that slot)")
+        dropped = Counter(why.split(":")[0] for r in reports for why in r.stale.values())
+        for why, n in dropped.most_common():
+            click.echo(f"  {n} bar(s) dropped: {why}")
+        examples = {why.split(":")[0]: (t, why) for r in reports for t, why in r.stale.items()}
+        for t, why in examples.values():
+            click.echo(f"    e.g. {t}: {why}")
 
     @app.cli.group("tokens")
     def tokens() -> None:
