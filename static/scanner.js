@@ -57,8 +57,8 @@
       const t = cell("");
       t.append(link);
       const chg = cell(signed(r.change_pct), "num chg " + (r.change_pct > 0 ? "up" : r.change_pct < 0 ? "down" : ""));
-      const rvol = cell(fixed(r.rvol, 2), "num rvol");
-      rvol.title = `${r.rvol_sessions} earlier session(s)`;
+      const rvol = cell(dash(r.rvol) && r.rvol_sessions ? "n/m" : fixed(r.rvol, 2), "num rvol");
+      rvol.title = r.rvol_note || `${r.rvol_sessions} earlier session(s)`;
       const flags = cell("", "flags");
       const flag = (text, cls) => {
         const s = document.createElement("span");

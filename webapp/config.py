@@ -193,6 +193,7 @@ class Config:
     UNUSUAL_VOLUME_BARS: int = 20
     UNUSUAL_VOLUME_MIN_BARS: int = 10
     RVOL_SESSIONS: int = 10
+    RVOL_MIN_EXPECTED_VOLUME: float = 100.0  # below it RVOL is "not meaningful" (null, with the reason)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True,
@@ -279,6 +280,7 @@ class Config:
             UNUSUAL_VOLUME_BARS=_int(env, "UNUSUAL_VOLUME_BARS", 20),
             UNUSUAL_VOLUME_MIN_BARS=_int(env, "UNUSUAL_VOLUME_MIN_BARS", 10),
             RVOL_SESSIONS=_int(env, "RVOL_SESSIONS", 10),
+            RVOL_MIN_EXPECTED_VOLUME=_float(env, "RVOL_MIN_EXPECTED_VOLUME", 100.0),
         )
 
     def with_overrides(self, **changes: Any) -> Config:

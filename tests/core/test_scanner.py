@@ -56,6 +56,18 @@ def test_rvol_is_cumulative_volume_over_the_expected_and_unknown_without_history
     assert close(table["rvol"], [1.5, nan]) and list(table["rvol_sessions"]) == [3, 0]
 
 
+def test_rvol_on_a_thin_base_is_not_meaningful_rather_than_huge() -> None:
+    """One thin earlier session (3 shares by now) would make 600 shares an RVOL of 200."""
+    table = sc.advance(sc.empty(2, 4), readings([5, 6], [600, 600], [5, 6], [5, 6], [9, 9], [3, 400], [1, 1]),
+                       SET)
+    assert close(table["rvol"], [nan, 1.5])
+    thin, fine = sc.row(table, 0, "AAA"), sc.row(table, 1, "BBB")
+    assert thin["rvol"] is None and thin["rvol_note"].startswith("not meaningful: the 1 earlier session")
+    assert fine["rvol"] == 1.5 and fine["rvol_note"] is None
+    none = sc.row(sc.advance(sc.empty(1, 4), readings([5], [600], [5], [5], [9], [nan], [0]), SET), 0, "CCC")
+    assert none["rvol_note"] == "no earlier session at this time of day yet"
+
+
 def test_a_feed_without_volume_gives_unknown_volume_metrics_not_errors() -> None:
     table = sc.advance(sc.empty(1, 4), readings([5.0], [nan], [4.0], [4.5], [3]), SET)
     assert math.isnan(table["vwap"][0]) and math.isnan(table["day_volume"][0])

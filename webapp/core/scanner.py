@@ -26,6 +26,7 @@ back from Redis and one ranked here agree.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -62,6 +63,9 @@ class Settings(NamedTuple):
     unusual_k: float = 2.0
     unusual_bars: int = 20
     unusual_min_bars: int = 10
+    # RVOL needs a base: below this average volume by this minute (one thin
+    # session, a few minutes recorded) the ratio is noise like 194,160 ×
+    rvol_min_expected: float = 100.0
 
 
 class Filters(NamedTuple):
@@ -155,7 +159,8 @@ def advance(before: Table, now: Readings, settings: Settings) -> Table:
         "change_pct": metrics.pct_change(now.price, now.prev_close),
         "gap_pct": metrics.gap_pct(now.open, now.prev_close),
         "volume": now.volume, "day_volume": day_volume, "vwap": vw.vwap,
-        "rvol": metrics.relative_volume(day_volume, now.expected[:, None], 1),
+        "rvol": np.where(np.asarray(now.expected, float) >= settings.rvol_min_expected,
+                         metrics.relative_volume(day_volume, now.expected[:, None], 1), np.nan),
         "rvol_sessions": np.asarray(now.sessions, np.int64),
         "vol_ratio": ratio, "unusual": unusual, "new_high": ext.new_high, "new_low": ext.new_low,
         "time": now.time,
@@ -229,6 +234,16 @@ def _iso(epoch: float) -> str | None:
     return None if epoch != epoch else datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
+def rvol_note(rvol: float, sessions: int) -> str | None:
+    """Why a symbol has no RVOL (``None`` when it has one)."""
+    if not math.isnan(rvol):
+        return None
+    if sessions == 0:
+        return "no earlier session at this time of day yet"
+    return (f"not meaningful: the {sessions} earlier session(s) traded too little by this time "
+            "to compare against")
+
+
 def row(table: Table, i: int, ticker: str, value: float | None = None) -> dict[str, Any]:
     """What users see of one symbol in a list (JSON-ready, rounded)."""
     out = {
@@ -241,6 +256,7 @@ def row(table: Table, i: int, ticker: str, value: float | None = None) -> dict[s
         "vwap": _num(float(table["vwap"][i]), 4),
         "rvol": _num(float(table["rvol"][i]), 2),
         "rvol_sessions": int(table["rvol_sessions"][i]),
+        "rvol_note": rvol_note(float(table["rvol"][i]), int(table["rvol_sessions"][i])),
         "vol_ratio": _num(float(table["vol_ratio"][i]), 2),
         "unusual": bool(table["unusual"][i]),
         "new_high": bool(table["new_high"][i]),

@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 def settings(cfg: Config) -> core.Settings:
     return core.Settings(cfg.SCAN_GAP_MIN_PCT, cfg.UNUSUAL_VOLUME_K, cfg.UNUSUAL_VOLUME_BARS,
-                         min(cfg.UNUSUAL_VOLUME_MIN_BARS, cfg.UNUSUAL_VOLUME_BARS))
+                         min(cfg.UNUSUAL_VOLUME_MIN_BARS, cfg.UNUSUAL_VOLUME_BARS),
+                         cfg.RVOL_MIN_EXPECTED_VOLUME)
 
 
 def filters(cfg: Config) -> core.Filters:

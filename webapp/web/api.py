@@ -268,6 +268,7 @@ class ScanRow(BaseModel):
     vwap: float | None = Field(description="session VWAP from the minute readings")
     rvol: float | None = Field(description="relative volume at this time of day; null without history")
     rvol_sessions: int = Field(description="earlier sessions RVOL averages (0: none)")
+    rvol_note: str | None = Field(None, description="why rvol is null, when it is")
     vol_ratio: float | None = Field(description="minute volume / average of the recent minutes")
     unusual: bool
     new_high: bool
