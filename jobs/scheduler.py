@@ -1,19 +1,29 @@
 """The ``scheduler`` process: rq-scheduler enqueues the tick on clock boundaries.
 
 The recurring job is registered at start under a fixed id, replacing any
-copy a previous start left, so restarts never double it.  rq-scheduler's
-Redis lock keeps a second scheduler from enqueuing twice, and the job is
-idempotent for its slot regardless.  Each loop also refreshes a heartbeat
-key that ``/api/health`` checks.
+copy a previous start left, so restarts never double it, and registered
+again whenever a loop finds it gone (a FLUSHALL).  Each boundary enqueues a
+tick job of its own that carries its slot.  rq-scheduler's Redis lock keeps a
+second scheduler from enqueuing twice, and the job is idempotent for its
+slot regardless.  Each loop also refreshes a heartbeat key that
+``/api/health`` checks.  A Redis outage is logged and waited out; the
+process never exits for one.
 """
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+import time
 import warnings
+from datetime import datetime, timezone
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
+from rq.job import Job
 from rq_scheduler import Scheduler
+from rq_scheduler.utils import get_next_scheduled_time, to_unix
 
 from jobs import get_app
 from webapp import names
@@ -47,6 +57,74 @@ class TrackerScheduler(Scheduler):
     def heartbeat(self) -> None:
         super().heartbeat()
         self.connection.set(names.SCHEDULER_HEARTBEAT_KEY, self.name, ex=int(self._interval) + 30)
+
+    def enqueue_job(self, job: Job) -> None:
+        """The tick's cron entry enqueues a job of its own per slot, carrying that slot.
+
+        rq-scheduler would enqueue the cron job itself, under its one fixed id:
+        each boundary overwrote the last, so a worker that fell behind ran the
+        whole backlog for the slot of the moment it ran.  The cron entry stays
+        on the schedule (re-armed for the next boundary); what goes on the
+        queue is ``jobs.tick.tick(queued_for=<due time>)`` with a per-slot id.
+        """
+        if job.id != names.TICK_JOB_ID:
+            return super().enqueue_job(job)
+        due = self.connection.zscore(self.scheduled_jobs_key, job.id)
+        if due is None:  # taken by another scheduler meanwhile
+            return None
+        at = datetime.fromtimestamp(float(due), timezone.utc)
+        self.get_queue_for_job(job).enqueue(
+            TICK_FUNC, queued_for=at.isoformat(), job_id=f"{names.TICK_JOB_ID}-{int(float(due))}",
+            job_timeout=job.timeout, result_ttl=job.result_ttl, failure_ttl=86400)
+        nxt = get_next_scheduled_time(job.meta["cron_string"],
+                                      use_local_timezone=job.meta.get("use_local_timezone"))
+        self.connection.zadd(self.scheduled_jobs_key, {job.id: to_unix(nxt)})
+        return None
+
+    def missing_jobs(self, cfg: Config) -> list[str]:
+        """Our recurring jobs that are not on the schedule (a FLUSHALL, an emptied Redis)."""
+        wanted = [names.TICK_JOB_ID, names.RETENTION_JOB_ID] + ([names.PROFILE_JOB_ID] if cfg.SCANNER else [])
+        with self.connection.pipeline() as pipe:
+            for job_id in wanted:
+                pipe.zscore(self.scheduled_jobs_key, job_id)
+                pipe.exists(Job.key_for(job_id))
+            found = pipe.execute()
+        pairs = zip(found[::2], found[1::2], strict=True)
+        return [j for j, (score, exists) in zip(wanted, pairs, strict=True) if score is None or not exists]
+
+    def run_forever(self, cfg: Config, stop: threading.Event) -> None:
+        """rq-scheduler's loop, made to outlive Redis.
+
+        Every loop checks that the recurring jobs are still registered and
+        registers them again if not.  A Redis error is logged, waited out
+        with backoff (1 s doubling to 30 s) and retried: the process never
+        exits for an outage.
+        """
+        delay = 1.0
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                missing = self.missing_jobs(cfg)
+                if missing:
+                    log.warning("scheduled job(s) %s missing (Redis flushed or restarted empty): "
+                                "registering again", ", ".join(missing))
+                    register(self, cfg)
+                if self.acquire_lock():
+                    try:
+                        self.enqueue_jobs()
+                        self.heartbeat()
+                    finally:
+                        self.remove_lock()
+                if delay > 1.0:
+                    log.info("scheduler: Redis is back")
+                delay = 1.0
+            except RedisError as exc:
+                log.warning("scheduler: Redis unavailable (%s: %s); retrying in %.0f s",
+                            type(exc).__name__, exc, delay)
+                stop.wait(delay)
+                delay = min(30.0, delay * 2)
+                continue
+            stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
 
 
 def register(scheduler: Scheduler, cfg: Config) -> None:
@@ -83,15 +161,27 @@ def main() -> None:
 
         conn = get_redis()
     scheduler = make_scheduler(conn, cfg)
-    register(scheduler, cfg)
-    # One tick right away, so a fresh start shows prices without waiting for
-    # the next boundary (harmless if that slot already ran: ticks are idempotent).
-    queue = Queue(cfg.QUEUE_NAME, connection=conn)
-    queue.enqueue(RETENTION_FUNC)  # today's partitions exist before the first tick needs them
-    if cfg.SCANNER:
-        queue.enqueue(PROFILE_FUNC)
-    queue.enqueue(TICK_FUNC, result_ttl=10 * cfg.TICK_SECONDS)
-    scheduler.run()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    delay = 1.0
+    while not stop.is_set():  # the start-up steps wait for Redis too
+        try:
+            register(scheduler, cfg)
+            # One tick right away, so a fresh start shows prices without waiting for
+            # the next boundary (harmless if that slot already ran: ticks are idempotent).
+            queue = Queue(cfg.QUEUE_NAME, connection=conn)
+            queue.enqueue(RETENTION_FUNC)  # today's partitions exist before the first tick needs them
+            if cfg.SCANNER:
+                queue.enqueue(PROFILE_FUNC)
+            queue.enqueue(TICK_FUNC, result_ttl=10 * cfg.TICK_SECONDS)
+            break
+        except RedisError as exc:
+            log.warning("scheduler: Redis unavailable at start (%s); retrying in %.0f s", exc, delay)
+            stop.wait(delay)
+            delay = min(30.0, delay * 2)
+    scheduler.run_forever(cfg, stop)
+    log.info("scheduler stopped")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from rq import Queue
+from rq import Queue, get_current_job
 
 from jobs import get_app
 
@@ -22,15 +22,31 @@ def _when(at: str | None) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def tick(at: str | None = None) -> dict[str, Any]:
-    """Run the tick for the slot containing ``at`` (ISO time; default now).
+def _queued_at() -> datetime | None:
+    job = get_current_job()
+    return job.enqueued_at if job is not None else None
+
+
+def tick(at: str | None = None, queued_for: str | None = None) -> dict[str, Any]:
+    """Run the tick for the slot containing ``at`` (ISO time), or the slot it was queued for.
+
+    ``queued_for`` is the boundary the scheduler enqueued it at (default: the
+    job's enqueue time); a provider that can answer for a past minute runs
+    that slot even when the job runs late, a real feed runs now
+    (:func:`webapp.services.slot_time`).
 
     Idempotent for its slot: a second run finds the slot done and returns.
     With TICK_SHARDS > 1 it enqueues one ``tick_shard`` job per shard instead,
     all for the same slot, so more worker processes share the work.
     """
-    when = _when(at)
     app = _app()
+    if at:
+        when = _when(at)
+    else:
+        from webapp import services
+
+        with app.app_context():
+            when = services.slot_time(_when(queued_for) if queued_for else _queued_at())
     cfg = app.config["TRACKER"]
     if cfg.TICK_SHARDS > 1:
         from webapp.extensions import get_redis

@@ -140,3 +140,17 @@ def check(spec: dict, path: str, resp, status: int = 200) -> dict:
     jsonschema.validate(body, schema_for(spec, path, str(status)),
                         format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     return body
+
+
+def pretend_processes_run(app) -> None:
+    """What health checks of the other processes: a scheduler heartbeat and its tick
+    job, and an RQ worker registered on the queue (as the real processes leave them)."""
+    from jobs.scheduler import make_scheduler, register
+    from jobs.worker import make_worker
+
+    cfg = app.config["TRACKER"]
+    conn = get_redis()
+    scheduler = make_scheduler(conn, cfg)
+    register(scheduler, cfg)
+    scheduler.heartbeat()
+    make_worker(conn, cfg.QUEUE_NAME).register_birth()

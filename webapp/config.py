@@ -83,7 +83,7 @@ def _bound(env: Mapping[str, str], name: str, default: float | None) -> float | 
     return value
 
 
-def _rate(value: str) -> str:
+def _rate(value: str, name: str = "API_RATE_LIMIT") -> str:
     """A rate like ``600/minute`` or ``10 per second`` (the ``limits`` notation)."""
     from limits import parse_many
 
@@ -91,7 +91,7 @@ def _rate(value: str) -> str:
         parse_many(value)
     except ValueError:
         raise ConfigError(
-            f"API_RATE_LIMIT={value!r}: use e.g. 600/minute or '10/second;300/minute'") from None
+            f"{name}={value!r}: use e.g. 600/minute or '10/second;300/minute'") from None
     return value
 
 
@@ -172,6 +172,7 @@ class Config:
     HOT_TTL_SECONDS: int = 3600
     QUOTE_RETENTION_DAYS: int = 30  # minute quotes kept; daily bars are kept forever
     MAX_SUBSCRIBE_TICKERS: int = 100
+    SOCKET_EVENT_RATE_LIMIT: str = "10/second;120/minute"  # Socket.IO events one connection may send
     QUEUE_NAME: str = "ticks"
     SOCKETIO_ASYNC_MODE: str | None = None
     LOG_LEVEL: str = "INFO"
@@ -260,6 +261,8 @@ class Config:
             HOT_TTL_SECONDS=_int(env, "HOT_TTL_SECONDS", max(3600, 10 * tick)),
             QUOTE_RETENTION_DAYS=_int(env, "QUOTE_RETENTION_DAYS", 30),
             MAX_SUBSCRIBE_TICKERS=_int(env, "MAX_SUBSCRIBE_TICKERS", 100),
+            SOCKET_EVENT_RATE_LIMIT=_rate(env.get("SOCKET_EVENT_RATE_LIMIT") or "10/second;120/minute",
+                                          "SOCKET_EVENT_RATE_LIMIT"),
             QUEUE_NAME=env.get("QUEUE_NAME") or "ticks",
             SOCKETIO_ASYNC_MODE=env.get("SOCKETIO_ASYNC_MODE") or None,
             LOG_LEVEL=(env.get("LOG_LEVEL") or "INFO").upper(),

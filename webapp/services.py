@@ -65,6 +65,20 @@ def tick_services() -> TickServices:
     return svc
 
 
+def slot_time(queued_at: datetime | None, now: datetime | None = None) -> datetime:
+    """The time a scheduled tick job runs for: the moment it was queued.
+
+    A worker that was paused or busy runs a backlog of jobs late; each must
+    run for its own slot, in order, not all for the current one.  Only a
+    provider that can answer for a past minute (``serves_past``) can do
+    that; a real feed's quote is "now", so its late job runs for now.
+    """
+    now = now or datetime.now(timezone.utc)
+    if queued_at is None or not getattr(tick_services().provider, "serves_past", False):
+        return now
+    return queued_at if queued_at.tzinfo else queued_at.replace(tzinfo=timezone.utc)
+
+
 def run_tick_now(at: datetime | None = None, shard: tuple[int, int] = (0, 1)) -> TickReport:
     """Run the tick (or one shard of it) for the slot containing ``at`` (default: now)."""
     symbols_now = tracked_symbols(fresh=True)
@@ -97,20 +111,42 @@ def snapshot(now: datetime | None = None, tickers: Sequence[str] | None = None) 
 
 
 def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
-    """Is every part of the pipeline alive?  Names what is wrong when not."""
+    """Is every part of the pipeline alive?  Names what is wrong, and which part, when not.
+
+    Each part is checked for itself rather than inferred from a missing tick:
+    the scheduler by its heartbeat *and* its registered tick job, the worker by
+    RQ's worker registry, the pipeline by the age of the last tick (about two
+    ticks), and the provider by whether that tick accepted any reading.
+    """
+    from rq import Worker
+    from rq_scheduler import Scheduler
+
     now = now or datetime.now(timezone.utc)
     cfg = config()
     checks: dict[str, Any] = {}
     problems: list[str] = []
     client = get_redis()
     last = None
+    redis_ok = False
     try:
         client.ping()
+        redis_ok = True
         checks["redis"] = "ok"
         beat = client.get(names.SCHEDULER_HEARTBEAT_KEY)
-        checks["scheduler"] = "ok" if beat else "missing"
+        registered = client.zscore(Scheduler.scheduled_jobs_key, names.TICK_JOB_ID) is not None
         if not beat:
+            checks["scheduler"] = "missing"
             problems.append("scheduler: no heartbeat (is the scheduler process running?)")
+        elif not registered:
+            checks["scheduler"] = "tick job not registered"
+            problems.append("scheduler: running, but the tick job is not registered (Redis was emptied?); "
+                            "it registers it again within a second")
+        else:
+            checks["scheduler"] = "ok"
+        workers = sum(1 for w in Worker.all(connection=client) if cfg.QUEUE_NAME in w.queue_names())
+        checks["workers"] = workers
+        if not workers:
+            problems.append(f"worker: no RQ worker is listening on queue {cfg.QUEUE_NAME!r}")
         last = tick_services().hot.last_tick()
     except Exception as exc:  # the point is to report it, whatever it is
         checks["redis"] = f"error: {type(exc).__name__}"
@@ -122,16 +158,22 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
         db.session.rollback()
         checks["postgres"] = f"error: {type(exc).__name__}"
         problems.append(f"postgres: {type(exc).__name__}")
-    allowed = 3 * cfg.TICK_SECONDS + 30
+    allowed = 2 * cfg.TICK_SECONDS + 10
+    market = market_state(now)
     if last is None:
         checks["last_tick"] = None
-        problems.append("pipeline: no tick has run yet (is the worker running?)")
+        if redis_ok:
+            problems.append("pipeline: no tick recorded (none has run yet, or Redis was emptied)")
     else:
         age = now.timestamp() - datetime.fromisoformat(last["ran_at"]).timestamp()
         checks["last_tick"] = {**last, "age_seconds": round(age, 1)}
         if age > allowed:
-            problems.append(f"pipeline: last tick ran {age:.0f} s ago (limit {allowed} s)")
-    checks["market"] = market_state(now).as_json()
+            problems.append(f"pipeline: last tick ran {age:.0f} s ago (limit {allowed} s, about two ticks)")
+        serving = market.is_open or not getattr(tick_services().provider, "follows_market_hours", False)
+        if serving and last.get("symbols") and not last.get("accepted"):
+            problems.append(f"provider: the last tick accepted no fresh reading of {last['symbols']} "
+                            f"({last.get('stale', 0)} marked stale)")
+    checks["market"] = market.as_json()
     ok = not problems
     return ok, {"status": "ok" if ok else "unhealthy", "problems": problems, "checks": checks}
 

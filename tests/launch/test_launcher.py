@@ -70,12 +70,28 @@ class Launch:
                               timeout=60)
 
 
+def cmd(proc: psutil.Process) -> str:
+    """A process's command line ('' for one that is gone or a zombie waiting to be reaped)."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def postgres_of(tmp_path: Path) -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
 
 
 def gone(procs: list[psutil.Process]) -> list[psutil.Process]:
-    return [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    """The ones still running (named for what the caller waits for: these to be gone)."""
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.Error:
+            pass
+    return alive
 
 
 def wait_gone(procs: list[psutil.Process], timeout: float = 30) -> list[psutil.Process]:
@@ -94,7 +110,7 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path, stop) -> None:
         stocks = requests.get(f"http://127.0.0.1:{run.port}/api/stocks", timeout=5).json()["stocks"]
         assert len(stocks) == 15
         children = run.children()
-        web = [c for c in children if "gunicorn" in " ".join(c.cmdline())]
+        web = [c for c in children if "gunicorn" in cmd(c)]
         assert web
         # bound to this machine only unless WEB_HOST says otherwise
         listening = {c.laddr for p in web for c in p.net_connections("tcp") if c.status == "LISTEN"}
@@ -171,13 +187,12 @@ def test_a_process_that_dies_is_restarted_and_the_others_stay(tmp_path) -> None:
     run = Launch(tmp_path, free_port())
     try:
         run.wait_healthy()
-        worker = next(c for c in run.children() if "jobs.worker" in " ".join(c.cmdline()))
-        web = next(c for c in run.children() if "gunicorn" in " ".join(c.cmdline()))
+        worker = next(c for c in run.children() if "jobs.worker" in cmd(c))
+        web = next(c for c in run.children() if "gunicorn" in cmd(c))
         worker.kill()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            workers = [c for c in run.children() if "jobs.worker" in " ".join(c.cmdline())
-                       and c.pid != worker.pid and c.status() != psutil.STATUS_ZOMBIE]
+            workers = [c for c in run.children() if "jobs.worker" in cmd(c) and c.pid != worker.pid]
             if workers:
                 break
             time.sleep(0.3)

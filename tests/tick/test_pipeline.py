@@ -125,7 +125,7 @@ def test_an_unreadable_latest_table_is_rebuilt_not_fatal(app, rdb, pg, caplog) -
 def test_touch_then_cross_through_the_pipeline(app, pg, service_urls) -> None:
     provider = ScriptedProvider()
     svc = scripted_services(app, provider)
-    ListenerRegistry(get_redis()).joined(["AAPL"])  # a browser is watching AAPL
+    ListenerRegistry(get_redis()).publish(["AAPL"])  # a browser is watching AAPL
     capture = EmitCapture(service_urls[0])
     prices = [10, 10, 10, 10, 8, 9.5, 11]
     try:
@@ -173,10 +173,10 @@ def test_bad_quotes_mark_stale_and_lose_nothing(app, pg, rdb, service_urls) -> N
 
 
 def test_stock_update_has_the_original_shape(app, service_urls) -> None:
-    ListenerRegistry(get_redis()).joined(["AAPL", "BRK.B"])
+    ListenerRegistry(get_redis()).publish(["AAPL", "BRK.B"])
     other_process = ListenerRegistry(get_redis())
-    other_process.joined(["KO"])
-    other_process.left(["KO"])  # KO's only listener left again
+    other_process.publish(["KO"])
+    other_process.publish([])  # KO's only listener left again
     capture = EmitCapture(service_urls[0])
     try:
         run_via_rq(app, minutes(1))

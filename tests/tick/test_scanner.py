@@ -39,7 +39,7 @@ def scripted(make_app):
 
 def test_lists_deltas_and_in_play_through_the_pipeline(scripted, rdb, service_urls) -> None:
     svc, provider, app = scripted
-    ListenerRegistry(get_redis()).joined(["CCC"])  # someone watches CCC
+    ListenerRegistry(get_redis()).publish(["CCC"])  # someone watches CCC
     times = minutes(5)
     capture = EmitCapture(service_urls[0])
     try:

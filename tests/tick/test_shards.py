@@ -48,7 +48,7 @@ def test_sharded_ticks_match_an_unsharded_run(make_app, rdb, pg, service_urls) -
 
     app = make_app(TICK_SHARDS=3)
     with app.app_context():
-        ListenerRegistry(get_redis()).joined(list(DEFAULT_SYMBOLS))
+        ListenerRegistry(get_redis()).publish(list(DEFAULT_SYMBOLS))
         run_sharded(app, minutes(6))
         capture = EmitCapture(service_urls[0])
         try:

@@ -1,14 +1,13 @@
 """JSON endpoints against real Redis and Postgres."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jobs.scheduler import make_scheduler
 from tests.fakes.providers import ScriptedProvider
-from tests.helpers import START, check, minutes, scripted_services
-from webapp import services
+from tests.helpers import START, check, minutes, pretend_processes_run, scripted_services
+from webapp import names, services
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.quotes import Quote
 from webapp.extensions import get_redis
@@ -35,17 +34,41 @@ def test_health_names_what_is_wrong(app) -> None:
     resp = client.get("/api/health")
     assert resp.status_code == 503
     problems = resp.get_json()["problems"]
-    assert any(p.startswith("scheduler:") for p in problems)
-    assert any(p.startswith("pipeline: no tick") for p in problems)
+    assert "scheduler: no heartbeat (is the scheduler process running?)" in problems
+    assert any(p.startswith("worker: no RQ worker") for p in problems)
+    assert any(p.startswith("pipeline: no tick recorded") for p in problems)
 
-    cfg = services.config()
-    make_scheduler(get_redis(), cfg).heartbeat()
+    pretend_processes_run(app)
     services.run_tick_now(datetime.now(timezone.utc))
     resp = client.get("/api/health")
     body = resp.get_json()
     assert resp.status_code == 200, body
     assert body["checks"]["redis"] == "ok" and body["checks"]["postgres"] == "ok"
-    assert body["checks"]["last_tick"]["age_seconds"] < 5
+    assert body["checks"]["last_tick"]["age_seconds"] < 5 and body["checks"]["workers"] == 1
+
+
+def test_health_names_the_right_part_for_each_fault(app) -> None:
+    client = app.test_client()
+    pretend_processes_run(app)
+    cfg = services.config()
+    services.run_tick_now(datetime.now(timezone.utc))
+    assert client.get("/api/health").status_code == 200
+    # the tick job vanished (a FLUSHALL the scheduler has not repaired yet): the scheduler is blamed
+    get_redis().zrem("rq:scheduler:scheduled_jobs", names.TICK_JOB_ID)
+    problems = client.get("/api/health").get_json()["problems"]
+    assert problems and all(p.startswith("scheduler: running, but the tick job is not registered")
+                            for p in problems)
+    pretend_processes_run(app)
+    # a stall: the last tick is older than about two ticks
+    ok, body = services.health(datetime.now(timezone.utc) + timedelta(seconds=2 * cfg.TICK_SECONDS + 15))
+    assert not ok and any(p.startswith("pipeline: last tick ran") for p in body["problems"])
+    # the provider serves nothing usable while it should
+    provider = ScriptedProvider()
+    provider.problems = {t: "provider timestamp unchanged" for t in services.tracked_symbols()}
+    run_tick(scripted_services(app, provider), list(services.tracked_symbols()),
+             datetime.now(timezone.utc) + timedelta(minutes=1))
+    problems = services.health(datetime.now(timezone.utc) + timedelta(minutes=1))[1]["problems"]
+    assert problems == ["provider: the last tick accepted no fresh reading of 15 (15 marked stale)"]
 
 
 def test_health_is_503_when_redis_is_unreachable(make_app) -> None:

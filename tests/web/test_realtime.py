@@ -123,3 +123,36 @@ def test_scan_room_gets_its_list_as_deltas_on_the_ack_base(web, app) -> None:
         assert apply_delta(base["rows"], update) == now
     finally:
         rec.sio.disconnect()
+
+
+def test_reserved_and_unknown_events_floods_and_a_lost_redis(web, app) -> None:
+    """A client cannot silence another's quotes, flood the process, or lose its room to a FLUSHALL."""
+    watcher, rogue = Recorder(["websocket"]), Recorder(["websocket"])
+    watcher.sio.connect(web.url, transports=["websocket"], wait_timeout=10)
+    rogue.sio.connect(web.url, transports=["websocket"], wait_timeout=10)
+    try:
+        for rec in (watcher, rogue):
+            assert rec.sio.call("subscribe", {"tickers": ["AAPL"]}, timeout=5)["ok"] is True
+        # a client-sent "disconnect" is refused and changes nothing
+        ack = rogue.sio.call("disconnect", {}, timeout=5)
+        assert ack == {"ok": False, "error": '"disconnect" is a reserved event name'}
+        assert rogue.sio.call("connect", {}, timeout=5)["error"] == "'connect' is a reserved event name"
+        assert "unknown event 'hello'" in rogue.sio.call("hello", {}, timeout=5)["error"]
+        assert Listening(get_redis())() == {"AAPL"}
+        # a flood is cut off for that connection only, with a reason
+        acks = [rogue.sio.call("subscribe", {"tickers": ["AAPL"]}, timeout=5) for _ in range(30)]
+        refused = [a for a in acks if not a["ok"]]
+        assert refused and refused[0]["error"].startswith("rate limited: at most 10/second")
+        assert watcher.sio.call("subscribe", {"tickers": ["KO"]}, timeout=5)["ok"] is True
+        # Redis loses its data: the listened rooms are written again within REFRESH_SECONDS
+        get_redis().flushall()
+        deadline = time.monotonic() + 10
+        while Listening(get_redis())() != {"AAPL", "KO"} and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert Listening(get_redis())() == {"AAPL", "KO"}
+        run_via_rq(app, minutes(1))
+        got = watcher.wait_for("quote", 2)
+        assert sorted(q["ticker"] for q in got) == ["AAPL", "KO"]
+    finally:
+        watcher.sio.disconnect()
+        rogue.sio.disconnect()

@@ -27,6 +27,9 @@ class Provider(Protocol):
     name: str
     #: True for real feeds: not called while the exchange is closed
     follows_market_hours: bool
+    #: True when ``fetch`` can answer for a past minute (sim, replay): a tick
+    #: job that runs late then still runs for the slot it was queued for
+    serves_past: bool
 
     def fetch(
         self,

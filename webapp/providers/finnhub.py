@@ -130,6 +130,7 @@ class CallBudget:
 class FinnhubProvider:
     name = "finnhub"
     follows_market_hours = True
+    serves_past = False  # a REST quote is always "now"
 
     def __init__(
         self,

@@ -93,6 +93,7 @@ class _Day:
 class ReplayProvider:
     name = "replay"
     follows_market_hours = False
+    serves_past = True
 
     def __init__(self, bars: pd.DataFrame) -> None:
         self._minutes: dict[datetime, list[tuple]] = {}

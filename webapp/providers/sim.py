@@ -79,6 +79,7 @@ class SimProvider:
         self.seed = seed
         self.tick_seconds = tick_seconds
         self.follows_market_hours = follows_market_hours
+        self.serves_past = True  # any minute can be simulated
         self.sigma = volatility_per_minute * math.sqrt(tick_seconds / 60.0)
         self._ids: dict[str, int] = {}
 

@@ -92,6 +92,7 @@ class SnapshotProvider:
 
     name = "snapshot"
     follows_market_hours = True
+    serves_past = False
 
     def __init__(self, http: ProviderSession, cooldown: Cooldown) -> None:
         self.http = http

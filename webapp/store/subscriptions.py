@@ -1,9 +1,12 @@
 """Which ticker rooms have listeners, shared through Redis.
 
-Each web process counts the clients in each ``ticker:XYZ`` room it serves
-(a hash per process, refreshed on a timer and expiring with the process),
-and the worker reads the union once per tick.  A ``quote`` is then emitted
-only for tickers someone is listening to: at 10,000 symbols that is the
+Each web process writes the whole set of ``ticker:XYZ`` rooms that have a
+client there (a hash per process, with a TTL), from the Socket.IO server's
+own rooms, whenever a subscription changes and again every few seconds; the
+worker reads the union once per tick.  Because the set is rewritten, never
+counted up and down, it cannot drift or go negative, and after Redis loses
+its data the next refresh puts it back.  A ``quote`` is then emitted only
+for tickers someone is listening to: at 10,000 symbols that is the
 difference between ~10,000 messages a minute through every web process and
 a handful.  ``stock_update`` (room ``all``) and ``alert`` (room ``alerts``)
 go out regardless.
@@ -25,8 +28,8 @@ from webapp import names
 
 log = logging.getLogger(__name__)
 
-TTL_SECONDS = 90
-REFRESH_SECONDS = 30
+TTL_SECONDS = 30
+REFRESH_SECONDS = 5
 
 _LISTENING = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -42,37 +45,28 @@ return out
 
 
 class ListenerRegistry:
-    """The web process's side: count joins and leaves per ticker room."""
+    """The web process's side: publish the tickers whose rooms have clients here."""
 
     def __init__(self, client: redis.Redis, host_id: str | None = None) -> None:
         self.client = client
         self.host_id = host_id or uuid.uuid4().hex
         self.key = names.listeners_key(self.host_id)
+        self.tickers: frozenset[str] = frozenset()
 
-    def _change(self, tickers: Iterable[str], delta: int) -> None:
-        tickers = list(tickers)
-        if not tickers:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for t in tickers:
-            pipe.hincrby(self.key, t, delta)
-        self._keep_alive(pipe)
-        pipe.execute()
-
-    def joined(self, tickers: Iterable[str]) -> None:
-        self._change(tickers, 1)
-
-    def left(self, tickers: Iterable[str]) -> None:
-        self._change(tickers, -1)
-
-    def _keep_alive(self, pipe: redis.client.Pipeline) -> None:
+    def publish(self, tickers: Iterable[str]) -> None:
+        """Replace this process's set (one round-trip)."""
+        self.tickers = frozenset(tickers)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.key)
+        if self.tickers:
+            pipe.hset(self.key, mapping={t: 1 for t in sorted(self.tickers)})
         pipe.expire(self.key, TTL_SECONDS)
         pipe.zadd(names.LISTENER_HOSTS_KEY, {self.host_id: time.time() + TTL_SECONDS})
+        pipe.execute()
 
     def refresh(self) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        self._keep_alive(pipe)
-        pipe.execute()
+        """Write the last published set again (it may have been lost with Redis's data)."""
+        self.publish(self.tickers)
 
 
 class Listening:

@@ -6,17 +6,25 @@ rooms; its acknowledgement then carries each list as last announced, so
 the client has the base the next ``scan_update`` delta applies to.
 
 Bad input gets ``{"ok": false, "error": ...}`` and the connection stays
-usable; nothing here raises into the Socket.IO server.  Ticker-room joins
-and leaves are counted in Redis (:mod:`webapp.store.subscriptions`) so the worker
-emits ``quote`` only where someone listens.
+usable; nothing here raises into the Socket.IO server.  So does an unknown
+event, a reserved name sent by a client (``disconnect``, ``connect``), and
+more events than ``SOCKET_EVENT_RATE_LIMIT`` allows one connection.  The
+ticker rooms with clients here are published to Redis
+(:mod:`webapp.store.subscriptions`) so the worker emits ``quote`` only where
+someone listens.
 """
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, request
 from flask_socketio import join_room, leave_room, rooms
+from limits import parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from webapp import names, services
 from webapp.core.scanner import LISTS
@@ -25,6 +33,8 @@ from webapp.extensions import get_redis, socketio
 from webapp.store.subscriptions import REFRESH_SECONDS, ListenerRegistry
 
 log = logging.getLogger(__name__)
+
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "message", "error"})
 
 
 def _registry() -> ListenerRegistry:
@@ -37,16 +47,42 @@ def _registry() -> ListenerRegistry:
 
 
 def _keep_registered(app: Flask, registry: ListenerRegistry) -> None:
-    """Refresh this process's registration while it lives (a greenlet under gevent)."""
+    """Rewrite this process's listened set while it lives (a greenlet under gevent)."""
     while True:
         socketio.sleep(REFRESH_SECONDS)
         try:
-            registry.refresh()
+            registry.publish(_listened())
         except Exception:
             log.warning("could not refresh the listener registration; retrying", exc_info=True)
 
 
-def _room_tickers(names_of_rooms: list[str]) -> list[str]:
+def _listened(leaving: str | None = None) -> set[str]:
+    """Tickers whose room has a client in this process (other than ``leaving``)."""
+    prefix = names.ticker_room("")
+    rooms_here = socketio.server.manager.rooms.get("/", {})
+    return {room[len(prefix):] for room, members in list(rooms_here.items())
+            if isinstance(room, str) and room.startswith(prefix) and any(sid != leaving for sid in members)}
+
+
+def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Refuse a connection's events past SOCKET_EVENT_RATE_LIMIT, before any work."""
+    @functools.wraps(handler)
+    def run(*args: Any) -> dict[str, Any]:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        limiter = app.extensions.get("socket_limiter")
+        if limiter is None:
+            rate = services.config().SOCKET_EVENT_RATE_LIMIT
+            limiter = app.extensions["socket_limiter"] = (
+                MovingWindowRateLimiter(MemoryStorage()), parse_many(rate), rate)
+        strategy, limits, rate = limiter
+        if not all(strategy.hit(item, request.sid) for item in limits):
+            return {"ok": False, "error": f"rate limited: at most {rate} events per connection"}
+        return handler(*args)
+
+    return run
+
+
+def _room_tickers_of(names_of_rooms: list[str]) -> list[str]:
     prefix = names.ticker_room("")
     return [r[len(prefix):] for r in names_of_rooms if r.startswith(prefix)]
 
@@ -64,8 +100,8 @@ def _change(payload: Any, join: bool) -> dict[str, Any]:
     changed = [r for r in wanted if (r not in current) == join]
     for room in changed:
         (join_room if join else leave_room)(room)
-    registry = _registry()
-    (registry.joined if join else registry.left)(_room_tickers(changed))
+    if any(r.startswith(names.ticker_room("")) for r in changed):
+        _registry().publish(_listened())
     ack: dict[str, Any] = {"ok": True, "rooms": wanted}
     if join and asked.scans:
         # the lists as last announced: the base the next scan_update's delta applies to
@@ -76,14 +112,17 @@ def _change(payload: Any, join: bool) -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     @socketio.on(names.EVENT_SUBSCRIBE)
+    @_limited
     def _subscribe(payload: Any = None) -> dict[str, Any]:
         return _change(payload, join=True)
 
     @socketio.on(names.EVENT_UNSUBSCRIBE)
+    @_limited
     def _unsubscribe(payload: Any = None) -> dict[str, Any]:
         return _change(payload, join=False)
 
     @socketio.on(names.EVENT_FOLLOW_ALERTS)
+    @_limited
     def _alerts(payload: Any = None) -> dict[str, Any]:
         """Join (``{"on": true}``) or leave (``{"on": false}``) the alert feed room."""
         on = payload.get("on", True) if isinstance(payload, dict) else None
@@ -92,11 +131,32 @@ def init_app(app: Flask) -> None:
         (join_room if on else leave_room)(names.ROOM_ALERTS)
         return {"ok": True, "rooms": [names.ROOM_ALERTS] if on else []}
 
+    connected: set[str] = set()  # sids whose real connect ran (greenlets: no lock needed)
+
+    @socketio.on("connect")
+    def _connect(auth: Any = None) -> dict[str, Any] | None:
+        if request.sid in connected:  # the connection exists: this is a client's event
+            return {"ok": False, "error": "'connect' is a reserved event name"}
+        connected.add(request.sid)
+        return None
+
     @socketio.on("disconnect")
-    def _disconnect(reason: Any = None) -> None:
-        left = _room_tickers(rooms())
-        if left:
-            _registry().left(left)
+    def _disconnect(reason: Any = None) -> dict[str, Any] | None:
+        if socketio.server.manager.is_connected(request.sid, "/"):
+            # a real disconnect is marked before this runs; this is a client's event
+            return {"ok": False, "error": '"disconnect" is a reserved event name'}
+        connected.discard(request.sid)
+        if _room_tickers_of(rooms()):
+            _registry().publish(_listened(leaving=request.sid))
+        return None
+
+    @socketio.on("*")
+    @_limited
+    def _unknown(event: str, *args: Any) -> dict[str, Any]:
+        if event in RESERVED_EVENTS:
+            return {"ok": False, "error": f"{event!r} is a reserved event name"}
+        return {"ok": False, "error": f"unknown event {event!r}: use {names.EVENT_SUBSCRIBE}, "
+                                      f"{names.EVENT_UNSUBSCRIBE} or {names.EVENT_FOLLOW_ALERTS}"}
 
     @socketio.on_error_default
     def _error(exc: Exception) -> dict[str, Any]:
