@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, Retry
 from rq.job import Job
 from rq_scheduler import Scheduler
 from rq_scheduler.utils import get_next_scheduled_time, to_unix
@@ -75,7 +75,8 @@ class TrackerScheduler(Scheduler):
         at = datetime.fromtimestamp(float(due), timezone.utc)
         self.get_queue_for_job(job).enqueue(
             TICK_FUNC, queued_for=at.isoformat(), job_id=f"{names.TICK_JOB_ID}-{int(float(due))}",
-            job_timeout=job.timeout, result_ttl=job.result_ttl, failure_ttl=86400)
+            job_timeout=job.timeout, result_ttl=job.result_ttl, failure_ttl=86400,
+            retry=Retry(max=2))  # a failed or abandoned (killed) tick runs again, at once
         nxt = get_next_scheduled_time(job.meta["cron_string"],
                                       use_local_timezone=job.meta.get("use_local_timezone"))
         self.connection.zadd(self.scheduled_jobs_key, {job.id: to_unix(nxt)})

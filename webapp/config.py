@@ -167,6 +167,7 @@ class Config:
     SMA_PERIOD: int = 5
     TICK_SECONDS: int = 60
     TICK_SHARDS: int = 1  # split each tick into this many RQ jobs, for more workers
+    TICK_LOCK_TTL_SECONDS: int = 10  # renewed while a tick runs; a killed tick frees it this soon
     SIM_SEED: int = 42
     SIM_FOLLOWS_MARKET_HOURS: bool = False
     HOT_TTL_SECONDS: int = 3600
@@ -256,6 +257,7 @@ class Config:
             SMA_PERIOD=_int(env, "SMA_PERIOD", 5),
             TICK_SECONDS=tick,
             TICK_SHARDS=_int(env, "TICK_SHARDS", 1),
+            TICK_LOCK_TTL_SECONDS=_int(env, "TICK_LOCK_TTL_SECONDS", 10),
             SIM_SEED=_int(env, "SIM_SEED", 42, minimum=0),
             SIM_FOLLOWS_MARKET_HOURS=_bool(env, "SIM_FOLLOWS_MARKET_HOURS", False),
             HOT_TTL_SECONDS=_int(env, "HOT_TTL_SECONDS", max(3600, 10 * tick)),

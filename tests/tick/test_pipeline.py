@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from time import monotonic, sleep
 
 import pytest
 
@@ -255,3 +256,37 @@ def test_changing_sma_period_rebuilds_from_postgres(make_app, rdb, pg) -> None:
         prices = [r[1] for r in rows]
         assert windows[ticker] == prices[-8:] and docs[ticker]["n"] == 8
         assert docs[ticker]["v"]["sma"] == pytest.approx(sum(prices[-8:]) / 8, abs=1e-4)
+
+
+def test_a_dead_ticks_lock_frees_within_its_short_ttl(make_app, rdb) -> None:
+    """The lock a tick holds lives seconds, so a tick killed mid-way delays the next by that, not a tick."""
+    app = make_app(TICK_LOCK_TTL_SECONDS=1)
+    seen = []
+
+    class Peeking(ScriptedProvider):  # a feed that looks at the lock while the tick holds it
+        def fetch(self, symbols, now, previous):
+            seen.append(rdb.pttl(names.tick_lock_key()))
+            return super().fetch(symbols, now, previous)
+
+    with app.app_context():
+        svc = scripted_services(app, Peeking())
+        run_tick(svc, ["AAPL"], START)
+        assert 0 < seen[0] <= 1000  # the tick's lock: TICK_LOCK_TTL_SECONDS, not TICK_SECONDS + 30
+        svc.hot.lock(hold_seconds=1, wait_seconds=1)  # a dead tick's lock, never released
+        started = monotonic()
+        report = run_tick(svc, ["AAPL"], START + timedelta(minutes=1))
+        waited = monotonic() - started
+    assert report.skipped is None and waited < 3, waited
+
+
+def test_a_long_tick_keeps_its_lock(make_app, rdb) -> None:
+    """The lock is renewed while the tick runs, so a slow one is not overtaken by the next."""
+    app = make_app(TICK_LOCK_TTL_SECONDS=1)
+    with app.app_context():
+        svc = services.tick_services()
+        token = svc.hot.lock(hold_seconds=1, wait_seconds=1)
+        with svc.hot.held(token, 1):
+            sleep(2.5)  # well past the TTL
+            assert rdb.get(names.tick_lock_key()) == token.encode()
+        svc.hot.unlock(token)
+    assert rdb.get(names.tick_lock_key()) is None

@@ -20,10 +20,12 @@ on the other ticks.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -109,6 +111,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 
 class TickBusy(RuntimeError):
     """Another tick still holds the lock after the wait."""
@@ -177,6 +184,7 @@ class HotStore:
         self.shards = shards
         self._write = client.register_script(_WRITE)
         self._release = client.register_script(_RELEASE)
+        self._extend = client.register_script(_EXTEND)
 
     def lock(self, hold_seconds: float, wait_seconds: float, shard: Shard = (0, 1)) -> str:
         """Take the tick lock (one round-trip when free); returns its token."""
@@ -188,6 +196,37 @@ class HotStore:
                 raise TickBusy(f"another tick has held the lock for over {wait_seconds:.0f} s")
             time.sleep(0.05)
         return token
+
+    def extend(self, token: str, hold_seconds: float, shard: Shard = (0, 1)) -> bool:
+        """Keep the lock for ``hold_seconds`` more if it is still ours."""
+        return bool(self._extend(keys=[names.tick_lock_key(*shard)], args=[token, int(hold_seconds * 1000)]))
+
+    @contextlib.contextmanager
+    def held(self, token: str, hold_seconds: float, shard: Shard = (0, 1)) -> Iterator[None]:
+        """Renew the lock every third of its TTL while the block runs.
+
+        The TTL is short, so a tick that died (a SIGKILLed worker) frees its
+        lock within seconds instead of after a whole tick; a live tick that
+        runs long keeps it.  A tick shorter than a third of the TTL (all of
+        them, normally) costs no extra round-trip.
+        """
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(hold_seconds / 3):
+                try:
+                    if not self.extend(token, hold_seconds, shard):
+                        return
+                except Exception:
+                    log.warning("could not renew the tick lock", exc_info=True)
+
+        keeper = threading.Thread(target=renew, name="tick-lock", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join(5)
 
     def unlock(self, token: str, shard: Shard = (0, 1)) -> None:
         """Release the lock if still ours (only needed when a tick fails)."""

@@ -160,13 +160,15 @@ def run_tick(
     slot, slot_time = slot_of(now, cfg.TICK_SECONDS)
     market = svc.market(now)
     report = TickReport(slot, slot_time, market.state, symbols=len(symbols))
-    token = svc.hot.lock(hold_seconds=cfg.TICK_SECONDS + 30, wait_seconds=cfg.TICK_SECONDS, shard=shard)
+    hold = cfg.TICK_LOCK_TTL_SECONDS
+    token = svc.hot.lock(hold_seconds=hold, wait_seconds=max(cfg.TICK_SECONDS, 2 * hold), shard=shard)
     # A tick allocates tens of thousands of small dicts and lists that live
     # until it ends; the cyclic collector would rescan them again and again.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        _locked_tick(svc, symbols, now, market, token, report, shard, all_symbols or symbols)
+        with svc.hot.held(token, hold, shard):
+            _locked_tick(svc, symbols, now, market, token, report, shard, all_symbols or symbols)
     except BaseException:
         # leave nothing half-open for the next tick: no lock, no transaction
         svc.session.rollback()
