@@ -125,7 +125,7 @@ def hot_state(rdb, tickers, period=5):
 
 def scripted_services(app, provider) -> TickServices:
     base = services.tick_services()
-    return TickServices(base.config, provider, base.hot, db.session, base.publisher)
+    return TickServices(base.config, provider, base.hot, db.session, base.publisher, spool=base.spool)
 
 
 def schema_for(spec: dict, path: str, status: str = "200") -> dict:

@@ -168,6 +168,7 @@ class Config:
     TICK_SECONDS: int = 60
     TICK_SHARDS: int = 1  # split each tick into this many RQ jobs, for more workers
     TICK_LOCK_TTL_SECONDS: int = 10  # renewed while a tick runs; a killed tick frees it this soon
+    SPOOL_MAX_TICKS: int = 180  # ticks of rows kept in Redis while Postgres is down (oldest dropped)
     SIM_SEED: int = 42
     SIM_FOLLOWS_MARKET_HOURS: bool = False
     HOT_TTL_SECONDS: int = 3600
@@ -258,6 +259,7 @@ class Config:
             TICK_SECONDS=tick,
             TICK_SHARDS=_int(env, "TICK_SHARDS", 1),
             TICK_LOCK_TTL_SECONDS=_int(env, "TICK_LOCK_TTL_SECONDS", 10),
+            SPOOL_MAX_TICKS=_int(env, "SPOOL_MAX_TICKS", 180),
             SIM_SEED=_int(env, "SIM_SEED", 42, minimum=0),
             SIM_FOLLOWS_MARKET_HOURS=_bool(env, "SIM_FOLLOWS_MARKET_HOURS", False),
             HOT_TTL_SECONDS=_int(env, "HOT_TTL_SECONDS", max(3600, 10 * tick)),

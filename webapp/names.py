@@ -85,6 +85,8 @@ def rvol_minute_key(day: str, minute: int) -> str:
     return f"{_PREFIX}:rvol:{day}:{minute}"
 
 
+SPOOL_KEY = f"{_PREFIX}:spool"  # list: ticks' rows waiting for Postgres (no TTL, bounded)
+SPOOL_COUNT_KEY = f"{_PREFIX}:spool:count"  # string: how many entries SPOOL_KEY holds
 LAST_TICK_KEY = f"{_PREFIX}:tick:last"  # JSON summary of the last tick that ran
 SCHEDULER_HEARTBEAT_KEY = f"{_PREFIX}:scheduler:heartbeat"
 FINNHUB_BUDGET_KEY = f"{_PREFIX}:finnhub"  # namespace for the shared call budget

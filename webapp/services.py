@@ -26,6 +26,7 @@ from webapp.providers import get_provider
 from webapp.store import history, symbols
 from webapp.store.hot import HotStore
 from webapp.store.scanstore import ScanStore
+from webapp.store.spool import Spool
 from webapp.tick import scanner
 from webapp.tick.pipeline import TickReport, TickServices, max_age, run_tick
 from webapp.tick.publisher import Publisher
@@ -60,6 +61,7 @@ def tick_services() -> TickServices:
                          done_ttl=max(600, 100 * cfg.TICK_SECONDS), shards=cfg.TICK_SHARDS),
             session=db.session,
             publisher=Publisher(client),
+            spool=Spool(client, cfg.SPOOL_MAX_TICKS),
         )
         app.extensions["tick_services"] = svc
     return svc
@@ -128,6 +130,7 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
     client = get_redis()
     last = None
     redis_ok = False
+    spooled: int | str = "unknown"
     try:
         client.ping()
         redis_ok = True
@@ -148,6 +151,8 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
         if not workers:
             problems.append(f"worker: no RQ worker is listening on queue {cfg.QUEUE_NAME!r}")
         last = tick_services().hot.last_tick()
+        spooled = tick_services().spool.waiting()  # type: ignore[union-attr]
+        checks["spooled_ticks"] = spooled
     except Exception as exc:  # the point is to report it, whatever it is
         checks["redis"] = f"error: {type(exc).__name__}"
         problems.append(f"redis: {exc}")
@@ -157,7 +162,7 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
     except Exception as exc:
         db.session.rollback()
         checks["postgres"] = f"error: {type(exc).__name__}"
-        problems.append(f"postgres: {type(exc).__name__}")
+        problems.append(f"postgres: down ({type(exc).__name__}), {spooled} tick(s) spooled in Redis")
     allowed = 2 * cfg.TICK_SECONDS + 10
     market = market_state(now)
     if last is None:
@@ -259,7 +264,7 @@ def replay(path: str, speed: float, each: Callable[[TickReport], None] | None = 
 
     provider = ReplayProvider(load_bars(Path(path)))
     base = tick_services()
-    svc = TickServices(base.config, provider, base.hot, db.session, base.publisher)
+    svc = TickServices(base.config, provider, base.hot, db.session, base.publisher, spool=base.spool)
     tickers = provider.tickers
     symbols.seed(db.session, tickers)
     for t in tickers:

@@ -50,6 +50,10 @@ _LAST_ALERTS = sa.text(
 )
 
 
+# What a Postgres outage raises, through SQLAlchemy and on the COPY's raw cursor.
+DB_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
 class QuoteRow(NamedTuple):
     """A validated quote as stored, with the SMA it had (None while the window filled)."""
 

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp.store.history import DB_DOWN
 from webapp.store.models import ApiToken
 
 log = logging.getLogger(__name__)
@@ -80,16 +81,25 @@ class TrackedCache:
         self._seeded: tuple[str, ...] | None = None
 
     def get(self, session: Session, configured: Sequence[str]) -> tuple[str, ...]:
+        """The tracked list; while Postgres is down, the last one read (or the configured one)."""
         if self._value is None or time.monotonic() - self._at > self.seconds:
-            if self._seeded != tuple(configured):
-                seed(session, configured)
-                self._seeded = tuple(configured)
-            self._value = active_tickers(session)
+            try:
+                if self._seeded != tuple(configured):
+                    seed(session, configured)
+                    self._seeded = tuple(configured)
+                self._value = active_tickers(session)
+            except DB_DOWN as exc:
+                session.rollback()
+                if self._value is None:
+                    self._value = tuple(configured)
+                log.warning("Postgres unavailable (%s): using the last known %d tracked symbols",
+                            type(exc).__name__, len(self._value))
             self._at = time.monotonic()
         return self._value
 
     def clear(self) -> None:
-        self._value = None
+        """Read again at the next get (the last list stays as the fallback while Postgres is down)."""
+        self._at = float("-inf")
 
 
 def _hash(token: str) -> str:

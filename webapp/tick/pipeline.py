@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from webapp import names
 from webapp.config import Config
 from webapp.core.indicators import ALERT_CODES
 from webapp.core.latest import Latest
@@ -36,11 +37,14 @@ from webapp.core.quotes import Quote
 from webapp.core.validation import quote_problems
 from webapp.providers.base import FetchResult, Provider
 from webapp.store import history, hot
+from webapp.store.history import DB_DOWN
 from webapp.store.hot import HotStore, Restore, Shard
+from webapp.store.spool import Spool
 from webapp.tick import scanner
 from webapp.tick.publisher import Batch, Publisher
 
 log = logging.getLogger(__name__)
+
 
 
 def max_age(config: Config, provider: Provider, market: MarketState) -> float | None:
@@ -60,6 +64,7 @@ class TickServices:
     session: Session
     publisher: Publisher
     market: Callable[[datetime], MarketState] = market_state
+    spool: Spool | None = None  # where rows wait while Postgres is down (None: a failed store fails the tick)
 
 
 @dataclass
@@ -75,6 +80,8 @@ class TickReport:
     stale: dict[str, str] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     emitted: int = 0
+    spooled: int = 0  # ticks waiting in the spool after this one (Postgres down)
+    drained: int = 0  # spooled ticks this one stored
     duration_ms: float = 0.0
     phases_ms: dict[str, float] = field(default_factory=dict)
 
@@ -90,6 +97,7 @@ class TickReport:
             "skipped": self.skipped, "symbols": self.symbols, "fetched": self.fetched,
             "accepted": self.accepted, "restored": self.restored,
             "stale": self.stale, "alerts": self.alerts, "emitted": self.emitted,
+            "spooled": self.spooled, "drained": self.drained,
             "duration_ms": round(self.duration_ms, 1), "phases_ms": self.phases_ms,
         }
 
@@ -195,7 +203,8 @@ def _locked_tick(
     slot, slot_time = report.slot, report.at
     t = time.perf_counter()
     scan_keys = scanner.ScanInputs.keys(cfg, shard, slot_time) if cfg.SCANNER else []
-    state = svc.hot.read(slot, shard, scan_keys)
+    state = svc.hot.read(slot, shard, [*scan_keys, names.SPOOL_COUNT_KEY])
+    spooled_before = state.extra.pop()
     if state.slot_done:
         svc.hot.unlock(token, shard)
         report.skipped = "slot already done"
@@ -206,6 +215,9 @@ def _locked_tick(
     restores = _restore(svc, latest, missing) if missing else []
     report.restored = len(restores)
     t = report.mark("read", t)
+
+    if spooled_before is not None and svc.spool is not None:
+        _drain(svc, report)
 
     previous = latest.previous()
     if svc.provider.follows_market_hours and not market.is_open:
@@ -244,7 +256,10 @@ def _locked_tick(
     # Postgres first: if Redis fails after this, the retry finds the slot
     # unfinished and the unique keys keep the rows single.  The COPYs run on
     # a helper thread while the Redis write and the emits are prepared.
-    pending = history.PendingInsert(svc.session, quote_rows, alert_rows)
+    try:
+        pending: history.PendingInsert | None = history.PendingInsert(svc.session, quote_rows, alert_rows)
+    except DB_DOWN as exc:
+        pending = _spool(svc, report, slot, quote_rows, alert_rows, exc)
     summary = {"slot": slot, "at": slot_time.isoformat(), "ran_at": now.isoformat(),
                "market": market.state, "symbols": len(symbols), "accepted": len(accepted),
                "stale": len(stale), "provider": svc.provider.name}
@@ -260,7 +275,11 @@ def _locked_tick(
     if whole:  # built while Postgres works; sent only if this run finishes the slot
         batch.stock_update(_stock_update(shown, slot_time, market))
     t = report.mark("prepare", t)
-    pending.finish()
+    if pending is not None:
+        try:
+            pending.finish()
+        except DB_DOWN as exc:
+            _spool(svc, report, slot, quote_rows, alert_rows, exc)
     t = report.mark("postgres_wait", t)
 
     first, finished = svc.hot.write(prepared)
@@ -278,6 +297,35 @@ def _locked_tick(
     report.emitted = len(batch.messages)
     batch.send()
     report.mark("emit", t)
+
+
+def _spool(svc: TickServices, report: TickReport, slot: int, quotes: Sequence[history.QuoteRow],
+           alerts: Sequence[history.AlertRow], exc: BaseException) -> None:
+    """Postgres is down: keep the rows in Redis and carry on with the live path."""
+    svc.session.rollback()
+    if svc.spool is None:
+        raise exc
+    report.spooled = svc.spool.put(slot, quotes, alerts)
+    log.warning("Postgres unavailable (%s); %d quote(s) and %d alert(s) of slot %s spooled in Redis "
+                "(%d tick(s) waiting)", type(exc).__name__, len(quotes), len(alerts), slot, report.spooled)
+
+
+def _drain(svc: TickServices, report: TickReport) -> None:
+    """Write what earlier ticks spooled, oldest first, once Postgres answers again."""
+    assert svc.spool is not None
+    entries = svc.spool.entries()
+    stored = 0
+    try:
+        for _, quotes, alerts in entries:
+            history.insert_tick(svc.session, quotes, alerts)
+            stored += 1
+    except DB_DOWN:
+        svc.session.rollback()
+        log.info("Postgres still unavailable; %d tick(s) stay spooled", len(entries) - stored)
+    if stored:
+        left = svc.spool.drop(stored)
+        report.drained = stored
+        log.warning("Postgres is back: stored %d spooled tick(s); %d still wait", stored, left)
 
 
 def _every_shard(svc: TickServices, symbols: Sequence[str], accepted: Sequence[Quote], now: datetime,

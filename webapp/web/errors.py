@@ -6,6 +6,8 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from webapp.store.history import DB_DOWN
+
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +42,18 @@ def init_app(app: Flask) -> None:
             return jsonify(error_body(code, exc.description or exc.name)), exc.code
         return render_template("error.html", status=exc.code, title=exc.name,
                                message=exc.description), exc.code
+
+    def _database_down(exc: Exception):
+        log.warning("Postgres unavailable on %s: %s", request.path, type(exc).__name__)
+        message = "the database is unavailable; live data keeps coming from Redis, retry shortly"
+        if _wants_json():
+            resp = jsonify(error_body("database_unavailable", message))
+        else:
+            resp = render_template("error.html", status=503, title="Database unavailable", message=message)
+        return resp, 503, {"Retry-After": "10"}
+
+    for kind in DB_DOWN:
+        app.register_error_handler(kind, _database_down)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

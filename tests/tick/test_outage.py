@@ -1,0 +1,56 @@
+"""A Postgres outage does not stop the live path, and loses nothing.
+
+The database sits behind a proxy the test cuts (every connection drops, new
+ones are refused) and restores, as a Postgres restart looks to a client.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.pgproxy import PgProxy
+from tests.helpers import minutes, reference, stored_alerts, stored_quotes
+from webapp import services
+from webapp.config import DEFAULT_SYMBOLS
+
+
+@pytest.fixture
+def proxy(service_urls):
+    p = PgProxy(service_urls[1])
+    yield p
+    p.close()
+
+
+def test_ticks_go_on_spooled_and_postgres_catches_up_once(make_app, proxy, pg) -> None:
+    app = make_app(DATABASE_URL=proxy.url)
+    times = minutes(8)
+    with app.app_context():
+        client = app.test_client()
+        for at in times[:3]:
+            assert services.run_tick_now(at).spooled == 0
+        proxy.cut()
+        for n, at in enumerate(times[3:6], start=1):
+            report = services.run_tick_now(at)
+            assert report.accepted == 15 and report.spooled == n  # Redis, browsers and alerts go on
+        detail = services.stock_detail("AAPL")
+        assert detail["latest"]["time"] == times[5].isoformat()
+        assert client.get("/api/stocks").status_code == 200  # answered from Redis
+        down = client.get("/api/alerts")
+        assert down.status_code == 503 and down.get_json()["error"]["code"] == "database_unavailable"
+        health = client.get("/api/health").get_json()
+        assert any(p.startswith("postgres: down") and "3 tick(s) spooled" in p for p in health["problems"])
+        assert client.get("/").status_code in (200, 503)  # a page never answers 500
+        proxy.restore()
+        report = services.run_tick_now(times[6])
+        assert report.drained == 3 and report.spooled == 0
+        services.run_tick_now(times[7])
+        assert client.get("/api/health").get_json()["checks"]["spooled_ticks"] == 0
+    quotes = stored_quotes(pg)
+    assert sorted(quotes) == sorted(DEFAULT_SYMBOLS)
+    assert all([r[0] for r in rows] == times for rows in quotes.values())  # every minute, once
+    expected = [(t, rows[i][0], kind) for t, rows in quotes.items()
+                for i, kind in enumerate(reference([r[1] for r in rows], 5)) if kind]
+    assert [(a[0], a[1], a[2]) for a in stored_alerts(pg)] == sorted(expected)  # none lost, none false
+    for rows in quotes.values():  # the stored SMAs are the history's
+        prices = [r[1] for r in rows]
+        for i in range(4, len(rows)):
+            assert rows[i][2] == pytest.approx(sum(prices[i - 4:i + 1]) / 5, abs=1e-4)
