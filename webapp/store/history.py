@@ -50,6 +50,22 @@ _LAST_ALERTS = sa.text(
 )
 
 
+_STORED_BETWEEN = sa.text(
+    """
+    SELECT DISTINCT ticker FROM quotes
+    WHERE ticker = ANY(CAST(:tickers AS varchar[])) AND time >= :start AND time < :end
+    """
+)
+
+_ALERTS_BETWEEN = sa.text(
+    """
+    SELECT ticker, time, kind, price, sma FROM alerts
+    WHERE ticker = ANY(CAST(:tickers AS varchar[])) AND time >= :start AND time < :end
+    ORDER BY time, ticker
+    """
+)
+
+
 # What a Postgres outage raises, through SQLAlchemy and on the COPY's raw cursor.
 DB_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)
 
@@ -195,6 +211,23 @@ def recent_quotes(session: Session, tickers: Sequence[str], n: int) -> dict[str,
             )
         )
     return out
+
+
+def stored_between(session: Session, tickers: Sequence[str], start: datetime, end: datetime) -> list[str]:
+    """Which of ``tickers`` have a quote stored in [start, end) (one statement)."""
+    if not tickers:
+        return []
+    return list(session.execute(_STORED_BETWEEN, {"tickers": list(tickers), "start": start, "end": end})
+                .scalars())
+
+
+def alerts_between(session: Session, tickers: Sequence[str], start: datetime, end: datetime
+                   ) -> list[AlertRow]:
+    """The alerts of ``tickers`` stored in [start, end), oldest first (one statement)."""
+    if not tickers:
+        return []
+    rows = session.execute(_ALERTS_BETWEEN, {"tickers": list(tickers), "start": start, "end": end})
+    return [AlertRow(r.ticker, r.time, r.kind, float(r.price), float(r.sma)) for r in rows]
 
 
 def last_alerts(session: Session, tickers: Sequence[str]) -> dict[str, AlertRow]:

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,7 @@ class TickServices:
     publisher: Publisher
     market: Callable[[datetime], MarketState] = market_state
     spool: Spool | None = None  # where rows wait while Postgres is down (None: a failed store fails the tick)
+    after_commit: Callable[[int], None] | None = None  # tests only: runs between Postgres and Redis
 
 
 @dataclass
@@ -203,15 +204,21 @@ def _locked_tick(
     slot, slot_time = report.slot, report.at
     t = time.perf_counter()
     scan_keys = scanner.ScanInputs.keys(cfg, shard, slot_time) if cfg.SCANNER else []
-    state = svc.hot.read(slot, shard, [*scan_keys, names.SPOOL_COUNT_KEY])
+    state = svc.hot.read(slot, shard, [*scan_keys, names.tick_done_key(slot - 1, *shard),
+                                       names.SPOOL_COUNT_KEY])
     spooled_before = state.extra.pop()
+    previous_done = state.extra.pop() is not None
     if state.slot_done:
         svc.hot.unlock(token, shard)
         report.skipped = "slot already done"
         return
 
     latest, missing = state.latest.aligned(symbols, cfg.SMA_PERIOD)
-    # lost state, or state kept for another SMA_PERIOD: rebuild it from Postgres
+    unsent: list[history.AlertRow] = []
+    if not previous_done:  # did the last slot reach Postgres but not Redis?
+        diverged, unsent = _diverged(svc, symbols, slot_time)
+        missing = list(dict.fromkeys([*missing, *diverged]))
+    # lost state, state kept for another SMA_PERIOD, or Postgres ahead: rebuild it from Postgres
     restores = _restore(svc, latest, missing) if missing else []
     report.restored = len(restores)
     t = report.mark("read", t)
@@ -272,6 +279,11 @@ def _locked_tick(
     whole = shard[1] == 1
     shown = latest.views(None if whole else rows, now, limit, fresh)
     batch = _emits(svc, shown, {q.ticker for q in accepted}, report, scan)
+    for a in unsent:  # stored by a tick that died before Redis and its emits: sent now, once
+        payload = {"ticker": a.ticker, "kind": a.kind, "price": a.price, "sma": a.sma,
+                   "time": a.time.isoformat()}
+        batch.alert(payload, to_ticker_room=a.ticker in batch.listening)
+        report.alerts.append(payload)
     if whole:  # built while Postgres works; sent only if this run finishes the slot
         batch.stock_update(_stock_update(shown, slot_time, market))
     t = report.mark("prepare", t)
@@ -280,6 +292,8 @@ def _locked_tick(
             pending.finish()
         except DB_DOWN as exc:
             _spool(svc, report, slot, quote_rows, alert_rows, exc)
+    if svc.after_commit is not None:  # tests: a crash exactly here
+        svc.after_commit(slot)
     t = report.mark("postgres_wait", t)
 
     first, finished = svc.hot.write(prepared)
@@ -297,6 +311,30 @@ def _locked_tick(
     report.emitted = len(batch.messages)
     batch.send()
     report.mark("emit", t)
+
+
+def _diverged(svc: TickServices, symbols: Sequence[str], slot_time: datetime
+              ) -> tuple[list[str], list[history.AlertRow]]:
+    """Tickers Postgres holds a reading of from the previous slot that Redis never got, and its alerts.
+
+    The previous slot's done marker is missing: it did not run (a stall, a
+    restart), or it died after its Postgres commit and before its Redis write.
+    Only the second leaves rows behind; those tickers are rebuilt from Postgres
+    like lost state, and that slot's stored alerts, which were never emitted,
+    go out with this tick.  One statement each, only on such a tick.
+    """
+    start = slot_time - timedelta(seconds=svc.config.TICK_SECONDS)
+    try:
+        diverged = history.stored_between(svc.session, symbols, start, slot_time)
+        unsent = history.alerts_between(svc.session, diverged, start, slot_time) if diverged else []
+    except DB_DOWN:
+        svc.session.rollback()
+        return [], []
+    if diverged:
+        log.warning("slot before %s reached Postgres but not Redis for %d ticker(s): rebuilding them "
+                    "from Postgres and sending its %d stored alert(s)", slot_time.isoformat(),
+                    len(diverged), len(unsent))
+    return diverged, unsent
 
 
 def _spool(svc: TickServices, report: TickReport, slot: int, quotes: Sequence[history.QuoteRow],
