@@ -51,22 +51,17 @@ class ListenerRegistry:
         self.client = client
         self.host_id = host_id or uuid.uuid4().hex
         self.key = names.listeners_key(self.host_id)
-        self.tickers: frozenset[str] = frozenset()
 
     def publish(self, tickers: Iterable[str]) -> None:
         """Replace this process's set (one round-trip)."""
-        self.tickers = frozenset(tickers)
+        wanted = sorted(set(tickers))
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(self.key)
-        if self.tickers:
-            pipe.hset(self.key, mapping={t: 1 for t in sorted(self.tickers)})
+        if wanted:
+            pipe.hset(self.key, mapping=dict.fromkeys(wanted, 1))
         pipe.expire(self.key, TTL_SECONDS)
         pipe.zadd(names.LISTENER_HOSTS_KEY, {self.host_id: time.time() + TTL_SECONDS})
         pipe.execute()
-
-    def refresh(self) -> None:
-        """Write the last published set again (it may have been lost with Redis's data)."""
-        self.publish(self.tickers)
 
 
 class Listening:

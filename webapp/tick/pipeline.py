@@ -2,15 +2,19 @@
 
 The order is chosen so that a retry repairs rather than duplicates:
 
-1. take the tick lock and read Redis (2 round-trips); a slot already
-   finished is skipped;
-2. rebuild from Postgres any ticker whose hot state is gone or was kept for
-   another SMA period (0 or 2 queries);
+1. take the tick lock (a short TTL, renewed while the tick runs) and read
+   Redis (2 round-trips); a slot already finished is skipped;
+2. rebuild from Postgres any ticker whose hot state is gone, was kept for
+   another SMA period, or whose previous slot reached Postgres but not Redis
+   (0 or 2 queries; 1 more only when the previous slot is not marked done),
+   and store what a Postgres outage left in the spool;
 3. fetch (not at all for a real feed while the exchange is closed);
 4. validate (an unchanged provider time is stale) and compute windows, SMA
    and crossover with the pure core, on columns (:mod:`webapp.core.latest`);
-5. write Postgres *before* Redis, so a crash between them is completed by
-   the retry instead of losing history (unique keys keep rows single);
+5. write Postgres *before* Redis, so a crash between them loses no history:
+   the job's retry completes the slot (unique keys keep rows single), or the
+   next slot finds it and repairs it (step 2); while Postgres is down the
+   rows go to the spool and the tick carries on;
 6. write Redis, mark the slot done and release the lock (1 round-trip);
 7. emit: read which ticker rooms have listeners, then send ``stock_update``,
    the ``quote``s someone listens to and every ``alert`` (2 round-trips).
@@ -44,7 +48,6 @@ from webapp.tick import scanner
 from webapp.tick.publisher import Batch, Publisher
 
 log = logging.getLogger(__name__)
-
 
 
 def max_age(config: Config, provider: Provider, market: MarketState) -> float | None:

@@ -82,9 +82,9 @@ def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, 
     return run
 
 
-def _room_tickers_of(names_of_rooms: list[str]) -> list[str]:
+def _has_ticker_room(names_of_rooms: list[str]) -> bool:
     prefix = names.ticker_room("")
-    return [r[len(prefix):] for r in names_of_rooms if r.startswith(prefix)]
+    return any(r.startswith(prefix) for r in names_of_rooms)
 
 
 def _change(payload: Any, join: bool) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def _change(payload: Any, join: bool) -> dict[str, Any]:
     changed = [r for r in wanted if (r not in current) == join]
     for room in changed:
         (join_room if join else leave_room)(room)
-    if any(r.startswith(names.ticker_room("")) for r in changed):
+    if _has_ticker_room(changed):
         _registry().publish(_listened())
     ack: dict[str, Any] = {"ok": True, "rooms": wanted}
     if join and asked.scans:
@@ -146,7 +146,7 @@ def init_app(app: Flask) -> None:
             # a real disconnect is marked before this runs; this is a client's event
             return {"ok": False, "error": '"disconnect" is a reserved event name'}
         connected.discard(request.sid)
-        if _room_tickers_of(rooms()):
+        if _has_ticker_room(rooms()):
             _registry().publish(_listened(leaving=request.sid))
         return None
 
