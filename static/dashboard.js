@@ -114,7 +114,8 @@
       if (!row.dataset.time) continue;
       const age = Math.round((now - new Date(row.dataset.time).getTime()) / 1000);
       const tag = row.querySelector(".stale-tag");
-      if (age > maxAge && (!tag || tag.dataset.aged !== undefined || !row.classList.contains("stale"))) {
+      // the server's own reason (a refused feed) stays; our ageing message is refreshed
+      if (age > maxAge && (!tag || "aged" in tag.dataset)) {
         showStale(row, `no reading for ${age} s`);
         row.querySelector(".stale-tag").dataset.aged = "";
       }
