@@ -63,8 +63,9 @@
   // The legend's "window now": the last SMA_PERIOD prices, as the server keeps them
   const windowNow = (data.window || []).slice();
   let windowTime = data.latest ? data.latest.time : null;
+  const older = (q) => windowTime !== null && new Date(q.time) < new Date(windowTime);
   function showWindow(q) {
-    if (q.time === windowTime) return;
+    if (q.time === windowTime || older(q)) return;
     windowTime = q.time;
     windowNow.push(q.price);
     while (windowNow.length > data.sma_period) windowNow.shift();
@@ -81,7 +82,8 @@
   }
   function addQuote(q) {
     addPoint(q);
-    showLatest(q);
+    // a reconnect's snapshot may answer after a newer live quote: never step the header back
+    if (!older(q)) showLatest(q);
   }
   function addAlert(a) {
     const t = Math.floor(new Date(a.time).getTime() / 1000);
