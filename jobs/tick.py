@@ -36,28 +36,31 @@ def tick(at: str | None = None, queued_for: str | None = None) -> dict[str, Any]
     (:func:`webapp.services.slot_time`).
 
     Idempotent for its slot: a second run finds the slot done and returns.
+    Slots a stall left unrun before it are run first, or recorded as missed
+    (:func:`webapp.services.catch_up`).
     With TICK_SHARDS > 1 it enqueues one ``tick_shard`` job per shard instead,
     all for the same slot, so more worker processes share the work.
     """
-    app = _app()
-    if at:
-        when = _when(at)
-    else:
-        from webapp import services
+    from webapp import services
 
-        with app.app_context():
-            when = services.slot_time(_when(queued_for) if queued_for else _queued_at())
+    app = _app()
+    with app.app_context():
+        when = _when(at) if at else services.slot_time(_when(queued_for) if queued_for else _queued_at())
+        late = services.catch_up(when)  # slots a stall left behind, run first, in order
     cfg = app.config["TRACKER"]
     if cfg.TICK_SHARDS > 1:
         from webapp.extensions import get_redis
 
         with app.app_context():
             queue = Queue(cfg.QUEUE_NAME, connection=get_redis())
-            for i in range(cfg.TICK_SHARDS):
-                queue.enqueue(tick_shard, when.isoformat(), i, cfg.TICK_SHARDS,
-                              job_timeout=cfg.TICK_SECONDS + 30, result_ttl=10 * cfg.TICK_SECONDS)
-        return {"at": when.isoformat(), "shards": cfg.TICK_SHARDS}
-    return tick_shard(when.isoformat(), 0, 1)
+            for slot_at in [*late, when]:
+                for i in range(cfg.TICK_SHARDS):
+                    queue.enqueue(tick_shard, slot_at.isoformat(), i, cfg.TICK_SHARDS,
+                                  job_timeout=cfg.TICK_SECONDS + 30, result_ttl=10 * cfg.TICK_SECONDS)
+        return {"at": when.isoformat(), "shards": cfg.TICK_SHARDS, "caught_up": len(late)}
+    for slot_at in late:
+        tick_shard(slot_at.isoformat(), 0, 1)
+    return {**tick_shard(when.isoformat(), 0, 1), "caught_up": len(late)}
 
 
 def tick_shard(at: str, shard: int, shards: int) -> dict[str, Any]:

@@ -169,6 +169,7 @@ class Config:
     TICK_SHARDS: int = 1  # split each tick into this many RQ jobs, for more workers
     TICK_LOCK_TTL_SECONDS: int = 10  # renewed while a tick runs; a killed tick frees it this soon
     SPOOL_MAX_TICKS: int = 180  # ticks of rows kept in Redis while Postgres is down (oldest dropped)
+    CATCH_UP_SLOTS: int = 60  # slots run late after a stall (sim, replay); older are recorded missed
     SIM_SEED: int = 42
     SIM_FOLLOWS_MARKET_HOURS: bool = False
     HOT_TTL_SECONDS: int = 3600
@@ -260,6 +261,7 @@ class Config:
             TICK_SHARDS=_int(env, "TICK_SHARDS", 1),
             TICK_LOCK_TTL_SECONDS=_int(env, "TICK_LOCK_TTL_SECONDS", 10),
             SPOOL_MAX_TICKS=_int(env, "SPOOL_MAX_TICKS", 180),
+            CATCH_UP_SLOTS=_int(env, "CATCH_UP_SLOTS", 60, minimum=0),
             SIM_SEED=_int(env, "SIM_SEED", 42, minimum=0),
             SIM_FOLLOWS_MARKET_HOURS=_bool(env, "SIM_FOLLOWS_MARKET_HOURS", False),
             HOT_TTL_SECONDS=_int(env, "HOT_TTL_SECONDS", max(3600, 10 * tick)),

@@ -47,6 +47,11 @@ def tick_done_key(slot: int, shard: int = 0, shards: int = 1) -> str:
     return f"{_PREFIX}:tick:done:{slot}{_shard_suffix(shard, shards)}"
 
 
+def stored_slot_key(shard: int = 0, shards: int = 1) -> str:
+    """The last slot whose rows reached Postgres (not the spool), per shard."""
+    return f"{_PREFIX}:tick:stored{_shard_suffix(shard, shards)}"
+
+
 def tick_lock_key(shard: int = 0, shards: int = 1) -> str:
     """One tick (of each shard) at a time (token, PX)."""
     return f"{_PREFIX}:tick:lock{_shard_suffix(shard, shards)}"
@@ -87,6 +92,7 @@ def rvol_minute_key(day: str, minute: int) -> str:
 
 SPOOL_KEY = f"{_PREFIX}:spool"  # list: ticks' rows waiting for Postgres (no TTL, bounded)
 SPOOL_COUNT_KEY = f"{_PREFIX}:spool:count"  # string: how many entries SPOOL_KEY holds
+SPOOL_LOST_KEY = f"{_PREFIX}:spool:lost"  # list: slots whose spooled rows were dropped (spool full)
 LAST_TICK_KEY = f"{_PREFIX}:tick:last"  # JSON summary of the last tick that ran
 SCHEDULER_HEARTBEAT_KEY = f"{_PREFIX}:scheduler:heartbeat"
 FINNHUB_BUDGET_KEY = f"{_PREFIX}:finnhub"  # namespace for the shared call budget

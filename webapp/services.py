@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,13 +17,13 @@ from flask import Flask, current_app
 from webapp import names
 from webapp.config import Config
 from webapp.core import scanner as scan_core
-from webapp.core.market import market_state, range_start
+from webapp.core.market import gap_slots, market_state, range_start
 from webapp.core.scanner import Filters
 from webapp.core.shards import split
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db, get_redis
 from webapp.providers import get_provider
-from webapp.store import history, symbols
+from webapp.store import history, missed, symbols
 from webapp.store.hot import HotStore
 from webapp.store.scanstore import ScanStore
 from webapp.store.spool import Spool
@@ -79,6 +79,58 @@ def slot_time(queued_at: datetime | None, now: datetime | None = None) -> dateti
     if queued_at is None or not getattr(tick_services().provider, "serves_past", False):
         return now
     return queued_at if queued_at.tzinfo else queued_at.replace(tzinfo=timezone.utc)
+
+
+CATCH_UP_HORIZON = timedelta(days=1)  # a Redis that lost its tick record looks this far back in Postgres
+
+
+def catch_up(when: datetime) -> list[datetime]:
+    """The slots that never ran before the one containing ``when``: those to run first, in order.
+
+    After a stall (Redis or every worker down, the scheduler stopped), the
+    scheduler enqueues from the next boundary on; the slots in between would
+    be lost.  A provider that serves the past runs them now, oldest first (up
+    to ``CATCH_UP_SLOTS``); the rest are recorded as missed, with the reason,
+    for health and the history API.  The last slot that ran comes from Redis,
+    or, when Redis lost it, from the newest quote in Postgres.
+    """
+    svc = tick_services()
+    cfg = svc.config
+    slot = int(when.timestamp()) // cfg.TICK_SECONDS
+    last_tick = svc.hot.last_tick()
+    last: int | None = last_tick["slot"] if last_tick else None
+    if last is None:
+        try:
+            stored = missed.last_stored(db.session, when - CATCH_UP_HORIZON)
+        except history.DB_DOWN:
+            db.session.rollback()
+            stored = None
+        last = int(stored.timestamp()) // cfg.TICK_SECONDS if stored else None
+    if last is None or slot - last <= 1:
+        return []
+    provider = svc.provider
+    serves_past = getattr(provider, "serves_past", False)
+
+    def open_at(s: int) -> bool:
+        if not provider.follows_market_hours:
+            return True
+        return market_state(datetime.fromtimestamp(s * cfg.TICK_SECONDS, timezone.utc)).is_open
+
+    run, lost = gap_slots(last, slot, serves_past, cfg.CATCH_UP_SLOTS, open_at)
+    if lost:
+        why = (f"more than CATCH_UP_SLOTS={cfg.CATCH_UP_SLOTS} slots behind" if serves_past
+               else f"provider {provider.name} cannot answer for a past minute")
+        log.warning("%d slot(s) before %s never ran and are recorded as missed: %s", len(lost),
+                    when.isoformat(), why)
+        try:
+            missed.record(db.session, lost, cfg.TICK_SECONDS, why)
+        except history.DB_DOWN as exc:
+            db.session.rollback()
+            log.error("could not record %d missed slot(s) (Postgres: %s)", len(lost), type(exc).__name__)
+    if run:
+        log.warning("%d slot(s) before %s never ran; running them now, oldest first", len(run),
+                    when.isoformat())
+    return [datetime.fromtimestamp(s * cfg.TICK_SECONDS, timezone.utc) for s in run]
 
 
 def run_tick_now(at: datetime | None = None, shard: tuple[int, int] = (0, 1)) -> TickReport:
@@ -160,6 +212,10 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
     try:
         db.session.execute(sa.text("SELECT 1"))
         checks["postgres"] = "ok"
+        lost, latest_gap = missed.recorded_since(db.session, now - CATCH_UP_HORIZON)
+        # informational: the stall is over once ticks run again, but its gap stays on record
+        checks["missed_slots"] = {"recorded_24h": lost,
+                                  "latest_end": latest_gap.isoformat() if latest_gap else None}
     except Exception as exc:
         db.session.rollback()
         checks["postgres"] = f"error: {type(exc).__name__}"

@@ -55,3 +55,16 @@ def test_range_start_uses_sessions_in_new_york() -> None:
     assert range_start(saturday, "all").year == 1970
     with pytest.raises(ValueError):
         range_start(saturday, "week")
+
+
+def test_gap_slots_runs_the_newest_it_may_and_records_the_rest() -> None:
+    from webapp.core.market import gap_slots
+
+    always = lambda s: True  # noqa: E731
+    assert gap_slots(None, 10, True, 60, always) == ([], [])  # nothing ran before: no gap to speak of
+    assert gap_slots(9, 10, True, 60, always) == ([], [])
+    assert gap_slots(12, 10, True, 60, always) == ([], [])  # a late retry of an older slot
+    assert gap_slots(3, 10, True, 60, always) == ([4, 5, 6, 7, 8, 9], [])
+    assert gap_slots(3, 10, True, 2, always) == ([8, 9], [4, 5, 6, 7])
+    assert gap_slots(3, 10, False, 60, always) == ([], [4, 5, 6, 7, 8, 9])  # a live feed cannot go back
+    assert gap_slots(3, 10, False, 60, lambda s: s % 2 == 0) == ([], [4, 6, 8])  # closed slots are no loss

@@ -6,6 +6,7 @@ calendar, so DST changes cannot shift a session.  The time is an argument.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -119,3 +120,22 @@ def range_start(now: datetime, name: str, exchange: str = EXCHANGE) -> datetime:
         session = cal.session_offset(session, -4)
     midnight = datetime.combine(session.date(), datetime.min.time(), tzinfo=EXCHANGE_TZ)
     return midnight.astimezone(timezone.utc)
+
+
+def gap_slots(
+    last: int | None, slot: int, serves_past: bool, limit: int, open_at: Callable[[int], bool]
+) -> tuple[list[int], list[int]]:
+    """After a stall: (the missed slots to run before ``slot``, in order; those to record as missed).
+
+    ``last`` is the last slot that ran (None: nothing to compare with).  Only
+    slots the feed would have traded in count (``open_at``).  A provider that
+    answers for a past minute runs up to ``limit`` of the newest of them; a
+    live feed cannot, so every one is recorded as missed, never skipped.
+    """
+    if last is None or slot - last <= 1:
+        return [], []
+    gap = [s for s in range(last + 1, slot) if open_at(s)]
+    if not serves_past:
+        return [], gap
+    cut = max(0, len(gap) - limit)
+    return gap[cut:], gap[:cut]

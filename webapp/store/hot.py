@@ -256,8 +256,13 @@ class HotStore:
         pushes: Sequence[tuple[str, float]],
         shard: Shard = (0, 1),
         scan: ScanWrite = NO_SCAN,
+        stored: bool = True,
     ) -> tuple[list[str], list[Any]]:
-        """Keys and arguments of the write script (no I/O; see :meth:`write`)."""
+        """Keys and arguments of the write script (no I/O; see :meth:`write`).
+
+        ``stored``: the slot's rows are in Postgres (not spooled), so the
+        shard's stored-slot mark moves to it with the rest of the write.
+        """
         keys: list[str] = [names.tick_done_key(slot, *shard), names.LAST_TICK_KEY,
                            names.tick_lock_key(*shard), names.shards_finished_key(slot),
                            names.latest_key(*shard)]
@@ -266,11 +271,12 @@ class HotStore:
         args: list[Any] = [
             self.ttl, self.period, self.done_ttl, orjson.dumps(summary), token,
             1 if slot % REFRESH_EVERY == 0 else 0, names.window_key(""), shard[1],
-            len(scan.sets), len(scan.first_sets), len(scan.lists), scan.depth,
+            len(scan.sets) + stored, len(scan.first_sets), len(scan.lists), scan.depth,
             latest.pack(), restored, pushed,
         ]
-        keys += [key for key, _ in scan.sets]
-        args += [value for _, value in scan.sets]
+        sets = [*scan.sets, (names.stored_slot_key(*shard), str(slot))] if stored else scan.sets
+        keys += [key for key, _ in sets]
+        args += [value for _, value in sets]
         keys += [key for key, _ in scan.first_sets]
         args += [value for _, value in scan.first_sets]
         for lw in scan.lists:
@@ -289,6 +295,10 @@ class HotStore:
         keys, args = prepared
         first, finished = self._write(keys=keys, args=args)
         return bool(first), int(finished)
+
+    def forget_stored_marks(self) -> None:
+        """Drop every shard's stored-slot mark (after a spool drained: none of them is behind)."""
+        self.client.delete(*[names.stored_slot_key(i, self.shards) for i in range(self.shards)])
 
     def window(self, ticker: str) -> list[float]:
         return [float(p) for p in self.client.lrange(names.window_key(ticker), 0, -1)]

@@ -87,3 +87,15 @@ class DailyBar(db.Model):
     close: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
     volume: Mapped[int | None] = mapped_column(sa.BigInteger)
     quotes: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+
+
+class MissedSlots(db.Model):
+    """A run of consecutive tick slots that got no data, and why (never silently skipped)."""
+
+    __tablename__ = "missed_slots"
+
+    start: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)
+    end: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False, index=True)
+    slots: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

@@ -5,14 +5,17 @@ and emits, and puts its quote and alert rows here, one entry per tick, in a
 Redis list.  The first tick that finds Postgres reachable again writes the
 entries in order through the same COPY path, whose unique keys make a row
 stored twice count once, and only then removes them.  The list is bounded
-(``SPOOL_MAX_TICKS`` entries, the oldest dropped first, with a warning
-naming how many) and has no TTL: unlike hot data it must outlive a long
+(``SPOOL_MAX_TICKS`` entries, the oldest dropped first, with an error
+naming their slots, which are then recorded as missed: Redis got those
+ticks and Postgres never will, so the next tick rebuilds the windows from
+Postgres rather than let the two disagree) and has no TTL: unlike hot data it must outlive a long
 outage.  A small counter key says how many entries wait, and the tick reads
 it in its existing MGET, so an unbroken day costs no extra round-trip.
 """
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -25,6 +28,7 @@ from webapp.core.quotes import Quote
 from webapp.store.history import AlertRow, QuoteRow
 
 log = logging.getLogger(__name__)
+_SLOT = re.compile(rb'\{"slot":(\d+)')  # an entry's first field (orjson keeps the order)
 
 
 def _encode(slot: int, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow]) -> bytes:
@@ -48,18 +52,33 @@ class Spool:
         self.client, self.max_ticks = client, max_ticks
 
     def put(self, slot: int, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow]) -> int:
-        """Keep one tick's rows; returns how many ticks wait (one round-trip)."""
+        """Keep one tick's rows; returns how many ticks wait (one round-trip; two when full)."""
         pipe = self.client.pipeline(transaction=True)
         pipe.rpush(names.SPOOL_KEY, _encode(slot, quotes, alerts))
         pipe.llen(names.SPOOL_KEY)
-        pipe.ltrim(names.SPOOL_KEY, -self.max_ticks, -1)
-        _, length, _ = pipe.execute()
+        _, length = pipe.execute()
         if length > self.max_ticks:
-            log.warning("spool full: dropped the oldest %d tick(s) of unstored rows (SPOOL_MAX_TICKS=%d)",
-                        length - self.max_ticks, self.max_ticks)
+            self._drop_oldest(length - self.max_ticks)
         waiting = min(length, self.max_ticks)
         self.client.set(names.SPOOL_COUNT_KEY, waiting)
         return waiting
+
+    def _drop_oldest(self, count: int) -> None:
+        """Make room, and remember which slots' rows will never reach Postgres."""
+        dropped = self.client.lpop(names.SPOOL_KEY, count) or []
+        slots = [int(_SLOT.match(blob[:40]).group(1)) for blob in dropped]  # type: ignore[union-attr]
+        if slots:
+            self.client.rpush(names.SPOOL_LOST_KEY, *slots)
+        log.error("spool full (SPOOL_MAX_TICKS=%d): dropped the rows of %d tick(s), slots %s; they are "
+                  "recorded as missed when Postgres is back", self.max_ticks, len(slots), slots)
+
+    def take_lost(self) -> list[int]:
+        """The slots dropped while full, forgotten here once the caller has them."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.lrange(names.SPOOL_LOST_KEY, 0, -1)
+        pipe.delete(names.SPOOL_LOST_KEY)
+        raw, _ = pipe.execute()
+        return [int(x) for x in raw]
 
     def entries(self) -> list[tuple[int, list[QuoteRow], list[AlertRow]]]:
         return [_decode(b) for b in self.client.lrange(names.SPOOL_KEY, 0, -1)]

@@ -4,10 +4,13 @@ The order is chosen so that a retry repairs rather than duplicates:
 
 1. take the tick lock (a short TTL, renewed while the tick runs) and read
    Redis (2 round-trips); a slot already finished is skipped;
-2. rebuild from Postgres any ticker whose hot state is gone, was kept for
-   another SMA period, or whose previous slot reached Postgres but not Redis
-   (0 or 2 queries; 1 more only when the previous slot is not marked done),
-   and store what a Postgres outage left in the spool;
+2. store what a Postgres outage left in the spool, then rebuild from
+   Postgres any ticker whose hot state is gone, was kept for another SMA
+   period, or whose previous slot reached Postgres but not Redis (0 or 2
+   queries; 1 more only when the previous slot is not marked done).  When
+   Redis is ahead instead (slots it ran whose rows were lost: the shard's
+   stored-slot mark lags, or the spool overflowed), those slots are
+   recorded as missed and the shard is rebuilt from Postgres, the record;
 3. fetch (not at all for a real feed while the exchange is closed);
 4. validate (an unchanged provider time is stale) and compute windows, SMA
    and crossover with the pure core, on columns (:mod:`webapp.core.latest`);
@@ -40,7 +43,7 @@ from webapp.core.market import MarketState, market_state, slot_of
 from webapp.core.quotes import Quote
 from webapp.core.validation import quote_problems
 from webapp.providers.base import FetchResult, Provider
-from webapp.store import history, hot
+from webapp.store import history, hot, missed
 from webapp.store.history import DB_DOWN
 from webapp.store.hot import HotStore, Restore, Shard
 from webapp.store.spool import Spool
@@ -208,7 +211,8 @@ def _locked_tick(
     t = time.perf_counter()
     scan_keys = scanner.ScanInputs.keys(cfg, shard, slot_time) if cfg.SCANNER else []
     state = svc.hot.read(slot, shard, [*scan_keys, names.tick_done_key(slot - 1, *shard),
-                                       names.SPOOL_COUNT_KEY])
+                                       names.SPOOL_COUNT_KEY, names.stored_slot_key(*shard)])
+    stored_mark = state.extra.pop()
     spooled_before = state.extra.pop()
     previous_done = state.extra.pop() is not None
     if state.slot_done:
@@ -216,18 +220,21 @@ def _locked_tick(
         report.skipped = "slot already done"
         return
 
+    # what an outage spooled goes to Postgres first, so a rebuild below reads it
+    lost = _drain(svc, report) if spooled_before is not None and svc.spool is not None else []
+    if previous_done and spooled_before is None and stored_mark is not None and int(stored_mark) < slot - 1:
+        lost = list(range(int(stored_mark) + 1, slot))  # Redis ran them; their rows are gone
     latest, missing = state.latest.aligned(symbols, cfg.SMA_PERIOD)
     unsent: list[history.AlertRow] = []
-    if not previous_done:  # did the last slot reach Postgres but not Redis?
+    if lost:  # Redis ahead of Postgres: Postgres is the record, so the windows follow it
+        missing = _redis_ahead(svc, symbols, lost)
+    elif not previous_done:  # did the last slot reach Postgres but not Redis?
         diverged, unsent = _diverged(svc, symbols, slot_time)
         missing = list(dict.fromkeys([*missing, *diverged]))
-    # lost state, state kept for another SMA_PERIOD, or Postgres ahead: rebuild it from Postgres
+    # lost state, state kept for another SMA_PERIOD, or a store ahead of the other: rebuild from Postgres
     restores = _restore(svc, latest, missing) if missing else []
     report.restored = len(restores)
     t = report.mark("read", t)
-
-    if spooled_before is not None and svc.spool is not None:
-        _drain(svc, report)
 
     previous = latest.previous()
     if svc.provider.follows_market_hours and not market.is_open:
@@ -273,9 +280,12 @@ def _locked_tick(
     summary = {"slot": slot, "at": slot_time.isoformat(), "ran_at": now.isoformat(),
                "market": market.state, "symbols": len(symbols), "accepted": len(accepted),
                "stale": len(stale), "provider": svc.provider.name}
-    prepared = svc.hot.prepare_write(slot, token, summary, latest, restores,
+    def prepare(stored: bool) -> tuple[list[str], list[Any]]:
+        return svc.hot.prepare_write(slot, token, summary, latest, restores,
                                      [(q.ticker, q.price) for q in accepted], shard,
-                                     scan.write if scan else hot.NO_SCAN)
+                                     scan.write if scan else hot.NO_SCAN, stored=stored)
+
+    prepared = prepare(stored=not report.spooled)
     fresh = np.zeros(len(symbols), bool)
     fresh[rows] = True
     limit = max_age(cfg, svc.provider, market)
@@ -295,6 +305,7 @@ def _locked_tick(
             pending.finish()
         except DB_DOWN as exc:
             _spool(svc, report, slot, quote_rows, alert_rows, exc)
+            prepared = prepare(stored=False)
     if svc.after_commit is not None:  # tests: a crash exactly here
         svc.after_commit(slot)
     t = report.mark("postgres_wait", t)
@@ -351,8 +362,12 @@ def _spool(svc: TickServices, report: TickReport, slot: int, quotes: Sequence[hi
                 "(%d tick(s) waiting)", type(exc).__name__, len(quotes), len(alerts), slot, report.spooled)
 
 
-def _drain(svc: TickServices, report: TickReport) -> None:
-    """Write what earlier ticks spooled, oldest first, once Postgres answers again."""
+def _drain(svc: TickServices, report: TickReport) -> list[int]:
+    """Write what earlier ticks spooled, oldest first, once Postgres answers again.
+
+    Returns the slots the spool had to drop while full (only once it is
+    empty): Redis has them, Postgres never will.
+    """
     assert svc.spool is not None
     entries = svc.spool.entries()
     stored = 0
@@ -363,10 +378,34 @@ def _drain(svc: TickServices, report: TickReport) -> None:
     except DB_DOWN:
         svc.session.rollback()
         log.info("Postgres still unavailable; %d tick(s) stay spooled", len(entries) - stored)
+    left = len(entries) - stored
     if stored:
         left = svc.spool.drop(stored)
         report.drained = stored
         log.warning("Postgres is back: stored %d spooled tick(s); %d still wait", stored, left)
+    if left:
+        return []
+    svc.hot.forget_stored_marks()  # every shard's rows are in Postgres now; each marks its next slot
+    return svc.spool.take_lost()
+
+
+def _redis_ahead(svc: TickServices, symbols: Sequence[str], lost: Sequence[int]) -> list[str]:
+    """Slots Redis ran whose rows never reached Postgres: record them missed, rebuild from Postgres.
+
+    A spool that overflowed (or was deleted) during a Postgres outage leaves
+    windows holding prices the history lacks; left alone, every later SMA
+    and alert would disagree with the stored history.  Returns the tickers
+    to rebuild (all of this shard's).
+    """
+    log.error("Redis is ahead of Postgres: %d slot(s) (%s .. %s) never reached Postgres; recording them "
+              "as missed and rebuilding the windows from Postgres", len(lost), lost[0], lost[-1])
+    try:
+        missed.record(svc.session, lost, svc.config.TICK_SECONDS,
+                      "ticks ran while Postgres was down and their spooled rows were lost")
+    except DB_DOWN as exc:
+        svc.session.rollback()
+        log.error("could not record the missed slots (Postgres: %s)", type(exc).__name__)
+    return list(symbols)
 
 
 def _every_shard(svc: TickServices, symbols: Sequence[str], accepted: Sequence[Quote], now: datetime,

@@ -15,7 +15,7 @@ from webapp.core import scanner as scan_core
 from webapp.core.scanner import Filters
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db
-from webapp.store import history, symbols
+from webapp.store import history, missed, symbols
 from webapp.web.apispec import Query, Timestamp, endpoint, openapi_document
 from webapp.web.errors import ApiError
 
@@ -100,11 +100,21 @@ class HistoryBar(BaseModel):
     count: int = Field(description="quotes in the bucket")
 
 
+class MissedRange(BaseModel):
+    start: datetime
+    end: datetime = Field(description="exclusive")
+    slots: int = Field(description="tick slots in the range that got no data")
+    reason: str
+
+
 class HistoryPage(BaseModel):
     ticker: str
     interval: Literal["1m", "5m", "15m", "1h", "1d"] | None
     items: list[HistoryPoint] | list[HistoryBar]
     next_cursor: str | None = Field(description="pass as cursor for the next page; null at the end")
+    missed: list[MissedRange] = Field(
+        description="stretches of this page's span with no data for any ticker (a stall the tracker "
+                    "could not run late), so a gap is never mistaken for a quiet market")
 
 
 class AlertItem(BaseModel):
@@ -232,7 +242,10 @@ def stock_history(ticker: str, q: HistoryQuery):
                        if q.interval else history.points(db.session, ticker, start, end, after, q.limit))
     items = [dict(r._asdict(), time=r.time.isoformat()) for r in rows]
     next_cursor = _encode(kind, rows[-1].time.isoformat()) if len(rows) == q.limit else None
-    return jsonify({"ticker": ticker, "interval": q.interval, "items": items, "next_cursor": next_cursor})
+    span_end = rows[-1].time if next_cursor else end
+    gaps = missed.between(db.session, after or start, span_end)
+    return jsonify({"ticker": ticker, "interval": q.interval, "items": items, "next_cursor": next_cursor,
+                    "missed": gaps})
 
 
 @endpoint(bp, "/alerts", response=AlertsPage, query=AlertsQuery, summary="Alerts",
