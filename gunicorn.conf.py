@@ -16,7 +16,10 @@ with exit_on_config_error():
 bind = f"{_config.WEB_HOST or '0.0.0.0'}:{_config.PORT}"
 worker_class = "gevent"
 workers = 1  # Socket.IO long-polling needs sticky sessions; scale with more processes
-worker_connections = 2000
+# Socket.IO refuses clients past WEB_MAX_CLIENTS with a clear connect_error;
+# the headroom keeps plain HTTP (health, pages, the refusals themselves)
+# answering instead of waiting in the accept queue behind a full pool.
+worker_connections = _config.WEB_MAX_CLIENTS + 500
 accesslog = "-"
 graceful_timeout = 5
 

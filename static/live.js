@@ -59,7 +59,16 @@
       onConnect(socket);
     });
     socket.on("disconnect", () => setState("reconnecting…", true));
-    socket.on("connect_error", () => setState("reconnecting…", true));
+    let refusedFor = 0;  // seconds of the next retry after a refusal ("server full")
+    socket.on("connect", () => { refusedFor = 0; });
+    socket.on("connect_error", (err) => {
+      if (socket.active) { setState("reconnecting…", true); return; }  // the client retries by itself
+      // the server refused this connection and said why: show it, retry later with backoff and jitter
+      refusedFor = Math.min(60, refusedFor ? refusedFor * 2 : 5);
+      const wait = Math.round(refusedFor * (0.5 + Math.random() / 2));
+      setState(`${err.message}; retrying in ${wait} s`, true);
+      setTimeout(() => socket.connect(), wait * 1000);
+    });
     socket.on("stock_update", () => { window.__live.stock_update += 1; });
     socket.on("quote", (q) => { window.__live.quote[q.ticker] = (window.__live.quote[q.ticker] || 0) + 1; });
     socket.on("alert", () => { window.__live.alert += 1; });

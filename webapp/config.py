@@ -176,6 +176,7 @@ class Config:
     QUOTE_RETENTION_DAYS: int = 30  # minute quotes kept; daily bars are kept forever
     MAX_SUBSCRIBE_TICKERS: int = 100
     SOCKET_EVENT_RATE_LIMIT: str = "10/second;120/minute"  # Socket.IO events one connection may send
+    WEB_MAX_CLIENTS: int = 1500  # Socket.IO connections one web process serves; past it, refused
     QUEUE_NAME: str = "ticks"
     SOCKETIO_ASYNC_MODE: str | None = None
     LOG_LEVEL: str = "INFO"
@@ -267,6 +268,7 @@ class Config:
             HOT_TTL_SECONDS=_int(env, "HOT_TTL_SECONDS", max(3600, 10 * tick)),
             QUOTE_RETENTION_DAYS=_int(env, "QUOTE_RETENTION_DAYS", 30),
             MAX_SUBSCRIBE_TICKERS=_int(env, "MAX_SUBSCRIBE_TICKERS", 100),
+            WEB_MAX_CLIENTS=_int(env, "WEB_MAX_CLIENTS", 1500),
             SOCKET_EVENT_RATE_LIMIT=_rate(env.get("SOCKET_EVENT_RATE_LIMIT") or "10/second;120/minute",
                                           "SOCKET_EVENT_RATE_LIMIT"),
             QUEUE_NAME=env.get("QUEUE_NAME") or "ticks",

@@ -107,6 +107,11 @@ def listeners_key(host_id: str) -> str:
     return f"{_PREFIX}:listeners:{host_id}"
 
 
+def web_load_key(host_id: str) -> str:
+    """JSON with a TTL: one web process's clients, capacity and refusals."""
+    return f"{_PREFIX}:web:load:{host_id}"
+
+
 LISTENER_HOSTS_KEY = f"{_PREFIX}:listeners:hosts"  # zset: web process id -> expiry (epoch)
 LISTENERS_PREFIX = listeners_key("")
 

@@ -27,6 +27,7 @@ from webapp.store import history, missed, symbols
 from webapp.store.hot import HotStore
 from webapp.store.scanstore import ScanStore
 from webapp.store.spool import Spool
+from webapp.store.subscriptions import web_loads
 from webapp.tick import scanner
 from webapp.tick.pipeline import TickReport, TickServices, max_age, run_tick
 from webapp.tick.publisher import Publisher
@@ -202,6 +203,15 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
         checks["workers"] = workers
         if not workers:
             problems.append(f"worker: no RQ worker is listening on queue {cfg.QUEUE_NAME!r}")
+        loads = web_loads(client)
+        checks["web"] = {"processes": len(loads),
+                         "clients": sum(v.get("clients", 0) for v in loads.values()),
+                         "refused": sum(v.get("refused", 0) for v in loads.values())}
+        full = [v for v in loads.values() if v.get("clients", 0) >= v.get("max_clients", 1 << 30)]
+        if full:
+            problems.append(f"web: {len(full)} process(es) full at {full[0]['max_clients']} clients, "
+                            f"refusing new connections ({checks['web']['refused']} refused so far); "
+                            "start another web process")
         svc = tick_services()
         last = svc.hot.last_tick()
         spooled = svc.spool.waiting() if svc.spool is not None else 0

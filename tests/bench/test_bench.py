@@ -29,3 +29,15 @@ def test_storage_bench_measures_a_day_partition(app) -> None:
     line = storage.run(50, 3)
     assert line["rows"] == 150 and line["bytes_per_quote_row"] > 40
     assert line["quotes_mb_per_trading_day"] > 0
+
+
+def test_sockets_bench_counts_connections_refusals_and_updates(base_config, clean) -> None:
+    from bench import sockets
+
+    line = sockets.run(base_config, 12, ticks=2, max_clients=10)
+    assert (line["clients"], line["connected"], line["refused"], line["failed"]) == (12, 10, 2, 0)
+    assert "server full" in line["refusal"]
+    assert line["updates_per_client_min"] == line["updates_per_client_max"] == 2
+    assert 0 < line["slot_to_receipt_p50_ms"] <= line["slot_to_receipt_p99_ms"]
+    assert line["web_rss_mb_after"] > 0
+    assert sockets.parse_args([]).clients == [1000, 2500]

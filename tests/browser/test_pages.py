@@ -209,3 +209,24 @@ def test_scanner_filters_are_applied_on_the_server(web, app, page) -> None:
     assert prices and all(p >= 300 for p in prices)
     assert page.input_value('input[name="min_price"]') == "300.0"
     assert page.goto(web.url + "/scanner?min_price=abc").status == 400
+
+
+def test_a_full_web_process_tells_the_page_why_and_it_gets_in_later(service_urls, clean, app, page) -> None:
+    import socketio
+
+    run_via_rq(app, minutes(1))
+    web = WebProcess(*service_urls, WEB_MAX_CLIENTS="1").start()
+    other = socketio.Client(reconnection=False)
+    try:
+        other.connect(web.url, transports=["websocket"], wait_timeout=10)  # takes the only place
+        page.goto(web.url + "/")
+        page.wait_for_function("document.getElementById('connection').textContent.includes('server full')")
+        assert "retrying in" in page.inner_text("#connection")
+        assert page.evaluate("document.body.dataset.connection") == "down"
+        shot(page, "dashboard-server-full")
+        other.disconnect()  # a place frees up: the page's own retry (5 s, jittered) gets in
+        page.wait_for_function(LIVE.format(n=1), timeout=15_000)
+    finally:
+        if other.connected:
+            other.disconnect()
+        web.stop()

@@ -156,3 +156,39 @@ def test_reserved_and_unknown_events_floods_and_a_lost_redis(web, app) -> None:
     finally:
         watcher.sio.disconnect()
         rogue.sio.disconnect()
+
+
+def test_a_full_web_process_refuses_with_a_reason_and_health_says_so(service_urls, clean) -> None:
+    """Past WEB_MAX_CLIENTS a client is told why at once, never accepted and left without updates."""
+    web = WebProcess(*service_urls, WEB_MAX_CLIENTS="2").start()
+    clients = [Recorder(["websocket"]) for _ in range(3)]
+    try:
+        for rec in clients[:2]:
+            rec.sio.connect(web.url, transports=["websocket"], wait_timeout=10)
+        reasons: list = []
+        clients[2].sio.on("connect_error", reasons.append)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            clients[2].sio.connect(web.url, transports=["websocket"], wait_timeout=10)
+        assert reasons == [{"message": "server full: this web process already serves its maximum of 2 live "
+                                       "connections (WEB_MAX_CLIENTS)"}]
+        import requests
+
+        deadline = time.monotonic() + 15  # the load is published every REFRESH_SECONDS
+        while time.monotonic() < deadline:
+            resp = requests.get(web.url + "/api/health", timeout=5)
+            if resp.json()["checks"].get("web", {}).get("refused"):
+                break
+            time.sleep(0.5)
+        body = resp.json()
+        assert resp.status_code == 503
+        assert body["checks"]["web"] == {"processes": 1, "clients": 2, "refused": 1}
+        assert any(p.startswith("web: 1 process(es) full at 2 clients") for p in body["problems"])
+        clients[0].sio.disconnect()  # a place is free again
+        time.sleep(0.5)
+        clients[2].sio.connect(web.url, transports=["websocket"], wait_timeout=10)
+        assert clients[2].sio.call("subscribe", {"tickers": ["AAPL"]}, timeout=5)["ok"] is True
+    finally:
+        for rec in clients:
+            if rec.sio.connected:
+                rec.sio.disconnect()
+        web.stop()

@@ -11,6 +11,10 @@ difference between ~10,000 messages a minute through every web process and
 a handful.  ``stock_update`` (room ``all``) and ``alert`` (room ``alerts``)
 go out regardless.
 
+Each process also publishes its load beside the set (clients connected,
+its ``WEB_MAX_CLIENTS`` capacity, connections refused since it started), so
+health can say a process is full.
+
 A client that subscribes between the worker's read and its emit gets its
 first ``quote`` a tick later; the same tick's ``stock_update`` carries the
 reading meanwhile.
@@ -22,6 +26,7 @@ import time
 import uuid
 from collections.abc import Iterable
 
+import orjson
 import redis
 
 from webapp import names
@@ -52,16 +57,27 @@ class ListenerRegistry:
         self.host_id = host_id or uuid.uuid4().hex
         self.key = names.listeners_key(self.host_id)
 
-    def publish(self, tickers: Iterable[str]) -> None:
-        """Replace this process's set (one round-trip)."""
+    def publish(self, tickers: Iterable[str], load: dict[str, int] | None = None) -> None:
+        """Replace this process's set, and its load when given (one round-trip)."""
         wanted = sorted(set(tickers))
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(self.key)
         if wanted:
             pipe.hset(self.key, mapping=dict.fromkeys(wanted, 1))
         pipe.expire(self.key, TTL_SECONDS)
+        if load is not None:
+            pipe.set(names.web_load_key(self.host_id), orjson.dumps(load), ex=TTL_SECONDS)
         pipe.zadd(names.LISTENER_HOSTS_KEY, {self.host_id: time.time() + TTL_SECONDS})
         pipe.execute()
+
+
+def web_loads(client: redis.Redis) -> dict[str, dict[str, int]]:
+    """Each live web process's last published load, by process id (two round-trips)."""
+    hosts = [h.decode() for h in client.zrangebyscore(names.LISTENER_HOSTS_KEY, time.time(), "+inf")]
+    if not hosts:
+        return {}
+    raw = client.mget([names.web_load_key(h) for h in hosts])
+    return {h: orjson.loads(v) for h, v in zip(hosts, raw, strict=True) if v}
 
 
 class Listening:

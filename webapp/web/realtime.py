@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, request
-from flask_socketio import join_room, leave_room, rooms
+from flask_socketio import ConnectionRefusedError, join_room, leave_room, rooms
 from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -46,12 +46,19 @@ def _registry() -> ListenerRegistry:
     return registry
 
 
+def _load(app: Flask) -> dict[str, Any]:
+    """This process's connections (sids whose real connect ran) and refusals (greenlets: no lock)."""
+    return app.extensions.setdefault("socket_load", {"sids": set(), "refused": 0})
+
+
 def _keep_registered(app: Flask, registry: ListenerRegistry) -> None:
-    """Rewrite this process's listened set while it lives (a greenlet under gevent)."""
+    """Rewrite this process's listened set and load while it lives (a greenlet under gevent)."""
     while True:
         socketio.sleep(REFRESH_SECONDS)
+        load = _load(app)
         try:
-            registry.publish(_listened())
+            registry.publish(_listened(), {"clients": len(load["sids"]), "refused": load["refused"],
+                                           "max_clients": app.config["TRACKER"].WEB_MAX_CLIENTS})
         except Exception:
             log.warning("could not refresh the listener registration; retrying", exc_info=True)
 
@@ -131,13 +138,23 @@ def init_app(app: Flask) -> None:
         (join_room if on else leave_room)(names.ROOM_ALERTS)
         return {"ok": True, "rooms": [names.ROOM_ALERTS] if on else []}
 
-    connected: set[str] = set()  # sids whose real connect ran (greenlets: no lock needed)
+    connected = _load(app)["sids"]
 
     @socketio.on("connect")
     def _connect(auth: Any = None) -> dict[str, Any] | None:
         if request.sid in connected:  # the connection exists: this is a client's event
             return {"ok": False, "error": "'connect' is a reserved event name"}
+        load = _load(app)
+        limit = services.config().WEB_MAX_CLIENTS
+        if len(connected) >= limit:
+            load["refused"] += 1
+            if load["refused"] == 1 or load["refused"] % 100 == 0:
+                log.warning("web process full (%d clients): refused %d connection(s) so far", limit,
+                            load["refused"])
+            raise ConnectionRefusedError(f"server full: this web process already serves its maximum of "
+                                         f"{limit} live connections (WEB_MAX_CLIENTS)")
         connected.add(request.sid)
+        _registry()
         return None
 
     @socketio.on("disconnect")
