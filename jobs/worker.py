@@ -2,7 +2,8 @@
 
 It builds the app once (exchange calendar, Redis and Postgres pools) and runs
 jobs in-process with ``SimpleWorker``: a minute tick should not pay a fork
-and a fresh app each time.  A Redis outage is logged and waited out.  A
+and a fresh app each time.  A Redis outage is logged and waited out, and a
+registration Redis lost is written again.  A
 crashed worker is restarted by the process manager (``make run``'s
 supervisor, Heroku), and a retried tick is harmless.
 """
@@ -24,8 +25,24 @@ log = logging.getLogger(__name__)
 WORK_OPTIONS = {"with_scheduler": False, "logging_level": "WARNING"}
 
 
+class TrackerWorker(SimpleWorker):
+    """A SimpleWorker that registers itself again when Redis lost its registration.
+
+    After a FLUSHALL (or a Redis restarted empty) RQ keeps working but is
+    absent from the worker registry, and health would blame a worker that is
+    fine.  Each heartbeat (every dequeue loop) checks the worker's key first.
+    """
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:  # type: ignore[no-untyped-def]
+        if pipeline is None and not self.connection.exists(self.key):
+            log.warning("worker %s: its registration is gone from Redis (emptied?); registering again",
+                        self.name)
+            self.register_birth()
+        super().heartbeat(timeout, pipeline)
+
+
 def make_worker(conn: Redis, queue_name: str) -> SimpleWorker:
-    return SimpleWorker([Queue(queue_name, connection=conn)], connection=conn)
+    return TrackerWorker([Queue(queue_name, connection=conn)], connection=conn)
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ def create_app(config: Config | None = None) -> Flask:
     # to check the settings, and must not pull in redis and urllib3 (and ssl)
     # before the gevent worker patches them.
     from flask import Flask
-    from socketio import RedisManager
 
     config = config or Config.from_env()
     config.require_services()
@@ -35,7 +34,7 @@ def create_app(config: Config | None = None) -> Flask:
         )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-    from webapp.extensions import db, migrate, redis_ext, socketio
+    from webapp.extensions import PromptRedisManager, db, migrate, redis_ext, socketio
     from webapp.names import SOCKETIO_CHANNEL
     from webapp.store import models  # noqa: F401  (register tables with the metadata)
 
@@ -46,7 +45,7 @@ def create_app(config: Config | None = None) -> Flask:
     # and would hand a unix:// Redis URL (the embedded server) to kombu.
     socketio.init_app(
         app,
-        client_manager=RedisManager(config.REDIS_URL, channel=SOCKETIO_CHANNEL),
+        client_manager=PromptRedisManager(config.REDIS_URL, channel=SOCKETIO_CHANNEL),
         async_mode=config.SOCKETIO_ASYNC_MODE,
         cors_allowed_origins=None,
     )

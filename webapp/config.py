@@ -180,6 +180,7 @@ class Config:
     QUEUE_NAME: str = "ticks"
     SOCKETIO_ASYNC_MODE: str | None = None
     LOG_LEVEL: str = "INFO"
+    FAULT_INJECTION: bool = False  # tests/faults only: a tick may be asked to pause after its commit
     API_RATE_LIMIT: str = "600/minute"  # per client, shared by all web processes (Redis)
     API_READ_TOKEN_REQUIRED: bool = False  # reads are public unless this is set
     CORS_ORIGINS: tuple[str, ...] = ()  # origins allowed to call /api from a browser
@@ -274,6 +275,7 @@ class Config:
             QUEUE_NAME=env.get("QUEUE_NAME") or "ticks",
             SOCKETIO_ASYNC_MODE=env.get("SOCKETIO_ASYNC_MODE") or None,
             LOG_LEVEL=(env.get("LOG_LEVEL") or "INFO").upper(),
+            FAULT_INJECTION=_bool(env, "FAULT_INJECTION", False),
             DATA_DIR=env.get("DATA_DIR") or ".data",
             API_RATE_LIMIT=_rate(env.get("API_RATE_LIMIT") or "600/minute"),
             API_READ_TOKEN_REQUIRED=_bool(env, "API_READ_TOKEN_REQUIRED", False),

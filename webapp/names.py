@@ -94,6 +94,8 @@ SPOOL_KEY = f"{_PREFIX}:spool"  # list: ticks' rows waiting for Postgres (no TTL
 SPOOL_COUNT_KEY = f"{_PREFIX}:spool:count"  # string: how many entries SPOOL_KEY holds
 SPOOL_LOST_KEY = f"{_PREFIX}:spool:lost"  # list: slots whose spooled rows were dropped (spool full)
 LAST_TICK_KEY = f"{_PREFIX}:tick:last"  # JSON summary of the last tick that ran
+FAULT_PAUSE_KEY = f"{_PREFIX}:fault:pause"  # FAULT_INJECTION only: seconds the next tick sleeps after commit
+FAULT_PAUSED_KEY = f"{_PREFIX}:fault:paused"  # ... and the slot it is sleeping in, while it does
 SCHEDULER_HEARTBEAT_KEY = f"{_PREFIX}:scheduler:heartbeat"
 FINNHUB_BUDGET_KEY = f"{_PREFIX}:finnhub"  # namespace for the shared call budget
 

@@ -63,9 +63,29 @@ def tick_services() -> TickServices:
             session=db.session,
             publisher=Publisher(client),
             spool=Spool(client, cfg.SPOOL_MAX_TICKS),
+            after_commit=_pause_when_asked(client) if cfg.FAULT_INJECTION else None,
         )
         app.extensions["tick_services"] = svc
     return svc
+
+
+def _pause_when_asked(client: Any) -> Callable[[int], None]:
+    """FAULT_INJECTION: the fault suite's way to hold a real worker between Postgres and Redis.
+
+    The test sets FAULT_PAUSE_KEY to some seconds; the next tick to commit
+    takes it, says which slot it holds in FAULT_PAUSED_KEY, and sleeps there,
+    so the test can SIGKILL the worker exactly at that point.
+    """
+    def pause(slot: int) -> None:
+        seconds = client.getdel(names.FAULT_PAUSE_KEY)
+        if seconds:
+            log.warning("FAULT_INJECTION: slot %s pausing %s s after its Postgres commit", slot,
+                        seconds.decode())
+            client.set(names.FAULT_PAUSED_KEY, slot, ex=120)
+            time.sleep(float(seconds))
+            client.delete(names.FAULT_PAUSED_KEY)
+
+    return pause
 
 
 def slot_time(queued_at: datetime | None, now: datetime | None = None) -> datetime:
@@ -170,55 +190,17 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
 
     Each part is checked for itself rather than inferred from a missing tick:
     the scheduler by its heartbeat *and* its registered tick job, the worker by
-    RQ's worker registry, the pipeline by the age of the last tick (about two
-    ticks), and the provider by whether that tick accepted any reading.
+    RQ's worker registry (or, while it re-registers, by ticks still running),
+    the pipeline by the age of the last tick (about two ticks), the provider
+    by whether that tick accepted any reading, the web processes by their
+    published load.  A Redis that lost everything is named as such, not as
+    each part it took with it.
     """
-    from rq import Worker
-    from rq_scheduler import Scheduler
-
     now = now or datetime.now(timezone.utc)
     cfg = config()
     checks: dict[str, Any] = {}
     problems: list[str] = []
-    client = get_redis()
-    last = None
-    redis_ok = False
-    spooled: int | str = "unknown"
-    try:
-        client.ping()
-        redis_ok = True
-        checks["redis"] = "ok"
-        beat = client.get(names.SCHEDULER_HEARTBEAT_KEY)
-        registered = client.zscore(Scheduler.scheduled_jobs_key, names.TICK_JOB_ID) is not None
-        if not beat:
-            checks["scheduler"] = "missing"
-            problems.append("scheduler: no heartbeat (is the scheduler process running?)")
-        elif not registered:
-            checks["scheduler"] = "tick job not registered"
-            problems.append("scheduler: running, but the tick job is not registered (Redis was emptied?); "
-                            "it registers it again within a second")
-        else:
-            checks["scheduler"] = "ok"
-        workers = sum(1 for w in Worker.all(connection=client) if cfg.QUEUE_NAME in w.queue_names())
-        checks["workers"] = workers
-        if not workers:
-            problems.append(f"worker: no RQ worker is listening on queue {cfg.QUEUE_NAME!r}")
-        loads = web_loads(client)
-        checks["web"] = {"processes": len(loads),
-                         "clients": sum(v.get("clients", 0) for v in loads.values()),
-                         "refused": sum(v.get("refused", 0) for v in loads.values())}
-        full = [v for v in loads.values() if v.get("clients", 0) >= v.get("max_clients", 1 << 30)]
-        if full:
-            problems.append(f"web: {len(full)} process(es) full at {full[0]['max_clients']} clients, "
-                            f"refusing new connections ({checks['web']['refused']} refused so far); "
-                            "start another web process")
-        svc = tick_services()
-        last = svc.hot.last_tick()
-        spooled = svc.spool.waiting() if svc.spool is not None else 0
-        checks["spooled_ticks"] = spooled
-    except Exception as exc:  # the point is to report it, whatever it is
-        checks["redis"] = f"error: {type(exc).__name__}"
-        problems.append(f"redis: {exc}")
+    last, spooled = _redis_health(cfg, now, checks, problems)
     try:
         db.session.execute(sa.text("SELECT 1"))
         checks["postgres"] = "ok"
@@ -230,17 +212,8 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
         db.session.rollback()
         checks["postgres"] = f"error: {type(exc).__name__}"
         problems.append(f"postgres: down ({type(exc).__name__}), {spooled} tick(s) spooled in Redis")
-    allowed = 2 * cfg.TICK_SECONDS + 10
     market = market_state(now)
-    if last is None:
-        checks["last_tick"] = None
-        if redis_ok:
-            problems.append("pipeline: no tick recorded (none has run yet, or Redis was emptied)")
-    else:
-        age = now.timestamp() - datetime.fromisoformat(last["ran_at"]).timestamp()
-        checks["last_tick"] = {**last, "age_seconds": round(age, 1)}
-        if age > allowed:
-            problems.append(f"pipeline: last tick ran {age:.0f} s ago (limit {allowed} s, about two ticks)")
+    if last is not None:
         serving = market.is_open or not getattr(tick_services().provider, "follows_market_hours", False)
         if serving and last.get("symbols") and not last.get("accepted"):
             problems.append(f"provider: the last tick accepted no fresh reading of {last['symbols']} "
@@ -248,6 +221,66 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
     checks["market"] = market.as_json()
     ok = not problems
     return ok, {"status": "ok" if ok else "unhealthy", "problems": problems, "checks": checks}
+
+
+def _redis_health(cfg: Config, now: datetime, checks: dict[str, Any], problems: list[str]
+                  ) -> tuple[dict[str, Any] | None, int | str]:
+    """Redis, and the parts it tells about: scheduler, workers, pipeline, web (last tick, spooled)."""
+    from rq import Worker
+    from rq_scheduler import Scheduler
+
+    client = get_redis()
+    try:
+        client.ping()
+        beat = client.get(names.SCHEDULER_HEARTBEAT_KEY)
+        registered = client.zscore(Scheduler.scheduled_jobs_key, names.TICK_JOB_ID) is not None
+        workers = sum(1 for w in Worker.all(connection=client) if cfg.QUEUE_NAME in w.queue_names())
+        loads = web_loads(client)
+        svc = tick_services()
+        last = svc.hot.last_tick()
+        spooled = svc.spool.waiting() if svc.spool is not None else 0
+    except Exception as exc:  # the point is to report it, whatever it is
+        checks["redis"] = f"error: {type(exc).__name__}"
+        problems.append(f"redis: {exc}")
+        return None, "unknown"
+    checks["redis"] = "ok"
+    checks["spooled_ticks"] = spooled
+    allowed = 2 * cfg.TICK_SECONDS + 10
+    age = None if last is None else now.timestamp() - datetime.fromisoformat(last["ran_at"]).timestamp()
+    checks["last_tick"] = None if last is None else {**last, "age_seconds": round(age, 1)}
+    seen = current_app.extensions
+    if last is not None:
+        seen["health_saw_a_tick"] = True
+    if last is None and seen.get("health_saw_a_tick") and not (beat and registered and workers):
+        checks["redis"] = "emptied"
+        problems.append("redis: its data is gone (FLUSHALL, or restarted without persistence); the "
+                        "scheduler and workers register again and the next tick rebuilds from Postgres")
+        return None, spooled
+    if not beat:
+        checks["scheduler"] = "missing"
+        problems.append("scheduler: no heartbeat (is the scheduler process running?)")
+    elif not registered:
+        checks["scheduler"] = "tick job not registered"
+        problems.append("scheduler: running, but the tick job is not registered (Redis was emptied?); "
+                        "it registers it again within a second")
+    else:
+        checks["scheduler"] = "ok"
+    ticking = age is not None and age <= allowed
+    checks["workers"] = workers if workers or not ticking else "re-registering (ticks run)"
+    if not workers and not ticking:
+        problems.append(f"worker: no RQ worker is listening on queue {cfg.QUEUE_NAME!r}")
+    if last is None:
+        problems.append("pipeline: no tick recorded (none has run yet, or Redis was emptied)")
+    elif age is not None and age > allowed:
+        problems.append(f"pipeline: last tick ran {age:.0f} s ago (limit {allowed} s, about two ticks)")
+    checks["web"] = {"processes": len(loads), "clients": sum(v.get("clients", 0) for v in loads.values()),
+                     "refused": sum(v.get("refused", 0) for v in loads.values())}
+    full = [v for v in loads.values() if v.get("clients", 0) >= v.get("max_clients", 1 << 30)]
+    if full:
+        problems.append(f"web: {len(full)} process(es) full at {full[0]['max_clients']} clients, "
+                        f"refusing new connections ({checks['web']['refused']} refused so far); "
+                        "start another web process")
+    return last, spooled
 
 
 MAX_CHART_POINTS = 20_000
