@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from tests.helpers import EmitCapture, minutes, reference, stored_alerts, stored_quotes
-from webapp import services
+from webapp import names, services
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.market import slot_of
+from webapp.core.tables import unpack
 from webapp.tick.pipeline import run_tick
 
 
@@ -60,3 +62,32 @@ def test_a_crash_after_the_commit_is_repaired_by_the_next_tick(app, pg, service_
     due = Counter((t, when.isoformat(), kind) for t, when, kind in stored if when >= times[6])
     assert sent == due and all(n == 1 for n in sent.values())
     assert any(when == times[6] for _, when, _ in stored)  # the crashed slot had alerts to deliver
+
+
+def test_the_scanners_session_sums_count_the_repaired_minute_once(app, rdb, pg) -> None:
+    """Day volume, VWAP and the day's range after the repair are an unbroken run's."""
+    times = minutes(10)
+
+    def run(crash_at: int | None) -> dict[str, np.ndarray]:
+        doomed = slot_of(times[crash_at], 60)[0] if crash_at is not None else None
+
+        def crash(slot: int) -> None:
+            if slot == doomed:
+                raise Killed
+
+        svc = dataclasses.replace(services.tick_services(), after_commit=crash)
+        for at in times:
+            try:
+                run_tick(svc, list(DEFAULT_SYMBOLS), at)
+            except Killed:
+                pass
+        _, table, _ = unpack(rdb.get(names.scan_table_key()))
+        return {k: np.array(v) for k, v in table.items()}
+
+    unbroken = run(None)
+    rdb.flushdb()
+    with pg.cursor() as cur:
+        cur.execute("TRUNCATE quotes, alerts")
+    repaired = run(6)
+    for name in ("cv", "pv", "hi", "lo", "day_volume", "vwap", "price"):
+        assert np.allclose(repaired[name], unbroken[name], equal_nan=True, rtol=1e-12), name

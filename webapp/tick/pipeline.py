@@ -267,7 +267,8 @@ def _locked_tick(
     if cfg.SCANNER:
         scan = scanner.scan(cfg, svc.session, symbols, accepted, previous,
                             scanner.ScanInputs.of(state.extra), now, slot, slot_time, shard,
-                            max_age(cfg, svc.provider, market), set(latest.stale))
+                            max_age(cfg, svc.provider, market), set(latest.stale),
+                            rebuild=[r.ticker for r in restores])
         t = report.mark("scan", t)
 
     # Postgres first: if Redis fails after this, the retry finds the slot

@@ -174,10 +174,14 @@ def scan(
     shard: tuple[int, int],
     max_age: float | None,
     stale: set[str],
+    rebuild: Sequence[str] = (),
 ) -> ScanResult:
     """Advance the shard's scan table by this tick's readings and rank its lists.
 
-    ``stale`` holds the shard's symbols marked stale after this tick.
+    ``stale`` holds the shard's symbols marked stale after this tick;
+    ``rebuild`` those whose windows this tick rebuilt from Postgres (a slot
+    that reached one store and not the other), whose session sums are then
+    rebuilt from Postgres too, so the repaired minute counts once.
     """
     bars = cfg.UNUSUAL_VOLUME_BARS
     rules = settings(cfg)
@@ -187,7 +191,8 @@ def scan(
         missing = np.arange(len(symbols))
     else:
         where = {t: i for i, t in enumerate(old_tickers)}
-        index = np.array([where.get(s, -1) for s in symbols], np.int64)
+        again = set(rebuild)  # an empty row, filled from Postgres below
+        index = np.array([-1 if s in again else where.get(s, -1) for s in symbols], np.int64)
         table = core.take(old_table, index, bars)
         missing = np.flatnonzero(index < 0)
     if len(missing):
