@@ -1,0 +1,31 @@
+"""The simulated trade stream: seeded, continuing from its anchor, odd lots flagged."""
+from __future__ import annotations
+
+from webapp.core.trades import bars_of
+from webapp.streams.sim import SimTrades
+
+T0 = 1_795_000_020_000
+
+
+def test_the_same_span_gives_the_same_prints_and_the_walk_continues() -> None:
+    sim = SimTrades(seed=7, trades_per_second=5)
+    whole, end_whole = sim.between(["AAPL", "KO"], T0, T0 + 10_000, {"AAPL": 255.0, "KO": 70.0})
+    again, _ = sim.between(["AAPL", "KO"], T0, T0 + 10_000, {"AAPL": 255.0, "KO": 70.0})
+    assert whole == again and len(whole) > 40
+    assert [t.time_ms for t in whole] == sorted(t.time_ms for t in whole)
+    assert all(abs(t.price / {"AAPL": 255.0, "KO": 70.0}[t.ticker] - 1) < 0.02 for t in whole)
+    assert any(t.conditions == ("I",) for t in whole) and all(t.size >= 1 for t in whole)
+    # an odd lot never sets the price the walk continues from
+    last_round = {t.ticker: t.price for t in whole if not t.conditions}
+    assert end_whole == last_round
+    bars = bars_of(whole, 1, "sim")
+    assert {b.ticker for b in bars.values()} == {"AAPL", "KO"}
+    for (ticker, start), bar in bars.items():  # the close is the second's last round lot
+        rounds = [t.price for t in whole if t.ticker == ticker and t.time_ms // 1000 == start
+                  and not t.conditions]
+        assert bar.close == (rounds[-1] if rounds else None)
+
+
+def test_a_ticker_without_an_anchor_is_not_streamed() -> None:
+    trades, after = SimTrades().between(["AAPL", "NEW"], T0, T0 + 5_000, {"AAPL": 255.0})
+    assert {t.ticker for t in trades} == {"AAPL"} and "NEW" not in after

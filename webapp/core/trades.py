@@ -1,0 +1,188 @@
+"""Trades into second and minute bars: the pure core of the streaming path.
+
+A stream delivers trades late, out of order and with condition codes that
+say what each print may move.  Everything here is data in, values out, with
+the time an argument, so the stream process, replays and tests share it:
+
+* a trade is bucketed by **its own timestamp**, never by when it arrived;
+* a bar's open is its earliest eligible print and its close the latest (ties
+  broken by price, then size), so any order of the same trades builds the
+  same bars;
+* a late trade updates its bucket, but the ticker's **last price never moves
+  back** to an older print;
+* each provider's condition codes decide what a print counts toward
+  (:func:`eligibility`): odd lots and average-price prints add volume but do
+  not set last, high or low; official open/close re-reports add nothing to
+  volume (the SIP rules, as the providers table them).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class Trade(NamedTuple):
+    ticker: str
+    price: float
+    size: float
+    time_ms: int  # the trade's own time (exchange or SIP), Unix milliseconds
+    conditions: tuple[str, ...] = ()
+
+
+class Counts(NamedTuple):
+    """What one print may change."""
+
+    volume: bool
+    last: bool  # last price, high and low
+
+
+# Consolidated (CTS/UTDF) letters as Alpaca sends them.  Letters are tape-specific; these
+# are the ones both tapes agree on or Alpaca's minute-bar exclusion list names.
+_ALPACA_NO_LAST = frozenset("B W C T U M Q N H I V 7 4 G P R Z 9".split())
+_ALPACA_NO_VOLUME = frozenset("M Q 9".split())
+# Massive/Polygon numeric condition ids (same rules, their numbering).
+_POLYGON_NO_LAST = frozenset({2, 5, 7, 10, 12, 13, 15, 16, 20, 21, 22, 29, 33, 37, 38, 52, 53})
+_POLYGON_NO_VOLUME = frozenset({15, 16, 38})
+
+
+def eligibility(provider: str, conditions: Sequence[str | int]) -> Counts:
+    """What a print with ``conditions`` counts toward, by ``provider``'s table.
+
+    The simulated feed uses the consolidated letters as Alpaca does.
+    Finnhub's codes are its own mapping with no published SIP meaning: its
+    prints count fully.
+    """
+    if provider in ("alpaca", "sim"):
+        codes = {str(c) for c in conditions}
+        return Counts(not codes & _ALPACA_NO_VOLUME, not codes & _ALPACA_NO_LAST)
+    if provider == "polygon":
+        ids = {int(c) for c in conditions if str(c).lstrip("-").isdigit()}
+        return Counts(not ids & _POLYGON_NO_VOLUME, not ids & _POLYGON_NO_LAST)
+    return Counts(True, True)
+
+
+@dataclass(slots=True)
+class Bar:
+    """One ticker's OHLCV over [start, start + width), with VWAP and the trade count."""
+
+    ticker: str
+    start: int  # seconds since the epoch
+    width: int
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
+    close: float | None = None
+    volume: float = 0.0
+    price_volume: float = 0.0
+    trades: int = 0
+    first_key: tuple[int, float, float] | None = None  # (time, price, size) of the open
+    last_key: tuple[int, float, float] | None = None  # ... and of the close
+
+    @property
+    def vwap(self) -> float | None:
+        return self.price_volume / self.volume if self.volume else None
+
+    def add(self, trade: Trade, counts: Counts) -> None:
+        self.trades += 1
+        if counts.volume:
+            self.volume += trade.size
+            self.price_volume += trade.price * trade.size
+        if not counts.last:
+            return
+        key = (trade.time_ms, trade.price, trade.size)
+        if self.first_key is None or key < self.first_key:
+            self.first_key, self.open = key, trade.price
+        if self.last_key is None or key > self.last_key:
+            self.last_key, self.close = key, trade.price
+        self.high = trade.price if self.high is None else max(self.high, trade.price)
+        self.low = trade.price if self.low is None else min(self.low, trade.price)
+
+    def as_json(self) -> dict[str, float | int | str | None]:
+        return {"ticker": self.ticker, "start": self.start, "open": self.open, "high": self.high,
+                "low": self.low, "close": self.close, "volume": self.volume, "vwap": self.vwap,
+                "trades": self.trades}
+
+
+class BarBook:
+    """Open bars of one width for every ticker, the last sale per ticker, and closing by time.
+
+    ``add`` takes trades in any order; ``close_before(t)`` hands over the
+    bars that ended by ``t`` (the caller waits a grace period for late
+    prints); a trade for a bar already handed over is returned by ``add`` as
+    late, for the caller to revise that bar, and still never moves the last
+    price back.
+    """
+
+    def __init__(self, width: int, provider: str) -> None:
+        self.width = width
+        self.provider = provider
+        self.open: dict[tuple[str, int], Bar] = {}
+        self.last: dict[str, tuple[tuple[int, float, float], float]] = {}  # ticker -> (key, price)
+        self.closed_until = 0  # bars starting before this were handed over
+
+    def start_of(self, time_ms: int) -> int:
+        return (time_ms // 1000) // self.width * self.width
+
+    def add(self, trades: Iterable[Trade]) -> list[Trade]:
+        """Apply ``trades``; returns those that fell in a bar already closed (late)."""
+        late: list[Trade] = []
+        for t in trades:
+            counts = eligibility(self.provider, t.conditions)
+            if counts.last:
+                key = (t.time_ms, t.price, t.size)
+                seen = self.last.get(t.ticker)
+                if seen is None or key > seen[0]:
+                    self.last[t.ticker] = (key, t.price)
+            start = self.start_of(t.time_ms)
+            if start < self.closed_until:
+                late.append(t)
+                continue
+            bar = self.open.get((t.ticker, start))
+            if bar is None:
+                bar = self.open[(t.ticker, start)] = Bar(t.ticker, start, self.width)
+            bar.add(t, counts)
+        return late
+
+    def close_before(self, until: int) -> list[Bar]:
+        """The bars that end at or before ``until`` (seconds), oldest first, removed from the book."""
+        done = sorted((b for b in self.open.values() if b.start + self.width <= until),
+                      key=lambda b: (b.start, b.ticker))
+        for b in done:
+            del self.open[(b.ticker, b.start)]
+        self.closed_until = max(self.closed_until, until - until % self.width)
+        return done
+
+    def last_price(self, ticker: str) -> float | None:
+        seen = self.last.get(ticker)
+        return seen[1] if seen else None
+
+
+def bars_of(trades: Iterable[Trade], width: int, provider: str) -> dict[tuple[str, int], Bar]:
+    """Every bar the trades make, all at once (what a replay or a test compares against)."""
+    book = BarBook(width, provider)
+    book.add(trades)
+    return dict(book.open)
+
+
+class Throttle:
+    """At most one push per ticker every ``interval_ms``: the newest payload wins, none queue up.
+
+    A liquid name trades hundreds of times a second; a browser needs a few
+    frames.  ``offer`` keeps only the latest payload per ticker; ``due``
+    returns those whose ticker was last pushed ``interval_ms`` ago or more.
+    """
+
+    def __init__(self, interval_ms: int = 250) -> None:
+        self.interval_ms = interval_ms
+        self.pending: dict[str, dict] = {}
+        self.sent_at: dict[str, int] = {}
+
+    def offer(self, ticker: str, payload: dict) -> None:
+        self.pending[ticker] = payload
+
+    def due(self, now_ms: int) -> list[dict]:
+        ready = [t for t in self.pending if now_ms - self.sent_at.get(t, -(1 << 62)) >= self.interval_ms]
+        for t in ready:
+            self.sent_at[t] = now_ms
+        return [self.pending.pop(t) for t in ready]
