@@ -17,7 +17,7 @@ from flask import Flask, current_app
 from webapp import names
 from webapp.config import Config
 from webapp.core import scanner as scan_core
-from webapp.core.market import gap_slots, market_state, range_start
+from webapp.core.market import gap_slots, market_state, range_start, slot_of
 from webapp.core.scanner import Filters
 from webapp.core.shards import split
 from webapp.core.validation import normalise_ticker
@@ -117,7 +117,7 @@ def catch_up(when: datetime) -> list[datetime]:
     """
     svc = tick_services()
     cfg = svc.config
-    slot = int(when.timestamp()) // cfg.TICK_SECONDS
+    slot = slot_of(when, cfg.TICK_SECONDS)[0]
     last_tick = svc.hot.last_tick()
     last: int | None = last_tick["slot"] if last_tick else None
     if last is None:
@@ -126,7 +126,7 @@ def catch_up(when: datetime) -> list[datetime]:
         except history.DB_DOWN:
             db.session.rollback()
             stored = None
-        last = int(stored.timestamp()) // cfg.TICK_SECONDS if stored else None
+        last = slot_of(stored, cfg.TICK_SECONDS)[0] if stored else None
     if last is None or slot - last <= 1:
         return []
     provider = svc.provider

@@ -138,13 +138,13 @@ def init_app(app: Flask) -> None:
         (join_room if on else leave_room)(names.ROOM_ALERTS)
         return {"ok": True, "rooms": [names.ROOM_ALERTS] if on else []}
 
-    connected = _load(app)["sids"]
+    load = _load(app)
+    connected = load["sids"]
 
     @socketio.on("connect")
     def _connect(auth: Any = None) -> dict[str, Any] | None:
         if request.sid in connected:  # the connection exists: this is a client's event
             return {"ok": False, "error": "'connect' is a reserved event name"}
-        load = _load(app)
         limit = services.config().WEB_MAX_CLIENTS
         if len(connected) >= limit:
             load["refused"] += 1
