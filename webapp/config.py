@@ -22,7 +22,10 @@ DEFAULT_SYMBOLS = (
     "AAPL MSFT AMZN GOOGL TSLA META NVDA NFLX BRK.B JNJ V PG DIS JPM KO"
 ).split()
 
-PROVIDERS = ("sim", "finnhub", "alpaca", "polygon")
+PROVIDERS = ("sim", "finnhub", "alpaca", "polygon", "stream")
+STREAM_PROVIDERS = ("sim", "finnhub", "alpaca", "polygon", "none")
+_NEEDS = {"finnhub": ("FINNHUB_API_KEY",), "alpaca": ("ALPACA_API_KEY_ID", "ALPACA_API_SECRET_KEY"),
+          "polygon": ("POLYGON_API_KEY",)}
 
 
 class ConfigError(ValueError):
@@ -163,6 +166,16 @@ class Config:
     POLYGON_API_KEY: str | None = field(default=None, repr=False)
     POLYGON_BASE_URL: str = "https://api.polygon.io"
     SNAPSHOT_TIMEOUT_SECONDS: float = 15.0
+    # the stream process (jobs/stream.py): trades over the providers' WebSockets
+    STREAM_PROVIDER: str = "sim"  # sim, finnhub, alpaca, polygon, or none (no stream process work)
+    STREAM_URL: str | None = None  # the provider's WebSocket URL, when not its default (tests, sandboxes)
+    STREAM_SIM_TRADES_PER_SECOND: float = 2.0  # per symbol, for the simulated stream
+    STREAM_STALL_SECONDS: float = 60.0  # no market data this long while the market is open: reconnect
+    STREAM_QUEUE_FRAMES: int = 10_000  # frames the reader may queue ahead of processing; past it, dropped
+    STREAM_LEADER_TTL_SECONDS: float = 6.0  # a dead leader's lock expires this soon; a standby takes over
+    STREAM_GRACE_MS: int = 1000  # a bar closes this long after it ends (late prints still join it)
+    STREAM_MAX_SYMBOLS: int | None = None  # the plan's symbol cap, when not the provider's known one
+    STREAM_GAP_PROVIDER: str | None = None  # a snapshot provider that refills incomplete stream bars
     SYMBOLS: tuple[str, ...] = tuple(DEFAULT_SYMBOLS)
     SMA_PERIOD: int = 5
     TICK_SECONDS: int = 60
@@ -221,20 +234,27 @@ class Config:
                 found = running_services(merged.get("DATA_DIR") or ".data")
                 merged.update({k: v for k, v in found.items() if not merged.get(k)})
             env = merged
-        provider = (env.get("MARKET_DATA_PROVIDER") or "sim").strip().lower()
-        if provider not in PROVIDERS:
-            raise ConfigError(
-                f"MARKET_DATA_PROVIDER={provider!r}: choose one of {', '.join(PROVIDERS)}"
-            )
         def secret(name: str) -> str | None:
             return (env.get(name) or "").strip() or None
 
+        def choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+            value = (env.get(name) or default).strip().lower()
+            if value not in allowed:
+                raise ConfigError(f"{name}={value!r}: choose one of {', '.join(allowed)}")
+            missing = [n for n in _NEEDS.get(value, ()) if not secret(n)]
+            if missing:
+                raise ConfigError(f"{name}={value} needs {' and '.join(missing)}")
+            return value
+
         api_key = secret("FINNHUB_API_KEY")
-        needs = {"finnhub": ("FINNHUB_API_KEY",), "alpaca": ("ALPACA_API_KEY_ID", "ALPACA_API_SECRET_KEY"),
-                 "polygon": ("POLYGON_API_KEY",)}
-        missing = [n for n in needs.get(provider, ()) if not secret(n)]
-        if missing:
-            raise ConfigError(f"MARKET_DATA_PROVIDER={provider} needs {' and '.join(missing)}")
+        provider = choice("MARKET_DATA_PROVIDER", PROVIDERS, "sim")
+        stream = choice("STREAM_PROVIDER", STREAM_PROVIDERS, "sim")
+        if provider == "stream" and stream == "none":
+            raise ConfigError("MARKET_DATA_PROVIDER=stream needs a STREAM_PROVIDER (sim, finnhub, alpaca "
+                              "or polygon), not none")
+        gap = choice("STREAM_GAP_PROVIDER", ("none", "finnhub", "alpaca", "polygon"), "none")
+        cap = _int(env, "STREAM_MAX_SYMBOLS", 0, minimum=1) if (env.get("STREAM_MAX_SYMBOLS") or "").strip() \
+            else None
         symbols = env.get("SYMBOLS")
         tick = check_tick_seconds(_int(env, "TICK_SECONDS", 60))
         return cls(
@@ -256,6 +276,15 @@ class Config:
             POLYGON_API_KEY=secret("POLYGON_API_KEY"),
             POLYGON_BASE_URL=(env.get("POLYGON_BASE_URL") or cls.POLYGON_BASE_URL).rstrip("/"),
             SNAPSHOT_TIMEOUT_SECONDS=_float(env, "SNAPSHOT_TIMEOUT_SECONDS", 15.0),
+            STREAM_PROVIDER=stream,
+            STREAM_URL=(env.get("STREAM_URL") or "").strip() or None,
+            STREAM_SIM_TRADES_PER_SECOND=_float(env, "STREAM_SIM_TRADES_PER_SECOND", 2.0),
+            STREAM_STALL_SECONDS=_float(env, "STREAM_STALL_SECONDS", 60.0),
+            STREAM_QUEUE_FRAMES=_int(env, "STREAM_QUEUE_FRAMES", 10_000),
+            STREAM_LEADER_TTL_SECONDS=_float(env, "STREAM_LEADER_TTL_SECONDS", 6.0),
+            STREAM_GRACE_MS=_int(env, "STREAM_GRACE_MS", 1000, minimum=0),
+            STREAM_MAX_SYMBOLS=cap,
+            STREAM_GAP_PROVIDER=None if gap == "none" else gap,
             FINNHUB_MAX_RETRY_AFTER=_float(env, "FINNHUB_MAX_RETRY_AFTER", 10.0),
             SYMBOLS=parse_symbols(symbols) if symbols else tuple(DEFAULT_SYMBOLS),
             SMA_PERIOD=_int(env, "SMA_PERIOD", 5),

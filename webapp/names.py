@@ -14,6 +14,7 @@ EVENT_ALERT = "alert"
 EVENT_FOLLOW_ALERTS = "follow_alerts"  # {"on": true|false}: join/leave the alerts room
 EVENT_SCAN_UPDATE = "scan_update"  # to scan:<list>: what changed in a ranked list
 EVENT_IN_PLAY = "in_play"  # to ticker:XYZ: the ticker entered a scanner list
+EVENT_TRADE = "trade"  # to ticker:XYZ, from the stream process: the last trade, at most every 250 ms
 
 # Socket.IO rooms
 ROOM_ALL = "all"
@@ -103,6 +104,19 @@ FINNHUB_BUDGET_KEY = f"{_PREFIX}:finnhub"  # namespace for the shared call budge
 def provider_cooldown_key(provider: str) -> str:
     """String with a TTL: the provider asked us (429) to wait this long."""
     return f"{_PREFIX}:{provider}:cooldown"
+
+
+# The stream process (jobs/stream.py, webapp/live/)
+STREAM_LEADER_KEY = f"{_PREFIX}:stream:leader"  # the one process holding the provider connection (token, EX)
+STREAM_STATUS_KEY = f"{_PREFIX}:stream:status"  # JSON with a TTL: the leader's connection state and counters
+STREAM_CLOSED_KEY = f"{_PREFIX}:stream:closed"  # epoch second: bars ending at or before it are closed
+STREAM_HALTS_KEY = f"{_PREFIX}:stream:halts"  # hash: ticker -> JSON halt status (alpaca statuses)
+
+
+def stream_bars_key(end: int) -> str:
+    """Hash: ticker -> the bar the stream closed for [end - TICK_SECONDS, end) (JSON)."""
+    return f"{_PREFIX}:stream:bars:{end}"
+
 
 def listeners_key(host_id: str) -> str:
     """Hash: ticker -> how many clients of one web process are in its room."""

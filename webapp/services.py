@@ -88,6 +88,22 @@ def _pause_when_asked(client: Any) -> Callable[[int], None]:
     return pause
 
 
+def stream_anchors(tickers: Sequence[str]) -> dict[str, float]:
+    """Where the simulated stream starts each ticker: its latest reading, else the minute sim's start."""
+    import numpy as np
+
+    from webapp.providers.sim import SimProvider
+
+    previous = tick_services().hot.read_all().previous()
+    out = {t: previous[t].price for t in tickers if t in previous}
+    new = [t for t in tickers if t not in out]
+    if new:
+        sim = SimProvider(config().SIM_SEED)
+        keys = np.array([sim._ticker_key(t) for t in new], dtype=np.uint64)
+        out.update(zip(new, np.round(sim.base_prices(new, keys), 2).tolist(), strict=True))
+    return out
+
+
 def slot_time(queued_at: datetime | None, now: datetime | None = None) -> datetime:
     """The time a scheduled tick job runs for: the moment it was queued.
 

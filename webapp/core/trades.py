@@ -19,7 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
 from typing import NamedTuple
+
+from webapp.core.quotes import Quote
 
 
 class Trade(NamedTuple):
@@ -28,6 +32,7 @@ class Trade(NamedTuple):
     size: float
     time_ms: int  # the trade's own time (exchange or SIP), Unix milliseconds
     conditions: tuple[str, ...] = ()
+    id: tuple | None = None  # the provider's unique key, where it has one (None: never deduplicated)
 
 
 class Counts(NamedTuple):
@@ -46,6 +51,11 @@ _POLYGON_NO_LAST = frozenset({2, 5, 7, 10, 12, 13, 15, 16, 20, 21, 22, 29, 33, 3
 _POLYGON_NO_VOLUME = frozenset({15, 16, 38})
 
 
+@lru_cache(maxsize=8192)
+def _eligibility(provider: str, conditions: tuple) -> Counts:
+    return eligibility(provider, conditions)
+
+
 def eligibility(provider: str, conditions: Sequence[str | int]) -> Counts:
     """What a print with ``conditions`` counts toward, by ``provider``'s table.
 
@@ -60,6 +70,9 @@ def eligibility(provider: str, conditions: Sequence[str | int]) -> Counts:
         ids = {int(c) for c in conditions if str(c).lstrip("-").isdigit()}
         return Counts(not ids & _POLYGON_NO_VOLUME, not ids & _POLYGON_NO_LAST)
     return Counts(True, True)
+
+
+_ALL = Counts(True, True)
 
 
 @dataclass(slots=True)
@@ -127,8 +140,9 @@ class BarBook:
     def add(self, trades: Iterable[Trade]) -> list[Trade]:
         """Apply ``trades``; returns those that fell in a bar already closed (late)."""
         late: list[Trade] = []
+        provider = self.provider
         for t in trades:
-            counts = eligibility(self.provider, t.conditions)
+            counts = _eligibility(provider, t.conditions) if t.conditions else _ALL
             if counts.last:
                 key = (t.time_ms, t.price, t.size)
                 seen = self.last.get(t.ticker)
@@ -186,3 +200,59 @@ class Throttle:
         for t in ready:
             self.sent_at[t] = now_ms
         return [self.pending.pop(t) for t in ready]
+
+
+class Dedup:
+    """Drops a trade whose provider key was already seen (a re-sent frame, a duplicate id).
+
+    Keys are kept per minute of trade time and forgotten ``keep_minutes``
+    after, so memory stays bounded on a full-market feed.  Trades without a
+    key (Finnhub has none: identical prints are real trades) always pass.
+    """
+
+    def __init__(self, keep_minutes: int = 3) -> None:
+        self.keep = keep_minutes
+        self.seen: dict[int, set[tuple]] = {}
+        self.dropped = 0
+
+    def fresh(self, trades: Iterable[Trade]) -> list[Trade]:
+        out = []
+        for t in trades:
+            if t.id is None:
+                out.append(t)
+                continue
+            minute = t.time_ms // 60_000
+            bucket = self.seen.get(minute)
+            if bucket is None:
+                bucket = self.seen[minute] = set()
+                for old in [m for m in self.seen if m < minute - self.keep]:
+                    del self.seen[old]
+            if t.id in bucket:
+                self.dropped += 1
+                continue
+            bucket.add(t.id)
+            out.append(t)
+        return out
+
+
+def quote_of_bar(ticker: str, bar: Sequence[float | None], at: datetime, previous: Quote | None,
+                 day_start: datetime, source: str) -> Quote:
+    """The minute pipeline's reading from a closed stream bar ``(open, high, low, close, volume)``.
+
+    The reading's price is the bar's close and its volume the bar's; the
+    day's open, high and low carry on from the previous reading (a new
+    exchange day starts them from this bar), and the previous close is the
+    last reading of the day before, as the simulated market does it.
+    """
+    o, h, low, c, v = bar[:5]
+    new_day = previous is None or previous.time < day_start
+    if new_day:
+        prev_close = previous.price if previous is not None else None
+        day_open, high, low_ = o, h, low
+    else:
+        prev_close = previous.prev_close
+        day_open = previous.open if previous.open is not None else o
+        high = h if previous.high is None or h is None else max(previous.high, h)
+        low_ = low if previous.low is None or low is None else min(previous.low, low)
+    return Quote(ticker, float(c), at.astimezone(timezone.utc), int(v or 0), prev_close, day_open,
+                 high, low_, source)

@@ -11,11 +11,25 @@ __all__ = ["FetchResult", "Provider", "get_provider"]
 
 def get_provider(config: Config, client: redis.Redis) -> Provider:
     """The provider MARKET_DATA_PROVIDER names, configured from ``config``."""
-    if config.MARKET_DATA_PROVIDER == "sim":
+    if config.MARKET_DATA_PROVIDER == "stream":
+        from webapp.providers.stream import StreamProvider
+
+        gap = config.STREAM_GAP_PROVIDER
+        return StreamProvider(
+            client, config.TICK_SECONDS, config.STREAM_PROVIDER,
+            follows_market_hours=config.SIM_FOLLOWS_MARKET_HOURS if config.STREAM_PROVIDER == "sim" else True,
+            wait_seconds=config.STREAM_GRACE_MS / 1000 + 2.0,
+            fallback=snapshot_provider(gap, config, client) if gap else None)
+    return snapshot_provider(config.MARKET_DATA_PROVIDER, config, client)
+
+
+def snapshot_provider(name: str, config: Config, client: redis.Redis) -> Provider:
+    """A REST (or simulated) snapshot provider by name."""
+    if name == "sim":
         from webapp.providers.sim import SimProvider
 
         return SimProvider(config.SIM_SEED, config.TICK_SECONDS, config.SIM_FOLLOWS_MARKET_HOURS)
-    if config.MARKET_DATA_PROVIDER == "finnhub":
+    if name == "finnhub":
         from webapp.config import limits_storage_uri
         from webapp.providers.finnhub import CallBudget, FinnhubProvider
 
@@ -34,10 +48,9 @@ def get_provider(config: Config, client: redis.Redis) -> Provider:
             max_retry_after=config.FINNHUB_MAX_RETRY_AFTER,
             deadline_seconds=0.75 * config.TICK_SECONDS,
         )
-    if config.MARKET_DATA_PROVIDER in ("alpaca", "polygon"):
+    if name in ("alpaca", "polygon"):
         from webapp.providers.http import Cooldown, ProviderSession
 
-        name = config.MARKET_DATA_PROVIDER
         cooldown = Cooldown(client, name)
         if name == "alpaca":
             from webapp.providers.alpaca import AlpacaProvider
@@ -53,4 +66,4 @@ def get_provider(config: Config, client: redis.Redis) -> Provider:
         http = ProviderSession(name, {"Authorization": f"Bearer {config.POLYGON_API_KEY}"},
                                config.SNAPSHOT_TIMEOUT_SECONDS)
         return PolygonProvider(http, cooldown, base_url=config.POLYGON_BASE_URL)
-    raise ValueError(f"unknown provider {config.MARKET_DATA_PROVIDER!r}")
+    raise ValueError(f"unknown provider {name!r}")

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 TTL_SECONDS = 30
 REFRESH_SECONDS = 5
 
-_LISTENING = """
+LISTENING_SCRIPT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local out = {}
 for _, host in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -84,7 +84,7 @@ class Listening:
     """The worker's side: which tickers have a listener anywhere right now."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._script = client.register_script(_LISTENING)
+        self._script = client.register_script(LISTENING_SCRIPT)
 
     def __call__(self, now: float | None = None) -> set[str]:
         """One round-trip; hosts whose registration expired are dropped on the way."""

@@ -4,17 +4,23 @@ Prices walk from an anchor (the minute ``sim``'s last price, so the chart and
 the stream agree) in small log-normal steps; sizes are mostly round lots
 with some odd lots (condition ``I``, which count toward volume only).  Each
 trade is a pure function of (seed, ticker, millisecond), so a replay of the
-same span produces the same prints.
+same span produces the same prints.  :func:`run_sim` paces it at the wall
+clock into the same queue a WebSocket reader fills, so it takes the same
+aggregation and push path as a real feed.
 """
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import numpy as np
 
 from webapp.core.trades import Trade
+from webapp.streams.base import Parsed
+from webapp.streams.connection import Link
 
 
 class SimTrades:
@@ -58,3 +64,28 @@ class SimTrades:
             now[ticker] = price
         out.sort(key=lambda tr: (tr.time_ms, tr.ticker))
         return out, now
+
+
+async def run_sim(sim: SimTrades, link: Link, queue: asyncio.Queue, wanted: Callable[[], Sequence[str]],
+                  anchors: Callable[[Sequence[str]], Awaitable[Mapping[str, float]]],
+                  interval: float = 0.1) -> None:
+    """Stream simulated trades at the wall clock into ``queue``, as a feed would, until cancelled."""
+    link.where, link.state = "simulated (no network)", "connected"
+    link.connected_at = time.time()
+    prices: dict[str, float] = {}
+    last_ms = int(time.time() * 1000)
+    while True:
+        await asyncio.sleep(interval)
+        symbols = list(wanted())
+        link.requested = link.streamed = symbols
+        new = [s for s in symbols if s not in prices]
+        if new:
+            prices.update(await anchors(new))
+        now_ms = int(time.time() * 1000)
+        trades, prices = sim.between(symbols, last_ms, now_ms, prices)
+        last_ms = now_ms
+        link.saw(bool(trades))
+        try:
+            queue.put_nowait(Parsed(trades=trades))
+        except asyncio.QueueFull:
+            link.dropped()

@@ -13,8 +13,7 @@ event (about 0.6 s per tick, measured with ``bench/tick.py``).  So the
 format ``socketio.PubSubManager.emit`` publishes for a plain (non-binary,
 no-callback) emit, and sends them all with one server-side script: one
 round-trip per tick.  The batch is built while Postgres stores the tick and
-sent once Redis has taken it.  ``tests/test_realtime.py`` holds the format to the
-real web process and a real client.
+sent once Redis has taken it (the format: :mod:`webapp.store.emits`).
 """
 from __future__ import annotations
 
@@ -22,10 +21,10 @@ import logging
 import uuid
 from typing import Any
 
-import orjson
 import redis
 
 from webapp import names
+from webapp.store.emits import emit_message
 from webapp.store.subscriptions import Listening
 
 log = logging.getLogger(__name__)
@@ -49,11 +48,7 @@ class Publisher:
 
     def message(self, event: str, data: dict[str, Any], room: str) -> bytes:
         """One emit in python-socketio's message-queue format."""
-        return orjson.dumps({
-            "method": "emit", "event": event, "data": [data], "binary": False,
-            "namespace": "/", "room": room, "skip_sid": None, "callback": None,
-            "host_id": self._host_id,
-        })
+        return emit_message(event, data, room, self._host_id)
 
     def batch(self) -> Batch:
         """Collect emits now, send them later in one round-trip."""

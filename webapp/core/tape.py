@@ -1,0 +1,206 @@
+"""The stream's running state: trades in; closed bars, revisions and live pushes out.
+
+Pure (data in, values out, the time an argument), so the stream process,
+the benchmark and the tests drive the same object.  What it keeps:
+
+* a :class:`~webapp.core.trades.BarBook` of tick-width bars, closed
+  ``grace_ms`` after they end (late prints inside the grace join their bar);
+* the bars closed in the last few widths, so a later print or a provider's
+  corrected bar revises them (``revised``) instead of being lost;
+* provider bars (alpaca ``bars``/``updatedBars``, polygon ``AM``) that
+  replace ours for their minute: the provider saw every trade;
+* which bars are **incomplete**: a bar that began before this process took
+  the feed, or overlaps a gap in the connection, says so; nothing pretends
+  to be whole;
+* for tickers somebody listens to: the newest eligible trade and its
+  1-second bar, pushed at most every ``throttle_ms`` per ticker, the
+  newest winning (:class:`~webapp.core.trades.Throttle`).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from webapp.core.trades import Bar, BarBook, Dedup, Throttle, Trade, _eligibility
+
+REVISE_WIDTHS = 5  # closed bars kept for revision (late prints, corrected provider bars)
+
+Row = list[Any]  # [open, high, low, close, volume, vwap, trades, complete, source]
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Tape:
+    def __init__(self, provider: str, width: int, grace_ms: int, started_ms: int,
+                 throttle_ms: int = 250) -> None:
+        self.provider = provider
+        self.width = width
+        self.grace_ms = grace_ms
+        self.started_ms = started_ms
+        self.book = BarBook(width, provider)
+        self.dedup = Dedup()
+        self.throttle = Throttle(throttle_ms)
+        self.listened: set[str] = set()
+        self.second: dict[str, Bar] = {}
+        self.newest: dict[str, Trade] = {}  # listened tickers: the newest eligible print
+        self.closed: dict[tuple[str, int], Row] = {}  # recently closed, for revisions
+        self.revised: dict[tuple[str, int], Row] = {}  # closed bars changed since taken
+        self.provider_bars: dict[tuple[str, int], Row] = {}  # for bars still open
+        self.last_close: dict[str, float] = {}
+        self.day_start_ms = 0
+        self.day_volume: dict[str, float] = {}  # closed bars of the exchange day so far
+        self.trades = 0
+        self.late = 0
+
+    # ---- in
+    def add(self, trades: Sequence[Trade]) -> None:
+        if trades and trades[0].id is not None:
+            trades = self.dedup.fresh(trades)
+        self.trades += len(trades)
+        late = self.book.add(trades)
+        if late:
+            self._revise(late)
+        listened = self.listened
+        if not listened:
+            return
+        provider = self.provider
+        for t in trades:
+            if t.ticker not in listened:
+                continue
+            if t.conditions and not _eligibility(provider, t.conditions).last:
+                continue
+            newest = self.newest.get(t.ticker)
+            if newest is None or (t.time_ms, t.price, t.size) > (newest.time_ms, newest.price, newest.size):
+                self.newest[t.ticker] = t
+                self.throttle.offer(t.ticker, t)  # type: ignore[arg-type]
+            second = t.time_ms // 1000
+            bar = self.second.get(t.ticker)
+            if bar is None or bar.start < second:
+                bar = self.second[t.ticker] = Bar(t.ticker, second, 1)
+            if bar.start == second:
+                bar.add(t, _eligibility(provider, t.conditions))
+
+    def _revise(self, late: Iterable[Trade]) -> None:
+        for t in late:
+            key = (t.ticker, self.book.start_of(t.time_ms))
+            row = self.closed.get(key)
+            if row is None:
+                continue  # older than the revision window: counted, not applied
+            self.late += 1
+            bar = _bar_of(t.ticker, key[1], self.width, row)
+            bar.add(t, _eligibility(self.provider, t.conditions))
+            new = _row(bar, row[7], row[8])
+            self.closed[key] = self.revised[key] = new
+            if key[1] * 1000 >= self.day_start_ms:
+                self.day_volume[t.ticker] = self.day_volume.get(t.ticker, 0.0) + new[4] - row[4]
+
+    def provider_bar(self, ticker: str, start: int, o: float, h: float, low: float, c: float, v: float,
+                     vwap: float | None, n: int | None) -> None:
+        """The provider's own bar for [start, start + 60): it replaces ours (60-second ticks only)."""
+        if self.width != 60:
+            return
+        row = [o, h, low, c, v, vwap, n, True, "provider"]
+        key = (ticker, start)
+        if key in self.closed:
+            old = self.closed[key]
+            self.closed[key] = self.revised[key] = row
+            if start * 1000 >= self.day_start_ms:
+                self.day_volume[ticker] = self.day_volume.get(ticker, 0.0) + v - old[4]
+        else:
+            self.provider_bars[key] = row
+
+    def new_day(self, day_start_ms: int) -> None:
+        if day_start_ms != self.day_start_ms:
+            self.day_start_ms = day_start_ms
+            self.day_volume.clear()
+
+    # ---- out
+    def close(self, now_ms: int, gaps: Sequence[tuple[float, float]] = ()
+              ) -> tuple[int, dict[int, dict[str, Row]]]:
+        """Close every bar that ended ``grace_ms`` ago: (closed until, {bar end: {ticker: row}})."""
+        until = (now_ms - self.grace_ms) // 1000
+        until -= until % self.width
+        out: dict[int, dict[str, Row]] = {}
+        for bar in self.book.close_before(until):
+            key = (bar.ticker, bar.start)
+            complete = bar.start * 1000 >= self.started_ms and not _overlaps(bar, gaps)
+            row = self.provider_bars.pop(key, None)
+            if row is None:
+                if bar.close is None:  # only odd lots or other prints that set no price
+                    last = self.last_close.get(bar.ticker)
+                    if last is None:
+                        continue
+                    bar.open = bar.high = bar.low = bar.close = last
+                row = _row(bar, complete, "trades")
+            self.last_close[bar.ticker] = row[3]
+            self.closed[key] = row
+            out.setdefault(bar.start + self.width, {})[bar.ticker] = row
+            if bar.start * 1000 >= self.day_start_ms:
+                self.day_volume[bar.ticker] = self.day_volume.get(bar.ticker, 0.0) + row[4]
+        for key, row in [(k, r) for k, r in self.provider_bars.items() if k[1] + self.width <= until]:
+            del self.provider_bars[key]  # a provider bar for a minute we saw no trade in
+            self.closed[key] = row
+            out.setdefault(key[1] + self.width, {})[key[0]] = row
+        horizon = until - REVISE_WIDTHS * self.width
+        for key in [k for k in self.closed if k[1] < horizon]:
+            del self.closed[key]
+        return until, out
+
+    def take_revised(self) -> dict[int, dict[str, Row]]:
+        out: dict[int, dict[str, Row]] = {}
+        for (ticker, start), row in self.revised.items():
+            out.setdefault(start + self.width, {})[ticker] = row
+        self.revised.clear()
+        return out
+
+    def pushes(self, now_ms: int) -> list[dict[str, Any]]:
+        """The ``trade`` events due now: at most one per ticker per ``throttle_ms``."""
+        out = []
+        for t in self.throttle.due(now_ms):
+            trade: Trade = t  # type: ignore[assignment]
+            sec = self.second.get(trade.ticker)
+            out.append({
+                "ticker": trade.ticker, "price": trade.price, "size": trade.size,
+                "time": iso_ms(trade.time_ms),
+                "day_volume": self.day_volume_of(trade.ticker),
+                "bar": None if sec is None else {"start": iso_ms(sec.start * 1000), "open": sec.open,
+                                                 "high": sec.high, "low": sec.low, "close": sec.close,
+                                                 "volume": sec.volume},
+            })
+        return out
+
+    def day_volume_of(self, ticker: str) -> float:
+        """The exchange day's volume: its closed bars, plus the bars still open (at most a few)."""
+        total = self.day_volume.get(ticker, 0.0)
+        first = self.book.closed_until
+        for start in range(first, first + 3 * self.width, self.width):
+            bar = self.book.open.get((ticker, start))
+            if bar is not None and start * 1000 >= self.day_start_ms:
+                total += bar.volume
+        return total
+
+    def listen(self, tickers: Iterable[str]) -> None:
+        self.listened = set(tickers)
+        for gone in [t for t in self.second if t not in self.listened]:
+            del self.second[gone]
+            self.newest.pop(gone, None)
+
+
+def _overlaps(bar: Bar, gaps: Sequence[tuple[float, float]]) -> bool:
+    start, end = bar.start, bar.start + bar.width
+    return any(g0 < end and (g1 == 0.0 or g1 > start) for g0, g1 in gaps)
+
+
+def _row(bar: Bar, complete: bool, source: str) -> Row:
+    return [bar.open, bar.high, bar.low, bar.close, bar.volume, bar.vwap, bar.trades, complete, source]
+
+
+def _bar_of(ticker: str, start: int, width: int, row: Row) -> Bar:
+    o, h, low, c, v, vwap, n = row[:7]
+    bar = Bar(ticker, start, width, o, h, low, c, v, (vwap or 0.0) * v, n or 0)
+    bar.first_key = (start * 1000, o, 0.0) if o is not None else None
+    bar.last_key = ((start + width) * 1000 - 1, c, float("inf")) if c is not None else None
+    return bar

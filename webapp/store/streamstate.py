@@ -1,0 +1,97 @@
+"""What the stream process keeps in Redis, and how the tick and health read it.
+
+The leader (the one ``stream`` process holding the provider connection)
+writes, in one pipeline per flush: the bars it closed (a hash per bar end,
+ticker -> ``[open, high, low, close, volume, vwap, trades, complete,
+source]``), how far it has closed, the ``trade`` emits, its status and
+halts.  The tick reads them through :mod:`webapp.providers.stream`, health
+through :func:`stream_status`.
+Every key has a TTL, so a stream that died leaves nothing that looks alive.
+
+:class:`LeaderLock` is ``SET NX PX`` with a token, renewed and released
+only by its holder (a script compares the token), so two processes never
+both believe they hold the provider's one connection slot.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aredis
+
+from webapp import names
+from webapp.store.subscriptions import LISTENING_SCRIPT
+
+STATUS_TTL_SECONDS = 15
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class LeaderLock:
+    def __init__(self, client: aredis.Redis, ttl_seconds: float, key: str = names.STREAM_LEADER_KEY) -> None:
+        self.client = client
+        self.key = key
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self.token = uuid.uuid4().hex
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    async def acquire(self) -> bool:
+        return bool(await self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+
+    async def renew(self) -> bool:
+        return bool(await self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
+
+    async def release(self) -> None:
+        await self._release(keys=[self.key], args=[self.token])
+
+
+class StreamWriter:
+    """The leader's writes: one round-trip per flush, whatever it carries."""
+
+    def __init__(self, client: aredis.Redis, bars_ttl: int) -> None:
+        self.client = client
+        self.bars_ttl = bars_ttl
+        self._listening = client.register_script(LISTENING_SCRIPT)
+
+    async def flush(self, *, closed_until: int | None = None, bars: dict[int, dict[str, list]] | None = None,
+                    emits: list[bytes] = (), status: dict[str, Any] | None = None,  # type: ignore[assignment]
+                    halts: dict[str, dict | None] | None = None) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for end, rows in (bars or {}).items():
+            key = names.stream_bars_key(end)
+            pipe.hset(key, mapping={t: orjson.dumps(r) for t, r in rows.items()})
+            pipe.expire(key, self.bars_ttl)
+        if closed_until is not None:
+            pipe.set(names.STREAM_CLOSED_KEY, closed_until, ex=self.bars_ttl)
+        for m in emits:
+            pipe.publish(names.SOCKETIO_CHANNEL, m)
+        for ticker, halt in (halts or {}).items():
+            if halt is None:
+                pipe.hdel(names.STREAM_HALTS_KEY, ticker)
+            else:
+                pipe.hset(names.STREAM_HALTS_KEY, ticker, orjson.dumps(halt))
+        if halts:
+            pipe.expire(names.STREAM_HALTS_KEY, 86400)
+        if status is not None:
+            pipe.set(names.STREAM_STATUS_KEY, orjson.dumps(status), ex=STATUS_TTL_SECONDS)
+        if len(pipe):
+            await pipe.execute()
+
+    async def listened(self, now: float) -> set[str]:
+        got = await self._listening(keys=[names.LISTENER_HOSTS_KEY], args=[now, names.LISTENERS_PREFIX])
+        return {t.decode() for t in got}
+
+
+def stream_status(client: redis.Redis) -> dict[str, Any] | None:
+    raw = client.get(names.STREAM_STATUS_KEY)
+    return orjson.loads(raw) if raw else None
