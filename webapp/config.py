@@ -176,6 +176,7 @@ class Config:
     STREAM_GRACE_MS: int = 1000  # a bar closes this long after it ends (late prints still join it)
     STREAM_MAX_SYMBOLS: int | None = None  # the plan's symbol cap, when not the provider's known one
     STREAM_GAP_PROVIDER: str | None = None  # a snapshot provider that refills incomplete stream bars
+    STREAM_ALWAYS_OPEN: bool = False  # the feed trades around the clock (alpaca test): watch stalls always
     SYMBOLS: tuple[str, ...] = tuple(DEFAULT_SYMBOLS)
     SMA_PERIOD: int = 5
     TICK_SECONDS: int = 60
@@ -285,6 +286,7 @@ class Config:
             STREAM_GRACE_MS=_int(env, "STREAM_GRACE_MS", 1000, minimum=0),
             STREAM_MAX_SYMBOLS=cap,
             STREAM_GAP_PROVIDER=None if gap == "none" else gap,
+            STREAM_ALWAYS_OPEN=_bool(env, "STREAM_ALWAYS_OPEN", (env.get("ALPACA_FEED") or "") == "test"),
             FINNHUB_MAX_RETRY_AFTER=_float(env, "FINNHUB_MAX_RETRY_AFTER", 10.0),
             SYMBOLS=parse_symbols(symbols) if symbols else tuple(DEFAULT_SYMBOLS),
             SMA_PERIOD=_int(env, "SMA_PERIOD", 5),

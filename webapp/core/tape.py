@@ -47,6 +47,7 @@ class Tape:
         self.second: dict[str, Bar] = {}
         self.newest: dict[str, Trade] = {}  # listened tickers: the newest eligible print
         self.closed: dict[tuple[str, int], Row] = {}  # recently closed, for revisions
+        self.closed_bars: dict[tuple[str, int], Bar] = {}  # ... and the bars of ours among them
         self.revised: dict[tuple[str, int], Row] = {}  # closed bars changed since taken
         self.provider_bars: dict[tuple[str, int], Row] = {}  # for bars still open
         self.last_close: dict[str, float] = {}
@@ -85,17 +86,17 @@ class Tape:
 
     def _revise(self, late: Iterable[Trade]) -> None:
         for t in late:
-            key = (t.ticker, self.book.start_of(t.time_ms))
-            row = self.closed.get(key)
-            if row is None:
-                continue  # older than the revision window: counted, not applied
             self.late += 1
-            bar = _bar_of(t.ticker, key[1], self.width, row)
+            key = (t.ticker, self.book.start_of(t.time_ms))
+            bar = self.closed_bars.get(key)
+            if bar is None:
+                continue  # older than the revision window, or the provider's own bar rules it
+            old = self.closed[key]
             bar.add(t, _eligibility(self.provider, t.conditions))
-            new = _row(bar, row[7], row[8])
+            new = _row(bar, old[7], old[8])
             self.closed[key] = self.revised[key] = new
             if key[1] * 1000 >= self.day_start_ms:
-                self.day_volume[t.ticker] = self.day_volume.get(t.ticker, 0.0) + new[4] - row[4]
+                self.day_volume[t.ticker] = self.day_volume.get(t.ticker, 0.0) + new[4] - old[4]
 
     def provider_bar(self, ticker: str, start: int, o: float, h: float, low: float, c: float, v: float,
                      vwap: float | None, n: int | None) -> None:
@@ -106,6 +107,7 @@ class Tape:
         key = (ticker, start)
         if key in self.closed:
             old = self.closed[key]
+            self.closed_bars.pop(key, None)
             self.closed[key] = self.revised[key] = row
             if start * 1000 >= self.day_start_ms:
                 self.day_volume[ticker] = self.day_volume.get(ticker, 0.0) + v - old[4]
@@ -135,6 +137,7 @@ class Tape:
                         continue
                     bar.open = bar.high = bar.low = bar.close = last
                 row = _row(bar, complete, "trades")
+                self.closed_bars[key] = bar
             self.last_close[bar.ticker] = row[3]
             self.closed[key] = row
             out.setdefault(bar.start + self.width, {})[bar.ticker] = row
@@ -147,6 +150,7 @@ class Tape:
         horizon = until - REVISE_WIDTHS * self.width
         for key in [k for k in self.closed if k[1] < horizon]:
             del self.closed[key]
+            self.closed_bars.pop(key, None)
         return until, out
 
     def take_revised(self) -> dict[int, dict[str, Row]]:
@@ -196,11 +200,3 @@ def _overlaps(bar: Bar, gaps: Sequence[tuple[float, float]]) -> bool:
 
 def _row(bar: Bar, complete: bool, source: str) -> Row:
     return [bar.open, bar.high, bar.low, bar.close, bar.volume, bar.vwap, bar.trades, complete, source]
-
-
-def _bar_of(ticker: str, start: int, width: int, row: Row) -> Bar:
-    o, h, low, c, v, vwap, n = row[:7]
-    bar = Bar(ticker, start, width, o, h, low, c, v, (vwap or 0.0) * v, n or 0)
-    bar.first_key = (start * 1000, o, 0.0) if o is not None else None
-    bar.last_key = ((start + width) * 1000 - 1, c, float("inf")) if c is not None else None
-    return bar

@@ -112,7 +112,8 @@ class StreamProcess:
         if isinstance(source, SimTrades):
             feed = run_sim(source, link, queue, lambda: self.symbols, self.anchors)
         else:
-            feed = keep_connected(source, link, queue, lambda: self.symbols, _market_open,
+            feed = keep_connected(source, link, queue, lambda: self.symbols,
+                                  (lambda: True) if cfg.STREAM_ALWAYS_OPEN else _market_open,
                                   cfg.STREAM_STALL_SECONDS)
         writer = StreamWriter(self.client, bars_ttl=max(3600, 10 * cfg.TICK_SECONDS))
         tasks = [asyncio.create_task(c) for c in (
@@ -169,7 +170,7 @@ class StreamProcess:
                 acked = set(parsed.subscribed)
                 link.streamed = [s for s in link.requested if s in acked]
             if parsed.too_many:
-                await link.shrink()
+                link.too_many()
             for notice in parsed.notices:
                 log.info("stream %s: %s", source.name, notice)
             await asyncio.sleep(0)  # let the reader take the next frame off the socket

@@ -47,6 +47,7 @@ def refusal(code: int, msg: str) -> StreamRefused:
 
 
 class AlpacaStream:
+    refuses_each = False  # one symbol-cap answer per refused symbol (else one for the whole request)
     name = "alpaca"
 
     def __init__(self, key_id: str, secret: str, feed: str = "iex", url: str | None = None,

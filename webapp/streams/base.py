@@ -79,6 +79,8 @@ class WebSocketSource(Protocol):
     name: str
     #: the plan's symbol cap where the provider publishes one (None: no cap)
     plan_cap: int | None
+    #: True when a symbol-cap answer comes once per refused symbol (finnhub), not once per request
+    refuses_each: bool
 
     def url(self) -> str:
         """Where to connect.  May hold a secret (finnhub's token): never log it; log ``where``."""

@@ -14,7 +14,7 @@ feeds' common ones (``../shared/research/streaming.md`` section 3):
   ``stall_seconds`` closes the socket and dials again, because a socket
   that still answers pings can be dead for hours;
 * a **symbol-cap answer** shrinks the subscription instead of reconnecting
-  (:meth:`Link.shrink`, called by the processor that parsed it).
+  (:meth:`Link.too_many`, called by the processor that parsed it).
 
 :class:`Link` is the connection's state as health and the page header
 show it.  Secrets never reach it: only the source's ``where`` is logged.
@@ -54,13 +54,15 @@ class Link:
     last_message_at: float | None = None
     last_data_at: float | None = None
     reconnects: int = 0
+    retry_at: float | None = None  # when the next dial is due, while waiting for it
     dropped_frames: int = 0
     malformed: int = 0
     gaps: list[tuple[float, float]] = field(default_factory=list)  # (from, to) wall clock, newest last
     ws: Any = None
     source: WebSocketSource | None = None
     abort: StreamRefused | None = None
-    _shrunk_at: float = 0.0
+    _refused: int = 0
+    _shrinking: Any = None
     _dropped_logged_at: float = 0.0
 
     @property
@@ -88,16 +90,24 @@ class Link:
         if self.ws is not None:
             await self.ws.close()
 
-    async def shrink(self) -> None:
-        """A symbol-cap answer: stream fewer symbols, and say which are left out."""
-        now = time.monotonic()
-        if self.ws is None or self.source is None or now - self._shrunk_at < 2.0:
-            return  # answers to the same subscribe batch come together: shrink once for them
-        self._shrunk_at = now
-        cap = self.source.plan_cap
+    def too_many(self) -> None:
+        """A symbol-cap answer: shrink once the answers to the same subscribe batch are in."""
+        self._refused += 1
+        if self._shrinking is None or self._shrinking.done():
+            self._shrinking = asyncio.get_running_loop().create_task(self._shrink_soon())
+
+    async def _shrink_soon(self, settle: float = 0.5) -> None:
+        await asyncio.sleep(settle)
+        refused, self._refused = self._refused, 0
+        if self.ws is None or self.source is None:
+            return
         current = len(self.streamed)
-        new_cap = cap if cap is not None and cap < current else max(0, current - 1)
-        kept, dropped = self.streamed[:new_cap], self.streamed[new_cap:]
+        if self.source.refuses_each:  # one answer per refused symbol (finnhub)
+            keep = max(0, current - refused)
+        else:  # one answer for the whole request, which changed nothing (alpaca 405)
+            cap = self.source.plan_cap
+            keep = cap if cap is not None and cap < current else current // 2
+        kept, dropped = self.streamed[:keep], self.streamed[keep:]
         self.streamed = list(kept)
         log.warning("stream %s: the plan's symbol cap was reached; streaming %d of %d, not streamed: %s",
                     self.provider, len(kept), len(self.requested), ", ".join(dropped[:20]))
@@ -114,6 +124,7 @@ class Link:
                 "symbols_requested": len(self.requested), "symbols_streamed": len(self.streamed),
                 "unstreamed": self.unstreamed[:50], "last_message_age_s": age(self.last_message_at),
                 "last_data_age_s": age(self.last_data_at), "reconnects": self.reconnects,
+                "retry_in_s": None if self.retry_at is None else round(max(0.0, self.retry_at - now), 1),
                 "dropped_frames": self.dropped_frames, "malformed_frames": self.malformed,
                 "gaps": [[round(a, 3), round(b, 3)] for a, b in self.gaps[-10:]]}
 
@@ -197,7 +208,9 @@ async def keep_connected(
         delay = backoff.next_delay(random.random(), busy=refused.kind == "busy")
         link.state, link.reconnects = "reconnecting", link.reconnects + 1
         log.warning("stream %s: %s; reconnecting in %.1f s", source.name, refused.message, delay)
+        link.retry_at = time.time() + delay
         await sleep(delay)
+        link.retry_at = None
 
 
 async def _read(ws: Any, link: Link, queue: asyncio.Queue, wanted: Callable[[], Sequence[str]],

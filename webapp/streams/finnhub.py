@@ -25,6 +25,7 @@ DEFAULT_URL = "wss://ws.finnhub.io"
 
 
 class FinnhubStream:
+    refuses_each = True  # one symbol-cap answer per refused symbol (else one for the whole request)
     name = "finnhub"
 
     def __init__(self, api_key: str, url: str | None = None, plan_cap: int | None = 50) -> None:

@@ -24,6 +24,7 @@ _CHUNK = 500  # symbols per subscribe message (keeps frames well under 64 KiB)
 
 
 class PolygonStream:
+    refuses_each = False  # one symbol-cap answer per refused symbol (else one for the whole request)
     name = "polygon"
     plan_cap = None  # no ticker cap "as long as you can consume the data"
 
