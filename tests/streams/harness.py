@@ -21,8 +21,8 @@ from webapp.config import Config
 from webapp.live.process import StreamProcess
 from webapp.store.subscriptions import ListenerRegistry
 
-KEYS = {"FINNHUB_API_KEY": "test-key", "ALPACA_API_KEY_ID": "test-key", "ALPACA_API_SECRET_KEY": "test-secret",
-        "POLYGON_API_KEY": "test-key"}
+KEYS = {"FINNHUB_API_KEY": "test-key", "ALPACA_API_KEY_ID": "test-key",
+        "ALPACA_API_SECRET_KEY": "test-secret", "POLYGON_API_KEY": "test-key"}
 
 
 class Run:
@@ -108,9 +108,11 @@ def run_stream(base_config: Config, redis_url: str, feed: FakeFeed,
 def iso(epoch: float) -> str:
     from datetime import datetime, timezone
 
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    text = datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="microseconds")
+    return text.replace("+00:00", "Z")
 
 
 def alpaca_trade(sym: str, price: float, size: float, at: float, i: int, x: str = "V",
                  c: list[str] | None = None) -> dict[str, Any]:
-    return {"T": "t", "i": i, "S": sym, "x": x, "p": price, "s": size, "t": iso(at), "c": c or ["@"], "z": "C"}
+    return {"T": "t", "i": i, "S": sym, "x": x, "p": price, "s": size, "t": iso(at), "c": c or ["@"],
+            "z": "C"}

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from webapp.core.trades import Bar, BarBook, Dedup, Throttle, Trade, _eligibility
+from webapp.core.trades import _ALL, Bar, BarBook, Dedup, Throttle, Trade, _eligibility
 
 REVISE_WIDTHS = 5  # closed bars kept for revision (late prints, corrected provider bars)
 
@@ -71,18 +71,19 @@ class Tape:
         for t in trades:
             if t.ticker not in listened:
                 continue
-            if t.conditions and not _eligibility(provider, t.conditions).last:
-                continue
-            newest = self.newest.get(t.ticker)
-            if newest is None or (t.time_ms, t.price, t.size) > (newest.time_ms, newest.price, newest.size):
-                self.newest[t.ticker] = t
-                self.throttle.offer(t.ticker, t)  # type: ignore[arg-type]
+            counts = _eligibility(provider, t.conditions) if t.conditions else _ALL
+            if counts.last:
+                newest = self.newest.get(t.ticker)
+                if newest is None or (t.time_ms, t.price, t.size) > (newest.time_ms, newest.price,
+                                                                      newest.size):
+                    self.newest[t.ticker] = t
+                    self.throttle.offer(t.ticker, t)  # type: ignore[arg-type]
             second = t.time_ms // 1000
             bar = self.second.get(t.ticker)
             if bar is None or bar.start < second:
                 bar = self.second[t.ticker] = Bar(t.ticker, second, 1)
             if bar.start == second:
-                bar.add(t, _eligibility(provider, t.conditions))
+                bar.add(t, counts)
 
     def _revise(self, late: Iterable[Trade]) -> None:
         for t in late:
@@ -180,7 +181,9 @@ class Tape:
         """The exchange day's volume: its closed bars, plus the bars still open (at most a few)."""
         total = self.day_volume.get(ticker, 0.0)
         first = self.book.closed_until
-        for start in range(first, first + 3 * self.width, self.width):
+        starts = (range(first, first + 3 * self.width, self.width) if first
+                  else [s for t, s in self.book.open if t == ticker])  # nothing closed yet: look at all
+        for start in starts:
             bar = self.book.open.get((ticker, start))
             if bar is not None and start * 1000 >= self.day_start_ms:
                 total += bar.volume

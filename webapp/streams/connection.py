@@ -47,7 +47,8 @@ class Link:
     provider: str
     where: str = ""
     state: str = "starting"  # connecting, connected, reconnecting, down (fatal), standby
-    reason: str = ""
+    reason: str = ""  # why it is not connected (empty while connected)
+    last_disconnect: str = ""  # why the last connection ended, kept after reconnecting
     requested: list[str] = field(default_factory=list)
     streamed: list[str] = field(default_factory=list)
     connected_at: float | None = None  # wall clock
@@ -121,6 +122,7 @@ class Link:
             return None if t is None else round(now - t, 1)
 
         return {"provider": self.provider, "where": self.where, "state": self.state, "reason": self.reason,
+                "last_disconnect": self.last_disconnect,
                 "symbols_requested": len(self.requested), "symbols_streamed": len(self.streamed),
                 "unstreamed": self.unstreamed[:50], "last_message_age_s": age(self.last_message_at),
                 "last_data_age_s": age(self.last_data_at), "reconnects": self.reconnects,
@@ -199,7 +201,7 @@ async def keep_connected(
         backoff.connection_ended(up, had_data)
         if link.state == "connected" or not link.gaps or link.gaps[-1][1] != 0.0:
             link.gaps.append((link.last_message_at or time.time(), 0.0))  # open until connected again
-        link.reason = refused.message
+        link.reason = link.last_disconnect = refused.message
         if refused.kind == "fatal":
             link.state = "down"
             log.error("stream %s: %s; not retrying (fix the key or the plan, then restart the stream "

@@ -1,0 +1,66 @@
+"""The stream's running state: closing, revisions, provider bars, incompleteness and throttled pushes."""
+from __future__ import annotations
+
+from webapp.core.tape import Tape
+from webapp.core.trades import Trade
+
+T0 = 1_795_000_020  # a bar boundary for 60 s bars (epoch s)
+
+
+def tape(width: int = 60, started: int = T0) -> Tape:
+    return Tape("alpaca", width, grace_ms=1000, started_ms=started * 1000)
+
+
+def ms(s: float) -> int:
+    return int(s * 1000)
+
+
+def test_a_bar_closes_after_its_grace_and_late_prints_revise_it() -> None:
+    t = tape()
+    t.add([Trade("AAPL", 10.0, 100, ms(T0 + 1)), Trade("AAPL", 11.0, 100, ms(T0 + 30))])
+    assert t.close(ms(T0 + 60.5))[1] == {}  # inside the grace
+    t.add([Trade("AAPL", 9.0, 100, ms(T0 + 59.9))])  # late, still inside the grace
+    until, out = t.close(ms(T0 + 61))
+    assert until == T0 + 60 and out[T0 + 60]["AAPL"][:7] == [10.0, 11.0, 9.0, 9.0, 300.0, 10.0, 3]
+    t.add([Trade("AAPL", 12.0, 10, ms(T0 + 0.5))])  # after the close: a revision
+    revised = t.take_revised()[T0 + 60]["AAPL"]
+    assert revised[:5] == [12.0, 12.0, 9.0, 9.0, 310.0] and t.late == 1
+    assert t.book.last_price("AAPL") == 9.0  # the newest print stays the last price
+    assert t.day_volume_of("AAPL") == 310.0
+
+
+def test_a_provider_bar_replaces_ours_before_and_after_the_close() -> None:
+    t = tape()
+    t.add([Trade("AAPL", 10.0, 100, ms(T0 + 1))])
+    t.provider_bar("AAPL", T0, 10.0, 10.5, 9.9, 10.2, 5000, 10.1, 40)  # before our close
+    out = t.close(ms(T0 + 61))[1]
+    assert out[T0 + 60]["AAPL"] == [10.0, 10.5, 9.9, 10.2, 5000, 10.1, 40, True, "provider"]
+    t.provider_bar("AAPL", T0, 10.0, 10.6, 9.9, 10.2, 5200, 10.1, 41)  # the corrected bar
+    assert t.take_revised()[T0 + 60]["AAPL"][4] == 5200
+    t.add([Trade("AAPL", 99.0, 1, ms(T0 + 2))])  # a late print does not touch the provider's bar
+    assert t.take_revised() == {}
+
+
+def test_bars_before_the_start_or_across_a_gap_are_incomplete() -> None:
+    t = tape(width=10, started=T0 + 5)
+    trades = [Trade("AAPL", 10.0, 1, ms(T0 + k)) for k in (6, 12, 25, 33)]
+    t.add(trades)
+    _, out = t.close(ms(T0 + 41), gaps=[(T0 + 21.0, T0 + 24.0)])
+    assert {end: rows["AAPL"][7] for end, rows in out.items()} == {
+        T0 + 10: False, T0 + 20: True, T0 + 30: False, T0 + 40: True}
+
+
+def test_pushes_coalesce_to_the_newest_trade_every_250_ms() -> None:
+    t = tape(width=60)
+    t.listen(["AAPL"])
+    t.add([Trade("AAPL", 10.0, 100, ms(T0 + 1.0)), Trade("KO", 5.0, 1, ms(T0 + 1.0))])
+    first = t.pushes(ms(T0 + 1.01))
+    assert [p["price"] for p in first] == [10.0]
+    t.add([Trade("AAPL", 10.1, 100, ms(T0 + 1.1)), Trade("AAPL", 10.2, 50, ms(T0 + 1.2)),
+           Trade("AAPL", 99.0, 5, ms(T0 + 1.15), ("I",))])  # an odd lot: never the pushed price
+    assert t.pushes(ms(T0 + 1.2)) == []  # 190 ms after the last push
+    (p,) = t.pushes(ms(T0 + 1.27))
+    assert (p["price"], p["size"], p["time"]) == (10.2, 50, "2026-11-18T11:07:01.200+00:00")
+    assert p["bar"] == {"start": "2026-11-18T11:07:01.000+00:00", "open": 10.0, "high": 10.2, "low": 10.0,
+                        "close": 10.2, "volume": 255.0}
+    assert p["day_volume"] == 255.0
