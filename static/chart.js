@@ -119,5 +119,16 @@
   });
   socket.on("quote", (q) => { if (q.ticker === data.ticker) addQuote(q); });
   socket.on("alert", (a) => { if (a.ticker === data.ticker) addAlert(a); });
+  // Between readings, the stream's trades move the header and the line's last point: drawn at
+  // the boundary where the next reading lands (which then replaces it), and only once the
+  // previous boundary's reading is drawn, so the line never has to step back in time.
+  socket.on("trade", (tr) => {
+    if (tr.ticker !== data.ticker) return;
+    const sec = new Date(tr.time).getTime() / 1000;
+    const at = Math.ceil((sec + 0.001) / data.tick_seconds) * data.tick_seconds;
+    document.getElementById("last-price").textContent = window.fmtPrice(tr.price);
+    el.dataset.lastTrade = tr.time;
+    if (at > last && at - data.tick_seconds <= last) price.update({ time: at, value: tr.price });
+  });
   state();
 })();

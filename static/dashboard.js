@@ -12,6 +12,7 @@
   const tickSeconds = Number(fresh.dataset.tickSeconds) || 60;
   let maxAge = table.dataset.maxAge === "" ? null : Number(table.dataset.maxAge);
   const rows = new Map([...tbody.rows].map((r) => [r.dataset.ticker, r]));
+  const MAX_ROOMS = (Number(table.dataset.maxSubscribe) || 100) - 1;  // "*" counts as one
   const KEY = "stock-tracker.watchlist";
   const ONLY_KEY = "stock-tracker.watchlist-only";
   let watch = new Set(JSON.parse(localStorage.getItem(KEY) || "[]"));
@@ -186,7 +187,8 @@
   }
   function subscribe() {
     if (!socket || !socket.connected) return;
-    const want = narrowed() ? [...watch] : ["*"];
+    // the rows' own rooms too: the stream's trades move them between minutes
+    const want = narrowed() ? [...watch] : ["*", ...[...rows.keys()].slice(0, MAX_ROOMS)];
     if (want.join() === subscribed.join()) return;
     if (subscribed.length) socket.emit("unsubscribe", { tickers: subscribed }, window.ack("unsubscribe"));
     subscribed = want;
@@ -224,6 +226,7 @@
     document.getElementById("symbol-count").textContent = String(rows.size);
     visible();
     resort();
+    subscribe();  // rows came or went: follow their rooms
   }
 
   // Gap fill: after a (re)connect, take the latest snapshot from the JSON API.
@@ -244,6 +247,19 @@
     syncRows(msg.stocks, null);
     showMarket(msg.market);
     tickAge();
+  });
+  // A trade between minutes: the row's price and time move; the minute reading still follows.
+  socket.on("trade", (tr) => {
+    const row = rows.get(tr.ticker);
+    if (!row) return;
+    const before = parseFloat(row.dataset.price);
+    row.dataset.price = tr.price;
+    row.dataset.trade = tr.time;
+    const priceCell = row.querySelector(".price");
+    setText(priceCell, window.fmtPrice(tr.price), isNaN(before) ? 0 : Math.sign(tr.price - before));
+    priceCell.classList.toggle("up", tr.price > before);
+    priceCell.classList.toggle("down", tr.price < before);
+    row.querySelector(".time").textContent = window.fmtTime(tr.time);
   });
   socket.on("quote", (q) => {
     if (!narrowed() || !watch.has(q.ticker)) return;

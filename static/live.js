@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   const conn = document.getElementById("connection");
-  window.__live = { stock_update: 0, quote: {}, alert: 0, connects: 0, acks: 0 };
+  window.__live = { stock_update: 0, quote: {}, alert: 0, connects: 0, acks: 0, trade: {} };
 
   window.nyTime = new Intl.DateTimeFormat("en-US", {
     timeZone: "America/New_York", month: "short", day: "2-digit", hour: "2-digit",
@@ -42,6 +42,27 @@
   setInterval(() => window.showMarket(), 30000);
   document.addEventListener("DOMContentLoaded", () => window.showMarket());
 
+  // The stream process's state (connected, reconnecting and why, trades/s), refreshed every 10 s
+  async function showStream() {
+    const el = document.getElementById("stream");
+    if (!el) return;
+    try {
+      const s = await (await fetch("/api/stream", { cache: "no-store" })).json();
+      const d = s.detail || {};
+      el.hidden = s.state === "off";
+      el.dataset.state = s.state;
+      el.classList.toggle("down", s.state !== "connected");
+      el.textContent = s.state === "connected"
+        ? `stream ${s.provider} · ${Math.round(d.trades_per_s || 0)} trades/s`
+          + (d.symbols_streamed < d.symbols_requested ? ` · ${d.symbols_streamed}/${d.symbols_requested} symbols` : "")
+        : `stream ${s.state}` + (s.reason ? `: ${s.reason}` : "");
+      el.title = `last message ${d.last_message_age_s ?? "–"} s ago · reconnects ${d.reconnects ?? 0}`
+        + ` · dropped frames ${d.dropped_frames ?? 0}`;
+    } catch (err) { /* the next refresh will tell */ }
+  }
+  document.addEventListener("DOMContentLoaded", showStream);
+  setInterval(showStream, 10000);
+
   function setState(text, down) {
     conn.textContent = text;
     conn.classList.toggle("down", down);
@@ -72,6 +93,7 @@
     socket.on("stock_update", () => { window.__live.stock_update += 1; });
     socket.on("quote", (q) => { window.__live.quote[q.ticker] = (window.__live.quote[q.ticker] || 0) + 1; });
     socket.on("alert", () => { window.__live.alert += 1; });
+    socket.on("trade", (t) => { window.__live.trade[t.ticker] = (window.__live.trade[t.ticker] || 0) + 1; });
     return socket;
   };
 

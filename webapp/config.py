@@ -169,7 +169,7 @@ class Config:
     # the stream process (jobs/stream.py): trades over the providers' WebSockets
     STREAM_PROVIDER: str = "sim"  # sim, finnhub, alpaca, polygon, or none (no stream process work)
     STREAM_URL: str | None = None  # the provider's WebSocket URL, when not its default (tests, sandboxes)
-    STREAM_SIM_TRADES_PER_SECOND: float = 2.0  # per symbol, for the simulated stream
+    STREAM_SIM_TRADES_PER_SECOND: float = 5.0  # per symbol, for the simulated stream
     STREAM_STALL_SECONDS: float = 60.0  # no market data this long while the market is open: reconnect
     STREAM_QUEUE_FRAMES: int = 10_000  # frames the reader may queue ahead of processing; past it, dropped
     STREAM_LEADER_TTL_SECONDS: float = 6.0  # a dead leader's lock expires this soon; a standby takes over
@@ -279,7 +279,7 @@ class Config:
             SNAPSHOT_TIMEOUT_SECONDS=_float(env, "SNAPSHOT_TIMEOUT_SECONDS", 15.0),
             STREAM_PROVIDER=stream,
             STREAM_URL=(env.get("STREAM_URL") or "").strip() or None,
-            STREAM_SIM_TRADES_PER_SECOND=_float(env, "STREAM_SIM_TRADES_PER_SECOND", 2.0),
+            STREAM_SIM_TRADES_PER_SECOND=_float(env, "STREAM_SIM_TRADES_PER_SECOND", 5.0),
             STREAM_STALL_SECONDS=_float(env, "STREAM_STALL_SECONDS", 60.0),
             STREAM_QUEUE_FRAMES=_int(env, "STREAM_QUEUE_FRAMES", 10_000),
             STREAM_LEADER_TTL_SECONDS=_float(env, "STREAM_LEADER_TTL_SECONDS", 6.0),

@@ -27,6 +27,7 @@ from webapp.store import history, missed, symbols
 from webapp.store.hot import HotStore
 from webapp.store.scanstore import ScanStore
 from webapp.store.spool import Spool
+from webapp.store.streamstate import STATUS_TTL_SECONDS, stream_status
 from webapp.store.subscriptions import web_loads
 from webapp.tick import scanner
 from webapp.tick.pipeline import TickReport, TickServices, max_age, run_tick
@@ -229,6 +230,7 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
         checks["postgres"] = f"error: {type(exc).__name__}"
         problems.append(f"postgres: down ({type(exc).__name__}), {spooled} tick(s) spooled in Redis")
     market = market_state(now)
+    _stream_health(cfg, market.is_open, checks, problems)
     if last is not None:
         serving = market.is_open or not getattr(tick_services().provider, "follows_market_hours", False)
         if serving and last.get("symbols") and not last.get("accepted"):
@@ -237,6 +239,52 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
     checks["market"] = market.as_json()
     ok = not problems
     return ok, {"status": "ok" if ok else "unhealthy", "problems": problems, "checks": checks}
+
+
+def stream_state(cfg: Config | None = None) -> dict[str, Any]:
+    """The stream process's state as its leader last reported it (the page header and health)."""
+    cfg = cfg or config()
+    if cfg.STREAM_PROVIDER == "none":
+        return {"running": False, "state": "off", "provider": "none", "reason": "STREAM_PROVIDER=none",
+                "detail": {}}
+    status = stream_status(get_redis())
+    if status is None:
+        return {"running": False, "state": "not running", "provider": cfg.STREAM_PROVIDER,
+                "reason": f"no stream process has reported for {STATUS_TTL_SECONDS} s "
+                          "(is `python -m jobs.stream` running?)", "detail": {}}
+    return {"running": True, "state": status["state"], "provider": status["provider"],
+            "reason": status.get("reason", ""), "detail": status}
+
+
+def _stream_health(cfg: Config, market_open: bool, checks: dict[str, Any], problems: list[str]) -> None:
+    """A stream that is down while it should serve makes health fail, and says why.
+
+    It should serve while the market is open, or always for a feed that never
+    closes (the simulated stream unless it follows market hours; alpaca's test
+    feed).  A stream the tick does not read from (MARKET_DATA_PROVIDER is not
+    ``stream``) is reported too, but its absence is not an outage.
+    """
+    try:
+        state = stream_state(cfg)
+    except Exception as exc:  # Redis: already reported by its own check
+        checks["stream"] = f"error: {type(exc).__name__}"
+        return
+    detail = state.pop("detail")
+    keep = ("last_message_age_s", "last_data_age_s", "trades_per_s", "reconnects", "dropped_frames",
+            "malformed_frames", "symbols_streamed", "symbols_requested", "unstreamed", "retry_in_s",
+            "last_disconnect")
+    checks["stream"] = {**state, **{k: detail[k] for k in keep if k in detail}}
+    always = (cfg.STREAM_PROVIDER == "sim" and not cfg.SIM_FOLLOWS_MARKET_HOURS) or cfg.STREAM_ALWAYS_OPEN
+    if cfg.STREAM_PROVIDER == "none" or not (market_open or always):
+        return
+    age = detail.get("last_data_age_s")
+    if state["state"] == "not running":
+        if cfg.MARKET_DATA_PROVIDER == "stream":
+            problems.append(f"stream: {state['reason']}; the minute tick reads its bars")
+    elif state["state"] == "down" or state["state"] == "standby":
+        problems.append(f"stream {state['state']}: {state['reason'] or 'no leader holds the connection'}")
+    elif state["state"] != "connected" and (age is None or age > 10):
+        problems.append(f"stream {state['state']}: {state['reason']}")
 
 
 def _redis_health(cfg: Config, now: datetime, checks: dict[str, Any], problems: list[str]
@@ -342,6 +390,7 @@ def chart_data(ticker: str, range_name: str, now: datetime | None = None) -> dic
     return {
         **stock_detail(ticker, now),
         "range": range_name,
+        "tick_seconds": config().TICK_SECONDS,
         "prices": [{"time": _epoch(t), "value": p} for t, p, _ in series],
         "sma": [{"time": _epoch(t), "value": s} for t, _, s in series if s is not None],
         "alerts": [{"time": _epoch(a.time), "iso": a.time.isoformat(), "kind": a.kind,

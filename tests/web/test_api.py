@@ -108,7 +108,7 @@ def test_every_endpoint_matches_the_openapi_document(seeded) -> None:
     assert spec["openapi"] == "3.1.0"
     assert set(spec["paths"]) == {"/api/stocks", "/api/stocks/{ticker}", "/api/stocks/{ticker}/history",
                                   "/api/alerts", "/api/health", "/api/symbols", "/api/symbols/{ticker}",
-                                  "/api/scanner", "/api/scanner/{list_name}"}
+                                  "/api/scanner", "/api/scanner/{list_name}", "/api/stream"}
     assert spec["paths"]["/api/symbols"]["post"]["security"] == [{"bearerToken": []}]
     check(spec, "/api/stocks", client.get("/api/stocks"))
     detail = check(spec, "/api/stocks/{ticker}", client.get("/api/stocks/brk.b"))
@@ -117,6 +117,8 @@ def test_every_endpoint_matches_the_openapi_document(seeded) -> None:
     check(spec, "/api/stocks/{ticker}/history", client.get("/api/stocks/AAPL/history?interval=5m"))
     check(spec, "/api/alerts", client.get("/api/alerts"))
     check(spec, "/api/health", client.get("/api/health"), 503)  # no scheduler in this test
+    stream = check(spec, "/api/stream", client.get("/api/stream"))
+    assert stream["state"] == "not running" and "jobs.stream" in stream["reason"]  # none runs here
     check(spec, "/api/stocks/{ticker}", client.get("/api/stocks/NOPE"), 404)
     check(spec, "/api/stocks/{ticker}/history", client.get("/api/stocks/AAPL/history?limit=0"), 400)
     html = client.get("/api/docs").get_data(as_text=True)

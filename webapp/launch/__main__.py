@@ -1,7 +1,7 @@
 """``make run`` (``python -m webapp.launch``): the whole product on one machine.
 
 Embedded Redis and Postgres when their URLs are unset, the migrations, then
-the Procfile's processes under :class:`~webapp.launch.supervisor.Supervisor`.
+the Procfile's processes (web, worker, scheduler, stream) under :class:`~webapp.launch.supervisor.Supervisor`.
 The URLs go into ``DATA_DIR/running.json`` so that ``flask --app wsgi …`` in
 another terminal finds the same servers.  Ctrl-C, SIGTERM and SIGHUP (a
 closed terminal, a dropped SSH session) all stop everything; a guard process
@@ -25,7 +25,7 @@ from webapp.launch.supervisor import Supervisor
 
 log = logging.getLogger("webapp.launch")
 
-PROCESSES = ("web", "worker", "scheduler")
+PROCESSES = ("web", "worker", "scheduler", "stream")
 
 
 class Stop(Exception):
@@ -92,8 +92,12 @@ def main() -> int:
         with services_for(cfg, started) as cfg:
             guard = start_guard(started, str(running))
             try:
+                # on the defaults (both sim), the minute tick reads the simulated stream's bars, so a
+                # newcomer sees prices move every second and the minute readings agree with them
+                streamed = cfg.MARKET_DATA_PROVIDER == "sim" and cfg.STREAM_PROVIDER == "sim"
                 env = child_environment(REDIS_URL=cfg.REDIS_URL or "", DATABASE_URL=cfg.DATABASE_URL or "",
-                                        WEB_HOST=host, PORT=str(cfg.PORT))
+                                        WEB_HOST=host, PORT=str(cfg.PORT),
+                                        **({"MARKET_DATA_PROVIDER": "stream"} if streamed else {}))
                 subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
                                env=env, cwd=ROOT, check=True)
                 running.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +106,8 @@ def main() -> int:
                 running.chmod(0o600)
                 log.info("\n  Stock tracker: http://%s:%s/   (provider %s, %d symbols, tick %d s)\n"
                          "  Ctrl-C stops everything. `flask --app wsgi …` in another terminal uses "
-                         "these servers.\n", host, cfg.PORT, cfg.MARKET_DATA_PROVIDER,
+                         "these servers.\n", host, cfg.PORT,
+                         "stream (sim)" if streamed else cfg.MARKET_DATA_PROVIDER,
                          tracked_count(cfg), cfg.TICK_SECONDS)
                 supervisor = Supervisor(ROOT / "Procfile", PROCESSES, env, ROOT)
                 supervisor.run()

@@ -136,6 +136,17 @@ class Health(BaseModel):
     checks: dict[str, Any]
 
 
+class StreamState(BaseModel):
+    running: bool = Field(description="a stream process reported in the last 15 s")
+    state: str = Field(description="connected, connecting, reconnecting, down (a fatal answer: not "
+                                   "retried), standby, not running, or off (STREAM_PROVIDER=none)")
+    provider: str
+    reason: str = Field(description="why it is not connected")
+    detail: dict[str, Any] = Field(description="the leader's own report: message and data ages, trades/s, "
+                                               "reconnects, dropped and malformed frames, symbols streamed "
+                                               "vs requested, and the gaps it marked")
+
+
 # ---- query models ----
 
 class StocksQuery(Query):
@@ -267,6 +278,11 @@ def alerts(q: AlertsQuery):
 def health():
     ok, body = services.health()
     return jsonify(body), 200 if ok else 503
+
+
+@endpoint(bp, "/stream", response=StreamState, summary="Stream state")
+def stream():
+    return jsonify(services.stream_state())
 
 
 # ---- scanner ----

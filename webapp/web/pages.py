@@ -53,7 +53,8 @@ def dashboard():
     snap = services.snapshot()
     symbols = list(services.tracked_symbols())
     return render_template("dashboard.html", snap=snap, symbols=symbols,
-                           sparks=services.sparklines(symbols))
+                           sparks=services.sparklines(symbols),
+                           max_subscribe=services.config().MAX_SUBSCRIBE_TICKERS)
 
 
 @bp.get("/stocks/<ticker>")
