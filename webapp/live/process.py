@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -204,7 +205,7 @@ class StreamProcess:
                 mono = time.monotonic()
                 rate = (tape.trades - last_count) / max(mono - last_at, 1e-6)
                 last_count, last_at = tape.trades, mono
-                status = {**link.as_json(now), "leader": self.host_id, "trades_per_s": round(rate, 1),
+                status = {**link.as_json(now), "leader": self.host_id, "pid": os.getpid(), "trades_per_s": round(rate, 1),
                           "trades": tape.trades, "late_trades": tape.late, "duplicates": tape.dedup.dropped,
                           "queued_frames": queue.qsize(), "halted": sum(1 for h in self.halts.values() if h),
                           "bar_seconds": self.cfg.TICK_SECONDS, "closed_until": until, "at": now}
