@@ -205,8 +205,9 @@ class StreamProcess:
                 mono = time.monotonic()
                 rate = (tape.trades - last_count) / max(mono - last_at, 1e-6)
                 last_count, last_at = tape.trades, mono
-                status = {**link.as_json(now), "leader": self.host_id, "pid": os.getpid(), "trades_per_s": round(rate, 1),
-                          "trades": tape.trades, "late_trades": tape.late, "duplicates": tape.dedup.dropped,
+                status = {**link.as_json(now), "leader": self.host_id, "pid": os.getpid(),
+                          "trades_per_s": round(rate, 1), "trades": tape.trades, "late_trades": tape.late,
+                          "duplicates": tape.dedup.dropped,
                           "queued_frames": queue.qsize(), "halted": sum(1 for h in self.halts.values() if h),
                           "bar_seconds": self.cfg.TICK_SECONDS, "closed_until": until, "at": now}
                 next_status = now + STATUS_SECONDS
