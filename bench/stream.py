@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import socket
@@ -72,6 +73,8 @@ def _feed(port_out: Any, ctl: Any, n_symbols: int) -> None:
         try:
             async for _ in ws:
                 pass
+        except Exception:  # the stream process went away: the bench stops it at the end
+            pass
         finally:
             clients.discard(ws)
 
@@ -109,8 +112,11 @@ def _feed(port_out: Any, ctl: Any, n_symbols: int) -> None:
                 ctl.send(len(clients))
             elif cmd[0] == "rate":
                 ctl.send(await push(cmd[1], cmd[2]))
-            elif cmd[0] == "burst":
-                ctl.send(await push(cmd[1], 1.0))
+            elif cmd[0] == "burst":  # as fast as the socket takes it, in frames of 1,000
+                start = time.monotonic()
+                for k in range(0, cmd[1], 1000):
+                    await send(min(1000, cmd[1] - k))
+                ctl.send((cmd[1], time.monotonic() - start))
 
     asyncio.run(main())
 
@@ -121,6 +127,11 @@ def _latency_client(url: str, tickers: list[str], conn: Any) -> None:
 
     async def main() -> None:
         lags: list[float] = []
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await session(lags)
+        conn.send("bye")
+
+    async def session(lags: list[float]) -> None:
         async with websockets.connect(url, compression=None, max_size=None, ping_interval=None) as ws:
             await ws.recv()
             await ws.send("40")
@@ -152,7 +163,6 @@ def _latency_client(url: str, tickers: list[str], conn: Any) -> None:
                     from datetime import datetime
 
                     lags.append((now - datetime.fromisoformat(body["time"]).timestamp()) * 1000)
-        conn.send("bye")
 
     asyncio.run(main())
 
@@ -254,9 +264,10 @@ def run(cfg: Config, rates: list[int], seconds: float, burst: int, n_symbols: in
             before = _status(client)
             t0 = time.monotonic()
             ctl.send(("burst", burst))
-            sent, _ = ctl.recv()
+            sent, pushed_in = ctl.recv()
             applied, _ = _applied(client, before.get("trades", 0) + sent, 30.0)
             out["burst_trades"] = sent
+            out["burst_sent_s"] = round(pushed_in, 2)
             out["burst_drain_s"] = round(time.monotonic() - t0, 2)
             out["burst_lost"] = max(0, sent - (applied - before.get("trades", 0)))
             dropped = _status(client).get("dropped_frames", 0) - before.get("dropped_frames", 0)

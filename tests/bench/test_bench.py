@@ -41,3 +41,13 @@ def test_sockets_bench_counts_connections_refusals_and_updates(base_config, clea
     assert 0 < line["slot_to_receipt_p50_ms"] <= line["slot_to_receipt_p99_ms"]
     assert line["web_rss_mb_after"] > 0
     assert sockets.parse_args([]).clients == [1000, 2500]
+
+
+def test_stream_bench_counts_what_was_sent_applied_and_received(base_config, clean) -> None:
+    from bench import stream
+
+    line = stream.run(base_config, [2000], seconds=3, burst=5000, n_symbols=200)
+    assert line["sustained_trades_per_s"] == 2000 and line["phases"][0]["applied"] == 6000
+    assert (line["burst_trades"], line["burst_lost"]) == (5000, 0) and line["burst_drain_s"] > 0
+    assert line["cpu_pct"] > 0 and line["rss_mb"] > 20
+    assert stream.parse_args([]).rates[-1] == 100_000

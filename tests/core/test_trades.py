@@ -108,3 +108,16 @@ def test_the_throttle_sends_the_newest_payload_at_most_every_interval() -> None:
     assert th.due(249) == []
     assert th.due(250) == [{"p": 3}]
     assert th.due(1000) == []  # nothing new, nothing sent
+
+
+def test_dedup_drops_repeated_keys_within_a_bounded_window() -> None:
+    from webapp.core.trades import Dedup
+
+    d = Dedup(capacity=3)
+    a, b = Trade("AAPL", 1.0, 1, 1, (), ("AAPL", 1)), Trade("AAPL", 1.0, 1, 1, (), ("AAPL", 2))
+    anon = Trade("AAPL", 1.0, 1, 1)
+    assert d.fresh([a, a, b, anon, anon]) == [a, b, anon, anon] and d.dropped == 1
+    for i in range(3, 10):  # the window moves on: memory stays at two generations
+        d.fresh([Trade("AAPL", 1.0, 1, 1, (), ("AAPL", i))])
+    assert len(d.current) + len(d.older) <= 6
+    assert d.fresh([a]) == [a]  # long forgotten

@@ -205,33 +205,37 @@ class Throttle:
 class Dedup:
     """Drops a trade whose provider key was already seen (a re-sent frame, a duplicate id).
 
-    Keys are kept per minute of trade time and forgotten ``keep_minutes``
-    after, so memory stays bounded on a full-market feed.  Trades without a
-    key (Finnhub has none: identical prints are real trades) always pass.
+    Memory is bounded whatever the rate: the keys' hashes are kept in two
+    generations of ``capacity`` each (the newer fills, then replaces the
+    older), so the window is the last ``capacity``-``2 × capacity`` trades:
+    seconds at a full-market burst, minutes on a watchlist, which is where
+    re-sent prints come (the same frame twice, an id repeated within a frame).
+    Trades without a key (Finnhub has none: identical prints are real
+    trades) always pass.
     """
 
-    def __init__(self, keep_minutes: int = 3) -> None:
-        self.keep = keep_minutes
-        self.seen: dict[int, set[tuple]] = {}
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self.current: set[int] = set()
+        self.older: set[int] = set()
         self.dropped = 0
 
     def fresh(self, trades: Iterable[Trade]) -> list[Trade]:
         out = []
+        current, older = self.current, self.older
         for t in trades:
             if t.id is None:
                 out.append(t)
                 continue
-            minute = t.time_ms // 60_000
-            bucket = self.seen.get(minute)
-            if bucket is None:
-                bucket = self.seen[minute] = set()
-                for old in [m for m in self.seen if m < minute - self.keep]:
-                    del self.seen[old]
-            if t.id in bucket:
+            key = hash(t.id)
+            if key in current or key in older:
                 self.dropped += 1
                 continue
-            bucket.add(t.id)
+            current.add(key)
             out.append(t)
+            if len(current) >= self.capacity:
+                self.older, self.current = current, set()
+                current, older = self.current, self.older
         return out
 
 

@@ -188,7 +188,11 @@ async def keep_connected(
                     link.gaps[-1] = (link.gaps[-1][0], link.connected_at)
                 log.info("stream %s: connected to %s, %d of %d symbols subscribed", source.name,
                          source.where, len(link.streamed), len(link.requested))
-                await _read(ws, link, queue, wanted, market_open, stall_seconds)
+                try:
+                    await _read(ws, link, queue, wanted, market_open, stall_seconds)
+                except asyncio.CancelledError:
+                    await ws.close()  # stopping, not failing: a clean 1000 close for the provider
+                    raise
             raise link.abort or StreamRefused("retry", "the server closed the connection")
         except asyncio.CancelledError:
             raise
