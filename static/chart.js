@@ -72,9 +72,13 @@
     document.getElementById("window-now").textContent =
       windowNow.length ? windowNow.map(window.fmtPrice).join(", ") : "empty";
   }
+  let lastTrade = null;  // the newest streamed trade's time: a reading stamped before it is older news
   function showLatest(q) {
     showWindow(q);
-    document.getElementById("last-price").textContent = window.fmtPrice(q.price);
+    data.latest = q;  // its previous close is what a trade's change is measured against
+    if (lastTrade === null || new Date(q.time) > lastTrade) {
+      document.getElementById("last-price").textContent = window.fmtPrice(q.price);
+    }
     const ch = window.fmtChange(q.change, q.change_pct);
     const c = document.getElementById("last-change");
     c.textContent = ch.text;
@@ -126,8 +130,17 @@
     if (tr.ticker !== data.ticker) return;
     const sec = new Date(tr.time).getTime() / 1000;
     const at = Math.ceil((sec + 0.001) / data.tick_seconds) * data.tick_seconds;
+    if (lastTrade !== null && new Date(tr.time) < lastTrade) return;
+    lastTrade = new Date(tr.time);
     document.getElementById("last-price").textContent = window.fmtPrice(tr.price);
     el.dataset.lastTrade = tr.time;
+    const pc = data.latest && data.latest.prev_close;
+    if (pc) {
+      const ch = window.fmtChange(tr.price - pc, (tr.price - pc) / pc * 100);
+      const c = document.getElementById("last-change");
+      c.textContent = ch.text;
+      c.className = "change " + ch.cls;
+    }
     if (at > last && at - data.tick_seconds <= last) price.update({ time: at, value: tr.price });
   });
   state();

@@ -77,14 +77,18 @@
     const row = rows.get(s.ticker) || addRow(s.ticker);
     const isNew = row.dataset.time !== s.time;
     const before = parseFloat(row.dataset.price);
-    row.dataset.price = s.price;
+    // a streamed trade newer than this reading already moved the row: keep its price
+    const traded = row.dataset.trade && new Date(row.dataset.trade) >= new Date(s.time);
+    const price = traded ? before : s.price;
+    row.dataset.price = price;
     row.dataset.change_pct = s.change_pct ?? "";
+    row.dataset.prevClose = s.prev_close ?? "";
     row.dataset.sma = s.sma ?? "";
     row.dataset.time = s.time;
     const priceCell = row.querySelector(".price");
-    setText(priceCell, window.fmtPrice(s.price), isNaN(before) ? 0 : Math.sign(s.price - before));
-    priceCell.classList.toggle("up", s.price > before);
-    priceCell.classList.toggle("down", s.price < before);
+    setText(priceCell, window.fmtPrice(price), isNaN(before) ? 0 : Math.sign(price - before));
+    priceCell.classList.toggle("up", price > before);
+    priceCell.classList.toggle("down", price < before);
     const ch = window.fmtChange(s.change, s.change_pct);
     const changeCell = row.querySelector(".change");
     setText(changeCell, ch.text);
@@ -102,7 +106,7 @@
     if (s.alert && isNew) {
       liveRegion.textContent = `${s.ticker} ${s.alert} cross at ${window.fmtPrice(s.price)}`;
     }
-    row.querySelector(".time").textContent = window.fmtTime(s.time);
+    row.querySelector(".time").textContent = window.fmtTime(traded ? row.dataset.trade : s.time);
     showStale(row, s.stale ? (s.stale_reason || "stale") : null);
     if (isNew) drawSpark(row, s.price);
   }
@@ -260,6 +264,14 @@
     priceCell.classList.toggle("up", tr.price > before);
     priceCell.classList.toggle("down", tr.price < before);
     row.querySelector(".time").textContent = window.fmtTime(tr.time);
+    const pc = parseFloat(row.dataset.prevClose);
+    if (pc) {  // the change follows the trade, against the same previous close as the readings
+      const ch = window.fmtChange(tr.price - pc, (tr.price - pc) / pc * 100);
+      const changeCell = row.querySelector(".change");
+      setText(changeCell, ch.text);
+      changeCell.className = "num change " + ch.cls;
+      row.dataset.change_pct = (tr.price - pc) / pc * 100;
+    }
   });
   socket.on("quote", (q) => {
     if (!narrowed() || !watch.has(q.ticker)) return;

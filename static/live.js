@@ -55,8 +55,9 @@
       el.textContent = s.state === "connected"
         ? `stream ${s.provider} · ${Math.round(d.trades_per_s || 0)} trades/s`
           + (d.symbols_streamed < d.symbols_requested ? ` · ${d.symbols_streamed}/${d.symbols_requested} symbols` : "")
-        : `stream ${s.state}` + (s.reason ? `: ${s.reason}` : "");
-      el.title = `last message ${d.last_message_age_s ?? "–"} s ago · reconnects ${d.reconnects ?? 0}`
+        : `stream ${s.state}` + (s.reason && s.state !== "not running" ? `: ${s.reason}` : "");
+      el.title = (s.reason ? s.reason + " · " : "")
+        + `last message ${d.last_message_age_s ?? "–"} s ago · reconnects ${d.reconnects ?? 0}`
         + ` · dropped frames ${d.dropped_frames ?? 0}`;
     } catch (err) { /* the next refresh will tell */ }
   }

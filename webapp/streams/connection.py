@@ -198,6 +198,8 @@ async def keep_connected(
             raise
         except (Exception, ConnectionClosed, InvalidHandshake) as exc:
             refused = link.abort or _classify(exc)
+            # an exception may quote the URL, and finnhub's carries the key: never let it out
+            refused.message = refused.message.replace(source.url(), source.where)
         finally:
             link.ws = None
         up = time.time() - started
