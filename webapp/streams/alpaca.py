@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from webapp.core.trades import Trade
-from webapp.streams.base import Halt, Parsed, ProviderBar, StreamRefused
+from webapp.streams.base import Halt, Parsed, ProviderBar, StreamRefused, frame
 
 DEFAULT_URL = "wss://stream.data.alpaca.markets/v2"
 FATAL = {402: "auth failed", 408: "v2 not enabled", 409: "insufficient subscription"}
@@ -94,12 +94,7 @@ class AlpacaStream:
         return self.subscribe(kept)  # a 405 leaves the subscription as it was before the request
 
     def parse(self, message: str | bytes) -> Parsed:
-        try:
-            doc = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"not JSON: {exc}") from None
-        if not isinstance(doc, list):
-            raise ValueError(f"expected an array, got {type(doc).__name__}")
+        doc = frame(message, list)
         out = Parsed()
         for m in doc:
             kind = m.get("T") if isinstance(m, dict) else None

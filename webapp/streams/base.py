@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import orjson
+
 from webapp.core.trades import Trade
 
 
@@ -56,6 +58,17 @@ class Parsed:
     @property
     def market_data(self) -> bool:
         return bool(self.trades or self.bars or self.halts)
+
+
+def frame(message: str | bytes, shape: type[list] | type[dict]) -> Any:
+    """One message's JSON, which must be an array or an object; ``ValueError`` says what it was instead."""
+    try:
+        doc = orjson.loads(message)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(doc, shape):
+        raise ValueError(f"expected {'an array' if shape is list else 'an object'}, got {type(doc).__name__}")
+    return doc
 
 
 class StreamRefused(Exception):

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import orjson
 
 from webapp.core.trades import Trade
-from webapp.streams.base import Parsed
+from webapp.streams.base import Parsed, frame
 
 DEFAULT_URL = "wss://ws.finnhub.io"
 
@@ -56,12 +56,7 @@ class FinnhubStream:
         return self.unsubscribe(dropped)
 
     def parse(self, message: str | bytes) -> Parsed:
-        try:
-            doc = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"not JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise ValueError(f"expected an object, got {type(doc).__name__}")
+        doc = frame(message, dict)
         kind = doc.get("type")
         if kind == "ping":
             return Parsed()

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from webapp.core.trades import Trade
-from webapp.streams.base import Parsed, ProviderBar, StreamRefused
+from webapp.streams.base import Parsed, ProviderBar, StreamRefused, frame
 
 DEFAULT_URL = "wss://socket.polygon.io/stocks"
 _CHUNK = 500  # symbols per subscribe message (keeps frames well under 64 KiB)
@@ -75,12 +75,7 @@ class PolygonStream:
         return self.unsubscribe(dropped)
 
     def parse(self, message: str | bytes) -> Parsed:
-        try:
-            doc = orjson.loads(message)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"not JSON: {exc}") from None
-        if not isinstance(doc, list):
-            raise ValueError(f"expected an array, got {type(doc).__name__}")
+        doc = frame(message, list)
         out = Parsed()
         trades = out.trades
         for m in doc:
