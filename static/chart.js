@@ -76,9 +76,8 @@
   function showLatest(q) {
     showWindow(q);
     data.latest = q;  // its previous close is what a trade's change is measured against
-    if (lastTrade === null || new Date(q.time) > lastTrade) {
-      document.getElementById("last-price").textContent = window.fmtPrice(q.price);
-    }
+    if (lastTrade !== null && new Date(q.time) <= lastTrade) return;  // a newer trade shows already
+    document.getElementById("last-price").textContent = window.fmtPrice(q.price);
     const ch = window.fmtChange(q.change, q.change_pct);
     const c = document.getElementById("last-change");
     c.textContent = ch.text;

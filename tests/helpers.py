@@ -154,3 +154,29 @@ def pretend_processes_run(app) -> None:
     register(scheduler, cfg)
     scheduler.heartbeat()
     make_worker(conn, cfg.QUEUE_NAME).register_birth()
+
+
+def run_async(main) -> None:
+    """``asyncio.run(main())`` in a thread of its own.
+
+    The session's Playwright (sync API) keeps an event loop running in the
+    main thread once the browser tests have started it, and asyncio refuses
+    to start a second one there.
+    """
+    import threading
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        import asyncio
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            failed.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if failed:
+        raise failed[0]

@@ -1,12 +1,12 @@
 """MARKET_DATA_PROVIDER=stream: the tick's readings are the stream's closed bars, or an honest reason."""
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis.asyncio as aredis
 
+from tests.helpers import run_async
 from webapp.core.quotes import Quote
 from webapp.providers.sim import SimProvider
 from webapp.providers.stream import StreamProvider
@@ -22,7 +22,7 @@ def write(url: str, **kw) -> None:
         client = aredis.Redis.from_url(url)
         await StreamWriter(client, 3600).flush(**kw)
         await client.aclose()
-    asyncio.run(go())
+    run_async(go)
 
 
 def provider(rdb, fallback=None) -> StreamProvider:

@@ -16,6 +16,7 @@ import orjson
 import redis.asyncio as aredis
 
 from tests.fakes.stream_servers import FakeFeed
+from tests.helpers import run_async
 from webapp import names
 from webapp.config import Config
 from webapp.live.process import StreamProcess
@@ -102,7 +103,7 @@ def run_stream(base_config: Config, redis_url: str, feed: FakeFeed,
             await feed.stop()
             await client.aclose()
 
-    asyncio.run(main())
+    run_async(main)
 
 
 def iso(epoch: float) -> str:

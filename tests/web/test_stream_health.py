@@ -1,10 +1,9 @@
 """Health and /api/stream say what the stream process is doing, and when that is an outage."""
 from __future__ import annotations
 
-import asyncio
-
 import redis.asyncio as aredis
 
+from tests.helpers import run_async
 from webapp import services
 from webapp.store.streamstate import StreamWriter
 
@@ -14,7 +13,7 @@ def report(url: str, **status) -> None:
         client = aredis.Redis.from_url(url)
         await StreamWriter(client, 60).flush(status={"provider": "alpaca", "reason": "", **status})
         await client.aclose()
-    asyncio.run(go())
+    run_async(go)
 
 
 def stream_problems(app) -> tuple[list[str], dict]:
