@@ -1,0 +1,217 @@
+"""Alert rules, promtool-style: a bar series in, the expected fires (with their inputs) out.
+
+Then the vectorised evaluator against a plain per-ticker reference over
+hypothesis-generated series and rules.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webapp.core.rules import (
+    OPERATORS,
+    Rule,
+    RuleError,
+    TickerState,
+    evaluate,
+    parse_condition,
+    step,
+)
+
+T0 = 1_795_000_020
+
+
+def run(cond: dict, closes, *, frequency="once_per_bar_close", cooldown=0, every=60, stale=None,
+        expires_at=None, states=None, **series):
+    rule = Rule(7, 3, parse_condition(cond), frequency, cooldown, expires_at)
+    times = np.array([T0 + every * i for i in range(len(closes))])
+    data = {"close": np.array([closes], float), **{k: np.array([v], float) for k, v in series.items()}}
+    for f in ("open", "high", "low", "volume"):
+        data.setdefault(f, data["close"])
+    out = evaluate(rule, ["AAPL"], data, times, states or {},
+                   None if stale is None else np.array([stale], bool))
+    return [((f.bar_time - T0) // every, f.explanation) for f in out.fires], out
+
+
+CLOSE = {"field": "close"}
+
+
+def test_crossing_up_a_level_says_what_crossed_and_from_where() -> None:
+    got, out = run({"op": "crossing_up", "a": CLOSE, "b": {"const": 101}}, [100, 100.8, 101.2, 100.5, 101.5])
+    assert got == [(2, "close 101.20 crossed above 101.00; previous close 100.80"),
+                   (4, "close 101.50 crossed above 101.00; previous close 100.50")]
+    assert out.fires[0].inputs == {"a": 101.2, "a1": 100.8, "b": 101.0, "b1": 101.0}
+    assert out.fires[0].dedupe_key == f"7:AAPL:{T0 + 120}:b{T0 + 120}" and out.fires[0].rule_version == 3
+
+
+def test_a_touch_counts_as_below_and_the_cooldown_holds_the_second_cross() -> None:
+    # thinkorswim: a > b and a[1] <= b[1]: through an exact touch it fires
+    got, _ = run({"op": "crossing_up", "a": CLOSE, "b": {"const": 101}}, [100, 101, 102, 100, 102],
+                 cooldown=300)
+    assert [i for i, _ in got] == [2]  # the cross at bar 4 is 120 s later: inside the 300 s cooldown
+
+
+def test_crossing_either_way_and_down_against_an_sma() -> None:
+    closes = [10, 10, 10, 12, 12, 12, 9, 9]
+    got, _ = run({"op": "crossing", "a": CLOSE, "b": {"sma": 3}}, closes)
+    assert [i for i, _ in got] == [3, 6]
+    got, _ = run({"op": "crossing_down", "a": CLOSE, "b": {"sma": 3}}, closes)
+    assert got == [(6, "close 9.00 crossed below sma(3) 11.00; previous close 12.00 vs 12.00")]
+
+
+def test_a_state_fires_when_it_becomes_true_and_re_arms_only_after_false() -> None:
+    closes = [99, 101, 102, 103, 99, 101]
+    cond = {"op": "greater_than", "a": CLOSE, "b": {"const": 100}}
+    assert [i for i, _ in run(cond, closes)[0]] == [1, 5]
+    assert [i for i, _ in run(cond, closes, frequency="every_time")[0]] == [1, 2, 3, 5]
+    assert [i for i, _ in run(cond, closes, frequency="every_time", every=20)[0]] == [1, 5]  # ≤ 1 a minute
+    once, out = run(cond, closes, frequency="once")
+    assert [i for i, _ in once] == [1] and out.states["AAPL"].status == "done"
+    assert out.fires[0].bucket == "once"
+
+
+def test_channels() -> None:
+    closes = [90, 95, 105, 112, 108, 95]
+    band = {"lower": {"const": 100}, "upper": {"const": 110}}
+    assert [i for i, _ in run({"op": "entering_channel", "a": CLOSE, **band}, closes)[0]] == [2, 4]
+    assert [i for i, _ in run({"op": "exiting_channel", "a": CLOSE, **band}, closes)[0]] == [3, 5]
+    assert [i for i, _ in run({"op": "inside_channel", "a": CLOSE, **band}, closes)[0]] == [2, 4]
+    assert [i for i, _ in run({"op": "outside_channel", "a": CLOSE, **band}, closes)[0]] == [0, 3, 5]
+    got, _ = run({"op": "entering_channel", "a": CLOSE, **band}, closes)
+    assert got[0][1] == "close 105.00 entered the channel 100.00–110.00; previous close 95.00"
+
+
+def test_moving_up_pct_is_measured_against_the_value_n_bars_ago() -> None:
+    got, _ = run({"op": "moving_up_pct", "a": CLOSE, "bars": 3, "value": 3}, [100, 101, 102, 103.5, 104, 90])
+    assert got == [(3, "close 103.50 moved up 3.50% in 3 bars (from 100.00; at least 3.00%)")]
+    got, _ = run({"op": "moving_down", "a": CLOSE, "bars": 2, "value": 5}, [100, 99, 94, 93, 92])
+    assert [i for i, _ in got] == [2]
+
+
+def test_metrics_and_missing_values_never_fire() -> None:
+    got, _ = run({"op": "greater_than", "a": {"metric": "rvol"}, "b": {"const": 3}}, [1, 1, 1, 1],
+                 rvol=[1, math.nan, 3.5, 4])
+    assert got == [(2, "rvol 3.50 rose above 3.00; previous rvol n/a")]
+    got, _ = run({"op": "crossing_up", "a": CLOSE, "b": {"sma": 10}}, [1, 2, 3, 4])  # the SMA still fills
+    assert got == []
+
+
+def test_the_storm_breaker_stops_the_rule_for_that_ticker() -> None:
+    closes = [99, 101] * 20  # a cross every 5 s bar
+    got, out = run({"op": "crossing", "a": CLOSE, "b": {"const": 100}}, closes, frequency="once_per_bar",
+                   every=5)
+    assert len(got) == 15 and out.stopped == ["AAPL"] and out.states["AAPL"].status == "stopped_too_often"
+
+
+def test_expiry_and_stale_readings() -> None:
+    cond = {"op": "greater_than", "a": CLOSE, "b": {"const": 100}}
+    assert run(cond, [99, 101, 99, 101], expires_at=T0 + 120)[0][0][0] == 1
+    assert [i for i, _ in run(cond, [99, 101, 99, 101], expires_at=T0 + 60)[0]] == []
+    # stale at the moment it became true: not fired on, and still armed for the next fresh reading
+    got, _ = run(cond, [99, 101, 102], stale=[False, True, False])
+    assert [i for i, _ in got] == [2]
+
+
+def test_a_retried_tick_fires_nothing_twice() -> None:
+    cond = {"op": "crossing_up", "a": CLOSE, "b": {"const": 101}}
+    got, out = run(cond, [100, 102])
+    assert len(got) == 1
+    again, _ = run(cond, [100, 102], states=out.states)
+    assert again == []
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"op": "crosses", "a": CLOSE, "b": CLOSE}, "condition.op must be one of"),
+    ({"op": "crossing_up", "a": CLOSE}, "missing b"),
+    ({"op": "crossing_up", "a": {"field": "last"}, "b": CLOSE}, "field must be one of open, high"),
+    ({"op": "crossing_up", "a": {"sma": 0}, "b": CLOSE}, "sma takes a whole period from 1 to 500"),
+    ({"op": "moving_up", "a": CLOSE, "bars": 3, "value": -1}, "condition.value must be a positive"),
+    ({"op": "greater_than", "a": CLOSE, "b": {"const": "abc"}}, "const must be a finite number"),
+    ({"op": "inside_channel", "a": CLOSE, "lower": CLOSE, "upper": CLOSE, "x": 1}, "unexpected x"),
+])
+def test_a_bad_rule_is_refused_saying_which_part(raw, message) -> None:
+    with pytest.raises(RuleError, match=message):
+        parse_condition(raw)
+
+
+# ---- the vectorised evaluator against a plain reference --------------------------------
+
+def plain_condition(op: str, a: list[float], b: list[float], lo: list[float], hi: list[float], n: int,
+                    v: float, t: int) -> bool:
+    def ok(*xs: float) -> bool:
+        return all(not math.isnan(x) for x in xs)
+
+    a0, a1 = a[t], (a[t - 1] if t else math.nan)
+    if op in ("crossing_up", "crossing_down", "crossing", "greater_than", "less_than"):
+        b0, b1 = b[t], (b[t - 1] if t else math.nan)
+        if op == "greater_than":
+            return ok(a0, b0) and a0 > b0
+        if op == "less_than":
+            return ok(a0, b0) and a0 < b0
+        up = ok(a0, a1, b0, b1) and a0 > b0 and a1 <= b1
+        down = ok(a0, a1, b0, b1) and a0 < b0 and a1 >= b1
+        return {"crossing_up": up, "crossing_down": down, "crossing": up or down}[op]
+    if op.endswith("channel"):
+        def inside(x: float, low: float, high: float) -> bool:
+            return ok(x, low, high) and low <= x <= high
+
+        def outside(x: float, low: float, high: float) -> bool:
+            return ok(x, low, high) and (x < low or x > high)
+        l1, h1 = (lo[t - 1], hi[t - 1]) if t else (math.nan, math.nan)
+        return {"entering_channel": inside(a0, lo[t], hi[t]) and outside(a1, l1, h1),
+                "exiting_channel": outside(a0, lo[t], hi[t]) and inside(a1, l1, h1),
+                "inside_channel": inside(a0, lo[t], hi[t]), "outside_channel": outside(a0, lo[t], hi[t])}[op]
+    ref = a[t - n] if t >= n else math.nan
+    if not ok(a0, ref):
+        return False
+    return {"moving_up": a0 - ref >= v, "moving_down": ref - a0 >= v,
+            "moving_up_pct": (a0 / ref - 1) * 100 >= v, "moving_down_pct": (1 - a0 / ref) * 100 >= v}[op]
+
+
+def plain_sma(xs: list[float], n: int) -> list[float]:
+    return [sum(xs[t - n + 1:t + 1]) / n if t >= n - 1 else math.nan for t in range(len(xs))]
+
+
+prices = st.lists(st.integers(95, 105).map(float), min_size=2, max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(op=st.sampled_from(OPERATORS), data=st.data(), freq=st.sampled_from(
+    ["once", "once_per_bar", "once_per_bar_close", "every_time"]), cooldown=st.sampled_from([0, 60, 300]),
+    every=st.sampled_from([5, 60]))
+def test_the_vectorised_evaluator_matches_a_plain_reference(op, data, freq, cooldown, every) -> None:
+    n_bars = data.draw(st.integers(2, 30))
+    tickers = ["A", "B", "C"][:data.draw(st.integers(1, 3))]
+    closes = [data.draw(st.lists(st.integers(95, 105).map(float), min_size=n_bars, max_size=n_bars))
+              for _ in tickers]
+    stale = [data.draw(st.lists(st.booleans(), min_size=n_bars, max_size=n_bars)) for _ in tickers]
+    period = data.draw(st.integers(1, 4))
+    level = float(data.draw(st.integers(96, 104)))
+    b_kind = data.draw(st.sampled_from(["const", "sma"]))
+    b = {"const": level} if b_kind == "const" else {"sma": period}
+    if op.endswith("channel"):
+        raw = {"op": op, "a": CLOSE, "lower": {"const": level - 2}, "upper": {"const": level + 2}}
+    elif op.startswith("moving"):
+        raw = {"op": op, "a": CLOSE, "bars": period, "value": 1.0 if op.endswith("pct") else 2.0}
+    else:
+        raw = {"op": op, "a": CLOSE, "b": b}
+    rule = Rule(1, 1, parse_condition(raw), freq, cooldown)
+    times = np.array([T0 + every * i for i in range(n_bars)])
+    series = {f: np.array(closes, float) for f in ("open", "high", "low", "close", "volume")}
+    got = evaluate(rule, tickers, series, times, {}, np.array(stale, bool))
+    expected = []
+    for k, ticker in enumerate(tickers):
+        a = closes[k]
+        bs = [level] * n_bars if b_kind == "const" else plain_sma(a, period)
+        lo, hi = [level - 2] * n_bars, [level + 2] * n_bars
+        state = TickerState()
+        for t in range(n_bars):
+            held = plain_condition(op, a, bs, lo, hi, period, rule.condition.value or 0.0, t)
+            fired, state = step(rule, state, held, int(times[t]), stale[k][t])
+            if fired:
+                expected.append((ticker, int(times[t])))
+    assert [(f.ticker, f.bar_time) for f in got.fires] == expected

@@ -1,0 +1,403 @@
+"""Alert rules: what a rule says, what its operands are over a bar series, and when it fires.
+
+Pure, and the one evaluator: live ticks and replays both call
+:func:`evaluate` with bars and rule state and get the same fires.
+
+**A rule** is a condition (an operator over operands), a frequency, a
+cooldown and an optional expiry (scope and channels are the store's).
+Operands: bar fields (``open``, ``high``, ``low``, ``close``, ``volume``),
+``price`` (the last: the bar's close), ``sma(n)`` and ``ema(n)`` of the
+close, scanner metrics (``change_pct``, ``gap_pct``, ``vwap``, ``rvol``,
+``day_volume``, ``prev_close``, ``day_high``, ``day_low``) and constants.
+
+**Operators** (TradingView's set; ``x[1]`` is the previous bar's value):
+
+* ``crossing_up``: ``a > b and a[1] <= b[1]`` (thinkorswim's crosses
+  above, as the SMA alert has always been); ``crossing_down`` the mirror;
+  ``crossing`` either;
+* ``entering_channel``: outside ``[lower, upper]`` at ``[1]``, inside now;
+  ``exiting_channel`` the reverse (edges);
+* ``greater_than``, ``less_than``, ``inside_channel``, ``outside_channel``:
+  states;
+* ``moving_up`` / ``moving_down``: ``a - a[N] >= value`` (resp. ``a[N] - a
+  >= value``) within ``bars`` = N, **against the value N bars ago**, not the
+  window's low or high; ``moving_up_pct`` / ``moving_down_pct`` the same in
+  percent of ``a[N]``.  These are states too.
+
+A **state** fires when it *becomes* true and re-arms only after it was
+false, so a price sitting above a level does not fire every bar (unless the
+frequency is ``every_time``).  **Frequencies:** ``once`` (then the rule is
+done for that ticker), ``once_per_bar``, ``once_per_bar_close`` (the
+default) and ``every_time`` (whenever true, at most once a minute).  The
+**cooldown** (default 300 s) holds further fires per rule and ticker; the
+**storm breaker** stops a rule for a ticker (``stopped_too_often``) when it
+would fire more than 15 times in 3 minutes.  A **stale** reading is never
+fired on, and leaves the state as it was.  A missing value (NaN: an SMA
+still filling, a metric the feed lacks) makes the condition false.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+FIELDS = ("open", "high", "low", "close", "volume")
+METRICS = ("change_pct", "gap_pct", "vwap", "rvol", "day_volume", "prev_close", "day_high", "day_low")
+PAIR_OPS = ("crossing", "crossing_up", "crossing_down", "greater_than", "less_than")
+CHANNEL_OPS = ("entering_channel", "exiting_channel", "inside_channel", "outside_channel")
+MOVING_OPS = ("moving_up", "moving_down", "moving_up_pct", "moving_down_pct")
+OPERATORS = PAIR_OPS + CHANNEL_OPS + MOVING_OPS
+STATE_OPS = frozenset({"greater_than", "less_than", "inside_channel", "outside_channel", *MOVING_OPS})
+FREQUENCIES = ("once", "once_per_bar", "once_per_bar_close", "every_time")
+MAX_PERIOD = 500  # longest SMA/EMA and N-bar reference a rule may ask for
+STORM_FIRES, STORM_SECONDS = 15, 180
+EVERY_TIME_FLOOR = 60
+
+
+class RuleError(ValueError):
+    """A rule that must be refused; the message says which part and why."""
+
+
+@dataclass(frozen=True)
+class Operand:
+    kind: str  # field, price, sma, ema, metric, const
+    arg: str | int | float | None = None
+
+    @property
+    def name(self) -> str:
+        if self.kind in ("sma", "ema"):
+            return f"{self.kind}({self.arg})"
+        if self.kind == "const":
+            return ""
+        return "price" if self.kind == "price" else str(self.arg)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"price": True} if self.kind == "price" else {self.kind: self.arg}
+
+
+@dataclass(frozen=True)
+class Condition:
+    op: str
+    a: Operand
+    b: Operand | None = None
+    lower: Operand | None = None
+    upper: Operand | None = None
+    bars: int | None = None
+    value: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": self.op, "a": self.a.as_json()}
+        for k in ("b", "lower", "upper"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v.as_json()
+        if self.bars is not None:
+            out["bars"], out["value"] = self.bars, self.value
+        return out
+
+    @property
+    def lookback(self) -> int:
+        """Bars of history the condition needs before the first one it judges."""
+        need = [1, self.bars or 0]
+        for o in (self.a, self.b, self.lower, self.upper):
+            if o is not None and o.kind in ("sma", "ema"):
+                need.append(int(o.arg) + 1)  # type: ignore[arg-type]
+        return max(need)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: int
+    version: int
+    condition: Condition
+    frequency: str = "once_per_bar_close"
+    cooldown_seconds: int = 300
+    expires_at: int | None = None  # epoch seconds
+
+
+def parse_operand(raw: object, where: str) -> Operand:
+    if isinstance(raw, bool) or not isinstance(raw, dict) or len(raw) != 1:
+        raise RuleError(f"{where}: an operand is one of {{\"field\": \"close\"}}, {{\"price\": true}}, "
+                        "{\"sma\": 20}, {\"ema\": 9}, {\"metric\": \"rvol\"} or {\"const\": 101.5}")
+    (kind, arg), = raw.items()
+    if kind == "field" and arg in FIELDS:
+        return Operand("field", arg)
+    if kind == "price" and arg is True:
+        return Operand("price")
+    if kind in ("sma", "ema"):
+        if isinstance(arg, bool) or not isinstance(arg, int) or not 1 <= arg <= MAX_PERIOD:
+            raise RuleError(f"{where}: {kind} takes a whole period from 1 to {MAX_PERIOD}, got {arg!r}")
+        return Operand(kind, arg)
+    if kind == "metric" and arg in METRICS:
+        return Operand("metric", arg)
+    if kind == "const":
+        if isinstance(arg, bool) or not isinstance(arg, int | float) or not math.isfinite(arg):
+            raise RuleError(f"{where}: const must be a finite number, got {arg!r}")
+        return Operand("const", float(arg))
+    if kind == "field":
+        raise RuleError(f"{where}: field must be one of {', '.join(FIELDS)}, got {arg!r}")
+    if kind == "metric":
+        raise RuleError(f"{where}: metric must be one of {', '.join(METRICS)}, got {arg!r}")
+    raise RuleError(f"{where}: unknown operand {kind!r} (field, price, sma, ema, metric or const)")
+
+
+def parse_condition(raw: object) -> Condition:
+    if not isinstance(raw, dict):
+        raise RuleError('condition must be an object like {"op": "crossing_up", "a": {...}, "b": {...}}')
+    op = raw.get("op")
+    if op not in OPERATORS:
+        raise RuleError(f"condition.op must be one of {', '.join(OPERATORS)}, got {op!r}")
+    wanted = ({"op", "a", "b"} if op in PAIR_OPS else {"op", "a", "lower", "upper"} if op in CHANNEL_OPS
+              else {"op", "a", "bars", "value"})
+    missing, extra = wanted - set(raw), set(raw) - wanted
+    if missing or extra:
+        raise RuleError(f"condition for {op} takes {', '.join(sorted(wanted - {'op'}))}"
+                        + (f"; missing {', '.join(sorted(missing))}" if missing else "")
+                        + (f"; unexpected {', '.join(sorted(map(str, extra)))}" if extra else ""))
+    a = parse_operand(raw["a"], "condition.a")
+    if op in PAIR_OPS:
+        return Condition(op, a, b=parse_operand(raw["b"], "condition.b"))
+    if op in CHANNEL_OPS:
+        return Condition(op, a, lower=parse_operand(raw["lower"], "condition.lower"),
+                         upper=parse_operand(raw["upper"], "condition.upper"))
+    bars, value = raw["bars"], raw["value"]
+    if isinstance(bars, bool) or not isinstance(bars, int) or not 1 <= bars <= MAX_PERIOD:
+        raise RuleError(f"condition.bars must be a whole number from 1 to {MAX_PERIOD}, got {bars!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value > 0):
+        raise RuleError(f"condition.value must be a positive number, got {value!r}")
+    return Condition(op, a, bars=bars, value=float(value))
+
+
+# ---- operands over a series ------------------------------------------------------------
+
+def _sma(close: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(close.shape, np.nan)
+    if close.shape[-1] >= n:
+        c = np.cumsum(np.nan_to_num(close), axis=-1)
+        c = np.concatenate([np.zeros(close.shape[:-1] + (1,)), c], axis=-1)
+        out[..., n - 1:] = (c[..., n:] - c[..., :-n]) / n
+    return out
+
+
+def _ema(close: np.ndarray, n: int) -> np.ndarray:
+    """EMA with alpha 2 / (n + 1), seeded with the SMA of the first n closes (NaN before)."""
+    out = np.full(close.shape, np.nan)
+    if close.shape[-1] < n:
+        return out
+    alpha = 2.0 / (n + 1)
+    prev = close[..., :n].mean(axis=-1)
+    out[..., n - 1] = prev
+    for t in range(n, close.shape[-1]):
+        prev = alpha * close[..., t] + (1 - alpha) * prev
+        out[..., t] = prev
+    return out
+
+
+def operand_values(o: Operand, series: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The operand at every bar (the last axis is time; any leading axes are tickers)."""
+    close = series["close"]
+    if o.kind == "const":
+        return np.full(close.shape, float(o.arg))  # type: ignore[arg-type]
+    if o.kind == "price":
+        return close
+    if o.kind == "field":
+        return series[str(o.arg)]
+    if o.kind == "sma":
+        return _sma(close, int(o.arg))  # type: ignore[arg-type]
+    if o.kind == "ema":
+        return _ema(close, int(o.arg))  # type: ignore[arg-type]
+    got = series.get(str(o.arg))
+    return got if got is not None else np.full(close.shape, np.nan)
+
+
+def _prev(x: np.ndarray, n: int = 1) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
+    if x.shape[-1] > n:
+        out[..., n:] = x[..., :-n]
+    return out
+
+
+def condition_values(c: Condition, series: Mapping[str, np.ndarray]
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Whether the condition holds at every bar (NaN inputs: False), and its inputs by name."""
+    a = operand_values(c.a, series)
+    a1 = _prev(a)
+    inputs = {"a": a, "a1": a1}
+    with np.errstate(invalid="ignore"):
+        if c.op in PAIR_OPS:
+            b = operand_values(c.b, series)  # type: ignore[arg-type]
+            b1 = _prev(b)
+            inputs.update(b=b, b1=b1)
+            up = (a > b) & (a1 <= b1)
+            down = (a < b) & (a1 >= b1)
+            held = {"crossing_up": up, "crossing_down": down, "crossing": up | down,
+                    "greater_than": a > b, "less_than": a < b}[c.op]
+        elif c.op in CHANNEL_OPS:
+            lo, hi = operand_values(c.lower, series), operand_values(c.upper, series)  # type: ignore[arg-type]
+            lo1, hi1 = _prev(lo), _prev(hi)
+            inputs.update(lower=lo, upper=hi, lower1=lo1, upper1=hi1)
+            inside = (a >= lo) & (a <= hi)
+            inside1 = (a1 >= lo1) & (a1 <= hi1)
+            outside = (a < lo) | (a > hi)
+            outside1 = (a1 < lo1) | (a1 > hi1)
+            held = {"entering_channel": inside & outside1, "exiting_channel": outside & inside1,
+                    "inside_channel": inside, "outside_channel": outside}[c.op]
+        else:
+            ref = _prev(a, int(c.bars))  # type: ignore[arg-type]
+            inputs["ref"] = ref
+            v = float(c.value)  # type: ignore[arg-type]
+            held = {"moving_up": a - ref >= v, "moving_down": ref - a >= v,
+                    "moving_up_pct": (a / ref - 1.0) * 100.0 >= v,
+                    "moving_down_pct": (1.0 - a / ref) * 100.0 >= v}[c.op]
+    return np.asarray(held, bool), inputs
+
+
+# ---- the state machine -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TickerState:
+    """One rule's state for one ticker."""
+
+    armed: bool = True
+    last_fire: int | None = None  # bar time of the last fire
+    recent: tuple[int, ...] = ()  # fire times within the storm window
+    status: str = "active"  # active, done (frequency once), stopped_too_often
+    last_bar: int | None = None  # the last bar evaluated (a retried tick evaluates nothing twice)
+
+
+@dataclass(frozen=True)
+class Fire:
+    rule_id: int
+    rule_version: int
+    ticker: str
+    bar_time: int
+    bucket: str
+    inputs: dict[str, float | None]
+    explanation: str
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.rule_id}:{self.ticker}:{self.bar_time}:{self.bucket}"
+
+
+@dataclass
+class Outcome:
+    fires: list[Fire] = field(default_factory=list)
+    states: dict[str, TickerState] = field(default_factory=dict)  # only those that changed
+    stopped: list[str] = field(default_factory=list)  # tickers the breaker stopped
+
+
+def bucket_of(frequency: str, bar_time: int) -> str:
+    if frequency == "once":
+        return "once"
+    if frequency == "every_time":
+        return f"m{bar_time // 60}"
+    return f"b{bar_time}"
+
+
+def step(rule: Rule, state: TickerState, held: bool, bar_time: int, stale: bool) -> tuple[bool, TickerState]:
+    """One bar for one ticker: does the rule fire, and the state after."""
+    if state.status != "active" or (state.last_bar is not None and bar_time <= state.last_bar):
+        return False, state
+    if stale or (rule.expires_at is not None and bar_time >= rule.expires_at):
+        return False, state
+    state = replace(state, last_bar=bar_time)
+    is_state_op = rule.condition.op in STATE_OPS and rule.frequency != "every_time"
+    if not held:
+        return False, (replace(state, armed=True) if not state.armed else state)
+    if is_state_op and not state.armed:
+        return False, state
+    if is_state_op:
+        state = replace(state, armed=False)
+    cooldown = max(rule.cooldown_seconds, EVERY_TIME_FLOOR if rule.frequency == "every_time" else 0)
+    if state.last_fire is not None and bar_time - state.last_fire < cooldown:
+        return False, state
+    recent = tuple(t for t in state.recent if bar_time - t < STORM_SECONDS)
+    if len(recent) >= STORM_FIRES:
+        return False, replace(state, recent=recent, status="stopped_too_often")
+    state = replace(state, last_fire=bar_time, recent=(*recent, bar_time),
+                    status="done" if rule.frequency == "once" else "active")
+    return True, state
+
+
+def evaluate(rule: Rule, tickers: Sequence[str], series: Mapping[str, np.ndarray], times: np.ndarray,
+             states: Mapping[str, TickerState], stale: np.ndarray | None = None, first: int = 0) -> Outcome:
+    """The rule over bars ``first..`` of every ticker's series (tickers × times arrays).
+
+    Conditions are computed for all tickers at once; the state machine then
+    walks only the bars where something can change for a ticker: where the
+    condition holds, or where a disarmed state could re-arm.
+    """
+    held, inputs = condition_values(rule.condition, series)
+    stale = np.zeros(held.shape, bool) if stale is None else stale
+    out = Outcome()
+    for i, ticker in enumerate(tickers):
+        before = states.get(ticker, TickerState())
+        state = before
+        if state.status != "active":
+            continue
+        row = held[i, first:]
+        if not row.any() and state.armed:
+            walk: Sequence[int] = [first + int(np.flatnonzero(~stale[i, first:])[-1])] \
+                if (~stale[i, first:]).any() else []
+        else:
+            walk = range(first, held.shape[1])
+        for t in walk:
+            fired, state = step(rule, state, bool(held[i, t]), int(times[t]), bool(stale[i, t]))
+            if fired:
+                vals = {k: _num(v[i, t]) for k, v in inputs.items()}
+                out.fires.append(Fire(rule.id, rule.version, ticker, int(times[t]),
+                                      bucket_of(rule.frequency, int(times[t])), vals,
+                                      explain(rule.condition, vals)))
+            if state.status == "stopped_too_often" and before.status != "stopped_too_often":
+                out.stopped.append(ticker)
+                break
+        if state != before:
+            out.states[ticker] = state
+    return out
+
+
+def _num(v: Any) -> float | None:
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:,.0f}" if abs(v) >= 100_000 else f"{v:.4f}" if abs(v) < 1 else f"{v:.2f}"
+
+
+def _named(o: Operand, v: float | None) -> str:
+    return f"{o.name} {_fmt(v)}" if o.name else _fmt(v)
+
+
+VERBS = {"crossing_up": "crossed above", "crossing_down": "crossed below", "greater_than": "rose above",
+         "less_than": "fell below", "entering_channel": "entered", "exiting_channel": "left",
+         "inside_channel": "moved inside", "outside_channel": "moved outside"}
+
+
+def explain(c: Condition, v: Mapping[str, float | None]) -> str:
+    """The fire in words, with its inputs: "close 101.20 crossed above 101.00; previous close 100.80"."""
+    a0, a1 = _named(c.a, v.get("a")), _fmt(v.get("a1"))
+    if c.op in PAIR_OPS:
+        above = (v.get("a") or 0) > (v.get("b") or 0)
+        verb = VERBS.get(c.op) or ("crossed above" if above else "crossed below")
+        versus = f" vs {_fmt(v.get('b1'))}" if c.b.kind != "const" else ""  # type: ignore[union-attr]
+        prev = f"; previous {c.a.name or 'value'} {a1}{versus}"
+        return f"{a0} {verb} {_named(c.b, v.get('b'))}{prev}"  # type: ignore[union-attr]
+    if c.op in CHANNEL_OPS:
+        return (f"{a0} {VERBS[c.op]} the channel {_fmt(v.get('lower'))}–{_fmt(v.get('upper'))}; "
+                f"previous {c.a.name or 'value'} {a1}")
+    ref = v.get("ref")
+    a = v.get("a")
+    pct = c.op.endswith("pct")
+    moved = None if a is None or ref is None else ((a / ref - 1) * 100 if pct else a - ref)
+    unit = "%" if pct else ""
+    size = _fmt(abs(moved) if moved is not None else None)
+    return (f"{a0} moved {'up' if 'up' in c.op else 'down'} {size}{unit} "
+            f"in {c.bars} bars (from {_fmt(ref)}; at least {_fmt(c.value)}{unit})")
