@@ -110,8 +110,9 @@ def test_polygon_silent_socket_is_reconnected_by_the_watchdog(base_config, servi
 
     async def body(run: Run) -> None:
         await run.until(lambda: _feed_connections(run, 2), timeout=15, what="a second connection")
-        status = await run.until(lambda: _state(run, "connected"))
-        assert status["reconnects"] == 1 and status["gaps"]
+        status = await run.until(lambda: _status_where(  # the status is written once a second
+            run, lambda st: st["state"] == "connected" and st["reconnects"]), what="reconnected")
+        assert status["reconnects"] >= 1 and status["gaps"] and "stalled" in status["last_disconnect"]
         assert any("T.AAPL" in r.get("params", "") for r in run.feed.received if r["connection"] == 1)
 
         async def trading() -> None:  # the new connection carries data: the watchdog leaves it alone

@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from webapp.core.validation import normalise_ticker
+
 FIELDS = ("open", "high", "low", "close", "volume")
 METRICS = ("change_pct", "gap_pct", "vwap", "rvol", "day_volume", "prev_close", "day_high", "day_low")
 PAIR_OPS = ("crossing", "crossing_up", "crossing_down", "greater_than", "less_than")
@@ -170,6 +172,69 @@ def parse_condition(raw: object) -> Condition:
             math.isfinite(value) and value > 0):
         raise RuleError(f"condition.value must be a positive number, got {value!r}")
     return Condition(op, a, bars=bars, value=float(value))
+
+
+CHANNELS = ("browser",)
+MAX_SCOPE_TICKERS = 500
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """Everything a user sets on a rule, validated (what the store keeps)."""
+
+    name: str
+    condition: Condition
+    scope: dict[str, Any]  # {"tickers": [...]} | {"all": true} | {"scan": "<list>"}
+    frequency: str = "once_per_bar_close"
+    cooldown_seconds: int = 300
+    expires_at: int | None = None
+    channels: tuple[str, ...] = ("browser",)
+
+
+def parse_scope(raw: object, scan_lists: Sequence[str]) -> dict[str, Any]:
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise RuleError('scope is one of {"tickers": ["AAPL"]}, {"all": true} or {"scan": "gainers"}')
+    (kind, value), = raw.items()
+    if kind == "all" and value is True:
+        return {"all": True}
+    if kind == "scan":
+        if value not in scan_lists:
+            raise RuleError(f"scope.scan must be one of {', '.join(scan_lists)}, got {value!r}")
+        return {"scan": value}
+    if kind == "tickers":
+        if not isinstance(value, list) or not value or len(value) > MAX_SCOPE_TICKERS:
+            raise RuleError(f"scope.tickers must be a list of 1 to {MAX_SCOPE_TICKERS} tickers")
+        out = []
+        for t in value:
+            ticker = normalise_ticker(t)
+            if ticker is None:
+                raise RuleError(f"scope.tickers has {t!r}: a ticker is 1-10 characters of A-Z 0-9 . -")
+            if ticker not in out:
+                out.append(ticker)
+        return {"tickers": out}
+    raise RuleError(f"scope: unknown kind {kind!r} (tickers, all or scan)")
+
+
+def parse_rule(raw: Mapping[str, Any], scan_lists: Sequence[str]) -> RuleSpec:
+    """A rule as a user sent it, or :class:`RuleError` naming the part that is wrong."""
+    name = raw.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:
+        raise RuleError("name must be 1-100 characters")
+    frequency = raw.get("frequency", "once_per_bar_close")
+    if frequency not in FREQUENCIES:
+        raise RuleError(f"frequency must be one of {', '.join(FREQUENCIES)}, got {frequency!r}")
+    cooldown = raw.get("cooldown_seconds", 300)
+    if isinstance(cooldown, bool) or not isinstance(cooldown, int) or not 0 <= cooldown <= 7 * 86400:
+        raise RuleError(f"cooldown_seconds must be a whole number from 0 to 604800, got {cooldown!r}")
+    expires = raw.get("expires_at")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
+        raise RuleError("expires_at must be epoch seconds or null")
+    channels = raw.get("channels", ["browser"])
+    if not isinstance(channels, list) or not channels or any(c not in CHANNELS for c in channels):
+        raise RuleError(f"channels must be a non-empty list of {', '.join(CHANNELS)} (webhooks come next)")
+    return RuleSpec(name.strip(), parse_condition(raw.get("condition")),
+                    parse_scope(raw.get("scope"), scan_lists), frequency, cooldown, expires,
+                    tuple(dict.fromkeys(channels)))
 
 
 # ---- operands over a series ------------------------------------------------------------
