@@ -53,9 +53,11 @@ def create_app(config: Config | None = None) -> Flask:
     from webapp.web import cli, errors, http, realtime
     from webapp.web.api import bp as api_bp
     from webapp.web.pages import bp as pages_bp
+    from webapp.web.rules import bp as rules_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
+    app.register_blueprint(rules_bp, url_prefix="/api")
     errors.init_app(app)
     http.init_app(app, config)
     realtime.init_app(app)

@@ -108,7 +108,9 @@ def test_every_endpoint_matches_the_openapi_document(seeded) -> None:
     assert spec["openapi"] == "3.1.0"
     assert set(spec["paths"]) == {"/api/stocks", "/api/stocks/{ticker}", "/api/stocks/{ticker}/history",
                                   "/api/alerts", "/api/health", "/api/symbols", "/api/symbols/{ticker}",
-                                  "/api/scanner", "/api/scanner/{list_name}", "/api/stream"}
+                                  "/api/scanner", "/api/scanner/{list_name}", "/api/stream",
+                                  "/api/rules", "/api/rules/{rule_id}", "/api/rules/replay",
+                                  "/api/rules/{rule_id}/replay"}
     assert spec["paths"]["/api/symbols"]["post"]["security"] == [{"bearerToken": []}]
     check(spec, "/api/stocks", client.get("/api/stocks"))
     detail = check(spec, "/api/stocks/{ticker}", client.get("/api/stocks/brk.b"))

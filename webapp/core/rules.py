@@ -245,7 +245,7 @@ def _sma(close: np.ndarray, n: int) -> np.ndarray:
         c = np.cumsum(np.nan_to_num(close), axis=-1)
         c = np.concatenate([np.zeros(close.shape[:-1] + (1,)), c], axis=-1)
         out[..., n - 1:] = (c[..., n:] - c[..., :-n]) / n
-    return out
+    return np.round(out, 9)  # prices have at most 4 decimals: no float noise decides a touch
 
 
 def _ema(close: np.ndarray, n: int) -> np.ndarray:
@@ -259,7 +259,7 @@ def _ema(close: np.ndarray, n: int) -> np.ndarray:
     for t in range(n, close.shape[-1]):
         prev = alpha * close[..., t] + (1 - alpha) * prev
         out[..., t] = prev
-    return out
+    return np.round(out, 9)
 
 
 def operand_values(o: Operand, series: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -1,0 +1,175 @@
+"""``/api/rules``: alert rules people choose, and replays of them over the stored history.
+
+Thin: pydantic checks the body's shape, :func:`webapp.core.rules.parse_rule`
+its meaning (a 400 names the part that is wrong), the store keeps it.
+Writes need a token; reads follow ``API_READ_TOKEN_REQUIRED``.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from flask import Blueprint, jsonify
+from pydantic import BaseModel, ConfigDict, Field
+
+from webapp import services
+from webapp.core.rules import FREQUENCIES, RuleError
+from webapp.extensions import db
+from webapp.store import rules as rules_store
+from webapp.web.api import require_read_token, require_token
+from webapp.web.apispec import Timestamp, endpoint
+from webapp.web.errors import ApiError
+
+bp = Blueprint("rules", __name__)
+RULE_ID = {"rule_id": {"type": "string", "pattern": "^[0-9]{1,18}$"}}
+
+
+class RuleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="1-100 characters")
+    condition: dict[str, Any] = Field(description='an operator over operands, e.g. {"op": '
+                                                  '"crossing_up", "a": {"field": "close"}, "b": {"sma": 20}}')
+    scope: dict[str, Any] = Field(description='{"tickers": ["AAPL"]}, {"all": true} or {"scan": "gainers"}')
+    frequency: Literal[FREQUENCIES] = "once_per_bar_close"  # type: ignore[valid-type]
+    cooldown_seconds: int = Field(300, ge=0, le=7 * 86400)
+    expires_at: int | None = Field(None, description="epoch seconds; null: open-ended")
+    channels: list[Literal["browser"]] = Field(["browser"], min_length=1)
+
+
+class RuleOut(BaseModel):
+    id: int
+    name: str
+    version: int = Field(description="bumped by every change; events name the version they fired on")
+    condition: dict[str, Any]
+    scope: dict[str, Any]
+    frequency: str
+    cooldown_seconds: int
+    expires_at: int | None
+    channels: list[str]
+    status: Literal["active", "paused"]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RuleList(BaseModel):
+    rules: list[RuleOut]
+
+
+class StatusBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["active", "paused"]
+
+
+class Deleted(BaseModel):
+    id: int
+    deleted: bool
+
+
+class ReplaySpan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: Timestamp | None = Field(None, description="default: the start of the last 5 XNYS sessions")
+    end: Timestamp | None = Field(None, description="default: now")
+
+
+class ReplayUnsaved(ReplaySpan):
+    rule: RuleBody
+
+
+class ReplayFire(BaseModel):
+    ticker: str
+    bar_time: datetime
+    bucket: str
+    inputs: dict[str, float | None] = Field(description="operands at [0] and [1], channel bounds, "
+                                                        "N-bar reference")
+    explanation: str
+
+
+class ReplayResult(BaseModel):
+    start: datetime
+    end: datetime
+    tickers: int
+    bars: int
+    count: int
+    fires: list[ReplayFire]
+    stopped_too_often: list[str]
+    note: str
+
+
+def _spec(body: RuleBody):  # type: ignore[no-untyped-def]
+    try:
+        return services.rule_spec(body.model_dump())
+    except RuleError as exc:
+        raise ApiError(400, "bad_rule", str(exc)) from None
+
+
+def _found(rule_id: str) -> dict[str, Any]:
+    rule = rules_store.get(db.session, int(rule_id)) if rule_id.isdigit() and len(rule_id) <= 18 else None
+    if rule is None:
+        raise ApiError(404, "unknown_rule", f"no rule {rule_id}")
+    return rule
+
+
+def _replay(spec, span: ReplaySpan, rule_id: int = 0, version: int = 0):  # type: ignore[no-untyped-def]
+    try:
+        return jsonify(services.replay_rule(spec, span.start, span.end, rule_id, version))
+    except services.ReplayError as exc:
+        raise ApiError(400, "bad_replay", str(exc)) from None
+    except services.UnknownList as exc:
+        raise ApiError(400, "bad_rule", str(exc)) from None
+
+
+@endpoint(bp, "/rules", response=RuleList, summary="Alert rules", auth=require_read_token, auth_kind="read")
+def list_rules():
+    return jsonify({"rules": rules_store.all_rules(db.session)})
+
+
+@endpoint(bp, "/rules", method="POST", status=201, response=RuleOut, body=RuleBody, auth=require_token,
+          summary="Create an alert rule")
+def create_rule(data: RuleBody):
+    return jsonify(rules_store.create(db.session, _spec(data))), 201
+
+
+@endpoint(bp, "/rules/<rule_id>", response=RuleOut, summary="One alert rule", auth=require_read_token,
+          auth_kind="read", errors=(404,), path_schemas=RULE_ID)
+def get_rule(rule_id: str):
+    return jsonify(_found(rule_id))
+
+
+@endpoint(bp, "/rules/<rule_id>", method="PUT", response=RuleOut, body=RuleBody, auth=require_token,
+          summary="Change an alert rule (a new version; its state starts over)", errors=(404,),
+          path_schemas=RULE_ID)
+def replace_rule(rule_id: str, data: RuleBody):
+    _found(rule_id)
+    return jsonify(rules_store.replace(db.session, int(rule_id), _spec(data)))
+
+
+@endpoint(bp, "/rules/<rule_id>", method="PATCH", response=RuleOut, body=StatusBody, auth=require_token,
+          summary="Pause or resume an alert rule", errors=(404,), path_schemas=RULE_ID)
+def pause_rule(rule_id: str, data: StatusBody):
+    _found(rule_id)
+    return jsonify(rules_store.set_status(db.session, int(rule_id), data.status))
+
+
+@endpoint(bp, "/rules/<rule_id>", method="DELETE", response=Deleted, auth=require_token,
+          summary="Delete an alert rule", errors=(404,), path_schemas=RULE_ID)
+def delete_rule(rule_id: str):
+    _found(rule_id)
+    return jsonify({"id": int(rule_id), "deleted": rules_store.delete(db.session, int(rule_id))})
+
+
+@endpoint(bp, "/rules/replay", method="POST", response=ReplayResult, body=ReplayUnsaved,
+          auth=require_read_token, auth_kind="read",
+          summary="Replay an unsaved rule over the stored history (delivers nothing)")
+def replay_unsaved(data: ReplayUnsaved):
+    return _replay(_spec(data.rule), data)
+
+
+@endpoint(bp, "/rules/<rule_id>/replay", method="POST", response=ReplayResult, body=ReplaySpan,
+          auth=require_read_token, auth_kind="read", errors=(404,), path_schemas=RULE_ID,
+          summary="Replay a rule over the stored history (delivers nothing)")
+def replay_saved(rule_id: str, data: ReplaySpan):
+    rule = _found(rule_id)
+    spec = services.rule_spec({k: rule[k] for k in ("name", "condition", "scope", "frequency",
+                                                    "cooldown_seconds", "expires_at", "channels")})
+    return _replay(spec, data, rule["id"], rule["version"])
+
