@@ -394,8 +394,9 @@ def evaluate(rule: Rule, tickers: Sequence[str], series: Mapping[str, np.ndarray
     """The rule over bars ``first..`` of every ticker's series (tickers × times arrays).
 
     Conditions are computed for all tickers at once; the state machine then
-    walks only the bars where something can change for a ticker: where the
-    condition holds, or where a disarmed state could re-arm.
+    walks only the tickers where something can change: the condition holds
+    at some bar, or a disarmed state could re-arm.  Only changed states are
+    returned, so a rule over 10,000 tickers that holds for three touches three.
     """
     held, inputs = condition_values(rule.condition, series)
     stale = np.zeros(held.shape, bool) if stale is None else stale
@@ -405,13 +406,9 @@ def evaluate(rule: Rule, tickers: Sequence[str], series: Mapping[str, np.ndarray
         state = before
         if state.status != "active":
             continue
-        row = held[i, first:]
-        if not row.any() and state.armed:
-            walk: Sequence[int] = [first + int(np.flatnonzero(~stale[i, first:])[-1])] \
-                if (~stale[i, first:]).any() else []
-        else:
-            walk = range(first, held.shape[1])
-        for t in walk:
+        if state.armed and not held[i, first:].any():
+            continue  # nothing can change: an armed state stays armed, and nothing fires
+        for t in range(first, held.shape[1]):
             fired, state = step(rule, state, bool(held[i, t]), int(times[t]), bool(stale[i, t]))
             if fired:
                 vals = {k: _num(v[i, t]) for k, v in inputs.items()}
