@@ -215,3 +215,26 @@ def test_the_vectorised_evaluator_matches_a_plain_reference(op, data, freq, cool
             if fired:
                 expected.append((ticker, int(times[t])))
     assert [(f.ticker, f.bar_time) for f in got.fires] == expected
+
+
+def test_only_the_tickers_whose_state_changed_are_kept() -> None:
+    n = 1000
+    close = np.full((n, 2), 100.0)
+    close[[5, 50, 500], 1] = 102.0
+    rule = Rule(1, 1, parse_condition({"op": "greater_than", "a": CLOSE, "b": {"const": 101}}))
+    series = {f: close for f in ("open", "high", "low", "close", "volume")}
+    out = evaluate(rule, [f"T{i}" for i in range(n)], series, np.array([T0, T0 + 60]), {}, None, 1)
+    assert sorted(out.states) == ["T5", "T50", "T500"] and len(out.fires) == 3
+    assert out.states["T5"] == TickerState(False, T0 + 60, (T0 + 60,), "active", T0 + 60)
+
+
+def test_rules_of_one_tick_share_an_sma_and_get_the_same_fires() -> None:
+    closes = np.array([[10, 11, 12, 11, 10, 12, 13, 11], [5, 5, 6, 7, 6, 5, 6, 7]], float)
+    series = {f: closes for f in ("open", "high", "low", "close", "volume")}
+    times = np.array([T0 + 60 * i for i in range(8)])
+    up = Rule(1, 1, parse_condition({"op": "crossing_up", "a": CLOSE, "b": {"sma": 3}}), cooldown_seconds=0)
+    down = Rule(2, 1, parse_condition({"op": "crossing_down", "a": CLOSE, "b": {"sma": 3}}), cooldown_seconds=0)
+    cache: dict = {}
+    shared = [evaluate(r, ["A", "B"], series, times, {}, None, 0, cache).fires for r in (up, down)]
+    alone = [evaluate(r, ["A", "B"], series, times, {}).fires for r in (up, down)]
+    assert shared == alone and all(shared) and len(cache) == 1

@@ -262,8 +262,17 @@ def _ema(close: np.ndarray, n: int) -> np.ndarray:
     return np.round(out, 9)
 
 
-def operand_values(o: Operand, series: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The operand at every bar (the last axis is time; any leading axes are tickers)."""
+def operand_values(o: Operand, series: Mapping[str, np.ndarray],
+                   cache: dict[Operand, np.ndarray] | None = None) -> np.ndarray:
+    """The operand at every bar (the last axis is time; any leading axes are tickers).
+
+    ``cache`` shares an SMA or EMA between the rules of one tick over the same series.
+    """
+    if cache is not None and o.kind in ("sma", "ema"):
+        got = cache.get(o)
+        if got is None:
+            got = cache[o] = operand_values(o, series)
+        return got
     close = series["close"]
     if o.kind == "const":
         return np.full(close.shape, float(o.arg))  # type: ignore[arg-type]
@@ -286,15 +295,16 @@ def _prev(x: np.ndarray, n: int = 1) -> np.ndarray:
     return out
 
 
-def condition_values(c: Condition, series: Mapping[str, np.ndarray]
+def condition_values(c: Condition, series: Mapping[str, np.ndarray],
+                     cache: dict[Operand, np.ndarray] | None = None
                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Whether the condition holds at every bar (NaN inputs: False), and its inputs by name."""
-    a = operand_values(c.a, series)
+    a = operand_values(c.a, series, cache)
     a1 = _prev(a)
     inputs = {"a": a, "a1": a1}
     with np.errstate(invalid="ignore"):
         if c.op in PAIR_OPS:
-            b = operand_values(c.b, series)  # type: ignore[arg-type]
+            b = operand_values(c.b, series, cache)  # type: ignore[arg-type]
             b1 = _prev(b)
             inputs.update(b=b, b1=b1)
             up = (a > b) & (a1 <= b1)
@@ -302,7 +312,8 @@ def condition_values(c: Condition, series: Mapping[str, np.ndarray]
             held = {"crossing_up": up, "crossing_down": down, "crossing": up | down,
                     "greater_than": a > b, "less_than": a < b}[c.op]
         elif c.op in CHANNEL_OPS:
-            lo, hi = operand_values(c.lower, series), operand_values(c.upper, series)  # type: ignore[arg-type]
+            lo = operand_values(c.lower, series, cache)  # type: ignore[arg-type]
+            hi = operand_values(c.upper, series, cache)  # type: ignore[arg-type]
             lo1, hi1 = _prev(lo), _prev(hi)
             inputs.update(lower=lo, upper=hi, lower1=lo1, upper1=hi1)
             inside = (a >= lo) & (a <= hi)
@@ -389,37 +400,101 @@ def step(rule: Rule, state: TickerState, held: bool, bar_time: int, stale: bool)
     return True, state
 
 
+NEVER = np.iinfo(np.int64).min // 2  # "no fire yet" / "no bar yet" in the state columns
+_STATUS = ("active", "done", "stopped_too_often")
+
+
+class Columns:
+    """One rule's state for many tickers as arrays: the live tick and replays step all of them at once."""
+
+    def __init__(self, tickers: Sequence[str], states: Mapping[str, TickerState]) -> None:
+        n = len(tickers)
+        self.armed = np.ones(n, bool)
+        self.last_fire = np.full(n, NEVER, np.int64)
+        self.last_bar = np.full(n, NEVER, np.int64)
+        self.status = np.zeros(n, np.int8)
+        self.recent: dict[int, tuple[int, ...]] = {}
+        index = {t: i for i, t in enumerate(tickers)} if states else {}
+        for t, st_ in states.items():  # sparse: only tickers whose state is not the default
+            i = index.get(t)
+            if i is None:
+                continue
+            self.armed[i] = st_.armed
+            self.last_fire[i] = NEVER if st_.last_fire is None else st_.last_fire
+            self.last_bar[i] = NEVER if st_.last_bar is None else st_.last_bar
+            self.status[i] = _STATUS.index(st_.status)
+            if st_.recent:
+                self.recent[i] = st_.recent
+
+    def state(self, i: int) -> TickerState:
+        lf, lb = int(self.last_fire[i]), int(self.last_bar[i])
+        return TickerState(bool(self.armed[i]), None if lf == NEVER else lf, self.recent.get(i, ()),
+                           _STATUS[int(self.status[i])], None if lb == NEVER else lb)
+
+
+def step_bar(rule: Rule, cols: Columns, held: np.ndarray, stale: np.ndarray, bar_time: int) -> list[int]:
+    """:func:`step` for every ticker at once, for one bar; the indexes that fire.
+
+    The arrays do the work; Python touches only the tickers that pass every
+    vectorised test (they fire, or the breaker stops them): a handful.
+    """
+    if rule.expires_at is not None and bar_time >= rule.expires_at:
+        return []
+    active = (cols.status == 0) & (cols.last_bar < bar_time) & ~stale
+    cols.last_bar[active] = bar_time
+    cols.armed[active & ~held] = True
+    candidate = active & held
+    if rule.condition.op in STATE_OPS and rule.frequency != "every_time":
+        candidate &= cols.armed
+        cols.armed[candidate] = False
+    cooldown = max(rule.cooldown_seconds, EVERY_TIME_FLOOR if rule.frequency == "every_time" else 0)
+    candidate &= (cols.last_fire == NEVER) | (bar_time - cols.last_fire >= cooldown)
+    fired = []
+    for i in np.flatnonzero(candidate).tolist():
+        recent = tuple(t for t in cols.recent.get(i, ()) if bar_time - t < STORM_SECONDS)
+        if len(recent) >= STORM_FIRES:
+            cols.recent[i] = recent
+            cols.status[i] = 2
+            continue
+        cols.recent[i] = (*recent, bar_time)
+        cols.last_fire[i] = bar_time
+        if rule.frequency == "once":
+            cols.status[i] = 1
+        fired.append(i)
+    return fired
+
+
 def evaluate(rule: Rule, tickers: Sequence[str], series: Mapping[str, np.ndarray], times: np.ndarray,
-             states: Mapping[str, TickerState], stale: np.ndarray | None = None, first: int = 0) -> Outcome:
+             states: Mapping[str, TickerState], stale: np.ndarray | None = None, first: int = 0,
+             cache: dict[Operand, np.ndarray] | None = None) -> Outcome:
     """The rule over bars ``first..`` of every ticker's series (tickers × times arrays).
 
-    Conditions are computed for all tickers at once; the state machine then
-    walks only the tickers where something can change: the condition holds
-    at some bar, or a disarmed state could re-arm.  Only changed states are
-    returned, so a rule over 10,000 tickers that holds for three touches three.
+    Conditions and the state machine both run over all tickers at once
+    (:func:`step_bar`, which :func:`step` defines ticker by ticker); only the
+    states that changed are returned.
     """
-    held, inputs = condition_values(rule.condition, series)
+    held, inputs = condition_values(rule.condition, series, cache)
     stale = np.zeros(held.shape, bool) if stale is None else stale
+    cols = Columns(tickers, states)
+    start = (cols.armed.copy(), cols.last_fire.copy(), cols.status.copy())
     out = Outcome()
-    for i, ticker in enumerate(tickers):
-        before = states.get(ticker, TickerState())
-        state = before
-        if state.status != "active":
-            continue
-        if state.armed and not held[i, first:].any():
-            continue  # nothing can change: an armed state stays armed, and nothing fires
-        for t in range(first, held.shape[1]):
-            fired, state = step(rule, state, bool(held[i, t]), int(times[t]), bool(stale[i, t]))
-            if fired:
-                vals = {k: _num(v[i, t]) for k, v in inputs.items()}
-                out.fires.append(Fire(rule.id, rule.version, ticker, int(times[t]),
-                                      bucket_of(rule.frequency, int(times[t])), vals,
-                                      explain(rule.condition, vals)))
-            if state.status == "stopped_too_often" and before.status != "stopped_too_often":
-                out.stopped.append(ticker)
-                break
-        if state != before:
-            out.states[ticker] = state
+    for t in range(first, held.shape[1]):
+        bar_time = int(times[t])
+        for i in step_bar(rule, cols, held[:, t], stale[:, t], bar_time):
+            vals = {k: _num(v[i, t]) for k, v in inputs.items()}
+            out.fires.append(Fire(rule.id, rule.version, tickers[i], bar_time,
+                                  bucket_of(rule.frequency, bar_time), vals, explain(rule.condition, vals)))
+    # A row whose only change is ``last_bar`` needs no keeping: evaluated again at that bar (a
+    # retried tick) it comes to the same nothing.  So a rule over 10,000 tickers that holds for
+    # three keeps three rows.
+    changed = (cols.armed != start[0]) | (cols.last_fire != start[1]) | (cols.status != start[2])
+    for i in np.flatnonzero(changed).tolist():
+        out.states[tickers[i]] = cols.state(i)
+        if cols.status[i] == 2 and start[2][i] != 2:
+            out.stopped.append(tickers[i])
+    if out.fires:
+        order = {t: i for i, t in enumerate(tickers)}
+        out.fires.sort(key=lambda f: (order[f.ticker], f.bar_time))
     return out
 
 
