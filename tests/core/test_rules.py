@@ -233,7 +233,8 @@ def test_rules_of_one_tick_share_an_sma_and_get_the_same_fires() -> None:
     series = {f: closes for f in ("open", "high", "low", "close", "volume")}
     times = np.array([T0 + 60 * i for i in range(8)])
     up = Rule(1, 1, parse_condition({"op": "crossing_up", "a": CLOSE, "b": {"sma": 3}}), cooldown_seconds=0)
-    down = Rule(2, 1, parse_condition({"op": "crossing_down", "a": CLOSE, "b": {"sma": 3}}), cooldown_seconds=0)
+    down = Rule(2, 1, parse_condition({"op": "crossing_down", "a": CLOSE, "b": {"sma": 3}}),
+                cooldown_seconds=0)
     cache: dict = {}
     shared = [evaluate(r, ["A", "B"], series, times, {}, None, 0, cache).fires for r in (up, down)]
     alone = [evaluate(r, ["A", "B"], series, times, {}).fires for r in (up, down)]
