@@ -70,6 +70,7 @@ class StreamProcess:
         self.symbols: list[str] = []
         self.link = Link(cfg.STREAM_PROVIDER)
         self.leading = False
+        self.halts: dict[str, dict | None] = {}  # halt changes waiting for the next flush
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead when the lock is free, stand by otherwise, until ``stop``."""
@@ -138,7 +139,6 @@ class StreamProcess:
                 await lock.release()
 
     async def _process(self, queue: asyncio.Queue, source: Any, tape: Tape, link: Link) -> None:
-        self.halts: dict[str, dict | None] = {}
         warned = 0.0
         while True:
             item = await queue.get()
