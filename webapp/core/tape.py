@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from webapp.core.trades import _ALL, Bar, BarBook, Dedup, Throttle, Trade, _eligibility
+from webapp.core.trades import Bar, BarBook, Dedup, Throttle, Trade, counts_of
 
 REVISE_WIDTHS = 5  # closed bars kept for revision (late prints, corrected provider bars)
 
@@ -71,7 +71,7 @@ class Tape:
         for t in trades:
             if t.ticker not in listened:
                 continue
-            counts = _eligibility(provider, t.conditions) if t.conditions else _ALL
+            counts = counts_of(provider, t.conditions)
             if counts.last:
                 newest = self.newest.get(t.ticker)
                 if newest is None or (t.time_ms, t.price, t.size) > (newest.time_ms, newest.price,
@@ -93,7 +93,7 @@ class Tape:
             if bar is None:
                 continue  # older than the revision window, or the provider's own bar rules it
             old = self.closed[key]
-            bar.add(t, _eligibility(self.provider, t.conditions))
+            bar.add(t, counts_of(self.provider, t.conditions))
             new = _row(bar, old[7], old[8])
             self.closed[key] = self.revised[key] = new
             if key[1] * 1000 >= self.day_start_ms:

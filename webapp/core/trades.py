@@ -75,6 +75,11 @@ def eligibility(provider: str, conditions: Sequence[str | int]) -> Counts:
 _ALL = Counts(True, True)
 
 
+def counts_of(provider: str, conditions: tuple) -> Counts:
+    """:func:`eligibility`, cached per distinct code set (a feed repeats a handful of them)."""
+    return _eligibility(provider, conditions) if conditions else _ALL
+
+
 @dataclass(slots=True)
 class Bar:
     """One ticker's OHLCV over [start, start + width), with VWAP and the trade count."""

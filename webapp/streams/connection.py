@@ -131,10 +131,6 @@ class Link:
                 "gaps": [[round(a, 3), round(b, 3)] for a, b in self.gaps[-10:]]}
 
 
-class Stalled(Exception):
-    pass
-
-
 def _classify(exc: BaseException) -> StreamRefused:
     """An exception from dialling or reading as a refusal kind."""
     if isinstance(exc, StreamRefused):
@@ -150,8 +146,6 @@ def _classify(exc: BaseException) -> StreamRefused:
         rcvd = exc.rcvd
         return StreamRefused("retry", f"connection closed ({rcvd.code if rcvd else 1006}"
                                       f"{' ' + rcvd.reason if rcvd and rcvd.reason else ''})")
-    if isinstance(exc, Stalled):
-        return StreamRefused("retry", str(exc))
     return StreamRefused("retry", f"{type(exc).__name__}: {exc}")
 
 
