@@ -59,7 +59,8 @@ class Run:
 
 def run_stream(base_config: Config, redis_url: str, feed: FakeFeed,
                body: Callable[[Run], Awaitable[None]], symbols: list[str] | None = None,
-               listen: list[str] = (), **overrides: Any) -> None:  # type: ignore[assignment]
+               listen: list[str] = (), symbols_fail: int = 0,  # type: ignore[assignment]
+               **overrides: Any) -> None:
     async def main() -> None:
         url = await feed.start()
         cfg = base_config.with_overrides(**{
@@ -72,7 +73,15 @@ def run_stream(base_config: Config, redis_url: str, feed: FakeFeed,
 
             ListenerRegistry(redis.Redis.from_url(redis_url), "test-web").publish(listen)
 
+        calls = [0]
+
         async def load_symbols() -> list[str]:
+            calls[0] += 1
+            if calls[0] <= symbols_fail:
+                import sqlalchemy.exc
+
+                raise sqlalchemy.exc.OperationalError("SELECT ticker FROM symbols", {},
+                                                      Exception("connection refused"))  # Postgres down
             return wanted
 
         async def anchors(tickers: Any) -> dict[str, float]:

@@ -188,6 +188,14 @@ def test_too_many_symbols_shrinks_the_set_and_names_the_rest(base_config, servic
     run_stream(base_config, service_urls[0], feed, body, symbols=symbols, STREAM_MAX_SYMBOLS=50)
 
 
+def test_postgres_down_when_the_leader_starts_streams_the_configured_symbols(base_config, service_urls):
+    async def body(run: Run) -> None:
+        await run.until(lambda: _connected(run), what="connected")
+        assert run.feed.subscribed[0] == list(base_config.SYMBOLS)  # SYMBOLS, while Postgres is out
+
+    run_stream(base_config, service_urls[0], FakeFeed("polygon"), body, symbols_fail=1)
+
+
 # ---- helpers
 def time_ms() -> float:
     import time

@@ -103,8 +103,13 @@ class StreamProcess:
 
     async def _lead(self, lock: LeaderLock, stop: asyncio.Event) -> None:
         self.leading = True
-        self.symbols = list(await self.load_symbols())
         cfg = self.cfg
+        try:
+            self.symbols = list(await self.load_symbols())
+        except Exception as exc:  # Postgres down as we take the feed: stream what we know, refresh later
+            self.symbols = self.symbols or list(cfg.SYMBOLS)
+            log.warning("stream: could not read the tracked symbols (%s); streaming %d until they can be "
+                        "read again", type(exc).__name__, len(self.symbols))
         now_ms = int(time.time() * 1000)
         tape = Tape(cfg.STREAM_PROVIDER, cfg.TICK_SECONDS, cfg.STREAM_GRACE_MS, started_ms=now_ms)
         self.link = link = Link(cfg.STREAM_PROVIDER)
