@@ -71,7 +71,7 @@ def clean(service_urls: tuple[str, str]) -> Iterator[None]:
     conn = psycopg2.connect(_plain_pg(db_url))
     with conn, conn.cursor() as cur:
         cur.execute("TRUNCATE quotes, alerts, symbols, api_tokens, daily_bars, missed_slots, alert_rules, "
-                    "alert_rule_states, alert_events")
+                    "alert_rule_states, alert_events, webhook_endpoints, deliveries, delivery_attempts")
     conn.close()
     yield
 

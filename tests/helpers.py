@@ -18,6 +18,7 @@ from webapp import names, services
 from webapp.core.latest import Latest
 from webapp.extensions import db, get_redis
 from webapp.tick.pipeline import TickServices
+from webapp.tick.rules import RuleEngine
 
 
 class EmitCapture:
@@ -125,7 +126,8 @@ def hot_state(rdb, tickers, period=5):
 
 def scripted_services(app, provider) -> TickServices:
     base = services.tick_services()
-    return TickServices(base.config, provider, base.hot, db.session, base.publisher, spool=base.spool)
+    return TickServices(base.config, provider, base.hot, db.session, base.publisher, spool=base.spool,
+                        rules=RuleEngine())
 
 
 def schema_for(spec: dict, path: str, status: str = "200") -> dict:

@@ -15,6 +15,8 @@ EVENT_FOLLOW_ALERTS = "follow_alerts"  # {"on": true|false}: join/leave the aler
 EVENT_SCAN_UPDATE = "scan_update"  # to scan:<list>: what changed in a ranked list
 EVENT_IN_PLAY = "in_play"  # to ticker:XYZ: the ticker entered a scanner list
 EVENT_TRADE = "trade"  # to ticker:XYZ, from the stream process: the last trade, at most every 250 ms
+EVENT_ALERT_EVENT = "alert_event"  # to alerts and rule:<id>: a rule fired (with its event id and inputs)
+EVENT_FOLLOW_RULES = "follow_rules"  # {"rules": [ids], "after": last_event_id}: join rule rooms, get missed
 
 # Socket.IO rooms
 ROOM_ALL = "all"
@@ -28,6 +30,10 @@ def ticker_room(ticker: str) -> str:
 
 def scan_room(name: str) -> str:
     return f"scan:{name}"
+
+
+def rule_room(rule_id: int) -> str:
+    return f"rule:{rule_id}"
 
 
 # Redis keys.  Every key the tick writes carries a TTL.
@@ -139,3 +145,6 @@ SOCKETIO_CHANNEL = "socketio"
 TICK_JOB_ID = "tracker-tick"
 RETENTION_JOB_ID = "tracker-retention"
 PROFILE_JOB_ID = "tracker-volume-profile"
+
+
+DELIVERY_WAKE_CHANNEL = f"{_PREFIX}:deliveries:wake"  # pub/sub: new deliveries are due (Postgres holds them)

@@ -35,6 +35,7 @@ from webapp.store.subscriptions import web_loads
 from webapp.tick import scanner
 from webapp.tick.pipeline import TickReport, TickServices, max_age, run_tick
 from webapp.tick.publisher import Publisher
+from webapp.tick.rules import RuleEngine
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def tick_services() -> TickServices:
             session=db.session,
             publisher=Publisher(client),
             spool=Spool(client, cfg.SPOOL_MAX_TICKS),
+            rules=RuleEngine(),
             after_commit=_pause_when_asked(client) if cfg.FAULT_INJECTION else None,
         )
         app.extensions["tick_services"] = svc
@@ -432,7 +434,8 @@ def replay(path: str, speed: float, each: Callable[[TickReport], None] | None = 
 
     provider = ReplayProvider(load_bars(Path(path)))
     base = tick_services()
-    svc = TickServices(base.config, provider, base.hot, db.session, base.publisher, spool=base.spool)
+    svc = TickServices(base.config, provider, base.hot, db.session, base.publisher, spool=base.spool,
+                       rules=RuleEngine())
     tickers = provider.tickers
     symbols.seed(db.session, tickers)
     for t in tickers:

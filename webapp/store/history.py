@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -140,8 +140,10 @@ class PendingInsert:
     ``finish``, which the tick calls before it writes Redis.
     """
 
-    def __init__(self, session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow]) -> None:
+    def __init__(self, session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow],
+                 also: Callable[[Session], object] | None = None) -> None:
         self.session = session
+        self._also = also  # more writes for the same transaction (the rules' events and states)
         self._quotes, self._alerts = quotes, alerts
         self._batches: list[tuple[str, str, io.StringIO]] = []
         self._error: BaseException | None = None
@@ -174,9 +176,14 @@ class PendingInsert:
         through staging tables that skip what exists.
         """
         if self._thread is None:
+            if self._also is not None:
+                self._also(self.session)
+                self.session.commit()
             return
         self._thread.join()
         if self._error is None:
+            if self._also is not None:
+                self._also(self.session)
             self.session.commit()
             return
         self.session.rollback()
@@ -186,6 +193,8 @@ class PendingInsert:
         for table, columns, data in self._batches:
             data.seek(0)
             _merge(self.session, table, columns, data)
+        if self._also is not None:
+            self._also(self.session)
         self.session.commit()
 
 

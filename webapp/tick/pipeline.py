@@ -43,10 +43,12 @@ from webapp.core.market import MarketState, market_state, slot_of
 from webapp.core.quotes import Quote
 from webapp.core.validation import quote_problems
 from webapp.providers.base import FetchResult, Provider
+from webapp.store import alerts as alert_store
 from webapp.store import history, hot, missed
 from webapp.store.history import DB_DOWN
 from webapp.store.hot import HotStore, Restore, Shard
 from webapp.store.spool import Spool
+from webapp.tick import rules as live_rules
 from webapp.tick import scanner
 from webapp.tick.publisher import Batch, Publisher
 
@@ -71,6 +73,7 @@ class TickServices:
     publisher: Publisher
     market: Callable[[datetime], MarketState] = market_state
     spool: Spool | None = None  # where rows wait while Postgres is down (None: a failed store fails the tick)
+    rules: live_rules.RuleEngine | None = None  # alert rules people chose (None: only the built-in SMA alert)
     after_commit: Callable[[int], None] | None = None  # tests only: runs between Postgres and Redis
 
 
@@ -87,6 +90,9 @@ class TickReport:
     stale: dict[str, str] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     emitted: int = 0
+    rules: int = 0  # rules evaluated
+    rule_fires: int = 0  # alert events this tick stored
+    deliveries: int = 0  # webhook deliveries it queued
     spooled: int = 0  # ticks waiting in the spool after this one (Postgres down)
     drained: int = 0  # spooled ticks this one stored
     duration_ms: float = 0.0
@@ -104,6 +110,7 @@ class TickReport:
             "skipped": self.skipped, "symbols": self.symbols, "fetched": self.fetched,
             "accepted": self.accepted, "restored": self.restored,
             "stale": self.stale, "alerts": self.alerts, "emitted": self.emitted,
+            "rules": self.rules, "rule_fires": self.rule_fires, "deliveries": self.deliveries,
             "spooled": self.spooled, "drained": self.drained,
             "duration_ms": round(self.duration_ms, 1), "phases_ms": self.phases_ms,
         }
@@ -208,7 +215,7 @@ def _locked_tick(
 ) -> None:
     cfg = svc.config
     slot, slot_time = report.slot, report.at
-    t = time.perf_counter()
+    t = began = time.perf_counter()
     scan_keys = scanner.ScanInputs.keys(cfg, shard, slot_time) if cfg.SCANNER else []
     state = svc.hot.read(slot, shard, [*scan_keys, names.tick_done_key(slot - 1, *shard),
                                        names.SPOOL_COUNT_KEY, names.stored_slot_key(*shard)])
@@ -270,12 +277,18 @@ def _locked_tick(
                             max_age(cfg, svc.provider, market), set(latest.stale),
                             rebuild=[r.ticker for r in restores])
         t = report.mark("scan", t)
+    rules = _rules(svc, symbols, slot_time, rows, accepted, now, began, scan) if svc.rules else None
+    if rules is not None:
+        report.rules = rules.rules
+        t = report.mark("rules", t)
 
     # Postgres first: if Redis fails after this, the retry finds the slot
     # unfinished and the unique keys keep the rows single.  The COPYs run on
     # a helper thread while the Redis write and the emits are prepared.
     try:
-        pending: history.PendingInsert | None = history.PendingInsert(svc.session, quote_rows, alert_rows)
+        pending: history.PendingInsert | None = history.PendingInsert(
+            svc.session, quote_rows, alert_rows,
+            _rule_writer(report, rules) if rules and (rules.fires or rules.states) else None)
     except DB_DOWN as exc:
         pending = _spool(svc, report, slot, quote_rows, alert_rows, exc)
     summary = {"slot": slot, "at": slot_time.isoformat(), "ran_at": now.isoformat(),
@@ -323,9 +336,48 @@ def _locked_tick(
                                              slot_time, market))
         if scan is not None:
             _scan_emits(svc, scan, batch, slot, slot_time)
+    if rules is not None and rules.made:
+        _rule_emits(svc, rules, batch, now, report)
     report.emitted = len(batch.messages)
     batch.send()
     report.mark("emit", t)
+
+
+def _rules(svc: TickServices, symbols: Sequence[str], slot_time: datetime, rows: np.ndarray,
+           accepted: Sequence[Quote], now: datetime, began: float,
+           scan: scanner.ScanResult | None) -> live_rules.Evaluated | None:
+    """The tick's rule fires (not yet stored); none while Postgres is down, which holds rules and states."""
+    assert svc.rules is not None
+    try:
+        return svc.rules.evaluate(svc.session, symbols, int(slot_time.timestamp()), svc.config.TICK_SECONDS,
+                                  rows, accepted, now, began,
+                                  scan.table if scan else None, scan.position if scan else None,
+                                  scanner.settings(svc.config))
+    except DB_DOWN as exc:
+        svc.session.rollback()
+        log.warning("alert rules not evaluated this tick: Postgres unavailable (%s)", type(exc).__name__)
+        return None
+
+
+def _rule_writer(report: TickReport, rules: live_rules.Evaluated) -> Callable[[Session], object]:
+    def write(session: Session) -> None:
+        report.deliveries = rules.write(session)
+        report.rule_fires = len(rules.made)
+    return write
+
+
+def _rule_emits(svc: TickServices, rules: live_rules.Evaluated, batch: Batch, now: datetime,
+                report: TickReport) -> None:
+    """``alert_event`` for each fire this run stored (a retried tick stores, and so sends, none twice)."""
+    for f in rules.fires:
+        event_id = rules.made.get(f.fire.dedupe_key)
+        if event_id is not None:
+            batch.alert_event(alert_store.fire_json(f, event_id, now))
+    batch.wake_deliverers = report.deliveries > 0
+    if rules.stopped:
+        log.warning("storm breaker: %d rule/ticker pair(s) fired more than 15 times in 3 minutes and stopped "
+                    "(stopped_too_often): %s", len(rules.stopped),
+                    ", ".join(f"rule {r} {t}" for r, t in rules.stopped[:10]))
 
 
 def _diverged(svc: TickServices, symbols: Sequence[str], slot_time: datetime

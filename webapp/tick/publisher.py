@@ -30,8 +30,9 @@ from webapp.store.subscriptions import Listening
 log = logging.getLogger(__name__)
 
 _PUBLISH = """
-for i = 1, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
-return #ARGV
+for i = 2, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
+if ARGV[1] == '1' then redis.call('PUBLISH', KEYS[2], '1') end
+return #ARGV - 1
 """
 
 
@@ -54,9 +55,11 @@ class Publisher:
         """Collect emits now, send them later in one round-trip."""
         return Batch(self)
 
-    def send(self, messages: list[bytes]) -> None:
-        if messages:
-            self._script(keys=[self._channel], args=messages)
+    def send(self, messages: list[bytes], wake_deliverers: bool = False) -> None:
+        """Publish ``messages`` (and wake the webhook workers) in one round-trip."""
+        if messages or wake_deliverers:
+            self._script(keys=[self._channel, names.DELIVERY_WAKE_CHANNEL],
+                         args=[b"1" if wake_deliverers else b"0", *messages])
             self.sent += len(messages)
 
 
@@ -67,6 +70,7 @@ class Batch:
         self._publisher = publisher
         self.messages: list[bytes] = []
         self.listening: set[str] = set()  # tickers with a listener, when the tick read them
+        self.wake_deliverers = False  # webhook deliveries were queued: wake their workers with the send
 
     def _add(self, event: str, data: dict[str, Any], room: str) -> None:
         self.messages.append(self._publisher.message(event, data, room))
@@ -82,6 +86,11 @@ class Batch:
         if to_ticker_room:
             self._add(names.EVENT_ALERT, payload, names.ticker_room(payload["ticker"]))
 
+    def alert_event(self, payload: dict[str, Any]) -> None:
+        """A rule's fire (with its event id) to the alert feed and the rule's own room."""
+        self._add(names.EVENT_ALERT_EVENT, payload, names.ROOM_ALERTS)
+        self._add(names.EVENT_ALERT_EVENT, payload, names.rule_room(payload["rule_id"]))
+
     def scan_update(self, payload: dict[str, Any]) -> None:
         self._add(names.EVENT_SCAN_UPDATE, payload, names.scan_room(payload["list"]))
 
@@ -89,5 +98,5 @@ class Batch:
         self._add(names.EVENT_IN_PLAY, payload, names.ticker_room(payload["ticker"]))
 
     def send(self) -> int:
-        self._publisher.send(self.messages)
+        self._publisher.send(self.messages, self.wake_deliverers)
         return len(self.messages)

@@ -1,0 +1,156 @@
+"""One webhook attempt: the Standard Webhooks request, sent to the address that was checked.
+
+**Signing** is the ``standardwebhooks`` package's: ``webhook-id`` is the
+event's id (``evt_<n>``, the same on every retry and redelivery, the
+receiver's idempotency key), ``webhook-timestamp`` is this attempt's
+time, and ``webhook-signature`` holds one ``v1,<base64>`` per live secret
+(two while a rotation overlaps).
+
+**SSRF.**  The host is resolved once; every address it resolves to must
+pass :func:`webapp.core.delivery.address_refusal`, and the connection is
+made to that address (the ``Host`` header and the TLS SNI and
+certificate check keep the name), so a DNS answer that changes between
+the check and the connect (rebinding) cannot redirect the call.
+Redirects are never followed: a 3xx is a failed attempt.
+
+Why not ``requests-hardened``, which pins the address the same way: its
+filter has a loopback switch but no allow-list, and we need
+``WEBHOOK_ALLOWED_CIDRS`` (tests and self-hosters allow a network, the
+metadata range stays refused), and it checks only the first address a
+name resolves to.  urllib3, already a dependency, connects to a given
+address with a given SNI name in a few lines.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from standardwebhooks.webhooks import Webhook
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from webapp.core import delivery as policy
+from webapp.store.alerts import Attempt
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+USER_AGENT = "stock-tracker-webhooks/1"
+
+
+def body_of(event: dict[str, Any]) -> bytes:
+    """The documented, versioned JSON body (README "Webhooks"): the same bytes on every attempt."""
+    return json.dumps({
+        "type": "alert.fired", "schema_version": SCHEMA_VERSION, "event_id": event["id"],
+        "rule": {"id": event["rule_id"], "name": event["rule_name"], "version": event["rule_version"]},
+        "ticker": event["ticker"], "bar_time": event["bar_time"], "fired_at": event["fired_at"],
+        "inputs": event["inputs"], "explanation": event["explanation"],
+        "data": {"source": event["source"], "age_seconds": event["data_age_seconds"],
+                 "stale": event["stale"]},
+    }, separators=(",", ":"), sort_keys=True).encode()
+
+
+def webhook_id(event_id: int) -> str:
+    return f"evt_{event_id}"
+
+
+def headers_for(msg_id: str, body: bytes, keys: Sequence[str], at: datetime) -> dict[str, str]:
+    text = body.decode()
+    signatures = " ".join(Webhook(k).sign(msg_id, at, text) for k in keys)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": signatures, "content-type": "application/json", "user-agent": USER_AGENT}
+
+
+def check_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a webhook URL, or :class:`UrlRefused`."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise policy.UrlRefused(f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise policy.UrlRefused(f"a webhook URL must be http or https, got {parts.scheme or 'no scheme'!r}")
+    if not parts.hostname:
+        raise policy.UrlRefused("a webhook URL needs a host")
+    if parts.username or parts.password:
+        raise policy.UrlRefused("a webhook URL must not carry a user name or password")
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def resolve_checked(url: str, allowed: Sequence[policy.Network]) -> tuple[str, str, int, str]:
+    """(scheme, host, port, address to connect to), or :class:`~webapp.core.delivery.UrlRefused`."""
+    scheme, host, port = check_url(url)
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+    for address in addresses:
+        why = policy.address_refusal(address, allowed)
+        if why:
+            raise policy.UrlRefused(f"{host} resolves to {why}")
+    return scheme, host, port, addresses[0]
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, policy.UrlRefused):
+        return "ssrf"
+    if isinstance(exc, socket.gaierror | NameResolutionError):
+        return "dns"
+    if isinstance(exc, NewConnectionError):  # urllib3 makes it a ConnectTimeoutError too: ask first
+        return "timeout" if "timed out" in str(exc) else "refused"
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, SSLError | ssl.SSLError):
+        return "tls"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    return "connection"  # reset, closed early, a protocol error
+
+
+def post(url: str, body: bytes, headers: dict[str, str], allowed: Sequence[policy.Network],
+         timeout: float = policy.TIMEOUT_SECONDS) -> Attempt:
+    """POST once; never raises for what the network or the receiver did."""
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    try:
+        scheme, host, port, address = resolve_checked(url, allowed)
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        default = 443 if scheme == "https" else 80
+        host_header = (f"[{host}]" if ":" in host else host) + ("" if port == default else f":{port}")
+        kw: dict[str, Any] = {"timeout": urllib3.Timeout(connect=timeout, read=timeout), "retries": False,
+                              "maxsize": 1}
+        if scheme == "https":
+            pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
+                address, port, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED", **kw)
+        else:
+            pool = urllib3.HTTPConnectionPool(address, port, **kw)
+        with pool:
+            resp = pool.urlopen("POST", path, body=body, headers={**headers, "host": host_header},
+                                redirect=False, retries=False, preload_content=False, assert_same_host=False)
+            try:
+                kept = resp.read(policy.RESPONSE_KEPT, decode_content=True)
+            finally:
+                resp.release_conn()
+                resp.close()
+        status = resp.status
+        wait = policy.retry_after(resp.headers.get("retry-after"), datetime.now(timezone.utc))
+        text = kept.decode("utf-8", "replace")
+        err = policy.error_class(status, None)
+        return Attempt(started, (time.perf_counter() - t0) * 1000, status, err,
+                       None if err is None else f"HTTP {status}" + (" (redirects are not followed)"
+                                                                    if err == "redirect" else ""), text, wait)
+    except Exception as exc:
+        return Attempt(started, (time.perf_counter() - t0) * 1000, None, _failure(exc),
+                       f"{type(exc).__name__}: {exc}"[:500], None)

@@ -1,0 +1,243 @@
+"""Alert rules inside the minute tick: the pure evaluator over its bars, in a constant number of round-trips.
+
+Per tick: one statement reads the active rules, one their stored states;
+the bars come from :class:`Bars`, which this process keeps between ticks
+(the last readings of every ticker, as Postgres stores them) and rebuilds
+with one statement when it cannot continue (a restart, a gap, a deeper
+rule, another shard's tickers).  Each rule is then evaluated over its
+scope at once (:func:`webapp.core.rules.evaluate`, the evaluator replays
+use), and the fires, their deliveries and the changed states are written
+by the tick inside the transaction that stores its quotes
+(:func:`webapp.store.alerts.write_fires`): an event exists exactly when
+its state moved, and a retried tick, whose fires are already stored or
+whose states say the bar was seen, writes nothing twice.
+
+The series are the stored minute readings: ``close`` (= ``price`` =
+``open`` = ``high`` = ``low``: a reading is one price), ``volume``,
+``prev_close``, ``day_high``, ``day_low`` and ``change_pct``, exactly what
+a replay reads back, so live and replay fire alike.  The scanner's
+``vwap``, ``rvol``, ``gap_pct`` and ``day_volume`` exist only for the
+current bar (they are not stored per minute).  An EMA is seeded this
+many bars back (:func:`depth_of`), so it can differ from a replay's
+longer warm-up in the last decimals.  A stale or missing reading is
+never fired on.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from webapp.core import scanner as scan_core
+from webapp.core.quotes import Quote
+from webapp.core.rules import Condition, Operand, Rule, RuleError, TickerState, evaluate, parse_condition
+from webapp.store import alerts as store
+from webapp.store import history
+
+log = logging.getLogger(__name__)
+
+STORED = ("close", "volume", "prev_close", "day_high", "day_low")
+CURRENT_ONLY = ("vwap", "rvol", "gap_pct", "day_volume")
+MIN_DEPTH = 2
+
+
+def depth_of(c: Condition) -> int:
+    """Bars a condition needs at ``[0]`` and ``[1]`` (an EMA gets four periods of warm-up)."""
+    need = c.lookback + 1
+    for o in (c.a, c.b, c.lower, c.upper):
+        if o is not None and o.kind == "ema":
+            need = max(need, 4 * int(o.arg) + 1)  # type: ignore[arg-type]
+    return max(MIN_DEPTH, need)
+
+
+@dataclass
+class LiveRule:
+    rule: Rule
+    name: str
+    scope: dict[str, Any]
+    endpoints: tuple[int, ...]
+    depth: int
+
+
+@dataclass
+class Bars:
+    """The last ``depth`` readings of ``tickers`` (tickers × bars), oldest first; NaN where none is stored."""
+
+    tickers: tuple[str, ...] = ()
+    times: list[int] = field(default_factory=list)
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+    depth: int = 0
+
+    def continues(self, tickers: Sequence[str], slot: int, tick_seconds: int, depth: int) -> bool:
+        """Whether this tick's bar can be appended (else rebuild from Postgres)."""
+        if tuple(tickers) != self.tickers or depth > self.depth:
+            return False
+        self.drop_from(slot)  # a retried tick appends its slot again
+        return bool(self.times) and self.times[-1] == slot - tick_seconds
+
+    def drop_from(self, slot: int) -> None:
+        keep = sum(1 for t in self.times if t < slot)
+        if keep < len(self.times):
+            self.times = self.times[:keep]
+            self.data = {k: v[:, :keep] for k, v in self.data.items()}
+
+    @classmethod
+    def stored(cls, session: Session, tickers: Sequence[str], depth: int, slot: int) -> Bars:
+        """The last readings before ``slot`` from Postgres (one statement)."""
+        got = history.recent_quotes(session, tickers, depth + 1)
+        times = sorted({int(q.time.timestamp()) for qs in got.values() for q in qs
+                        if int(q.time.timestamp()) < slot})[-depth:]
+        at = {t: j for j, t in enumerate(times)}
+        bars = cls(tuple(tickers), times, {k: np.full((len(tickers), len(times)), np.nan) for k in STORED},
+                   depth)
+        for i, t in enumerate(tickers):
+            for q in got.get(t, ()):
+                j = at.get(int(q.time.timestamp()))
+                if j is not None:
+                    bars._put(i, j, q)
+        return bars
+
+    def _put(self, i: int, j: int, q: Quote) -> None:
+        d = self.data
+        d["close"][i, j] = q.price
+        d["volume"][i, j] = np.nan if q.volume is None else q.volume
+        d["prev_close"][i, j] = np.nan if q.prev_close is None else q.prev_close
+        d["day_high"][i, j] = np.nan if q.high is None else q.high
+        d["day_low"][i, j] = np.nan if q.low is None else q.low
+
+    def append(self, slot: int, rows: np.ndarray, quotes: Sequence[Quote]) -> None:
+        """This tick's bar: the accepted quotes at ``rows``; NaN (stale) for the rest."""
+        n = len(self.tickers)
+        column = {k: np.full((n, 1), np.nan) for k in STORED}
+        self.data = {k: np.concatenate([self.data[k], column[k]], axis=1)[:, -self.depth:] for k in STORED}
+        self.times = [*self.times, slot][-self.depth:]
+        j = len(self.times) - 1
+        for i, q in zip(rows.tolist(), quotes, strict=True):
+            self._put(i, j, q)
+
+
+@dataclass
+class Evaluated:
+    """A tick's rule work: what to write in its transaction, and what to emit after."""
+
+    fires: list[store.FireRow] = field(default_factory=list)
+    states: list[tuple[int, int, str, TickerState]] = field(default_factory=list)
+    rules: int = 0
+    stopped: list[tuple[int, str]] = field(default_factory=list)
+    made: dict[str, int] = field(default_factory=dict)  # dedupe key -> event id, after the write
+
+    def write(self, session: Session) -> int:
+        """Inside the tick's transaction: the events, their deliveries, the states."""
+        made, queued = store.write_fires(session, self.fires, self.states)
+        self.made = made
+        return queued
+
+
+class RuleEngine:
+    """Held by a tick process: its bars and parsed rules outlive the tick."""
+
+    def __init__(self) -> None:
+        self.bars = Bars()
+        self._parsed: dict[tuple[int, int], LiveRule] = {}
+        self.refills = 0
+
+    def _live(self, rows: Sequence[Any]) -> list[LiveRule]:
+        out, seen = [], {}
+        for r in rows:
+            key = (r.id, r.version)
+            got = self._parsed.get(key)
+            if got is None:
+                try:
+                    cond = parse_condition(r.condition)
+                except RuleError as exc:  # stored before a stricter parser: say so, skip it
+                    log.error("rule %s cannot be evaluated: %s", r.id, exc)
+                    continue
+                expires = int(r.expires_at.timestamp()) if r.expires_at else None
+                endpoints = tuple(int(c.split(":", 1)[1]) for c in r.channels if c.startswith("webhook:"))
+                got = LiveRule(Rule(r.id, r.version, cond, r.frequency, r.cooldown_seconds, expires), r.name,
+                               dict(r.scope), endpoints, depth_of(cond))
+            seen[key] = got
+            out.append(got)
+        self._parsed = seen
+        return out
+
+    def evaluate(self, session: Session, symbols: Sequence[str], slot: int, tick_seconds: int,
+                 rows: np.ndarray, accepted: Sequence[Quote], now: datetime, started: float,
+                 scan_table: scan_core.Table | None = None, scan_position: Mapping[str, int] | None = None,
+                 scan_settings: scan_core.Settings | None = None) -> Evaluated:
+        """Every active rule over this tick's bar of ``symbols`` (``rows``: the accepted quotes' rows)."""
+        out = Evaluated()
+        live = self._live(store.live_rules(session))
+        if not live or not len(accepted):
+            return out
+        depth = max(r.depth for r in live)
+        if not self.bars.continues(symbols, slot, tick_seconds, depth):
+            self.bars = Bars.stored(session, symbols, depth, slot)
+            self.refills += 1
+        self.bars.append(slot, rows, accepted)
+        states = store.states_of(session, [r.rule.id for r in live])
+        index = {t: i for i, t in enumerate(symbols)}
+        series_all = self._series(scan_table, scan_position, symbols)
+        stale_all = np.isnan(series_all["close"])
+        times = np.array(self.bars.times, np.int64)
+        by_ticker = {q.ticker: q for q in accepted}
+        shared: dict[Operand, np.ndarray] = {}
+        for lr in live:
+            picked = self._scope(lr.scope, index, symbols, scan_table, scan_position, scan_settings)
+            if picked is not None and not len(picked):
+                continue
+            if picked is None:
+                tickers: Sequence[str] = symbols
+                series, stale, cache = series_all, stale_all, shared
+            else:
+                tickers = [symbols[i] for i in picked.tolist()]
+                series = {k: v[picked] for k, v in series_all.items()}
+                stale, cache = stale_all[picked], None
+            outcome = evaluate(lr.rule, tickers, series, times, states.get(lr.rule.id, {}), stale,
+                               len(times) - 1, cache)
+            out.rules += 1
+            latency = (time.perf_counter() - started) * 1000
+            for f in outcome.fires:
+                q = by_ticker[f.ticker]
+                out.fires.append(store.FireRow(f, lr.name, lr.endpoints, q.source,
+                                               max(0.0, (now - q.time).total_seconds()), round(latency, 2)))
+            out.states += [(lr.rule.id, lr.rule.version, t, s) for t, s in outcome.states.items()]
+            out.stopped += [(lr.rule.id, t) for t in outcome.stopped]
+        return out
+
+    def _series(self, table: scan_core.Table | None, position: Mapping[str, int] | None,
+                symbols: Sequence[str]) -> dict[str, np.ndarray]:
+        d = self.bars.data
+        series = {**d, "open": d["close"], "high": d["close"], "low": d["close"]}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            series["change_pct"] = (d["close"] / d["prev_close"] - 1.0) * 100.0
+        shape = d["close"].shape
+        for k in CURRENT_ONLY:
+            col = np.full(shape, np.nan)
+            if table is not None and position:
+                at = np.array([position.get(t, -1) for t in symbols], np.int64)
+                ok = at >= 0
+                col[ok, -1] = table[k][at[ok]]
+            series[k] = col
+        return series
+
+    @staticmethod
+    def _scope(scope: Mapping[str, Any], index: Mapping[str, int], symbols: Sequence[str],
+               table: scan_core.Table | None, position: Mapping[str, int] | None,
+               settings: scan_core.Settings | None) -> np.ndarray | None:
+        """Rows of the scope's tickers in this tick (None: all of them)."""
+        if scope.get("all"):
+            return None
+        if "tickers" in scope:
+            return np.array(sorted(index[t] for t in scope["tickers"] if t in index), np.int64)
+        if table is None or not position or settings is None:
+            return np.zeros(0, np.int64)
+        _, qualifies = scan_core.list_values(table, scope["scan"], settings)
+        rows = [index[t] for t, p in position.items() if t in index and qualifies[p]]
+        return np.array(sorted(rows), np.int64)
