@@ -54,10 +54,16 @@ def create_app(config: Config | None = None) -> Flask:
     from webapp.web.api import bp as api_bp
     from webapp.web.pages import bp as pages_bp
     from webapp.web.rules import bp as rules_bp
+    from webapp.web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(rules_bp, url_prefix="/api")
+    app.register_blueprint(webhooks_bp, url_prefix="/api")
+    if config.WEBHOOK_ALLOWED_CIDRS:
+        logging.getLogger(__name__).warning(
+            "WEBHOOK_ALLOWED_CIDRS=%s: webhooks may call these private networks (tests, self-hosting only)",
+            ",".join(config.WEBHOOK_ALLOWED_CIDRS))
     errors.init_app(app)
     http.init_app(app, config)
     realtime.init_app(app)

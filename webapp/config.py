@@ -143,6 +143,21 @@ def check_tick_seconds(value: int) -> int:
     )
 
 
+def _cidrs(text: str) -> tuple[str, ...]:
+    """``WEBHOOK_ALLOWED_CIDRS``: comma-separated networks; a typo is refused, not ignored."""
+    import ipaddress
+
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"WEBHOOK_ALLOWED_CIDRS: {part!r} is not a network like 127.0.0.1/32") from None
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Config:
     """Typed settings.  Field names are the environment variable names."""
@@ -214,6 +229,12 @@ class Config:
     UNUSUAL_VOLUME_MIN_BARS: int = 10
     RVOL_SESSIONS: int = 10
     RVOL_MIN_EXPECTED_VOLUME: float = 100.0  # below it RVOL is "not meaningful" (null, with the reason)
+    # webhooks (jobs/deliver.py; see webapp/core/delivery.py)
+    WEBHOOK_ALLOWED_CIDRS: tuple[str, ...] = ()  # private/loopback networks webhooks may call (tests)
+    DELIVERY_CONCURRENCY: int = 8  # webhook requests one delivery process has in flight
+    DELIVERY_POLL_SECONDS: float = 1.0  # how often it looks for due deliveries when nothing wakes it
+    WEBHOOK_TIMEOUT_SECONDS: float = 10.0  # one webhook request, connect and read
+    DELIVERY_LEASE_SECONDS: float = 60.0  # a killed deliverer's claims return to the queue this soon
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: bool = True,
@@ -325,6 +346,11 @@ class Config:
             UNUSUAL_VOLUME_MIN_BARS=_int(env, "UNUSUAL_VOLUME_MIN_BARS", 10),
             RVOL_SESSIONS=_int(env, "RVOL_SESSIONS", 10),
             RVOL_MIN_EXPECTED_VOLUME=_float(env, "RVOL_MIN_EXPECTED_VOLUME", 100.0),
+            WEBHOOK_ALLOWED_CIDRS=_cidrs(env.get("WEBHOOK_ALLOWED_CIDRS") or ""),
+            DELIVERY_CONCURRENCY=_int(env, "DELIVERY_CONCURRENCY", 8),
+            DELIVERY_POLL_SECONDS=_float(env, "DELIVERY_POLL_SECONDS", 1.0),
+            WEBHOOK_TIMEOUT_SECONDS=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0),
+            DELIVERY_LEASE_SECONDS=_float(env, "DELIVERY_LEASE_SECONDS", 60.0),
         )
 
     def with_overrides(self, **changes: Any) -> Config:

@@ -16,15 +16,18 @@ from flask import Flask, current_app
 
 from webapp import names
 from webapp.config import Config
+from webapp.core import delivery as delivery_policy
 from webapp.core import scanner as scan_core
 from webapp.core.market import gap_slots, market_state, range_start, slot_of
-from webapp.core.rules import Rule, RuleSpec, parse_rule
+from webapp.core.rules import Rule, RuleError, RuleSpec, parse_rule
 from webapp.core.rules import evaluate as rule_evaluate
 from webapp.core.scanner import Filters
 from webapp.core.shards import split
 from webapp.core.validation import normalise_ticker
+from webapp.delivery import sender
 from webapp.extensions import db, get_redis
 from webapp.providers import get_provider
+from webapp.store import alerts as alert_store
 from webapp.store import history, missed, symbols
 from webapp.store import rules as rules_store
 from webapp.store.hot import HotStore
@@ -520,8 +523,71 @@ class ReplayError(ValueError):
 
 
 def rule_spec(raw: dict[str, Any]) -> RuleSpec:
-    """A rule as sent, validated (raises :class:`~webapp.core.rules.RuleError` with the reason)."""
-    return parse_rule(raw, scan_core.LISTS)
+    """A rule as sent, validated (raises :class:`~webapp.core.rules.RuleError` with the reason).
+
+    A ``webhook:<id>`` channel must name an existing endpoint.
+    """
+    spec = parse_rule(raw, scan_core.LISTS)
+    wanted = {int(c.split(":", 1)[1]) for c in spec.channels if c.startswith("webhook:")}
+    unknown = wanted - alert_store.existing_endpoints(db.session, list(wanted)) if wanted else set()
+    if unknown:
+        raise RuleError(f"channels: no webhook endpoint {', '.join(map(str, sorted(unknown)))} "
+                        "(create one with POST /api/webhooks)")
+    return spec
+
+
+def set_rule_status(rule_id: int, status: str) -> dict[str, Any] | None:
+    """Pause (mute) or resume a rule; resuming also re-enables tickers the storm breaker stopped."""
+    if status == "active":
+        alert_store.rearm_stopped(db.session, rule_id)
+    return rules_store.set_status(db.session, rule_id, status)
+
+
+def rules_with_state() -> list[dict[str, Any]]:
+    """Every rule, with the tickers the storm breaker stopped (``stopped_too_often``)."""
+    rules = rules_store.all_rules(db.session)
+    stopped = alert_store.stopped_tickers(db.session, [r["id"] for r in rules])
+    return [{**r, "stopped_too_often": stopped.get(r["id"], [])} for r in rules]
+
+
+# ---- webhooks ----
+
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+def webhook_networks() -> tuple[Any, ...]:
+    return delivery_policy.networks(config().WEBHOOK_ALLOWED_CIDRS)
+
+
+def check_webhook_url(url: str) -> None:
+    """Refuse a URL that is not http(s) or resolves to a forbidden address (:class:`UrlRefused`)."""
+    try:
+        sender.resolve_checked(url, webhook_networks())
+    except OSError as exc:
+        raise delivery_policy.UrlRefused(f"cannot resolve the host: {exc}") from None
+
+
+def create_webhook(url: str, description: str) -> dict[str, Any]:
+    """A new endpoint, with its signing secret: shown this once."""
+    check_webhook_url(url)
+    endpoint, secret = alert_store.create_endpoint(db.session, url, description)
+    return {**endpoint, "secret": secret}
+
+
+def rotate_webhook_secret(endpoint_id: int) -> dict[str, Any] | None:
+    """A new secret; for 24 h both the old and the new sign every request."""
+    got = alert_store.rotate_secret(db.session, endpoint_id, ROTATION_OVERLAP)
+    return None if got is None else {**got[0], "secret": got[1]}
+
+
+def delivery_worker() -> Any:
+    """The deliver process's loop, on this app's Postgres and Redis."""
+    from webapp.delivery.worker import DeliveryWorker
+
+    cfg = config()
+    return DeliveryWorker(db.engine, get_redis(), webhook_networks(), cfg.DELIVERY_CONCURRENCY,
+                          cfg.DELIVERY_POLL_SECONDS, timeout=cfg.WEBHOOK_TIMEOUT_SECONDS,
+                          lease_seconds=cfg.DELIVERY_LEASE_SECONDS)
 
 
 def rule_tickers(scope: dict[str, Any]) -> list[str]:

@@ -224,6 +224,7 @@ def test_a_port_in_use_is_one_clear_line(tmp_path) -> None:
     ["-m", "jobs.worker"],
     ["-m", "jobs.scheduler"],
     ["-m", "jobs.stream"],
+    ["-m", "jobs.deliver"],
     ["-m", "gunicorn", "-k", "gevent", "-w", "1", "wsgi:app"],
 ])
 def test_a_bad_setting_is_one_line_and_a_non_zero_exit(tmp_path, argv, service_urls) -> None:

@@ -38,6 +38,7 @@ still filling, a metric the feed lacks) makes the condition false.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -175,6 +176,7 @@ def parse_condition(raw: object) -> Condition:
 
 
 CHANNELS = ("browser",)
+WEBHOOK_CHANNEL = re.compile(r"webhook:[1-9][0-9]{0,17}")  # an endpoint of /api/webhooks
 MAX_SCOPE_TICKERS = 500
 
 
@@ -230,8 +232,9 @@ def parse_rule(raw: Mapping[str, Any], scan_lists: Sequence[str]) -> RuleSpec:
     if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
         raise RuleError("expires_at must be epoch seconds or null")
     channels = raw.get("channels", ["browser"])
-    if not isinstance(channels, list) or not channels or any(c not in CHANNELS for c in channels):
-        raise RuleError(f"channels must be a non-empty list of {', '.join(CHANNELS)} (webhooks come next)")
+    if not isinstance(channels, list) or not channels or not all(
+            isinstance(c, str) and (c in CHANNELS or WEBHOOK_CHANNEL.fullmatch(c)) for c in channels):
+        raise RuleError('channels must be a non-empty list of "browser" and "webhook:<endpoint id>"')
     return RuleSpec(name.strip(), parse_condition(raw.get("condition")),
                     parse_scope(raw.get("scope"), scan_lists), frequency, cooldown, expires,
                     tuple(dict.fromkeys(channels)))

@@ -278,7 +278,8 @@ class Claimed:
     event: dict[str, Any]
 
 
-def claim(session: Session, now: datetime, limit: int) -> list[Claimed]:
+def claim(session: Session, now: datetime, limit: int, lease_seconds: float = policy.LEASE_SECONDS
+          ) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries, at most 2 in flight per endpoint; committed before return."""
     rows = session.execute(sa.text("""
         SELECT d.id, d.endpoint_id FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
@@ -303,12 +304,13 @@ def claim(session: Session, now: datetime, limit: int) -> list[Claimed]:
             chosen.append(r.id)
     got = session.execute(sa.text(f"""
         WITH c AS (UPDATE deliveries SET status = 'in_flight', attempts = attempts + 1,
-                          locked_until = :now + interval '{policy.LEASE_SECONDS} seconds'
+                          locked_until = :now + make_interval(secs => :lease)
                    WHERE id = ANY(:ids) RETURNING id, event_id, endpoint_id, attempts, trigger)
         SELECT c.id AS delivery_id, c.attempts AS attempt_no, c.trigger AS how, c.endpoint_id AS endpoint,
                w.url, w.secret, w.previous_secret, w.previous_until, {_EVENT_COLUMNS}
         FROM c JOIN webhook_endpoints w ON w.id = c.endpoint_id JOIN alert_events e ON e.id = c.event_id
-        LEFT JOIN alert_rules r ON r.id = e.rule_id ORDER BY c.id"""), {"ids": chosen, "now": now}).all()
+        LEFT JOIN alert_rules r ON r.id = e.rule_id ORDER BY c.id"""),
+        {"ids": chosen, "now": now, "lease": float(lease_seconds)}).all()
     session.commit()
     out = []
     for r in got:

@@ -33,7 +33,8 @@ class RuleBody(BaseModel):
     frequency: Literal[FREQUENCIES] = "once_per_bar_close"  # type: ignore[valid-type]
     cooldown_seconds: int = Field(300, ge=0, le=7 * 86400)
     expires_at: int | None = Field(None, description="epoch seconds; null: open-ended")
-    channels: list[Literal["browser"]] = Field(["browser"], min_length=1)
+    channels: list[str] = Field(["browser"], min_length=1,
+                                description='"browser" and/or "webhook:<endpoint id>" (see /api/webhooks)')
 
 
 class RuleOut(BaseModel):
@@ -51,8 +52,13 @@ class RuleOut(BaseModel):
     updated_at: datetime
 
 
+class RuleWithState(RuleOut):
+    stopped_too_often: list[str] = Field(description="tickers the storm breaker stopped (more than 15 fires "
+                                                     "in 3 minutes); resuming the rule re-enables them")
+
+
 class RuleList(BaseModel):
-    rules: list[RuleOut]
+    rules: list[RuleWithState]
 
 
 class StatusBody(BaseModel):
@@ -120,7 +126,7 @@ def _replay(spec, span: ReplaySpan, rule_id: int = 0, version: int = 0):  # type
 
 @endpoint(bp, "/rules", response=RuleList, summary="Alert rules", auth=require_read_token, auth_kind="read")
 def list_rules():
-    return jsonify({"rules": rules_store.all_rules(db.session)})
+    return jsonify({"rules": services.rules_with_state()})
 
 
 @endpoint(bp, "/rules", method="POST", status=201, response=RuleOut, body=RuleBody, auth=require_token,
@@ -144,10 +150,11 @@ def replace_rule(rule_id: str, data: RuleBody):
 
 
 @endpoint(bp, "/rules/<rule_id>", method="PATCH", response=RuleOut, body=StatusBody, auth=require_token,
-          summary="Pause or resume an alert rule", errors=(404,), path_schemas=RULE_ID)
+          summary="Pause (mute) or resume an alert rule; resuming re-enables stopped tickers", errors=(404,),
+          path_schemas=RULE_ID)
 def pause_rule(rule_id: str, data: StatusBody):
     _found(rule_id)
-    return jsonify(rules_store.set_status(db.session, int(rule_id), data.status))
+    return jsonify(services.set_rule_status(int(rule_id), data.status))
 
 
 @endpoint(bp, "/rules/<rule_id>", method="DELETE", response=Deleted, auth=require_token,

@@ -1,0 +1,271 @@
+"""Webhooks end to end: ticks fire rules, the outbox holds deliveries, a real receiver verifies them.
+
+The receiver (``tests/fakes/webhook_receiver.py``) checks every request
+with ``standardwebhooks``' ``Webhook.verify``.  Each fault asserts that every
+event arrived, every signature verified, and that copies of one event
+share one ``webhook-id``.  The worker's clock is the test's, so the retry
+schedule (5 s, 5 min, …) runs in a moment against real Postgres rows.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.fakes.webhook_receiver import Receiver
+from tests.helpers import minutes
+from webapp import names, services
+from webapp.core.delivery import networks
+from webapp.delivery.worker import DeliveryWorker
+from webapp.extensions import db
+from webapp.store import alerts as store
+from webapp.store import symbols
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RULE = {"name": "AAPL/MSFT cross SMA 5", "scope": {"tickers": ["AAPL", "MSFT"]}, "cooldown_seconds": 0,
+        "condition": {"op": "crossing", "a": {"field": "close"}, "b": {"sma": 5}}}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def wapp(make_app):
+    application = make_app(WEBHOOK_ALLOWED_CIDRS=("127.0.0.1/32",))
+    with application.app_context():
+        yield application
+
+
+@pytest.fixture
+def client(wapp):
+    c = wapp.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {symbols.create_token(db.session, 'hooks')}"
+    return c
+
+
+def fire_rule(client, receiver: Receiver, n_minutes: int = 30) -> tuple[dict, list[int]]:
+    """An endpoint for ``receiver``, a rule delivering to it, ticks; returns the endpoint and event ids."""
+    made = client.post("/api/webhooks", json={"url": receiver.url, "description": "test"})
+    assert made.status_code == 201, made.get_json()
+    endpoint = made.get_json()
+    assert endpoint["secret"].startswith("whsec_")
+    receiver.secrets.append(endpoint["secret"])
+    rule = client.post("/api/rules", json={**RULE, "channels": ["browser", f"webhook:{endpoint['id']}"]})
+    assert rule.status_code == 201, rule.get_json()
+    times = minutes(n_minutes)
+    for at in times:
+        services.run_tick_now(at)
+    # the last tick again, as a duplicated job would run it: nothing is fired or owed twice
+    slot = services.run_tick_now(times[-1]).slot
+    services.tick_services().hot.client.delete(names.tick_done_key(slot, 0, 1))
+    services.run_tick_now(times[-1])
+    events = [e["id"] for e in store.events(db.session, limit=500)]
+    assert len(events) >= 3
+    rows = db.session.execute(db.text("SELECT count(*), count(DISTINCT event_id) FROM deliveries")).one()
+    db.session.commit()
+    assert tuple(rows) == (len(events), len(events))
+    return endpoint, sorted(events)
+
+
+def drain(worker: DeliveryWorker) -> int:
+    sent = 0
+    while (n := worker.run_once()):
+        sent += n
+    return sent
+
+
+def worker_for(clock: Clock, timeout: float = 1.0, allowed=("127.0.0.1/32",)) -> DeliveryWorker:
+    return DeliveryWorker(db.engine, None, networks(allowed), concurrency=8, clock=clock, timeout=timeout,
+                          lease_seconds=3.0)
+
+
+def assert_all_arrived_once_each(receiver: Receiver, events: list[int]) -> None:
+    assert all(r.verified for r in receiver.got), [r for r in receiver.got if not r.verified]
+    accepted = Counter(r.webhook_id for r in receiver.accepted())
+    assert set(accepted) == {f"evt_{e}" for e in events}
+    bodies = {r.webhook_id: r.body for r in receiver.got}
+    assert all(bodies[f"evt_{e}"]["event_id"] == e and bodies[f"evt_{e}"]["schema_version"] == 1
+               for e in events)
+
+
+def test_a_receiver_down_then_back_gets_everything_in_retry_order(client) -> None:
+    receiver = Receiver([])
+    receiver.up()
+    receiver.down()  # the port is known, nothing listens
+    _, events = fire_rule(client, receiver)
+    clock = Clock()
+    worker = worker_for(clock)
+    assert drain(worker) == len(events)  # attempt 1: refused
+    clock.advance(6)
+    assert drain(worker) == len(events)  # attempt 2 (5 s ± 10 %): refused
+    due = [r.event_id for r in db.session.execute(db.text(
+        "SELECT event_id FROM deliveries ORDER BY next_attempt_at, id"))]
+    db.session.commit()
+    receiver.up()
+    clock.advance(100)
+    assert drain(worker) == 0  # attempt 3 waits 5 min ± 10 %
+    clock.advance(240)
+    assert drain(worker) == len(events)
+    assert_all_arrived_once_each(receiver, events)
+    arrived = [int(r.webhook_id[4:]) for r in receiver.got]
+    # in the order their retries fell due (two at a time: the endpoint's in-flight cap)
+    assert [set(arrived[i:i + 2]) for i in range(0, len(due), 2)] == [set(due[i:i + 2])
+                                                                      for i in range(0, len(due), 2)]
+    got = store.deliveries(db.session, limit=500)
+    assert {d["status"] for d in got} == {"delivered"}
+    assert all([a["error_class"] for a in d["log"]] == ["refused", "refused", None] for d in got)
+    endpoint = client.get(f"/api/webhooks/{got[0]['endpoint_id']}").get_json()
+    assert endpoint["failing_since"] is None and endpoint["status"] == "active" and "secret" not in endpoint
+
+
+@pytest.mark.parametrize("answer", [500, ("429", 120), "redirect", "stall"])
+def test_a_failed_answer_is_retried_on_schedule_with_the_same_webhook_id(client, answer) -> None:
+    receiver = Receiver([], default=200, stall_seconds=2.5)
+    receiver.up()
+    _, events = fire_rule(client, receiver, 20)
+    receiver.answers = [answer] * len(events)
+    clock = Clock()
+    worker = worker_for(clock)
+    drain(worker)
+    got = store.deliveries(db.session, limit=500)
+    assert {d["status"] for d in got} == {"pending"} and all(d["attempts"] == 1 for d in got)
+    waits = [(datetime.fromisoformat(d["next_attempt_at"]) - clock.now).total_seconds() for d in got]
+    if answer == ("429", 120):
+        assert all(119 <= w <= 121 for w in waits), waits  # Retry-After beats the 5 s step
+    else:
+        assert all(4.4 <= w <= 5.6 for w in waits), waits  # 5 s ± 10 %
+    first = got[0]["log"][0]
+    expected = {500: "non_2xx", "redirect": "redirect", "stall": "timeout"}.get(answer, "non_2xx")
+    assert first["error_class"] == expected, first
+    if answer == "redirect":
+        assert first["status_code"] == 302 and "not followed" in first["error"]
+    clock.advance(130)
+    drain(worker)
+    assert_all_arrived_once_each(receiver, events)
+    ids = Counter(r.webhook_id for r in receiver.got)
+    assert set(ids.values()) == {2}  # each event twice (the failure, the success), one webhook-id
+    assert all(abs(r.timestamp - time.time()) < 60 for r in receiver.got)  # each attempt's own time
+    assert all(r.body and "/elsewhere" not in str(r.body) for r in receiver.got)
+
+
+def test_410_disables_the_endpoint_and_says_why(client) -> None:
+    receiver = Receiver([], default=410)
+    receiver.up()
+    endpoint, events = fire_rule(client, receiver, 20)
+    worker = worker_for(Clock())
+    drain(worker)
+    shown = client.get(f"/api/webhooks/{endpoint['id']}").get_json()
+    assert shown["status"] == "disabled" and "410" in shown["disabled_reason"]
+    assert len(receiver.got) <= 2  # nothing more is sent to a disabled endpoint
+    receiver.default = 200
+    assert client.patch(f"/api/webhooks/{endpoint['id']}", json={"status": "active"}).status_code == 200
+    # the 410'd deliveries are failed; the rest were never sent and go now; a redeliver sends a failed one
+    failed = [d for d in store.deliveries(db.session, limit=500) if d["status"] == "failed"]
+    for d in failed:
+        again = client.post(f"/api/deliveries/{d['id']}/redeliver").get_json()
+        assert again == {"id": d["id"], "queued": True}
+    drain(worker_for(Clock()))
+    assert_all_arrived_once_each(receiver, events)
+    manual = [a for d in store.deliveries(db.session, limit=500) for a in d["log"]
+              if a["trigger"] == "manual"]
+    assert len(manual) == len(failed)
+
+
+def test_at_most_two_requests_are_in_flight_per_endpoint(client) -> None:
+    receiver = Receiver([], default="stall", stall_seconds=0.3)
+    receiver.up()
+    _, events = fire_rule(client, receiver, 20)
+    worker = DeliveryWorker(db.engine, None, networks(("127.0.0.1/32",)), concurrency=8, poll_seconds=0.05)
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        receiver.wait_for(len(events), timeout=30)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert_all_arrived_once_each(receiver, events)
+    assert receiver.max_in_flight == 2
+
+
+def test_a_deliverer_killed_mid_request_loses_nothing(client, service_urls, tmp_path) -> None:
+    receiver = Receiver([], answers=["hold"])
+    receiver.up()
+    _, events = fire_rule(client, receiver, 20)
+    env = {**os.environ, "REDIS_URL": service_urls[0], "DATABASE_URL": service_urls[1],
+           "WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32", "DELIVERY_LEASE_SECONDS": "3",
+           "WEBHOOK_TIMEOUT_SECONDS": "2",
+           "DELIVERY_CONCURRENCY": "1", "PYTHONUNBUFFERED": "1"}
+
+    def start(name: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "jobs.deliver"], cwd=ROOT, env=env,
+                                stdout=open(tmp_path / f"{name}.log", "w"), stderr=subprocess.STDOUT)
+
+    first = start("first")
+    try:
+        assert receiver.held.wait(30), (tmp_path / "first.log").read_text()
+        first.send_signal(signal.SIGKILL)  # mid-request: its claim is committed, its answer never read
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    receiver.release.set()
+    second = start("second")
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and len(receiver.accepted()) < len(events) + 1:
+            time.sleep(0.1)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(20)
+    assert second.returncode == 0, (tmp_path / "second.log").read_text()
+    assert_all_arrived_once_each(receiver, events)
+    ids = Counter(r.webhook_id for r in receiver.got)
+    assert sorted(ids.values())[-1] == 2 and sum(ids.values()) == len(events) + 1  # the killed one, again
+    got = store.deliveries(db.session, limit=500)
+    assert {d["status"] for d in got} == {"delivered"}
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://127.0.0.1:9/hook", "loopback"),
+    ("http://10.1.2.3/hook", "private"),
+    ("http://169.254.169.254/latest/meta-data", "cloud metadata"),
+    ("http://100.64.0.1/hook", "CGNAT"),
+    ("http://[::1]:8080/hook", "loopback"),
+    ("ftp://example.com/hook", "http or https"),
+    ("http://user:pw@example.com/", "user name"),
+])
+def test_forbidden_webhook_addresses_are_refused(app, url, why) -> None:
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {symbols.create_token(db.session, 'ssrf')}"
+    resp = c.post("/api/webhooks", json={"url": url})
+    assert resp.status_code == 400 and why in resp.get_json()["error"]["message"], resp.get_json()
+
+
+def test_metadata_stays_refused_even_when_allowed_and_each_attempt_checks_again(client, make_app) -> None:
+    resp = client.post("/api/webhooks", json={"url": "http://169.254.169.254/"})
+    assert resp.status_code == 400 and "metadata" in resp.get_json()["error"]["message"]
+    receiver = Receiver([])
+    receiver.up()
+    _, events = fire_rule(client, receiver, 20)
+    # allowed when created; no longer allowed when sent (a changed setting, or DNS that now says loopback)
+    drain(worker_for(Clock(), allowed=()))
+    assert receiver.got == []
+    log = [a for d in store.deliveries(db.session, limit=500) for a in d["log"]]
+    assert {a["error_class"] for a in log} == {"ssrf"} and "loopback" in log[0]["error"]
