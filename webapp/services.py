@@ -550,6 +550,14 @@ def rules_with_state() -> list[dict[str, Any]]:
     return [{**r, "stopped_too_often": stopped.get(r["id"], [])} for r in rules]
 
 
+MAX_MISSED_EVENTS = 500
+
+
+def missed_events(after: int, rule_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Alert events after id ``after`` (of some rules, or all), oldest first: a reconnecting client's gap."""
+    return alert_store.events(db.session, rule_ids=rule_ids, after=after, limit=MAX_MISSED_EVENTS)
+
+
 # ---- webhooks ----
 
 ROTATION_OVERLAP = timedelta(hours=24)

@@ -169,11 +169,13 @@ def fire_json(f: FireRow, event_id: int, fired_at: datetime) -> dict[str, Any]:
             "fired_at": fired_at.isoformat()}
 
 
-def events(session: Session, *, rule_id: int | None = None, ticker: str | None = None,
+def events(session: Session, *, rule_id: int | None = None, rule_ids: Sequence[int] | None = None,
+           ticker: str | None = None,
            after: int | None = None, before: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Events newest first (``before``: a cursor, older than that id), or oldest first after ``after``."""
     where, params = ["TRUE"], {"limit": limit}
     for clause, key, value in (("e.rule_id = :rule_id", "rule_id", rule_id),
+                               ("e.rule_id = ANY(:rule_ids)", "rule_ids", list(rule_ids) if rule_ids else None),
                                ("e.ticker = :ticker", "ticker", ticker),
                                ("e.id > :after", "after", after), ("e.id < :before", "before", before)):
         if value is not None:

@@ -134,9 +134,36 @@ def init_app(app: Flask) -> None:
         """Join (``{"on": true}``) or leave (``{"on": false}``) the alert feed room."""
         on = payload.get("on", True) if isinstance(payload, dict) else None
         if not isinstance(on, bool):
-            return {"ok": False, "error": 'payload must be {"on": true} or {"on": false}'}
+            return {"ok": False, "error": 'payload must be {"on": true} or {"on": false}, '
+                                          'optionally with "after": <last alert_event id seen>'}
+        after = payload.get("after")  # type: ignore[union-attr]
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+            return {"ok": False, "error": '"after" must be the id of the last alert_event seen (an integer)'}
         (join_room if on else leave_room)(names.ROOM_ALERTS)
-        return {"ok": True, "rooms": [names.ROOM_ALERTS] if on else []}
+        ack: dict[str, Any] = {"ok": True, "rooms": [names.ROOM_ALERTS] if on else []}
+        if on and after is not None:  # a reconnect: what it missed, oldest first (the client dedupes on id)
+            ack["missed"] = services.missed_events(after)
+        return ack
+
+    @socketio.on(names.EVENT_FOLLOW_RULES)
+    @_limited
+    def _rules(payload: Any = None) -> dict[str, Any]:
+        """Join the rooms of some rules (``{"rules": [1, 2], "after": <last id seen>}``)."""
+        ids = payload.get("rules") if isinstance(payload, dict) else None
+        after = payload.get("after") if isinstance(payload, dict) else None
+        if (not isinstance(ids, list) or not 1 <= len(ids) <= 100
+                or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids)):
+            return {"ok": False, "error": 'payload must be {"rules": [rule ids, 1 to 100]} '
+                                          'optionally with "after": <last alert_event id seen>'}
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+            return {"ok": False, "error": '"after" must be the id of the last alert_event seen (an integer)'}
+        rooms_ = [names.rule_room(i) for i in dict.fromkeys(ids)]
+        for room in rooms_:
+            join_room(room)
+        ack: dict[str, Any] = {"ok": True, "rooms": rooms_}
+        if after is not None:
+            ack["missed"] = services.missed_events(after, list(dict.fromkeys(ids)))
+        return ack
 
     load = _load(app)
     connected = load["sids"]
