@@ -112,7 +112,8 @@ def test_every_endpoint_matches_the_openapi_document(seeded) -> None:
                                   "/api/rules", "/api/rules/{rule_id}", "/api/rules/replay",
                                   "/api/rules/{rule_id}/replay", "/api/alert-events",
                                   "/api/alert-events/{event_id}", "/api/deliveries/{delivery_id}/redeliver",
-                                  "/api/webhooks", "/api/webhooks/{webhook_id}", "/api/webhooks/{webhook_id}/rotate"}
+                                  "/api/webhooks", "/api/webhooks/{webhook_id}",
+                                  "/api/webhooks/{webhook_id}/rotate"}
     assert spec["paths"]["/api/symbols"]["post"]["security"] == [{"bearerToken": []}]
     check(spec, "/api/stocks", client.get("/api/stocks"))
     detail = check(spec, "/api/stocks/{ticker}", client.get("/api/stocks/brk.b"))

@@ -49,7 +49,8 @@ def test_api_conforms_to_its_openapi_document(service_urls, clean, app) -> None:
                 cross_field = "cursor" in query or any(
                     low in query and high in query for low, high in (("start", "end"),
                                                                      ("min_price", "max_price")))
-                semantic = case.operation.path.startswith(("/api/rules", "/api/webhooks")) and case.body is not None
+                semantic = (case.operation.path.startswith(("/api/rules", "/api/webhooks"))
+                            and case.body is not None)
                 cross_field = cross_field or semantic
                 case.call_and_validate(
                     headers=headers,

@@ -175,7 +175,8 @@ def events(session: Session, *, rule_id: int | None = None, rule_ids: Sequence[i
     """Events newest first (``before``: a cursor, older than that id), or oldest first after ``after``."""
     where, params = ["TRUE"], {"limit": limit}
     for clause, key, value in (("e.rule_id = :rule_id", "rule_id", rule_id),
-                               ("e.rule_id = ANY(:rule_ids)", "rule_ids", list(rule_ids) if rule_ids else None),
+                               ("e.rule_id = ANY(:rule_ids)", "rule_ids",
+                                list(rule_ids) if rule_ids is not None else None),
                                ("e.ticker = :ticker", "ticker", ticker),
                                ("e.id > :after", "after", after), ("e.id < :before", "before", before)):
         if value is not None:
