@@ -233,6 +233,10 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
         # informational: the stall is over once ticks run again, but its gap stays on record
         checks["missed_slots"] = {"recorded_24h": lost,
                                   "latest_end": latest_gap.isoformat() if latest_gap else None}
+        hooks = checks["webhooks"] = alert_store.delivery_health(db.session, now)
+        if hooks["overdue_s"] > DELIVERY_OVERDUE_SECONDS:
+            problems.append(f"webhooks: {hooks['pending']} delivery(ies) waiting, the oldest due "
+                            f"{hooks['overdue_s']:.0f} s ago (is `python -m jobs.deliver` running?)")
     except Exception as exc:
         db.session.rollback()
         checks["postgres"] = f"error: {type(exc).__name__}"
@@ -551,6 +555,7 @@ def rules_with_state() -> list[dict[str, Any]]:
 
 
 MAX_MISSED_EVENTS = 500
+DELIVERY_OVERDUE_SECONDS = 120  # a due delivery nobody claimed this long: no deliver process is working
 
 
 def missed_events(after: int, rule_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:

@@ -269,3 +269,19 @@ def test_metadata_stays_refused_even_when_allowed_and_each_attempt_checks_again(
     assert receiver.got == []
     log = [a for d in store.deliveries(db.session, limit=500) for a in d["log"]]
     assert {a["error_class"] for a in log} == {"ssrf"} and "loopback" in log[0]["error"]
+
+
+def test_health_says_when_deliveries_wait_with_nobody_sending_them(client) -> None:
+    receiver = Receiver([])
+    receiver.up()
+    _, events = fire_rule(client, receiver, 20)
+    db.session.execute(db.text("UPDATE deliveries SET next_attempt_at = now() - interval '10 minutes'"))
+    db.session.commit()
+    body = client.get("/api/health").get_json()
+    hooks = body["checks"]["webhooks"]
+    assert hooks["pending"] == len(events) and hooks["overdue_s"] >= 590
+    assert any(p.startswith("webhooks:") and "jobs.deliver" in p for p in body["problems"]), body["problems"]
+    drain(worker_for(Clock()))
+    body = client.get("/api/health").get_json()
+    assert body["checks"]["webhooks"]["pending"] == 0
+    assert not any(p.startswith("webhooks:") for p in body["problems"])

@@ -426,3 +426,20 @@ def deliveries(session: Session, *, event_id: int | None = None, endpoint_id: in
                 "error_class": a.error_class, "error": a.error, "response": a.response})
     return [delivery_json(r, log.get(r.id, [])) for r in rows]
 
+
+
+def delivery_health(session: Session, now: datetime) -> dict[str, Any]:
+    """What health shows of the outbox: what waits, how late, what failed, which endpoints are off."""
+    r = session.execute(sa.text(
+        "SELECT count(*) FILTER (WHERE d.status = 'pending' AND w.status = 'active') AS pending, "
+        "count(*) FILTER (WHERE d.status = 'in_flight') AS in_flight, "
+        "min(d.next_attempt_at) FILTER (WHERE d.status = 'pending' AND w.status = 'active') AS oldest_due, "
+        "count(*) FILTER (WHERE d.status = 'failed' AND d.created_at > :day) AS failed_24h "
+        "FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id"),
+        {"day": now - timedelta(days=1)}).one()
+    off = session.execute(sa.text("SELECT id, disabled_reason FROM webhook_endpoints "
+                                  "WHERE status = 'disabled' ORDER BY id")).all()
+    overdue = max(0.0, (now - r.oldest_due).total_seconds()) if r.oldest_due else 0.0
+    return {"pending": r.pending, "in_flight": r.in_flight, "overdue_s": round(overdue, 1),
+            "failed_24h": r.failed_24h, "disabled_endpoints": [{"id": e.id, "reason": e.disabled_reason}
+                                                               for e in off]}
