@@ -12,8 +12,12 @@ Uses the configured Redis/Postgres (or embedded ones when run through
 ``ZB00000``… and tick times lie in 2030, so nothing real is touched; their
 rows and keys are removed afterwards.
 
-    python -m bench.tick --symbols 10000 --ticks 15 [--scanner]
+    python -m bench.tick --symbols 10000 --ticks 15 [--scanner] [--rules 1000]
     python -m bench.tick [--scanner] [N ...]   # default: 15, 1,000 and 10,000 symbols
+
+With ``--rules R`` it measures the same ticks twice in one run, first with
+no alert rule and then with R rules of mixed operators, scopes and
+frequencies (:func:`bench_rules`), and reports what the rules added.
 
 The plain tick runs with the scanner off; ``--scanner`` adds every scanner
 metric and list (and a volume profile for RVOL) and reports the bytes a
@@ -44,6 +48,7 @@ from webapp.providers.base import FetchResult
 from webapp.providers.sim import SimProvider
 from webapp.store.scanstore import ScanStore
 from webapp.tick.pipeline import TickServices, run_tick
+from webapp.tick.rules import RuleEngine
 from webapp.tick.scanner import minute_of_day
 
 START = datetime(2030, 1, 2, 14, 31, tzinfo=timezone.utc)  # a Wednesday session
@@ -118,29 +123,92 @@ def _room_bytes(messages: Sequence[bytes]) -> dict[str, int]:
     return out
 
 
-def run(n_symbols: int, ticks: int, scanner: bool = False) -> dict[str, Any]:
+def bench_rules(symbols: Sequence[str], n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """``n`` rules as users write them: mostly one to five tickers, some lists of 50, a few over all."""
+    rng = np.random.default_rng(seed)
+    field, price = {"field": "close"}, {"price": True}
+    conditions = [
+        {"op": "crossing_up", "a": field, "b": {"sma": 5}},
+        {"op": "crossing_down", "a": field, "b": {"sma": 20}},
+        {"op": "crossing", "a": {"ema": 9}, "b": {"sma": 20}},
+        {"op": "greater_than", "a": price, "b": {"const": 100.0}},
+        {"op": "less_than", "a": price, "b": {"const": 50.0}},
+        {"op": "greater_than", "a": {"metric": "change_pct"}, "b": {"const": 1.0}},
+        {"op": "entering_channel", "a": field, "lower": {"sma": 10}, "upper": {"const": 150.0}},
+        {"op": "exiting_channel", "a": field, "lower": {"sma": 20}, "upper": {"sma": 5}},
+        {"op": "inside_channel", "a": field, "lower": {"const": 90.0}, "upper": {"const": 110.0}},
+        {"op": "outside_channel", "a": field, "lower": {"metric": "day_low"},
+         "upper": {"metric": "day_high"}},
+        {"op": "moving_up", "a": field, "bars": 5, "value": 0.5},
+        {"op": "moving_down", "a": field, "bars": 3, "value": 0.5},
+        {"op": "moving_up_pct", "a": price, "bars": 15, "value": 0.3},
+        {"op": "moving_down_pct", "a": price, "bars": 15, "value": 0.3},
+    ]
+    frequencies = ["once_per_bar_close", "once_per_bar", "every_time", "once"]
+    out = []
+    for i in range(n):
+        draw = rng.random()
+        if draw < 0.02:
+            scope: dict[str, Any] = {"all": True}
+        elif draw < 0.12:
+            scope = {"tickers": [symbols[j] for j in rng.choice(len(symbols), min(50, len(symbols)), False)]}
+        else:
+            k = int(rng.integers(1, 6))
+            scope = {"tickers": [symbols[j] for j in rng.choice(len(symbols), min(k, len(symbols)), False)]}
+        out.append({"name": f"bench {i}", "scope": scope, "condition": conditions[i % len(conditions)],
+                    "frequency": frequencies[i % len(frequencies)], "cooldown_seconds": 300})
+    return out
+
+
+def _add_rules(rules: Sequence[dict[str, Any]]) -> None:
+    from webapp.store import rules as rules_store
+
+    for raw in rules:
+        rules_store.create(db.session, services.rule_spec(raw))
+
+
+def _drop_rules() -> None:
+    db.session.execute(sa.text("DELETE FROM alert_events WHERE rule_id IN "
+                               "(SELECT id FROM alert_rules WHERE name LIKE 'bench %')"))
+    db.session.execute(sa.text("DELETE FROM alert_rules WHERE name LIKE 'bench %'"))
+    db.session.commit()
+
+
+def run(n_symbols: int, ticks: int, scanner: bool = False, rules: int = 0) -> dict[str, Any]:
     """Measure ``ticks`` ticks at ``n_symbols`` symbols (needs an app context)."""
     base = services.tick_services()
     cfg = base.config.with_overrides(SCANNER=scanner)
     symbols = [f"ZB{i:05d}" for i in range(n_symbols)]
     provider = TimedProvider(SimProvider(cfg.SIM_SEED, 60))
-    svc = TickServices(cfg, provider, base.hot, db.session, base.publisher)
-    times = [START + timedelta(minutes=i) for i in range(WARMUP + ticks)]
+    svc = TickServices(cfg, provider, base.hot, db.session, base.publisher,
+                       rules=RuleEngine() if rules else None)
+    phases_at = [WARMUP + ticks, 2 * (WARMUP + ticks)] if rules else [WARMUP + ticks]
+    times = [START + timedelta(minutes=i) for i in range(phases_at[-1])]
     slots = [slot_of(t, cfg.TICK_SECONDS)[0] for t in times]
     client = get_redis()
     # the live system's (if any), put back afterwards
     kept = {key: client.get(key) for key in (names.LAST_TICK_KEY, names.latest_key())}
     _cleanup(symbols, slots, times)
+    _drop_rules()
     if scanner:
         _seed_profile(symbols, times)
+    plain: dict[str, Any] = {}
+    fires: list[int] = []
     totals, without_fetch, roundtrips, statements, emits = [], [], [], [], []
     room_bytes: dict[str, list[int]] = {}
     phases: dict[str, list[float]] = {}
     sent: list[bytes] = []
     real_send = base.publisher.send
-    base.publisher.send = lambda messages: (sent.extend(messages), real_send(messages))[1]  # type: ignore[method-assign]
+    base.publisher.send = lambda messages, wake=False: (  # type: ignore[method-assign]
+        sent.extend(messages), real_send(messages, wake))[1]
     try:
         for i, at in enumerate(times):
+            if rules and i == phases_at[0]:  # the same ticks again, now with the rules
+                plain = {"median_ms": statistics.median(totals), "roundtrips": sorted(set(roundtrips)),
+                         "statements": sorted(set(statements))}
+                totals, without_fetch, roundtrips, statements, emits = [], [], [], [], []
+                phases.clear()
+                _add_rules(bench_rules(symbols, rules))
             sent.clear()
             with count_io(db.engine) as counts:
                 t0 = time.perf_counter()
@@ -148,8 +216,10 @@ def run(n_symbols: int, ticks: int, scanner: bool = False) -> dict[str, Any]:
                 elapsed = (time.perf_counter() - t0) * 1000
             if report.accepted != n_symbols:
                 raise RuntimeError(f"tick accepted {report.accepted} of {n_symbols}")
-            if i < WARMUP:
+            if i < WARMUP or (rules and phases_at[0] <= i < phases_at[0] + WARMUP):
                 continue
+            if rules and i >= phases_at[0]:
+                fires.append(report.rule_fires)
             totals.append(elapsed)
             without_fetch.append(elapsed - provider.last_ms)
             roundtrips.append(counts.redis_roundtrips)
@@ -163,6 +233,7 @@ def run(n_symbols: int, ticks: int, scanner: bool = False) -> dict[str, Any]:
     finally:
         base.publisher.send = real_send  # type: ignore[method-assign]
         _cleanup(symbols, slots, times)
+        _drop_rules()
         for key, value in kept.items():
             if value is not None:
                 client.set(key, value, ex=cfg.HOT_TTL_SECONDS)
@@ -179,6 +250,15 @@ def run(n_symbols: int, ticks: int, scanner: bool = False) -> dict[str, Any]:
         "median_phase_ms": {k: round(statistics.median(v), 1) for k, v in phases.items()},
         "baseline_per_symbol_rpush_ltrim_ms": round(baseline, 1),
     }
+    if rules:
+        out.update({
+            "bench": out["bench"] + "-rules", "rules": rules,
+            "median_ms_without_rules": round(plain["median_ms"], 1),
+            "rules_added_ms": round(out["median_ms"] - plain["median_ms"], 1),
+            "redis_roundtrips_per_tick_without_rules": plain["roundtrips"],
+            "sql_statements_per_tick_without_rules": plain["statements"],
+            "rule_fires_per_tick": round(statistics.median(fires)),
+        })
     if scanner:  # what one client receives per tick in a list's room vs in room `all` (`*`)
         out["emitted_bytes_per_tick"] = {
             "scan:gainers": round(statistics.median(room_bytes.get(names.scan_room("gainers"), [0]))),
@@ -195,6 +275,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="a symbol count (repeatable; same as a positional N)")
     parser.add_argument("--ticks", type=int, help="measured ticks per size (default 30, 15 from 1,000 on)")
     parser.add_argument("--scanner", action="store_true", help="with every scanner metric and list")
+    parser.add_argument("--rules", type=int, default=0, metavar="R",
+                        help="also measure the ticks with R alert rules of mixed operators")
     args = parser.parse_args(list(argv))
     args.sizes = [*args.sizes, *(args.more or [])] or [15, 1000, 10000]
     if any(n < 1 for n in args.sizes) or (args.ticks is not None and args.ticks < 1):
@@ -221,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             upgrade()
             for n in args.sizes:
                 ticks = args.ticks or (15 if n >= 1000 else 30)
-                print(json.dumps(run(n, ticks, args.scanner)), flush=True)
+                print(json.dumps(run(n, ticks, args.scanner, args.rules)), flush=True)
     return 0
 
 

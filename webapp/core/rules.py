@@ -102,6 +102,16 @@ class Condition:
         return out
 
     @property
+    def depth(self) -> int:
+        """Bars a condition reads to judge its last one: ``[0]`` and ``[1]`` of every operand (an EMA gets
+        four periods to settle: it is seeded with the SMA that many bars back)."""
+        need = self.lookback + 1
+        for o in (self.a, self.b, self.lower, self.upper):
+            if o is not None and o.kind == "ema":
+                need = max(need, 4 * int(o.arg) + 1)  # type: ignore[arg-type]
+        return max(2, need)
+
+    @property
     def lookback(self) -> int:
         """Bars of history the condition needs before the first one it judges."""
         need = [1, self.bars or 0]
@@ -276,6 +286,8 @@ def operand_values(o: Operand, series: Mapping[str, np.ndarray],
         if got is None:
             got = cache[o] = operand_values(o, series)
         return got
+    if o.kind == ROW:
+        return series[str(o.arg)]
     close = series["close"]
     if o.kind == "const":
         return np.full(close.shape, float(o.arg))  # type: ignore[arg-type]
@@ -328,7 +340,7 @@ def condition_values(c: Condition, series: Mapping[str, np.ndarray],
         else:
             ref = _prev(a, int(c.bars))  # type: ignore[arg-type]
             inputs["ref"] = ref
-            v = float(c.value)  # type: ignore[arg-type]
+            v = series["_value"] if "_value" in series else float(c.value)  # type: ignore[arg-type]
             held = {"moving_up": a - ref >= v, "moving_down": ref - a >= v,
                     "moving_up_pct": (a / ref - 1.0) * 100.0 >= v,
                     "moving_down_pct": (1.0 - a / ref) * 100.0 >= v}[c.op]
@@ -404,24 +416,20 @@ def step(rule: Rule, state: TickerState, held: bool, bar_time: int, stale: bool)
 
 
 NEVER = np.iinfo(np.int64).min // 2  # "no fire yet" / "no bar yet" in the state columns
+NO_EXPIRY = np.iinfo(np.int64).max
 _STATUS = ("active", "done", "stopped_too_often")
 
 
 class Columns:
-    """One rule's state for many tickers as arrays: the live tick and replays step all of them at once."""
+    """Rule states for many rows (a rule's tickers, or a batch of rules' tickers) as arrays."""
 
-    def __init__(self, tickers: Sequence[str], states: Mapping[str, TickerState]) -> None:
-        n = len(tickers)
+    def __init__(self, n: int, states: Mapping[int, TickerState]) -> None:
         self.armed = np.ones(n, bool)
         self.last_fire = np.full(n, NEVER, np.int64)
         self.last_bar = np.full(n, NEVER, np.int64)
         self.status = np.zeros(n, np.int8)
         self.recent: dict[int, tuple[int, ...]] = {}
-        index = {t: i for i, t in enumerate(tickers)} if states else {}
-        for t, st_ in states.items():  # sparse: only tickers whose state is not the default
-            i = index.get(t)
-            if i is None:
-                continue
+        for i, st_ in states.items():  # sparse: only rows whose state is not the default
             self.armed[i] = st_.armed
             self.last_fire[i] = NEVER if st_.last_fire is None else st_.last_fire
             self.last_bar[i] = NEVER if st_.last_bar is None else st_.last_bar
@@ -435,23 +443,37 @@ class Columns:
                            _STATUS[int(self.status[i])], None if lb == NEVER else lb)
 
 
-def step_bar(rule: Rule, cols: Columns, held: np.ndarray, stale: np.ndarray, bar_time: int) -> list[int]:
-    """:func:`step` for every ticker at once, for one bar; the indexes that fire.
+@dataclass(frozen=True)
+class Params:
+    """Each row's rule settings, so rules that differ only in them step together."""
 
-    The arrays do the work; Python touches only the tickers that pass every
+    cooldown: np.ndarray  # seconds, with every_time's floor
+    edge: np.ndarray  # a state operator that re-arms (every_time does not)
+    once: np.ndarray
+    expires: np.ndarray
+
+    @classmethod
+    def of(cls, rules: Sequence[Rule], owner: np.ndarray) -> Params:
+        cd = np.array([max(r.cooldown_seconds, EVERY_TIME_FLOOR if r.frequency == "every_time" else 0)
+                       for r in rules], np.int64)
+        edge = np.array([r.condition.op in STATE_OPS and r.frequency != "every_time" for r in rules], bool)
+        once = np.array([r.frequency == "once" for r in rules], bool)
+        exp = np.array([NO_EXPIRY if r.expires_at is None else r.expires_at for r in rules], np.int64)
+        return cls(cd[owner], edge[owner], once[owner], exp[owner])
+
+
+def step_bar(p: Params, cols: Columns, held: np.ndarray, stale: np.ndarray, bar_time: int) -> list[int]:
+    """:func:`step` for every row at once, for one bar; the rows that fire.
+
+    The arrays do the work; Python touches only the rows that pass every
     vectorised test (they fire, or the breaker stops them): a handful.
     """
-    if rule.expires_at is not None and bar_time >= rule.expires_at:
-        return []
-    active = (cols.status == 0) & (cols.last_bar < bar_time) & ~stale
+    active = (cols.status == 0) & (cols.last_bar < bar_time) & ~stale & (bar_time < p.expires)
     cols.last_bar[active] = bar_time
     cols.armed[active & ~held] = True
-    candidate = active & held
-    if rule.condition.op in STATE_OPS and rule.frequency != "every_time":
-        candidate &= cols.armed
-        cols.armed[candidate] = False
-    cooldown = max(rule.cooldown_seconds, EVERY_TIME_FLOOR if rule.frequency == "every_time" else 0)
-    candidate &= (cols.last_fire == NEVER) | (bar_time - cols.last_fire >= cooldown)
+    candidate = active & held & (~p.edge | cols.armed)
+    cols.armed[candidate & p.edge] = False
+    candidate &= (cols.last_fire == NEVER) | (bar_time - cols.last_fire >= p.cooldown)
     fired = []
     for i in np.flatnonzero(candidate).tolist():
         recent = tuple(t for t in cols.recent.get(i, ()) if bar_time - t < STORM_SECONDS)
@@ -461,44 +483,130 @@ def step_bar(rule: Rule, cols: Columns, held: np.ndarray, stale: np.ndarray, bar
             continue
         cols.recent[i] = (*recent, bar_time)
         cols.last_fire[i] = bar_time
-        if rule.frequency == "once":
+        if p.once[i]:
             cols.status[i] = 1
         fired.append(i)
     return fired
 
 
+ROW = "row"  # an operand kind for batches only: a constant that differs per row (never parsed)
+
+
+def _shape(c: Condition) -> tuple[Any, ...]:
+    """What rules must share to be evaluated as one batch: all but their constants and moving value."""
+    def key(o: Operand | None) -> tuple[Any, ...] | None:
+        return None if o is None else ("const",) if o.kind == "const" else (o.kind, o.arg)
+    return (c.op, key(c.a), key(c.b), key(c.lower), key(c.upper), c.bars)
+
+
+def _batched(c: Condition) -> Condition:
+    def row(o: Operand | None, name: str) -> Operand | None:
+        return None if o is None else Operand(ROW, name) if o.kind == "const" else o
+    return Condition(c.op, row(c.a, "_a"), row(c.b, "_b"), row(c.lower, "_lower"),  # type: ignore[arg-type]
+                     row(c.upper, "_upper"), c.bars, c.value)
+
+
+def _needs(c: Condition) -> set[str]:
+    out = {"close"}
+    for o in (c.a, c.b, c.lower, c.upper):
+        if o is not None and o.kind in ("field", "metric"):
+            out.add(str(o.arg))
+    return out
+
+
+@dataclass
+class Batch:
+    """What :func:`evaluate_many` found: fires, and changed states by (rule index, ticker)."""
+
+    fires: list[Fire] = field(default_factory=list)
+    states: list[tuple[int, str, TickerState]] = field(default_factory=list)
+    stopped: list[tuple[int, str]] = field(default_factory=list)
+
+
+def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tickers: Sequence[str],
+                  series: Mapping[str, np.ndarray], times: np.ndarray,
+                  states: Sequence[Mapping[str, TickerState]], stale: np.ndarray | None = None,
+                  first: int = 0, cache: dict[Operand, np.ndarray] | None = None) -> Batch:
+    """Many rules over bars ``first..``; rule k over the series rows ``rows[k]`` (None: all of them).
+
+    Rules whose conditions differ only in constants (``price > 100`` and
+    ``price > 250``) are stacked into one batch of rows, each row with its
+    own constant, cooldown, frequency and expiry, and evaluated at once: the
+    cost follows the number of distinct condition shapes, not of rules.
+    ``cache`` shares SMAs and EMAs between batches that cover every row.
+    """
+    n = series["close"].shape[0]
+    stale = np.zeros(series["close"].shape, bool) if stale is None else stale
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for k, r in enumerate(rules):
+        groups.setdefault(_shape(r.condition), []).append(k)
+    out = Batch()
+    for members in groups.values():
+        picks = [np.arange(n) if rows[k] is None else rows[k] for k in members]
+        whole = len(members) == 1 and rows[members[0]] is None
+        at = picks[0] if len(picks) == 1 else np.concatenate(picks)
+        if not len(at):
+            continue
+        owner = np.repeat(np.arange(len(members)), [len(p) for p in picks])
+        group = [rules[k] for k in members]
+        cond = _batched(group[0].condition)
+        lo = max(0, first - cond.depth + 1)  # bars before these cannot change what ``first..`` judge
+        data: dict[str, np.ndarray] = ({k: v[:, lo:] for k, v in series.items()} if whole else
+                                       {k: series[k][at, lo:] for k in _needs(cond) if k in series})
+        width = data["close"].shape[1]
+        for name, pick in (("_a", lambda c: c.a), ("_b", lambda c: c.b), ("_lower", lambda c: c.lower),
+                           ("_upper", lambda c: c.upper)):
+            if (o := pick(group[0].condition)) is not None and o.kind == "const":
+                values = np.array([float(pick(r.condition).arg) for r in group])[owner]
+                data[name] = np.broadcast_to(values[:, None], (len(at), width))
+        if cond.op in MOVING_OPS:
+            data["_value"] = np.array([float(r.condition.value) for r in group])[owner][:, None]  # type: ignore[arg-type]
+        held, inputs = condition_values(cond, data, cache if whole and lo == 0 else None)
+        index = {}
+        for j, k in enumerate(members):
+            wanted = states[k]
+            if wanted:
+                base = int(np.searchsorted(owner, j))
+                for i, t in enumerate(tickers[r] for r in picks[j].tolist()):
+                    if t in wanted:
+                        index[base + i] = wanted[t]
+        cols = Columns(len(at), index)
+        start = (cols.armed.copy(), cols.last_fire.copy(), cols.status.copy())
+        params = Params.of(group, owner)
+        st = stale[:, lo:] if whole else stale[at, lo:]
+        for t in range(first - lo, held.shape[1]):
+            bar_time = int(times[t + lo])
+            for i in step_bar(params, cols, held[:, t], st[:, t], bar_time):
+                rule = group[int(owner[i])]
+                vals = {k: _num(v[i, t]) for k, v in inputs.items()}
+                out.fires.append(Fire(rule.id, rule.version, tickers[int(at[i])], bar_time,
+                                      bucket_of(rule.frequency, bar_time), vals,
+                                      explain(rule.condition, vals)))
+        # A row whose only change is ``last_bar`` needs no keeping: evaluated again at that bar (a
+        # retried tick) it comes to the same nothing.  So a rule over 10,000 tickers that holds for
+        # three keeps three rows.
+        changed = (cols.armed != start[0]) | (cols.last_fire != start[1]) | (cols.status != start[2])
+        for i in np.flatnonzero(changed).tolist():
+            k, t = members[int(owner[i])], tickers[int(at[i])]
+            out.states.append((k, t, cols.state(i)))
+            if cols.status[i] == 2 and start[2][i] != 2:
+                out.stopped.append((k, t))
+    return out
+
+
 def evaluate(rule: Rule, tickers: Sequence[str], series: Mapping[str, np.ndarray], times: np.ndarray,
              states: Mapping[str, TickerState], stale: np.ndarray | None = None, first: int = 0,
              cache: dict[Operand, np.ndarray] | None = None) -> Outcome:
-    """The rule over bars ``first..`` of every ticker's series (tickers × times arrays).
+    """One rule over bars ``first..`` of every ticker's series (tickers × times arrays).
 
     Conditions and the state machine both run over all tickers at once
     (:func:`step_bar`, which :func:`step` defines ticker by ticker); only the
     states that changed are returned.
     """
-    held, inputs = condition_values(rule.condition, series, cache)
-    stale = np.zeros(held.shape, bool) if stale is None else stale
-    cols = Columns(tickers, states)
-    start = (cols.armed.copy(), cols.last_fire.copy(), cols.status.copy())
-    out = Outcome()
-    for t in range(first, held.shape[1]):
-        bar_time = int(times[t])
-        for i in step_bar(rule, cols, held[:, t], stale[:, t], bar_time):
-            vals = {k: _num(v[i, t]) for k, v in inputs.items()}
-            out.fires.append(Fire(rule.id, rule.version, tickers[i], bar_time,
-                                  bucket_of(rule.frequency, bar_time), vals, explain(rule.condition, vals)))
-    # A row whose only change is ``last_bar`` needs no keeping: evaluated again at that bar (a
-    # retried tick) it comes to the same nothing.  So a rule over 10,000 tickers that holds for
-    # three keeps three rows.
-    changed = (cols.armed != start[0]) | (cols.last_fire != start[1]) | (cols.status != start[2])
-    for i in np.flatnonzero(changed).tolist():
-        out.states[tickers[i]] = cols.state(i)
-        if cols.status[i] == 2 and start[2][i] != 2:
-            out.stopped.append(tickers[i])
-    if out.fires:
-        order = {t: i for i, t in enumerate(tickers)}
-        out.fires.sort(key=lambda f: (order[f.ticker], f.bar_time))
-    return out
+    got = evaluate_many([rule], [None], tickers, series, times, [states], stale, first, cache)
+    order = {t: i for i, t in enumerate(tickers)}
+    fires = sorted(got.fires, key=lambda f: (order[f.ticker], f.bar_time))
+    return Outcome(fires, {t: s for _, t, s in got.states}, [t for _, t in got.stopped])
 
 
 def _num(v: Any) -> float | None:

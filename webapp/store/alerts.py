@@ -30,7 +30,7 @@ from webapp.core.rules import Fire, TickerState
 # ---- live rules and their states ------------------------------------------------------
 
 _LIVE = sa.text("SELECT id, name, version, condition, scope, frequency, cooldown_seconds, expires_at, "
-                "channels FROM alert_rules WHERE status = 'active' ORDER BY id")
+                "channels, updated_at FROM alert_rules WHERE status = 'active' ORDER BY id")
 _STATES = sa.text("SELECT rule_id, ticker, armed, last_fire, recent, status, last_bar "
                   "FROM alert_rule_states WHERE rule_id = ANY(:ids)")
 

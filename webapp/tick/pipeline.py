@@ -320,6 +320,8 @@ def _locked_tick(
         except DB_DOWN as exc:
             _spool(svc, report, slot, quote_rows, alert_rows, exc)
             prepared = prepare(stored=False)
+    if rules is not None and pending is not None and not report.spooled:
+        rules.committed()
     if svc.after_commit is not None:  # tests: a crash exactly here
         svc.after_commit(slot)
     t = report.mark("postgres_wait", t)

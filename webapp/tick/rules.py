@@ -17,10 +17,16 @@ The series are the stored minute readings: ``close`` (= ``price`` =
 ``prev_close``, ``day_high``, ``day_low`` and ``change_pct``, exactly what
 a replay reads back, so live and replay fire alike.  The scanner's
 ``vwap``, ``rvol``, ``gap_pct`` and ``day_volume`` exist only for the
-current bar (they are not stored per minute).  An EMA is seeded this
-many bars back (:func:`depth_of`), so it can differ from a replay's
-longer warm-up in the last decimals.  A stale or missing reading is
-never fired on.
+current bar (they are not stored per minute).  An EMA is seeded four
+periods back (:attr:`webapp.core.rules.Condition.depth`), so it can
+differ from a replay's in the last decimals.  A stale or missing reading
+is never fired on.
+
+The rules' states are read from Postgres, then kept here: a tick that
+follows this process's own last committed tick, with the same rules
+(ids, versions, last change) and tickers, reuses them; anything else (a
+retry, another worker's tick in between, a rule changed or re-enabled)
+reads them again.
 """
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from webapp.core import scanner as scan_core
 from webapp.core.quotes import Quote
-from webapp.core.rules import Condition, Operand, Rule, RuleError, TickerState, evaluate, parse_condition
+from webapp.core.rules import Rule, RuleError, TickerState, evaluate_many, parse_condition
 from webapp.store import alerts as store
 from webapp.store import history
 
@@ -45,15 +51,6 @@ log = logging.getLogger(__name__)
 STORED = ("close", "volume", "prev_close", "day_high", "day_low")
 CURRENT_ONLY = ("vwap", "rvol", "gap_pct", "day_volume")
 MIN_DEPTH = 2
-
-
-def depth_of(c: Condition) -> int:
-    """Bars a condition needs at ``[0]`` and ``[1]`` (an EMA gets four periods of warm-up)."""
-    need = c.lookback + 1
-    for o in (c.a, c.b, c.lower, c.upper):
-        if o is not None and o.kind == "ema":
-            need = max(need, 4 * int(o.arg) + 1)  # type: ignore[arg-type]
-    return max(MIN_DEPTH, need)
 
 
 @dataclass
@@ -131,12 +128,19 @@ class Evaluated:
     rules: int = 0
     stopped: list[tuple[int, str]] = field(default_factory=list)
     made: dict[str, int] = field(default_factory=dict)  # dedupe key -> event id, after the write
+    engine: RuleEngine | None = None
+    slot: int = 0
 
     def write(self, session: Session) -> int:
         """Inside the tick's transaction: the events, their deliveries, the states."""
         made, queued = store.write_fires(session, self.fires, self.states)
         self.made = made
         return queued
+
+    def committed(self) -> None:
+        """The tick's transaction committed: the engine's states are Postgres's again."""
+        if self.engine is not None:
+            self.engine.committed(self)
 
 
 class RuleEngine:
@@ -146,6 +150,9 @@ class RuleEngine:
         self.bars = Bars()
         self._parsed: dict[tuple[int, int], LiveRule] = {}
         self.refills = 0
+        self._states: dict[int, dict[str, TickerState]] = {}
+        self._states_key: tuple[Any, ...] | None = None  # (rules, tickers, slot) the states are valid for
+        self._pending_key: tuple[Any, ...] | None = None
 
     def _live(self, rows: Sequence[Any]) -> list[LiveRule]:
         out, seen = [], {}
@@ -161,7 +168,7 @@ class RuleEngine:
                 expires = int(r.expires_at.timestamp()) if r.expires_at else None
                 endpoints = tuple(int(c.split(":", 1)[1]) for c in r.channels if c.startswith("webhook:"))
                 got = LiveRule(Rule(r.id, r.version, cond, r.frequency, r.cooldown_seconds, expires), r.name,
-                               dict(r.scope), endpoints, depth_of(cond))
+                               dict(r.scope), endpoints, cond.depth)
             seen[key] = got
             out.append(got)
         self._parsed = seen
@@ -172,8 +179,9 @@ class RuleEngine:
                  scan_table: scan_core.Table | None = None, scan_position: Mapping[str, int] | None = None,
                  scan_settings: scan_core.Settings | None = None) -> Evaluated:
         """Every active rule over this tick's bar of ``symbols`` (``rows``: the accepted quotes' rows)."""
-        out = Evaluated()
-        live = self._live(store.live_rules(session))
+        out = Evaluated(engine=self, slot=slot)
+        rows_read = store.live_rules(session)
+        live = self._live(rows_read)
         if not live or not len(accepted):
             return out
         depth = max(r.depth for r in live)
@@ -181,35 +189,40 @@ class RuleEngine:
             self.bars = Bars.stored(session, symbols, depth, slot)
             self.refills += 1
         self.bars.append(slot, rows, accepted)
-        states = store.states_of(session, [r.rule.id for r in live])
+        rules_key = tuple((r.id, r.version, r.updated_at) for r in rows_read)
+        if self._states_key != (rules_key, tuple(symbols), slot - tick_seconds):
+            self._states = store.states_of(session, [r.rule.id for r in live])
+        states = self._states
+        self._pending_key = (rules_key, tuple(symbols), slot)
+        self._states_key = None  # valid again only once this tick commits
         index = {t: i for i, t in enumerate(symbols)}
         series_all = self._series(scan_table, scan_position, symbols)
         stale_all = np.isnan(series_all["close"])
         times = np.array(self.bars.times, np.int64)
         by_ticker = {q.ticker: q for q in accepted}
-        shared: dict[Operand, np.ndarray] = {}
+        chosen, rows_of = [], []
         for lr in live:
             picked = self._scope(lr.scope, index, symbols, scan_table, scan_position, scan_settings)
-            if picked is not None and not len(picked):
-                continue
-            if picked is None:
-                tickers: Sequence[str] = symbols
-                series, stale, cache = series_all, stale_all, shared
-            else:
-                tickers = [symbols[i] for i in picked.tolist()]
-                series = {k: v[picked] for k, v in series_all.items()}
-                stale, cache = stale_all[picked], None
-            outcome = evaluate(lr.rule, tickers, series, times, states.get(lr.rule.id, {}), stale,
-                               len(times) - 1, cache)
-            out.rules += 1
-            latency = (time.perf_counter() - started) * 1000
-            for f in outcome.fires:
-                q = by_ticker[f.ticker]
-                out.fires.append(store.FireRow(f, lr.name, lr.endpoints, q.source,
-                                               max(0.0, (now - q.time).total_seconds()), round(latency, 2)))
-            out.states += [(lr.rule.id, lr.rule.version, t, s) for t, s in outcome.states.items()]
-            out.stopped += [(lr.rule.id, t) for t in outcome.stopped]
+            if picked is None or len(picked):
+                chosen.append(lr)
+                rows_of.append(picked)
+        got = evaluate_many([lr.rule for lr in chosen], rows_of, symbols, series_all, times,
+                            [states.get(lr.rule.id, {}) for lr in chosen], stale_all, len(times) - 1, {})
+        out.rules = len(chosen)
+        latency = round((time.perf_counter() - started) * 1000, 2)
+        by_id = {lr.rule.id: lr for lr in chosen}
+        for f in got.fires:
+            q, lr = by_ticker[f.ticker], by_id[f.rule_id]
+            out.fires.append(store.FireRow(f, lr.name, lr.endpoints, q.source,
+                                           max(0.0, (now - q.time).total_seconds()), latency))
+        out.states = [(chosen[k].rule.id, chosen[k].rule.version, t, st) for k, t, st in got.states]
+        out.stopped = [(chosen[k].rule.id, t) for k, t in got.stopped]
         return out
+
+    def committed(self, done: Evaluated) -> None:
+        for rid, _, ticker, st in done.states:
+            self._states.setdefault(rid, {})[ticker] = st
+        self._states_key = self._pending_key
 
     def _series(self, table: scan_core.Table | None, position: Mapping[str, int] | None,
                 symbols: Sequence[str]) -> dict[str, np.ndarray]:
