@@ -239,3 +239,43 @@ def test_rules_of_one_tick_share_an_sma_and_get_the_same_fires() -> None:
     shared = [evaluate(r, ["A", "B"], series, times, {}, None, 0, cache).fires for r in (up, down)]
     alone = [evaluate(r, ["A", "B"], series, times, {}).fires for r in (up, down)]
     assert shared == alone and all(shared) and len(cache) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_rules_batched_together_fire_as_each_would_alone(data) -> None:
+    """evaluate_many stacks rules that differ only in constants; each must fire as if evaluated alone."""
+    from webapp.core.rules import evaluate_many
+
+    n, width = 4, 12
+    closes = np.array([data.draw(st.lists(st.sampled_from([99.0, 100.0, 101.0, 102.0]), min_size=width,
+                                          max_size=width)) for _ in range(n)])
+    series = {"close": closes, "open": closes, "high": closes, "low": closes, "volume": closes}
+    times = np.array([T0 + 60 * i for i in range(width)])
+    tickers = [f"T{i}" for i in range(n)]
+    rules, rows, states = [], [], []
+    for k in range(data.draw(st.integers(2, 5))):
+        level = data.draw(st.sampled_from([99.5, 100.5, 101.5]))
+        cond = data.draw(st.sampled_from([
+            {"op": "greater_than", "a": {"price": True}, "b": {"const": level}},
+            {"op": "crossing", "a": {"field": "close"}, "b": {"const": level}},
+            {"op": "inside_channel", "a": {"price": True}, "lower": {"const": level - 1},
+             "upper": {"const": level + 1}},
+            {"op": "moving_up", "a": {"price": True}, "bars": 2,
+             "value": data.draw(st.sampled_from([1.0, 2.0]))},
+        ]))
+        freq = data.draw(st.sampled_from(["once", "once_per_bar_close", "every_time"]))
+        rules.append(Rule(k + 1, 1, parse_condition(cond), freq, data.draw(st.sampled_from([0, 120]))))
+        pick = sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1)))
+        rows.append(None if len(pick) == n else np.array(pick))
+        states.append({tickers[i]: TickerState(armed=False) for i in pick[:1]} if data.draw(st.booleans())
+                      else {})
+    first = data.draw(st.integers(0, width - 1))
+    batch = evaluate_many(rules, rows, tickers, series, times, states, None, first)
+    for k, rule in enumerate(rules):
+        at = list(range(n)) if rows[k] is None else rows[k].tolist()
+        alone = evaluate(rule, [tickers[i] for i in at], {f: v[at] for f, v in series.items()}, times,
+                         states[k], None, first)
+        mine = sorted((f.ticker, f.bar_time, f.explanation) for f in batch.fires if f.rule_id == rule.id)
+        assert mine == sorted((f.ticker, f.bar_time, f.explanation) for f in alone.fires)
+        assert {t: s for kk, t, s in batch.states if kk == k} == alone.states

@@ -527,7 +527,7 @@ def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tick
                   series: Mapping[str, np.ndarray], times: np.ndarray,
                   states: Sequence[Mapping[str, TickerState]], stale: np.ndarray | None = None,
                   first: int = 0, cache: dict[Operand, np.ndarray] | None = None) -> Batch:
-    """Many rules over bars ``first..``; rule k over the series rows ``rows[k]`` (None: all of them).
+    """Many rules over bars ``first..``; rule k over the series rows ``rows[k]`` (sorted; None: all).
 
     Rules whose conditions differ only in constants (``price > 100`` and
     ``price > 250``) are stacked into one batch of rows, each row with its
@@ -535,14 +535,15 @@ def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tick
     cost follows the number of distinct condition shapes, not of rules.
     ``cache`` shares SMAs and EMAs between batches that cover every row.
     """
-    n = series["close"].shape[0]
+    n_rows = series["close"].shape[0]
     stale = np.zeros(series["close"].shape, bool) if stale is None else stale
     groups: dict[tuple[Any, ...], list[int]] = {}
     for k, r in enumerate(rules):
         groups.setdefault(_shape(r.condition), []).append(k)
     out = Batch()
+    position = {t: i for i, t in enumerate(tickers)} if any(states) else {}
     for members in groups.values():
-        picks = [np.arange(n) if rows[k] is None else rows[k] for k in members]
+        picks = [np.arange(n_rows) if rows[k] is None else rows[k] for k in members]
         whole = len(members) == 1 and rows[members[0]] is None
         at = picks[0] if len(picks) == 1 else np.concatenate(picks)
         if not len(at):
@@ -564,21 +565,28 @@ def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tick
         held, inputs = condition_values(cond, data, cache if whole and lo == 0 else None)
         index = {}
         for j, k in enumerate(members):
-            wanted = states[k]
-            if wanted:
-                base = int(np.searchsorted(owner, j))
-                for i, t in enumerate(tickers[r] for r in picks[j].tolist()):
-                    if t in wanted:
-                        index[base + i] = wanted[t]
+            if states[k]:  # sparse: place each stored state at its row (picks are sorted)
+                base, pick = int(np.searchsorted(owner, j)), picks[j]
+                for t, state in states[k].items():
+                    row = position.get(t)
+                    if row is not None:
+                        pos = int(np.searchsorted(pick, row))
+                        if pos < len(pick) and pick[pos] == row:
+                            index[base + pos] = state
         cols = Columns(len(at), index)
         start = (cols.armed.copy(), cols.last_fire.copy(), cols.status.copy())
         params = Params.of(group, owner)
         st = stale[:, lo:] if whole else stale[at, lo:]
         for t in range(first - lo, held.shape[1]):
             bar_time = int(times[t + lo])
-            for i in step_bar(params, cols, held[:, t], st[:, t], bar_time):
+            fired = step_bar(params, cols, held[:, t], st[:, t], bar_time)
+            if not fired:
+                continue
+            at_fired = np.array(fired)
+            gathered = {k: v[at_fired, t].tolist() for k, v in inputs.items()}  # one gather per input
+            for j, i in enumerate(fired):
                 rule = group[int(owner[i])]
-                vals = {k: _num(v[i, t]) for k, v in inputs.items()}
+                vals = {k: (None if x != x else x) for k, col in gathered.items() for x in (col[j],)}
                 out.fires.append(Fire(rule.id, rule.version, tickers[int(at[i])], bar_time,
                                       bucket_of(rule.frequency, bar_time), vals,
                                       explain(rule.condition, vals)))

@@ -114,9 +114,13 @@ class Bars:
         column = {k: np.full((n, 1), np.nan) for k in STORED}
         self.data = {k: np.concatenate([self.data[k], column[k]], axis=1)[:, -self.depth:] for k in STORED}
         self.times = [*self.times, slot][-self.depth:]
-        j = len(self.times) - 1
-        for i, q in zip(rows.tolist(), quotes, strict=True):
-            self._put(i, j, q)
+        if len(quotes):
+            nan = np.nan
+            got = np.array([(q.price, nan if q.volume is None else q.volume,
+                             nan if q.prev_close is None else q.prev_close, nan if q.high is None else q.high,
+                             nan if q.low is None else q.low) for q in quotes], float)
+            for c, k in enumerate(STORED):  # the order of the tuple above
+                self.data[k][rows, -1] = got[:, c]
 
 
 @dataclass
@@ -231,12 +235,13 @@ class RuleEngine:
         with np.errstate(invalid="ignore", divide="ignore"):
             series["change_pct"] = (d["close"] / d["prev_close"] - 1.0) * 100.0
         shape = d["close"].shape
+        at = (np.array([position.get(t, -1) for t in symbols], np.int64)
+              if table is not None and position else None)
         for k in CURRENT_ONLY:
             col = np.full(shape, np.nan)
-            if table is not None and position:
-                at = np.array([position.get(t, -1) for t in symbols], np.int64)
+            if at is not None:
                 ok = at >= 0
-                col[ok, -1] = table[k][at[ok]]
+                col[ok, -1] = table[k][at[ok]]  # type: ignore[index]
             series[k] = col
         return series
 
