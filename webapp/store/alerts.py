@@ -29,14 +29,29 @@ from webapp.core.rules import Fire, TickerState
 
 # ---- live rules and their states ------------------------------------------------------
 
-_LIVE = sa.text("SELECT id, name, version, condition, scope, frequency, cooldown_seconds, expires_at, "
-                "channels, updated_at FROM alert_rules WHERE status = 'active' ORDER BY id")
+_LIVE = sa.text("""
+SELECT r.id, r.version, r.updated_at, k.id IS NOT NULL AS known,
+       CASE WHEN k.id IS NULL THEN r.name END AS name,
+       CASE WHEN k.id IS NULL THEN r.condition END AS condition,
+       CASE WHEN k.id IS NULL THEN r.scope END AS scope, r.frequency, r.cooldown_seconds, r.expires_at,
+       CASE WHEN k.id IS NULL THEN r.channels END AS channels
+FROM alert_rules r LEFT JOIN unnest(CAST(:ids AS bigint[]), CAST(:versions AS int[])) AS k(id, version)
+  ON k.id = r.id AND k.version = r.version
+WHERE r.status = 'active' ORDER BY r.id""")
 _STATES = sa.text("SELECT rule_id, ticker, armed, last_fire, recent, status, last_bar "
                   "FROM alert_rule_states WHERE rule_id = ANY(:ids)")
 
 
-def live_rules(session: Session) -> list[Any]:
-    return list(session.execute(_LIVE))
+def rules_fingerprint(session: Session) -> tuple[Any, ...]:
+    """Changes whenever an active rule is added, changed, paused, resumed or deleted (one small row)."""
+    return tuple(session.execute(sa.text(
+        "SELECT count(*), max(updated_at), coalesce(sum(id), 0), coalesce(sum(version), 0) "
+        "FROM alert_rules WHERE status = 'active'")).one())
+
+
+def live_rules(session: Session, known: Sequence[tuple[int, int]] = ()) -> list[Any]:
+    """The active rules; those ``known`` (id, version) already come without their JSON (``known`` true)."""
+    return list(session.execute(_LIVE, {"ids": [k[0] for k in known], "versions": [k[1] for k in known]}))
 
 
 def states_of(session: Session, rule_ids: Sequence[int]) -> dict[int, dict[str, TickerState]]:

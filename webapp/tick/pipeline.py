@@ -277,7 +277,8 @@ def _locked_tick(
                             max_age(cfg, svc.provider, market), set(latest.stale),
                             rebuild=[r.ticker for r in restores])
         t = report.mark("scan", t)
-    rules = _rules(svc, symbols, slot_time, rows, accepted, now, began, scan) if svc.rules else None
+    rules = (_rules(svc, symbols, slot_time, rows, accepted, latest.cols, now, began, scan)
+             if svc.rules else None)
     if rules is not None:
         report.rules = rules.rules
         t = report.mark("rules", t)
@@ -346,13 +347,13 @@ def _locked_tick(
 
 
 def _rules(svc: TickServices, symbols: Sequence[str], slot_time: datetime, rows: np.ndarray,
-           accepted: Sequence[Quote], now: datetime, began: float,
+           accepted: Sequence[Quote], readings: dict[str, np.ndarray], now: datetime, began: float,
            scan: scanner.ScanResult | None) -> live_rules.Evaluated | None:
     """The tick's rule fires (not yet stored); none while Postgres is down, which holds rules and states."""
     assert svc.rules is not None
     try:
         return svc.rules.evaluate(svc.session, symbols, int(slot_time.timestamp()), svc.config.TICK_SECONDS,
-                                  rows, accepted, now, began,
+                                  rows, accepted, readings, now, began,
                                   scan.table if scan else None, scan.position if scan else None,
                                   scanner.settings(svc.config))
     except DB_DOWN as exc:

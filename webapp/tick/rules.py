@@ -60,6 +60,7 @@ class LiveRule:
     scope: dict[str, Any]
     endpoints: tuple[int, ...]
     depth: int
+    rows: tuple[int, np.ndarray | None] | None = None  # (symbols generation, its rows): a fixed scope
 
 
 @dataclass
@@ -108,19 +109,18 @@ class Bars:
         d["day_high"][i, j] = np.nan if q.high is None else q.high
         d["day_low"][i, j] = np.nan if q.low is None else q.low
 
-    def append(self, slot: int, rows: np.ndarray, quotes: Sequence[Quote]) -> None:
-        """This tick's bar: the accepted quotes at ``rows``; NaN (stale) for the rest."""
+    def append(self, slot: int, rows: np.ndarray, readings: Mapping[str, np.ndarray]) -> None:
+        """This tick's bar: the readings at ``rows`` (the accepted ones); NaN (stale) for the rest.
+
+        ``readings`` are the tick's columns by symbol (``price``, ``volume``,
+        ``prev_close``, ``high``, ``low``: :attr:`webapp.core.latest.Latest.cols`).
+        """
         n = len(self.tickers)
-        column = {k: np.full((n, 1), np.nan) for k in STORED}
-        self.data = {k: np.concatenate([self.data[k], column[k]], axis=1)[:, -self.depth:] for k in STORED}
+        self.data = {k: np.concatenate([self.data[k], np.full((n, 1), np.nan)], axis=1)[:, -self.depth:]
+                     for k in STORED}
         self.times = [*self.times, slot][-self.depth:]
-        if len(quotes):
-            nan = np.nan
-            got = np.array([(q.price, nan if q.volume is None else q.volume,
-                             nan if q.prev_close is None else q.prev_close, nan if q.high is None else q.high,
-                             nan if q.low is None else q.low) for q in quotes], float)
-            for c, k in enumerate(STORED):  # the order of the tuple above
-                self.data[k][rows, -1] = got[:, c]
+        for k, src in zip(STORED, ("price", "volume", "prev_close", "high", "low"), strict=True):
+            self.data[k][rows, -1] = readings[src][rows]
 
 
 @dataclass
@@ -157,13 +157,17 @@ class RuleEngine:
         self._states: dict[int, dict[str, TickerState]] = {}
         self._states_key: tuple[Any, ...] | None = None  # (rules, tickers, slot) the states are valid for
         self._pending_key: tuple[Any, ...] | None = None
+        self._fingerprint: tuple[Any, ...] | None = None  # of the active rules last read
+        self._live_rules: list[LiveRule] = []
+        self._symbols: tuple[str, ...] = ()
+        self._generation = 0  # bumped when the tick's symbols change
 
     def _live(self, rows: Sequence[Any]) -> list[LiveRule]:
         out, seen = [], {}
         for r in rows:
             key = (r.id, r.version)
             got = self._parsed.get(key)
-            if got is None:
+            if got is None:  # new, or a new version: it came with its JSON
                 try:
                     cond = parse_condition(r.condition)
                 except RuleError as exc:  # stored before a stricter parser: say so, skip it
@@ -179,25 +183,31 @@ class RuleEngine:
         return out
 
     def evaluate(self, session: Session, symbols: Sequence[str], slot: int, tick_seconds: int,
-                 rows: np.ndarray, accepted: Sequence[Quote], now: datetime, started: float,
+                 rows: np.ndarray, accepted: Sequence[Quote], readings: Mapping[str, np.ndarray],
+                 now: datetime, started: float,
                  scan_table: scan_core.Table | None = None, scan_position: Mapping[str, int] | None = None,
                  scan_settings: scan_core.Settings | None = None) -> Evaluated:
         """Every active rule over this tick's bar of ``symbols`` (``rows``: the accepted quotes' rows)."""
         out = Evaluated(engine=self, slot=slot)
-        rows_read = store.live_rules(session)
-        live = self._live(rows_read)
+        fingerprint = store.rules_fingerprint(session)
+        if fingerprint != self._fingerprint:  # something changed: read the rules (new ones with their JSON)
+            self._live_rules = self._live(store.live_rules(session, list(self._parsed)))
+            self._fingerprint = fingerprint
+        live = self._live_rules
         if not live or not len(accepted):
             return out
         depth = max(r.depth for r in live)
         if not self.bars.continues(symbols, slot, tick_seconds, depth):
             self.bars = Bars.stored(session, symbols, depth, slot)
             self.refills += 1
-        self.bars.append(slot, rows, accepted)
-        rules_key = tuple((r.id, r.version, r.updated_at) for r in rows_read)
-        if self._states_key != (rules_key, tuple(symbols), slot - tick_seconds):
+        self.bars.append(slot, rows, readings)
+        if tuple(symbols) != self._symbols:
+            self._symbols, self._generation = tuple(symbols), self._generation + 1
+        rules_key = (fingerprint, self._generation)
+        if self._states_key != (rules_key, slot - tick_seconds):
             self._states = store.states_of(session, [r.rule.id for r in live])
         states = self._states
-        self._pending_key = (rules_key, tuple(symbols), slot)
+        self._pending_key = (rules_key, slot)
         self._states_key = None  # valid again only once this tick commits
         index = {t: i for i, t in enumerate(symbols)}
         series_all = self._series(scan_table, scan_position, symbols)
@@ -205,8 +215,14 @@ class RuleEngine:
         times = np.array(self.bars.times, np.int64)
         by_ticker = {q.ticker: q for q in accepted}
         chosen, rows_of = [], []
+        key = self._generation
         for lr in live:
-            picked = self._scope(lr.scope, index, symbols, scan_table, scan_position, scan_settings)
+            if lr.rows is not None and lr.rows[0] == key:
+                picked = lr.rows[1]
+            else:
+                picked = self._scope(lr.scope, index, symbols, scan_table, scan_position, scan_settings)
+                if "scan" not in lr.scope:  # a list's members change every tick; the rest do not
+                    lr.rows = (key, picked)
             if picked is None or len(picked):
                 chosen.append(lr)
                 rows_of.append(picked)
