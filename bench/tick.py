@@ -205,7 +205,8 @@ def run(n_symbols: int, ticks: int, scanner: bool = False, rules: int = 0) -> di
         for i, at in enumerate(times):
             if rules and i == phases_at[0]:  # the same ticks again, now with the rules
                 plain = {"median_ms": statistics.median(totals), "roundtrips": sorted(set(roundtrips)),
-                         "statements": sorted(set(statements))}
+                         "statements": sorted(set(statements)),
+                         "phases": {k: round(statistics.median(v), 1) for k, v in phases.items()}}
                 totals, without_fetch, roundtrips, statements, emits = [], [], [], [], []
                 phases.clear()
                 _add_rules(bench_rules(symbols, rules))
@@ -258,6 +259,7 @@ def run(n_symbols: int, ticks: int, scanner: bool = False, rules: int = 0) -> di
             "redis_roundtrips_per_tick_without_rules": plain["roundtrips"],
             "sql_statements_per_tick_without_rules": plain["statements"],
             "rule_fires_per_tick": round(statistics.median(fires)),
+            "median_phase_ms_without_rules": plain["phases"],
         })
     if scanner:  # what one client receives per tick in a list's room vs in room `all` (`*`)
         out["emitted_bytes_per_tick"] = {
