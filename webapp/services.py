@@ -555,6 +555,11 @@ def rules_with_state() -> list[dict[str, Any]]:
 
 
 MAX_MISSED_EVENTS = 500
+
+
+def recent_events(limit: int = 50) -> list[dict[str, Any]]:
+    """The newest alert events (the rules page's feed, before live ones arrive)."""
+    return alert_store.events(db.session, limit=limit)
 DELIVERY_OVERDUE_SECONDS = 120  # a due delivery nobody claimed this long: no deliver process is working
 
 

@@ -9,7 +9,8 @@ from tests.helpers import minutes, run_via_rq
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("path", ["/", "/stocks/AAPL?range=all", "/alerts", "/scanner", "/api/docs"])
+@pytest.mark.parametrize("path", ["/", "/stocks/AAPL?range=all", "/alerts", "/alerts/rules", "/scanner",
+                                  "/api/docs"])
 def test_pages_run_under_the_policy(web, app, browser, path) -> None:
     run_via_rq(app, minutes(3))
     context = browser.new_context()

@@ -11,6 +11,7 @@ from datetime import datetime
 from flask import Blueprint, abort, render_template, request
 
 from webapp import services
+from webapp.core import rules as rules_core
 from webapp.core.market import EXCHANGE_TZ, RANGES
 from webapp.core.scanner import LISTS, Filters
 from webapp.core.validation import normalise_ticker
@@ -99,4 +100,18 @@ def alerts():
         return render_template("alerts.html", alerts=[], ticker=raw, symbols=services.tracked_symbols(),
                                error=f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)"), 400
     return render_template("alerts.html", alerts=services.alert_feed(ticker), ticker=ticker or "",
+                           symbols=services.tracked_symbols())
+
+
+@bp.get("/alerts/rules")
+def alert_rules():
+    """Rules, their live events with explanations, webhooks and their delivery logs.
+
+    Reads render here; changes go through ``/api/rules`` and ``/api/webhooks``
+    with the API token the user pastes (kept in the browser's session storage).
+    """
+    return render_template("rules.html", events=services.recent_events(50),
+                           operators=rules_core.OPERATORS, pair_ops=rules_core.PAIR_OPS,
+                           channel_ops=rules_core.CHANNEL_OPS, fields=rules_core.FIELDS,
+                           metrics=rules_core.METRICS, frequencies=rules_core.FREQUENCIES, lists=LISTS,
                            symbols=services.tracked_symbols())

@@ -1,0 +1,293 @@
+// Alert rules page: the form (with a replay count as you type), the rules, their live events, webhooks.
+// Writes go to /api/rules and /api/webhooks with the token the user pasted (session storage only).
+(function () {
+  "use strict";
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const form = $("#rule-form");
+  const KEY = "tracker-api-token";
+  const FIELDS = ["open", "high", "low", "close", "volume"];
+  const METRICS = ["change_pct", "gap_pct", "vwap", "rvol", "day_volume", "prev_close", "day_high", "day_low"];
+  const PAIR = ["crossing", "crossing_up", "crossing_down", "greater_than", "less_than"];
+  const CHANNEL = ["entering_channel", "exiting_channel", "inside_channel", "outside_channel"];
+  window.__rules = { replays: 0, events: 0, notified: 0 };
+
+  const token = () => sessionStorage.getItem(KEY) || "";
+  function showToken() {
+    $("#token-state").textContent = token() ? "token set: changes allowed" : "no token: read only";
+  }
+  $("#save-token").addEventListener("click", () => {
+    sessionStorage.setItem(KEY, $("#token").value.trim());
+    $("#token").value = "";
+    showToken();
+    loadRules();
+    loadHooks();
+  });
+
+  async function api(method, path, body) {
+    const headers = { "Content-Type": "application/json" };
+    if (token()) headers.Authorization = "Bearer " + token();
+    const resp = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined,
+                                     cache: "no-store" });
+    const data = await resp.json().catch(() => ({}));
+    if (!resp.ok) throw new Error((data.error && data.error.message) || `HTTP ${resp.status}`);
+    return data;
+  }
+
+  function operand(text, where) {
+    const t = String(text || "").trim().toLowerCase();
+    if (t !== "" && !Number.isNaN(Number(t))) return { const: Number(t) };
+    if (t === "price") return { price: true };
+    if (FIELDS.includes(t)) return { field: t };
+    if (METRICS.includes(t)) return { metric: t };
+    const m = /^(sma|ema)\((\d+)\)$/.exec(t);
+    if (m) return { [m[1]]: Number(m[2]) };
+    throw new Error(`${where}: "${text}" is not an operand (price, close, sma(20), rvol, 101.5 …)`);
+  }
+
+  function rule() {
+    const f = form.elements;
+    const op = f.op.value;
+    const condition = { op, a: operand(f.a.value, "when") };
+    if (PAIR.includes(op)) condition.b = operand(f.b.value, "than / with");
+    else if (CHANNEL.includes(op)) {
+      condition.lower = operand(f.lower.value, "lower");
+      condition.upper = operand(f.upper.value, "upper");
+    } else {
+      condition.bars = Number(f.bars.value);
+      condition.value = Number(f.value.value);
+    }
+    const kind = form.querySelector("input[name=scope]:checked").value;
+    const scope = kind === "all" ? { all: true } : kind === "scan" ? { scan: f.scan.value }
+      : { tickers: f.tickers.value.split(/[\s,]+/).filter(Boolean) };
+    const channels = [];
+    if (f.browser.checked) channels.push("browser");
+    if (f.webhook.value) channels.push("webhook:" + f.webhook.value);
+    return { name: f.name.value.trim(), condition, scope, frequency: f.frequency.value,
+             cooldown_seconds: Number(f.cooldown.value), channels };
+  }
+
+  function showParts() {
+    const op = form.elements.op.value;
+    form.querySelector("[data-for=pair]").hidden = !PAIR.includes(op);
+    form.querySelector("[data-for=channel]").hidden = !CHANNEL.includes(op);
+    form.querySelector("[data-for=moving]").hidden = PAIR.includes(op) || CHANNEL.includes(op);
+  }
+
+  function formError(text) {
+    const el = $("#form-error");
+    el.textContent = text || "";
+    el.hidden = !text;
+  }
+
+  let pending = 0;
+  async function replay() {
+    const mine = ++pending;
+    let body;
+    try { body = rule(); } catch (e) { formError(e.message); $("#replay").textContent = ""; return; }
+    formError("");
+    $("#replay").textContent = "replaying the last 5 sessions…";
+    try {
+      const got = await api("POST", "/api/rules/replay", { rule: body });
+      if (mine !== pending) return;
+      window.__rules.replays += 1;
+      const stopped = got.stopped_too_often.length ? `; the storm breaker would stop ${got.stopped_too_often.join(", ")}` : "";
+      $("#replay").textContent = `would have fired ${got.count} time${got.count === 1 ? "" : "s"} in the last 5 sessions (${got.bars} bars)${stopped}`;
+    } catch (e) {
+      if (mine === pending) { $("#replay").textContent = ""; formError(e.message); }
+    }
+  }
+  let timer = 0;
+  form.addEventListener("input", () => { showParts(); clearTimeout(timer); timer = setTimeout(replay, 350); });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("POST", "/api/rules", rule());
+      formError("");
+      loadRules();
+    } catch (e) { formError(e.message); }
+  });
+
+  function cell(tr, content) {
+    const td = document.createElement("td");
+    if (content instanceof Node) td.append(content); else td.textContent = content;
+    tr.append(td);
+    return td;
+  }
+  function button(label, onClick, cls) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    if (cls) b.className = cls;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+  const describe = (o) => o.price ? "price" : o.field || o.metric || (o.sma ? `sma(${o.sma})` : o.ema ? `ema(${o.ema})` : String(o.const));
+  function conditionText(c) {
+    if (c.b) return `${describe(c.a)} ${c.op.replace(/_/g, " ")} ${describe(c.b)}`;
+    if (c.lower) return `${describe(c.a)} ${c.op.replace(/_/g, " ")} ${describe(c.lower)}–${describe(c.upper)}`;
+    return `${describe(c.a)} ${c.op.replace(/_/g, " ")} ${c.value} within ${c.bars} bars`;
+  }
+
+  async function loadRules() {
+    const body = $("#rules").tBodies[0];
+    let got;
+    try { got = await api("GET", "/api/rules"); } catch (e) { body.innerHTML = ""; cell(body.insertRow(), e.message); return; }
+    body.innerHTML = "";
+    if (!got.rules.length) { const tr = body.insertRow(); tr.className = "none"; cell(tr, "No rules yet.").colSpan = 6; }
+    for (const r of got.rules) {
+      const tr = body.insertRow();
+      tr.dataset.rule = r.id;
+      cell(tr, `${r.name} (v${r.version})`);
+      cell(tr, conditionText(r.condition));
+      cell(tr, r.scope.all ? "all tracked" : r.scope.scan ? `list: ${r.scope.scan}` : r.scope.tickers.join(", "));
+      cell(tr, `${r.frequency.replace(/_/g, " ")}, cooldown ${r.cooldown_seconds} s`);
+      const status = cell(tr, r.status === "paused" ? "muted (paused)" : "active");
+      status.className = "status-" + r.status;
+      if (r.stopped_too_often.length) {
+        const note = document.createElement("div");
+        note.className = "stopped";
+        note.textContent = `stopped_too_often: ${r.stopped_too_often.join(", ")} (fired more than 15 times in 3 minutes)`;
+        status.append(note);
+      }
+      const actions = cell(tr, "");
+      const resume = r.status === "paused" || r.stopped_too_often.length;
+      actions.append(button(resume ? "Re-enable" : "Mute", () => setStatus(r.id, resume ? "active" : "paused")),
+                     " ", button("Delete", async () => { await api("DELETE", `/api/rules/${r.id}`); loadRules(); }));
+    }
+  }
+  async function setStatus(id, status) {
+    try { await api("PATCH", `/api/rules/${id}`, { status }); } catch (e) { alert(e.message); }
+    loadRules();
+  }
+
+  // ---- events: live, with the gap after a reconnect, sound and notifications ----
+  const events = $("#events");
+  const seen = new Set([...events.tBodies[0].rows].map((r) => r.dataset.id).filter(Boolean));
+  let last = Number(events.dataset.last) || 0;
+  function beep() {
+    try {
+      const ctx = new AudioContext();
+      const osc = ctx.createOscillator();
+      osc.connect(ctx.destination);
+      osc.frequency.value = 880;
+      osc.start();
+      osc.stop(ctx.currentTime + 0.15);
+    } catch (e) { /* no audio here */ }
+  }
+  function addEvent(e, live) {
+    if (seen.has(String(e.id))) return;
+    seen.add(String(e.id));
+    last = Math.max(last, e.id);
+    window.__rules.events += 1;
+    const body = events.tBodies[0];
+    body.querySelector("tr.none")?.remove();
+    const tr = document.createElement("tr");
+    tr.dataset.id = e.id;
+    tr.dataset.rule = e.rule_id;
+    tr.className = "flash";
+    cell(tr, window.fmtTime(e.bar_time));
+    cell(tr, e.rule_name || `rule ${e.rule_id}`);
+    const link = document.createElement("a");
+    link.href = `/stocks/${encodeURIComponent(e.ticker)}?range=all&at=${encodeURIComponent(e.bar_time)}`;
+    link.textContent = e.ticker;
+    cell(tr, link);
+    cell(tr, e.explanation + (e.stale ? " (data was stale)" : "")).className = "why";
+    const mute = button("Mute rule", () => {}, "mute");
+    mute.dataset.rule = e.rule_id;
+    cell(tr, mute);
+    body.prepend(tr);
+    if (live && $("#notify").checked) {
+      beep();
+      window.__rules.notified += 1;
+      if (window.Notification && Notification.permission === "granted") {
+        new Notification(`${e.ticker}: ${e.rule_name || "rule " + e.rule_id}`, { body: e.explanation });
+      }
+    }
+  }
+  events.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button.mute");
+    if (b) setStatus(Number(b.dataset.rule), "paused");
+  });
+  $("#notify").addEventListener("change", (ev) => {
+    if (ev.target.checked && window.Notification && Notification.permission === "default") Notification.requestPermission();
+  });
+  const socket = window.connectLive((s) => {
+    s.emit("follow_alerts", { on: true, after: last }, (reply) => {
+      window.ack("alerts")(reply);
+      (reply && reply.missed || []).forEach((e) => addEvent(e, false));
+    });
+  });
+  socket.on("alert_event", (e) => addEvent(e, true));
+
+  // ---- webhooks ----
+  async function loadHooks() {
+    const body = $("#hooks").tBodies[0];
+    const select = form.elements.webhook;
+    body.innerHTML = "";
+    if (!token()) { cell(body.insertRow(), "Paste a token to see and add webhook endpoints.").colSpan = 3; return; }
+    let got;
+    try { got = await api("GET", "/api/webhooks"); } catch (e) { cell(body.insertRow(), e.message).colSpan = 3; return; }
+    select.length = 1;
+    for (const h of got.endpoints) {
+      select.add(new Option(`${h.id}: ${h.url}`, h.id));
+      const tr = body.insertRow();
+      tr.dataset.endpoint = h.id;
+      cell(tr, `${h.url}${h.description ? " — " + h.description : ""}`);
+      cell(tr, h.status === "disabled" ? `disabled: ${h.disabled_reason}` : h.failing_since ? `failing since ${window.fmtTime(h.failing_since)}` : "active");
+      const actions = cell(tr, "");
+      actions.append(button("Deliveries", () => showDeliveries(h.id, h.url)), " ",
+                     button("Rotate secret", async () => showSecret(await api("POST", `/api/webhooks/${h.id}/rotate`), true)),
+                     " ", button(h.status === "disabled" ? "Enable" : "Disable", async () => {
+                       await api("PATCH", `/api/webhooks/${h.id}`, { status: h.status === "disabled" ? "active" : "disabled" });
+                       loadHooks();
+                     }));
+    }
+  }
+  function showSecret(h, rotated) {
+    const el = $("#hook-secret");
+    el.hidden = false;
+    el.textContent = `Secret for endpoint ${h.id}, shown only now: ${h.secret}` +
+      (rotated ? " (the old secret also signs for 24 hours)" : "");
+    loadHooks();
+  }
+  $("#hook-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const err = $("#hook-error");
+    try {
+      const f = ev.target.elements;
+      showSecret(await api("POST", "/api/webhooks", { url: f.url.value.trim(), description: f.description.value.trim() }));
+      err.hidden = true;
+    } catch (e) { err.textContent = e.message; err.hidden = false; }
+  });
+  async function showDeliveries(id, url) {
+    const box = $("#deliveries");
+    box.hidden = false;
+    $("#deliveries-title").textContent = `Deliveries to ${url}`;
+    const body = box.querySelector("tbody");
+    body.innerHTML = "";
+    const got = await api("GET", `/api/webhooks/${id}`);
+    if (!got.deliveries.length) cell(body.insertRow(), "Nothing sent yet.").colSpan = 4;
+    for (const d of got.deliveries) {
+      const tr = body.insertRow();
+      tr.dataset.delivery = d.id;
+      cell(tr, `evt_${d.event_id}`);
+      cell(tr, d.status + (d.next_attempt_at ? ` (next ${window.fmtTime(d.next_attempt_at)})` : ""));
+      const log = document.createElement("ol");
+      log.className = "attempts";
+      for (const a of d.log) {
+        const li = document.createElement("li");
+        li.textContent = `${window.fmtTime(a.at)} · ${a.status_code ?? "no answer"} · ${a.error_class || "ok"} · ${a.duration_ms} ms` +
+          `${a.trigger === "manual" ? " · manual" : ""}${a.response ? " · " + a.response.slice(0, 200) : ""}${a.error ? " · " + a.error : ""}`;
+        log.append(li);
+      }
+      cell(tr, log);
+      cell(tr, button("Redeliver", async () => { await api("POST", `/api/deliveries/${d.id}/redeliver`); showDeliveries(id, url); }));
+    }
+  }
+
+  showParts();
+  showToken();
+  loadRules();
+  loadHooks();
+  replay();
+})();

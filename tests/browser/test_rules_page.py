@@ -1,0 +1,93 @@
+"""The rules page in a real browser: create a rule, watch it fire live with its explanation, mute it,
+add a webhook and read a delivery's log."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser.conftest import shot
+from tests.fakes.webhook_receiver import Receiver
+from tests.helpers import minutes
+from tests.processes import WebProcess
+from webapp import services
+from webapp.core.delivery import networks
+from webapp.delivery.worker import DeliveryWorker
+from webapp.extensions import db
+from webapp.store import symbols
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def hooks_web(service_urls, clean):
+    proc = WebProcess(*service_urls, WEBHOOK_ALLOWED_CIDRS="127.0.0.1/32").start()
+    yield proc
+    proc.stop()
+
+
+def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, app, page) -> None:
+    times = minutes(40)
+    for at in times[:8]:  # some history for the SMA
+        services.run_tick_now(at)
+    token = symbols.create_token(db.session, "browser")
+    receiver = Receiver([]).up()
+
+    page.goto(hooks_web.url + "/alerts/rules")
+    page.locator("#connection").filter(has_text="live").wait_for(timeout=10_000)
+    assert "read only" in page.inner_text("#token-state")
+    page.fill("#token", token)
+    page.click("#save-token")
+    page.locator("#token-state").filter(has_text="changes allowed").wait_for()
+
+    # a forbidden webhook address is refused, saying why; the receiver (allowed here) is added
+    page.fill("#hook-form input[name=url]", "http://169.254.169.254/latest")
+    page.click("#hook-form button[type=submit]")
+    page.locator("#hook-error").filter(has_text="metadata").wait_for()
+    page.fill("#hook-form input[name=url]", receiver.url)
+    page.click("#hook-form button[type=submit]")
+    secret_text = page.locator("#hook-secret").filter(has_text="whsec_")
+    secret_text.wait_for()
+    receiver.secrets.append(re.search(r"whsec_\S+", secret_text.inner_text()).group(0))
+    page.locator("#hooks tbody tr[data-endpoint]").first.wait_for()
+
+    form = page.locator("#rule-form")
+    form.locator("input[name=name]").fill("AAPL crosses its SMA 5")
+    form.locator("input[name=a]").fill("close")
+    form.locator("select[name=op]").select_option("crossing")
+    form.locator("input[name=b]").fill("sma(5)")
+    form.locator("input[name=tickers]").fill("AAPL")
+    form.locator("input[name=cooldown]").fill("0")
+    form.locator("select[name=webhook]").select_option(index=1)
+    page.locator("#replay").filter(has_text=re.compile(r"would have fired \d+ times? in the last 5 sessions")
+                                   ).wait_for()
+    form.locator("input[name=b]").fill("sma(nine)")  # a typo is refused as you type, saying what
+    page.locator("#form-error").filter(has_text='"sma(nine)" is not an operand').wait_for()
+    form.locator("input[name=b]").fill("sma(5)")
+    form.locator("button[type=submit]").click()
+    row = page.locator("#rules tbody tr[data-rule]").first
+    row.wait_for()
+    assert "close crossing sma(5)" in row.inner_text() and "active" in row.inner_text()
+
+    for at in times[8:]:
+        services.run_tick_now(at)
+    fired = page.locator("#events tbody tr[data-id]").first
+    fired.wait_for(timeout=15_000)
+    text = fired.inner_text()
+    assert "AAPL" in text and re.search(r"close \d+\.\d\d crossed (above|below) sma\(5\) \d+\.\d\d; "
+                                         r"previous close \d+\.\d\d", text), text
+    shot(page, "rules-fired")
+
+    # delivered to the receiver; the page shows the delivery's attempt log
+    worker = DeliveryWorker(db.engine, None, networks(("127.0.0.1/32",)), concurrency=4)
+    while worker.run_once():
+        pass
+    assert receiver.accepted() and all(r.verified for r in receiver.got)
+    page.locator("#hooks tbody tr[data-endpoint] button", has_text="Deliveries").first.click()
+    log = page.locator("#deliveries tbody tr[data-delivery]").first
+    log.wait_for()
+    assert "delivered" in log.inner_text() and "200" in log.inner_text() and "ok" in log.inner_text()
+
+    fired.locator("button.mute").click()
+    page.locator("#rules tbody tr[data-rule]").first.filter(has_text="muted (paused)").wait_for()
+    shot(page, "rules-muted")
