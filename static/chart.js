@@ -35,8 +35,12 @@
   sma.setData(data.sma);
   const up = dark ? "#3fb96b" : "#0a7d32", down = dark ? "#ff6b6b" : "#c0262d";
   const marker = (a) => a.kind === "bullish"
-    ? { time: a.time, position: "belowBar", color: up, shape: "arrowUp", text: "▲ bullish" }
-    : { time: a.time, position: "aboveBar", color: down, shape: "arrowDown", text: "▼ bearish" };
+    ? { id: `sma-${a.time}`, time: a.time, position: "belowBar", color: up, shape: "arrowUp", text: "▲ bullish" }
+    : { id: `sma-${a.time}`, time: a.time, position: "aboveBar", color: down, shape: "arrowDown", text: "▼ bearish" };
+  // a rule's fire (an alert_event): a dot with the rule's name; its explanation is on /alerts/rules
+  const eventMarker = (e) => ({ id: `evt-${e.id}`, time: Math.floor(new Date(e.bar_time).getTime() / 1000),
+                                position: "inBar", color: lineColour("--sma-line"), shape: "circle",
+                                text: e.rule_name || `rule ${e.rule_id}` });
   const markerList = data.alerts.map(marker);
   const markers = LC.createSeriesMarkers(price, markerList);
   let last = data.prices.length ? data.prices[data.prices.length - 1].time : 0;
@@ -88,14 +92,15 @@
     // a reconnect's snapshot may answer after a newer live quote: never step the header back
     if (!older(q)) showLatest(q);
   }
-  function addAlert(a) {
-    const t = Math.floor(new Date(a.time).getTime() / 1000);
-    if (markerList.some((m) => m.time === t)) return;
-    markerList.push(marker({ time: t, kind: a.kind }));
+  function addMarker(m) {
+    if (markerList.some((x) => x.id === m.id)) return;
+    markerList.push(m);
     markerList.sort((x, y) => x.time - y.time);
     markers.setMarkers(markerList);
     state();
   }
+  const addAlert = (a) => addMarker(marker({ time: Math.floor(new Date(a.time).getTime() / 1000), kind: a.kind }));
+  const addEvent = (e) => { if (e.ticker === data.ticker) addMarker(eventMarker(e)); };
 
   // Gap fill after a (re)connect: every stored point and alert since the last one drawn.
   async function fill() {
@@ -113,15 +118,19 @@
       const since = markerList.length ? markerList[markerList.length - 1].time + 1 : last;
       const alerts = await (await fetch(`/api/alerts?ticker=${t}&since=${since}&limit=500`)).json();
       alerts.alerts.forEach(addAlert);
+      const events = await (await fetch(`/api/alert-events?ticker=${t}&limit=500`, { cache: "no-store" })).json();
+      events.events.forEach(addEvent);
     } catch (err) { /* the next quote will come over the socket */ }
   }
 
   const socket = window.connectLive((s) => {
     s.emit("subscribe", { tickers: [data.ticker] }, window.ack("subscribe"));
+    s.emit("follow_alerts", { on: true }, window.ack("alerts"));  // rules' fires (alert_event) come there
     fill();
   });
   socket.on("quote", (q) => { if (q.ticker === data.ticker) addQuote(q); });
   socket.on("alert", (a) => { if (a.ticker === data.ticker) addAlert(a); });
+  socket.on("alert_event", addEvent);
   // Between readings, the stream's trades move the header and the line's last point: drawn at
   // the boundary where the next reading lands (which then replaces it), and only once the
   // previous boundary's reading is drawn, so the line never has to step back in time.

@@ -88,6 +88,19 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
     log.wait_for()
     assert "delivered" in log.inner_text() and "200" in log.inner_text() and "ok" in log.inner_text()
 
+    # the chart draws the rule's fires as markers beside the built-in SMA alerts
+    with app.app_context():
+        from webapp.store import alerts as store
+
+        fires = len(store.events(db.session, ticker="AAPL", limit=500))
+        crossings = len(services.alert_feed("AAPL"))
+    chart = page.context.new_page()
+    chart.goto(hooks_web.url + "/stocks/AAPL?range=all")
+    chart.wait_for_function(
+        f"Number(document.getElementById('chart').dataset.markers) >= {fires + crossings}")
+    shot(chart, "chart-rule-markers")
+    chart.close()
+
     fired.locator("button.mute").click()
     page.locator("#rules tbody tr[data-rule]").first.filter(has_text="muted (paused)").wait_for()
     shot(page, "rules-muted")
