@@ -51,3 +51,21 @@ def test_stream_bench_counts_what_was_sent_applied_and_received(base_config, cle
     assert (line["burst_trades"], line["burst_lost"]) == (5000, 0) and line["burst_drain_s"] > 0
     assert line["cpu_pct"] > 0 and line["rss_mb"] > 20
     assert stream.parse_args([]).rates[-1] == 100_000
+
+
+def test_tick_bench_with_rules_reports_what_they_added(app) -> None:
+    line = tick.run(60, 2, rules=30)
+    assert line["bench"] == "tick-rules" and line["rules"] == 30
+    assert line["redis_roundtrips_per_tick"] == line["redis_roundtrips_per_tick_without_rules"] == [5]
+    assert "rules" in line["median_phase_ms"] and line["rule_fires_per_tick"] >= 0
+    assert line["median_ms"] > 0 and "rules_added_ms" in line
+
+
+def test_webhooks_bench_delivers_and_times_every_fire(make_app, service_urls) -> None:
+    from bench import webhooks
+
+    application = make_app(WEBHOOK_ALLOWED_CIDRS=("127.0.0.1/32",))
+    with application.app_context():
+        line = webhooks.run(40, 2, 5)
+    assert line["deliveries"] == 40 and line["unverified"] == 0 and line["received"] == 5
+    assert line["deliveries_per_s"] > 0 and 0 < line["delivery_ms_p50"] <= line["delivery_ms_p99"]

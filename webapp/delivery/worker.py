@@ -90,6 +90,12 @@ class DeliveryWorker:
         return len(claimed)
 
     def _deliver(self, c: store.Claimed) -> None:
+        try:
+            self._send(c)
+        finally:
+            self._wake.set()  # a slot is free (and its endpoint may take the next): claim again now
+
+    def _send(self, c: store.Claimed) -> None:
         # signed with the wall clock (receivers check it within 5 minutes); scheduled by ``clock``
         msg_id = sender.webhook_id(c.event["id"])
         body = sender.body_of(c.event)
