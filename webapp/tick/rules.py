@@ -133,7 +133,6 @@ class Evaluated:
     stopped: list[tuple[int, str]] = field(default_factory=list)
     made: dict[str, int] = field(default_factory=dict)  # dedupe key -> event id, after the write
     engine: RuleEngine | None = None
-    slot: int = 0
 
     def write(self, session: Session) -> int:
         """Inside the tick's transaction: the events, their deliveries, the states."""
@@ -155,7 +154,7 @@ class RuleEngine:
         self._parsed: dict[tuple[int, int], LiveRule] = {}
         self.refills = 0
         self._states: dict[int, dict[str, TickerState]] = {}
-        self._states_key: tuple[Any, ...] | None = None  # (rules, tickers, slot) the states are valid for
+        self._states_key: tuple[Any, ...] | None = None  # ((rules, symbols), slot) the states hold after
         self._pending_key: tuple[Any, ...] | None = None
         self._fingerprint: tuple[Any, ...] | None = None  # of the active rules last read
         self._live_rules: list[LiveRule] = []
@@ -188,7 +187,7 @@ class RuleEngine:
                  scan_table: scan_core.Table | None = None, scan_position: Mapping[str, int] | None = None,
                  scan_settings: scan_core.Settings | None = None) -> Evaluated:
         """Every active rule over this tick's bar of ``symbols`` (``rows``: the accepted quotes' rows)."""
-        out = Evaluated(engine=self, slot=slot)
+        out = Evaluated(engine=self)
         fingerprint = store.rules_fingerprint(session)
         if fingerprint != self._fingerprint:  # something changed: read the rules (new ones with their JSON)
             self._live_rules = self._live(store.live_rules(session, list(self._parsed)))
