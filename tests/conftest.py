@@ -109,3 +109,14 @@ def pg(service_urls: tuple[str, str]) -> Iterator[psycopg2.extensions.connection
 def utc(text: str) -> datetime:
     """An aware UTC datetime from ISO text (tests read better with literals)."""
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def client(app):
+    """A test client with a valid API token (writes allowed)."""
+    from webapp.extensions import db
+    from webapp.store import symbols
+
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {symbols.create_token(db.session, 'tests')}"
+    return c

@@ -19,7 +19,7 @@ from webapp.config import Config
 from webapp.core import delivery as delivery_policy
 from webapp.core import scanner as scan_core
 from webapp.core.market import gap_slots, market_state, range_start, slot_of
-from webapp.core.rules import Rule, RuleError, RuleSpec, parse_rule
+from webapp.core.rules import Rule, RuleError, RuleSpec, parse_rule, reading_series
 from webapp.core.rules import evaluate as rule_evaluate
 from webapp.core.scanner import Filters
 from webapp.core.shards import split
@@ -654,9 +654,7 @@ def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, ru
         cols["prev_close"][i, j] = r.prev_close if r.prev_close is not None else np.nan
         cols["day_high"][i, j] = r.high if r.high is not None else np.nan
         cols["day_low"][i, j] = r.low if r.low is not None else np.nan
-    series = {**cols, "open": cols["close"], "high": cols["close"], "low": cols["close"]}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        series["change_pct"] = (cols["close"] / cols["prev_close"] - 1.0) * 100.0
+    series = reading_series(cols)
     first = int(np.searchsorted(times, int(start.timestamp())))
     rule = Rule(rule_id, version, spec.condition, spec.frequency, spec.cooldown_seconds, spec.expires_at)
     out = (rule_evaluate(rule, tickers, series, times, {}, np.isnan(cols["close"]), first)

@@ -1,12 +1,8 @@
 """Rules evaluated inside the tick: the events it stores, what it emits, and live ≡ replay."""
 from __future__ import annotations
 
-import pytest
-
 from tests.helpers import EmitCapture, minutes
 from webapp import names, services
-from webapp.extensions import db
-from webapp.store import symbols
 
 RULES = [
     {"name": "AAPL over its SMA 5", "scope": {"tickers": ["AAPL"]}, "cooldown_seconds": 0,
@@ -17,14 +13,6 @@ RULES = [
      "condition": {"op": "exiting_channel", "a": {"field": "close"}, "lower": {"ema": 3},
                    "upper": {"sma": 8}}},
 ]
-
-
-@pytest.fixture
-def client(app):
-    token = symbols.create_token(db.session, "rules")
-    c = app.test_client()
-    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    return c
 
 
 def _events(pg, rule_id):

@@ -5,19 +5,9 @@ import pytest
 
 from tests.helpers import START, minutes
 from webapp import services
-from webapp.extensions import db
-from webapp.store import symbols
 
 RULE = {"name": "AAPL over its SMA 5", "scope": {"tickers": ["aapl"]}, "cooldown_seconds": 0,
         "condition": {"op": "crossing_up", "a": {"field": "close"}, "b": {"sma": 5}}}
-
-
-@pytest.fixture
-def client(app):
-    token = symbols.create_token(db.session, "rules")
-    c = app.test_client()
-    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    return c
 
 
 def test_a_rule_is_created_versioned_paused_and_deleted(client) -> None:

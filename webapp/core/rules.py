@@ -275,6 +275,17 @@ def _ema(close: np.ndarray, n: int) -> np.ndarray:
     return np.round(out, 9)
 
 
+def reading_series(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Series from stored minute readings (``close``, ``volume``, ``prev_close``, ``day_high``,
+    ``day_low``): a reading is one price, so it is also the bar's open, high and low; and
+    ``change_pct`` against the previous close.  Replays and the live tick both read these."""
+    close = cols["close"]
+    series = {**cols, "open": close, "high": close, "low": close}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        series["change_pct"] = (close / cols["prev_close"] - 1.0) * 100.0
+    return series
+
+
 def operand_values(o: Operand, series: Mapping[str, np.ndarray],
                    cache: dict[Operand, np.ndarray] | None = None) -> np.ndarray:
     """The operand at every bar (the last axis is time; any leading axes are tickers).

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from webapp.core import scanner as scan_core
 from webapp.core.quotes import Quote
-from webapp.core.rules import Rule, RuleError, TickerState, evaluate_many, parse_condition
+from webapp.core.rules import Rule, RuleError, TickerState, evaluate_many, parse_condition, reading_series
 from webapp.store import alerts as store
 from webapp.store import history
 
@@ -246,9 +246,7 @@ class RuleEngine:
     def _series(self, table: scan_core.Table | None, position: Mapping[str, int] | None,
                 symbols: Sequence[str]) -> dict[str, np.ndarray]:
         d = self.bars.data
-        series = {**d, "open": d["close"], "high": d["close"], "low": d["close"]}
-        with np.errstate(invalid="ignore", divide="ignore"):
-            series["change_pct"] = (d["close"] / d["prev_close"] - 1.0) * 100.0
+        series = reading_series(d)
         shape = d["close"].shape
         at = (np.array([position.get(t, -1) for t in symbols], np.int64)
               if table is not None and position else None)

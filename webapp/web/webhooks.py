@@ -20,6 +20,7 @@ from webapp.store import alerts as store
 from webapp.web.api import require_read_token, require_token
 from webapp.web.apispec import Query, endpoint
 from webapp.web.errors import ApiError
+from webapp.web.rules import Deleted
 
 bp = Blueprint("webhooks", __name__)
 ID = {"type": "string", "pattern": "^[0-9]{1,18}$"}
@@ -118,11 +119,6 @@ class EndpointDetail(Endpoint):
 class EndpointStatus(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["active", "disabled"]
-
-
-class Deleted(BaseModel):
-    id: int
-    deleted: bool
 
 
 class Redelivered(BaseModel):
