@@ -290,3 +290,19 @@ def test_a_long_tick_keeps_its_lock(make_app, rdb) -> None:
             assert rdb.get(names.tick_lock_key()) == token.encode()
         svc.hot.unlock(token)
     assert rdb.get(names.tick_lock_key()) is None
+
+
+def test_slots_finished_out_of_order_are_not_taken_for_lost_ones(app, pg, rdb) -> None:
+    """Two workers can finish a shard's slots out of order (the later slot took the lock first).
+    The stored-slot mark must not move back, or the next tick reads Redis as ahead of Postgres,
+    records a false gap and rebuilds every window."""
+    symbols = list(DEFAULT_SYMBOLS)
+    with app.app_context():
+        svc = services.tick_services()
+        later, earlier, next_ = (run_tick(svc, symbols, START + timedelta(minutes=m)) for m in (1, 0, 2))
+    assert later.accepted == 15 and not earlier.skipped  # it ran, second
+    assert next_.accepted == 15 and next_.restored == 0
+    with pg.cursor() as cur:
+        cur.execute("SELECT count(*) FROM missed_slots")
+        assert cur.fetchone()[0] == 0
+    assert int(rdb.get(names.stored_slot_key(0, 1))) == next_.slot

@@ -48,7 +48,11 @@ Shard = tuple[int, int]  # (index, count); (0, 1) is the whole list
 #       prefix, shards, n_set, n_first_set, n_list, list depth, latest table,
 #       restored windows ("TICKER p1 p2 ...\n" per ticker), pushes ("TICKER p\n"
 #       per ticker), then per set and first-only set: value; per list: replace(1|0),
-#       n_remove, members..., n_add, (score, member)...
+#       n_remove, members..., n_add, (score, member)...; last, when the slot's rows
+#       are stored, the stored-slot mark's key (KEYS) and slot (ARGV)
+# The mark only moves forward: two workers can finish a shard's slots out of
+# order (slot s+1 took the lock first), and a mark moved back would read as
+# Redis ahead of Postgres at the next tick.
 # Windows and pushes travel as one text argument each: at 10,000 symbols
 # redis-py's per-argument encoding costs more than the server's work.
 # First-only sets (the scanner's announcement) are written only by the run
@@ -91,6 +95,10 @@ for i = 1, n_list do
   redis.call('ZREMRANGEBYRANK', key, depth, -1)
   redis.call('EXPIRE', key, ttl)
   k = k + 1
+end
+if KEYS[k] then
+  local mark = tonumber(redis.call('GET', KEYS[k]) or '-1')
+  if tonumber(ARGV[#ARGV]) > mark then redis.call('SET', KEYS[k], ARGV[#ARGV], 'EX', ttl) end
 end
 redis.call('SET', KEYS[2], ARGV[4], 'EX', ttl)
 local first = redis.call('SET', KEYS[1], '1', 'NX', 'EX', done_ttl) and 1 or 0
@@ -271,12 +279,11 @@ class HotStore:
         args: list[Any] = [
             self.ttl, self.period, self.done_ttl, orjson.dumps(summary), token,
             1 if slot % REFRESH_EVERY == 0 else 0, names.window_key(""), shard[1],
-            len(scan.sets) + stored, len(scan.first_sets), len(scan.lists), scan.depth,
+            len(scan.sets), len(scan.first_sets), len(scan.lists), scan.depth,
             latest.pack(), restored, pushed,
         ]
-        sets = [*scan.sets, (names.stored_slot_key(*shard), str(slot))] if stored else scan.sets
-        keys += [key for key, _ in sets]
-        args += [value for _, value in sets]
+        keys += [key for key, _ in scan.sets]
+        args += [value for _, value in scan.sets]
         keys += [key for key, _ in scan.first_sets]
         args += [value for _, value in scan.first_sets]
         for lw in scan.lists:
@@ -284,6 +291,9 @@ class HotStore:
             args += (1 if lw.replace else 0, len(lw.remove), *lw.remove, len(lw.add))
             for score, member in lw.add:
                 args += (score, member)
+        if stored:
+            keys.append(names.stored_slot_key(*shard))
+            args.append(slot)
         return keys, args
 
     def write(self, prepared: tuple[list[str], list[Any]]) -> tuple[bool, int]:
