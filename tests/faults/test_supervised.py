@@ -16,8 +16,7 @@ import psutil
 import pytest
 import requests
 
-from tests.faults.stack import RedisServer
-from tests.processes import ROOT, free_port
+from tests.processes import ROOT, RedisServer, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
