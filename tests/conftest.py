@@ -112,6 +112,16 @@ def utc(text: str) -> datetime:
 
 
 @pytest.fixture
+def proxy(service_urls: tuple[str, str]):
+    """The suite's Postgres behind a proxy the test can cut and restore (a Postgres restart)."""
+    from tests.fakes.pgproxy import PgProxy
+
+    p = PgProxy(service_urls[1])
+    yield p
+    p.close()
+
+
+@pytest.fixture
 def client(app):
     """A test client with a valid API token (writes allowed)."""
     from webapp.extensions import db

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from tests.helpers import EmitCapture, minutes
 from webapp import names, services
+from webapp.extensions import db
+from webapp.store import symbols
 
 RULES = [
     {"name": "AAPL over its SMA 5", "scope": {"tickers": ["AAPL"]}, "cooldown_seconds": 0,
@@ -68,3 +70,33 @@ def test_a_retried_tick_stores_and_emits_no_fire_twice(app, client, pg, service_
     assert len(sent) == 2 * first.rule_fires
     payload = sent[0][1]
     assert payload["id"] > 0 and payload["rule_id"] == rule["id"] and "moved up" in payload["explanation"]
+
+
+def test_postgres_down_at_the_rule_step_skips_those_bars_and_nothing_else(make_app, proxy, pg) -> None:
+    """Rules and their states live in Postgres: while it is down the ticks go on (spooled) without
+    rules, and after it is back the rules fire exactly where a replay of the stored bars does, bar
+    the outage's own bars, with nothing stored twice."""
+    app = make_app(DATABASE_URL=proxy.url)
+    times = minutes(40)
+    outage = times[12:17]
+    with app.app_context():
+        c = app.test_client()
+        c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {symbols.create_token(db.session, 'outage')}"
+        rule = c.post("/api/rules", json={**RULES[0], "scope": {"all": True}}).get_json()
+        for at in times[:12]:
+            assert services.run_tick_now(at).rules == 1
+        proxy.cut()
+        for n, at in enumerate(outage, start=1):
+            report = services.run_tick_now(at)
+            assert report.spooled == n and report.accepted == 15 and report.rule_fires == 0
+        proxy.restore()
+        for at in times[17:]:
+            assert services.run_tick_now(at).spooled == 0
+        span = {"start": times[0].isoformat(), "end": (times[-1] + (times[1] - times[0])).isoformat()}
+        replay = c.post(f"/api/rules/{rule['id']}/replay", json=span).get_json()
+    skipped = {at.isoformat() for at in outage}
+    expected = sorted((f["ticker"], f["bar_time"], f["explanation"]) for f in replay["fires"]
+                      if f["bar_time"] not in skipped)
+    live = [(t, b.isoformat(), x) for t, b, _, x, _ in _events(pg, rule["id"])]
+    assert live == expected and len(live) > 5
+    assert len(expected) < len(replay["fires"]), "the outage should have hidden some fires"

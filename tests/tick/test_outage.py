@@ -7,17 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.pgproxy import PgProxy
 from tests.helpers import minutes, reference, stored_alerts, stored_quotes
 from webapp import services
 from webapp.config import DEFAULT_SYMBOLS
-
-
-@pytest.fixture
-def proxy(service_urls):
-    p = PgProxy(service_urls[1])
-    yield p
-    p.close()
 
 
 def test_ticks_go_on_spooled_and_postgres_catches_up_once(make_app, proxy, pg) -> None:
