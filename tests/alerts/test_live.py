@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from tests.helpers import EmitCapture, minutes
 from webapp import names, services
-from webapp.extensions import db
+from webapp.extensions import db, get_redis
 from webapp.store import symbols
+from webapp.store.subscriptions import ListenerRegistry
 
 RULES = [
     {"name": "AAPL over its SMA 5", "scope": {"tickers": ["AAPL"]}, "cooldown_seconds": 0,
@@ -49,8 +50,14 @@ def test_the_tick_fires_what_a_replay_of_the_same_bars_fires(app, client, pg) ->
 def test_a_retried_tick_stores_and_emits_no_fire_twice(app, client, pg, service_urls) -> None:
     rule = client.post("/api/rules", json={**RULES[1], "cooldown_seconds": 0}).get_json()
     times = minutes(12)
-    for at in times[:-1]:
-        services.run_tick_now(at)
+    capture = EmitCapture(service_urls[0])
+    try:
+        fired = sum(services.run_tick_now(at).rule_fires for at in times[:-1])
+        unheard = capture.events(names.EVENT_ALERT_EVENT)
+    finally:
+        capture.close()
+    assert fired > 0 and [room for room, _ in unheard] == [names.ROOM_ALERTS] * fired  # nobody follows it
+    ListenerRegistry(get_redis()).publish({names.rule_room(rule["id"])})  # a web process has a follower
     capture = EmitCapture(service_urls[0])
     try:
         first = services.run_tick_now(times[-1])

@@ -574,16 +574,16 @@ def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tick
         if cond.op in MOVING_OPS:
             data["_value"] = np.array([float(r.condition.value) for r in group])[owner][:, None]  # type: ignore[arg-type]
         held, inputs = condition_values(cond, data, cache if whole and lo == 0 else None)
-        index = {}
+        index: dict[int, TickerState] = {}
+        base = 0
         for j, k in enumerate(members):
-            if states[k]:  # sparse: place each stored state at its row (picks are sorted)
-                base, pick = int(np.searchsorted(owner, j)), picks[j]
-                for t, state in states[k].items():
-                    row = position.get(t)
-                    if row is not None:
-                        pos = int(np.searchsorted(pick, row))
-                        if pos < len(pick) and pick[pos] == row:
-                            index[base + pos] = state
+            if states[k] and len(picks[j]):  # sparse: place each stored state at its row (picks sorted)
+                held_by, pick = list(states[k].items()), picks[j]
+                wanted = np.fromiter((position.get(t, -1) for t, _ in held_by), np.int64, len(held_by))
+                pos = np.minimum(np.searchsorted(pick, wanted), len(pick) - 1)
+                for n in np.flatnonzero((wanted >= 0) & (pick[pos] == wanted)).tolist():
+                    index[base + int(pos[n])] = held_by[n][1]
+            base += len(picks[j])
         cols = Columns(len(at), index)
         start = (cols.armed.copy(), cols.last_fire.copy(), cols.status.copy())
         params = Params.of(group, owner)

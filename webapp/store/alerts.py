@@ -14,13 +14,13 @@ A lease that runs out (a killed worker) makes the row claimable again.
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -132,14 +132,14 @@ def write_fires(session: Session, fires: Sequence[FireRow],
                  "bucket": f.fire.bucket, "inputs": f.fire.inputs, "explanation": f.fire.explanation,
                  "source": f.source, "data_age_seconds": f.data_age_seconds, "latency_ms": f.latency_ms,
                  "stale": f.stale, "endpoints": [str(e) for e in f.endpoints]} for f in fires]
-        for r in session.execute(_WRITE_FIRES, {"rows": json.dumps(rows)}):
+        for r in session.execute(_WRITE_FIRES, {"rows": orjson.dumps(rows).decode()}):
             made[r.dedupe_key] = r.id
             queued = int(r.deliveries)
     if states:
-        session.execute(_WRITE_STATES, {"rows": json.dumps([
+        session.execute(_WRITE_STATES, {"rows": orjson.dumps([
             {"rule_id": rid, "rule_version": ver, "ticker": t, "armed": s.armed, "last_fire": s.last_fire,
              "recent": list(s.recent), "status": s.status, "last_bar": s.last_bar}
-            for rid, ver, t, s in states])})
+            for rid, ver, t, s in states]).decode()})
     return made, queued
 
 

@@ -69,7 +69,7 @@ class Batch:
     def __init__(self, publisher: Publisher) -> None:
         self._publisher = publisher
         self.messages: list[bytes] = []
-        self.listening: set[str] = set()  # tickers with a listener, when the tick read them
+        self.listening: set[str] = set()  # tickers and rule rooms with a listener, when the tick read them
         self.wake_deliverers = False  # webhook deliveries were queued: wake their workers with the send
 
     def _add(self, event: str, data: dict[str, Any], room: str) -> None:
@@ -87,9 +87,11 @@ class Batch:
             self._add(names.EVENT_ALERT, payload, names.ticker_room(payload["ticker"]))
 
     def alert_event(self, payload: dict[str, Any]) -> None:
-        """A rule's fire (with its event id) to the alert feed and the rule's own room."""
+        """A rule's fire (with its event id) to the alert feed, and to the rule's own room if followed."""
         self._add(names.EVENT_ALERT_EVENT, payload, names.ROOM_ALERTS)
-        self._add(names.EVENT_ALERT_EVENT, payload, names.rule_room(payload["rule_id"]))
+        room = names.rule_room(payload["rule_id"])
+        if room in self.listening:
+            self._add(names.EVENT_ALERT_EVENT, payload, room)
 
     def scan_update(self, payload: dict[str, Any]) -> None:
         self._add(names.EVENT_SCAN_UPDATE, payload, names.scan_room(payload["list"]))

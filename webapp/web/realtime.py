@@ -64,11 +64,14 @@ def _keep_registered(app: Flask, registry: ListenerRegistry) -> None:
 
 
 def _listened(leaving: str | None = None) -> set[str]:
-    """Tickers whose room has a client in this process (other than ``leaving``)."""
-    prefix = names.ticker_room("")
+    """Rooms with a client in this process (other than ``leaving``) that the tick emits to only when
+    heard: tickers (by name) and rules (by room name, ``rule:<id>``; a ticker has no colon)."""
+    prefix, rule_prefix = names.ticker_room(""), names.rule_room(0)[:-1]
     rooms_here = socketio.server.manager.rooms.get("/", {})
-    return {room[len(prefix):] for room, members in list(rooms_here.items())
-            if isinstance(room, str) and room.startswith(prefix) and any(sid != leaving for sid in members)}
+    heard = [room for room, members in list(rooms_here.items())
+             if isinstance(room, str) and any(sid != leaving for sid in members)]
+    return ({room[len(prefix):] for room in heard if room.startswith(prefix)}
+            | {room for room in heard if room.startswith(rule_prefix)})
 
 
 def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
@@ -89,9 +92,9 @@ def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, 
     return run
 
 
-def _has_ticker_room(names_of_rooms: list[str]) -> bool:
-    prefix = names.ticker_room("")
-    return any(r.startswith(prefix) for r in names_of_rooms)
+def _has_listened_room(names_of_rooms: list[str]) -> bool:
+    prefixes = (names.ticker_room(""), names.rule_room(0)[:-1])
+    return any(r.startswith(prefixes) for r in names_of_rooms)
 
 
 def _change(payload: Any, join: bool) -> dict[str, Any]:
@@ -107,7 +110,7 @@ def _change(payload: Any, join: bool) -> dict[str, Any]:
     changed = [r for r in wanted if (r not in current) == join]
     for room in changed:
         (join_room if join else leave_room)(room)
-    if _has_ticker_room(changed):
+    if _has_listened_room(changed):
         _registry().publish(_listened())
     ack: dict[str, Any] = {"ok": True, "rooms": wanted}
     if join and asked.scans:
@@ -160,6 +163,7 @@ def init_app(app: Flask) -> None:
         rooms_ = [names.rule_room(i) for i in dict.fromkeys(ids)]
         for room in rooms_:
             join_room(room)
+        _registry().publish(_listened())
         ack: dict[str, Any] = {"ok": True, "rooms": rooms_}
         if after is not None:
             ack["missed"] = services.missed_events(after, list(dict.fromkeys(ids)))
@@ -190,7 +194,7 @@ def init_app(app: Flask) -> None:
             # a real disconnect is marked before this runs; this is a client's event
             return {"ok": False, "error": '"disconnect" is a reserved event name'}
         connected.discard(request.sid)
-        if _has_ticker_room(rooms()):
+        if _has_listened_room(rooms()):
             _registry().publish(_listened(leaving=request.sid))
         return None
 
