@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from webapp.core import indicator_series
 from webapp.core.validation import normalise_ticker
 
 FIELDS = ("open", "high", "low", "close", "volume")
@@ -252,29 +253,6 @@ def parse_rule(raw: Mapping[str, Any], scan_lists: Sequence[str]) -> RuleSpec:
 
 # ---- operands over a series ------------------------------------------------------------
 
-def _sma(close: np.ndarray, n: int) -> np.ndarray:
-    out = np.full(close.shape, np.nan)
-    if close.shape[-1] >= n:
-        c = np.cumsum(np.nan_to_num(close), axis=-1)
-        c = np.concatenate([np.zeros(close.shape[:-1] + (1,)), c], axis=-1)
-        out[..., n - 1:] = (c[..., n:] - c[..., :-n]) / n
-    return np.round(out, 9)  # prices have at most 4 decimals: no float noise decides a touch
-
-
-def _ema(close: np.ndarray, n: int) -> np.ndarray:
-    """EMA with alpha 2 / (n + 1), seeded with the SMA of the first n closes (NaN before)."""
-    out = np.full(close.shape, np.nan)
-    if close.shape[-1] < n:
-        return out
-    alpha = 2.0 / (n + 1)
-    prev = close[..., :n].mean(axis=-1)
-    out[..., n - 1] = prev
-    for t in range(n, close.shape[-1]):
-        prev = alpha * close[..., t] + (1 - alpha) * prev
-        out[..., t] = prev
-    return np.round(out, 9)
-
-
 def reading_series(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Series from stored minute readings (``close``, ``volume``, ``prev_close``, ``day_high``,
     ``day_low``): a reading is one price, so it is also the bar's open, high and low; and
@@ -307,9 +285,9 @@ def operand_values(o: Operand, series: Mapping[str, np.ndarray],
     if o.kind == "field":
         return series[str(o.arg)]
     if o.kind == "sma":
-        return _sma(close, int(o.arg))  # type: ignore[arg-type]
+        return indicator_series.sma(close, int(o.arg))  # type: ignore[arg-type]
     if o.kind == "ema":
-        return _ema(close, int(o.arg))  # type: ignore[arg-type]
+        return indicator_series.ema(close, int(o.arg))  # type: ignore[arg-type]
     got = series.get(str(o.arg))
     return got if got is not None else np.full(close.shape, np.nan)
 
