@@ -1,23 +1,25 @@
-// Chart page: draws the server-embedded history at once, then appends live quotes
-// and alert markers from the ticker's room.
+// Chart page: candles, volume and the indicator lines the server computed (embedded in the
+// HTML, then from /api/stocks/<t>/chart when the timeframe changes or a socket reconnects);
+// the last candle moves with each live quote and streamed trade. The browser computes no
+// indicator: webapp/core/indicator_series.py does, so a line here is a rule's operand there.
 (function () {
   "use strict";
-  const data = JSON.parse(document.getElementById("chart-data").textContent);
+  let data = JSON.parse(document.getElementById("chart-data").textContent);
   const focus = JSON.parse(document.getElementById("chart-focus").textContent);
   const el = document.getElementById("chart");
   const dark = window.matchMedia("(prefers-color-scheme: dark)").matches;
-  // the line colours are the legend's (app.css), so a key always matches its line
   const css = getComputedStyle(document.documentElement);
-  const lineColour = (name) => css.getPropertyValue(name).trim();
+  const colour = (name) => css.getPropertyValue(name).trim();
   const LC = window.LightweightCharts;
   const hhmm = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", hour: "2-digit",
                                                   minute: "2-digit", hour12: false });
   const day = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", month: "short", day: "numeric" });
+  const up = dark ? "#3fb96b" : "#0a7d32", down = dark ? "#ff6b6b" : "#c0262d";
+  const PALETTE = [colour("--sma-line"), "#7b3fe4", "#d0402b", "#118a8a", "#c2185b", "#5d7c16"];
 
   const chart = LC.createChart(el, {
     autoSize: true,
-    layout: { background: { color: "transparent" }, textColor: dark ? "#d0d4da" : "#222",
-              attributionLogo: true },
+    layout: { background: { color: "transparent" }, textColor: dark ? "#d0d4da" : "#222", attributionLogo: true },
     grid: { vertLines: { color: dark ? "#2a2f36" : "#eee" }, horzLines: { color: dark ? "#2a2f36" : "#eee" } },
     timeScale: {
       timeVisible: true, secondsVisible: false,
@@ -26,45 +28,175 @@
     },
     localization: { timeFormatter: (t) => window.nyTime.format(new Date(t * 1000)) },
   });
-  const price = chart.addSeries(LC.LineSeries, { color: lineColour("--price-line"), lineWidth: 2,
-                                                 title: data.ticker });
-  const sma = chart.addSeries(LC.LineSeries, { color: lineColour("--sma-line"), lineWidth: 1,
-                                               lineStyle: 0, title: `SMA ${data.sma_period}`,
-                                               priceLineVisible: false, lastValueVisible: true });
-  price.setData(data.prices);
-  sma.setData(data.sma);
-  const up = dark ? "#3fb96b" : "#0a7d32", down = dark ? "#ff6b6b" : "#c0262d";
-  const marker = (a) => a.kind === "bullish"
-    ? { id: `sma-${a.time}`, time: a.time, position: "belowBar", color: up, shape: "arrowUp", text: "▲ bullish" }
-    : { id: `sma-${a.time}`, time: a.time, position: "aboveBar", color: down, shape: "arrowDown", text: "▼ bearish" };
-  // a rule's fire (an alert_event): a dot with the rule's name; its explanation is on /alerts/rules
-  const eventMarker = (e) => ({ id: `evt-${e.id}`, time: Math.floor(new Date(e.bar_time).getTime() / 1000),
-                                position: "inBar", color: lineColour("--sma-line"), shape: "circle",
-                                text: e.rule_name || `rule ${e.rule_id}` });
-  const markerList = data.alerts.map(marker);
-  const markers = LC.createSeriesMarkers(price, markerList);
-  let last = data.prices.length ? data.prices[data.prices.length - 1].time : 0;
+  const candles = chart.addSeries(LC.CandlestickSeries, { upColor: up, downColor: down, borderVisible: false,
+                                                           wickUpColor: up, wickDownColor: down,
+                                                           title: data.ticker });
+  const volume = chart.addSeries(LC.HistogramSeries, { priceScaleId: "", priceFormat: { type: "volume" },
+                                                        lastValueVisible: false, priceLineVisible: false });
+  volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  const markers = LC.createSeriesMarkers(candles, []);
+  let studySeries = [];  // [{key, name, series}]
+  let markerList = [];
+  let bars = [];
+
+  const volBar = (b) => ({ time: b.time, value: b.volume || 0,
+                           color: (b.close >= b.open ? up : down) + "66" });
+  const focusAt = focus ? new Date(focus).getTime() : null;  // an alert link's moment: its marker stands out
+  const smaMarker = (a) => ({
+    id: `sma-${a.iso}`, time: a.time, kind: a.kind, focus: new Date(a.iso).getTime() === focusAt,
+    why: `${a.kind} SMA ${data.sma_period} cross: price ${window.fmtPrice(a.price)} vs SMA ${window.fmtPrice(a.sma)}`,
+  });
+  const bucketOf = (sec) => data.interval === "1d"
+    ? (sec >= data.today_start ? data.today_start : null)
+    : Math.floor(sec / data.bucket_seconds) * data.bucket_seconds;
+  const eventMarker = (e) => ({ id: `evt-${e.id}`, time: bucketOf(new Date(e.bar_time).getTime() / 1000),
+                                kind: "rule", focus: false,
+                                why: `${e.rule_name || "rule " + e.rule_id}: ${e.explanation}` });
+  // Markers that share a bar and a kind are drawn as one, with their count, so a busy stretch
+  // never piles into a band; the legend lists what each hovered bar's markers say.
+  const LOOK = { bullish: ["belowBar", up, "arrowUp", "▲"], bearish: ["aboveBar", down, "arrowDown", "▼"],
+                 rule: ["inBar", colour("--sma-line"), "circle", "●"] };
+  function drawMarkers() {
+    const groups = new Map();
+    markerList.forEach((m) => {
+      const key = `${m.time}/${m.kind}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(m);
+    });
+    const shown = [...groups.values()].map((ms) => {
+      const [position, color, shape, sign] = LOOK[ms[0].kind];
+      const focused = ms.some((m) => m.focus);
+      return { id: ms[0].id, time: ms[0].time, position, shape, size: focused ? 2 : 1,
+               color: focused ? (dark ? "#ffd400" : "#7a00cc") : color,
+               text: ms.length > 1 ? `${sign}×${ms.length}` : sign };
+    }).sort((x, y) => x.time - y.time);
+    markers.setMarkers(shown);
+    el.dataset.markerGroups = String(shown.length);
+  }
 
   function state() {
-    el.dataset.points = String(price.data().length);
+    el.dataset.points = String(bars.length);
     el.dataset.markers = String(markerList.length);
+    el.dataset.interval = data.interval;
+    el.dataset.studies = studySeries.map((s) => `${s.key}/${s.name}`).join(",");
   }
+
+  function drawStudies() {
+    studySeries.forEach((s) => chart.removeSeries(s.series));
+    studySeries = [];
+    const panes = {};  // rsi/macd get their own pane below the price
+    data.studies.forEach((st, n) => {
+      const pane = st.pane === "price" ? 0 : (panes[st.pane] = panes[st.pane] || 1 + Object.keys(panes).length);
+      Object.entries(st.lines).forEach(([name, points], k) => {
+        const kind = name === "histogram" ? LC.HistogramSeries : LC.LineSeries;
+        const series = chart.addSeries(kind, { color: PALETTE[(n + k) % PALETTE.length], lineWidth: 1,
+                                               priceLineVisible: false, lastValueVisible: true,
+                                               title: name === "value" ? st.key : `${st.key} ${name}` }, pane);
+        series.setData(points);
+        studySeries.push({ key: st.key, name, series });
+      });
+    });
+  }
+
+  function draw(next) {
+    data = next;
+    bars = data.bars.slice();
+    candles.setData(bars);
+    volume.setData(bars.map(volBar));
+    drawStudies();
+    markerList = data.alerts.map(smaMarker).filter((m) => m.time !== null);
+    drawMarkers();
+    legend(null);
+    state();
+  }
+
+  // The legend: the hovered bar's OHLCV and indicator values, or the last bar's.
+  const fmt = (v) => (v === undefined || v === null ? "–" : window.fmtPrice(v));
+  function legend(param) {
+    const at = param && param.time !== undefined ? param.time : (bars.length ? bars[bars.length - 1].time : null);
+    const b = bars.find((x) => x.time === at);
+    document.getElementById("legend-ohlc").textContent = b
+      ? `O ${fmt(b.open)} H ${fmt(b.high)} L ${fmt(b.low)} C ${fmt(b.close)} V ${(b.volume || 0).toLocaleString("en-US")}`
+      : "";
+    document.getElementById("legend-studies").textContent = studySeries.map((s) => {
+      const p = s.series.data().find((x) => x.time === at);
+      return `${s.name === "value" ? s.key : s.key + " " + s.name} ${p ? p.value.toFixed(2) : "–"}`;
+    }).join(" · ");
+    const here = markerList.filter((m) => m.time === at).map((m) => m.why);
+    document.getElementById("legend-alerts").textContent = here.join(" · ");
+    el.dataset.legendTime = at === null ? "" : String(at);
+  }
+  chart.subscribeCrosshairMove((param) => legend(param && param.time !== undefined ? param : null));
+
+  draw(data);
   if (focus) {
     const t = Math.floor(new Date(focus).getTime() / 1000);
-    chart.timeScale().setVisibleRange({ from: t - 30 * 60, to: t + 30 * 60 });
+    chart.timeScale().setVisibleRange({ from: t - 30 * data.bucket_seconds, to: t + 30 * data.bucket_seconds });
   } else {
     chart.timeScale().fitContent();
   }
 
-  function addPoint(p) {
-    const t = Math.floor(new Date(p.time).getTime() / 1000);
-    if (t <= last) return;
-    last = t;
-    price.update({ time: t, value: p.price });
-    if (p.sma !== null) sma.update({ time: t, value: p.sma });
+  const query = () => {
+    const ind = new URLSearchParams(location.search).get("indicators");
+    return `range=${data.range}&interval=${data.interval}` + (ind !== null ? `&indicators=${encodeURIComponent(ind)}` : "");
+  };
+  async function load(q) {
+    const resp = await fetch(`/api/stocks/${encodeURIComponent(data.ticker)}/chart?${q}`, { cache: "no-store" });
+    if (!resp.ok) throw new Error((await resp.json()).error.message);
+    return resp.json();
+  }
+  // A timeframe link fetches that timeframe's bars instead of reloading the page.
+  document.querySelectorAll(".intervals a").forEach((a) => a.addEventListener("click", async (ev) => {
+    ev.preventDefault();
+    const q = new URL(a.href).search.slice(1);
+    try {
+      draw(await load(q));
+      chart.timeScale().fitContent();
+      history.pushState(null, "", `?${q}`);
+      document.querySelectorAll(".intervals a").forEach((x) => x.toggleAttribute("aria-current", x === a));
+      document.querySelector('.studies input[name="interval"]').value = data.interval;
+    } catch (err) { location.href = a.href; }
+  }));
+
+  // The indicators' newest values come from the server once a bar closes (jittered, so pages
+  // do not all ask at once).
+  let refresh = null;
+  function refreshStudiesSoon() {
+    if (refresh) return;
+    refresh = setTimeout(async () => {
+      refresh = null;
+      try {
+        const got = await load(query());
+        data.studies = got.studies;
+        drawStudies();
+        legend(null);
+        state();
+      } catch (err) { /* the next bar asks again */ }
+    }, 1000 + Math.random() * 4000);
+  }
+
+  // The last candle follows live prices: a reading (with its minute's volume) or a trade.
+  function tick(sec, price, vol) {
+    const t = bucketOf(sec);
+    if (t === null) return;
+    const last = bars[bars.length - 1];
+    if (last && t < last.time) return;  // older news
+    let b;
+    if (last && t === last.time) {
+      b = { ...last, high: Math.max(last.high, price), low: Math.min(last.low, price), close: price,
+            volume: (last.volume || 0) + vol };
+      bars[bars.length - 1] = b;
+    } else {
+      b = { time: t, open: price, high: price, low: price, close: price, volume: vol };
+      bars.push(b);
+      if (last) refreshStudiesSoon();
+    }
+    candles.update(b);
+    volume.update(volBar(b));
+    legend(null);
     state();
   }
-  // The legend's "window now": the last SMA_PERIOD prices, as the server keeps them
+
   const windowNow = (data.window || []).slice();
   let windowTime = data.latest ? data.latest.time : null;
   const older = (q) => windowTime !== null && new Date(q.time) < new Date(windowTime);
@@ -77,49 +209,42 @@
       windowNow.length ? windowNow.map(window.fmtPrice).join(", ") : "empty";
   }
   let lastTrade = null;  // the newest streamed trade's time: a reading stamped before it is older news
-  function showLatest(q) {
-    showWindow(q);
-    data.latest = q;  // its previous close is what a trade's change is measured against
-    if (lastTrade !== null && new Date(q.time) <= lastTrade) return;  // a newer trade shows already
-    document.getElementById("last-price").textContent = window.fmtPrice(q.price);
-    const ch = window.fmtChange(q.change, q.change_pct);
+  let lastQuote = data.latest ? data.latest.time : null;
+  function showHeader(price, change, pct) {
+    document.getElementById("last-price").textContent = window.fmtPrice(price);
+    const ch = window.fmtChange(change, pct);
     const c = document.getElementById("last-change");
     c.textContent = ch.text;
     c.className = "change " + ch.cls;
   }
   function addQuote(q) {
-    addPoint(q);
-    // a reconnect's snapshot may answer after a newer live quote: never step the header back
-    if (!older(q)) showLatest(q);
+    if (q.time === lastQuote) return;  // drawn already (the embedded reading, or a repeat)
+    if (older(q)) return;  // a reconnect's snapshot may answer after a newer live quote
+    lastQuote = q.time;
+    tick(new Date(q.time).getTime() / 1000, q.price, q.volume || 0);
+    showWindow(q);
+    data.latest = q;
+    if (lastTrade === null || new Date(q.time) > lastTrade) showHeader(q.price, q.change, q.change_pct);
   }
   function addMarker(m) {
-    if (markerList.some((x) => x.id === m.id)) return;
+    if (m.time === null || markerList.some((x) => x.id === m.id)) return;
     markerList.push(m);
-    markerList.sort((x, y) => x.time - y.time);
-    markers.setMarkers(markerList);
+    drawMarkers();
     state();
   }
-  const addAlert = (a) => addMarker(marker({ time: Math.floor(new Date(a.time).getTime() / 1000), kind: a.kind }));
+  const addAlert = (a) => addMarker(smaMarker({ ...a, time: bucketOf(new Date(a.time).getTime() / 1000),
+                                                iso: a.time }));
   const addEvent = (e) => { if (e.ticker === data.ticker) addMarker(eventMarker(e)); };
 
-  // Gap fill after a (re)connect: every stored point and alert since the last one drawn.
+  // After a (re)connect: the whole chart again at this timeframe, then the rules' fires.
   async function fill() {
     const t = encodeURIComponent(data.ticker);
     try {
-      let cursor = null;
-      do {
-        const url = `/api/stocks/${t}/history?start=${last + 1}&limit=5000` + (cursor ? `&cursor=${cursor}` : "");
-        const page = await (await fetch(url, { cache: "no-store" })).json();
-        page.items.forEach(addPoint);
-        cursor = page.next_cursor;
-      } while (cursor);
-      const detail = await (await fetch(`/api/stocks/${t}`, { cache: "no-store" })).json();
-      if (detail.latest) addQuote(detail.latest);
-      const since = markerList.length ? markerList[markerList.length - 1].time + 1 : last;
-      const alerts = await (await fetch(`/api/alerts?ticker=${t}&since=${since}&limit=500`)).json();
-      alerts.alerts.forEach(addAlert);
-      const events = await (await fetch(`/api/alert-events?ticker=${t}&limit=500`, { cache: "no-store" })).json();
-      events.events.forEach(addEvent);
+      const events = markerList.filter((m) => m.id.startsWith("evt-"));
+      draw(await load(query()));
+      events.forEach(addMarker);
+      const got = await (await fetch(`/api/alert-events?ticker=${t}&limit=500`, { cache: "no-store" })).json();
+      got.events.forEach(addEvent);
     } catch (err) { /* the next quote will come over the socket */ }
   }
 
@@ -131,25 +256,18 @@
   socket.on("quote", (q) => { if (q.ticker === data.ticker) addQuote(q); });
   socket.on("alert", (a) => { if (a.ticker === data.ticker) addAlert(a); });
   socket.on("alert_event", addEvent);
-  // Between readings, the stream's trades move the header and the line's last point: drawn at
-  // the boundary where the next reading lands (which then replaces it), and only once the
-  // previous boundary's reading is drawn, so the line never has to step back in time.
   socket.on("trade", (tr) => {
     if (tr.ticker !== data.ticker) return;
-    const sec = new Date(tr.time).getTime() / 1000;
-    const at = Math.ceil((sec + 0.001) / data.tick_seconds) * data.tick_seconds;
     if (lastTrade !== null && new Date(tr.time) < lastTrade) return;
     lastTrade = new Date(tr.time);
-    document.getElementById("last-price").textContent = window.fmtPrice(tr.price);
     el.dataset.lastTrade = tr.time;
+    // a trade belongs with the reading stamped at the next boundary (which then lands on it);
+    // its volume comes with that reading
+    const sec = lastTrade.getTime() / 1000;
+    tick(Math.ceil((sec + 0.001) / data.tick_seconds) * data.tick_seconds, tr.price, 0);
     const pc = data.latest && data.latest.prev_close;
-    if (pc) {
-      const ch = window.fmtChange(tr.price - pc, (tr.price - pc) / pc * 100);
-      const c = document.getElementById("last-change");
-      c.textContent = ch.text;
-      c.className = "change " + ch.cls;
-    }
-    if (at > last && at - data.tick_seconds <= last) price.update({ time: at, value: tr.price });
+    if (pc) showHeader(tr.price, tr.price - pc, (tr.price - pc) / pc * 100);
+    else document.getElementById("last-price").textContent = window.fmtPrice(tr.price);
   });
   state();
 })();

@@ -11,14 +11,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from flask import Flask, current_app
 
 from webapp import names
 from webapp.config import Config
 from webapp.core import delivery as delivery_policy
+from webapp.core import indicator_series
 from webapp.core import scanner as scan_core
-from webapp.core.market import gap_slots, market_state, range_start, slot_of
+from webapp.core.market import EXCHANGE_TZ, RANGE_ALIASES, gap_slots, market_state, range_start, slot_of
 from webapp.core.rules import Rule, RuleError, RuleSpec, parse_rule, reading_series
 from webapp.core.rules import evaluate as rule_evaluate
 from webapp.core.scanner import Filters
@@ -393,19 +395,73 @@ def stock_detail(ticker: str, now: datetime | None = None) -> dict[str, Any]:
             "sma_period": svc.config.SMA_PERIOD, "market": market.as_json()}
 
 
-def chart_data(ticker: str, range_name: str, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the chart page draws before any request: history, window, alerts."""
+CHART_INTERVALS = history.INTERVALS
+
+
+def chart_interval(range_name: str, span: tuple[datetime | None, datetime | None], now: datetime) -> str:
+    """The finest timeframe that keeps a range's bars readable (TradingView's defaults: 1D in
+    minutes, 5D in 5 minutes, a month in hours, longer in days), judged by the part of the range
+    that holds data: a new install, or a symbol tracked this morning, shows minute candles
+    whatever the range."""
+    first, last = span
+    start = max(range_start(now, range_name), first or now)
+    days = ((last or now) - start).total_seconds() / 86_400
+    return "1m" if days <= 1.5 else "5m" if days <= 8 else "1h" if days <= 45 else "1d"
+
+
+def _bucket(when: datetime, interval: str) -> int:
+    """The start (epoch seconds) of the bar of ``interval`` that ``when`` falls in."""
+    if interval == "1d":
+        day = when.astimezone(EXCHANGE_TZ).date()
+        return _epoch(datetime.combine(day, datetime.min.time(), tzinfo=EXCHANGE_TZ))
+    width = history.INTERVAL_SECONDS[interval]
+    return _epoch(when) // width * width
+
+
+def chart_data(ticker: str, range_name: str, interval: str | None = None, studies: str | None = None,
+               now: datetime | None = None) -> dict[str, Any]:
+    """Everything the chart page draws before any request: OHLCV bars at a timeframe, the
+    indicator lines (computed here, by :mod:`webapp.core.indicator_series`, never in the browser),
+    the SMA alerts and rule fires as markers on their bars.
+
+    ``studies`` is the chart's ``indicators`` text (``sma:20,rsi:14``); None means the tracker's own
+    SMA.  Raises :class:`indicator_series.StudyError` for one it cannot draw.
+    """
     now = now or datetime.now(timezone.utc)
+    range_name = RANGE_ALIASES.get(range_name, range_name)
     start = range_start(now, range_name)
-    series = history.price_series(db.session, ticker, start, MAX_CHART_POINTS)
+    interval = interval or chart_interval(range_name, history.data_span(db.session, ticker), now)
+    chosen = indicator_series.parse(f"sma:{config().SMA_PERIOD}" if studies is None else studies)
+    warm = history.bars_before(db.session, ticker, interval, start, indicator_series.lookback(chosen))
+    shown = history.bars(db.session, ticker, interval, start, now + timedelta(days=1), None, MAX_CHART_POINTS)
+    every = [*warm, *shown]
+    cols = {k: np.array([getattr(b, k) for b in every], float) for k in ("open", "high", "low", "close")}
+    cols["volume"] = np.array([b.volume or 0 for b in every], float)
+    cols["session"] = np.array([b.time.astimezone(EXCHANGE_TZ).date().toordinal() for b in every])
+    times = [_epoch(b.time) for b in shown]
+    lines = []
+    for study in chosen:
+        got = indicator_series.compute(study, cols)
+        pane = indicator_series.PANE.get(study.kind, "price")
+        lines.append({"key": study.key, "kind": study.kind, "pane": pane,
+                      "lines": {name: [{"time": t, "value": float(v)}
+                                       for t, v in zip(times, values[len(warm):].tolist(), strict=True)
+                                       if v == v]
+                                for name, values in got.items()}})
     alerts = [a for _, a in history.alerts_page(db.session, ticker, None, start, None, MAX_CHART_POINTS)]
+    today = now.astimezone(EXCHANGE_TZ).date()
     return {
         **stock_detail(ticker, now),
         "range": range_name,
+        "interval": interval,
+        "intervals": list(CHART_INTERVALS),
+        "bucket_seconds": history.INTERVAL_SECONDS[interval],
+        "today_start": _epoch(datetime.combine(today, datetime.min.time(), tzinfo=EXCHANGE_TZ)),
         "tick_seconds": config().TICK_SECONDS,
-        "prices": [{"time": _epoch(t), "value": p} for t, p, _ in series],
-        "sma": [{"time": _epoch(t), "value": s} for t, _, s in series if s is not None],
-        "alerts": [{"time": _epoch(a.time), "iso": a.time.isoformat(), "kind": a.kind,
+        "bars": [{"time": _epoch(b.time), "open": b.open, "high": b.high, "low": b.low, "close": b.close,
+                  "volume": b.volume} for b in shown],
+        "studies": lines,
+        "alerts": [{"time": _bucket(a.time, interval), "iso": a.time.isoformat(), "kind": a.kind,
                     "price": a.price, "sma": a.sma} for a in reversed(alerts)],
     }
 

@@ -117,6 +117,7 @@ def test_studies_are_parsed_with_defaults_and_refused_with_a_reason() -> None:
     got = ind.parse("sma:20, EMA:9,vwap,bb,rsi,macd:5:13:4,sma:20")
     assert [s.key for s in got] == ["sma:20", "ema:9", "vwap", "bb:20:2", "rsi:14", "macd:5:13:4"]
     assert ind.parse("bb:10:1.5")[0].key == "bb:10:1.5"
+    assert ind.parse("none") == ind.parse("") == []
     too_many = ",".join(f"sma:{i}" for i in range(1, 13))
     for text, needle in [("foo", "unknown indicator"), ("sma:0", "whole numbers"),
                          ("sma:x", "not a positive"), ("sma:2.5", "whole numbers"),

@@ -53,6 +53,12 @@ def test_range_start_uses_sessions_in_new_york() -> None:
     # across Thanksgiving: the Monday after counts back over the holiday
     assert range_start(utc("2026-11-30T16:00:00"), "5d") == utc("2026-11-23T05:00:00")
     assert range_start(saturday, "all").year == 1970
+    assert range_start(saturday, "1d") == range_start(saturday, "today")
+    assert range_start(saturday, "1m") == utc("2026-10-21T04:00:00")  # Oct 21 (a Wednesday), EDT
+    assert range_start(saturday, "6m") == utc("2026-05-21T04:00:00")
+    assert range_start(saturday, "1y") == utc("2025-11-21T05:00:00")
+    assert range_start(saturday, "ytd") == utc("2026-01-02T05:00:00")  # Jan 1 is a holiday
+    assert range_start(utc("2026-08-16T16:00:00"), "1m") == utc("2026-07-16T04:00:00")
     with pytest.raises(ValueError):
         range_start(saturday, "week")
 

@@ -132,8 +132,8 @@ class Study:
 
 
 def parse(text: str | None) -> list[Study]:
-    """The studies of a chart's ``indicators`` parameter, in order, without repeats."""
-    if not text:
+    """The studies of a chart's ``indicators`` parameter, in order, without repeats (``none``: none)."""
+    if not text or text.strip().lower() == "none":
         return []
     out: list[Study] = []
     for part in text.split(","):

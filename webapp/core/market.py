@@ -99,16 +99,22 @@ def exchange_day_start(at: datetime) -> datetime:
     return midnight.astimezone(timezone.utc)
 
 
-RANGES = ("today", "5d", "all")
+RANGES = ("1d", "5d", "1m", "6m", "ytd", "1y", "all")  # TradingView's chart ranges
+RANGE_ALIASES = {"today": "1d"}  # the names earlier links used
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MONTHS_BACK = {"1m": 1, "6m": 6, "1y": 12}
 
 
 def range_start(now: datetime, name: str, exchange: str = EXCHANGE) -> datetime:
-    """Where a chart range begins: the latest session day, the last five, or all.
+    """Where a chart range begins, at midnight in New York of a session day.
 
-    A "day" starts at midnight in New York, so pre-market readings count with
-    their session; on a weekend or holiday "today" is the last session.
+    ``1d`` is the latest session (on a weekend or holiday, the last one), so
+    pre-market readings count with their session; ``5d`` the last five
+    sessions; ``1m``, ``6m`` and ``1y`` go back that many calendar months to
+    the first session on or after; ``ytd`` starts at the year's first
+    session; ``all`` is everything kept.
     """
+    name = RANGE_ALIASES.get(name, name)
     if name == "all":
         return _EPOCH
     if name not in RANGES:
@@ -118,6 +124,10 @@ def range_start(now: datetime, name: str, exchange: str = EXCHANGE) -> datetime:
     session = cal.date_to_session(today, direction="previous")
     if name == "5d":
         session = cal.session_offset(session, -4)
+    elif name in _MONTHS_BACK or name == "ytd":
+        back = (pd.Timestamp(today.year, 1, 1) if name == "ytd"
+                else today - pd.DateOffset(months=_MONTHS_BACK[name]))
+        session = cal.date_to_session(max(back, cal.first_session), direction="next")
     midnight = datetime.combine(session.date(), datetime.min.time(), tzinfo=EXCHANGE_TZ)
     return midnight.astimezone(timezone.utc)
 

@@ -13,7 +13,7 @@ import io
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -249,22 +249,14 @@ def last_alerts(session: Session, tickers: Sequence[str]) -> dict[str, AlertRow]
     }
 
 
-_SERIES = sa.text(
-    """
-    SELECT time, price, sma FROM (
-        SELECT time, price, sma FROM quotes
-        WHERE ticker = :ticker AND time >= :start
-        ORDER BY time DESC LIMIT :limit
-    ) AS newest ORDER BY time
-    """
-)
 
-def price_series(
-    session: Session, ticker: str, start: datetime, limit: int
-) -> list[tuple[datetime, float, float | None]]:
-    """(time, price, sma) for ``ticker`` since ``start``, oldest first, newest ``limit`` kept."""
-    rows = session.execute(_SERIES, {"ticker": ticker, "start": start, "limit": limit})
-    return [(r.time, float(r.price), _float(r.sma)) for r in rows]
+def data_span(session: Session, ticker: str) -> tuple[datetime | None, datetime | None]:
+    """When ``ticker``'s oldest kept reading (or rolled-up day) and its newest reading are."""
+    r = session.execute(sa.text(
+        "SELECT least((SELECT min(time) FROM quotes WHERE ticker = :t), "
+        "(SELECT min(day)::timestamp AT TIME ZONE 'America/New_York' FROM daily_bars WHERE ticker = :t)) "
+        "AS first, (SELECT max(time) FROM quotes WHERE ticker = :t) AS last"), {"t": ticker}).one()
+    return r.first, r.last
 
 
 def has_history(session: Session, ticker: str) -> bool:
@@ -283,6 +275,7 @@ _BUCKETS = {
     "1d": "(date_trunc('day', time AT TIME ZONE 'America/New_York') AT TIME ZONE 'America/New_York')",
 }
 INTERVALS = tuple(_BUCKETS)
+INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86_400}
 
 
 class Point(NamedTuple):
@@ -312,17 +305,34 @@ def points(session: Session, ticker: str, start: datetime, end: datetime,
     return [Point(r.time, float(r.price), r.volume, _float(r.sma)) for r in rows]
 
 
+_DAILY_BARS = """
+    SELECT (day::timestamp AT TIME ZONE 'America/New_York') AS bucket, open, high, low, close, volume,
+           quotes AS n
+    FROM daily_bars
+    WHERE ticker = :t AND (day::timestamp AT TIME ZONE 'America/New_York') >= date_trunc('day', :start)
+      AND (day::timestamp AT TIME ZONE 'America/New_York') < :end
+    UNION ALL"""
+# minute quotes not yet rolled up into daily_bars (today, and any day retention has not reached)
+_UNROLLED = """ AND time >= coalesce((SELECT (max(day) + 1)::timestamp AT TIME ZONE 'America/New_York'
+                                    FROM daily_bars WHERE ticker = :t), '-infinity')"""
+
+
 def bars(session: Session, ticker: str, interval: str, start: datetime, end: datetime,
          after: datetime | None, limit: int) -> list[Bar]:
-    """OHLCV bars aggregated in SQL, oldest first, buckets strictly after ``after``."""
+    """OHLCV bars aggregated in SQL, oldest first, buckets strictly after ``after``.
+
+    ``1d`` bars come from ``daily_bars`` (kept forever) for the days
+    retention rolled up, and from the minute quotes for the rest (today).
+    """
     bucket = _BUCKETS[interval]  # a fixed expression chosen by key, never user text
+    daily = interval == "1d"
     rows = session.execute(sa.text(f"""
-        SELECT * FROM (
+        SELECT * FROM ({_DAILY_BARS if daily else ""}
             SELECT {bucket} AS bucket,
                    (array_agg(price ORDER BY time))[1] AS open, max(price) AS high,
                    min(price) AS low, (array_agg(price ORDER BY time DESC))[1] AS close,
                    sum(volume) AS volume, count(*) AS n
-            FROM quotes WHERE ticker = :t AND time >= :start AND time < :end
+            FROM quotes WHERE ticker = :t AND time >= :start AND time < :end{_UNROLLED if daily else ""}
             GROUP BY 1
         ) AS b
         WHERE CAST(:after AS timestamptz) IS NULL OR bucket > :after
@@ -330,6 +340,18 @@ def bars(session: Session, ticker: str, interval: str, start: datetime, end: dat
         {"t": ticker, "start": start, "end": end, "after": after, "limit": limit})
     return [Bar(r.bucket, float(r.open), float(r.high), float(r.low), float(r.close),
                 None if r.volume is None else int(r.volume), r.n) for r in rows]
+
+
+def bars_before(session: Session, ticker: str, interval: str, start: datetime, n: int) -> list[Bar]:
+    """The ``n`` bars before ``start`` (oldest first): an indicator's warm-up, so a chart's lines
+    are defined from its first bar.  Reads back over nights, weekends and holidays (a session is
+    6.5 of 24 hours), never more than a year."""
+    if n <= 0:
+        return []
+    spread = 2 if interval == "1d" else 4
+    back = timedelta(seconds=n * INTERVAL_SECONDS[interval] * spread) + timedelta(days=5)
+    got = bars(session, ticker, interval, start - min(back, timedelta(days=366)), start, None, 100_000)
+    return got[-n:]
 
 
 class AlertPageRow(NamedTuple):

@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from webapp import services
 from webapp.core import scanner as scan_core
+from webapp.core.indicator_series import StudyError
+from webapp.core.market import RANGES
 from webapp.core.scanner import Filters
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db
@@ -117,6 +119,49 @@ class HistoryPage(BaseModel):
                     "could not run late), so a gap is never mistaken for a quiet market")
 
 
+class ChartBar(BaseModel):
+    time: int = Field(description="the bar's start, unix seconds")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int | None
+
+
+class ChartValue(BaseModel):
+    time: int
+    value: float
+
+
+class ChartStudy(BaseModel):
+    key: str = Field(description="as asked, normalised: sma:20, bb:20:2, macd:12:26:9, vwap")
+    kind: Literal["sma", "ema", "vwap", "bb", "rsi", "macd"]
+    pane: Literal["price", "rsi", "macd"]
+    lines: dict[str, list[ChartValue]] = Field(
+        description="value; or middle/upper/lower (bb); or macd/signal/histogram (macd). A bar where "
+                    "the indicator is not yet defined has no point")
+
+
+class ChartMarker(BaseModel):
+    time: int = Field(description="the start of the bar the alert fell in")
+    iso: str
+    kind: Literal["bullish", "bearish"]
+    price: float
+    sma: float
+
+
+class ChartData(StockDetail):
+    range: Literal[RANGES]  # type: ignore[valid-type]
+    interval: Literal["1m", "5m", "15m", "1h", "1d"]
+    intervals: list[str]
+    bucket_seconds: int
+    today_start: int
+    tick_seconds: int
+    bars: list[ChartBar]
+    studies: list[ChartStudy]
+    alerts: list[ChartMarker]
+
+
 class AlertItem(BaseModel):
     ticker: str
     kind: Literal["bullish", "bearish"]
@@ -162,6 +207,16 @@ class HistoryQuery(Query):
     cursor: str | None = None
     interval: Literal["1m", "5m", "15m", "1h", "1d"] | None = Field(
         None, description="aggregate to OHLCV bars (computed in SQL)")
+
+
+class ChartQuery(Query):
+    range: Literal[RANGES] = Field("1d", description="1d, 5d, 1m, 6m, ytd, 1y or all, "  # type: ignore[valid-type]
+                                                       "on XNYS sessions")
+    interval: Literal["1m", "5m", "15m", "1h", "1d"] | None = Field(
+        None, description="the bars' timeframe (default: the finest that keeps the range readable)")
+    indicators: str | None = Field(
+        None, max_length=200, description="comma-separated: sma:N, ema:N, vwap, bb:N:K, rsi:N, "
+                                          "macd:FAST:SLOW:SIGNAL, or none (default: the tracker's SMA)")
 
 
 class AlertsQuery(Query):
@@ -257,6 +312,18 @@ def stock_history(ticker: str, q: HistoryQuery):
     gaps = missed.between(db.session, after or start, span_end)
     return jsonify({"ticker": ticker, "interval": q.interval, "items": items, "next_cursor": next_cursor,
                     "missed": gaps})
+
+
+@endpoint(bp, "/stocks/<ticker>/chart", response=ChartData, query=ChartQuery,
+          summary="Chart data: bars, indicators, markers", errors=(404,), auth=require_read_token,
+          auth_kind="read")
+def stock_chart(ticker: str, q: ChartQuery):
+    """What the chart page draws, for switching timeframe or indicators without a reload."""
+    ticker = _ticker(ticker)
+    try:
+        return jsonify(services.chart_data(ticker, q.range, q.interval, q.indicators))
+    except StudyError as exc:
+        raise ApiError(400, "bad_parameter", f"indicators: {exc}") from None
 
 
 @endpoint(bp, "/alerts", response=AlertsPage, query=AlertsQuery, summary="Alerts",

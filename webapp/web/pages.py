@@ -12,7 +12,8 @@ from flask import Blueprint, abort, render_template, request
 
 from webapp import services
 from webapp.core import rules as rules_core
-from webapp.core.market import EXCHANGE_TZ, RANGES
+from webapp.core.indicator_series import StudyError
+from webapp.core.market import EXCHANGE_TZ, RANGE_ALIASES, RANGES
 from webapp.core.scanner import LISTS, Filters
 from webapp.core.validation import normalise_ticker
 
@@ -64,12 +65,17 @@ def chart(ticker: str):
         ticker = services.known_ticker(ticker)
     except services.UnknownTicker as exc:
         abort(404, description=str(exc))
-    range_name = request.args.get("range", "today")
+    range_name = RANGE_ALIASES.get(request.args.get("range", "1d"), request.args.get("range", "1d"))
     if range_name not in RANGES:
         abort(404, description=f"range must be one of {', '.join(RANGES)}")
-    data = services.chart_data(ticker, range_name)
-    return render_template("chart.html", data=data, ranges=RANGES,
-                           focus=request.args.get("at", ""))
+    interval = request.args.get("interval") or None
+    if interval is not None and interval not in services.CHART_INTERVALS:
+        abort(400, description=f"interval must be one of {', '.join(services.CHART_INTERVALS)}")
+    try:
+        data = services.chart_data(ticker, range_name, interval, request.args.get("indicators"))
+    except StudyError as exc:
+        abort(400, description=f"indicators: {exc}")
+    return render_template("chart.html", data=data, ranges=RANGES, focus=request.args.get("at", ""))
 
 
 @bp.get("/scanner")

@@ -1,0 +1,93 @@
+"""The chart page as a trader uses it: candles and volume, timeframes, the legend, indicators, live."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import numpy as np
+import pytest
+import requests
+
+from tests.browser.conftest import shot
+from tests.browser.test_pages import LIVE
+from tests.helpers import START, minutes, run_via_rq
+from webapp.core import indicator_series as ind
+
+pytestmark = pytest.mark.slow
+
+STUDIES = "sma:5,ema:3,bb:5:2,rsi:5,macd:3:6:3"
+
+
+def legend(page) -> dict[str, float]:
+    """The legend's numbers by label: O H L C V, then each study's."""
+    ohlc = page.inner_text("#legend-ohlc")
+    out = {k: float(v.replace(",", "")) for k, v in re.findall(r"\b([OHLCV]) ([\d.,]+)", ohlc)}
+    for part in page.inner_text("#legend-studies").split(" · "):
+        name, _, value = part.rpartition(" ")
+        if value != "–":
+            out[name] = float(value)
+    return out
+
+
+def test_candles_timeframes_legend_indicators_and_the_live_candle(web, app, page) -> None:
+    run_via_rq(app, minutes(40))
+    page.goto(web.url + f"/stocks/AAPL?range=all&interval=1m&indicators={STUDIES}")
+    page.wait_for_function(LIVE.format(n=1))
+    chart = page.locator("#chart")
+    history = requests.get(web.url + "/api/stocks/AAPL/history?interval=1m&limit=5000").json()["items"]
+    assert chart.get_attribute("data-points") == str(len(history)) == "40"
+    drawn = chart.get_attribute("data-studies").split(",")
+    assert {"sma:5/value", "bb:5:2/upper", "rsi:5/value", "macd:3:6:3/histogram"} <= set(drawn)
+    assert page.locator("#chart canvas").count() >= 3  # the price pane and the RSI and MACD panes
+    shot(page, "chart-candles-indicators")
+
+    # the legend: the last bar, then the bar under the crosshair
+    close = np.array([h["close"] for h in history])
+    last = legend(page)
+    end = history[-1]
+    assert (last["O"], last["C"], last["V"]) == (end["open"], end["close"], end["volume"])
+    assert last["sma:5"] == pytest.approx(ind.sma(close, 5)[-1], abs=0.006)
+    box = chart.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.3)
+    page.wait_for_function("document.getElementById('chart').dataset.legendTime !== "
+                           f"'{int(START.timestamp()) + 39 * 60}'")
+    at = int(chart.get_attribute("data-legend-time"))
+    i = next(k for k, h in enumerate(history) if int(START.timestamp()) + 60 * k == at)
+    hovered = legend(page)
+    assert (hovered["O"], hovered["H"], hovered["L"], hovered["C"]) == \
+        (history[i]["open"], history[i]["high"], history[i]["low"], history[i]["close"])
+    # the indicator values are the pure module's over the same bars
+    assert hovered["sma:5"] == pytest.approx(ind.sma(close, 5)[i], abs=0.006)
+    assert hovered["ema:3"] == pytest.approx(ind.ema(close, 3)[i], abs=0.006)
+    assert hovered["bb:5:2 upper"] == pytest.approx(ind.bollinger(close, 5, 2)[1][i], abs=0.006)
+    assert hovered["rsi:5"] == pytest.approx(ind.rsi(close, 5)[i], abs=0.006)
+    assert hovered["macd:3:6:3 signal"] == pytest.approx(ind.macd(close, 3, 6, 3)[1][i], abs=0.006)
+    shot(page, "chart-legend-hover")
+    page.mouse.move(0, 0)
+
+    # a new minute draws a new candle, live
+    run_via_rq(app, [START + timedelta(minutes=40)])
+    page.wait_for_function("document.getElementById('chart').dataset.points === '41'")
+
+    # switching timeframe fetches that timeframe's bars, without reloading the page
+    page.evaluate("window.__same_page = true")
+    page.click('.intervals a[data-interval="5m"]')
+    page.wait_for_function("document.getElementById('chart').dataset.interval === '5m'")
+    five = requests.get(web.url + "/api/stocks/AAPL/history?interval=5m&limit=5000").json()["items"]
+    assert chart.get_attribute("data-points") == str(len(five)) == "9"
+    assert page.evaluate("window.__same_page") is True and "interval=5m" in page.url
+    alerts = requests.get(web.url + "/api/alerts?ticker=AAPL&limit=500").json()["alerts"]
+    assert chart.get_attribute("data-markers") == str(len(alerts))
+    five_minute_kinds = {(int(a["time"][14:16]) // 5, a["kind"]) for a in alerts}
+    assert chart.get_attribute("data-marker-groups") == str(len(five_minute_kinds)) != str(len(alerts))
+    assert legend(page)["C"] == five[-1]["close"]
+    # the next minute falls in the same 5-minute bar: that candle moves, none is added
+    run_via_rq(app, [START + timedelta(minutes=41)])
+    newest = requests.get(web.url + "/api/stocks/AAPL").json()["latest"]["price"]
+    page.wait_for_function(f"document.getElementById('legend-ohlc').textContent.includes('C {newest:.2f}')")
+    assert chart.get_attribute("data-points") == "9"
+    five = requests.get(web.url + "/api/stocks/AAPL/history?interval=5m&limit=5000").json()["items"]
+    shown = legend(page)
+    assert (shown["O"], shown["H"], shown["L"], shown["C"]) == \
+        (five[-1]["open"], five[-1]["high"], five[-1]["low"], five[-1]["close"])
+    shot(page, "chart-5m-live")
