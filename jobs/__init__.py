@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 
 
 @lru_cache(maxsize=1)
@@ -18,3 +18,8 @@ def get_app() -> Flask:
 
     with exit_on_config_error():
         return create_app()
+
+
+def job_app() -> Flask:
+    """The app a job runs in: the caller's (a test, the CLI) when there is one, else the process's."""
+    return current_app._get_current_object() if has_app_context() else get_app()  # type: ignore[attr-defined]

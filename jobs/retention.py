@@ -4,14 +4,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app, has_app_context
-
-from jobs import get_app
+from jobs import job_app
 
 
 def retention(today: str | None = None) -> dict[str, Any]:
     """Roll up daily bars, drop expired quote partitions, create the next ones."""
-    app = current_app._get_current_object() if has_app_context() else get_app()  # type: ignore[attr-defined]
+    app = job_app()
     from webapp.extensions import db
     from webapp.store import retention as service
 

@@ -18,6 +18,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 
+from flask import Flask
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
@@ -28,6 +29,7 @@ from rq_scheduler.utils import get_next_scheduled_time, to_unix
 from jobs import get_app
 from webapp import names
 from webapp.config import Config
+from webapp.store.history import DB_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,22 @@ def register(scheduler: Scheduler, cfg: Config) -> None:
     log.info("tick registered: %s on queue %r", cron_for(cfg.TICK_SECONDS), cfg.QUEUE_NAME)
 
 
+def _backfill_tracked(app: Flask) -> None:
+    """Every tracked symbol's history, queued behind the first tick (a symbol complete already costs
+    its job one look); Postgres being down only skips it until the next start or the next symbol."""
+    from webapp import services
+
+    with app.app_context():
+        try:
+            queued = services.enqueue_backfill(services.tracked_symbols(fresh=True))
+        except DB_DOWN as exc:
+            log.warning("scheduler: no backfill queued at start: Postgres unavailable (%s)",
+                        type(exc).__name__)
+            return
+    if queued:
+        log.info("backfill queued for %d tracked symbol(s)", queued)
+
+
 def make_scheduler(conn: Redis, cfg: Config) -> TrackerScheduler:
     return TrackerScheduler(queue_name=cfg.QUEUE_NAME, connection=conn, interval=1)
 
@@ -176,6 +194,7 @@ def main() -> None:
             if cfg.SCANNER:
                 queue.enqueue(PROFILE_FUNC)
             queue.enqueue(TICK_FUNC, result_ttl=10 * cfg.TICK_SECONDS)
+            _backfill_tracked(app)
             break
         except RedisError as exc:
             log.warning("scheduler: Redis unavailable at start (%s); retrying in %.0f s", exc, delay)

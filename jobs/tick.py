@@ -5,16 +5,11 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Flask, current_app, has_app_context
 from rq import Queue, get_current_job
 
-from jobs import get_app
+from jobs import job_app
 
 log = logging.getLogger(__name__)
-
-
-def _app() -> Flask:
-    return current_app._get_current_object() if has_app_context() else get_app()  # type: ignore[attr-defined]
 
 
 def _when(at: str | None) -> datetime:
@@ -43,7 +38,7 @@ def tick(at: str | None = None, queued_for: str | None = None) -> dict[str, Any]
     """
     from webapp import services
 
-    app = _app()
+    app = job_app()
     with app.app_context():
         when = _when(at) if at else services.slot_time(_when(queued_for) if queued_for else _queued_at())
         late = services.catch_up(when)  # slots a stall left behind, run first, in order
@@ -65,7 +60,7 @@ def tick(at: str | None = None, queued_for: str | None = None) -> dict[str, Any]
 
 def tick_shard(at: str, shard: int, shards: int) -> dict[str, Any]:
     """Run one shard of the slot containing ``at`` (the whole tick when shards == 1)."""
-    app = _app()
+    app = job_app()
     from webapp import services
 
     with app.app_context():

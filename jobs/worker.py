@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 
 from jobs import get_app
+from webapp import names
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,9 @@ class TrackerWorker(SimpleWorker):
 
 
 def make_worker(conn: Redis, queue_name: str) -> SimpleWorker:
-    return TrackerWorker([Queue(queue_name, connection=conn)], connection=conn)
+    """Ticks first; backfills when no tick waits (RQ takes its queues in order)."""
+    queues = [Queue(queue_name, connection=conn), Queue(names.backfill_queue(queue_name), connection=conn)]
+    return TrackerWorker(queues, connection=conn)
 
 
 def main() -> None:

@@ -136,9 +136,12 @@
     chart.timeScale().fitContent();
   }
 
+  // what the page shows, as its URL says (a timeframe switch pushes its own); no interval: the server's pick
   const query = () => {
-    const ind = new URLSearchParams(location.search).get("indicators");
-    return `range=${data.range}&interval=${data.interval}` + (ind !== null ? `&indicators=${encodeURIComponent(ind)}` : "");
+    const p = new URLSearchParams(location.search);
+    p.set("range", data.range);
+    p.delete("at");
+    return p.toString();
   };
   async function load(q) {
     const resp = await fetch(`/api/stocks/${encodeURIComponent(data.ticker)}/chart?${q}`, { cache: "no-store" });
@@ -247,6 +250,38 @@
       got.events.forEach(addEvent);
     } catch (err) { /* the next quote will come over the socket */ }
   }
+
+  // A symbol tracked moments ago: its history is being fetched (an RQ job); show how far, and draw
+  // it when it is in.
+  const BUSY = ["queued", "running", "waiting"];
+  async function watchBackfill() {
+    const box = document.getElementById("backfill");
+    const bar = document.getElementById("backfill-progress");
+    let status = data.backfill;
+    while (status && BUSY.includes(status.state)) {
+      box.hidden = false;
+      box.firstChild.textContent = status.state === "waiting"
+        ? `Loading this symbol's history: ${status.message} `
+        : `Loading this symbol's history (${status.done || 0} of ${status.total || "?"} steps)… `;
+      bar.max = status.total || 1;
+      bar.value = status.done || 0;
+      await new Promise((r) => setTimeout(r, 1000));
+      try {
+        status = await (await fetch(`/api/backfill/${encodeURIComponent(data.ticker)}`, { cache: "no-store" })).json();
+      } catch (err) { /* try again */ }
+    }
+    el.dataset.backfill = status ? status.state : "none";
+    if (status && status.state === "done" && BUSY.includes(data.backfill.state)) {
+      box.hidden = true;
+      draw(await load(query()));
+      chart.timeScale().fitContent();
+    } else if (status && ["unavailable", "failed"].includes(status.state)) {
+      box.hidden = false;
+      box.firstChild.textContent = (status.state === "failed" ? "History backfill stopped: " : "") + status.message + " ";
+      bar.hidden = true;
+    }
+  }
+  watchBackfill();
 
   const socket = window.connectLive((s) => {
     s.emit("subscribe", { tickers: [data.ticker] }, window.ack("subscribe"));

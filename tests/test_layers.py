@@ -24,7 +24,8 @@ RANKS = {
     "extensions": 2,  # unbound Flask extensions, the Redis client
     "providers": 3, "streams": 3,  # market-data sources, one module each
     "store": 4,  # Redis and Postgres
-    "tick": 5, "live": 5, "delivery": 5,  # the minute pipeline; the stream process's work; webhooks
+    "tick": 5, "live": 5, "delivery": 5, "backfill": 5,  # the minute pipeline; the stream process's work;
+    # webhooks; a new symbol's history
     "services": 6,  # what the edges call
     "web": 7,  # pages, API, Socket.IO, HTTP, errors, CLI
     "app": 8,  # the app factory

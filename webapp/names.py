@@ -148,3 +148,18 @@ PROFILE_JOB_ID = "tracker-volume-profile"
 
 
 DELIVERY_WAKE_CHANNEL = f"{_PREFIX}:deliveries:wake"  # pub/sub: new deliveries are due (Postgres holds them)
+
+
+def backfill_key(ticker: str) -> str:
+    """Hash with a TTL: a ticker's backfill progress (state, done, total, message, updated)."""
+    return f"{_PREFIX}:backfill:{ticker}"
+
+
+def backfill_queue(queue_name: str) -> str:
+    """The RQ queue of backfill jobs: the worker takes it after the tick queue, so a tick never waits
+    behind a queue of them."""
+    return f"{queue_name}-backfill"
+
+
+def backfill_job_id(ticker: str) -> str:
+    return f"tracker-backfill-{ticker}"

@@ -398,15 +398,21 @@ def stock_detail(ticker: str, now: datetime | None = None) -> dict[str, Any]:
 CHART_INTERVALS = history.INTERVALS
 
 
-def chart_interval(range_name: str, span: tuple[datetime | None, datetime | None], now: datetime) -> str:
+def chart_interval(range_name: str, span: history.Span, now: datetime) -> str:
     """The finest timeframe that keeps a range's bars readable (TradingView's defaults: 1D in
     minutes, 5D in 5 minutes, a month in hours, longer in days), judged by the part of the range
-    that holds data: a new install, or a symbol tracked this morning, shows minute candles
-    whatever the range."""
-    first, last = span
-    start = max(range_start(now, range_name), first or now)
-    days = ((last or now) - start).total_seconds() / 86_400
-    return "1m" if days <= 1.5 else "5m" if days <= 8 else "1h" if days <= 45 else "1d"
+    that holds data: a new install shows minute candles whatever the range.  Where the minute
+    readings cover too little of the range (older days are daily bars only), days."""
+    if span.first_minute is None and span.first_day is None:
+        return "1m"  # nothing yet: the live readings, as they come
+    start = range_start(now, range_name)
+    have = min([t for t in (span.first_minute, span.first_day) if t is not None], default=now)
+    begins = max(start, have)
+    days = ((span.last or now) - begins).total_seconds() / 86_400
+    interval = "1m" if days <= 1.5 else "5m" if days <= 8 else "1h" if days <= 45 else "1d"
+    if interval != "1d" and (span.first_minute is None or span.first_minute > begins + timedelta(days=3)):
+        return "1d"
+    return interval
 
 
 def _bucket(when: datetime, interval: str) -> int:
@@ -461,6 +467,7 @@ def chart_data(ticker: str, range_name: str, interval: str | None = None, studie
         "bars": [{"time": _epoch(b.time), "open": b.open, "high": b.high, "low": b.low, "close": b.close,
                   "volume": b.volume} for b in shown],
         "studies": lines,
+        "backfill": backfill_status(ticker),
         "alerts": [{"time": _bucket(a.time, interval), "iso": a.time.isoformat(), "kind": a.kind,
                     "price": a.price, "sma": a.sma} for a in reversed(alerts)],
     }
@@ -724,3 +731,63 @@ def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, ru
             "note": "minute readings as stored: a bar's open, high and low are its price; vwap, rvol, "
                     "gap_pct and day_volume are not stored per minute, so conditions on them do not hold "
                     "in a replay"}
+
+
+# ---- history from day one -------------------------------------------------------------
+
+def track_symbol(ticker: str) -> bool:
+    """Track ``ticker`` and queue its backfill; False when it was tracked already (nothing queued)."""
+    changed = symbols.add(db.session, ticker)
+    tracked_symbols(fresh=True)
+    if changed:
+        enqueue_backfill([ticker])
+    return changed
+
+
+def enqueue_backfill(tickers: Sequence[str]) -> int:
+    """Queue one backfill job per ticker (on the backfill queue, after the ticks); a ticker whose job
+    waits or runs already is skipped.  Returns how many were queued."""
+    from rq import Queue
+    from rq.job import Job, JobStatus
+
+    from webapp.store.backfillstate import BackfillProgress
+
+    cfg = config()
+    if not cfg.BACKFILL_MINUTE_SESSIONS and not cfg.BACKFILL_DAILY_DAYS:
+        return 0
+    conn = get_redis()
+    queue = Queue(names.backfill_queue(cfg.QUEUE_NAME), connection=conn)
+    queued = 0
+    for ticker in tickers:
+        job_id = names.backfill_job_id(ticker)
+        job = Job.fetch(job_id, connection=conn) if Job.exists(job_id, connection=conn) else None
+        if job is not None and job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED):
+            continue
+        BackfillProgress(conn, ticker).set("queued")
+        queue.enqueue("jobs.backfill.backfill", ticker, job_id=job_id, job_timeout=1800, result_ttl=3600,
+                      failure_ttl=86_400)
+        queued += 1
+    return queued
+
+
+def backfill(ticker: str, now: datetime | None = None, sleep: Callable[[float], None] = time.sleep
+             ) -> Any:
+    """Run ``ticker``'s backfill here (the RQ job's work): see :mod:`webapp.backfill.runner`."""
+    from webapp.backfill import runner
+    from webapp.providers import history_source
+    from webapp.store.backfillstate import BackfillProgress
+
+    cfg = config()
+    now = now or datetime.now(timezone.utc)
+    first = history.first_reading(db.session, ticker)
+    anchor = (first[0], first[1]) if first else (now, None)  # sim walks back from here, fixed for the run
+    source = history_source(cfg, lambda _t: anchor)
+    return runner.run(db.session, source, BackfillProgress(get_redis(), ticker), ticker, now,
+                      cfg.BACKFILL_MINUTE_SESSIONS, cfg.BACKFILL_DAILY_DAYS, cfg.SMA_PERIOD, sleep)
+
+
+def backfill_status(ticker: str) -> dict[str, Any]:
+    from webapp.store.backfillstate import BackfillProgress
+
+    got = BackfillProgress(get_redis(), ticker).read()
+    return {"ticker": ticker, **(got or {"state": "none", "message": "no backfill has run for it lately"})}

@@ -120,7 +120,8 @@ class Stack:
         self.env = child_environment(
             REDIS_URL=self.redis.url, DATABASE_URL=self.proxy.url, TICK_SECONDS=str(TICK),
             SIM_SEED=str(SEED), PROVIDER="sim", TICK_LOCK_TTL_SECONDS="3", FAULT_INJECTION="1",
-            PYTHONUNBUFFERED="1", **env)
+            # no backfill: the run is held to a reference that starts at its first slot
+            BACKFILL_MINUTE_SESSIONS="0", BACKFILL_DAILY_DAYS="0", PYTHONUNBUFFERED="1", **env)
         self.procs: dict[str, subprocess.Popen] = {}
         self.survived: dict[str, bool] = {}  # alive() just before the test stopped everything
         self.killed: set[str] = set()  # processes the test SIGKILLed itself

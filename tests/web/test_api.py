@@ -107,7 +107,7 @@ def test_every_endpoint_matches_the_openapi_document(seeded) -> None:
     spec = client.get("/api/openapi.json").get_json()
     assert spec["openapi"] == "3.1.0"
     assert set(spec["paths"]) == {"/api/stocks", "/api/stocks/{ticker}", "/api/stocks/{ticker}/history",
-                                  "/api/stocks/{ticker}/chart",
+                                  "/api/stocks/{ticker}/chart", "/api/backfill/{ticker}",
                                   "/api/alerts", "/api/health", "/api/symbols", "/api/symbols/{ticker}",
                                   "/api/scanner", "/api/scanner/{list_name}", "/api/stream",
                                   "/api/rules", "/api/rules/{rule_id}", "/api/rules/replay",

@@ -149,3 +149,24 @@ def gap_slots(
         return [], gap
     cut = max(0, len(gap) - limit)
     return gap[cut:], gap[:cut]
+
+
+def sessions_back(now: datetime, n: int, exchange: str = EXCHANGE) -> list[datetime]:
+    """The midnights (New York, as UTC) of the ``n`` sessions before ``now``'s date, oldest first."""
+    cal = calendar_for(now, exchange)
+    today = pd.Timestamp(now.astimezone(EXCHANGE_TZ).date())
+    last = cal.date_to_session(today - pd.Timedelta(days=1), direction="previous")
+    first = cal.session_offset(last, -(n - 1)) if n > 0 else last
+    days = cal.sessions_in_range(first, last) if n > 0 else []
+    return [datetime.combine(d.date(), datetime.min.time(), tzinfo=EXCHANGE_TZ).astimezone(timezone.utc)
+            for d in days]
+
+
+def session_minute_starts(start: datetime, end: datetime, exchange: str = EXCHANGE) -> list[datetime]:
+    """Every regular-session minute (its start, UTC) in [start, end), early closes included."""
+    cal = calendar_for(end, exchange)
+    lo = max(pd.Timestamp(start), cal.first_minute)
+    hi = min(pd.Timestamp(end) - pd.Timedelta(minutes=1), cal.last_minute)
+    if lo > hi:
+        return []
+    return [m.to_pydatetime().astimezone(timezone.utc) for m in cal.minutes_in_range(lo, hi)]

@@ -1,12 +1,15 @@
 """Market-data providers, one module per source, chosen by name in config."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import redis
 
 from webapp.config import Config
-from webapp.providers.base import FetchResult, Provider
+from webapp.providers.base import FetchResult, HistoryBar, HistorySource, NoHistory, Provider
 
-__all__ = ["FetchResult", "Provider", "get_provider"]
+__all__ = ["FetchResult", "HistorySource", "Provider", "get_provider", "history_source"]
 
 
 def get_provider(config: Config, client: redis.Redis) -> Provider:
@@ -67,3 +70,47 @@ def snapshot_provider(name: str, config: Config, client: redis.Redis) -> Provide
                                config.SNAPSHOT_TIMEOUT_SECONDS)
         return PolygonProvider(http, cooldown, base_url=config.POLYGON_BASE_URL)
     raise ValueError(f"unknown provider {name!r}")
+
+
+def history_source(config: Config, anchor: Callable[[str], tuple[datetime, float | None]]) -> HistorySource:
+    """Where a backfill reads past bars: the provider the readings come from (for ``stream``, the
+    stream's source).  ``anchor`` gives a ticker's first stored reading, which ``sim`` walks back from."""
+    name = config.STREAM_PROVIDER if config.MARKET_DATA_PROVIDER == "stream" else config.MARKET_DATA_PROVIDER
+    if name == "sim":
+        from webapp.providers.sim import SimHistory
+
+        return SimHistory(config.SIM_SEED, anchor)
+    if name == "finnhub":
+        from webapp.providers.finnhub import FinnhubHistory
+
+        return FinnhubHistory()
+    if name in ("alpaca", "polygon"):
+        from webapp.providers.http import ProviderSession
+
+        if name == "alpaca":
+            from webapp.providers.alpaca import AlpacaHistory
+
+            assert config.ALPACA_API_KEY_ID and config.ALPACA_API_SECRET_KEY
+            http = ProviderSession(name, {"APCA-API-KEY-ID": config.ALPACA_API_KEY_ID,
+                                          "APCA-API-SECRET-KEY": config.ALPACA_API_SECRET_KEY},
+                                   config.SNAPSHOT_TIMEOUT_SECONDS, max_retry_after=0)
+            return AlpacaHistory(http, config.ALPACA_BASE_URL, config.ALPACA_FEED)
+        from webapp.providers.polygon import PolygonHistory
+
+        assert config.POLYGON_API_KEY
+        http = ProviderSession(name, {"Authorization": f"Bearer {config.POLYGON_API_KEY}"},
+                               config.SNAPSHOT_TIMEOUT_SECONDS, max_retry_after=0)
+        return PolygonHistory(http, config.POLYGON_BASE_URL)
+    return _NoSource(name)
+
+
+class _NoSource:
+    """A provider with no history endpoint we use (``none``): the backfill says so."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def minute_bars(self, ticker: str, start: datetime, end: datetime) -> list[HistoryBar]:
+        raise NoHistory(f"no history from this provider ({self.name})")
+
+    daily_bars = minute_bars

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from webapp.core.backfill import HistoryBar
 from webapp.core.quotes import Quote
 
 
@@ -43,4 +44,36 @@ class Provider(Protocol):
         source continues from it, a real one may use it to fetch the longest
         -waiting symbols first when its call budget is short.
         """
+        ...
+
+
+# ---- history: what a provider gives for a backfill (webapp/backfill) ------------------
+# (its bars are webapp.core.backfill.HistoryBar)
+
+class NoHistory(Exception):
+    """This provider gives no history (a plan's limit); the message says so, for the page."""
+
+
+class HistoryThrottled(Exception):
+    """The provider said to wait (429); the backfill waits ``wait`` seconds and resumes."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"rate limited: the provider asked to wait {wait:.0f} s")
+        self.wait = wait
+
+
+class MalformedHistory(ValueError):
+    """A history answer that is not in the provider's wire format."""
+
+
+class HistorySource(Protocol):
+    #: the provider's name: backfilled readings are stored with it as their source
+    name: str
+
+    def minute_bars(self, ticker: str, start: datetime, end: datetime) -> list[HistoryBar]:
+        """Minute bars starting in [start, end), oldest first (every page of them)."""
+        ...
+
+    def daily_bars(self, ticker: str, start: datetime, end: datetime) -> list[HistoryBar]:
+        """Daily bars (``time``: the session date's New York midnight) in [start, end), oldest first."""
         ...

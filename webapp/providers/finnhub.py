@@ -32,7 +32,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from webapp import names
 from webapp.core.quotes import PRICE_DECIMALS, Quote
-from webapp.providers.base import FetchResult
+from webapp.providers.base import FetchResult, HistoryBar, NoHistory
 from webapp.providers.http import Cooldown, ProviderSession, describe, retry_after
 
 log = logging.getLogger(__name__)
@@ -204,3 +204,20 @@ class FinnhubProvider:
                 log.warning("finnhub %s: %s", ticker, reason)
                 result.problems[ticker] = f"malformed response: {reason}"
         return result
+
+
+class FinnhubHistory:
+    """Finnhub's candles (``/stock/candle``) are on its premium plans only: no history from it.
+
+    Rather than call and fail, the backfill says so, and the page shows it.
+    """
+
+    name = "finnhub"
+    REASON = ("no history from this provider: Finnhub's candles (/stock/candle) need a premium plan; "
+              "charts fill in from live readings")
+
+    def minute_bars(self, ticker: str, start: datetime, end: datetime) -> list[HistoryBar]:
+        raise NoHistory(self.REASON)
+
+    def daily_bars(self, ticker: str, start: datetime, end: datetime) -> list[HistoryBar]:
+        raise NoHistory(self.REASON)

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from itertools import repeat
 
 import numpy as np
+import pandas as pd
 
-from webapp.core.market import EXCHANGE_TZ, exchange_day_start, slot_of
+from webapp.core.market import EXCHANGE_TZ, calendar_for, exchange_day_start, session_minute_starts, slot_of
 from webapp.core.quotes import Quote
-from webapp.providers.base import FetchResult
+from webapp.providers.base import FetchResult, HistoryBar
 
 # Roughly where the default watchlist traded in late 2026, so the demo looks familiar.
 KNOWN_PRICES = {
@@ -167,3 +168,111 @@ class SimProvider:
             high.tolist(), low.tolist(), repeat(self.name), strict=False)))
         return FetchResult(quotes, foreign)
 
+
+
+class SimHistory:
+    """Believable past sessions for the simulated market, for a backfill.
+
+    Seeded like the live walk (every number a function of seed, ticker and
+    minute), and walked *backwards* from an anchor, the ticker's first stored
+    reading (or where its live walk will start), so the history runs
+    straight into today's price.  Regular sessions only, early closes
+    included; each session opens with a gap.  Daily bars before the minute
+    history continue the same way, one seeded return per session.
+    """
+
+    name = "sim"
+
+    def __init__(self, seed: int, anchor: Callable[[str], tuple[datetime, float | None]]) -> None:
+        self._sim = SimProvider(seed)
+        self._anchor = anchor  # ticker -> (first stored reading's time, its price or None)
+
+    def _anchor_price(self, ticker: str) -> tuple[datetime, float]:
+        when, price = self._anchor(ticker)
+        if price is None:
+            key = np.array([self._sim._ticker_key(ticker)], dtype=np.uint64)
+            price = float(np.round(self._sim.base_prices([ticker], key)[0], 2))
+        return when, price
+
+    def _keys(self, ticker: str, epochs: np.ndarray) -> np.ndarray:
+        base = np.full(len(epochs), self._sim._ticker_key(ticker), dtype=np.uint64)
+        return _mix(base ^ _mix(epochs.astype(np.uint64) ^ np.uint64(0xB4C4F11E)))
+
+    def _minutes(self, ticker: str, start: datetime, anchor_at: datetime, anchor_price: float
+                 ) -> tuple[list[datetime], np.ndarray, np.ndarray, np.ndarray]:
+        """Minutes in [start, anchor_at), their closes, opens and volumes."""
+        times = session_minute_starts(start, anchor_at)
+        if not times:
+            return [], np.array([]), np.array([]), np.array([])
+        # the anchor's own minute last: its return is the step from the history into it
+        epochs = np.array([*(int(t.timestamp()) for t in times), int(anchor_at.timestamp())], np.int64)
+        keys = self._keys(ticker, epochs)
+        ret = self._sim.sigma * _normal(keys, 21)
+        ret = np.where(_uniform(keys, 23) < 0.003, ret * 4.0, ret)
+        opens_day = np.r_[True, np.diff(epochs) > 60]  # a session's first minute: the overnight gap
+        ret = np.where(opens_day, ret + 0.005 * _normal(keys, 25), ret)
+        # closes[i] * exp(ret[i + 1]) == closes[i + 1], and the last close * exp(ret[-1]) is the anchor
+        log_close = math.log(anchor_price) - np.cumsum(ret[1:][::-1])[::-1]
+        keys, ret = keys[:-1], ret[:-1]
+        close = np.exp(log_close)
+        opened = close / np.exp(ret)
+        daily = np.exp(math.log(2e5) + _uniform(np.array([self._sim._ticker_key(ticker)], np.uint64), 11)[0]
+                       * (math.log(5e7) - math.log(2e5)))
+        factor = np.array([intraday_volume_factor(t) for t in times])
+        volume = np.maximum(daily / MINUTES_PER_SESSION * factor * np.exp(0.35 * _normal(keys, 29)), 1)
+        return times, close, opened, volume.astype(np.int64)
+
+    @staticmethod
+    def _price(x: np.ndarray) -> np.ndarray:
+        return np.where(x >= 1.0, np.round(x, 2), np.round(x, 4))
+
+    def minute_bars(self, ticker: str, start: datetime, end: datetime) -> list[HistoryBar]:
+        anchor_at, anchor_price = self._anchor_price(ticker)
+        times, close, opened, volume = self._minutes(ticker, start, anchor_at, anchor_price)
+        keep = np.array([t < end for t in times], bool)  # the walk always runs from the anchor
+        times = [t for t, k in zip(times, keep.tolist(), strict=True) if k]
+        close, opened, volume = close[keep], opened[keep], volume[keep]
+        if not times:
+            return []
+        keys = self._keys(ticker, np.array([int(t.timestamp()) for t in times], np.int64))
+        wick = np.abs(self._sim.sigma * 0.6 * _normal(keys, 31))
+        high = np.maximum(opened, close) * (1 + wick)
+        low = np.minimum(opened, close) * (1 - np.abs(self._sim.sigma * 0.6 * _normal(keys, 33)))
+        o, h, lo, c = (self._price(a).tolist() for a in (opened, high, low, close))
+        return [HistoryBar(t, o[i], max(h[i], o[i], c[i]), min(lo[i], o[i], c[i]), c[i], int(volume[i]))
+                for i, t in enumerate(times)]
+
+    def daily_bars(self, ticker: str, start: datetime, end: datetime) -> list[HistoryBar]:
+        anchor_at, anchor_price = self._anchor_price(ticker)
+        minutes = self._minutes(ticker, end, anchor_at, anchor_price)  # the minute history after ``end``
+        first_open = float(minutes[2][0]) if len(minutes[0]) else anchor_price
+        cal = calendar_for(end)
+        days = [d for d in cal.sessions_in_range(pd.Timestamp(start.astimezone(EXCHANGE_TZ).date()),
+                                                 pd.Timestamp(end.astimezone(EXCHANGE_TZ).date()))
+                if datetime.combine(d.date(), datetime.min.time(), tzinfo=EXCHANGE_TZ) < end]
+        if not days:
+            return []
+        epochs = np.array([int(d.timestamp()) for d in days], np.int64)
+        keys = self._keys(ticker, epochs)
+        sigma_day = self._sim.sigma * math.sqrt(MINUTES_PER_SESSION)
+        ret = sigma_day * _normal(keys, 41)  # a session's open -> close
+        gap = 0.005 * _normal(keys, 43)  # the previous close -> this open
+        # walk back from the open after the last day: close[i] = next open / exp(gap[i + 1])
+        next_gap = 0.005 * float(_normal(self._keys(ticker, epochs[-1:] + 86_400), 43)[0])
+        log_open_next = math.log(first_open)
+        closes, opens = np.empty(len(days)), np.empty(len(days))
+        for i in range(len(days) - 1, -1, -1):
+            closes[i] = math.exp(log_open_next - (gap[i + 1] if i + 1 < len(days) else next_gap))
+            opens[i] = closes[i] / math.exp(ret[i])
+            log_open_next = math.log(opens[i])
+        range_ = np.abs(sigma_day * 0.5 * _normal(keys, 45))
+        high = np.maximum(opens, closes) * (1 + range_)
+        low = np.minimum(opens, closes) * (1 - np.abs(sigma_day * 0.5 * _normal(keys, 47)))
+        base_volume = np.exp(math.log(2e5) + _uniform(np.array([self._sim._ticker_key(ticker)], np.uint64),
+                                                         11)[0] * (math.log(5e7) - math.log(2e5)))
+        volume = (base_volume * np.exp(0.3 * _normal(keys, 49))).astype(np.int64)
+        o, h, lo, c = (self._price(a).tolist() for a in (opens, high, low, closes))
+        return [HistoryBar(datetime.combine(d.date(), datetime.min.time(), tzinfo=EXCHANGE_TZ)
+                           .astimezone(timezone.utc), o[i], max(h[i], o[i], c[i]), min(lo[i], o[i], c[i]),
+                           c[i], int(volume[i]))
+                for i, d in enumerate(days)]

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from webapp.core.quotes import PRICE_DECIMALS, Quote
-from webapp.providers.base import FetchResult
+from webapp.providers.base import FetchResult, HistoryBar, HistoryThrottled, MalformedHistory, NoHistory
 from webapp.providers.http import Cooldown, ProviderSession, describe, retry_after
 
 log = logging.getLogger(__name__)
@@ -163,3 +163,37 @@ class SnapshotProvider:
     def _fail(self, result: FetchResult, tickers: Sequence[str], reason: str) -> None:
         for t in tickers:
             result.problems[t] = reason
+
+
+# ---- history pages (the backfill's reads), shared by alpaca and polygon ----------------
+
+def history_page(http: ProviderSession, url: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One page of a history endpoint as JSON; a 429 raises :class:`HistoryThrottled` to wait on."""
+    try:
+        resp = http.get(url, params)
+    except requests.RequestException as exc:
+        raise MalformedHistory(describe(exc)) from None
+    if resp.status_code == 429:
+        raise HistoryThrottled(retry_after(resp))
+    if resp.status_code in (401, 403):
+        raise NoHistory(f"{http.name} refused the credentials for history (HTTP {resp.status_code})")
+    if resp.status_code != 200:
+        raise MalformedHistory(f"HTTP {resp.status_code}")
+    try:
+        body = resp.json()
+    except ValueError:
+        raise MalformedHistory("malformed JSON body") from None
+    if not isinstance(body, dict):
+        raise MalformedHistory("expected a JSON object")
+    return body
+
+
+def history_bar(when: datetime, b: Any) -> HistoryBar:
+    """A bar from ``{"o", "h", "l", "c", "v"}``, checked like a snapshot's numbers."""
+    if not isinstance(b, dict):
+        raise MalformedHistory("a bar is not an object")
+    try:
+        o, h, lo, c = (number(b, k, required=True) for k in ("o", "h", "l", "c"))
+        return HistoryBar(when, o, h, lo, c, count(b, "v"))  # type: ignore[arg-type]
+    except MalformedSnapshot as exc:
+        raise MalformedHistory(f"bar at {when.isoformat()}: {exc}") from None

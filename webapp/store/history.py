@@ -10,6 +10,7 @@ the retry rather than lost.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ import psycopg2.errors
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp.core.market import EXCHANGE_TZ
 from webapp.core.quotes import Quote
 from webapp.store import retention
 
@@ -112,16 +114,17 @@ def _alert_lines(rows: Sequence[AlertRow]) -> io.StringIO:
     ))
 
 
-def _merge(session: Session, table: str, columns: str, data: io.StringIO) -> None:
-    """COPY into a staging table, then insert what is not stored yet."""
+def _merge(session: Session, table: str, columns: str, data: io.StringIO, staging: str = "in") -> None:
+    """COPY into a staging table (one per column set: ``staging`` names it), then insert what is
+    not stored yet."""
     cursor = session.connection().connection.dbapi_connection.cursor()
     cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {table}_in ON COMMIT DELETE ROWS "
+        f"CREATE TEMP TABLE IF NOT EXISTS {table}_{staging} ON COMMIT DELETE ROWS "
         f"AS SELECT {columns} FROM {table} WITH NO DATA"
     )
-    cursor.copy_expert(f"COPY {table}_in ({columns}) FROM STDIN", data)
+    cursor.copy_expert(f"COPY {table}_{staging} ({columns}) FROM STDIN", data)
     cursor.execute(
-        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_in ON CONFLICT DO NOTHING"
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_{staging} ON CONFLICT DO NOTHING"
     )
 
 
@@ -250,13 +253,19 @@ def last_alerts(session: Session, tickers: Sequence[str]) -> dict[str, AlertRow]
 
 
 
-def data_span(session: Session, ticker: str) -> tuple[datetime | None, datetime | None]:
-    """When ``ticker``'s oldest kept reading (or rolled-up day) and its newest reading are."""
+class Span(NamedTuple):
+    first_minute: datetime | None  # the oldest kept reading
+    first_day: datetime | None  # the oldest daily bar (New York midnight)
+    last: datetime | None  # the newest reading
+
+
+def data_span(session: Session, ticker: str) -> Span:
+    """What history ``ticker`` has: a chart picks its timeframe from it."""
     r = session.execute(sa.text(
-        "SELECT least((SELECT min(time) FROM quotes WHERE ticker = :t), "
-        "(SELECT min(day)::timestamp AT TIME ZONE 'America/New_York' FROM daily_bars WHERE ticker = :t)) "
-        "AS first, (SELECT max(time) FROM quotes WHERE ticker = :t) AS last"), {"t": ticker}).one()
-    return r.first, r.last
+        "SELECT (SELECT min(time) FROM quotes WHERE ticker = :t) AS first_minute, "
+        "(SELECT min(day)::timestamp AT TIME ZONE 'America/New_York' FROM daily_bars WHERE ticker = :t) "
+        "AS first_day, (SELECT max(time) FROM quotes WHERE ticker = :t) AS last"), {"t": ticker}).one()
+    return Span(r.first_minute, r.first_day, r.last)
 
 
 def has_history(session: Session, ticker: str) -> bool:
@@ -329,8 +338,9 @@ def bars(session: Session, ticker: str, interval: str, start: datetime, end: dat
     rows = session.execute(sa.text(f"""
         SELECT * FROM ({_DAILY_BARS if daily else ""}
             SELECT {bucket} AS bucket,
-                   (array_agg(price ORDER BY time))[1] AS open, max(price) AS high,
-                   min(price) AS low, (array_agg(price ORDER BY time DESC))[1] AS close,
+                   (array_agg(coalesce(bar_open, price) ORDER BY time))[1] AS open,
+                   max(coalesce(bar_high, price)) AS high, min(coalesce(bar_low, price)) AS low,
+                   (array_agg(price ORDER BY time DESC))[1] AS close,
                    sum(volume) AS volume, count(*) AS n
             FROM quotes WHERE ticker = :t AND time >= :start AND time < :end{_UNROLLED if daily else ""}
             GROUP BY 1
@@ -452,3 +462,62 @@ def volume_by_minute(session: Session, days: Sequence[Any], start: datetime, end
     sums = [(r.ticker, r.minute, r.volume) for r in session.execute(_MINUTE_SUMS, params)]
     sessions = {r.ticker: int(r.sessions) for r in session.execute(_SESSIONS_PER_TICKER, params)}
     return sums, sessions
+
+
+# --- the backfill's reads and writes ---------------------------------------
+
+_BACKFILL_COLUMNS = f"{_QUOTE_COLUMNS}, bar_open, bar_high, bar_low"
+
+
+def first_reading(session: Session, ticker: str) -> tuple[datetime, float] | None:
+    """The oldest stored reading's time and price (a backfill never goes past it)."""
+    r = session.execute(sa.text("SELECT time, price FROM quotes WHERE ticker = :t ORDER BY time LIMIT 1"),
+                        {"t": ticker}).first()
+    return (r.time, float(r.price)) if r else None
+
+
+def before(session: Session, ticker: str, when: datetime, n: int) -> tuple[list[float], float | None]:
+    """The last ``n`` prices before ``when`` (oldest first), and the last close of an earlier
+    New York day (a daily bar's or a reading's): a backfilled session's SMA and previous close."""
+    prices = [float(r.price) for r in session.execute(sa.text(
+        "SELECT price FROM quotes WHERE ticker = :t AND time < :w ORDER BY time DESC LIMIT :n"),
+        {"t": ticker, "w": when, "n": n})][::-1]
+    close = session.execute(sa.text("""
+        SELECT close FROM (
+          (SELECT price AS close, time FROM quotes WHERE ticker = :t
+             AND time < date_trunc('day', :w AT TIME ZONE 'America/New_York') AT TIME ZONE 'America/New_York'
+           ORDER BY time DESC LIMIT 1)
+          UNION ALL
+          (SELECT close, day::timestamp AT TIME ZONE 'America/New_York' FROM daily_bars WHERE ticker = :t
+             AND day < (:w AT TIME ZONE 'America/New_York')::date ORDER BY day DESC LIMIT 1)
+        ) AS c ORDER BY time DESC LIMIT 1"""), {"t": ticker, "w": when}).scalar()
+    return prices, None if close is None else float(close)
+
+
+def store_readings(session: Session, rows: Sequence[Any]) -> None:
+    """Backfilled readings (``core.backfill.BarReading``), skipping any stored already; commits."""
+    if not rows:
+        return
+    retention.ensure_partitions(session, {r.quote.time.astimezone(timezone.utc).date() for r in rows})
+    base = _quote_lines([QuoteRow(r.quote, r.sma) for r in rows]).getvalue().splitlines()
+    lines = "".join(f"{line}\t{r.bar_open}\t{r.bar_high}\t{r.bar_low}\n"
+                    for line, r in zip(base, rows, strict=True))
+    _merge(session, "quotes", _BACKFILL_COLUMNS, io.StringIO(lines), staging="backfill")
+    session.commit()
+
+
+def store_daily_bars(session: Session, ticker: str, bars: Sequence[Any]) -> int:
+    """Daily bars (``core.backfill.HistoryBar``, at New York midnights); a day kept already (rolled up
+    from our own readings) is left as it is.  Commits; returns how many were added."""
+    if not bars:
+        return 0
+    added = session.execute(sa.text("""
+        INSERT INTO daily_bars (ticker, day, open, high, low, close, volume, quotes)
+        SELECT :t, d.day, d.open, d.high, d.low, d.close, d.volume, 0
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS d(day date, open numeric, high numeric,
+                                                            low numeric, close numeric, volume bigint)
+        ON CONFLICT DO NOTHING"""), {"t": ticker, "rows": json.dumps([
+            {"day": b.time.astimezone(EXCHANGE_TZ).date().isoformat(), "open": b.open, "high": b.high,
+             "low": b.low, "close": b.close, "volume": b.volume} for b in bars])}).rowcount
+    session.commit()
+    return added or 0

@@ -40,6 +40,9 @@ class Quote(db.Model):
     low: Mapped[Decimal | None] = mapped_column(PRICE)
     sma: Mapped[Decimal | None] = mapped_column(PRICE)
     source: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    bar_open: Mapped[Decimal | None] = mapped_column(PRICE)  # the minute's own bar, where known
+    bar_high: Mapped[Decimal | None] = mapped_column(PRICE)
+    bar_low: Mapped[Decimal | None] = mapped_column(PRICE)
 
 
 class Alert(db.Model):

@@ -119,6 +119,18 @@ class HistoryPage(BaseModel):
                     "could not run late), so a gap is never mistaken for a quiet market")
 
 
+class BackfillStatus(BaseModel):
+    ticker: str
+    state: Literal["none", "queued", "running", "waiting", "done", "unavailable", "failed"]
+    message: str
+    done: int | None = Field(None, description="steps done: the daily bars, then each minute session "
+                                                "fetched and stored")
+    total: int | None = None
+    readings: int | None = Field(None, description="minute readings stored by this run")
+    daily_bars: int | None = None
+    updated: int | None = Field(None, description="unix seconds")
+
+
 class ChartBar(BaseModel):
     time: int = Field(description="the bar's start, unix seconds")
     open: float
@@ -159,6 +171,7 @@ class ChartData(StockDetail):
     tick_seconds: int
     bars: list[ChartBar]
     studies: list[ChartStudy]
+    backfill: BackfillStatus = Field(description="the symbol's history backfill, as /api/backfill/<ticker>")
     alerts: list[ChartMarker]
 
 
@@ -326,6 +339,14 @@ def stock_chart(ticker: str, q: ChartQuery):
         raise ApiError(400, "bad_parameter", f"indicators: {exc}") from None
 
 
+@endpoint(bp, "/backfill/<ticker>", response=BackfillStatus, summary="A symbol's backfill progress",
+          errors=(404,), auth=require_read_token, auth_kind="read")
+def backfill_status(ticker: str):
+    """Where a newly tracked symbol's history stands: queued, running (done of total), waiting out a
+    rate limit, done, unavailable from this provider (and why), or failed (a later run resumes)."""
+    return jsonify(services.backfill_status(_ticker(ticker)))
+
+
 @endpoint(bp, "/alerts", response=AlertsPage, query=AlertsQuery, summary="Alerts",
           auth=require_read_token, auth_kind="read")
 def alerts(q: AlertsQuery):
@@ -471,8 +492,7 @@ def list_symbols():
           auth=require_token, summary="Track a symbol", bodies={200: SymbolChange})
 def add_symbol(data: NewSymbol):
     ticker = data.ticker.upper()
-    changed = symbols.add(db.session, ticker)
-    services.tracked_symbols(fresh=True)
+    changed = services.track_symbol(ticker)  # and queues its backfill
     return jsonify({"ticker": ticker, "active": True, "changed": changed}), 201 if changed else 200
 
 

@@ -1,0 +1,43 @@
+"""A ticker's backfill progress, kept in Redis for the page and the API.
+
+The job writes it as it goes (queued, running with sessions done of total,
+waiting out a rate limit, done, unavailable from this provider, failed);
+the page polls it through ``GET /api/backfill/<ticker>`` and draws the
+history once it is done.  Postgres holds the history itself: losing this
+hash loses only the progress bar.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from webapp import names
+
+TTL_SECONDS = 86_400
+STATES = ("queued", "running", "waiting", "done", "unavailable", "failed")
+
+
+class BackfillProgress:
+    def __init__(self, client: redis.Redis, ticker: str) -> None:
+        self._client, self._key = client, names.backfill_key(ticker)
+
+    def set(self, state: str, message: str = "", **counts: int) -> None:
+        assert state in STATES
+        fields: dict[str, Any] = {"state": state, "message": message, "updated": int(time.time()), **counts}
+        with self._client.pipeline() as pipe:
+            pipe.hset(self._key, mapping=fields)
+            pipe.expire(self._key, TTL_SECONDS)
+            pipe.execute()
+
+    def read(self) -> dict[str, Any] | None:
+        raw = self._client.hgetall(self._key)
+        if not raw:
+            return None
+        got = {k.decode(): v.decode() for k, v in raw.items()}
+        out: dict[str, Any] = {"state": got.get("state", "queued"), "message": got.get("message", "")}
+        for k in ("done", "total", "readings", "daily_bars", "updated"):
+            if k in got:
+                out[k] = int(got[k])
+        return out
