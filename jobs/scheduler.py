@@ -164,6 +164,9 @@ def _backfill_tracked(app: Flask) -> None:
             log.warning("scheduler: no backfill queued at start: Postgres unavailable (%s)",
                         type(exc).__name__)
             return
+        except Exception:  # the clock must run whatever the backfill's trouble
+            log.exception("scheduler: could not queue the backfill at start; the ticks go on")
+            return
     if queued:
         log.info("backfill queued for %d tracked symbol(s)", queued)
 

@@ -162,4 +162,5 @@ def backfill_queue(queue_name: str) -> str:
 
 
 def backfill_job_id(ticker: str) -> str:
-    return f"tracker-backfill-{ticker}"
+    """RQ ids allow letters, digits, _ and -; a ticker has no _, so BRK.B -> BRK_B stays unique."""
+    return f"tracker-backfill-{ticker.replace('.', '_')}"

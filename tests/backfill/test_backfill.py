@@ -160,6 +160,7 @@ def test_tracking_a_symbol_queues_its_backfill_once(app, client, rdb) -> None:
     queue = Queue(names.backfill_queue(app.config["TRACKER"].QUEUE_NAME), connection=rdb)
     assert [j.args for j in queue.jobs] == [("AMD",)]
     assert services.enqueue_backfill(["AMD"]) == 0  # its job still waits
+    assert services.enqueue_backfill(["BRK.B"]) == 1  # a ticker with a dot makes a valid job id
     status = client.get("/api/backfill/AMD").get_json()
     assert status["state"] == "queued"
     assert client.get("/api/backfill/NOPE").status_code == 404
