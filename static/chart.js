@@ -107,6 +107,10 @@
     markerList = data.alerts.map(smaMarker).filter((m) => m.time !== null);
     drawMarkers();
     legend(null);
+    document.getElementById("no-bars").hidden = bars.length > 0;
+    if (!data.latest && bars.length) {  // no live reading yet: the header shows the last bar's close
+      document.getElementById("last-price").textContent = window.fmtPrice(bars[bars.length - 1].close);
+    }
     state();
   }
 
@@ -190,7 +194,10 @@
             volume: (last.volume || 0) + vol };
       bars[bars.length - 1] = b;
     } else {
-      b = { time: t, open: price, high: price, low: price, close: price, volume: vol };
+      // a new bar opens where the last one closed (history.bars draws readings the same way)
+      const open = last && day.format(new Date(last.time * 1000)) === day.format(new Date(t * 1000))
+        ? last.close : price;
+      b = { time: t, open, high: Math.max(open, price), low: Math.min(open, price), close: price, volume: vol };
       bars.push(b);
       if (last) refreshStudiesSoon();
     }
@@ -270,7 +277,6 @@
         status = await (await fetch(`/api/backfill/${encodeURIComponent(data.ticker)}`, { cache: "no-store" })).json();
       } catch (err) { /* try again */ }
     }
-    el.dataset.backfill = status ? status.state : "none";
     if (status && status.state === "done" && BUSY.includes(data.backfill.state)) {
       box.hidden = true;
       draw(await load(query()));
@@ -280,8 +286,73 @@
       box.firstChild.textContent = (status.state === "failed" ? "History backfill stopped: " : "") + status.message + " ";
       bar.hidden = true;
     }
+    el.dataset.backfill = status ? status.state : "none";  // after the history is drawn
   }
   watchBackfill();
+
+  // Drawn levels: horizontal lines a user places by clicking (kept in this browser per ticker), each
+  // with "alert me when price crosses this line", which creates that rule (signed in).
+  const LEVELS_KEY = `stock-tracker.levels.${data.ticker}`;
+  const drawButton = document.getElementById("draw-level");
+  const levelList = document.getElementById("levels");
+  const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  let levels = JSON.parse(localStorage.getItem(LEVELS_KEY) || "[]");
+  let lines = [];
+  function showLevels() {
+    lines.forEach((l) => candles.removePriceLine(l));
+    lines = levels.map((p) => candles.createPriceLine({ price: p, color: colour("--sma-line"), lineWidth: 1,
+                                                        lineStyle: 2, axisLabelVisible: true, title: "level" }));
+    levelList.replaceChildren(...levels.map((p, i) => {
+      const li = document.createElement("li");
+      li.dataset.price = String(p);
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove";
+      remove.textContent = "×";
+      remove.setAttribute("aria-label", `remove the level at ${window.fmtPrice(p)}`);
+      remove.addEventListener("click", () => { levels.splice(i, 1); saveLevels(); });
+      const alertMe = document.createElement("button");
+      alertMe.type = "button";
+      alertMe.className = "alert-me";
+      alertMe.textContent = "Alert me when price crosses this line";
+      alertMe.addEventListener("click", () => alertAt(p, li));
+      li.append(`${window.fmtPrice(p)} `, alertMe, " ", remove);
+      return li;
+    }));
+    el.dataset.levels = String(levels.length);
+  }
+  function saveLevels() {
+    localStorage.setItem(LEVELS_KEY, JSON.stringify(levels));
+    showLevels();
+  }
+  async function alertAt(price, li) {
+    const say = (text) => { li.querySelector(".said")?.remove(); const s = document.createElement("span");
+                            s.className = "said"; s.textContent = ` ${text}`; li.append(s); };
+    if (!csrf) { say("sign in to create alerts"); return; }
+    const rule = { name: `${data.ticker} crosses ${window.fmtPrice(price)}`, scope: { tickers: [data.ticker] },
+                   condition: { op: "crossing", a: { price: true }, b: { const: price } },
+                   frequency: "once_per_bar", channels: ["browser"] };
+    try {
+      const resp = await fetch("/api/rules", { method: "POST", body: JSON.stringify(rule),
+                                               headers: { "Content-Type": "application/json", "X-CSRFToken": csrf } });
+      const got = await resp.json();
+      if (!resp.ok) throw new Error(got.error.message);
+      say(`alert rule ${got.id} created (see Rules)`);
+      li.dataset.rule = String(got.id);
+    } catch (err) { say(`not created: ${err.message}`); }
+  }
+  drawButton.addEventListener("click", () => {
+    drawButton.setAttribute("aria-pressed", String(drawButton.getAttribute("aria-pressed") !== "true"));
+  });
+  chart.subscribeClick((param) => {
+    if (drawButton.getAttribute("aria-pressed") !== "true" || !param.point) return;
+    const price = candles.coordinateToPrice(param.point.y);
+    if (price === null) return;
+    levels.push(Math.round(price * 100) / 100);
+    drawButton.setAttribute("aria-pressed", "false");
+    saveLevels();
+  });
+  showLevels();
 
   const socket = window.connectLive((s) => {
     s.emit("subscribe", { tickers: [data.ticker] }, window.ack("subscribe"));

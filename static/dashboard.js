@@ -15,13 +15,31 @@
   const MAX_ROOMS = (Number(table.dataset.maxSubscribe) || 100) - 1;  // "*" counts as one
   const KEY = "stock-tracker.watchlist";
   const ONLY_KEY = "stock-tracker.watchlist-only";
-  let watch = new Set(JSON.parse(localStorage.getItem(KEY) || "[]"));
-  const onlyBox = document.getElementById("watch-only");
+  const LIST_KEY = "stock-tracker.list";
+  const TARGET_KEY = "stock-tracker.list-target";  // where the star adds while "All symbols" shows
+  const COLS_KEY = "stock-tracker.columns";
+  // Signed in: named lists kept on the server (the one picked narrows the table and its rooms).
+  // Anonymous: one list in this browser, narrowing when "watchlist only" is ticked.
+  const signedIn = table.dataset.signedIn === "1";
+  let lists = JSON.parse(document.getElementById("watchlists").textContent);
+  const pick = document.getElementById("list-pick");
+  let watch = new Set(signedIn ? [] : JSON.parse(localStorage.getItem(KEY) || "[]"));
+  const onlyBox = document.getElementById("watch-only") || { checked: false, addEventListener() {} };
   onlyBox.checked = localStorage.getItem(ONLY_KEY) === "1";
   let lastUpdate = fresh.dataset.last ? new Date(fresh.dataset.last) : null;
   let socket = null;
   let subscribed = [];
-  const narrowed = () => onlyBox.checked && watch.size > 0;  // listening to the watched rooms only
+  const active = () => (signedIn && pick ? lists.find((w) => String(w.id) === pick.value) || null : null);
+  // listening to the listed rooms only
+  const narrowed = () => (signedIn ? active() !== null : onlyBox.checked && watch.size > 0);
+  const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  async function send(method, url, body) {
+    const resp = await fetch(url, { method, headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+                                    body: body === undefined ? undefined : JSON.stringify(body) });
+    const got = await resp.json();
+    if (!resp.ok) throw new Error(got.error ? got.error.message : `HTTP ${resp.status}`);
+    return got;
+  }
 
   function setText(cell, text, direction) {
     if (cell.textContent === text) return;
@@ -44,6 +62,17 @@
     const step = 120 / (prices.length - 1);
     svg.querySelector("polyline").setAttribute("points",
       prices.map((p, i) => `${(i * step).toFixed(1)},${(26 - (p - lo) / span * 24).toFixed(1)}`).join(" "));
+  }
+
+  // The day's range with the last price on it (pages.range_bar draws the same on the server)
+  function drawRange(row, low, high, price) {
+    const cell = row.querySelector(".range");
+    if (low === null || low === undefined || high === null || high === undefined) { cell.textContent = "–"; return; }
+    const pos = high <= low ? 0.5 : Math.min(1, Math.max(0, (price - low) / (high - low)));
+    row.dataset.range_pos = pos;
+    const title = `low ${Number(low).toFixed(2)} · high ${Number(high).toFixed(2)}`;
+    cell.innerHTML = `<svg class="range-bar" viewBox="0 0 64 10" width="64" height="10" role="img" aria-label="${title}">` +
+      `<title>${title}</title><line x1="2" y1="5" x2="62" y2="5"/><circle cx="${(2 + pos * 60).toFixed(1)}" cy="5" r="3"/></svg>`;
   }
 
   function addRow(ticker) {
@@ -85,6 +114,14 @@
     row.dataset.prevClose = s.prev_close ?? "";
     row.dataset.sma = s.sma ?? "";
     row.dataset.time = s.time;
+    row.dataset.volume = s.volume ?? "";
+    row.dataset.open = s.open ?? "";
+    setText(row.querySelector(".volume"), s.volume === null || s.volume === undefined ? "–"
+      : Number(s.volume).toLocaleString("en-US"));
+    setText(row.querySelector(".open"), s.open === null || s.open === undefined ? "–" : window.fmtPrice(s.open));
+    setText(row.querySelector(".prev_close"), s.prev_close === null || s.prev_close === undefined ? "–"
+      : window.fmtPrice(s.prev_close));
+    drawRange(row, s.low, s.high, price);
     const priceCell = row.querySelector(".price");
     setText(priceCell, window.fmtPrice(price), isNaN(before) ? 0 : Math.sign(price - before));
     priceCell.classList.toggle("up", price > before);
@@ -144,12 +181,19 @@
   function visible() {
     const q = filter.value.trim().toUpperCase();
     for (const [t, row] of rows) {
-      row.hidden = (onlyBox.checked && watch.size > 0 && !watch.has(t)) || (q !== "" && !t.includes(q));
+      row.hidden = (narrowed() && !watch.has(t)) || (q !== "" && !t.includes(q));
     }
   }
   filter.addEventListener("input", visible);
   let sortKey = null, sortDir = 1;
   function resort() {
+    const list = active();
+    if (!sortKey && list) {  // a list shows in its own order
+      const order = [...list.tickers.filter((t) => rows.has(t)).map((t) => rows.get(t)),
+                     ...[...rows.values()].filter((r) => !list.tickers.includes(r.dataset.ticker))];
+      if (order.some((r, i) => tbody.rows[i] !== r)) order.forEach((r) => tbody.appendChild(r));
+      return;
+    }
     if (!sortKey) return;
     const val = (r) => (sortKey === "ticker" ? r.dataset.ticker : r.dataset[sortKey]);
     const sorted = [...rows.values()].sort((a, b) => {
@@ -171,23 +215,55 @@
     });
   }
 
-  // Watchlist: a set kept in localStorage; every row stays visible unless
-  // "watchlist only" is on, and then only the watched rooms are joined.
+  // Watchlists.  Anonymous: a set kept in localStorage; every row stays visible unless "watchlist
+  // only" is on, and then only the watched rooms are joined.  Signed in: the picked server list
+  // (its tickers, in its order, and only their rooms); the star adds to it (or to the first list).
   const info = document.getElementById("watch-info");
   const clear = document.getElementById("watch-clear");
+  const target = () => active() || lists.find((w) => String(w.id) === localStorage.getItem(TARGET_KEY))
+    || lists[0] || null;
+  const addBox = document.getElementById("list-add");
   function showStar(t, row) {
     const star = row.querySelector(".star");
-    star.textContent = watch.has(t) ? "★" : "☆";
-    star.setAttribute("aria-pressed", watch.has(t));
-    star.setAttribute("aria-label", (watch.has(t) ? "remove from watchlist: " : "add to watchlist: ") + t);
+    const on = signedIn ? !!(target() && target().tickers.includes(t)) : watch.has(t);
+    star.textContent = on ? "★" : "☆";
+    star.setAttribute("aria-pressed", on);
+    const where = signedIn ? (target() ? target().name : "a new list") : "watchlist";
+    star.setAttribute("aria-label", (on ? `remove from ${where}: ` : `add to ${where}: `) + t);
+    let move = row.querySelector(".move");
+    if (signedIn && active() && active().tickers.includes(t) && active().tickers[0] !== t) {
+      if (!move) {
+        move = document.createElement("button");
+        move.type = "button";
+        move.className = "move";
+        move.textContent = "↑";
+        star.after(move);
+      }
+      move.setAttribute("aria-label", `move ${t} up in ${active().name}`);
+    } else if (move) move.remove();
   }
   function showWatch() {
+    if (signedIn) {
+      const list = active();
+      watch = new Set(list ? list.tickers : []);
+      info.textContent = list ? `${list.name}: ${list.tickers.length} symbol(s) · live for these only`
+        : (target() ? `☆ adds to ${target().name}` : "");
+      addBox.hidden = !list;
+      document.getElementById("list-rename").hidden = !list;
+      document.getElementById("list-delete").hidden = !list;
+      [...pick.options].forEach((o) => {
+        const w = lists.find((x) => String(x.id) === o.value);
+        if (w) o.textContent = `${w.name} (${w.tickers.length})`;
+      });
+    } else {
+      info.textContent = watch.size
+        ? `Watchlist (${watch.size}): ${[...watch].join(", ")}` + (narrowed() ? " · live for these only" : "")
+        : "☆ adds a symbol to your watchlist";
+      clear.hidden = watch.size === 0;
+    }
     for (const [t, row] of rows) showStar(t, row);
-    info.textContent = watch.size
-      ? `Watchlist (${watch.size}): ${[...watch].join(", ")}` + (narrowed() ? " · live for these only" : "")
-      : "☆ adds a symbol to your watchlist";
-    clear.hidden = watch.size === 0;
     visible();
+    resort();
   }
   function subscribe() {
     if (!socket || !socket.connected) return;
@@ -196,24 +272,118 @@
     if (want.join() === subscribed.join()) return;
     if (subscribed.length) socket.emit("unsubscribe", { tickers: subscribed }, window.ack("unsubscribe"));
     subscribed = want;
-    socket.emit("subscribe", { tickers: subscribed }, window.ack("subscribe"));
+    if (want.length) socket.emit("subscribe", { tickers: subscribed }, window.ack("subscribe"));
   }
   function saveWatch() {
-    localStorage.setItem(KEY, JSON.stringify([...watch]));
-    localStorage.setItem(ONLY_KEY, onlyBox.checked ? "1" : "0");
+    if (!signedIn) {
+      localStorage.setItem(KEY, JSON.stringify([...watch]));
+      localStorage.setItem(ONLY_KEY, onlyBox.checked ? "1" : "0");
+    }
     showWatch();
     subscribe();
   }
+  function keep(list) {  // the server's answer replaces our copy
+    const i = lists.findIndex((w) => w.id === list.id);
+    if (i >= 0) lists[i] = list; else lists.push(list);
+  }
+  async function listChange(call) {
+    try { await call(); } catch (err) { info.textContent = `⚠ ${err.message}`; return; }
+    saveWatch();
+  }
+  function addOption(list) {
+    const o = document.createElement("option");
+    o.value = String(list.id);
+    o.textContent = list.name;
+    pick.appendChild(o);
+  }
   tbody.addEventListener("click", (e) => {
     const star = e.target.closest(".star");
-    if (!star) return;
-    const t = star.closest("tr").dataset.ticker;
-    if (watch.has(t)) watch.delete(t); else watch.add(t);
-    saveWatch();
+    const move = e.target.closest(".move");
+    if (!star && !move) return;
+    const t = e.target.closest("tr").dataset.ticker;
+    if (!signedIn) {
+      if (watch.has(t)) watch.delete(t); else watch.add(t);
+      saveWatch();
+      return;
+    }
+    listChange(async () => {
+      let list = target();
+      if (!list) { list = await send("POST", "/api/watchlists", { name: "My watchlist" }); keep(list); addOption(list); }
+      const base = `/api/watchlists/${list.id}/tickers`;
+      if (move) {
+        const order = list.tickers.slice();
+        const i = order.indexOf(t);
+        [order[i - 1], order[i]] = [order[i], order[i - 1]];
+        keep(await send("PATCH", `/api/watchlists/${list.id}`, { tickers: order }));
+      } else if (list.tickers.includes(t)) keep(await send("DELETE", `${base}/${encodeURIComponent(t)}`));
+      else keep(await send("POST", base, { ticker: t }));
+    });
   });
   onlyBox.addEventListener("change", saveWatch);
-  clear.addEventListener("click", () => { watch = new Set(); saveWatch(); });
+  if (clear) clear.addEventListener("click", () => { watch = new Set(); saveWatch(); });
+  if (signedIn && pick) {
+    const remembered = localStorage.getItem(LIST_KEY);
+    if (remembered && lists.some((w) => String(w.id) === remembered)) pick.value = remembered;
+    const remember = () => {
+      localStorage.setItem(LIST_KEY, pick.value);
+      if (pick.value) localStorage.setItem(TARGET_KEY, pick.value);
+    };
+    pick.addEventListener("change", () => { remember(); saveWatch(); });
+    addBox.addEventListener("keydown", (e) => {
+      if (e.key !== "Enter" || !addBox.value.trim() || !active()) return;
+      const list = active(), ticker = addBox.value.trim().toUpperCase();
+      listChange(async () => {
+        keep(await send("POST", `/api/watchlists/${list.id}/tickers`, { ticker }));
+        addBox.value = "";
+      });
+    });
+    document.getElementById("list-new").addEventListener("click", () => {
+      const name = window.prompt("Name of the new list");
+      if (!name) return;
+      listChange(async () => {
+        const list = await send("POST", "/api/watchlists", { name });
+        keep(list);
+        addOption(list);
+        pick.value = String(list.id);
+        remember();
+      });
+    });
+    document.getElementById("list-rename").addEventListener("click", () => {
+      const list = active();
+      const name = list && window.prompt("New name", list.name);
+      if (!name) return;
+      listChange(async () => keep(await send("PATCH", `/api/watchlists/${list.id}`, { name })));
+    });
+    document.getElementById("list-delete").addEventListener("click", () => {
+      const list = active();
+      if (!list || !window.confirm(`Delete the list ${list.name}?`)) return;
+      listChange(async () => {
+        await send("DELETE", `/api/watchlists/${list.id}`);
+        lists = lists.filter((w) => w.id !== list.id);
+        pick.querySelector(`option[value="${list.id}"]`).remove();
+        pick.value = "";
+        localStorage.setItem(LIST_KEY, "");
+      });
+    });
+  }
   showWatch();
+
+  // Columns: the user's choice (kept on the server when signed in, else in this browser).
+  const columnBoxes = [...document.querySelectorAll("#columns input[type=checkbox]")];
+  function showColumns(chosen) {
+    columnBoxes.forEach((b) => {
+      b.checked = chosen.includes(b.value);
+      table.classList.toggle(`hide-${b.value}`, !b.checked);
+    });
+  }
+  if (!signedIn && localStorage.getItem(COLS_KEY)) showColumns(JSON.parse(localStorage.getItem(COLS_KEY)));
+  columnBoxes.forEach((b) => b.addEventListener("change", async () => {
+    const chosen = columnBoxes.filter((x) => x.checked).map((x) => x.value);
+    showColumns(chosen);
+    if (!signedIn) { localStorage.setItem(COLS_KEY, JSON.stringify(chosen)); return; }
+    try { await send("PATCH", "/api/me/settings", { dashboard_columns: chosen }); }
+    catch (err) { info.textContent = `⚠ columns not saved: ${err.message}`; }
+  }));
 
   // The tracked symbols as the server has them now: add the new, drop the removed.
   // A tick's stock_update lists every tracked symbol that has a reading, so a

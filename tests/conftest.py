@@ -60,7 +60,8 @@ def service_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 @pytest.fixture(scope="session")
 def base_config(service_urls: tuple[str, str]) -> Config:
     redis_url, db_url = service_urls
-    return Config().with_overrides(DATABASE_URL=db_url, REDIS_URL=redis_url, LOG_LEVEL="INFO")
+    return Config().with_overrides(DATABASE_URL=db_url, REDIS_URL=redis_url, LOG_LEVEL="INFO",
+                                   SECRET_KEY="tests-only-session-key")
 
 
 @pytest.fixture(autouse=False)
@@ -71,7 +72,8 @@ def clean(service_urls: tuple[str, str]) -> Iterator[None]:
     conn = psycopg2.connect(_plain_pg(db_url))
     with conn, conn.cursor() as cur:
         cur.execute("TRUNCATE quotes, alerts, symbols, api_tokens, daily_bars, missed_slots, alert_rules, "
-                    "alert_rule_states, alert_events, webhook_endpoints, deliveries, delivery_attempts")
+                    "alert_rule_states, alert_events, webhook_endpoints, deliveries, delivery_attempts, "
+                    "users, watchlists, watchlist_items")
     conn.close()
     yield
 

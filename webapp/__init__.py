@@ -34,7 +34,7 @@ def create_app(config: Config | None = None) -> Flask:
         )
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-    from webapp.extensions import PromptRedisManager, db, migrate, redis_ext, socketio
+    from webapp.extensions import PromptRedisManager, csrf, db, migrate, redis_ext, socketio
     from webapp.names import SOCKETIO_CHANNEL
     from webapp.store import models  # noqa: F401  (register tables with the metadata)
 
@@ -50,16 +50,20 @@ def create_app(config: Config | None = None) -> Flask:
         cors_allowed_origins=None,
     )
 
-    from webapp.web import cli, errors, http, realtime
+    from webapp.web import auth, cli, errors, http, realtime
     from webapp.web.api import bp as api_bp
     from webapp.web.pages import bp as pages_bp
     from webapp.web.rules import bp as rules_bp
+    from webapp.web.watchlists import bp as watchlists_bp
     from webapp.web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(pages_bp)
-    app.register_blueprint(api_bp, url_prefix="/api")
-    app.register_blueprint(rules_bp, url_prefix="/api")
-    app.register_blueprint(webhooks_bp, url_prefix="/api")
+    app.register_blueprint(auth.bp)
+    for bp in (api_bp, rules_bp, webhooks_bp, watchlists_bp):
+        app.register_blueprint(bp, url_prefix="/api")
+        csrf.exempt(bp)  # a bearer token, or the session with its CSRF header (webapp.web.auth)
+    csrf.init_app(app)
+    auth.init_app(app)
     if config.WEBHOOK_ALLOWED_CIDRS:
         logging.getLogger(__name__).warning(
             "WEBHOOK_ALLOWED_CIDRS=%s: webhooks may call these private networks (tests, self-hosting only)",

@@ -24,6 +24,7 @@ DEFAULT_SYMBOLS = (
 
 PROVIDERS = ("sim", "finnhub", "alpaca", "polygon", "stream")
 STREAM_PROVIDERS = ("sim", "finnhub", "alpaca", "polygon", "none")
+DEV_SECRET_KEY = "dev-only-not-secret"  # signs sessions when SECRET_KEY is unset; make run sets one
 _NEEDS = {"finnhub": ("FINNHUB_API_KEY",), "alpaca": ("ALPACA_API_KEY_ID", "ALPACA_API_SECRET_KEY"),
           "polygon": ("POLYGON_API_KEY",)}
 
@@ -166,7 +167,8 @@ class Config:
     REDIS_URL: str | None = None
     PORT: int = 5000
     WEB_HOST: str | None = None  # address gunicorn binds: 0.0.0.0 (Procfile) / 127.0.0.1 (make run) if unset
-    SECRET_KEY: str = field(default="dev-only-not-secret", repr=False)
+    SECRET_KEY: str = field(default=DEV_SECRET_KEY, repr=False)
+    PAGES_SIGN_IN_REQUIRED: bool = False  # pages (not only writes) need a signed-in user
     MARKET_DATA_PROVIDER: str = "sim"
     FINNHUB_API_KEY: str | None = field(default=None, repr=False)
     FINNHUB_BASE_URL: str = "https://finnhub.io/api/v1"
@@ -287,6 +289,7 @@ class Config:
             PORT=_int(env, "PORT", 5000),
             WEB_HOST=(env.get("WEB_HOST") or "").strip() or None,
             SECRET_KEY=env.get("SECRET_KEY") or cls.SECRET_KEY,
+            PAGES_SIGN_IN_REQUIRED=_bool(env, "PAGES_SIGN_IN_REQUIRED", False),
             MARKET_DATA_PROVIDER=provider,
             FINNHUB_API_KEY=api_key,
             FINNHUB_BASE_URL=(env.get("FINNHUB_BASE_URL") or cls.FINNHUB_BASE_URL).rstrip("/"),
@@ -370,6 +373,9 @@ class Config:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["SQLALCHEMY_DATABASE_URI"] = self.DATABASE_URL
         out["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+        out["SESSION_COOKIE_SAMESITE"] = "Lax"  # sign-in cookies stay on this site's own requests
+        out["REMEMBER_COOKIE_SAMESITE"] = "Lax"
+        out["WTF_CSRF_TIME_LIMIT"] = None  # valid for the session: a page left open still saves
         return out
 
     def require_services(self) -> None:

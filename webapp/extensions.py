@@ -7,15 +7,19 @@ import time
 import redis
 import socketio as socketio_lib
 from flask import Flask, current_app
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 
 log = logging.getLogger(__name__)
 
 db = SQLAlchemy()
 migrate = Migrate()
 socketio = SocketIO()
+login_manager = LoginManager()  # page sign-in (webapp/web/auth.py)
+csrf = CSRFProtect()  # every form; the API checks its own (a bearer token, or the session's header)
 
 
 class RedisExtension:

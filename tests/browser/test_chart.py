@@ -91,3 +91,36 @@ def test_candles_timeframes_legend_indicators_and_the_live_candle(web, app, page
     assert (shown["O"], shown["H"], shown["L"], shown["C"]) == \
         (five[-1]["open"], five[-1]["high"], five[-1]["low"], five[-1]["close"])
     shot(page, "chart-5m-live")
+
+
+def test_a_drawn_level_becomes_an_alert_rule(web, app, page) -> None:
+    from webapp.extensions import db
+    from webapp.store import users
+
+    users.create(db.session, "leveller", "correct horse battery")
+    run_via_rq(app, minutes(10))
+    page.goto(web.url + "/login?next=/stocks/AAPL%3Frange%3Dall")
+    page.fill('input[name="username"]', "leveller")
+    page.fill('input[name="password"]', "correct horse battery")
+    page.click('.login button[type="submit"]')
+    page.wait_for_url(lambda url: "/stocks/AAPL?range=all" in url)
+    page.wait_for_function(LIVE.format(n=1))
+    page.click("#draw-level")
+    box = page.locator("#chart").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.25)
+    page.wait_for_function("document.getElementById('chart').dataset.levels === '1'")
+    level = float(page.get_attribute("#levels li", "data-price"))
+    bars = requests.get(web.url + "/api/stocks/AAPL/history?interval=1m").json()["items"]
+    prices = [h["close"] for h in bars]
+    assert min(prices) - 5 < level < max(prices) + 5  # where the click was, on the price scale
+    page.reload()  # kept in this browser
+    page.wait_for_function("document.getElementById('chart').dataset.levels === '1'")
+    page.click("#levels .alert-me")
+    page.wait_for_selector("#levels li[data-rule]")
+    rule_id = int(page.get_attribute("#levels li", "data-rule"))
+    rule = requests.get(web.url + f"/api/rules/{rule_id}").json()
+    assert rule["condition"]["op"] == "crossing" and rule["condition"]["b"] == {"const": level}
+    assert rule["scope"] == {"tickers": ["AAPL"]}
+    shot(page, "chart-level-alert")
+    page.click("#levels .remove")
+    page.wait_for_function("document.getElementById('chart').dataset.levels === '0'")

@@ -74,3 +74,11 @@ def test_gap_slots_runs_the_newest_it_may_and_records_the_rest() -> None:
     assert gap_slots(3, 10, True, 2, always) == ([8, 9], [4, 5, 6, 7])
     assert gap_slots(3, 10, False, 60, always) == ([], [4, 5, 6, 7, 8, 9])  # a live feed cannot go back
     assert gap_slots(3, 10, False, 60, lambda s: s % 2 == 0) == ([], [4, 6, 8])  # closed slots are no loss
+
+
+def test_a_one_day_chart_before_the_open_shows_the_last_session_too() -> None:
+    from webapp.core.market import range_start
+
+    before_open = utc("2026-11-24T12:00:00")  # Tuesday 07:00 in New York
+    assert range_start(before_open, "1d") == utc("2026-11-23T05:00:00")  # from Monday's midnight
+    assert range_start(utc("2026-11-24T15:00:00"), "1d") == utc("2026-11-24T05:00:00")  # open: today

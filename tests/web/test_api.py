@@ -107,7 +107,10 @@ def test_every_endpoint_matches_the_openapi_document(seeded) -> None:
     spec = client.get("/api/openapi.json").get_json()
     assert spec["openapi"] == "3.1.0"
     assert set(spec["paths"]) == {"/api/stocks", "/api/stocks/{ticker}", "/api/stocks/{ticker}/history",
-                                  "/api/stocks/{ticker}/chart", "/api/backfill/{ticker}",
+                                  "/api/stocks/{ticker}/chart", "/api/backfill/{ticker}", "/api/search",
+                                  "/api/watchlists", "/api/watchlists/{list_id}",
+                                  "/api/watchlists/{list_id}/tickers",
+                                  "/api/watchlists/{list_id}/tickers/{ticker}", "/api/me", "/api/me/settings",
                                   "/api/alerts", "/api/health", "/api/symbols", "/api/symbols/{ticker}",
                                   "/api/scanner", "/api/scanner/{list_name}", "/api/stream",
                                   "/api/rules", "/api/rules/{rule_id}", "/api/rules/replay",
@@ -115,7 +118,8 @@ def test_every_endpoint_matches_the_openapi_document(seeded) -> None:
                                   "/api/alert-events/{event_id}", "/api/deliveries/{delivery_id}/redeliver",
                                   "/api/webhooks", "/api/webhooks/{webhook_id}",
                                   "/api/webhooks/{webhook_id}/rotate"}
-    assert spec["paths"]["/api/symbols"]["post"]["security"] == [{"bearerToken": []}]
+    assert spec["paths"]["/api/symbols"]["post"]["security"] == [{"bearerToken": []},
+                                                              {"sessionCookie": [], "csrfHeader": []}]
     check(spec, "/api/stocks", client.get("/api/stocks"))
     detail = check(spec, "/api/stocks/{ticker}", client.get("/api/stocks/brk.b"))
     assert detail["ticker"] == "BRK.B" and len(detail["window"]) == 5
@@ -184,10 +188,12 @@ def test_bars_are_ohlcv_of_the_points(seeded) -> None:
     points = seeded.get("/api/stocks/AAPL/history").get_json()["items"]
     bars = seeded.get("/api/stocks/AAPL/history?interval=5m").get_json()["items"]
     assert [b["count"] for b in bars] == [5, 5, 2]
-    for bar, chunk in zip(bars, [points[0:5], points[5:10], points[10:12]], strict=True):
-        prices = [p["price"] for p in chunk]
+    # a reading is one price: each minute runs from the day's previous reading to it
+    for n, (bar, chunk) in enumerate(zip(bars, [points[0:5], points[5:10], points[10:12]], strict=True)):
+        opened = points[5 * n - 1]["price"] if n else chunk[0]["price"]
+        prices = [opened, *(p["price"] for p in chunk)]
         assert (bar["open"], bar["high"], bar["low"], bar["close"]) == (
-            prices[0], max(prices), min(prices), prices[-1])
+            opened, max(prices), min(prices), prices[-1])
         assert bar["volume"] == sum(p["volume"] for p in chunk)
         assert bar["time"] == chunk[0]["time"]
     day = seeded.get("/api/stocks/AAPL/history?interval=1d").get_json()["items"]

@@ -108,7 +108,8 @@ _MONTHS_BACK = {"1m": 1, "6m": 6, "1y": 12}
 def range_start(now: datetime, name: str, exchange: str = EXCHANGE) -> datetime:
     """Where a chart range begins, at midnight in New York of a session day.
 
-    ``1d`` is the latest session (on a weekend or holiday, the last one), so
+    ``1d`` is the latest session (on a weekend or holiday, the last one;
+    before today's open, the last one and today's pre-market), so
     pre-market readings count with their session; ``5d`` the last five
     sessions; ``1m``, ``6m`` and ``1y`` go back that many calendar months to
     the first session on or after; ``ytd`` starts at the year's first
@@ -122,6 +123,8 @@ def range_start(now: datetime, name: str, exchange: str = EXCHANGE) -> datetime:
     cal = calendar_for(now, exchange)
     today = pd.Timestamp(now.astimezone(EXCHANGE_TZ).date())
     session = cal.date_to_session(today, direction="previous")
+    if session == today and now < cal.session_open(today):  # before the open: the last session, then today
+        session = cal.previous_session(today)
     if name == "5d":
         session = cal.session_offset(session, -4)
     elif name in _MONTHS_BACK or name == "ytd":

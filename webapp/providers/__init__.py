@@ -9,7 +9,7 @@ import redis
 from webapp.config import Config
 from webapp.providers.base import FetchResult, HistoryBar, HistorySource, NoHistory, Provider
 
-__all__ = ["FetchResult", "HistorySource", "Provider", "get_provider", "history_source"]
+__all__ = ["FetchResult", "HistorySource", "Provider", "company_names", "get_provider", "history_source"]
 
 
 def get_provider(config: Config, client: redis.Redis) -> Provider:
@@ -72,10 +72,24 @@ def snapshot_provider(name: str, config: Config, client: redis.Redis) -> Provide
     raise ValueError(f"unknown provider {name!r}")
 
 
+def source_name(config: Config) -> str:
+    """The provider the readings come from (for ``stream``, the stream's source)."""
+    return config.STREAM_PROVIDER if config.MARKET_DATA_PROVIDER == "stream" else config.MARKET_DATA_PROVIDER
+
+
+def company_names(config: Config) -> dict[str, str]:
+    """Company names by ticker where the provider gives them (``sim``, for its defaults)."""
+    if source_name(config) == "sim":
+        from webapp.providers.sim import NAMES
+
+        return NAMES
+    return {}
+
+
 def history_source(config: Config, anchor: Callable[[str], tuple[datetime, float | None]]) -> HistorySource:
     """Where a backfill reads past bars: the provider the readings come from (for ``stream``, the
     stream's source).  ``anchor`` gives a ticker's first stored reading, which ``sim`` walks back from."""
-    name = config.STREAM_PROVIDER if config.MARKET_DATA_PROVIDER == "stream" else config.MARKET_DATA_PROVIDER
+    name = source_name(config)
     if name == "sim":
         from webapp.providers.sim import SimHistory
 

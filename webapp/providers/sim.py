@@ -30,6 +30,15 @@ KNOWN_PRICES = {
     "V": 330.0, "PG": 165.0, "DIS": 112.0, "JPM": 250.0, "KO": 70.0,
 }
 
+# Company names for the defaults, so the header's search finds "apple" as a user would type it.
+NAMES = {
+    "AAPL": "Apple Inc.", "MSFT": "Microsoft Corporation", "AMZN": "Amazon.com, Inc.",
+    "GOOGL": "Alphabet Inc. Class A", "TSLA": "Tesla, Inc.", "META": "Meta Platforms, Inc.",
+    "NVDA": "NVIDIA Corporation", "NFLX": "Netflix, Inc.", "BRK.B": "Berkshire Hathaway Inc. Class B",
+    "JNJ": "Johnson & Johnson", "V": "Visa Inc.", "PG": "The Procter & Gamble Company",
+    "DIS": "The Walt Disney Company", "JPM": "JPMorgan Chase & Co.", "KO": "The Coca-Cola Company",
+}
+
 MINUTES_PER_SESSION = 390
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 

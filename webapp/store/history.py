@@ -330,19 +330,27 @@ def bars(session: Session, ticker: str, interval: str, start: datetime, end: dat
          after: datetime | None, limit: int) -> list[Bar]:
     """OHLCV bars aggregated in SQL, oldest first, buckets strictly after ``after``.
 
-    ``1d`` bars come from ``daily_bars`` (kept forever) for the days
-    retention rolled up, and from the minute quotes for the rest (today).
+    A snapshot reading is one price, so its minute runs from the previous reading of that day
+    (the bar's open) to it (the close); a reading that knows its own minute bar (backfilled,
+    ``bar_open``/``bar_high``/``bar_low``) uses that.  ``1d`` bars come from ``daily_bars``
+    (kept forever) for the days retention rolled up, and from the minute quotes for the rest
+    (today).
     """
     bucket = _BUCKETS[interval]  # a fixed expression chosen by key, never user text
     daily = interval == "1d"
     rows = session.execute(sa.text(f"""
         SELECT * FROM ({_DAILY_BARS if daily else ""}
             SELECT {bucket} AS bucket,
-                   (array_agg(coalesce(bar_open, price) ORDER BY time))[1] AS open,
-                   max(coalesce(bar_high, price)) AS high, min(coalesce(bar_low, price)) AS low,
+                   (array_agg(coalesce(bar_open, prev, price) ORDER BY time))[1] AS open,
+                   max(greatest(coalesce(bar_high, price), coalesce(bar_open, prev, price))) AS high,
+                   min(least(coalesce(bar_low, price), coalesce(bar_open, prev, price))) AS low,
                    (array_agg(price ORDER BY time DESC))[1] AS close,
                    sum(volume) AS volume, count(*) AS n
-            FROM quotes WHERE ticker = :t AND time >= :start AND time < :end{_UNROLLED if daily else ""}
+            FROM (SELECT time, price, volume, bar_open, bar_high, bar_low,
+                         lag(price) OVER (PARTITION BY (time AT TIME ZONE 'America/New_York')::date
+                                          ORDER BY time) AS prev
+                  FROM quotes WHERE ticker = :t AND time >= :start AND time < :end{_UNROLLED if daily else ""}
+                 ) AS q
             GROUP BY 1
         ) AS b
         WHERE CAST(:after AS timestamptz) IS NULL OR bucket > :after

@@ -18,6 +18,7 @@ from webapp.core.scanner import Filters
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db
 from webapp.store import history, missed, symbols
+from webapp.web import auth
 from webapp.web.apispec import Query, Timestamp, endpoint, openapi_document
 from webapp.web.errors import ApiError
 
@@ -222,6 +223,24 @@ class HistoryQuery(Query):
         None, description="aggregate to OHLCV bars (computed in SQL)")
 
 
+class SearchQuery(Query):
+    q: str = Field(min_length=1, max_length=40, description="a ticker's start, or part of a company name")
+    limit: int = Field(10, ge=1, le=50)
+
+
+class SearchHit(BaseModel):
+    ticker: str
+    name: str | None
+    tracked: bool
+    match: Literal["ticker", "name"] = Field(description="what matched: the ticker (or its start), or a name")
+
+
+class SearchResult(BaseModel):
+    query: str
+    results: list[SearchHit]
+    track: str | None = Field(description="the query as a valid ticker nobody tracks yet: POST /api/symbols")
+
+
 class ChartQuery(Query):
     range: Literal[RANGES] = Field("1d", description="1d, 5d, 1m, 6m, ytd, 1y or all, "  # type: ignore[valid-type]
                                                        "on XNYS sessions")
@@ -272,11 +291,15 @@ def require_read_token() -> None:
 
 
 def require_token() -> None:
+    """A write: a bearer token, or a signed-in page's session with its CSRF token."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        if auth.session_write_allowed():
+            return
         raise ApiError(401, "unauthorized",
-                       "send Authorization: Bearer <token> (flask --app wsgi tokens create)")
+                       "send Authorization: Bearer <token> (flask --app wsgi tokens create), "
+                       "or sign in at /login and send the page's X-CSRFToken")
     if not symbols.token_is_valid(db.session, token.strip()):
         raise ApiError(401, "unauthorized", "the token is unknown or revoked")
 
@@ -337,6 +360,12 @@ def stock_chart(ticker: str, q: ChartQuery):
         return jsonify(services.chart_data(ticker, q.range, q.interval, q.indicators))
     except StudyError as exc:
         raise ApiError(400, "bad_parameter", f"indicators: {exc}") from None
+
+
+@endpoint(bp, "/search", response=SearchResult, query=SearchQuery, summary="Find symbols",
+          auth=require_read_token, auth_kind="read")
+def search(q: SearchQuery):
+    return jsonify(services.search_symbols(q.q, q.limit))
 
 
 @endpoint(bp, "/backfill/<ticker>", response=BackfillStatus, summary="A symbol's backfill progress",

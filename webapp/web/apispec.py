@@ -196,10 +196,13 @@ def openapi_document() -> dict[str, Any]:
         if e.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{e.body.__name__}"}}}}
-        if e.auth == "write":
-            op["security"] = [{"bearerToken": []}]
+        if e.auth == "write":  # a token, or a signed-in page's session with its CSRF token
+            op["security"] = [{"bearerToken": []}, {"sessionCookie": [], "csrfHeader": []}]
         elif e.auth == "read":  # public unless API_READ_TOKEN_REQUIRED is set
             op["security"] = [{}, {"bearerToken": []}]
+        elif e.auth == "user":  # a signed-in user's own data (watchlists, settings)
+            op["security"] = [{"sessionCookie": []}] if e.method == "get" else \
+                [{"sessionCookie": [], "csrfHeader": []}]
         paths.setdefault(_openapi_path(e.path), {})[e.method] = op
     return {
         "openapi": "3.1.0",
@@ -207,7 +210,11 @@ def openapi_document() -> dict[str, Any]:
                  "description": "Read the tracker's snapshot, history and alerts as JSON. "
                                 "Times are ISO 8601 UTC; prices are US dollars."},
         "paths": paths,
-        "components": {"schemas": components, "securitySchemes": {"bearerToken": {
-            "type": "http", "scheme": "bearer",
-            "description": "create one with `flask --app wsgi tokens create NAME`"}}},
+        "components": {"schemas": components, "securitySchemes": {
+            "bearerToken": {"type": "http", "scheme": "bearer",
+                            "description": "create one with `flask --app wsgi tokens create NAME`"},
+            "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "session",
+                              "description": "sign in at /login (`flask --app wsgi users create NAME`)"},
+            "csrfHeader": {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
+                           "description": "the page's CSRF token (its csrf-token meta), on every write"}}},
     }

@@ -107,3 +107,22 @@ def init_app(app: Flask) -> None:
         if not count:
             raise click.ClickException(f"no active token with id or prefix {ident!r}")
         click.echo(f"revoked {count} token(s)")
+
+    @app.cli.group("users")
+    def users_group() -> None:
+        """Users who sign in to the pages to change things (passwords stored hashed)."""
+
+    @users_group.command("create")
+    @click.argument("name")
+    @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+    def users_create(name: str, password_stdin: bool) -> None:
+        """Create a user; asks for the password twice (or reads it from stdin)."""
+        from webapp.store import users
+
+        password = (click.get_text_stream("stdin").readline().rstrip("\n") if password_stdin
+                    else click.prompt("Password", hide_input=True, confirmation_prompt=True))
+        try:
+            user = users.create(db.session, name, password)
+        except users.UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"created user {user.username!r}: sign in at /login")

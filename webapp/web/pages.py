@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from webapp import services
 from webapp.core import rules as rules_core
@@ -16,6 +16,7 @@ from webapp.core.indicator_series import StudyError
 from webapp.core.market import EXCHANGE_TZ, RANGE_ALIASES, RANGES
 from webapp.core.scanner import LISTS, Filters
 from webapp.core.validation import normalise_ticker
+from webapp.extensions import db
 
 bp = Blueprint("pages", __name__)
 
@@ -50,13 +51,32 @@ def sparkline(prices: list[float] | None, width: int = 120, height: int = 28) ->
     )
 
 
+@bp.app_template_global("range_bar")
+def range_bar(low: float, high: float, price: float) -> str:
+    """The day's range as a small bar with the last price on it (dashboard.js draws the same)."""
+    pos = 0.5 if high <= low else min(1.0, max(0.0, (price - low) / (high - low)))
+    title = f"low {low:.2f} · high {high:.2f}"
+    return (f'<svg class="range-bar" viewBox="0 0 64 10" width="64" height="10" role="img" '
+            f'aria-label="{title}"><title>{title}</title><line x1="2" y1="5" x2="62" y2="5"/>'
+            f'<circle cx="{2 + pos * 60:.1f}" cy="5" r="3"/></svg>')
+
+
 @bp.get("/")
 def dashboard():
+    from webapp.store import watchlists
+    from webapp.web.auth import signed_in
+    from webapp.web.watchlists import COLUMNS
+
     snap = services.snapshot()
     symbols = list(services.tracked_symbols())
+    user = signed_in()
+    saved = user.settings.get("dashboard_columns") if user else None
     return render_template("dashboard.html", snap=snap, symbols=symbols,
                            sparks=services.sparklines(symbols),
-                           max_subscribe=services.config().MAX_SUBSCRIBE_TICKERS)
+                           max_subscribe=services.config().MAX_SUBSCRIBE_TICKERS,
+                           watchlists=watchlists.lists(db.session, user.id) if user else [],
+                           columns_all=COLUMNS, columns=saved or list(COLUMNS),
+                           columns_saved=saved is not None)
 
 
 @bp.get("/stocks/<ticker>")
@@ -76,6 +96,36 @@ def chart(ticker: str):
     except StudyError as exc:
         abort(400, description=f"indicators: {exc}")
     return render_template("chart.html", data=data, ranges=RANGES, focus=request.args.get("at", ""))
+
+
+@bp.get("/search")
+def search():
+    """The header's search box: a tracked ticker opens its chart; else the matches, and "Track"."""
+    q = request.args.get("q", "")[:40]
+    got = services.search_symbols(q)
+    exact = [h for h in got["results"] if h["ticker"] == q.strip().upper()]
+    if exact:
+        return redirect(url_for("pages.chart", ticker=exact[0]["ticker"]))
+    by_name = [h for h in got["results"] if h["match"] == "name"]
+    if len(got["results"]) == 1 and (by_name or not got["track"]):  # "apple": the one company it names
+        return redirect(url_for("pages.chart", ticker=got["results"][0]["ticker"]))
+    return render_template("search.html", got=got)
+
+
+@bp.post("/symbols/track")
+def track():
+    """"Track" from the search page (CSRF-checked like every form): a signed-in user only."""
+    from webapp.web.auth import signed_in
+
+    raw = request.form.get("ticker", "")
+    if signed_in() is None:
+        return redirect(url_for("auth.login", next=url_for("pages.search", q=raw)))
+    ticker = normalise_ticker(raw)
+    if ticker is None:
+        abort(400, description=f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)")
+    services.track_symbol(ticker)
+    flash(f"Tracking {ticker}: its history is loading.")
+    return redirect(url_for("pages.chart", ticker=ticker))
 
 
 @bp.get("/scanner")

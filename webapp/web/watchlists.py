@@ -1,0 +1,170 @@
+"""``/api/watchlists`` and ``/api/me``: a signed-in user's own watchlists and page settings.
+
+They belong to a user, so they ride the page's session (sign in at
+``/login``), not the API's shared bearer tokens; every write carries the
+page's CSRF token in ``X-CSRFToken``.  Thin: the store keeps them, scoped to
+the user, so someone else's list id is a 404.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from flask import Blueprint, jsonify
+from pydantic import BaseModel, ConfigDict, Field
+
+from webapp import services
+from webapp.extensions import db
+from webapp.store import users
+from webapp.store import watchlists as store
+from webapp.web.apispec import endpoint
+from webapp.web.auth import session_write_allowed, signed_in
+from webapp.web.errors import ApiError
+from webapp.web.rules import Deleted
+
+bp = Blueprint("watchlists", __name__)
+LIST_ID = {"list_id": {"type": "string", "pattern": "^[0-9]{1,18}$"}}
+TICKER = {"ticker": {"type": "string", "pattern": "^[A-Za-z0-9.\\-]{1,10}$"}}
+# the dashboard's columns a user may show or hide (the ticker always shows), in their order
+COLUMNS = ("price", "change", "volume", "open", "range", "prev_close", "spark", "sma", "alert", "time")
+
+
+def _user() -> users.User:
+    user = signed_in()
+    if user is None:
+        raise ApiError(401, "unauthorized", "sign in at /login: watchlists and settings belong to a user")
+    return user
+
+
+def _writer() -> users.User:
+    user = _user()
+    if not session_write_allowed():
+        raise ApiError(401, "unauthorized", "the X-CSRFToken header is missing or wrong: reload the page")
+    return user
+
+
+def _tickers(raw: list[str]) -> list[str]:
+    out = []
+    for t in raw:
+        try:
+            out.append(services.known_ticker(t))
+        except services.UnknownTicker as exc:
+            raise ApiError(404, "unknown_ticker", f"tickers: {exc}") from None
+    return out
+
+
+class Watchlist(BaseModel):
+    id: int
+    name: str
+    position: int
+    tickers: list[str]
+
+
+class WatchlistList(BaseModel):
+    watchlists: list[Watchlist]
+
+
+class NewWatchlist(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=60)
+    tickers: list[str] = Field([], max_length=store.MAX_TICKERS)
+
+
+class WatchlistChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=60)
+    tickers: list[str] | None = Field(None, max_length=store.MAX_TICKERS,
+                                      description="the whole list, in the order to keep")
+    position: int | None = Field(None, ge=0, description="move the list to this place among yours")
+
+
+class TickerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ticker: str = Field(pattern=r"^[A-Za-z0-9.\-]{1,10}$")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dashboard_columns: list[Literal[COLUMNS]] | None = Field(  # type: ignore[valid-type]
+        None, description=f"the dashboard's columns, in order: any of {', '.join(COLUMNS)}")
+
+
+class Me(BaseModel):
+    username: str
+    settings: Settings
+
+
+def _found(got: dict | None) -> dict:
+    if got is None:
+        raise ApiError(404, "not_found", "no such watchlist of yours")
+    return got
+
+
+def _changed(call):
+    try:
+        return call()
+    except store.WatchlistError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+
+
+@endpoint(bp, "/watchlists", response=WatchlistList, summary="Your watchlists", auth=_user, auth_kind="user")
+def list_watchlists():
+    return jsonify({"watchlists": store.lists(db.session, _user().id)})
+
+
+@endpoint(bp, "/watchlists", method="POST", status=201, response=Watchlist, body=NewWatchlist,
+          summary="Create a watchlist", auth=_writer, auth_kind="user", errors=(404, 409))
+def create_watchlist(data: NewWatchlist):
+    user = _writer()
+    tickers = _tickers(data.tickers)
+    return jsonify(_changed(lambda: store.create(db.session, user.id, data.name.strip(), tickers))), 201
+
+
+@endpoint(bp, "/watchlists/<list_id>", method="PATCH", response=Watchlist, body=WatchlistChange,
+          summary="Rename, reorder or refill a watchlist", auth=_writer, auth_kind="user",
+          errors=(404, 409), path_schemas=LIST_ID)
+def update_watchlist(list_id: str, data: WatchlistChange):
+    user = _writer()
+    tickers = _tickers(data.tickers) if data.tickers is not None else None
+    name = data.name.strip() if data.name is not None else None
+    return jsonify(_found(_changed(lambda: store.update(db.session, user.id, int(list_id), name, tickers,
+                                                        data.position))))
+
+
+@endpoint(bp, "/watchlists/<list_id>", method="DELETE", response=Deleted, summary="Delete a watchlist",
+          auth=_writer, auth_kind="user", errors=(404,), path_schemas=LIST_ID)
+def delete_watchlist(list_id: str):
+    if not store.delete(db.session, _writer().id, int(list_id)):
+        raise ApiError(404, "not_found", "no such watchlist of yours")
+    return jsonify({"id": int(list_id), "deleted": True})
+
+
+@endpoint(bp, "/watchlists/<list_id>/tickers", method="POST", response=Watchlist, body=TickerBody,
+          summary="Add a ticker to a watchlist", auth=_writer, auth_kind="user", errors=(404, 409),
+          path_schemas=LIST_ID)
+def add_to_watchlist(list_id: str, data: TickerBody):
+    user = _writer()
+    ticker = _tickers([data.ticker])[0]
+    return jsonify(_found(_changed(lambda: store.add(db.session, user.id, int(list_id), ticker))))
+
+
+@endpoint(bp, "/watchlists/<list_id>/tickers/<ticker>", method="DELETE", response=Watchlist,
+          summary="Remove a ticker from a watchlist", auth=_writer, auth_kind="user", errors=(404,),
+          path_schemas={**LIST_ID, **TICKER})
+def remove_from_watchlist(list_id: str, ticker: str):
+    return jsonify(_found(store.remove(db.session, _writer().id, int(list_id), ticker.upper())))
+
+
+@endpoint(bp, "/me", response=Me, summary="You and your page settings", auth=_user, auth_kind="user")
+def me():
+    user = _user()
+    return jsonify({"username": user.username, "settings": Settings(**{
+        k: v for k, v in user.settings.items() if k in Settings.model_fields}).model_dump()})
+
+
+@endpoint(bp, "/me/settings", method="PATCH", response=Me, body=Settings, summary="Change your page settings",
+          auth=_writer, auth_kind="user")
+def change_settings(data: Settings):
+    user = _writer()
+    got = users.update_settings(db.session, user.id, data.model_dump(exclude_none=True))
+    return jsonify({"username": user.username, "settings": Settings(**{
+        k: v for k, v in got.items() if k in Settings.model_fields}).model_dump()})
