@@ -30,13 +30,14 @@ test: $(DEV_STAMP)  ## the whole suite against real Redis and Postgres (embedded
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
-bench: $(RUNTIME_STAMP)  ## tick, scanner tick, storage, stream, rules and webhook benchmarks (JSON lines)
+bench: $(RUNTIME_STAMP)  ## tick, scanner tick, storage, stream, rules, webhook and chart benchmarks (JSON lines)
 	$(BIN)/python -m bench.tick
 	$(BIN)/python -m bench.tick --scanner 10000
 	$(BIN)/python -m bench.storage
 	$(BIN)/python -m bench.stream
 	$(BIN)/python -m bench.tick --symbols 10000 --rules 1000
 	$(BIN)/python -m bench.webhooks
+	$(BIN)/python -m bench.chart
 
 vendor:  ## refresh static/vendor from the npm registry (versions in package.json)
 	./tools/vendor.sh

@@ -69,3 +69,15 @@ def test_webhooks_bench_delivers_and_times_every_fire(make_app, service_urls) ->
         line = webhooks.run(40, 2, 5)
     assert line["deliveries"] == 40 and line["unverified"] == 0 and line["received"] == 5
     assert line["deliveries_per_s"] > 0 and 0 < line["delivery_ms_p50"] <= line["delivery_ms_p99"]
+
+
+def test_chart_bench_times_the_page_and_sizes_each_timeframe(make_app) -> None:
+    from bench import chart
+
+    app = make_app(BACKFILL_MINUTE_SESSIONS=2, BACKFILL_DAILY_DAYS=60)
+    with app.app_context():
+        line = chart.run(app, 3)
+    assert line["daily_bars"] > 30 and line["minute_readings"] >= 390
+    assert line["chart_page_ms"] > 0 and line["chart_page_kb"] > 1
+    assert set(line["per_interval_kb_gzip"]) == {"1m/5d", "5m/5d", "15m/5d", "1h/5d", "1d/1y"}
+    assert line["timeframe_switch_kb_gzip"] == max(line["per_interval_kb_gzip"].values())

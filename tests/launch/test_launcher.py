@@ -236,3 +236,14 @@ def test_a_bad_setting_is_one_line_and_a_non_zero_exit(tmp_path, argv, service_u
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines == ["ConfigError: TICK_SECONDS=7: use a divisor of 60 (1-30) or a multiple of 60 that "
                      "divides 3600"], done.stderr
+
+
+def test_make_run_signs_sessions_with_a_key_of_its_own(tmp_path) -> None:
+    from webapp.config import Config
+    from webapp.launch.__main__ import session_key
+
+    cfg = Config().with_overrides(DATA_DIR=str(tmp_path / "data"))
+    key = session_key(cfg)
+    assert len(key) > 40 and session_key(cfg) == key  # made once, kept for the next start
+    assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert session_key(cfg.with_overrides(SECRET_KEY="set-by-me")) == "set-by-me"

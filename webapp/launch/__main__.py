@@ -20,7 +20,14 @@ import subprocess
 import sys
 from types import FrameType
 
-from webapp.config import Config, child_environment, exit_on_config_error, running_file
+from webapp.config import (
+    DEV_SECRET_KEY,
+    PROJECT_ROOT,
+    Config,
+    child_environment,
+    exit_on_config_error,
+    running_file,
+)
 from webapp.launch.embedded import ROOT, EmbeddedPostgres, EmbeddedRedis, services_for
 from webapp.launch.supervisor import Supervisor
 
@@ -69,6 +76,21 @@ def start_guard(started: list[EmbeddedRedis | EmbeddedPostgres], running: str) -
     return subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdin=subprocess.DEVNULL)
 
 
+def session_key(cfg: Config) -> str:
+    """SECRET_KEY as set; else one made once and kept in the data directory (0600), so sign-in
+    sessions survive a restart and no two installs share the development key."""
+    if cfg.SECRET_KEY != DEV_SECRET_KEY:
+        return cfg.SECRET_KEY
+    path = (PROJECT_ROOT / cfg.DATA_DIR / "secret_key").resolve()
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with exit_on_config_error():
@@ -97,7 +119,7 @@ def main() -> int:
                 # newcomer sees prices move every second and the minute readings agree with them
                 streamed = cfg.MARKET_DATA_PROVIDER == "sim" and cfg.STREAM_PROVIDER == "sim"
                 env = child_environment(REDIS_URL=cfg.REDIS_URL or "", DATABASE_URL=cfg.DATABASE_URL or "",
-                                        WEB_HOST=host, PORT=str(cfg.PORT),
+                                        WEB_HOST=host, PORT=str(cfg.PORT), SECRET_KEY=session_key(cfg),
                                         **({"MARKET_DATA_PROVIDER": "stream"} if streamed else {}))
                 subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
                                env=env, cwd=ROOT, check=True)
