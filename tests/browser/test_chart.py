@@ -31,9 +31,14 @@ def legend(page) -> dict[str, float]:
 
 def test_candles_timeframes_legend_indicators_and_the_live_candle(web, app, page) -> None:
     run_via_rq(app, minutes(40))
-    page.goto(web.url + f"/stocks/AAPL?range=all&interval=1m&indicators={STUDIES}")
+    page.goto(web.url + "/stocks/AAPL?range=all&interval=1m")
     page.wait_for_function(LIVE.format(n=1))
     chart = page.locator("#chart")
+    assert chart.get_attribute("data-studies") == "sma:5/value"  # the tracker's own SMA by default
+    page.fill("#indicators", STUDIES)  # adding indicators from the form keeps them in the URL
+    page.click(".studies button")
+    page.wait_for_url(lambda url: "indicators=" in url and "rsi" in url)
+    page.wait_for_function(LIVE.format(n=1))
     history = requests.get(web.url + "/api/stocks/AAPL/history?interval=1m&limit=5000").json()["items"]
     assert chart.get_attribute("data-points") == str(len(history)) == "40"
     drawn = chart.get_attribute("data-studies").split(",")
