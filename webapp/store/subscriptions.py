@@ -8,10 +8,10 @@ counted up and down, it cannot drift or go negative, and after Redis loses
 its data the next refresh puts it back.  A ``quote`` is then emitted only
 for tickers someone is listening to: at 10,000 symbols that is the
 difference between ~10,000 messages a minute through every web process and
-a handful.  The same goes for a rule's own room (``rule:<id>``, kept in the
-set by its room name; a ticker has no colon): an ``alert_event`` goes there
-only when someone follows the rule.  ``stock_update`` (room ``all``),
-``alert`` and ``alert_event`` (room ``alerts``) go out regardless.
+a handful.  The same goes for the rules' ``alert_event``: to a rule's own
+room (``rule:<id>``, kept in the set by its room name; a ticker has no
+colon) and to the feed (``alerts``) only when someone is there.
+``stock_update`` (room ``all``) and the SMA ``alert`` go out regardless.
 
 Each process also publishes its load beside the set (clients connected,
 its ``WEB_MAX_CLIENTS`` capacity, connections refused since it started), so

@@ -87,11 +87,11 @@ class Batch:
             self._add(names.EVENT_ALERT, payload, names.ticker_room(payload["ticker"]))
 
     def alert_event(self, payload: dict[str, Any]) -> None:
-        """A rule's fire (with its event id) to the alert feed, and to the rule's own room if followed."""
-        self._add(names.EVENT_ALERT_EVENT, payload, names.ROOM_ALERTS)
-        room = names.rule_room(payload["rule_id"])
-        if room in self.listening:
-            self._add(names.EVENT_ALERT_EVENT, payload, room)
+        """A rule's fire (with its event id) to the alert feed and the rule's own room, each where
+        someone follows it (a page that joins later fetches what it missed with ``after``)."""
+        for room in (names.ROOM_ALERTS, names.rule_room(payload["rule_id"])):
+            if room in self.listening:
+                self._add(names.EVENT_ALERT_EVENT, payload, room)
 
     def scan_update(self, payload: dict[str, Any]) -> None:
         self._add(names.EVENT_SCAN_UPDATE, payload, names.scan_room(payload["list"]))

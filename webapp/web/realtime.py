@@ -65,13 +65,14 @@ def _keep_registered(app: Flask, registry: ListenerRegistry) -> None:
 
 def _listened(leaving: str | None = None) -> set[str]:
     """Rooms with a client in this process (other than ``leaving``) that the tick emits to only when
-    heard: tickers (by name) and rules (by room name, ``rule:<id>``; a ticker has no colon)."""
+    heard: tickers (by name), rules (by room name, ``rule:<id>``; a ticker has no colon) and the
+    alert feed (``alerts``, for the rules' ``alert_event``s)."""
     prefix, rule_prefix = names.ticker_room(""), names.rule_room(0)[:-1]
     rooms_here = socketio.server.manager.rooms.get("/", {})
     heard = [room for room, members in list(rooms_here.items())
              if isinstance(room, str) and any(sid != leaving for sid in members)]
     return ({room[len(prefix):] for room in heard if room.startswith(prefix)}
-            | {room for room in heard if room.startswith(rule_prefix)})
+            | {room for room in heard if room.startswith(rule_prefix) or room == names.ROOM_ALERTS})
 
 
 def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
@@ -94,7 +95,7 @@ def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, 
 
 def _has_listened_room(names_of_rooms: list[str]) -> bool:
     prefixes = (names.ticker_room(""), names.rule_room(0)[:-1])
-    return any(r.startswith(prefixes) for r in names_of_rooms)
+    return any(r.startswith(prefixes) or r == names.ROOM_ALERTS for r in names_of_rooms)
 
 
 def _change(payload: Any, join: bool) -> dict[str, Any]:
@@ -143,6 +144,7 @@ def init_app(app: Flask) -> None:
         if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
             return {"ok": False, "error": '"after" must be the id of the last alert_event seen (an integer)'}
         (join_room if on else leave_room)(names.ROOM_ALERTS)
+        _registry().publish(_listened())
         ack: dict[str, Any] = {"ok": True, "rooms": [names.ROOM_ALERTS] if on else []}
         if on and after is not None:  # a reconnect: what it missed, oldest first (the client dedupes on id)
             ack["missed"] = services.missed_events(after)
