@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,7 +120,7 @@ def init_app(app: Flask) -> None:
         """Create a user; asks for the password twice (or reads it from stdin)."""
         from webapp.store import users
 
-        password = (click.get_text_stream("stdin").readline().rstrip("\n") if password_stdin
+        password = (sys.stdin.readline().rstrip("\n") if password_stdin
                     else click.prompt("Password", hide_input=True, confirmation_prompt=True))
         try:
             user = users.create(db.session, name, password)
