@@ -796,29 +796,8 @@ def backfill_status(ticker: str) -> dict[str, Any]:
 # ---- finding symbols ------------------------------------------------------------------
 
 def search_symbols(query: str, limit: int = 10) -> dict[str, Any]:
-    """Tracked symbols whose ticker starts with ``query`` (or whose company name contains it, where
-    the provider gives names), best first; and ``track``: the query as a ticker that could be
-    tracked (valid and not tracked), or None."""
+    """Tracked symbols for the header's search (company names where the provider gives them)."""
+    from webapp.core.symbol_search import search
     from webapp.providers import company_names
 
-    q = query.strip()
-    names_by = company_names(config())
-    tracked = tracked_symbols()
-    up, low = q.upper(), q.lower()
-    scored = []
-    for t in tracked:
-        name = names_by.get(t, "")
-        if t == up:
-            rank = 0
-        elif t.startswith(up):
-            rank = 1
-        elif low and low in name.lower():
-            rank = 2 if name.lower().startswith(low) else 3
-        else:
-            continue
-        scored.append((rank, t, name))
-    hits = [{"ticker": t, "name": name or None, "tracked": True, "match": "ticker" if rank < 2 else "name"}
-            for rank, t, name in sorted(scored)[:limit]]
-    candidate = normalise_ticker(q) if q else None
-    track = candidate if candidate and candidate not in tracked else None
-    return {"query": q, "results": hits, "track": track}
+    return search(query, tracked_symbols(), company_names(config()), limit)
