@@ -295,7 +295,6 @@
   const LEVELS_KEY = `stock-tracker.levels.${data.ticker}`;
   const drawButton = document.getElementById("draw-level");
   const levelList = document.getElementById("levels");
-  const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   let levels = JSON.parse(localStorage.getItem(LEVELS_KEY) || "[]");
   let lines = [];
   function showLevels() {
@@ -328,15 +327,12 @@
   async function alertAt(price, li) {
     const say = (text) => { li.querySelector(".said")?.remove(); const s = document.createElement("span");
                             s.className = "said"; s.textContent = ` ${text}`; li.append(s); };
-    if (!csrf) { say("sign in to create alerts"); return; }
+    if (!window.csrfToken()) { say("sign in to create alerts"); return; }
     const rule = { name: `${data.ticker} crosses ${window.fmtPrice(price)}`, scope: { tickers: [data.ticker] },
                    condition: { op: "crossing", a: { price: true }, b: { const: price } },
                    frequency: "once_per_bar", channels: ["browser"] };
     try {
-      const resp = await fetch("/api/rules", { method: "POST", body: JSON.stringify(rule),
-                                               headers: { "Content-Type": "application/json", "X-CSRFToken": csrf } });
-      const got = await resp.json();
-      if (!resp.ok) throw new Error(got.error.message);
+      const got = await window.sendJson("POST", "/api/rules", rule);
       say(`alert rule ${got.id} created (see Rules)`);
       li.dataset.rule = String(got.id);
     } catch (err) { say(`not created: ${err.message}`); }

@@ -32,14 +32,7 @@
   const active = () => (signedIn && pick ? lists.find((w) => String(w.id) === pick.value) || null : null);
   // listening to the listed rooms only
   const narrowed = () => (signedIn ? active() !== null : onlyBox.checked && watch.size > 0);
-  const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
-  async function send(method, url, body) {
-    const resp = await fetch(url, { method, headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-                                    body: body === undefined ? undefined : JSON.stringify(body) });
-    const got = await resp.json();
-    if (!resp.ok) throw new Error(got.error ? got.error.message : `HTTP ${resp.status}`);
-    return got;
-  }
+  const send = window.sendJson;
 
   function setText(cell, text, direction) {
     if (cell.textContent === text) return;

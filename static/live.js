@@ -13,6 +13,17 @@
   // A quote's precision: cents from $1 up, four decimals below (as stored)
   window.fmtPrice = (p) => (p === null || p === undefined || p === "" ? "–"
     : Math.abs(Number(p)) < 1 ? Number(p).toFixed(4) : Number(p).toFixed(2));
+  // A signed-in page's own API write: JSON, with the page's CSRF token (the session rides along);
+  // an answer that is not 2xx throws with the API's message.
+  window.csrfToken = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  window.sendJson = async (method, url, body) => {
+    const resp = await fetch(url, { method, headers: { "Content-Type": "application/json",
+                                                       "X-CSRFToken": window.csrfToken() },
+                                    body: body === undefined ? undefined : JSON.stringify(body) });
+    const got = await resp.json();
+    if (!resp.ok) throw new Error(got.error ? got.error.message : `HTTP ${resp.status}`);
+    return got;
+  };
   window.fmtChange = (change, pct) => {
     if (change === null || change === undefined) return { text: "–", cls: "" };
     const arrow = change > 0 ? "▲" : change < 0 ? "▼" : "•";

@@ -32,8 +32,11 @@ def scan_room(name: str) -> str:
     return f"scan:{name}"
 
 
+RULE_ROOM_PREFIX = "rule:"
+
+
 def rule_room(rule_id: int) -> str:
-    return f"rule:{rule_id}"
+    return f"{RULE_ROOM_PREFIX}{rule_id}"
 
 
 # Redis keys.  Every key the tick writes carries a TTL.

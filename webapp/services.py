@@ -20,7 +20,15 @@ from webapp.config import Config
 from webapp.core import delivery as delivery_policy
 from webapp.core import indicator_series
 from webapp.core import scanner as scan_core
-from webapp.core.market import EXCHANGE_TZ, RANGE_ALIASES, gap_slots, market_state, range_start, slot_of
+from webapp.core.market import (
+    EXCHANGE_TZ,
+    RANGE_ALIASES,
+    exchange_day_start,
+    gap_slots,
+    market_state,
+    range_start,
+    slot_of,
+)
 from webapp.core.rules import Rule, RuleError, RuleSpec, parse_rule, reading_series
 from webapp.core.rules import evaluate as rule_evaluate
 from webapp.core.scanner import Filters
@@ -418,8 +426,7 @@ def chart_interval(range_name: str, span: history.Span, now: datetime) -> str:
 def _bucket(when: datetime, interval: str) -> int:
     """The start (epoch seconds) of the bar of ``interval`` that ``when`` falls in."""
     if interval == "1d":
-        day = when.astimezone(EXCHANGE_TZ).date()
-        return _epoch(datetime.combine(day, datetime.min.time(), tzinfo=EXCHANGE_TZ))
+        return _epoch(exchange_day_start(when))
     width = history.INTERVAL_SECONDS[interval]
     return _epoch(when) // width * width
 
@@ -455,14 +462,13 @@ def chart_data(ticker: str, range_name: str, interval: str | None = None, studie
                                        if v == v]
                                 for name, values in got.items()}})
     alerts = [a for _, a in history.alerts_page(db.session, ticker, None, start, None, MAX_CHART_POINTS)]
-    today = now.astimezone(EXCHANGE_TZ).date()
     return {
         **stock_detail(ticker, now),
         "range": range_name,
         "interval": interval,
         "intervals": list(CHART_INTERVALS),
         "bucket_seconds": history.INTERVAL_SECONDS[interval],
-        "today_start": _epoch(datetime.combine(today, datetime.min.time(), tzinfo=EXCHANGE_TZ)),
+        "today_start": _epoch(exchange_day_start(now)),
         "tick_seconds": config().TICK_SECONDS,
         "bars": [{"time": _epoch(b.time), "open": b.open, "high": b.high, "low": b.low, "close": b.close,
                   "volume": b.volume} for b in shown],
@@ -780,10 +786,11 @@ def backfill(ticker: str, now: datetime | None = None, sleep: Callable[[float], 
     cfg = config()
     now = now or datetime.now(timezone.utc)
     first = history.first_reading(db.session, ticker)
-    anchor = (first[0], first[1]) if first else (now, None)  # sim walks back from here, fixed for the run
+    anchor = first or (now, None)  # sim walks back from here, fixed for the run
     source = history_source(cfg, lambda _t: anchor)
     return runner.run(db.session, source, BackfillProgress(get_redis(), ticker), ticker, now,
-                      cfg.BACKFILL_MINUTE_SESSIONS, cfg.BACKFILL_DAILY_DAYS, cfg.SMA_PERIOD, sleep)
+                      first[0] if first else None, cfg.BACKFILL_MINUTE_SESSIONS, cfg.BACKFILL_DAILY_DAYS,
+                      cfg.SMA_PERIOD, sleep)
 
 
 def backfill_status(ticker: str) -> dict[str, Any]:

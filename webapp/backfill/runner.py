@@ -1,4 +1,4 @@
-"""One ticker's backfill: daily bars for a year, then minute sessions, oldest first.
+"""One ticker's backfill: daily bars for a year, then its minute sessions.
 
 Each provider gives history its own way (``webapp/providers``: ``sim``
 walks back from the first reading, ``alpaca`` and ``polygon`` page through
@@ -6,9 +6,9 @@ their bars endpoints, ``finnhub`` has none on its free plans and says so).
 Runs as an RQ job (``jobs/backfill.py``).  It is safe to repeat and to
 interrupt: rows go in with ``ON CONFLICT DO NOTHING`` on the unique keys,
 sessions are stored newest first, each committed on its own, and a run
-fetches only what lies before the oldest stored reading.  A 429 is waited out (its ``Retry-After``, up to
-a bound) and the run resumes where it was; progress is in Redis for the
-page.
+fetches only what lies before the oldest stored reading.  A 429 is waited
+out (its ``Retry-After``, up to a bound) and the run resumes where it was;
+progress is in Redis for the page.
 """
 from __future__ import annotations
 
@@ -44,10 +44,10 @@ class Outcome:
 
 
 def run(session: Session, source: HistorySource, progress: BackfillProgress, ticker: str, now: datetime,
-        minute_sessions: int, daily_days: int, sma_period: int,
+        first_stored: datetime | None, minute_sessions: int, daily_days: int, sma_period: int,
         sleep: Callable[[float], None] = time.sleep) -> Outcome:
-    first = history.first_reading(session, ticker)
-    plan = plan_core.plan(now, minute_sessions, daily_days, first[0] if first else None)
+    """``first_stored``: the ticker's oldest stored reading (the history ends there), or None."""
+    plan = plan_core.plan(now, minute_sessions, daily_days, first_stored)
     todo = list(plan.sessions)  # all before the first stored reading: what a cut-short run left
     out = Outcome(ticker, "running")
     total = 1 + 2 * len(todo)  # the daily bars; then fetching, and storing, each minute session

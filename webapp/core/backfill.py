@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from webapp.core.indicator_series import sma
-from webapp.core.market import EXCHANGE_TZ, sessions_back
+from webapp.core.market import EXCHANGE_TZ, exchange_day_start, sessions_back
 from webapp.core.quotes import Quote
 
 
@@ -56,8 +56,7 @@ def plan(now: datetime, minute_sessions: int, daily_days: int, first_stored: dat
     """The spans to fetch for a ticker whose first stored reading is ``first_stored``."""
     end = min(first_stored, now) if first_stored else now
     days = sessions_back(now, minute_sessions) if minute_sessions else []
-    today = datetime.combine(now.astimezone(EXCHANGE_TZ).date(), datetime.min.time(), tzinfo=EXCHANGE_TZ)
-    sessions = tuple(d for d in [*days, today.astimezone(end.tzinfo)] if d < end) if minute_sessions else ()
+    sessions = tuple(d for d in [*days, exchange_day_start(now)] if d < end) if minute_sessions else ()
     start = sessions[0] if sessions else end
     return Plan(start, end, sessions, start - timedelta(days=daily_days), start)
 

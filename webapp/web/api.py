@@ -18,6 +18,7 @@ from webapp.core.scanner import Filters
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db
 from webapp.store import history, missed, symbols
+from webapp.store.backfillstate import STATES as BACKFILL_STATES
 from webapp.web import auth
 from webapp.web.apispec import Query, Timestamp, endpoint, openapi_document
 from webapp.web.errors import ApiError
@@ -27,6 +28,8 @@ bp = Blueprint("api", __name__)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+
+Interval = Literal["1m", "5m", "15m", "1h", "1d"]  # history.INTERVALS: bars' timeframes
 
 # ---- response models (what integrators receive) ----
 
@@ -112,7 +115,7 @@ class MissedRange(BaseModel):
 
 class HistoryPage(BaseModel):
     ticker: str
-    interval: Literal["1m", "5m", "15m", "1h", "1d"] | None
+    interval: Interval | None
     items: list[HistoryPoint] | list[HistoryBar]
     next_cursor: str | None = Field(description="pass as cursor for the next page; null at the end")
     missed: list[MissedRange] = Field(
@@ -122,7 +125,7 @@ class HistoryPage(BaseModel):
 
 class BackfillStatus(BaseModel):
     ticker: str
-    state: Literal["none", "queued", "running", "waiting", "done", "unavailable", "failed"]
+    state: Literal[("none", *BACKFILL_STATES)]  # type: ignore[valid-type]
     message: str
     done: int | None = Field(None, description="steps done: the daily bars, then each minute session "
                                                 "fetched and stored")
@@ -165,7 +168,7 @@ class ChartMarker(BaseModel):
 
 class ChartData(StockDetail):
     range: Literal[RANGES]  # type: ignore[valid-type]
-    interval: Literal["1m", "5m", "15m", "1h", "1d"]
+    interval: Interval
     intervals: list[str]
     bucket_seconds: int
     today_start: int
@@ -219,7 +222,7 @@ class HistoryQuery(Query):
     end: Timestamp | None = Field(None, description="ISO 8601 or unix seconds (exclusive)")
     limit: int = Field(500, ge=1, le=5000)
     cursor: str | None = None
-    interval: Literal["1m", "5m", "15m", "1h", "1d"] | None = Field(
+    interval: Interval | None = Field(
         None, description="aggregate to OHLCV bars (computed in SQL)")
 
 
@@ -244,7 +247,7 @@ class SearchResult(BaseModel):
 class ChartQuery(Query):
     range: Literal[RANGES] = Field("1d", description="1d, 5d, 1m, 6m, ytd, 1y or all, "  # type: ignore[valid-type]
                                                        "on XNYS sessions")
-    interval: Literal["1m", "5m", "15m", "1h", "1d"] | None = Field(
+    interval: Interval | None = Field(
         None, description="the bars' timeframe (default: the finest that keeps the range readable)")
     indicators: str | None = Field(
         None, max_length=200, description="comma-separated: sma:N, ema:N, vwap, bb:N:K, rsi:N, "

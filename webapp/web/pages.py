@@ -85,7 +85,8 @@ def chart(ticker: str):
         ticker = services.known_ticker(ticker)
     except services.UnknownTicker as exc:
         abort(404, description=str(exc))
-    range_name = RANGE_ALIASES.get(request.args.get("range", "1d"), request.args.get("range", "1d"))
+    asked = request.args.get("range", "1d")
+    range_name = RANGE_ALIASES.get(asked, asked)
     if range_name not in RANGES:
         abort(404, description=f"range must be one of {', '.join(RANGES)}")
     interval = request.args.get("interval") or None

@@ -67,12 +67,11 @@ def _listened(leaving: str | None = None) -> set[str]:
     """Rooms with a client in this process (other than ``leaving``) that the tick emits to only when
     heard: tickers (by name), rules (by room name, ``rule:<id>``; a ticker has no colon) and the
     alert feed (``alerts``, for the rules' ``alert_event``s)."""
-    prefix, rule_prefix = names.ticker_room(""), names.rule_room(0)[:-1]
+    prefix = names.ticker_room("")
     rooms_here = socketio.server.manager.rooms.get("/", {})
-    heard = [room for room, members in list(rooms_here.items())
-             if isinstance(room, str) and any(sid != leaving for sid in members)]
-    return ({room[len(prefix):] for room in heard if room.startswith(prefix)}
-            | {room for room in heard if room.startswith(rule_prefix) or room == names.ROOM_ALERTS})
+    heard = [room for room, members in list(rooms_here.items()) if isinstance(room, str)
+             and _emitted_when_heard(room) and any(sid != leaving for sid in members)]
+    return {room[len(prefix):] if room.startswith(prefix) else room for room in heard}
 
 
 def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
@@ -93,9 +92,13 @@ def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, 
     return run
 
 
+def _emitted_when_heard(room: str) -> bool:
+    """A room the tick sends to only while someone is in it (the listener registry's rooms)."""
+    return room.startswith((names.ticker_room(""), names.RULE_ROOM_PREFIX)) or room == names.ROOM_ALERTS
+
+
 def _has_listened_room(names_of_rooms: list[str]) -> bool:
-    prefixes = (names.ticker_room(""), names.rule_room(0)[:-1])
-    return any(r.startswith(prefixes) or r == names.ROOM_ALERTS for r in names_of_rooms)
+    return any(_emitted_when_heard(r) for r in names_of_rooms)
 
 
 def _change(payload: Any, join: bool) -> dict[str, Any]:
