@@ -164,3 +164,30 @@ def test_tracking_a_symbol_queues_its_backfill_once(app, client, rdb) -> None:
     status = client.get("/api/backfill/AMD").get_json()
     assert status["state"] == "queued"
     assert client.get("/api/backfill/NOPE").status_code == 404
+
+
+def test_postgres_going_away_mid_backfill_fails_the_run_with_the_reason_and_the_next_resumes(
+        make_app, pg, fake, proxy) -> None:
+    clean_app = provider_app(make_app, fake, "alpaca")
+    with clean_app.app_context():
+        services.backfill("KO", now=NOW)
+        full = stored(pg, "KO")
+    with pg.cursor() as cur:
+        cur.execute("TRUNCATE quotes, daily_bars")
+        pg.commit()
+    app = make_app(MARKET_DATA_PROVIDER="alpaca", ALPACA_BASE_URL=fake.url, ALPACA_API_KEY_ID="AKTESTKEY",
+                   ALPACA_API_SECRET_KEY="secret-abc-123", BACKFILL_MINUTE_SESSIONS=3,
+                   BACKFILL_DAILY_DAYS=30, DATABASE_URL=proxy.url)
+    # Postgres goes away while the minutes are being fetched: the daily bars are in, no session is
+    fake.script = [("ok", None), ("ok", None), ("hook", proxy.cut), ("ok", None)]
+    with app.app_context():
+        broken = services.backfill("KO", now=NOW)
+        assert broken.state == "failed" and "Postgres unavailable" in broken.message
+        assert services.backfill_status("KO")["state"] == "failed"
+        proxy.restore()
+        fake.script = [("ok", None)]
+        resumed = services.backfill("KO", now=NOW)
+    assert resumed.state == "done"
+    got = stored(pg, "KO")
+    bars = lambda rows: [(q[0], *q[1:6], q[-1]) for q in rows]  # noqa: E731
+    assert bars(got[0]) == bars(full[0]) and got[1] == full[1]

@@ -5,7 +5,8 @@ every regular-session minute in the asked range, so two backfills can be
 compared row for row.  Answers are paged ``PAGE`` bars at a time, with
 Alpaca's ``next_page_token`` and Polygon's absolute ``next_url`` (its
 cursor).  ``script`` is a list of behaviours, one per request, the last
-repeating: ``("ok", None)``, ``("429", seconds)`` or ``("status", code)``.
+repeating: ``("ok", None)``, ``("429", seconds)``, ``("status", code)`` or
+``("hook", callable)`` (calls it, then answers as ``ok``: a fault injected mid-run).
 """
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ class FakeHistory:
                     return self._send(429, {"message": "too many"}, {"Retry-After": str(arg)})
                 if kind == "status":
                     return self._send(arg, {"message": "error"})
+                if kind == "hook":
+                    arg()
                 parts = url.path.strip("/").split("/")
                 if parts[:2] == ["v2", "stocks"] and parts[3:] == ["bars"]:
                     return self._alpaca(parts[2], query)

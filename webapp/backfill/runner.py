@@ -8,7 +8,9 @@ interrupt: rows go in with ``ON CONFLICT DO NOTHING`` on the unique keys,
 sessions are stored newest first, each committed on its own, and a run
 fetches only what lies before the oldest stored reading.  A 429 is waited
 out (its ``Retry-After``, up to a bound) and the run resumes where it was;
-progress is in Redis for the page.
+progress is in Redis for the page.  Postgres going away mid-run fails the
+run with the reason (the sessions committed so far stay; the next run
+fetches the rest), and the worker goes on.
 """
 from __future__ import annotations
 
@@ -105,9 +107,14 @@ def run(session: Session, source: HistorySource, progress: BackfillProgress, tic
         out.state, out.message = "unavailable", str(exc)
         advance("unavailable", out.message)
         return out
-    except (HistoryThrottled, MalformedHistory) as exc:
-        session.rollback()
-        out.state, out.message = "failed", f"{exc}; a later run resumes from here"
+    except (HistoryThrottled, MalformedHistory, *history.DB_DOWN) as exc:
+        try:
+            session.rollback()
+        except history.DB_DOWN:
+            pass  # the connection is gone; the pool replaces it
+        down = isinstance(exc, history.DB_DOWN)
+        reason = f"Postgres unavailable ({type(exc).__name__})" if down else str(exc)
+        out.state, out.message = "failed", f"{reason}; a later run resumes from here"
         advance("failed", out.message)
         log.warning("backfill %s stopped: %s", ticker, out.message)
         return out
