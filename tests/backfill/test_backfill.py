@@ -191,3 +191,17 @@ def test_postgres_going_away_mid_backfill_fails_the_run_with_the_reason_and_the_
     got = stored(pg, "KO")
     bars = lambda rows: [(q[0], *q[1:6], q[-1]) for q in rows]  # noqa: E731
     assert bars(got[0]) == bars(full[0]) and got[1] == full[1]
+
+
+def test_a_backfill_whose_job_died_is_not_reported_running_forever(app, rdb) -> None:
+    import time
+
+    from webapp import names
+    from webapp.store.backfillstate import SILENT_SECONDS, BackfillProgress
+
+    progress = BackfillProgress(rdb, "KO")
+    progress.set("running", done=3, total=9)
+    assert services.backfill_status("KO")["state"] == "running"
+    rdb.hset(names.backfill_key("KO"), "updated", int(time.time()) - SILENT_SECONDS - 1)  # then nothing
+    status = services.backfill_status("KO")
+    assert status["state"] == "failed" and "job stopped" in status["message"] and status["done"] == 3

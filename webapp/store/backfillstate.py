@@ -17,6 +17,9 @@ from webapp import names
 
 TTL_SECONDS = 86_400
 STATES = ("queued", "running", "waiting", "done", "unavailable", "failed")
+# a running backfill writes progress at least every step (seconds); silent this long, its job stopped
+# (a killed worker, Redis or Postgres gone under it) and saying "running" would be false
+SILENT_SECONDS = 600
 
 
 class BackfillProgress:
@@ -40,4 +43,8 @@ class BackfillProgress:
         for k in ("done", "total", "readings", "daily_bars", "updated"):
             if k in got:
                 out[k] = int(got[k])
+        if out["state"] == "running" and time.time() - out.get("updated", 0) > SILENT_SECONDS:
+            out["state"] = "failed"
+            out["message"] = (f"no progress for over {SILENT_SECONDS // 60} minutes: its job stopped "
+                              "(a killed worker, or Redis or Postgres gone); a later run resumes from here")
         return out
