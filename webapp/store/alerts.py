@@ -114,7 +114,7 @@ ON CONFLICT (rule_id, ticker) DO UPDATE SET armed = EXCLUDED.armed, last_fire = 
 """)
 
 
-def write_fires(session: Session, fires: Sequence[FireRow],
+def write_fires(session: Session | sa.Connection, fires: Sequence[FireRow],
                 states: Sequence[tuple[int, int, str, TickerState]]) -> tuple[dict[str, int], int]:
     """Insert events, their deliveries and the changed states; no commit (the caller's transaction).
 

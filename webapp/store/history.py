@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -135,18 +136,20 @@ def _copy(cursor: Any, table: str, columns: str, data: io.StringIO) -> None:
 
 
 class PendingInsert:
-    """A tick's COPYs, started now and committed by :meth:`finish`.
+    """A tick's COPYs and the writes that join their transaction, started now and committed by :meth:`finish`.
 
     The COPY text is built and sent on a helper thread (on the session's own
     connection, which nothing else touches meanwhile), so Postgres stores the
-    rows while the tick prepares its Redis write.  Nothing is committed until
-    ``finish``, which the tick calls before it writes Redis.
+    rows while the tick evaluates its rules and prepares its Redis write.
+    Writes handed to :meth:`then` run on the same thread after the COPYs, in
+    the same transaction.  Nothing is committed until ``finish``, which the
+    tick calls before it writes Redis.
     """
 
-    def __init__(self, session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow],
-                 also: Callable[[Session], object] | None = None) -> None:
+    def __init__(self, session: Session, quotes: Sequence[QuoteRow], alerts: Sequence[AlertRow]) -> None:
         self.session = session
-        self._also = also  # more writes for the same transaction (the rules' events and states)
+        self._also: list[Callable[[sa.Connection], object]] = []  # more writes for the same transaction
+        self._more: queue.SimpleQueue[Callable[[sa.Connection], object] | None] = queue.SimpleQueue()
         self._quotes, self._alerts = quotes, alerts
         self._batches: list[tuple[str, str, io.StringIO]] = []
         self._error: BaseException | None = None
@@ -156,9 +159,17 @@ class PendingInsert:
             times = {r.quote.time for r in quotes}  # a tick's quotes share a few times
             retention.ensure_partitions(session, {t.astimezone(timezone.utc).date() for t in times})
         if quotes or alerts:
-            cursor = session.connection().connection.dbapi_connection.cursor()
+            # the transaction's connection, taken here: the session needs the app context to find it
+            self._conn = session.connection()
+            cursor = self._conn.connection.dbapi_connection.cursor()
             self._thread = threading.Thread(target=self._run, args=(cursor,), daemon=True)
             self._thread.start()
+
+    def then(self, write: Callable[[sa.Connection], object]) -> None:
+        """Run ``write(connection)`` inside this transaction, after the COPYs, while the caller goes on."""
+        self._also.append(write)
+        if self._thread is not None:
+            self._more.put(write)
 
     def _run(self, cursor: Any) -> None:
         try:
@@ -168,25 +179,24 @@ class PendingInsert:
                 self._batches.append(("alerts", _ALERT_COLUMNS, _alert_lines(self._alerts)))
             for table, columns, data in self._batches:
                 _copy(cursor, table, columns, data)
+            while (write := self._more.get()) is not None:
+                write(self._conn)
         except BaseException as exc:  # handed to the tick's thread in finish()
             self._error = exc
 
     def finish(self) -> None:
-        """Wait for the COPYs and commit.
+        """Wait for the COPYs and the writes, and commit.
 
         If some rows are stored already (the retry of a tick that died after
         committing), a COPY fails as a whole; the transaction is then redone
-        through staging tables that skip what exists.
+        through staging tables that skip what exists, and the writes again.
         """
         if self._thread is None:
-            if self._also is not None:
-                self._also(self.session)
-                self.session.commit()
+            self._write_all()
             return
+        self._more.put(None)
         self._thread.join()
         if self._error is None:
-            if self._also is not None:
-                self._also(self.session)
             self.session.commit()
             return
         self.session.rollback()
@@ -196,8 +206,12 @@ class PendingInsert:
         for table, columns, data in self._batches:
             data.seek(0)
             _merge(self.session, table, columns, data)
-        if self._also is not None:
-            self._also(self.session)
+        self._write_all()
+
+    def _write_all(self) -> None:
+        conn = self.session.connection()
+        for write in self._also:
+            write(conn)
         self.session.commit()
 
 

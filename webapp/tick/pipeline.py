@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from webapp import names
@@ -277,21 +278,28 @@ def _locked_tick(
                             max_age(cfg, svc.provider, market), set(latest.stale),
                             rebuild=[r.ticker for r in restores])
         t = report.mark("scan", t)
-    rules = (_rules(svc, symbols, slot_time, rows, accepted, latest.cols, now, began, scan)
-             if svc.rules else None)
-    if rules is not None:
-        report.rules = rules.rules
-        t = report.mark("rules", t)
+    loaded = _load_rules(svc, symbols, slot_time) if svc.rules and accepted else False
 
     # Postgres first: if Redis fails after this, the retry finds the slot
     # unfinished and the unique keys keep the rows single.  The COPYs run on
-    # a helper thread while the Redis write and the emits are prepared.
+    # a helper thread while the rules are evaluated and the Redis write and
+    # the emits are prepared; the rules' events and states follow them there,
+    # in the same transaction.
     try:
-        pending: history.PendingInsert | None = history.PendingInsert(
-            svc.session, quote_rows, alert_rows,
-            _rule_writer(report, rules) if rules and (rules.fires or rules.states) else None)
+        pending: history.PendingInsert | None = history.PendingInsert(svc.session, quote_rows, alert_rows)
     except DB_DOWN as exc:
         pending = _spool(svc, report, slot, quote_rows, alert_rows, exc)
+    rules = None
+    if loaded:
+        assert svc.rules is not None
+        rules = svc.rules.evaluate(symbols, int(slot_time.timestamp()), rows, accepted, latest.cols, now,
+                                   began, scan.table if scan else None, scan.position if scan else None,
+                                   scanner.settings(cfg))
+        report.rules = rules.rules
+        if pending is not None and (rules.fires or rules.states):
+            pending.then(_rule_writer(report, rules))
+    if svc.rules:
+        t = report.mark("rules", t)
     summary = {"slot": slot, "at": slot_time.isoformat(), "ran_at": now.isoformat(),
                "market": market.state, "symbols": len(symbols), "accepted": len(accepted),
                "stale": len(stale), "provider": svc.provider.name}
@@ -346,25 +354,21 @@ def _locked_tick(
     report.mark("emit", t)
 
 
-def _rules(svc: TickServices, symbols: Sequence[str], slot_time: datetime, rows: np.ndarray,
-           accepted: Sequence[Quote], readings: dict[str, np.ndarray], now: datetime, began: float,
-           scan: scanner.ScanResult | None) -> live_rules.Evaluated | None:
-    """The tick's rule fires (not yet stored); none while Postgres is down, which holds rules and states."""
+def _load_rules(svc: TickServices, symbols: Sequence[str], slot_time: datetime) -> bool:
+    """Read what the tick's rules need; False (no rule fires) while Postgres, which holds rules and
+    states, is down."""
     assert svc.rules is not None
     try:
-        return svc.rules.evaluate(svc.session, symbols, int(slot_time.timestamp()), svc.config.TICK_SECONDS,
-                                  rows, accepted, readings, now, began,
-                                  scan.table if scan else None, scan.position if scan else None,
-                                  scanner.settings(svc.config))
+        return svc.rules.load(svc.session, symbols, int(slot_time.timestamp()), svc.config.TICK_SECONDS)
     except DB_DOWN as exc:
         svc.session.rollback()
         log.warning("alert rules not evaluated this tick: Postgres unavailable (%s)", type(exc).__name__)
-        return None
+        return False
 
 
-def _rule_writer(report: TickReport, rules: live_rules.Evaluated) -> Callable[[Session], object]:
-    def write(session: Session) -> None:
-        report.deliveries = rules.write(session)
+def _rule_writer(report: TickReport, rules: live_rules.Evaluated) -> Callable[[Connection], object]:
+    def write(conn: Connection) -> None:
+        report.deliveries = rules.write(conn)
         report.rule_fires = len(rules.made)
     return write
 

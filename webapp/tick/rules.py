@@ -38,6 +38,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from webapp.core import scanner as scan_core
@@ -134,9 +135,9 @@ class Evaluated:
     made: dict[str, int] = field(default_factory=dict)  # dedupe key -> event id, after the write
     engine: RuleEngine | None = None
 
-    def write(self, session: Session) -> int:
+    def write(self, conn: Connection) -> int:
         """Inside the tick's transaction: the events, their deliveries, the states."""
-        made, queued = store.write_fires(session, self.fires, self.states)
+        made, queued = store.write_fires(conn, self.fires, self.states)
         self.made = made
         return queued
 
@@ -160,6 +161,7 @@ class RuleEngine:
         self._live_rules: list[LiveRule] = []
         self._symbols: tuple[str, ...] = ()
         self._generation = 0  # bumped when the tick's symbols change
+        self._loaded: tuple[tuple[str, ...], int] | None = None  # (symbols, slot) :meth:`load` read for
 
     def _live(self, rows: Sequence[Any]) -> list[LiveRule]:
         out, seen = [], {}
@@ -181,33 +183,47 @@ class RuleEngine:
         self._parsed = seen
         return out
 
-    def evaluate(self, session: Session, symbols: Sequence[str], slot: int, tick_seconds: int,
-                 rows: np.ndarray, accepted: Sequence[Quote], readings: Mapping[str, np.ndarray],
-                 now: datetime, started: float,
-                 scan_table: scan_core.Table | None = None, scan_position: Mapping[str, int] | None = None,
-                 scan_settings: scan_core.Settings | None = None) -> Evaluated:
-        """Every active rule over this tick's bar of ``symbols`` (``rows``: the accepted quotes' rows)."""
-        out = Evaluated(engine=self)
+    def load(self, session: Session, symbols: Sequence[str], slot: int, tick_seconds: int) -> bool:
+        """This tick's Postgres reads (the rules, when they changed; the bars and the states, when this
+        process cannot continue its own); whether any rule is active.
+
+        Done before the tick's COPYs start on the same connection, so that
+        :meth:`evaluate`, which reads nothing, runs while Postgres stores.
+        """
         fingerprint = store.rules_fingerprint(session)
         if fingerprint != self._fingerprint:  # something changed: read the rules (new ones with their JSON)
             self._live_rules = self._live(store.live_rules(session, list(self._parsed)))
             self._fingerprint = fingerprint
         live = self._live_rules
-        if not live or not len(accepted):
-            return out
+        self._loaded = None
+        if not live:
+            return False
         depth = max(r.depth for r in live)
         if not self.bars.continues(symbols, slot, tick_seconds, depth):
             self.bars = Bars.stored(session, symbols, depth, slot)
             self.refills += 1
-        self.bars.append(slot, rows, readings)
         if tuple(symbols) != self._symbols:
             self._symbols, self._generation = tuple(symbols), self._generation + 1
         rules_key = (fingerprint, self._generation)
         if self._states_key != (rules_key, slot - tick_seconds):
             self._states = store.states_of(session, [r.rule.id for r in live])
-        states = self._states
         self._pending_key = (rules_key, slot)
         self._states_key = None  # valid again only once this tick commits
+        self._loaded = (tuple(symbols), slot)
+        return True
+
+    def evaluate(self, symbols: Sequence[str], slot: int, rows: np.ndarray, accepted: Sequence[Quote],
+                 readings: Mapping[str, np.ndarray], now: datetime, started: float,
+                 scan_table: scan_core.Table | None = None, scan_position: Mapping[str, int] | None = None,
+                 scan_settings: scan_core.Settings | None = None) -> Evaluated:
+        """Every active rule over this tick's bar of ``symbols`` (``rows``: the accepted quotes' rows),
+        after :meth:`load` for the same symbols and slot; reads nothing."""
+        out = Evaluated(engine=self)
+        live = self._live_rules
+        if self._loaded != (tuple(symbols), slot) or not len(accepted):
+            return out
+        self.bars.append(slot, rows, readings)
+        states = self._states
         index = {t: i for i, t in enumerate(symbols)}
         series_all = self._series(scan_table, scan_position, symbols)
         stale_all = np.isnan(series_all["close"])
