@@ -71,6 +71,16 @@ def test_sma_ema_and_rsi_equal_their_definitions(xs, n) -> None:
     close(ind.rsi(np.array(xs), n), ref_rsi(xs, n), tol=1e-5)
 
 
+def test_a_missing_value_leaves_the_averages_over_it_undefined() -> None:
+    xs = np.array([1.0, 2.0, 3.0, math.nan, 5.0, 6.0, 7.0, 8.0])
+    assert np.isnan(ind.sma(xs, 3)[[0, 1, 3, 4, 5]]).all() and ind.sma(xs, 3)[[2, 6, 7]].tolist() == [2, 6, 7]
+    ema = ind.ema(xs, 2)  # alpha 2/3, seeded 1.5; the hole is skipped: 5 follows 3's value
+    assert math.isnan(ema[3]) and ema[2] == pytest.approx(2.5) and ema[4] == pytest.approx(2.5 / 3 + 10 / 3)
+    rows = np.array([[1.0, math.nan, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0]])  # per ticker, not across
+    assert np.isnan(ind.ema(rows, 2)[0, :3]).all() and ind.ema(rows, 2)[0, 3] == pytest.approx(3.5)
+    assert ind.ema(rows, 2)[1].tolist() == pytest.approx(ind.ema(rows[1], 2).tolist(), nan_ok=True)
+
+
 @settings(max_examples=150, deadline=None)
 @given(prices, periods, st.floats(0.5, 3.0))
 def test_bollinger_is_the_sma_plus_and_minus_k_population_deviations(xs, n, k) -> None:

@@ -100,6 +100,20 @@ def test_metrics_and_missing_values_never_fire() -> None:
     assert got == []
 
 
+def test_a_minute_without_a_reading_never_fakes_a_cross_against_an_average() -> None:
+    """The close falls below its SMA(3) all along; one minute without a fresh reading (NaN, as the live
+    tick and a replay hold it) leaves the averages over it undefined rather than counting it as zero,
+    which would drag the SMA down and fire a cross down when the hole left the window."""
+    closes = [100.7, 100.6, 100.5, math.nan, 100.3, 100.2, 100.1, 100.0]
+    for b in ({"sma": 3}, {"ema": 3}):
+        got, _ = run({"op": "crossing_down", "a": CLOSE, "b": b}, closes,
+                     stale=[math.isnan(c) for c in closes])
+        assert got == [], b
+    # after the hole the EMA carries on from the bar before it; the SMA waits for three readings in a row
+    got, _ = run({"op": "crossing_up", "a": CLOSE, "b": {"sma": 3}}, [10, 10, 10, math.nan, 9, 9, 9, 12])
+    assert [i for i, _ in got] == [7]
+
+
 def test_the_storm_breaker_stops_the_rule_for_that_ticker() -> None:
     closes = [99, 101] * 20  # a cross every 5 s bar
     got, out = run({"op": "crossing", "a": CLOSE, "b": {"const": 100}}, closes, frequency="once_per_bar",
@@ -186,8 +200,8 @@ prices = st.lists(st.integers(95, 105).map(float), min_size=2, max_size=30)
 def test_the_vectorised_evaluator_matches_a_plain_reference(op, data, freq, cooldown, every) -> None:
     n_bars = data.draw(st.integers(2, 30))
     tickers = ["A", "B", "C"][:data.draw(st.integers(1, 3))]
-    closes = [data.draw(st.lists(st.integers(95, 105).map(float), min_size=n_bars, max_size=n_bars))
-              for _ in tickers]
+    reading = st.integers(95, 105).map(float) | st.just(math.nan)  # NaN: a minute without a reading
+    closes = [data.draw(st.lists(reading, min_size=n_bars, max_size=n_bars)) for _ in tickers]
     stale = [data.draw(st.lists(st.booleans(), min_size=n_bars, max_size=n_bars)) for _ in tickers]
     period = data.draw(st.integers(1, 4))
     level = float(data.draw(st.integers(96, 104)))

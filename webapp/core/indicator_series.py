@@ -27,26 +27,40 @@ import numpy as np
 _DECIMALS = 9  # prices have at most 4 decimals: no float noise decides a touch
 
 
-def sma(x: np.ndarray, n: int) -> np.ndarray:
-    x = np.asarray(x, float)
+def _window_mean(x: np.ndarray, n: int) -> np.ndarray:
+    """The mean of the last n values at every bar; NaN while fewer than n, or where one is missing."""
     out = np.full(x.shape, np.nan)
     if x.shape[-1] >= n:
-        c = np.cumsum(np.nan_to_num(x), axis=-1)
-        c = np.concatenate([np.zeros(x.shape[:-1] + (1,)), c], axis=-1)
-        out[..., n - 1:] = (c[..., n:] - c[..., :-n]) / n
-    return np.round(out, _DECIMALS)
+        hole = np.isnan(x)
+        lead = np.zeros(x.shape[:-1] + (1,))
+        c = np.concatenate([lead, np.cumsum(np.where(hole, 0.0, x), axis=-1)], axis=-1)
+        h = np.concatenate([lead, np.cumsum(hole, axis=-1)], axis=-1)
+        out[..., n - 1:] = np.where(h[..., n:] - h[..., :-n] > 0, np.nan, (c[..., n:] - c[..., :-n]) / n)
+    return out
+
+
+def sma(x: np.ndarray, n: int) -> np.ndarray:
+    """A missing value (NaN: a minute without a fresh reading) leaves the n bars it is part of undefined,
+    as TradingView's ``ta.sma`` does with ``na``: never a mean with a hole counted as zero."""
+    return np.round(_window_mean(np.asarray(x, float), n), _DECIMALS)
 
 
 def _smoothed(x: np.ndarray, n: int, alpha: float) -> np.ndarray:
+    """Seeded with the SMA of the first n values in a row; a missing value is undefined at its bar and
+    skipped (the average carries on from the bar before it)."""
     x = np.asarray(x, float)
     out = np.full(x.shape, np.nan)
     if x.shape[-1] < n:
         return out
-    prev = x[..., :n].mean(axis=-1)
+    seed = _window_mean(x, n)
+    prev = seed[..., n - 1]
     out[..., n - 1] = prev
     for t in range(n, x.shape[-1]):
-        prev = alpha * x[..., t] + (1 - alpha) * prev
-        out[..., t] = prev
+        xt = x[..., t]
+        missing = np.isnan(xt)
+        moved = np.where(np.isnan(prev), seed[..., t], alpha * xt + (1 - alpha) * prev)
+        prev = np.where(missing, prev, moved)
+        out[..., t] = np.where(missing, np.nan, prev)
     return out
 
 

@@ -150,7 +150,6 @@ class PendingInsert:
         self.session = session
         self._also: list[Callable[[sa.Connection], object]] = []  # more writes for the same transaction
         self._more: queue.SimpleQueue[Callable[[sa.Connection], object] | None] = queue.SimpleQueue()
-        self._quotes, self._alerts = quotes, alerts
         self._batches: list[tuple[str, str, io.StringIO]] = []
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -162,6 +161,12 @@ class PendingInsert:
             # the transaction's connection, taken here: the session needs the app context to find it
             self._conn = session.connection()
             cursor = self._conn.connection.dbapi_connection.cursor()
+            # The text is built here, not on the thread: two threads running Python take turns with the
+            # GIL, and each of the tick's numpy calls that lets it go would wait out the switch interval.
+            if quotes:
+                self._batches.append(("quotes", _QUOTE_COLUMNS, _quote_lines(quotes)))
+            if alerts:
+                self._batches.append(("alerts", _ALERT_COLUMNS, _alert_lines(alerts)))
             self._thread = threading.Thread(target=self._run, args=(cursor,), daemon=True)
             self._thread.start()
 
@@ -173,10 +178,6 @@ class PendingInsert:
 
     def _run(self, cursor: Any) -> None:
         try:
-            if self._quotes:
-                self._batches.append(("quotes", _QUOTE_COLUMNS, _quote_lines(self._quotes)))
-            if self._alerts:
-                self._batches.append(("alerts", _ALERT_COLUMNS, _alert_lines(self._alerts)))
             for table, columns, data in self._batches:
                 _copy(cursor, table, columns, data)
             while (write := self._more.get()) is not None:
