@@ -8,11 +8,13 @@ from jobs import job_app
 
 
 def retention(today: str | None = None) -> dict[str, Any]:
-    """Roll up daily bars, drop expired quote partitions, create the next ones."""
+    """Roll up daily bars, drop expired quote partitions, create the next ones, delete old alert events."""
     app = job_app()
     from webapp.extensions import db
     from webapp.store import retention as service
 
     day = datetime.fromisoformat(today).date() if today else datetime.now(timezone.utc).date()
     with app.app_context():
-        return service.run(db.session, day, app.config["TRACKER"].QUOTE_RETENTION_DAYS)
+        cfg = app.config["TRACKER"]
+        return service.run(db.session, day, cfg.QUOTE_RETENTION_DAYS,
+                           event_days=cfg.ALERT_EVENT_RETENTION_DAYS)

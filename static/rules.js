@@ -137,7 +137,14 @@
     for (const r of got.rules) {
       const tr = body.insertRow();
       tr.dataset.rule = r.id;
-      cell(tr, `${r.name} (v${r.version})`);
+      const name = cell(tr, `${r.name} (v${r.version})`);
+      if (r.builtin) {
+        const tag = document.createElement("span");
+        tag.className = "builtin";
+        tag.textContent = "built in";
+        tag.title = "The SMA crossover every ticker gets (the alert event). Mute it here; it cannot be changed or deleted.";
+        name.append(" ", tag);
+      }
       cell(tr, conditionText(r.condition));
       cell(tr, r.scope.all ? "all tracked" : r.scope.scan ? `list: ${r.scope.scan}` : r.scope.tickers.join(", "));
       cell(tr, `${r.frequency.replace(/_/g, " ")}, cooldown ${r.cooldown_seconds} s`);
@@ -151,8 +158,8 @@
       }
       const actions = cell(tr, "");
       const resume = r.status === "paused" || r.stopped_too_often.length;
-      actions.append(button(resume ? "Re-enable" : "Mute", () => setStatus(r.id, resume ? "active" : "paused")),
-                     " ", button("Delete", async () => { await api("DELETE", `/api/rules/${r.id}`); loadRules(); }));
+      actions.append(button(resume ? "Re-enable" : "Mute", () => setStatus(r.id, resume ? "active" : "paused")));
+      if (!r.builtin) actions.append(" ", button("Delete", async () => { await api("DELETE", `/api/rules/${r.id}`); loadRules(); }));
     }
   }
   async function setStatus(id, status) {

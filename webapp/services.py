@@ -617,7 +617,9 @@ def set_rule_status(rule_id: int, status: str) -> dict[str, Any] | None:
 
 
 def rules_with_state() -> list[dict[str, Any]]:
-    """Every rule, with the tickers the storm breaker stopped (``stopped_too_often``)."""
+    """Every rule, the built-in SMA crossover first, with the tickers the storm breaker stopped
+    (``stopped_too_often``)."""
+    rules_store.ensure_builtin(db.session, config().SMA_PERIOD)
     rules = rules_store.all_rules(db.session)
     stopped = alert_store.stopped_tickers(db.session, [r["id"] for r in rules])
     return [{**r, "stopped_too_often": stopped.get(r["id"], [])} for r in rules]

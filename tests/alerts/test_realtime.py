@@ -61,3 +61,33 @@ def test_rule_room_events_and_the_gap_after_a_reconnect(service_urls, app) -> No
         if rec.sio.connected:
             rec.sio.disconnect()
         web.stop()
+
+
+def test_the_builtin_sma_crossover_is_a_rule_muting_it_stops_its_alert_events(service_urls, app) -> None:
+    """Paused on the rules page, the built-in rule sends no ``alert``; ``stock_update`` still marks the
+    crossings (the contract), and resuming brings the events back."""
+    from webapp import services
+
+    builtin = services.rules_with_state()[0]
+    assert builtin["builtin"] and builtin["condition"] == {"op": "crossing", "a": {"field": "close"},
+                                                           "b": {"sma": 5}}
+    services.set_rule_status(builtin["id"], "paused")
+    web = WebProcess(*service_urls).start()
+    rec = Recorder(["websocket"])
+    try:
+        rec.sio.connect(web.url, transports=["websocket"], wait_timeout=10)
+        assert rec.sio.call("follow_alerts", {"on": True}, timeout=5)["ok"] is True
+        assert rec.sio.call("subscribe", {"tickers": ["*"]}, timeout=5)["ok"] is True
+        times = minutes(30)
+        run_via_rq(app, times[:15])
+        updates = rec.wait_for("stock_update", 15, timeout=20)
+        crossed = [s for u in updates for s in u["stocks"] if s["alert"]]
+        assert crossed and rec.events["alert"] == []
+        services.set_rule_status(builtin["id"], "active")
+        run_via_rq(app, times[15:])
+        heard = rec.wait_for("alert", 1, timeout=20)
+        assert heard and {a["kind"] for a in heard} <= {"bullish", "bearish"}
+    finally:
+        if rec.sio.connected:
+            rec.sio.disconnect()
+        web.stop()

@@ -65,8 +65,10 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
     page.locator("#form-error").filter(has_text='"sma(nine)" is not an operand').wait_for()
     form.locator("input[name=b]").fill("sma(5)")
     form.locator("button[type=submit]").click()
-    row = page.locator("#rules tbody tr[data-rule]").first
+    row = page.locator("#rules tbody tr[data-rule]", has_text="AAPL crosses its SMA 5")
     row.wait_for()
+    builtin = page.locator("#rules tbody tr[data-rule]").first  # the built-in SMA crossover, listed first
+    assert "built in" in builtin.inner_text() and builtin.locator("button", has_text="Delete").count() == 0
     assert "close crossing sma(5)" in row.inner_text() and "active" in row.inner_text()
 
     for at in times[8:]:
@@ -102,5 +104,5 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
     chart.close()
 
     fired.locator("button.mute").click()
-    page.locator("#rules tbody tr[data-rule]").first.filter(has_text="muted (paused)").wait_for()
+    row.filter(has_text="muted (paused)").wait_for()
     shot(page, "rules-muted")

@@ -75,3 +75,34 @@ def test_retention_rolls_up_drops_and_is_safe_twice(app, pg) -> None:
     with pg.cursor() as cur:
         cur.execute("SELECT count(*) FROM daily_bars")
         assert cur.fetchone()[0] == len(bars)
+
+
+def test_old_alert_events_go_with_their_deliveries_unless_one_is_still_due(app, pg) -> None:
+    today = date(2026, 11, 20)
+    old, recent = at(today - timedelta(days=91), 15), at(today - timedelta(days=89), 15)
+    with pg.cursor() as cur:
+        cur.execute("INSERT INTO webhook_endpoints (url, secret) VALUES ('https://example.com/h', 'whsec_x') "
+                    "RETURNING id")
+        endpoint = cur.fetchone()[0]
+        events = {}
+        for name, created, status in (("done", old, "delivered"), ("due", old, "pending"),
+                                      ("young", recent, "delivered")):
+            cur.execute("INSERT INTO alert_events (dedupe_key, rule_id, rule_version, ticker, bar_time, "
+                        "bucket, inputs, explanation, created_at) "
+                        "VALUES (%s, 1, 1, 'AAPL', %s, 'b', '{}', 'x', %s) RETURNING id",
+                        (name, created, created))
+            events[name] = cur.fetchone()[0]
+            cur.execute("INSERT INTO deliveries (event_id, endpoint_id, status) VALUES (%s, %s, %s) "
+                        "RETURNING id", (events[name], endpoint, status))
+            cur.execute("INSERT INTO delivery_attempts (delivery_id, attempt_no, trigger, started_at, "
+                        "duration_ms) VALUES (%s, 1, 'scheduled', %s, 5)", (cur.fetchone()[0], created))
+    pg.commit()
+    assert retention_job(today.isoformat())["alert_events_deleted"] == 1
+    assert retention_job(today.isoformat())["alert_events_deleted"] == 0  # safe twice
+    with pg.cursor() as cur:
+        cur.execute("SELECT id FROM alert_events ORDER BY id")
+        assert [r[0] for r in cur.fetchall()] == [events["due"], events["young"]]
+        cur.execute("SELECT count(*) FROM deliveries")
+        assert cur.fetchone()[0] == 2
+        cur.execute("SELECT count(*) FROM delivery_attempts")
+        assert cur.fetchone()[0] == 2

@@ -17,7 +17,8 @@ def test_a_rule_is_created_versioned_paused_and_deleted(client) -> None:
     assert (rule["version"], rule["status"], rule["frequency"]) == (1, "active", "once_per_bar_close")
     assert rule["scope"] == {"tickers": ["AAPL"]} and rule["channels"] == ["browser"]
     rid = rule["id"]
-    assert client.get("/api/rules").get_json()["rules"][0]["id"] == rid
+    listed = client.get("/api/rules").get_json()["rules"]
+    assert [r["id"] for r in listed if not r["builtin"]] == [rid] and listed[0]["builtin"]
     changed = client.put(f"/api/rules/{rid}", json={**RULE, "frequency": "once"}).get_json()
     assert (changed["version"], changed["frequency"]) == (2, "once")
     assert client.patch(f"/api/rules/{rid}", json={"status": "paused"}).get_json()["status"] == "paused"
@@ -38,6 +39,21 @@ def test_a_rule_is_created_versioned_paused_and_deleted(client) -> None:
 def test_a_bad_rule_is_refused_saying_what_is_wrong(client, body, status, message) -> None:
     resp = client.post("/api/rules", json=body)
     assert resp.status_code == status and message in resp.get_json()["error"]["message"], resp.get_json()
+
+
+def test_the_builtin_sma_crossover_is_listed_first_and_can_be_paused_not_changed(client) -> None:
+    client.post("/api/rules", json=RULE)
+    builtin = client.get("/api/rules").get_json()["rules"][0]
+    assert builtin["builtin"] is True and builtin["scope"] == {"all": True}
+    assert builtin["condition"] == {"op": "crossing", "a": {"field": "close"}, "b": {"sma": 5}}
+    rid = builtin["id"]
+    for resp in (client.put(f"/api/rules/{rid}", json=RULE), client.delete(f"/api/rules/{rid}")):
+        assert resp.status_code == 409 and "built-in SMA crossover" in resp.get_json()["error"]["message"]
+    assert client.patch(f"/api/rules/{rid}", json={"status": "paused"}).get_json()["status"] == "paused"
+    again = client.get("/api/rules").get_json()["rules"][0]  # listing again keeps the one row, as it was
+    assert (again["id"], again["status"], again["version"]) == (rid, "paused", builtin["version"])
+    replay = client.post(f"/api/rules/{rid}/replay", json={}).get_json()  # it replays like any rule
+    assert replay["count"] == 0 and replay["tickers"] >= 0
 
 
 def test_writes_need_a_token_and_unknown_ids_are_404(app) -> None:

@@ -37,16 +37,21 @@ SELECT r.id, r.version, r.updated_at, k.id IS NOT NULL AS known,
        CASE WHEN k.id IS NULL THEN r.channels END AS channels
 FROM alert_rules r LEFT JOIN unnest(CAST(:ids AS bigint[]), CAST(:versions AS int[])) AS k(id, version)
   ON k.id = r.id AND k.version = r.version
-WHERE r.status = 'active' ORDER BY r.id""")
+WHERE r.status = 'active' AND r.builtin IS NULL ORDER BY r.id""")
 _STATES = sa.text("SELECT rule_id, ticker, armed, last_fire, recent, status, last_bar "
                   "FROM alert_rule_states WHERE rule_id = ANY(:ids)")
 
 
 def rules_fingerprint(session: Session) -> tuple[Any, ...]:
-    """Changes whenever an active rule is added, changed, paused, resumed or deleted (one small row)."""
+    """Changes whenever an active rule is added, changed, paused, resumed or deleted (one small row).
+
+    The last field says whether the built-in SMA crossover is muted (its
+    row exists and is paused; no row yet means it is on).
+    """
     return tuple(session.execute(sa.text(
-        "SELECT count(*), max(updated_at), coalesce(sum(id), 0), coalesce(sum(version), 0) "
-        "FROM alert_rules WHERE status = 'active'")).one())
+        "SELECT count(*), max(updated_at), coalesce(sum(id), 0), coalesce(sum(version), 0), "
+        "EXISTS (SELECT 1 FROM alert_rules WHERE builtin IS NOT NULL AND status = 'paused') "
+        "FROM alert_rules WHERE status = 'active' AND builtin IS NULL")).one())
 
 
 def live_rules(session: Session, known: Sequence[tuple[int, int]] = ()) -> list[Any]:

@@ -8,7 +8,10 @@ are moved when their partition is created), and the daily retention job:
    forever) for the days since the last roll-up, and for the days it is about
    to drop;
 2. drops partitions older than ``QUOTE_RETENTION_DAYS`` (a DROP, not a DELETE);
-3. creates the partitions for the next few days.
+3. creates the partitions for the next few days;
+4. deletes alert events older than ``ALERT_EVENT_RETENTION_DAYS`` with their
+   deliveries and attempt logs, except events a delivery still waits on or
+   is sending (an endpoint retries for up to 5 days; it finishes first).
 
 Every step is idempotent: a second run changes nothing.
 """
@@ -91,7 +94,14 @@ def _ny_midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=EXCHANGE_TZ).astimezone(timezone.utc)
 
 
-def run(session: Session, today: date, keep_days: int, ahead: int = 3) -> dict[str, Any]:
+_OLD_EVENTS = sa.text("""
+DELETE FROM alert_events e WHERE e.created_at < :cutoff
+AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status IN ('pending', 'in_flight'))
+""")
+
+
+def run(session: Session, today: date, keep_days: int, ahead: int = 3,
+        event_days: int | None = None) -> dict[str, Any]:
     """One retention pass for UTC date ``today``; safe to run any number of times."""
     cutoff = today - timedelta(days=keep_days)  # partitions before this day go
     stored = existing_partitions(session)
@@ -114,8 +124,12 @@ def run(session: Session, today: date, keep_days: int, ahead: int = 3) -> dict[s
             _known.discard(day)
             dropped.append(name)
     created = ensure_partitions(session, (today + timedelta(days=i) for i in range(ahead + 1)))
+    events = 0
+    if event_days is not None:  # deliveries and their attempts go with their event (ON DELETE CASCADE)
+        cut = datetime.combine(today - timedelta(days=event_days), time(), tzinfo=timezone.utc)
+        events = session.execute(_OLD_EVENTS, {"cutoff": cut}).rowcount or 0
     session.commit()
     summary = {"today": today.isoformat(), "kept_days": keep_days, "daily_bars_upserted": rolled,
-               "dropped": dropped, "created": created}
+               "dropped": dropped, "created": created, "alert_events_deleted": events}
     log.info("retention: %s", summary)
     return summary

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from webapp.core.rules import RuleSpec
 
 _COLUMNS = ("id, name, version, condition, scope, frequency, cooldown_seconds, expires_at, channels, "
-            "status, created_at, updated_at")
+            "status, created_at, updated_at, builtin")
+BUILTIN_SMA = "sma_cross"
 
 
 def _row(r: Any) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def _row(r: Any) -> dict[str, Any]:
             "frequency": r.frequency, "cooldown_seconds": r.cooldown_seconds,
             "expires_at": int(r.expires_at.timestamp()) if r.expires_at else None, "channels": r.channels,
             "status": r.status, "created_at": r.created_at.isoformat(),
-            "updated_at": r.updated_at.isoformat()}
+            "updated_at": r.updated_at.isoformat(), "builtin": r.builtin is not None}
 
 
 def _params(spec: RuleSpec) -> dict[str, Any]:
@@ -43,6 +44,29 @@ def create(session: Session, spec: RuleSpec) -> dict[str, Any]:
     return _row(row)
 
 
+def builtin_sma(period: int) -> dict[str, Any]:
+    """The built-in rule as it is evaluated: every tracked ticker's close crossing its SMA, each cross."""
+    return {"name": f"Price crossing its {period}-minute SMA (built in)",
+            "condition": {"op": "crossing", "a": {"field": "close"}, "b": {"sma": period}},
+            "scope": {"all": True}, "frequency": "once_per_bar", "cooldown_seconds": 0, "expires_at": None,
+            "channels": ["browser"]}
+
+
+def ensure_builtin(session: Session, period: int) -> None:
+    """Make the built-in rule's row, or bring it to the configured SMA period (a new version)."""
+    rule = builtin_sma(period)
+    session.execute(sa.text(
+        "INSERT INTO alert_rules (name, condition, scope, frequency, cooldown_seconds, channels, builtin) "
+        "VALUES (:name, CAST(:condition AS jsonb), CAST(:scope AS jsonb), :frequency, :cooldown, "
+        "CAST(:channels AS jsonb), :builtin) ON CONFLICT (builtin) DO UPDATE SET name = EXCLUDED.name, "
+        "condition = EXCLUDED.condition, version = alert_rules.version + 1, updated_at = now() "
+        "WHERE alert_rules.condition <> EXCLUDED.condition"),
+        {"name": rule["name"], "condition": json.dumps(rule["condition"]), "scope": json.dumps(rule["scope"]),
+         "frequency": rule["frequency"], "cooldown": rule["cooldown_seconds"],
+         "channels": json.dumps(rule["channels"]), "builtin": BUILTIN_SMA})
+    session.commit()
+
+
 def get(session: Session, rule_id: int) -> dict[str, Any] | None:
     row = session.execute(sa.text(f"SELECT {_COLUMNS} FROM alert_rules WHERE id = :id"),
                           {"id": rule_id}).first()
@@ -50,7 +74,8 @@ def get(session: Session, rule_id: int) -> dict[str, Any] | None:
 
 
 def all_rules(session: Session) -> list[dict[str, Any]]:
-    return [_row(r) for r in session.execute(sa.text(f"SELECT {_COLUMNS} FROM alert_rules ORDER BY id"))]
+    return [_row(r) for r in session.execute(sa.text(
+        f"SELECT {_COLUMNS} FROM alert_rules ORDER BY builtin IS NULL, id"))]
 
 
 def replace(session: Session, rule_id: int, spec: RuleSpec) -> dict[str, Any] | None:

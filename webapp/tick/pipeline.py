@@ -314,11 +314,13 @@ def _locked_tick(
     limit = max_age(cfg, svc.provider, market)
     whole = shard[1] == 1
     shown = latest.views(None if whole else rows, now, limit, fresh)
-    batch = _emits(svc, shown, {q.ticker for q in accepted}, report, scan)
+    muted = svc.rules is not None and svc.rules.builtin_muted  # the built-in rule paused on the rules page
+    batch = _emits(svc, shown, {q.ticker for q in accepted}, report, scan, muted)
     for a in unsent:  # stored by a tick that died before Redis and its emits: sent now, once
         payload = {"ticker": a.ticker, "kind": a.kind, "price": a.price, "sma": a.sma,
                    "time": a.time.isoformat()}
-        batch.alert(payload, to_ticker_room=a.ticker in batch.listening)
+        if not muted:
+            batch.alert(payload, to_ticker_room=a.ticker in batch.listening)
         report.alerts.append(payload)
     if whole:  # built while Postgres works; sent only if this run finishes the slot
         batch.stock_update(_stock_update(shown, slot_time, market))
@@ -499,8 +501,9 @@ def _scan_emits(svc: TickServices, scan: scanner.ScanResult, batch: Batch, slot:
 
 
 def _emits(svc: TickServices, shown: list[dict[str, Any]], fresh: set[str], report: TickReport,
-           scan: scanner.ScanResult | None) -> Batch:
-    """The tick's own messages: quotes where someone listens, and every alert."""
+           scan: scanner.ScanResult | None, muted: bool = False) -> Batch:
+    """The tick's own messages: quotes where someone listens, and every alert (none while ``muted``:
+    the built-in rule is paused; ``stock_update`` still says which readings crossed)."""
     listening = svc.publisher.listening()
     batch = svc.publisher.batch()
     batch.listening = listening
@@ -515,6 +518,7 @@ def _emits(svc: TickServices, shown: list[dict[str, Any]], fresh: set[str], repo
         if view["alert"]:
             payload = {"ticker": ticker, "kind": view["alert"], "price": view["price"],
                        "sma": view["sma"], "time": view["time"]}
-            batch.alert(payload, to_ticker_room=heard)
+            if not muted:
+                batch.alert(payload, to_ticker_room=heard)
             report.alerts.append(payload)
     return batch

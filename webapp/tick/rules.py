@@ -162,6 +162,7 @@ class RuleEngine:
         self._symbols: tuple[str, ...] = ()
         self._generation = 0  # bumped when the tick's symbols change
         self._loaded: tuple[tuple[str, ...], int] | None = None  # (symbols, slot) :meth:`load` read for
+        self.builtin_muted = False  # the built-in SMA crossover paused: its ``alert`` events are not sent
 
     def _live(self, rows: Sequence[Any]) -> list[LiveRule]:
         out, seen = [], {}
@@ -191,6 +192,7 @@ class RuleEngine:
         :meth:`evaluate`, which reads nothing, runs while Postgres stores.
         """
         fingerprint = store.rules_fingerprint(session)
+        self.builtin_muted = bool(fingerprint[-1])
         if fingerprint != self._fingerprint:  # something changed: read the rules (new ones with their JSON)
             self._live_rules = self._live(store.live_rules(session, list(self._parsed)))
             self._fingerprint = fingerprint

@@ -20,7 +20,7 @@ from pydantic.json_schema import models_json_schema
 from webapp.web.errors import ApiError
 
 ERROR_TEXT = {400: "Bad parameter", 401: "Missing or bad API token", 404: "Not found",
-              405: "Method not allowed", 429: "Rate limited", 503: "Unhealthy"}
+              405: "Method not allowed", 409: "Conflict", 429: "Rate limited", 503: "Unhealthy"}
 
 
 def _parse_time(value: Any) -> Any:

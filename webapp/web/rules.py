@@ -50,6 +50,8 @@ class RuleOut(BaseModel):
     status: Literal["active", "paused"]
     created_at: datetime
     updated_at: datetime
+    builtin: bool = Field(description="the built-in SMA crossover (the `alert` event): it can be paused, "
+                                      "which mutes those events, but not changed or deleted")
 
 
 class RuleWithState(RuleOut):
@@ -108,10 +110,14 @@ def _spec(body: RuleBody):  # type: ignore[no-untyped-def]
         raise ApiError(400, "bad_rule", str(exc)) from None
 
 
-def _found(rule_id: str) -> dict[str, Any]:
+def _found(rule_id: str, changing: bool = False) -> dict[str, Any]:
     rule = rules_store.get(db.session, int(rule_id)) if rule_id.isdigit() and len(rule_id) <= 18 else None
     if rule is None:
         raise ApiError(404, "unknown_rule", f"no rule {rule_id}")
+    if changing and rule["builtin"]:
+        raise ApiError(409, "builtin_rule", f"rule {rule_id} is the built-in SMA crossover: it can be "
+                                            "paused (PATCH status) but not changed or deleted; create a rule "
+                                            "of your own instead")
     return rule
 
 
@@ -142,10 +148,10 @@ def get_rule(rule_id: str):
 
 
 @endpoint(bp, "/rules/<rule_id>", method="PUT", response=RuleOut, body=RuleBody, auth=require_token,
-          summary="Change an alert rule (a new version; its state starts over)", errors=(404,),
+          summary="Change an alert rule (a new version; its state starts over)", errors=(404, 409),
           path_schemas=RULE_ID)
 def replace_rule(rule_id: str, data: RuleBody):
-    _found(rule_id)
+    _found(rule_id, changing=True)
     return jsonify(rules_store.replace(db.session, int(rule_id), _spec(data)))
 
 
@@ -158,9 +164,9 @@ def pause_rule(rule_id: str, data: StatusBody):
 
 
 @endpoint(bp, "/rules/<rule_id>", method="DELETE", response=Deleted, auth=require_token,
-          summary="Delete an alert rule", errors=(404,), path_schemas=RULE_ID)
+          summary="Delete an alert rule", errors=(404, 409), path_schemas=RULE_ID)
 def delete_rule(rule_id: str):
-    _found(rule_id)
+    _found(rule_id, changing=True)
     return jsonify({"id": int(rule_id), "deleted": rules_store.delete(db.session, int(rule_id))})
 
 
