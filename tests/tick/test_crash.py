@@ -18,6 +18,9 @@ from webapp import names, services
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.market import slot_of
 from webapp.core.tables import unpack
+from webapp.extensions import db, get_redis
+from webapp.store import rules as rules_store
+from webapp.store.subscriptions import ListenerRegistry
 from webapp.tick.pipeline import run_tick
 
 
@@ -33,6 +36,10 @@ def test_a_crash_after_the_commit_is_repaired_by_the_next_tick(app, pg, service_
         if slot == doomed:
             raise Killed
 
+    rule = rules_store.create(db.session, services.rule_spec(
+        {"name": "every cross of SMA 3", "scope": {"all": True}, "frequency": "once_per_bar",
+         "cooldown_seconds": 0, "condition": {"op": "crossing", "a": {"field": "close"}, "b": {"sma": 3}}}))
+    ListenerRegistry(get_redis()).publish({names.ROOM_ALERTS})  # a page is on the alert feed
     svc = dataclasses.replace(services.tick_services(), after_commit=crash)
     symbols = list(DEFAULT_SYMBOLS)
     for at in times[:6]:
@@ -43,6 +50,7 @@ def test_a_crash_after_the_commit_is_repaired_by_the_next_tick(app, pg, service_
             run_tick(svc, symbols, times[6])
         reports = [run_tick(svc, symbols, at) for at in times[7:]]
         emitted = capture.events("alert")
+        fired = capture.events(names.EVENT_ALERT_EVENT)
     finally:
         capture.close()
     assert reports[0].restored == 15  # Postgres was ahead: every ticker rebuilt from it
@@ -62,6 +70,13 @@ def test_a_crash_after_the_commit_is_repaired_by_the_next_tick(app, pg, service_
     due = Counter((t, when.isoformat(), kind) for t, when, kind in stored if when >= times[6])
     assert sent == due and all(n == 1 for n in sent.values())
     assert any(when == times[6] for _, when, _ in stored)  # the crashed slot had alerts to deliver
+    # and so had its rule: every stored fire from that slot on reached the feed exactly once
+    with pg.cursor() as cur:
+        cur.execute("SELECT id, bar_time FROM alert_events WHERE rule_id = %s AND bar_time >= %s ORDER BY id",
+                    (rule["id"], times[6]))
+        events = cur.fetchall()
+    assert any(bar == times[6] for _, bar in events)
+    assert Counter(p["id"] for _, p in fired) == Counter(i for i, _ in events)
 
 
 def test_the_scanners_session_sums_count_the_repaired_minute_once(app, rdb, pg) -> None:

@@ -208,6 +208,15 @@ def events(session: Session, *, rule_id: int | None = None, rule_ids: Sequence[i
         f"WHERE {' AND '.join(where)} ORDER BY e.id {order} LIMIT :limit"), params)]
 
 
+def events_between(session: Session, tickers: Sequence[str], start: datetime, end: datetime
+                   ) -> list[dict[str, Any]]:
+    """The events of these tickers' bars in [start, end), in the order they were stored."""
+    return [event_json(r) for r in session.execute(sa.text(
+        f"SELECT {_EVENT_COLUMNS} FROM alert_events e LEFT JOIN alert_rules r ON r.id = e.rule_id "
+        "WHERE e.ticker = ANY(:t) AND e.bar_time >= :start AND e.bar_time < :end ORDER BY e.id"),
+        {"t": list(tickers), "start": start, "end": end})]
+
+
 def events_by_id(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
     return [event_json(r) for r in session.execute(sa.text(
         f"SELECT {_EVENT_COLUMNS} FROM alert_events e LEFT JOIN alert_rules r ON r.id = e.rule_id "

@@ -234,10 +234,11 @@ def _locked_tick(
         lost = list(range(int(stored_mark) + 1, slot))  # Redis ran them; their rows are gone
     latest, missing = state.latest.aligned(symbols, cfg.SMA_PERIOD)
     unsent: list[history.AlertRow] = []
+    unsent_events: list[dict[str, Any]] = []
     if lost:  # Redis ahead of Postgres: Postgres is the record, so the windows follow it
         missing = _redis_ahead(svc, symbols, lost)
     elif not previous_done:  # did the last slot reach Postgres but not Redis?
-        diverged, unsent = _diverged(svc, symbols, slot_time)
+        diverged, unsent, unsent_events = _diverged(svc, symbols, slot_time)
         missing = list(dict.fromkeys([*missing, *diverged]))
     # lost state, state kept for another SMA_PERIOD, or a store ahead of the other: rebuild from Postgres
     restores = _restore(svc, latest, missing) if missing else []
@@ -322,6 +323,8 @@ def _locked_tick(
         if not muted:
             batch.alert(payload, to_ticker_room=a.ticker in batch.listening)
         report.alerts.append(payload)
+    for event in unsent_events:  # the rules' fires of that tick: stored, never sent
+        batch.alert_event(event)
     if whole:  # built while Postgres works; sent only if this run finishes the slot
         batch.stock_update(_stock_update(shown, slot_time, market))
     t = report.mark("prepare", t)
@@ -390,27 +393,32 @@ def _rule_emits(svc: TickServices, rules: live_rules.Evaluated, batch: Batch, no
 
 
 def _diverged(svc: TickServices, symbols: Sequence[str], slot_time: datetime
-              ) -> tuple[list[str], list[history.AlertRow]]:
-    """Tickers Postgres holds a reading of from the previous slot that Redis never got, and its alerts.
+              ) -> tuple[list[str], list[history.AlertRow], list[dict[str, Any]]]:
+    """Tickers Postgres holds a reading of from the previous slot that Redis never got, its alerts and
+    its rules' events.
 
     The previous slot's done marker is missing: it did not run (a stall, a
     restart), or it died after its Postgres commit and before its Redis write.
     Only the second leaves rows behind; those tickers are rebuilt from Postgres
     like lost state, and that slot's stored alerts, which were never emitted,
-    go out with this tick.  One statement each, only on such a tick.
+    go out with this tick, as do the ``alert_event``s its rules stored
+    (webhooks need no help: their deliveries were committed with the
+    events).  One statement each, only on such a tick.
     """
     start = slot_time - timedelta(seconds=svc.config.TICK_SECONDS)
     try:
         diverged = history.stored_between(svc.session, symbols, start, slot_time)
         unsent = history.alerts_between(svc.session, diverged, start, slot_time) if diverged else []
+        events = (alert_store.events_between(svc.session, diverged, start, slot_time)
+                  if diverged and svc.rules else [])
     except DB_DOWN:
         svc.session.rollback()
-        return [], []
+        return [], [], []
     if diverged:
         log.warning("slot before %s reached Postgres but not Redis for %d ticker(s): rebuilding them "
-                    "from Postgres and sending its %d stored alert(s)", slot_time.isoformat(),
-                    len(diverged), len(unsent))
-    return diverged, unsent
+                    "from Postgres and sending its %d stored alert(s) and %d alert event(s)",
+                    slot_time.isoformat(), len(diverged), len(unsent), len(events))
+    return diverged, unsent, events
 
 
 def _spool(svc: TickServices, report: TickReport, slot: int, quotes: Sequence[history.QuoteRow],
