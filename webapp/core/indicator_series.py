@@ -27,15 +27,27 @@ import numpy as np
 _DECIMALS = 9  # prices have at most 4 decimals: no float noise decides a touch
 
 
+def _window_sums(c: np.ndarray, n: int) -> np.ndarray:
+    """Sums of every n consecutive values, from their running sums ``c``."""
+    sums = c[..., n - 1:].copy()
+    sums[..., 1:] -= c[..., :-n]
+    return sums
+
+
 def _window_mean(x: np.ndarray, n: int) -> np.ndarray:
     """The mean of the last n values at every bar; NaN while fewer than n, or where one is missing."""
     out = np.full(x.shape, np.nan)
-    if x.shape[-1] >= n:
-        hole = np.isnan(x)
-        lead = np.zeros(x.shape[:-1] + (1,))
-        c = np.concatenate([lead, np.cumsum(np.where(hole, 0.0, x), axis=-1)], axis=-1)
-        h = np.concatenate([lead, np.cumsum(hole, axis=-1)], axis=-1)
-        out[..., n - 1:] = np.where(h[..., n:] - h[..., :-n] > 0, np.nan, (c[..., n:] - c[..., :-n]) / n)
+    if x.shape[-1] < n:
+        return out
+    hole = np.isnan(x)
+    holes = hole.any()
+    out[..., n - 1:] = _window_sums(np.cumsum(np.where(hole, 0.0, x) if holes else x, axis=-1), n) / n
+    if holes:  # only the series with a hole: count the holes in each window
+        flat, hole2 = out.reshape(-1, x.shape[-1]), hole.reshape(-1, x.shape[-1])
+        rows = np.flatnonzero(hole2.any(axis=-1))
+        part = flat[rows, n - 1:]
+        part[_window_sums(np.cumsum(hole2[rows], axis=-1), n) > 0] = np.nan
+        flat[rows, n - 1:] = part
     return out
 
 
@@ -52,6 +64,19 @@ def _smoothed(x: np.ndarray, n: int, alpha: float) -> np.ndarray:
     out = np.full(x.shape, np.nan)
     if x.shape[-1] < n:
         return out
+    prev = x[..., :n].mean(axis=-1)
+    out[..., n - 1] = prev
+    for t in range(n, x.shape[-1]):
+        prev = alpha * x[..., t] + (1 - alpha) * prev
+        out[..., t] = prev
+    gaps = np.isnan(x).any(axis=-1)
+    if gaps.any():  # the few series with a hole, again, bar by bar
+        out[gaps] = _smoothed_with_holes(x[gaps], n, alpha)
+    return out
+
+
+def _smoothed_with_holes(x: np.ndarray, n: int, alpha: float) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
     seed = _window_mean(x, n)
     prev = seed[..., n - 1]
     out[..., n - 1] = prev
