@@ -138,9 +138,9 @@ def _copy(cursor: Any, table: str, columns: str, data: io.StringIO) -> None:
 class PendingInsert:
     """A tick's COPYs and the writes that join their transaction, started now and committed by :meth:`finish`.
 
-    The COPY text is built and sent on a helper thread (on the session's own
-    connection, which nothing else touches meanwhile), so Postgres stores the
-    rows while the tick evaluates its rules and prepares its Redis write.
+    The COPY text is built here and sent on a helper thread (on the session's
+    own connection, which nothing else touches meanwhile), so Postgres stores
+    the rows while the tick evaluates its rules and prepares its Redis write.
     Writes handed to :meth:`then` run on the same thread after the COPYs, in
     the same transaction.  Nothing is committed until ``finish``, which the
     tick calls before it writes Redis.

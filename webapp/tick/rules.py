@@ -1,16 +1,22 @@
 """Alert rules inside the minute tick: the pure evaluator over its bars, in a constant number of round-trips.
 
-Per tick: one statement reads the active rules, one their stored states;
-the bars come from :class:`Bars`, which this process keeps between ticks
-(the last readings of every ticker, as Postgres stores them) and rebuilds
-with one statement when it cannot continue (a restart, a gap, a deeper
-rule, another shard's tickers).  Each rule is then evaluated over its
-scope at once (:func:`webapp.core.rules.evaluate`, the evaluator replays
-use), and the fires, their deliveries and the changed states are written
-by the tick inside the transaction that stores its quotes
+Per tick, in :meth:`RuleEngine.load` (before the tick's COPYs start on the
+same connection): one statement reads the active rules' fingerprint (and
+the rules, when it changed), one their stored states when this process
+cannot continue its own; the bars come from :class:`Bars`, which this
+process keeps between ticks (the last readings of every ticker, as
+Postgres stores them) and rebuilds with one statement when it cannot
+continue (a restart, a gap, a deeper rule, another shard's tickers).
+:meth:`RuleEngine.evaluate`, which reads nothing and so runs while
+Postgres stores the quotes, then evaluates each rule over its scope at
+once (:func:`webapp.core.rules.evaluate_many`, the evaluator replays use).
+The fires, their deliveries and the changed states are written inside the
+transaction that stores the tick's quotes
 (:func:`webapp.store.alerts.write_fires`): an event exists exactly when
 its state moved, and a retried tick, whose fires are already stored or
-whose states say the bar was seen, writes nothing twice.
+whose states say the bar was seen, writes nothing twice.  The built-in SMA
+crossover is not evaluated here (the tick computes it); the fingerprint
+only says whether it is muted (:attr:`RuleEngine.builtin_muted`).
 
 The series are the stored minute readings: ``close`` (= ``price`` =
 ``open`` = ``high`` = ``low``: a reading is one price), ``volume``,
