@@ -407,6 +407,7 @@ def step(rule: Rule, state: TickerState, held: bool, bar_time: int, stale: bool)
 NEVER = np.iinfo(np.int64).min // 2  # "no fire yet" / "no bar yet" in the state columns
 NO_EXPIRY = np.iinfo(np.int64).max
 _STATUS = ("active", "done", "stopped_too_often")
+_STATUS_CODE = {name: code for code, name in enumerate(_STATUS)}
 
 
 class Columns:
@@ -417,14 +418,13 @@ class Columns:
         self.last_fire = np.full(n, NEVER, np.int64)
         self.last_bar = np.full(n, NEVER, np.int64)
         self.status = np.zeros(n, np.int8)
-        self.recent: dict[int, tuple[int, ...]] = {}
-        for i, st_ in states.items():  # sparse: only rows whose state is not the default
-            self.armed[i] = st_.armed
-            self.last_fire[i] = NEVER if st_.last_fire is None else st_.last_fire
-            self.last_bar[i] = NEVER if st_.last_bar is None else st_.last_bar
-            self.status[i] = _STATUS.index(st_.status)
-            if st_.recent:
-                self.recent[i] = st_.recent
+        self.recent = {i: st_.recent for i, st_ in states.items() if st_.recent}
+        if states:  # sparse: only rows whose state is not the default, set column by column
+            at, held = np.fromiter(states, np.int64, len(states)), list(states.values())
+            self.armed[at] = [st_.armed for st_ in held]
+            self.last_fire[at] = [NEVER if st_.last_fire is None else st_.last_fire for st_ in held]
+            self.last_bar[at] = [NEVER if st_.last_bar is None else st_.last_bar for st_ in held]
+            self.status[at] = [_STATUS_CODE[st_.status] for st_ in held]
 
     def state(self, i: int) -> TickerState:
         lf, lb = int(self.last_fire[i]), int(self.last_bar[i])
@@ -503,6 +503,23 @@ def _needs(c: Condition) -> set[str]:
     return out
 
 
+def _place(index: dict[int, TickerState], base: int, pick: np.ndarray, states: Mapping[str, TickerState],
+           position: Mapping[str, int]) -> None:
+    """Put each stored state of a rule at its row of the batch (``pick``: the rule's sorted rows)."""
+    if len(pick) <= 64:  # a few tickers: plain Python beats five numpy calls
+        offset = {row: base + o for o, row in enumerate(pick.tolist())}
+        for t, st_ in states.items():
+            at = offset.get(position.get(t, -1))
+            if at is not None:
+                index[at] = st_
+        return
+    held_by = list(states.items())
+    wanted = np.fromiter((position.get(t, -1) for t, _ in held_by), np.int64, len(held_by))
+    pos = np.minimum(np.searchsorted(pick, wanted), len(pick) - 1)
+    for n in np.flatnonzero((wanted >= 0) & (pick[pos] == wanted)).tolist():
+        index[base + int(pos[n])] = held_by[n][1]
+
+
 @dataclass
 class Batch:
     """What :func:`evaluate_many` found: fires, and changed states by (rule index, ticker)."""
@@ -556,11 +573,7 @@ def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tick
         base = 0
         for j, k in enumerate(members):
             if states[k] and len(picks[j]):  # sparse: place each stored state at its row (picks sorted)
-                held_by, pick = list(states[k].items()), picks[j]
-                wanted = np.fromiter((position.get(t, -1) for t, _ in held_by), np.int64, len(held_by))
-                pos = np.minimum(np.searchsorted(pick, wanted), len(pick) - 1)
-                for n in np.flatnonzero((wanted >= 0) & (pick[pos] == wanted)).tolist():
-                    index[base + int(pos[n])] = held_by[n][1]
+                _place(index, base, picks[j], states[k], position)
             base += len(picks[j])
         cols = Columns(len(at), index)
         start = (cols.armed.copy(), cols.last_fire.copy(), cols.status.copy())
