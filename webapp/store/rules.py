@@ -46,7 +46,7 @@ def create(session: Session, spec: RuleSpec) -> dict[str, Any]:
 
 def builtin_sma(period: int) -> dict[str, Any]:
     """The built-in rule as it is evaluated: every tracked ticker's close crossing its SMA, each cross."""
-    return {"name": f"Price crossing its {period}-minute SMA (built in)",
+    return {"name": f"Price crossing its {period}-period SMA",
             "condition": {"op": "crossing", "a": {"field": "close"}, "b": {"sma": period}},
             "scope": {"all": True}, "frequency": "once_per_bar", "cooldown_seconds": 0, "expires_at": None,
             "channels": ["browser"]}
