@@ -616,10 +616,15 @@ def set_rule_status(rule_id: int, status: str) -> dict[str, Any] | None:
     return rules_store.set_status(db.session, rule_id, status)
 
 
+def builtin_rule() -> dict[str, Any]:
+    """The built-in SMA crossover as a rule (made on first read): its id and whether it is muted."""
+    return rules_store.ensure_builtin(db.session, config().SMA_PERIOD)
+
+
 def rules_with_state() -> list[dict[str, Any]]:
     """Every rule, the built-in SMA crossover first, with the tickers the storm breaker stopped
     (``stopped_too_often``)."""
-    rules_store.ensure_builtin(db.session, config().SMA_PERIOD)
+    builtin_rule()
     rules = rules_store.all_rules(db.session)
     stopped = alert_store.stopped_tickers(db.session, [r["id"] for r in rules])
     return [{**r, "stopped_too_often": stopped.get(r["id"], [])} for r in rules]

@@ -17,3 +17,14 @@ def test_dashboard_renders_server_side_rows(app) -> None:
 def test_unknown_page_is_a_proper_404(app) -> None:
     resp = app.test_client().get("/no/such/page")
     assert resp.status_code == 404 and "404" in resp.get_data(as_text=True)
+
+
+def test_the_alerts_page_says_whose_alerts_they_are_and_when_they_are_muted(app) -> None:
+    from webapp import services
+
+    client = app.test_client()
+    page = client.get("/alerts").get_data(as_text=True)
+    assert "built-in rule “Price crossing its 5-period SMA”, which is\n  active" in page
+    services.set_rule_status(services.builtin_rule()["id"], "paused")
+    page = client.get("/alerts").get_data(as_text=True)
+    assert "<strong>muted</strong>: no new ones are sent live" in page and 'href="/alerts/rules"' in page

@@ -52,9 +52,19 @@ def builtin_sma(period: int) -> dict[str, Any]:
             "channels": ["browser"]}
 
 
-def ensure_builtin(session: Session, period: int) -> None:
-    """Make the built-in rule's row, or bring it to the configured SMA period (a new version)."""
+def builtin(session: Session) -> dict[str, Any] | None:
+    row = session.execute(sa.text(f"SELECT {_COLUMNS} FROM alert_rules WHERE builtin = :b"),
+                          {"b": BUILTIN_SMA}).first()
+    return _row(row) if row else None
+
+
+def ensure_builtin(session: Session, period: int) -> dict[str, Any]:
+    """The built-in rule's row: made on first read, or brought to the configured SMA period (a new
+    version); otherwise only read."""
     rule = builtin_sma(period)
+    found = builtin(session)
+    if found is not None and found["condition"] == rule["condition"]:
+        return found
     session.execute(sa.text(
         "INSERT INTO alert_rules (name, condition, scope, frequency, cooldown_seconds, channels, builtin) "
         "VALUES (:name, CAST(:condition AS jsonb), CAST(:scope AS jsonb), :frequency, :cooldown, "
@@ -65,6 +75,9 @@ def ensure_builtin(session: Session, period: int) -> None:
          "frequency": rule["frequency"], "cooldown": rule["cooldown_seconds"],
          "channels": json.dumps(rule["channels"]), "builtin": BUILTIN_SMA})
     session.commit()
+    made = builtin(session)
+    assert made is not None
+    return made
 
 
 def get(session: Session, rule_id: int) -> dict[str, Any] | None:

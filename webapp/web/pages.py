@@ -157,7 +157,7 @@ def alerts():
         return render_template("alerts.html", alerts=[], ticker=raw, symbols=services.tracked_symbols(),
                                error=f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)"), 400
     return render_template("alerts.html", alerts=services.alert_feed(ticker), ticker=ticker or "",
-                           symbols=services.tracked_symbols())
+                           symbols=services.tracked_symbols(), builtin=services.builtin_rule())
 
 
 @bp.get("/alerts/rules")
