@@ -130,6 +130,18 @@ def test_expiry_and_stale_readings() -> None:
     assert [i for i, _ in got] == [2]
 
 
+def test_bars_before_a_rule_starts_are_not_judged() -> None:
+    """A catch-up after a gap evaluates old bars; a rule the tick met only later is not judged on them."""
+    cond = {"op": "crossing_up", "a": CLOSE, "b": {"const": 100}}
+    closes = [99, 101, 99, 101, 99, 101]
+    rule = Rule(7, 3, parse_condition(cond), "once_per_bar_close", 0, None, T0 + 120)
+    times = np.array([T0 + 60 * i for i in range(len(closes))])
+    series = {f: np.array([closes], float) for f in ("open", "high", "low", "close", "volume")}
+    fires = evaluate(rule, ["AAPL"], series, times, {}).fires
+    assert [(f.bar_time - T0) // 60 for f in fires] == [3, 5]  # not bar 1, before it started
+    assert step(rule, TickerState(), True, T0 + 60, False) == (False, TickerState())
+
+
 def test_a_retried_tick_fires_nothing_twice() -> None:
     cond = {"op": "crossing_up", "a": CLOSE, "b": {"const": 101}}
     got, out = run(cond, [100, 102])

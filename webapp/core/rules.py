@@ -130,6 +130,7 @@ class Rule:
     frequency: str = "once_per_bar_close"
     cooldown_seconds: int = 300
     expires_at: int | None = None  # epoch seconds
+    starts_at: int | None = None  # bars before this are not judged (a rule the tick met later than them)
 
 
 def parse_operand(raw: object, where: str) -> Operand:
@@ -383,7 +384,8 @@ def step(rule: Rule, state: TickerState, held: bool, bar_time: int, stale: bool)
     """One bar for one ticker: does the rule fire, and the state after."""
     if state.status != "active" or (state.last_bar is not None and bar_time <= state.last_bar):
         return False, state
-    if stale or (rule.expires_at is not None and bar_time >= rule.expires_at):
+    if stale or (rule.expires_at is not None and bar_time >= rule.expires_at) or (
+            rule.starts_at is not None and bar_time < rule.starts_at):
         return False, state
     state = replace(state, last_bar=bar_time)
     is_state_op = rule.condition.op in STATE_OPS and rule.frequency != "every_time"
@@ -440,6 +442,7 @@ class Params:
     edge: np.ndarray  # a state operator that re-arms (every_time does not)
     once: np.ndarray
     expires: np.ndarray
+    starts: np.ndarray
 
     @classmethod
     def of(cls, rules: Sequence[Rule], owner: np.ndarray) -> Params:
@@ -448,7 +451,8 @@ class Params:
         edge = np.array([r.condition.op in STATE_OPS and r.frequency != "every_time" for r in rules], bool)
         once = np.array([r.frequency == "once" for r in rules], bool)
         exp = np.array([NO_EXPIRY if r.expires_at is None else r.expires_at for r in rules], np.int64)
-        return cls(cd[owner], edge[owner], once[owner], exp[owner])
+        starts = np.array([NEVER if r.starts_at is None else r.starts_at for r in rules], np.int64)
+        return cls(cd[owner], edge[owner], once[owner], exp[owner], starts[owner])
 
 
 def step_bar(p: Params, cols: Columns, held: np.ndarray, stale: np.ndarray, bar_time: int) -> list[int]:
@@ -457,7 +461,8 @@ def step_bar(p: Params, cols: Columns, held: np.ndarray, stale: np.ndarray, bar_
     The arrays do the work; Python touches only the rows that pass every
     vectorised test (they fire, or the breaker stops them): a handful.
     """
-    active = (cols.status == 0) & (cols.last_bar < bar_time) & ~stale & (bar_time < p.expires)
+    active = ((cols.status == 0) & (cols.last_bar < bar_time) & ~stale & (bar_time < p.expires)
+              & (bar_time >= p.starts))
     cols.last_bar[active] = bar_time
     cols.armed[active & ~held] = True
     candidate = active & held & (~p.edge | cols.armed)

@@ -42,16 +42,22 @@ _STATES = sa.text("SELECT rule_id, ticker, armed, last_fire, recent, status, las
                   "FROM alert_rule_states WHERE rule_id = ANY(:ids)")
 
 
-def rules_fingerprint(session: Session) -> tuple[Any, ...]:
-    """Changes whenever an active rule is added, changed, paused, resumed or deleted (one small row).
+@dataclass(frozen=True)
+class RulesNow:
+    """What a tick reads of its rules first, in one statement."""
 
-    The last field says whether the built-in SMA crossover is muted (its
-    row exists and is paused; no row yet means it is on).
-    """
-    return tuple(session.execute(sa.text(
+    fingerprint: tuple[Any, ...]  # changes when an active rule is added, changed, paused, resumed, deleted
+    builtin_muted: bool  # the built-in SMA crossover's row exists and is paused (no row yet: it is on)
+    evaluated_through: int | None  # the last slot this shard's rules were evaluated on (None: never)
+
+
+def rules_now(session: Session, shard: tuple[int, int]) -> RulesNow:
+    r = session.execute(sa.text(
         "SELECT count(*), max(updated_at), coalesce(sum(id), 0), coalesce(sum(version), 0), "
-        "EXISTS (SELECT 1 FROM alert_rules WHERE builtin IS NOT NULL AND status = 'paused') "
-        "FROM alert_rules WHERE status = 'active' AND builtin IS NULL")).one())
+        "EXISTS (SELECT 1 FROM alert_rules WHERE builtin IS NOT NULL AND status = 'paused'), "
+        "(SELECT last_slot FROM alert_rule_progress WHERE shard = :i AND shards = :n) "
+        "FROM alert_rules WHERE status = 'active' AND builtin IS NULL"), {"i": shard[0], "n": shard[1]}).one()
+    return RulesNow(tuple(r[:4]), bool(r[4]), None if r[5] is None else int(r[5]))
 
 
 def live_rules(session: Session, known: Sequence[tuple[int, int]] = ()) -> list[Any]:
@@ -108,20 +114,29 @@ SELECT e.id, e.dedupe_key, (SELECT count(*) FROM d) AS deliveries FROM e
 """)
 
 _WRITE_STATES = sa.text("""
-INSERT INTO alert_rule_states (rule_id, ticker, armed, last_fire, recent, status, last_bar)
-SELECT s.rule_id, s.ticker, s.armed, s.last_fire, s.recent, s.status, s.last_bar
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS s(
-  rule_id bigint, rule_version int, ticker text, armed bool, last_fire bigint, recent jsonb, status text,
-  last_bar bigint)
-JOIN alert_rules a ON a.id = s.rule_id AND a.version = s.rule_version
-ON CONFLICT (rule_id, ticker) DO UPDATE SET armed = EXCLUDED.armed, last_fire = EXCLUDED.last_fire,
-  recent = EXCLUDED.recent, status = EXCLUDED.status, last_bar = EXCLUDED.last_bar
+WITH s AS (
+  INSERT INTO alert_rule_states (rule_id, ticker, armed, last_fire, recent, status, last_bar)
+  SELECT s.rule_id, s.ticker, s.armed, s.last_fire, s.recent, s.status, s.last_bar
+  FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS s(
+    rule_id bigint, rule_version int, ticker text, armed bool, last_fire bigint, recent jsonb, status text,
+    last_bar bigint)
+  JOIN alert_rules a ON a.id = s.rule_id AND a.version = s.rule_version
+  ON CONFLICT (rule_id, ticker) DO UPDATE SET armed = EXCLUDED.armed, last_fire = EXCLUDED.last_fire,
+    recent = EXCLUDED.recent, status = EXCLUDED.status, last_bar = EXCLUDED.last_bar
+  RETURNING 1
+)
+INSERT INTO alert_rule_progress (shard, shards, last_slot)
+SELECT CAST(:shard AS int), CAST(:shards AS int), CAST(:slot AS bigint)
+WHERE CAST(:slot AS bigint) IS NOT NULL
+ON CONFLICT (shard, shards) DO UPDATE SET last_slot = EXCLUDED.last_slot
 """)
 
 
 def write_fires(session: Session | sa.Connection, fires: Sequence[FireRow],
-                states: Sequence[tuple[int, int, str, TickerState]]) -> tuple[dict[str, int], int]:
-    """Insert events, their deliveries and the changed states; no commit (the caller's transaction).
+                states: Sequence[tuple[int, int, str, TickerState]],
+                progress: tuple[tuple[int, int], int] | None = None) -> tuple[dict[str, int], int]:
+    """Insert events, their deliveries and the changed states, and with ``progress`` (shard, slot) mark
+    that slot's bar evaluated for that shard; no commit (the caller's transaction).
 
     ``states`` are (rule id, rule version, ticker, state); a state of a rule
     changed since it was read is dropped (the new version starts armed).
@@ -140,11 +155,12 @@ def write_fires(session: Session | sa.Connection, fires: Sequence[FireRow],
         for r in session.execute(_WRITE_FIRES, {"rows": orjson.dumps(rows).decode()}):
             made[r.dedupe_key] = r.id
             queued = int(r.deliveries)
-    if states:
+    if states or progress:
+        (shard, shards), slot = progress or ((None, None), None)
         session.execute(_WRITE_STATES, {"rows": orjson.dumps([
             {"rule_id": rid, "rule_version": ver, "ticker": t, "armed": s.armed, "last_fire": s.last_fire,
              "recent": list(s.recent), "status": s.status, "last_bar": s.last_bar}
-            for rid, ver, t, s in states]).decode()})
+            for rid, ver, t, s in states]).decode(), "shard": shard, "shards": shards, "slot": slot})
     return made, queued
 
 

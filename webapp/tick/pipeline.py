@@ -279,7 +279,7 @@ def _locked_tick(
                             max_age(cfg, svc.provider, market), set(latest.stale),
                             rebuild=[r.ticker for r in restores])
         t = report.mark("scan", t)
-    loaded = _load_rules(svc, symbols, slot_time) if svc.rules and accepted else False
+    loaded = _load_rules(svc, symbols, slot_time, shard) if svc.rules and accepted else False
 
     # Postgres first: if Redis fails after this, the retry finds the slot
     # unfinished and the unique keys keep the rows single.  The COPYs run on
@@ -297,7 +297,7 @@ def _locked_tick(
                                    began, scan.table if scan else None, scan.position if scan else None,
                                    scanner.settings(cfg))
         report.rules = rules.rules
-        if pending is not None and (rules.fires or rules.states):
+        if pending is not None:  # its fires and states, and that this bar was evaluated
             pending.then(_rule_writer(report, rules))
     if svc.rules:
         t = report.mark("rules", t)
@@ -359,12 +359,13 @@ def _locked_tick(
     report.mark("emit", t)
 
 
-def _load_rules(svc: TickServices, symbols: Sequence[str], slot_time: datetime) -> bool:
+def _load_rules(svc: TickServices, symbols: Sequence[str], slot_time: datetime, shard: Shard) -> bool:
     """Read what the tick's rules need; False (no rule fires) while Postgres, which holds rules and
     states, is down."""
     assert svc.rules is not None
     try:
-        return svc.rules.load(svc.session, symbols, int(slot_time.timestamp()), svc.config.TICK_SECONDS)
+        return svc.rules.load(svc.session, symbols, int(slot_time.timestamp()), svc.config.TICK_SECONDS,
+                              shard)
     except DB_DOWN as exc:
         svc.session.rollback()
         log.warning("alert rules not evaluated this tick: Postgres unavailable (%s)", type(exc).__name__)

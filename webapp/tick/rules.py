@@ -56,6 +56,7 @@ from webapp.store import history
 log = logging.getLogger(__name__)
 
 STORED = ("close", "volume", "prev_close", "day_high", "day_low")
+MAX_CATCH_UP = 60  # bars a tick evaluates late after a gap (Postgres was down); older ones are skipped
 CURRENT_ONLY = ("vwap", "rvol", "gap_pct", "day_volume")
 MIN_DEPTH = 2
 
@@ -140,10 +141,11 @@ class Evaluated:
     stopped: list[tuple[int, str]] = field(default_factory=list)
     made: dict[str, int] = field(default_factory=dict)  # dedupe key -> event id, after the write
     engine: RuleEngine | None = None
+    progress: tuple[tuple[int, int], int] | None = None  # (shard, slot) evaluated, stored with the states
 
     def write(self, conn: Connection) -> int:
-        """Inside the tick's transaction: the events, their deliveries, the states."""
-        made, queued = store.write_fires(conn, self.fires, self.states)
+        """Inside the tick's transaction: the events, their deliveries, the states, the progress."""
+        made, queued = store.write_fires(conn, self.fires, self.states, self.progress)
         self.made = made
         return queued
 
@@ -168,9 +170,13 @@ class RuleEngine:
         self._symbols: tuple[str, ...] = ()
         self._generation = 0  # bumped when the tick's symbols change
         self._loaded: tuple[tuple[str, ...], int] | None = None  # (symbols, slot) :meth:`load` read for
+        self._through: int | None = None  # the last slot evaluated before this tick's (a gap: catch up)
+        self._shard: tuple[int, int] = (0, 1)
         self.builtin_muted = False  # the built-in SMA crossover paused: its ``alert`` events are not sent
 
-    def _live(self, rows: Sequence[Any]) -> list[LiveRule]:
+    def _live(self, rows: Sequence[Any], slot: int) -> list[LiveRule]:
+        """The active rules, parsed once per version; one first met now starts at this ``slot`` (it is
+        not judged on bars a catch-up evaluates from before it)."""
         out, seen = [], {}
         for r in rows:
             key = (r.id, r.version)
@@ -183,31 +189,48 @@ class RuleEngine:
                     continue
                 expires = int(r.expires_at.timestamp()) if r.expires_at else None
                 endpoints = tuple(int(c.split(":", 1)[1]) for c in r.channels if c.startswith("webhook:"))
-                got = LiveRule(Rule(r.id, r.version, cond, r.frequency, r.cooldown_seconds, expires), r.name,
-                               dict(r.scope), endpoints, cond.depth)
+                got = LiveRule(Rule(r.id, r.version, cond, r.frequency, r.cooldown_seconds, expires, slot),
+                               r.name, dict(r.scope), endpoints, cond.depth)
             seen[key] = got
             out.append(got)
         self._parsed = seen
         return out
 
-    def load(self, session: Session, symbols: Sequence[str], slot: int, tick_seconds: int) -> bool:
+    def load(self, session: Session, symbols: Sequence[str], slot: int, tick_seconds: int,
+             shard: tuple[int, int] = (0, 1)) -> bool:
         """This tick's Postgres reads (the rules, when they changed; the bars and the states, when this
         process cannot continue its own); whether any rule is active.
 
         Done before the tick's COPYs start on the same connection, so that
         :meth:`evaluate`, which reads nothing, runs while Postgres stores.
+        When the shard's rules were last evaluated on an earlier slot than the
+        previous one (ticks ran while Postgres was down, their rows spooled and
+        now stored), the bars read reach back to it, and :meth:`evaluate`
+        judges the missed bars too (at most :data:`MAX_CATCH_UP`).
         """
-        fingerprint = store.rules_fingerprint(session)
-        self.builtin_muted = bool(fingerprint[-1])
+        now = store.rules_now(session, shard)
+        self.builtin_muted = now.builtin_muted
+        fingerprint = now.fingerprint
         if fingerprint != self._fingerprint:  # something changed: read the rules (new ones with their JSON)
-            self._live_rules = self._live(store.live_rules(session, list(self._parsed)))
+            self._live_rules = self._live(store.live_rules(session, list(self._parsed)), slot)
             self._fingerprint = fingerprint
         live = self._live_rules
         self._loaded = None
         if not live:
             return False
-        depth = max(r.depth for r in live)
-        if not self.bars.continues(symbols, slot, tick_seconds, depth):
+        through = now.evaluated_through
+        behind = through is not None and through < slot - tick_seconds
+        missed = (slot - through) // tick_seconds - 1 if behind else 0  # type: ignore[operator]
+        if missed > MAX_CATCH_UP:
+            log.warning("alert rules: %d bars were not evaluated (Postgres was down); evaluating the last %d",
+                        missed, MAX_CATCH_UP)
+            missed = MAX_CATCH_UP
+        self._through = slot - (missed + 1) * tick_seconds if missed else None
+        self._shard = shard
+        depth = max(r.depth for r in live) + missed
+        if self.bars.continues(symbols, slot, tick_seconds, depth):
+            self.bars.depth = depth  # back to what the rules need after a catch-up read more
+        else:
             self.bars = Bars.stored(session, symbols, depth, slot)
             self.refills += 1
         if tuple(symbols) != self._symbols:
@@ -231,6 +254,7 @@ class RuleEngine:
         if self._loaded != (tuple(symbols), slot) or not len(accepted):
             return out
         self.bars.append(slot, rows, readings)
+        out.progress = (self._shard, slot)
         states = self._states
         index = {t: i for i, t in enumerate(symbols)}
         series_all = self._series(scan_table, scan_position, symbols)
@@ -249,15 +273,21 @@ class RuleEngine:
             if picked is None or len(picked):
                 chosen.append(lr)
                 rows_of.append(picked)
+        first = len(times) - 1  # this tick's bar, or from the first one after a gap
+        if self._through is not None:
+            first = min(first, int(np.searchsorted(times, self._through, side="right")))
         got = evaluate_many([lr.rule for lr in chosen], rows_of, symbols, series_all, times,
-                            [states.get(lr.rule.id, {}) for lr in chosen], stale_all, len(times) - 1, {})
+                            [states.get(lr.rule.id, {}) for lr in chosen], stale_all, first, {})
         out.rules = len(chosen)
         latency = round((time.perf_counter() - started) * 1000, 2)
         by_id = {lr.rule.id: lr for lr in chosen}
         for f in got.fires:
-            q, lr = by_ticker[f.ticker], by_id[f.rule_id]
-            out.fires.append(store.FireRow(f, lr.name, lr.endpoints, q.source,
-                                           max(0.0, (now - q.time).total_seconds()), latency))
+            q, lr = by_ticker.get(f.ticker), by_id[f.rule_id]
+            if f.bar_time == slot and q is not None:  # this tick's reading
+                source, age = q.source, (now - q.time).total_seconds()
+            else:  # a bar caught up after a gap: as old as it is
+                source, age = None, now.timestamp() - f.bar_time
+            out.fires.append(store.FireRow(f, lr.name, lr.endpoints, source, max(0.0, age), latency))
         out.states = [(chosen[k].rule.id, chosen[k].rule.version, t, st) for k, t, st in got.states]
         out.stopped = [(chosen[k].rule.id, t) for k, t in got.stopped]
         return out
