@@ -28,6 +28,12 @@ periods back (:attr:`webapp.core.rules.Condition.depth`), so it can
 differ from a replay's in the last decimals.  A stale or missing reading
 is never fired on.
 
+A tick that cannot read the rules (Postgres down) evaluates none; the
+first one that can, once the spooled rows are stored, evaluates the bars
+since the shard's last evaluated slot (``alert_rule_progress``, written
+with the states), at most :data:`MAX_CATCH_UP`, so an outage delays fires
+rather than losing them.
+
 The rules' states are read from Postgres, then kept here: a tick that
 follows this process's own last committed tick, with the same rules
 (ids, versions, last change) and tickers, reuses them; anything else (a
