@@ -57,8 +57,9 @@ def web(service_urls, clean):
 
 
 def shot(page, name: str) -> Path:
-    """Save a screenshot to look at (test-output/screenshots/NAME.png)."""
+    """Save a screenshot to look at (test-output/screenshots/NAME.png), with any secret the page shows
+    (a new webhook endpoint's, shown once) painted over: screenshots get shared and committed."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=True, mask=[page.locator(".secret")])
     return path
