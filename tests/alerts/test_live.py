@@ -115,3 +115,55 @@ def test_postgres_down_at_the_rule_step_is_caught_up_once_it_is_back(make_app, p
                     "WHERE rule_id = %s AND bar_time = ANY(%s)", (rule["id"], list(outage)))
         oldest, no_source = cur.fetchone()
     assert oldest >= 60 and no_source  # times[17] - times[16]: at least a minute late, and said so
+
+
+def test_postgres_lost_during_the_rules_write_spools_the_tick_and_catches_it_up(app, client, pg) -> None:
+    """The rules' events and states are written on the COPY's thread.  Its connection is killed right
+    there, mid-statement (the states' write waits on a lock until the test terminates its backend):
+    the tick spools its rows and carries on, and the next tick stores them and evaluates that bar,
+    so every fire a replay finds is stored once."""
+    import threading
+    import time
+
+    import psycopg2
+
+    rule = client.post("/api/rules", json={**RULES[0], "scope": {"all": True}}).get_json()
+    times = minutes(30)
+    for at in times[:12]:
+        services.run_tick_now(at)
+    locker = psycopg2.connect(pg.dsn)  # holds writes to the progress table back, reads go on
+    got: dict = {}
+
+    def doomed_tick() -> None:
+        with app.app_context():
+            got["report"] = services.run_tick_now(times[12])
+
+    try:
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE alert_rule_progress IN SHARE MODE")
+        worker = threading.Thread(target=doomed_tick)
+        worker.start()
+        deadline, pid = time.monotonic() + 15, None
+        while pid is None and time.monotonic() < deadline:
+            with pg.cursor() as cur:
+                cur.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                            "AND query LIKE '%INSERT INTO alert_rule_states%'")  # the text is cut at 1 KB
+                row = cur.fetchone()
+            pid = row[0] if row else time.sleep(0.05)
+        assert pid is not None, "the tick's rule write never reached Postgres"
+        with pg.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        locker.rollback()
+        locker.close()
+    worker.join(20)
+    assert not worker.is_alive()
+    report = got["report"]
+    assert report.spooled == 1 and report.accepted == 15  # the tick went on; its rows wait in Redis
+    after = [services.run_tick_now(at) for at in times[13:]]
+    assert after[0].drained == 1 and all(r.spooled == 0 for r in after)
+    span = {"start": times[0].isoformat(), "end": (times[-1] + (times[1] - times[0])).isoformat()}
+    replay = client.post(f"/api/rules/{rule['id']}/replay", json=span).get_json()
+    expected = sorted((f["ticker"], f["bar_time"], f["explanation"]) for f in replay["fires"])
+    live = [(t, b.isoformat(), x) for t, b, _, x, _ in _events(pg, rule["id"])]
+    assert live == expected and any(b == times[12].isoformat() for _, b, _ in live)
