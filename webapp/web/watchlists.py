@@ -42,6 +42,18 @@ def _writer() -> users.User:
     return user
 
 
+def _me() -> users.User:
+    """The user the endpoint's ``auth`` (:func:`_user` or :func:`_writer`) has already let in."""
+    user = signed_in()
+    assert user is not None
+    return user
+
+
+def _me_json(username: str, settings: dict) -> dict:
+    return {"username": username, "settings": Settings(**{
+        k: v for k, v in settings.items() if k in Settings.model_fields}).model_dump()}
+
+
 def _tickers(raw: list[str]) -> list[str]:
     out = []
     for t in raw:
@@ -108,13 +120,13 @@ def _changed(call):
 
 @endpoint(bp, "/watchlists", response=WatchlistList, summary="Your watchlists", auth=_user, auth_kind="user")
 def list_watchlists():
-    return jsonify({"watchlists": store.lists(db.session, _user().id)})
+    return jsonify({"watchlists": store.lists(db.session, _me().id)})
 
 
 @endpoint(bp, "/watchlists", method="POST", status=201, response=Watchlist, body=NewWatchlist,
           summary="Create a watchlist", auth=_writer, auth_kind="user", errors=(404, 409))
 def create_watchlist(data: NewWatchlist):
-    user = _writer()
+    user = _me()
     tickers = _tickers(data.tickers)
     return jsonify(_changed(lambda: store.create(db.session, user.id, data.name.strip(), tickers))), 201
 
@@ -123,7 +135,7 @@ def create_watchlist(data: NewWatchlist):
           summary="Rename, reorder or refill a watchlist", auth=_writer, auth_kind="user",
           errors=(404, 409), path_schemas=LIST_ID)
 def update_watchlist(list_id: str, data: WatchlistChange):
-    user = _writer()
+    user = _me()
     tickers = _tickers(data.tickers) if data.tickers is not None else None
     name = data.name.strip() if data.name is not None else None
     return jsonify(_found(_changed(lambda: store.update(db.session, user.id, int(list_id), name, tickers,
@@ -133,7 +145,7 @@ def update_watchlist(list_id: str, data: WatchlistChange):
 @endpoint(bp, "/watchlists/<list_id>", method="DELETE", response=Deleted, summary="Delete a watchlist",
           auth=_writer, auth_kind="user", errors=(404,), path_schemas=LIST_ID)
 def delete_watchlist(list_id: str):
-    if not store.delete(db.session, _writer().id, int(list_id)):
+    if not store.delete(db.session, _me().id, int(list_id)):
         raise ApiError(404, "not_found", "no such watchlist of yours")
     return jsonify({"id": int(list_id), "deleted": True})
 
@@ -142,7 +154,7 @@ def delete_watchlist(list_id: str):
           summary="Add a ticker to a watchlist", auth=_writer, auth_kind="user", errors=(404, 409),
           path_schemas=LIST_ID)
 def add_to_watchlist(list_id: str, data: TickerBody):
-    user = _writer()
+    user = _me()
     ticker = _tickers([data.ticker])[0]
     return jsonify(_found(_changed(lambda: store.add(db.session, user.id, int(list_id), ticker))))
 
@@ -151,20 +163,18 @@ def add_to_watchlist(list_id: str, data: TickerBody):
           summary="Remove a ticker from a watchlist", auth=_writer, auth_kind="user", errors=(404,),
           path_schemas={**LIST_ID, **TICKER})
 def remove_from_watchlist(list_id: str, ticker: str):
-    return jsonify(_found(store.remove(db.session, _writer().id, int(list_id), ticker.upper())))
+    return jsonify(_found(store.remove(db.session, _me().id, int(list_id), ticker.upper())))
 
 
 @endpoint(bp, "/me", response=Me, summary="You and your page settings", auth=_user, auth_kind="user")
 def me():
-    user = _user()
-    return jsonify({"username": user.username, "settings": Settings(**{
-        k: v for k, v in user.settings.items() if k in Settings.model_fields}).model_dump()})
+    user = _me()
+    return jsonify(_me_json(user.username, user.settings))
 
 
 @endpoint(bp, "/me/settings", method="PATCH", response=Me, body=Settings, summary="Change your page settings",
           auth=_writer, auth_kind="user")
 def change_settings(data: Settings):
-    user = _writer()
-    got = users.update_settings(db.session, user.id, data.model_dump(exclude_none=True))
-    return jsonify({"username": user.username, "settings": Settings(**{
-        k: v for k, v in got.items() if k in Settings.model_fields}).model_dump()})
+    user = _me()
+    return jsonify(_me_json(user.username,
+                            users.update_settings(db.session, user.id, data.model_dump(exclude_none=True))))
