@@ -60,7 +60,7 @@
   // The day's range with the last price on it (pages.range_bar draws the same on the server)
   function drawRange(row, low, high, price) {
     const cell = row.querySelector(".range");
-    if (low === null || low === undefined || high === null || high === undefined) { cell.textContent = "–"; return; }
+    if (low == null || high == null) { cell.textContent = "–"; return; }
     const pos = high <= low ? 0.5 : Math.min(1, Math.max(0, (price - low) / (high - low)));
     row.dataset.range_pos = pos;
     const title = `low ${Number(low).toFixed(2)} · high ${Number(high).toFixed(2)}`;
@@ -109,11 +109,9 @@
     row.dataset.time = s.time;
     row.dataset.volume = s.volume ?? "";
     row.dataset.open = s.open ?? "";
-    setText(row.querySelector(".volume"), s.volume === null || s.volume === undefined ? "–"
-      : Number(s.volume).toLocaleString("en-US"));
-    setText(row.querySelector(".open"), s.open === null || s.open === undefined ? "–" : window.fmtPrice(s.open));
-    setText(row.querySelector(".prev_close"), s.prev_close === null || s.prev_close === undefined ? "–"
-      : window.fmtPrice(s.prev_close));
+    setText(row.querySelector(".volume"), s.volume == null ? "–" : Number(s.volume).toLocaleString("en-US"));
+    setText(row.querySelector(".open"), window.fmtPrice(s.open));  // "–" when there is none
+    setText(row.querySelector(".prev_close"), window.fmtPrice(s.prev_close));
     drawRange(row, s.low, s.high, price);
     const priceCell = row.querySelector(".price");
     setText(priceCell, window.fmtPrice(price), isNaN(before) ? 0 : Math.sign(price - before));
