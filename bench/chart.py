@@ -40,8 +40,8 @@ def _timed(client: Any, url: str, n: int, **kw: Any) -> tuple[float, int]:
 
 
 def run(app: Any, n: int) -> dict[str, Any]:
-    from webapp import services
     from webapp.extensions import db
+    from webapp.services import backfill, charts
 
     def clean() -> None:
         db.session.execute(sa.text("DELETE FROM quotes WHERE ticker = :t"), {"t": TICKER})
@@ -50,7 +50,7 @@ def run(app: Any, n: int) -> dict[str, Any]:
 
     clean()
     try:
-        out = services.backfill(TICKER, now=datetime.now(timezone.utc))
+        out = backfill.backfill(TICKER, now=datetime.now(timezone.utc))
         client = app.test_client()
         client.get(f"/stocks/{TICKER}?range=1y")  # warm: templates, calendars
         page_ms, page_bytes = _timed(client, f"/stocks/{TICKER}?range=1y", n)
@@ -61,7 +61,7 @@ def run(app: Any, n: int) -> dict[str, Any]:
                               headers={"Accept-Encoding": "gzip"})
             assert resp.status_code == 200 and resp.headers.get("Content-Encoding") == "gzip", resp.headers
             sizes[f"{interval}/{range_}"] = round(len(resp.data) / 1024, 1)
-        bars = len(services.chart_data(TICKER, "1y")["bars"])
+        bars = len(charts.chart_data(TICKER, "1y")["bars"])
     finally:
         clean()
     return {

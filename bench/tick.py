@@ -39,13 +39,15 @@ import orjson
 import sqlalchemy as sa
 
 from bench.counting import count_io
-from webapp import names, services
+from webapp import names
 from webapp.core.market import slot_of
 from webapp.core.quotes import Quote
 from webapp.core.scanner import LISTS
 from webapp.extensions import db, get_redis
 from webapp.providers.base import FetchResult
 from webapp.providers.sim import SimProvider
+from webapp.services import context
+from webapp.services import rules as rules_service
 from webapp.store.scanstore import ScanStore
 from webapp.tick.pipeline import TickServices, run_tick
 from webapp.tick.rules import RuleEngine
@@ -164,7 +166,7 @@ def _add_rules(rules: Sequence[dict[str, Any]]) -> None:
     from webapp.store import rules as rules_store
 
     for raw in rules:
-        rules_store.create(db.session, services.rule_spec(raw))
+        rules_store.create(db.session, rules_service.rule_spec(raw))
 
 
 def _drop_rules() -> None:
@@ -176,7 +178,7 @@ def _drop_rules() -> None:
 
 def run(n_symbols: int, ticks: int, scanner: bool = False, rules: int = 0) -> dict[str, Any]:
     """Measure ``ticks`` ticks at ``n_symbols`` symbols (needs an app context)."""
-    base = services.tick_services()
+    base = context.tick_services()
     cfg = base.config.with_overrides(SCANNER=scanner)
     symbols = [f"ZB{i:05d}" for i in range(n_symbols)]
     provider = TimedProvider(SimProvider(cfg.SIM_SEED, 60))

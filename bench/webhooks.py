@@ -114,12 +114,12 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
     """Needs an app context on a migrated database."""
     import sqlalchemy as sa
 
-    from webapp import services
     from webapp.extensions import db
+    from webapp.services import context, rules
     from webapp.store import alerts as store
     from webapp.store import rules as rules_store
 
-    spec = services.rule_spec({"name": BENCH_RULE, "scope": {"tickers": ["ZW0000"]},
+    spec = rules.rule_spec({"name": BENCH_RULE, "scope": {"tickers": ["ZW0000"]},
                                "condition": {"op": "greater_than", "a": {"price": True}, "b": {"const": 1}}})
     rule = rules_store.create(db.session, spec)
     set_paused = rules_store.set_status(db.session, rule["id"], "paused")  # never evaluated by a live tick
@@ -141,7 +141,7 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
             db.session.execute(sa.text("UPDATE webhook_endpoints SET url = :u WHERE id = :id"),
                                {"u": f"http://127.0.0.1:{port}/hook/{i}", "id": eid})
         db.session.commit()
-        cfg = services.config()
+        cfg = context.config()
         env = child_environment(REDIS_URL=cfg.REDIS_URL or "", DATABASE_URL=cfg.DATABASE_URL or "",
                                 WEBHOOK_ALLOWED_CIDRS="127.0.0.1/32", LOG_LEVEL="WARNING")
         deliver = subprocess.Popen([sys.executable, "-m", "jobs.deliver"], cwd=ROOT, env=env)

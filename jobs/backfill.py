@@ -1,6 +1,6 @@
 """The backfill job: one ticker's recent history from its provider (:mod:`webapp.backfill.runner`).
 
-Queued when a symbol is tracked (``services.track_symbol``) and for every
+Queued when a symbol is tracked (``symbols.track_symbol``) and for every
 tracked symbol when the scheduler starts; safe to repeat, and a run cut
 short is resumed by the next.
 """
@@ -15,11 +15,11 @@ log = logging.getLogger(__name__)
 
 
 def backfill(ticker: str) -> dict[str, Any]:
-    from webapp import services
+    from webapp.services import backfill as backfill_service
 
     app = job_app()
     with app.app_context():
-        out = services.backfill(ticker)
+        out = backfill_service.backfill(ticker)
     log.info("backfill %s: %s (%s)", ticker, out.state, out.message)
     return {"ticker": out.ticker, "state": out.state, "sessions": out.sessions, "readings": out.readings,
             "daily_bars": out.daily_bars, "message": out.message}

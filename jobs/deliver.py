@@ -17,14 +17,14 @@ log = logging.getLogger(__name__)
 
 
 def main() -> None:
-    from webapp import services
+    from webapp.services import webhooks
 
     app = get_app()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with app.app_context():
-        worker = services.delivery_worker()
+        worker = webhooks.delivery_worker()
     log.info("deliver: sending webhooks from the outbox")
     worker.run(stop)
     log.info("deliver: stopped")

@@ -10,8 +10,8 @@ from jobs import job_app
 def volume_profile(at: str | None = None, force: bool = False) -> dict[str, Any]:
     """Build today's RVOL profile from Postgres unless it is already in Redis."""
     app = job_app()
-    from webapp import services
+    from webapp.services import scanner
 
     now = datetime.fromisoformat(at) if at else datetime.now(timezone.utc)
     with app.app_context():
-        return services.build_volume_profile(now, force=force)
+        return scanner.build_volume_profile(now, force=force)

@@ -155,11 +155,11 @@ def register(scheduler: Scheduler, cfg: Config) -> None:
 def _backfill_tracked(app: Flask) -> None:
     """Every tracked symbol's history, queued behind the first tick (a symbol complete already costs
     its job one look); Postgres being down only skips it until the next start or the next symbol."""
-    from webapp import services
+    from webapp.services import backfill, context
 
     with app.app_context():
         try:
-            queued = services.enqueue_backfill(services.tracked_symbols(fresh=True))
+            queued = backfill.enqueue_backfill(context.tracked_symbols(fresh=True))
         except DB_DOWN as exc:
             log.warning("scheduler: no backfill queued at start: Postgres unavailable (%s)",
                         type(exc).__name__)

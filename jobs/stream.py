@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 
 
 async def serve() -> None:
-    from webapp import services
     from webapp.live.process import StreamProcess
+    from webapp.services import context, ticks
 
     app = get_app()
     cfg = app.config["TRACKER"]
@@ -47,10 +47,10 @@ async def serve() -> None:
         return asyncio.to_thread(call)
 
     async def symbols() -> Sequence[str]:
-        return await in_app(services.tracked_symbols, True)
+        return await in_app(context.tracked_symbols, True)
 
     async def anchors(tickers: Sequence[str]) -> Mapping[str, float]:
-        return await in_app(services.stream_anchors, tickers)
+        return await in_app(ticks.stream_anchors, tickers)
 
     client = aredis.Redis.from_url(cfg.REDIS_URL, socket_timeout=5, socket_connect_timeout=5,
                                    health_check_interval=10)

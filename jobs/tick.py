@@ -36,12 +36,12 @@ def tick(at: str | None = None, queued_for: str | None = None) -> dict[str, Any]
     With TICK_SHARDS > 1 it enqueues one ``tick_shard`` job per shard instead,
     all for the same slot, so more worker processes share the work.
     """
-    from webapp import services
+    from webapp.services import ticks
 
     app = job_app()
     with app.app_context():
-        when = _when(at) if at else services.slot_time(_when(queued_for) if queued_for else _queued_at())
-        late = services.catch_up(when)  # slots a stall left behind, run first, in order
+        when = _when(at) if at else ticks.slot_time(_when(queued_for) if queued_for else _queued_at())
+        late = ticks.catch_up(when)  # slots a stall left behind, run first, in order
     cfg = app.config["TRACKER"]
     if cfg.TICK_SHARDS > 1:
         from webapp.extensions import get_redis
@@ -61,10 +61,10 @@ def tick(at: str | None = None, queued_for: str | None = None) -> dict[str, Any]
 def tick_shard(at: str, shard: int, shards: int) -> dict[str, Any]:
     """Run one shard of the slot containing ``at`` (the whole tick when shards == 1)."""
     app = job_app()
-    from webapp import services
+    from webapp.services import ticks
 
     with app.app_context():
-        report = services.run_tick_now(_when(at), (shard, shards))
+        report = ticks.run_tick_now(_when(at), (shard, shards))
     summary = report.as_dict()
     log.info(
         "tick %s%s: accepted %d/%d, stale %d, alerts %d, emitted %d%s in %.0f ms",

@@ -14,9 +14,10 @@ import redis
 from rq import Queue, SimpleWorker
 
 from tests.conftest import utc
-from webapp import names, services
+from webapp import names
 from webapp.core.latest import Latest
 from webapp.extensions import db, get_redis
+from webapp.services import context
 from webapp.tick.pipeline import TickServices
 from webapp.tick.rules import RuleEngine
 
@@ -125,7 +126,7 @@ def hot_state(rdb, tickers, period=5):
 
 
 def scripted_services(app, provider) -> TickServices:
-    base = services.tick_services()
+    base = context.tick_services()
     return TickServices(base.config, provider, base.hot, db.session, base.publisher, spool=base.spool,
                         rules=RuleEngine())
 

@@ -6,7 +6,10 @@ against the layer ranks below.  A module may import its own package or a
 package of a lower rank; never a higher one, and never a different package
 of the same rank.  ``core`` is pure on top of that: no Redis, SQL, HTTP or
 sockets, and no reading of the clock.  Nothing in the product imports the
-benchmarks or the tests.
+benchmarks or the tests.  And no module reaches into another's internals:
+a ``_private`` name is imported, or read off an imported module, only by the
+module that defines it (so the domain modules of ``services`` meet only
+through each other's public functions).
 """
 from __future__ import annotations
 
@@ -87,6 +90,7 @@ def violations(module: str, source: str) -> list[str]:
             out.append(f"{where}: {mine} (rank {RANKS[mine]}) may not import {theirs} (rank {RANKS[theirs]})")
         if mine == "jobs" and theirs == "web":
             out.append(f"{where}: jobs call services, never the web edge")
+    out += _internals(module, tree)
     if mine == "core":
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
@@ -95,6 +99,35 @@ def violations(module: str, source: str) -> list[str]:
             if node.func.attr in CLOCK_CALLS or (on_time and node.func.attr in TIME_CALLS):
                 out.append(f"{module}:{node.lineno} calls .{node.func.attr}(): core takes the time "
                            "as an argument")
+    return out
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _internals(module: str, tree: ast.AST) -> list[str]:
+    """Imports of another product module's ``_private`` names, and ``mod._name`` on an imported module."""
+    out = []
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                and node.module.split(".")[0] in ("webapp", "jobs") and node.module != module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if _private(alias.name):
+                    out.append(f"{module}:{node.lineno} imports {full}: another module's internals")
+                elif _is_module(full):
+                    aliases[alias.asname or alias.name] = full
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in ("webapp", "jobs") and alias.asname:
+                    aliases[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id in aliases and aliases[node.value.id] != module and _private(node.attr):
+            out.append(f"{module}:{node.lineno} reads {aliases[node.value.id]}.{node.attr}: "
+                       "another module's internals")
     return out
 
 
@@ -127,10 +160,13 @@ def test_every_webapp_module_is_in_a_layer() -> None:
     ("webapp.core.market", "import time\nx = time.time()", "calls .time()"),
     ("webapp.store.hot", "from webapp.tick import pipeline", "store (rank 4) may not import tick"),
     ("webapp.providers.sim", "from webapp.streams import x", "providers (rank 3) may not import streams"),
-    ("webapp.tick.pipeline", "from webapp import services", "may not import services"),
+    ("webapp.tick.pipeline", "from webapp.services import rules", "may not import services"),
     ("webapp.services", "from webapp.web.api import bp", "may not import web"),
     ("webapp.web.cli", "from bench.tick import run", "never imports bench"),
     ("jobs.tick", "from webapp.web import pages", "never the web edge"),
+    ("webapp.services.charts", "from webapp.services.stocks import _views", "internals"),
+    ("webapp.services.charts", "from webapp.services import stocks\nstocks._views()", "internals"),
+    ("webapp.web.api", "from webapp.store import history\nhistory._copy", "internals"),
 ])
 def test_the_check_catches(module: str, source: str, expected: str) -> None:
     found = violations(module, source)
@@ -138,6 +174,8 @@ def test_the_check_catches(module: str, source: str, expected: str) -> None:
 
 
 def test_the_check_allows_downward_imports() -> None:
-    assert violations("webapp.web.api", "from webapp import services\nfrom webapp.store import history") == []
+    assert violations("webapp.web.api",
+                      "from webapp.services import rules\nfrom webapp.store import alerts") == []
+    assert violations("webapp.services.charts", "from webapp.services import stocks\nstocks.snapshot()") == []
     assert violations("webapp.tick.pipeline", "from webapp.core.latest import Latest\nimport redis") == []
     assert violations("webapp.core.market", "from datetime import datetime\nx = datetime.min.time()") == []

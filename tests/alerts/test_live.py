@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from tests.helpers import EmitCapture, minutes
-from webapp import names, services
+from webapp import names
 from webapp.extensions import db, get_redis
+from webapp.services import context, ticks
 from webapp.store import symbols
 from webapp.store.subscriptions import ListenerRegistry
 
@@ -29,7 +30,7 @@ def test_the_tick_fires_what_a_replay_of_the_same_bars_fires(app, client, pg) ->
     made = [client.post("/api/rules", json=r).get_json() for r in RULES]
     times = minutes(40)
     for at in times:
-        services.run_tick_now(at)
+        ticks.run_tick_now(at)
     span = {"start": times[0].isoformat(), "end": (times[-1] + (times[1] - times[0])).isoformat()}
     total = 0
     for rule in made[:2]:  # the EMA rule's seeding differs by design (see webapp/tick/rules.py)
@@ -52,7 +53,7 @@ def test_a_retried_tick_stores_and_emits_no_fire_twice(app, client, pg, service_
     times = minutes(12)
     capture = EmitCapture(service_urls[0])
     try:
-        fired = sum(services.run_tick_now(at).rule_fires for at in times[:-1])
+        fired = sum(ticks.run_tick_now(at).rule_fires for at in times[:-1])
         unheard = capture.events(names.EVENT_ALERT_EVENT)
     finally:
         capture.close()
@@ -61,9 +62,9 @@ def test_a_retried_tick_stores_and_emits_no_fire_twice(app, client, pg, service_
     ListenerRegistry(get_redis()).publish({names.ROOM_ALERTS, names.rule_room(rule["id"])})
     capture = EmitCapture(service_urls[0])
     try:
-        first = services.run_tick_now(times[-1])
-        services.tick_services().hot.client.delete(names.tick_done_key(first.slot, 0, 1))  # a duplicate job
-        again = services.run_tick_now(times[-1])
+        first = ticks.run_tick_now(times[-1])
+        context.tick_services().hot.client.delete(names.tick_done_key(first.slot, 0, 1))  # a duplicate job
+        again = ticks.run_tick_now(times[-1])
         sent = capture.events(names.EVENT_ALERT_EVENT)
     finally:
         capture.close()
@@ -93,13 +94,13 @@ def test_postgres_down_at_the_rule_step_is_caught_up_once_it_is_back(make_app, p
         c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {symbols.create_token(db.session, 'outage')}"
         rule = c.post("/api/rules", json={**RULES[0], "scope": {"all": True}}).get_json()
         for at in times[:12]:
-            assert services.run_tick_now(at).rules == 1
+            assert ticks.run_tick_now(at).rules == 1
         proxy.cut()
         for n, at in enumerate(outage, start=1):
-            report = services.run_tick_now(at)
+            report = ticks.run_tick_now(at)
             assert report.spooled == n and report.accepted == 15 and report.rule_fires == 0
         proxy.restore()
-        back = [services.run_tick_now(at) for at in times[17:]]
+        back = [ticks.run_tick_now(at) for at in times[17:]]
         assert all(r.spooled == 0 for r in back)
         span = {"start": times[0].isoformat(), "end": (times[-1] + (times[1] - times[0])).isoformat()}
         replay = c.post(f"/api/rules/{rule['id']}/replay", json=span).get_json()
@@ -130,13 +131,13 @@ def test_postgres_lost_during_the_rules_write_spools_the_tick_and_catches_it_up(
     rule = client.post("/api/rules", json={**RULES[0], "scope": {"all": True}}).get_json()
     times = minutes(30)
     for at in times[:12]:
-        services.run_tick_now(at)
+        ticks.run_tick_now(at)
     locker = psycopg2.connect(pg.dsn)  # holds writes to the progress table back, reads go on
     got: dict = {}
 
     def doomed_tick() -> None:
         with app.app_context():
-            got["report"] = services.run_tick_now(times[12])
+            got["report"] = ticks.run_tick_now(times[12])
 
     try:
         with locker.cursor() as cur:
@@ -160,7 +161,7 @@ def test_postgres_lost_during_the_rules_write_spools_the_tick_and_catches_it_up(
     assert not worker.is_alive()
     report = got["report"]
     assert report.spooled == 1 and report.accepted == 15  # the tick went on; its rows wait in Redis
-    after = [services.run_tick_now(at) for at in times[13:]]
+    after = [ticks.run_tick_now(at) for at in times[13:]]
     assert after[0].drained == 1 and all(r.spooled == 0 for r in after)
     span = {"start": times[0].isoformat(), "end": (times[-1] + (times[1] - times[0])).isoformat()}
     replay = client.post(f"/api/rules/{rule['id']}/replay", json=span).get_json()

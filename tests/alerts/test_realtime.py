@@ -17,10 +17,10 @@ RULE = {"name": "AAPL crosses SMA 5", "scope": {"tickers": ["AAPL"]}, "cooldown_
 
 
 def test_rule_room_events_and_the_gap_after_a_reconnect(service_urls, app) -> None:
-    from webapp import services
+    from webapp.services import rules
 
-    rule = rules_store.create(db.session, services.rule_spec(RuleBody(**RULE).model_dump()))
-    other = rules_store.create(db.session, services.rule_spec(RuleBody(**{**RULE, "name": "MSFT",
+    rule = rules_store.create(db.session, rules.rule_spec(RuleBody(**RULE).model_dump()))
+    other = rules_store.create(db.session, rules.rule_spec(RuleBody(**{**RULE, "name": "MSFT",
                                                                          "scope": {"tickers": ["MSFT"]}})
                                                               .model_dump()))
     web = WebProcess(*service_urls).start()
@@ -66,12 +66,12 @@ def test_rule_room_events_and_the_gap_after_a_reconnect(service_urls, app) -> No
 def test_the_builtin_sma_crossover_is_a_rule_muting_it_stops_its_alert_events(service_urls, app) -> None:
     """Paused on the rules page, the built-in rule sends no ``alert``; ``stock_update`` still marks the
     crossings (the contract), and resuming brings the events back."""
-    from webapp import services
+    from webapp.services import rules
 
-    builtin = services.rules_with_state()[0]
+    builtin = rules.rules_with_state()[0]
     assert builtin["builtin"] and builtin["condition"] == {"op": "crossing", "a": {"field": "close"},
                                                            "b": {"sma": 5}}
-    services.set_rule_status(builtin["id"], "paused")
+    rules.set_rule_status(builtin["id"], "paused")
     web = WebProcess(*service_urls).start()
     rec = Recorder(["websocket"])
     try:
@@ -83,7 +83,7 @@ def test_the_builtin_sma_crossover_is_a_rule_muting_it_stops_its_alert_events(se
         updates = rec.wait_for("stock_update", 15, timeout=20)
         crossed = [s for u in updates for s in u["stocks"] if s["alert"]]
         assert crossed and rec.events["alert"] == []
-        services.set_rule_status(builtin["id"], "active")
+        rules.set_rule_status(builtin["id"], "active")
         run_via_rq(app, times[15:])
         heard = rec.wait_for("alert", 1, timeout=20)
         assert heard and {a["kind"] for a in heard} <= {"bullish", "bearish"}

@@ -8,8 +8,8 @@ import pytest
 
 from tests.fakes.history_server import FakeHistory
 from tests.helpers import START, minutes
-from webapp import services
 from webapp.core.market import session_minute_starts, sessions_back
+from webapp.services import backfill, charts, ticks
 
 ALPACA = {"APCA-API-KEY-ID": "AKTESTKEY", "APCA-API-SECRET-KEY": "secret-abc-123"}
 POLYGON = {"Authorization": "Bearer pk-test-456"}
@@ -54,8 +54,8 @@ def test_sim_history_runs_straight_into_the_live_walk_and_twice_is_once(make_app
     app = make_app(BACKFILL_MINUTE_SESSIONS=3, BACKFILL_DAILY_DAYS=30)
     with app.app_context():
         for at in minutes(5):
-            services.run_tick_now(at)
-        out = services.backfill("AAPL", now=NOW)
+            ticks.run_tick_now(at)
+        out = backfill.backfill("AAPL", now=NOW)
         assert out.state == "done" and out.sessions == 4  # three sessions and this morning before 10:00
         quotes, daily = stored(pg, "AAPL")
         history = [q for q in quotes if q[0] < START]
@@ -73,10 +73,10 @@ def test_sim_history_runs_straight_into_the_live_walk_and_twice_is_once(make_app
         assert by_day[days[1]][0][6] == pytest.approx(by_day[days[0]][-1][1])
         prices = [q[1] for q in history]
         assert history[10][8] == pytest.approx(sum(prices[6:11]) / 5, abs=1e-4)
-        chart = services.chart_data("AAPL", "5d", now=NOW)
+        chart = charts.chart_data("AAPL", "5d", now=NOW)
         assert chart["interval"] == "5m" and len(chart["bars"]) == 3 * 78 + 6 + 1  # 5D has data at once
-        assert services.backfill_status("AAPL")["state"] == "done"
-        again = services.backfill("AAPL", now=NOW)
+        assert backfill.backfill_status("AAPL")["state"] == "done"
+        again = backfill.backfill("AAPL", now=NOW)
         assert again.state == "done" and again.readings == 0 and again.daily_bars == 0
         assert stored(pg, "AAPL") == (quotes, daily)
 
@@ -88,7 +88,7 @@ def test_provider_history_is_paged_rate_limited_resumed_and_stored_once(make_app
         # a 429 in the middle (the second page of the first minute session): waited out, then resumed
         fake.script = [("ok", None), ("ok", None), ("429", 1), ("ok", None)]
         waited: list[float] = []
-        out = services.backfill("KO", now=NOW, sleep=waited.append)
+        out = backfill.backfill("KO", now=NOW, sleep=waited.append)
         assert out.state == "done" and waited == [1.0], out
         quotes, daily = stored(pg, "KO")
         assert len(quotes) == expected_minutes(3, NOW) and all(q[-1] == name for q in quotes)
@@ -102,7 +102,7 @@ def test_provider_history_is_paged_rate_limited_resumed_and_stored_once(make_app
         assert (quotes[0][2], quotes[0][3], quotes[0][4], quotes[0][1], quotes[0][5]) == \
             (want["o"], want["h"], want["l"], want["c"], want["v"])
         before = len(fake.requests)
-        again = services.backfill("KO", now=NOW)
+        again = backfill.backfill("KO", now=NOW)
         assert again.readings == 0 and stored(pg, "KO") == (quotes, daily)
         assert len(fake.requests) - before <= 3  # only the edge before the oldest reading is asked again
 
@@ -110,7 +110,7 @@ def test_provider_history_is_paged_rate_limited_resumed_and_stored_once(make_app
 def test_a_backfill_cut_short_is_resumed_by_the_next_run(make_app, pg, fake) -> None:
     app = provider_app(make_app, fake, "alpaca")
     with app.app_context():
-        clean = services.backfill("KO", now=NOW)
+        clean = backfill.backfill("KO", now=NOW)
         full = stored(pg, "KO")
     with pg.cursor() as cur:
         cur.execute("TRUNCATE quotes, daily_bars")
@@ -118,17 +118,17 @@ def test_a_backfill_cut_short_is_resumed_by_the_next_run(make_app, pg, fake) -> 
     app = make_app(MARKET_DATA_PROVIDER="alpaca", ALPACA_BASE_URL=fake.url, ALPACA_API_KEY_ID="AKTESTKEY",
                    ALPACA_API_SECRET_KEY="secret-abc-123", BACKFILL_MINUTE_SESSIONS=1, BACKFILL_DAILY_DAYS=30)
     with app.app_context():
-        partial = services.backfill("KO", now=NOW)  # as if it stopped after the newest sessions
+        partial = backfill.backfill("KO", now=NOW)  # as if it stopped after the newest sessions
         assert 0 < partial.readings < clean.readings
         failing = provider_app(make_app, fake, "alpaca")
     fake.script = [("ok", None), ("status", 500)]  # the next run fails part way: nothing half-stored
     with failing.app_context():
-        broken = services.backfill("KO", now=NOW)
+        broken = backfill.backfill("KO", now=NOW)
         assert broken.state == "failed" and "resumes" in broken.message
-        assert services.backfill_status("KO")["state"] == "failed"
+        assert backfill.backfill_status("KO")["state"] == "failed"
     fake.script = [("ok", None)]
     with failing.app_context():
-        resumed = services.backfill("KO", now=NOW)
+        resumed = backfill.backfill("KO", now=NOW)
     assert resumed.state == "done" and partial.readings + resumed.readings == clean.readings
     # the same bars as a run never cut short (where the cut was, the later session's previous close
     # and first SMAs came from the daily bars, as the first run had nothing older)
@@ -143,8 +143,8 @@ def test_a_backfill_cut_short_is_resumed_by_the_next_run(make_app, pg, fake) -> 
 def test_finnhub_says_it_has_no_history_instead_of_failing(make_app, pg) -> None:
     app = make_app(MARKET_DATA_PROVIDER="finnhub", FINNHUB_API_KEY="fh-test")
     with app.app_context():
-        out = services.backfill("AAPL", now=NOW)
-        status = services.backfill_status("AAPL")
+        out = backfill.backfill("AAPL", now=NOW)
+        status = backfill.backfill_status("AAPL")
     assert out.state == "unavailable" and "premium" in out.message
     assert status["state"] == "unavailable" and "no history from this provider" in status["message"]
     assert stored(pg, "AAPL") == ([], [])
@@ -159,8 +159,8 @@ def test_tracking_a_symbol_queues_its_backfill_once(app, client, rdb) -> None:
     assert client.post("/api/symbols", json={"ticker": "AMD"}).status_code == 200  # tracked already
     queue = Queue(names.backfill_queue(app.config["TRACKER"].QUEUE_NAME), connection=rdb)
     assert [j.args for j in queue.jobs] == [("AMD",)]
-    assert services.enqueue_backfill(["AMD"]) == 0  # its job still waits
-    assert services.enqueue_backfill(["BRK.B"]) == 1  # a ticker with a dot makes a valid job id
+    assert backfill.enqueue_backfill(["AMD"]) == 0  # its job still waits
+    assert backfill.enqueue_backfill(["BRK.B"]) == 1  # a ticker with a dot makes a valid job id
     status = client.get("/api/backfill/AMD").get_json()
     assert status["state"] == "queued"
     assert client.get("/api/backfill/NOPE").status_code == 404
@@ -170,7 +170,7 @@ def test_postgres_going_away_mid_backfill_fails_the_run_with_the_reason_and_the_
         make_app, pg, fake, proxy) -> None:
     clean_app = provider_app(make_app, fake, "alpaca")
     with clean_app.app_context():
-        services.backfill("KO", now=NOW)
+        backfill.backfill("KO", now=NOW)
         full = stored(pg, "KO")
     with pg.cursor() as cur:
         cur.execute("TRUNCATE quotes, daily_bars")
@@ -181,12 +181,12 @@ def test_postgres_going_away_mid_backfill_fails_the_run_with_the_reason_and_the_
     # Postgres goes away while the minutes are being fetched: the daily bars are in, no session is
     fake.script = [("ok", None), ("ok", None), ("hook", proxy.cut), ("ok", None)]
     with app.app_context():
-        broken = services.backfill("KO", now=NOW)
+        broken = backfill.backfill("KO", now=NOW)
         assert broken.state == "failed" and "Postgres unavailable" in broken.message
-        assert services.backfill_status("KO")["state"] == "failed"
+        assert backfill.backfill_status("KO")["state"] == "failed"
         proxy.restore()
         fake.script = [("ok", None)]
-        resumed = services.backfill("KO", now=NOW)
+        resumed = backfill.backfill("KO", now=NOW)
     assert resumed.state == "done"
     got = stored(pg, "KO")
     bars = lambda rows: [(q[0], *q[1:6], q[-1]) for q in rows]  # noqa: E731
@@ -201,7 +201,7 @@ def test_a_backfill_whose_job_died_is_not_reported_running_forever(app, rdb) -> 
 
     progress = BackfillProgress(rdb, "KO")
     progress.set("running", done=3, total=9)
-    assert services.backfill_status("KO")["state"] == "running"
+    assert backfill.backfill_status("KO")["state"] == "running"
     rdb.hset(names.backfill_key("KO"), "updated", int(time.time()) - SILENT_SECONDS - 1)  # then nothing
-    status = services.backfill_status("KO")
+    status = backfill.backfill_status("KO")
     assert status["state"] == "failed" and "job stopped" in status["message"] and status["done"] == 3

@@ -80,9 +80,9 @@ def test_added_and_removed_symbols_show_on_an_open_dashboard(web, app, page) -> 
     auth = {"Authorization": f"Bearer {token}"}
     assert requests.post(web.url + "/api/symbols", json={"ticker": "AMD"}, headers=auth, timeout=5).ok
     assert requests.delete(web.url + "/api/symbols/KO", headers=auth, timeout=5).ok
-    from webapp import services
+    from webapp.services import context as context_service
 
-    services.tracked_symbols(fresh=True)
+    context_service.tracked_symbols(fresh=True)
     run_via_rq(app, [START + timedelta(minutes=1)])
     page.wait_for_selector('tr[data-ticker="AMD"] td.price:not(:text("–"))')
     page.wait_for_selector('tr[data-ticker="KO"]', state="detached")

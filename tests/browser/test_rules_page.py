@@ -10,10 +10,10 @@ from tests.browser.conftest import shot
 from tests.fakes.webhook_receiver import Receiver
 from tests.helpers import minutes
 from tests.processes import WebProcess
-from webapp import services
 from webapp.core.delivery import networks
 from webapp.delivery.worker import DeliveryWorker
 from webapp.extensions import db
+from webapp.services import stocks, ticks
 from webapp.store import symbols
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def hooks_web(service_urls, clean):
 def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, app, page) -> None:
     times = minutes(40)
     for at in times[:8]:  # some history for the SMA
-        services.run_tick_now(at)
+        ticks.run_tick_now(at)
     token = symbols.create_token(db.session, "browser")
     receiver = Receiver([]).up()
 
@@ -72,7 +72,7 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
     assert "close crossing sma(5)" in row.inner_text() and "active" in row.inner_text()
 
     for at in times[8:]:
-        services.run_tick_now(at)
+        ticks.run_tick_now(at)
     fired = page.locator("#events tbody tr[data-id]").first
     fired.wait_for(timeout=15_000)
     text = fired.inner_text()
@@ -95,7 +95,7 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
         from webapp.store import alerts as store
 
         fires = len(store.events(db.session, ticker="AAPL", limit=500))
-        crossings = len(services.alert_feed("AAPL"))
+        crossings = len(stocks.alert_feed("AAPL"))
     chart = page.context.new_page()
     chart.goto(hooks_web.url + "/stocks/AAPL?range=all")
     chart.wait_for_function(

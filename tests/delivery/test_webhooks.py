@@ -22,10 +22,11 @@ from tests.fakes.pgproxy import PgProxy
 from tests.fakes.webhook_receiver import Receiver
 from tests.helpers import START, minutes
 from tests.processes import RedisServer
-from webapp import names, services
+from webapp import names
 from webapp.core.delivery import networks
 from webapp.delivery.worker import DeliveryWorker
 from webapp.extensions import db
+from webapp.services import context, ticks
 from webapp.store import alerts as store
 from webapp.store import symbols
 
@@ -70,11 +71,11 @@ def fire_rule(client, receiver: Receiver, n_minutes: int = 30) -> tuple[dict, li
     assert rule.status_code == 201, rule.get_json()
     times = minutes(n_minutes)
     for at in times:
-        services.run_tick_now(at)
+        ticks.run_tick_now(at)
     # the last tick again, as a duplicated job would run it: nothing is fired or owed twice
-    slot = services.run_tick_now(times[-1]).slot
-    services.tick_services().hot.client.delete(names.tick_done_key(slot, 0, 1))
-    services.run_tick_now(times[-1])
+    slot = ticks.run_tick_now(times[-1]).slot
+    context.tick_services().hot.client.delete(names.tick_done_key(slot, 0, 1))
+    ticks.run_tick_now(times[-1])
     events = [e["id"] for e in store.events(db.session, limit=500)]
     assert len(events) >= 3
     rows = db.session.execute(db.text("SELECT count(*), count(DISTINCT event_id) FROM deliveries")).one()
@@ -319,7 +320,7 @@ def test_a_deliverer_rides_out_postgres_and_redis_going_away(client, service_url
 
         def more(start_minute: int) -> list[int]:
             for at in minutes(15, START + timedelta(minutes=start_minute)):
-                services.run_tick_now(at)  # the tick reaches Postgres directly, the deliverer does not
+                ticks.run_tick_now(at)  # the tick reaches Postgres directly, the deliverer does not
             got = sorted(e["id"] for e in store.events(db.session, limit=500))
             assert len(got) > len(events), "the seeded market should cross again"
             return got

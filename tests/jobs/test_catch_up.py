@@ -10,10 +10,11 @@ import pytest
 
 from tests.fakes.providers import ScriptedProvider
 from tests.helpers import minutes, reference, run_via_rq, stored_alerts, stored_quotes
-from webapp import names, services
+from webapp import names
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.quotes import Quote
 from webapp.extensions import get_redis
+from webapp.services import context, ticks
 
 
 def _slots(rows) -> list:
@@ -65,7 +66,7 @@ def test_a_live_feed_records_every_missed_slot_once(make_app, pg) -> None:
     app = make_app()
     provider = ScriptedProvider()  # a real feed: its quote is "now", it cannot answer for the past
     with app.app_context():
-        svc = services.tick_services()
+        svc = context.tick_services()
         svc.provider = provider
         times = minutes(9)
 
@@ -74,7 +75,7 @@ def test_a_live_feed_records_every_missed_slot_once(make_app, pg) -> None:
 
         for at in times[:2]:
             provider.next = quotes_at(at)
-            services.run_tick_now(at)
+            ticks.run_tick_now(at)
         from jobs.tick import tick
 
         provider.next = quotes_at(times[6])

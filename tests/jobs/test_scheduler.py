@@ -12,9 +12,10 @@ from rq import Queue, SimpleWorker
 
 from jobs.scheduler import cron_for, make_scheduler, register
 from tests.helpers import START
-from webapp import names, services
+from webapp import names
 from webapp.extensions import get_redis
 from webapp.launch.embedded import EmbeddedRedis
+from webapp.services import context
 
 
 def test_cron_strings_land_on_clock_boundaries() -> None:
@@ -24,7 +25,7 @@ def test_cron_strings_land_on_clock_boundaries() -> None:
 
 
 def test_restarting_registers_one_copy_aligned_to_the_minute(app) -> None:
-    cfg = services.config()
+    cfg = context.config()
     conn = get_redis()
     for _ in range(3):  # three scheduler starts
         register(make_scheduler(conn, cfg), cfg)
@@ -42,7 +43,7 @@ def test_restarting_registers_one_copy_aligned_to_the_minute(app) -> None:
 def test_short_ticks_align_to_their_seconds(make_app) -> None:
     app = make_app(TICK_SECONDS=5)
     with app.app_context():
-        cfg = services.config()
+        cfg = context.config()
         scheduler = make_scheduler(get_redis(), cfg)
         register(scheduler, cfg)
         when = {j.id: w for j, w in scheduler.get_jobs(with_times=True)}[names.TICK_JOB_ID]
@@ -50,7 +51,7 @@ def test_short_ticks_align_to_their_seconds(make_app) -> None:
 
 
 def test_due_job_is_enqueued_once_and_heartbeat_is_set(app) -> None:
-    cfg = services.config()
+    cfg = context.config()
     conn = get_redis()
     first, second = make_scheduler(conn, cfg), make_scheduler(conn, cfg)
     register(first, cfg)
@@ -70,7 +71,7 @@ def test_due_job_is_enqueued_once_and_heartbeat_is_set(app) -> None:
 
 def test_a_backlog_runs_each_slot_it_was_queued_for(app) -> None:
     """A worker that fell three boundaries behind runs three slots, in order, not the current one thrice."""
-    cfg = services.config()
+    cfg = context.config()
     conn = get_redis()
     scheduler = make_scheduler(conn, cfg)
     register(scheduler, cfg)
@@ -103,7 +104,7 @@ def wait_for(check, timeout: float = 10.0) -> bool:
 
 
 def test_a_flushall_is_noticed_and_the_jobs_registered_again(app, caplog) -> None:
-    cfg = services.config()
+    cfg = context.config()
     conn = get_redis()
     scheduler = make_scheduler(conn, cfg)
     register(scheduler, cfg)
@@ -122,7 +123,7 @@ def test_a_flushall_is_noticed_and_the_jobs_registered_again(app, caplog) -> Non
 def test_the_scheduler_outlives_a_redis_outage(app, caplog) -> None:
     """A private redis-server is stopped for a while, then restarted empty on the same socket."""
     caplog.set_level(logging.INFO, logger="jobs.scheduler")
-    cfg = services.config()
+    cfg = context.config()
     server = EmbeddedRedis()
     conn = Redis.from_url(server.url, socket_timeout=2)
     scheduler = make_scheduler(conn, cfg)

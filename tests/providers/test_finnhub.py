@@ -9,7 +9,7 @@ import redis
 
 from tests.conftest import utc
 from tests.fakes.finnhub_server import FakeFinnhub
-from webapp import names, services
+from webapp import names
 from webapp.config import limits_storage_uri
 from webapp.extensions import db
 from webapp.providers.finnhub import (
@@ -18,6 +18,7 @@ from webapp.providers.finnhub import (
     MalformedQuote,
     parse_quote,
 )
+from webapp.services import context, stocks
 from webapp.tick.pipeline import TickServices, run_tick
 
 KEY = "sk-test-0123456789abcdef"
@@ -143,7 +144,7 @@ def test_through_the_pipeline_with_unknown_symbol_and_no_key_leak(
     caplog.set_level(logging.DEBUG)
     app = make_app(SYMBOLS=("AAPL", "MSFT", "NOSUCH"))
     with app.app_context():
-        base = services.tick_services()
+        base = context.tick_services()
         svc = TickServices(base.config, make_provider(), base.hot, db.session, base.publisher)
         report = run_tick(svc, ["AAPL", "MSFT", "NOSUCH"], NOW)
         assert report.accepted == 2
@@ -151,7 +152,7 @@ def test_through_the_pipeline_with_unknown_symbol_and_no_key_leak(
         # the same quotes again a minute later: unchanged provider time -> stale, not stored twice
         again = run_tick(svc, ["AAPL", "MSFT", "NOSUCH"], NOW + timedelta(minutes=1))
         assert again.accepted == 0 and "stale" in again.stale["AAPL"]
-        snap = services.snapshot(NOW + timedelta(minutes=1))
+        snap = stocks.snapshot(NOW + timedelta(minutes=1))
     assert {s["ticker"]: s["stale"] for s in snap["stocks"]} == {"AAPL": True, "MSFT": True}
     assert KEY not in caplog.text
     assert KEY not in repr(svc.provider)

@@ -77,13 +77,13 @@ def test_unix_second_times_and_the_provider_clock(tmp_path) -> None:
 
 
 def test_replay_beside_a_live_feed_says_what_it_dropped_and_why(app, pg, tmp_path) -> None:
-    from webapp import services
+    from webapp.services import ticks
 
     path = tmp_path / "bars.csv"
     bars_frame().to_csv(path, index=False)
     last = utc("2026-11-20T14:34:00")  # the file's last minute: the live tick runs it, then one more
-    services.run_tick_now(last)
-    services.run_tick_now(last + timedelta(minutes=1))
+    ticks.run_tick_now(last)
+    ticks.run_tick_now(last + timedelta(minutes=1))
     result = app.test_cli_runner().invoke(args=["replay", str(path), "--speed", "0"])
     assert result.exit_code == 0, result.output
     assert "1 minute(s) not replayed: slot already done" in result.output
@@ -107,13 +107,13 @@ def test_zoneless_times_are_exchange_time(tmp_path) -> None:
 
 
 def test_a_replayed_ticker_is_not_overwritten_by_the_sim(app, pg, tmp_path) -> None:
-    from webapp import services
+    from webapp.services import stocks, ticks
 
     path = tmp_path / "bars.csv"
     path.write_text("time,ticker,open,high,low,close,volume\n2026-11-20T15:00:00Z,ZZRP,7,7,7,7.25,10\n")
     assert app.test_cli_runner().invoke(args=["replay", str(path), "--speed", "0"]).exit_code == 0
-    report = services.run_tick_now(utc("2026-11-20T15:05:00"))  # the live sim tick afterwards
+    report = ticks.run_tick_now(utc("2026-11-20T15:05:00"))  # the live sim tick afterwards
     assert report.stale["ZZRP"] == "no sim feed: its readings come from replay"
     assert [r[1] for r in stored_quotes(pg)["ZZRP"]] == [7.25]
-    latest = services.stock_detail("ZZRP")["latest"]
+    latest = stocks.stock_detail("ZZRP")["latest"]
     assert latest["price"] == 7.25 and latest["source"] == "replay"

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from tests.helpers import EmitCapture, minutes, reference, stored_alerts, stored_quotes
-from webapp import names, services
+from webapp import names
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.market import slot_of
 from webapp.core.tables import unpack
 from webapp.extensions import db, get_redis
+from webapp.services import context, rules
 from webapp.store import rules as rules_store
 from webapp.store.subscriptions import ListenerRegistry
 from webapp.tick.pipeline import run_tick
@@ -36,11 +37,11 @@ def test_a_crash_after_the_commit_is_repaired_by_the_next_tick(app, pg, service_
         if slot == doomed:
             raise Killed
 
-    rule = rules_store.create(db.session, services.rule_spec(
+    rule = rules_store.create(db.session, rules.rule_spec(
         {"name": "every cross of SMA 3", "scope": {"all": True}, "frequency": "once_per_bar",
          "cooldown_seconds": 0, "condition": {"op": "crossing", "a": {"field": "close"}, "b": {"sma": 3}}}))
     ListenerRegistry(get_redis()).publish({names.ROOM_ALERTS})  # a page is on the alert feed
-    svc = dataclasses.replace(services.tick_services(), after_commit=crash)
+    svc = dataclasses.replace(context.tick_services(), after_commit=crash)
     symbols = list(DEFAULT_SYMBOLS)
     for at in times[:6]:
         run_tick(svc, symbols, at)
@@ -90,7 +91,7 @@ def test_the_scanners_session_sums_count_the_repaired_minute_once(app, rdb, pg) 
             if slot == doomed:
                 raise Killed
 
-        svc = dataclasses.replace(services.tick_services(), after_commit=crash)
+        svc = dataclasses.replace(context.tick_services(), after_commit=crash)
         for at in times:
             try:
                 run_tick(svc, list(DEFAULT_SYMBOLS), at)

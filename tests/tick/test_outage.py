@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import minutes, reference, stored_alerts, stored_quotes
-from webapp import services
 from webapp.config import DEFAULT_SYMBOLS
+from webapp.services import stocks, ticks
 
 
 def test_ticks_go_on_spooled_and_postgres_catches_up_once(make_app, proxy, pg) -> None:
@@ -18,12 +18,12 @@ def test_ticks_go_on_spooled_and_postgres_catches_up_once(make_app, proxy, pg) -
     with app.app_context():
         client = app.test_client()
         for at in times[:3]:
-            assert services.run_tick_now(at).spooled == 0
+            assert ticks.run_tick_now(at).spooled == 0
         proxy.cut()
         for n, at in enumerate(times[3:6], start=1):
-            report = services.run_tick_now(at)
+            report = ticks.run_tick_now(at)
             assert report.accepted == 15 and report.spooled == n  # Redis, browsers and alerts go on
-        detail = services.stock_detail("AAPL")
+        detail = stocks.stock_detail("AAPL")
         assert detail["latest"]["time"] == times[5].isoformat()
         assert client.get("/api/stocks").status_code == 200  # answered from Redis
         down = client.get("/api/alerts")
@@ -32,9 +32,9 @@ def test_ticks_go_on_spooled_and_postgres_catches_up_once(make_app, proxy, pg) -
         assert any(p.startswith("postgres: down") and "3 tick(s) spooled" in p for p in health["problems"])
         assert client.get("/").status_code in (200, 503)  # a page never answers 500
         proxy.restore()
-        report = services.run_tick_now(times[6])
+        report = ticks.run_tick_now(times[6])
         assert report.drained == 3 and report.spooled == 0
-        services.run_tick_now(times[7])
+        ticks.run_tick_now(times[7])
         assert client.get("/api/health").get_json()["checks"]["spooled_ticks"] == 0
     quotes = stored_quotes(pg)
     assert sorted(quotes) == sorted(DEFAULT_SYMBOLS)
@@ -59,19 +59,19 @@ def test_redis_ahead_of_postgres_is_recorded_missed_and_rebuilt(make_app, proxy,
     times = minutes(14)
     with app.app_context():
         for at in times[:3]:
-            services.run_tick_now(at)
+            ticks.run_tick_now(at)
         proxy.cut()
         outage = times[3:7] if how == "spool-overflowed" else times[3:5]
         for at in outage:
-            services.run_tick_now(at)
+            ticks.run_tick_now(at)
         if how == "spool-deleted":
             get_redis().delete(names.SPOOL_KEY, names.SPOOL_COUNT_KEY)
         proxy.restore()
         after = times[3 + len(outage):]
-        repaired = services.run_tick_now(after[0])
+        repaired = ticks.run_tick_now(after[0])
         assert repaired.restored == 15
         for at in after[1:]:
-            services.run_tick_now(at)
+            ticks.run_tick_now(at)
         page = app.test_client().get("/api/stocks/AAPL/history").get_json()
     lost = times[3:5]  # the two oldest outage ticks in both cases
     why = "ticks ran while Postgres was down and their spooled rows were lost"

@@ -20,10 +20,11 @@ from tests.helpers import (
     stored_alerts,
     stored_quotes,
 )
-from webapp import names, services
+from webapp import names
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.quotes import Quote
 from webapp.extensions import db, get_redis
+from webapp.services import context, stocks, ticks
 from webapp.store.subscriptions import ListenerRegistry
 from webapp.tick.pipeline import run_tick
 
@@ -120,7 +121,7 @@ def test_an_unreadable_latest_table_is_rebuilt_not_fatal(app, rdb, pg, caplog) -
             if kind:
                 expected_alerts.append((ticker, time, kind, price, sma))
     assert stored_alerts(pg) == sorted(expected_alerts)
-    assert len(services.snapshot(START + timedelta(minutes=9))["stocks"]) == 15
+    assert len(stocks.snapshot(START + timedelta(minutes=9))["stocks"]) == 15
 
 
 def test_touch_then_cross_through_the_pipeline(app, pg, service_urls) -> None:
@@ -169,7 +170,7 @@ def test_bad_quotes_mark_stale_and_lose_nothing(app, pg, rdb, service_urls) -> N
     assert {s["ticker"]: s["stale"] for s in update[0][1]["stocks"]} == {"AAPL": True, "MSFT": True}
     assert {t: len(r) for t, r in stored_quotes(pg).items()} == {"AAPL": 1, "MSFT": 1}
     assert rdb.lrange(names.window_key("AAPL"), 0, -1) == [b"100.0"]
-    snap = services.snapshot(at)
+    snap = stocks.snapshot(at)
     assert {s["ticker"]: s["stale_reason"] for s in snap["stocks"]} == report.stale
 
 
@@ -207,10 +208,10 @@ def test_roundtrips_and_inserts_are_constant_in_symbols(make_app, rdb, pg) -> No
         symbols = tuple(f"T{i:04d}" for i in range(n))
         app = make_app(SYMBOLS=symbols)
         with app.app_context():
-            services.run_tick_now(START)  # first tick: nothing to rebuild from yet
+            ticks.run_tick_now(START)  # first tick: nothing to rebuild from yet
             with count_io(db.engine) as counts:
                 for at in minutes(3, START + timedelta(minutes=1)):
-                    report = services.run_tick_now(at)
+                    report = ticks.run_tick_now(at)
                     assert report.accepted == n
             measured[n] = (counts.redis_roundtrips, counts.sql_inserts)
     # lock, MGET, write script, listeners, one batch of emits: five per tick at any size
@@ -283,7 +284,7 @@ def test_a_long_tick_keeps_its_lock(make_app, rdb) -> None:
     """The lock is renewed while the tick runs, so a slow one is not overtaken by the next."""
     app = make_app(TICK_LOCK_TTL_SECONDS=1)
     with app.app_context():
-        svc = services.tick_services()
+        svc = context.tick_services()
         token = svc.hot.lock(hold_seconds=1, wait_seconds=1)
         with svc.hot.held(token, 1):
             sleep(2.5)  # well past the TTL
@@ -298,7 +299,7 @@ def test_slots_finished_out_of_order_are_not_taken_for_lost_ones(app, pg, rdb) -
     records a false gap and rebuilds every window."""
     symbols = list(DEFAULT_SYMBOLS)
     with app.app_context():
-        svc = services.tick_services()
+        svc = context.tick_services()
         later, earlier, next_ = (run_tick(svc, symbols, START + timedelta(minutes=m)) for m in (1, 0, 2))
     assert later.accepted == 15 and not earlier.skipped  # it ran, second
     assert next_.accepted == 15 and next_.restored == 0

@@ -9,11 +9,12 @@ import pytest
 from tests.conftest import utc
 from tests.fakes.providers import ScriptedProvider
 from tests.helpers import START, EmitCapture, minutes, run_via_rq, scripted_services
-from webapp import names, services
+from webapp import names
 from webapp.core.quotes import Quote
 from webapp.core.scanner import LISTS
 from webapp.core.tables import unpack
 from webapp.extensions import db, get_redis
+from webapp.services import scanner
 from webapp.store import history
 from webapp.store.subscriptions import ListenerRegistry
 from webapp.tick.pipeline import run_tick
@@ -72,10 +73,10 @@ def test_lists_deltas_and_in_play_through_the_pipeline(scripted, rdb, service_ur
     assert [t for t, _ in ranked(rdb, "unusual_volume")] == ["CCC"]
     assert [t for t, _ in ranked(rdb, "new_highs")] == ["CCC"]
 
-    fresh = services.scanner_list("gainers", 10, now=times[4] + timedelta(seconds=5))
+    fresh = scanner.scanner_list("gainers", 10, now=times[4] + timedelta(seconds=5))
     assert [r["ticker"] for r in fresh["rows"]] == ["CCC"] and fresh["stale"] is False
     # minutes later with no tick, the same list says it is stale
-    later = services.scanner_list("gainers", 10, now=times[4] + timedelta(minutes=4))
+    later = scanner.scanner_list("gainers", 10, now=times[4] + timedelta(minutes=4))
     assert later["stale"] is True and later["rows"] == fresh["rows"]
     row = fresh["rows"][0]
     assert row["day_volume"] == 14_000 and row["vol_ratio"] == 10.0 and row["unusual"]
@@ -142,16 +143,16 @@ def test_rvol_compares_with_the_same_minute_of_earlier_sessions(scripted, pg) ->
             if day == "2026-11-19":
                 rows.append(history.QuoteRow(q("BBB", 10.0, minute, 50), None))
     history.insert_tick(db.session, rows, [])
-    built = services.build_volume_profile(today)
+    built = scanner.build_volume_profile(today)
     assert built["symbols"] == 2 and built["sessions"][-2:] == ["2026-11-18", "2026-11-19"]
-    assert services.build_volume_profile(today)["skipped"] == "already built"  # safe twice
+    assert scanner.build_volume_profile(today)["skipped"] == "already built"  # safe twice
 
     provider.next = [q("AAA", 10.0, today - timedelta(minutes=1), 150),
                      q("BBB", 10.0, today - timedelta(minutes=1), 100)]
     run_tick(svc, ["AAA", "BBB"], today - timedelta(minutes=1))
     provider.next = [q("AAA", 10.5, today, 450), q("BBB", 10.5, today, 100)]
     run_tick(svc, ["AAA", "BBB"], today)
-    rows_ = {r["ticker"]: r for r in services.scanner_list("gainers", 5, now=today)["rows"]}
+    rows_ = {r["ticker"]: r for r in scanner.scanner_list("gainers", 5, now=today)["rows"]}
     # AAA: 600 so far vs the average of (100+300, 200+200) = 400 at 10:00 -> 1.5, over 2 sessions
     assert rows_["AAA"]["rvol"] == 1.5 and rows_["AAA"]["rvol_sessions"] == 2
     # BBB: 200 vs its one session's 100 -> 2.0, and it says it rests on one session

@@ -7,10 +7,11 @@ import pytest
 
 from tests.fakes.providers import ScriptedProvider
 from tests.helpers import START, check, minutes, pretend_processes_run, scripted_services
-from webapp import names, services
+from webapp import names
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.quotes import Quote
 from webapp.extensions import get_redis
+from webapp.services import context, health, ticks
 from webapp.tick.pipeline import run_tick
 
 
@@ -20,7 +21,7 @@ def test_stocks_before_and_after_a_tick(app) -> None:
     assert body["stocks"] == [] and body["awaiting_first_reading"] == list(DEFAULT_SYMBOLS)
     assert body["market"]["exchange"] == "XNYS" and body["market"]["state"] in ("open", "closed")
 
-    services.run_tick_now()
+    ticks.run_tick_now()
     body = client.get("/api/stocks").get_json()
     assert [s["ticker"] for s in body["stocks"]] == list(DEFAULT_SYMBOLS)
     for s in body["stocks"]:
@@ -39,7 +40,7 @@ def test_health_names_what_is_wrong(app) -> None:
     assert any(p.startswith("pipeline: no tick recorded") for p in problems)
 
     pretend_processes_run(app)
-    services.run_tick_now(datetime.now(timezone.utc))
+    ticks.run_tick_now(datetime.now(timezone.utc))
     resp = client.get("/api/health")
     body = resp.get_json()
     assert resp.status_code == 200, body
@@ -50,8 +51,8 @@ def test_health_names_what_is_wrong(app) -> None:
 def test_health_names_the_right_part_for_each_fault(app) -> None:
     client = app.test_client()
     pretend_processes_run(app)
-    cfg = services.config()
-    services.run_tick_now(datetime.now(timezone.utc))
+    cfg = context.config()
+    ticks.run_tick_now(datetime.now(timezone.utc))
     assert client.get("/api/health").status_code == 200
     # the tick job vanished (a FLUSHALL the scheduler has not repaired yet): the scheduler is blamed
     get_redis().zrem("rq:scheduler:scheduled_jobs", names.TICK_JOB_ID)
@@ -60,14 +61,14 @@ def test_health_names_the_right_part_for_each_fault(app) -> None:
                             for p in problems)
     pretend_processes_run(app)
     # a stall: the last tick is older than about two ticks
-    ok, body = services.health(datetime.now(timezone.utc) + timedelta(seconds=2 * cfg.TICK_SECONDS + 15))
+    ok, body = health.health(datetime.now(timezone.utc) + timedelta(seconds=2 * cfg.TICK_SECONDS + 15))
     assert not ok and any(p.startswith("pipeline: last tick ran") for p in body["problems"])
     # the provider serves nothing usable while it should
     provider = ScriptedProvider()
-    provider.problems = {t: "provider timestamp unchanged" for t in services.tracked_symbols()}
-    run_tick(scripted_services(app, provider), list(services.tracked_symbols()),
+    provider.problems = {t: "provider timestamp unchanged" for t in context.tracked_symbols()}
+    run_tick(scripted_services(app, provider), list(context.tracked_symbols()),
              datetime.now(timezone.utc) + timedelta(minutes=1))
-    problems = services.health(datetime.now(timezone.utc) + timedelta(minutes=1))[1]["problems"]
+    problems = health.health(datetime.now(timezone.utc) + timedelta(minutes=1))[1]["problems"]
     assert problems == ["provider: the last tick accepted no fresh reading of 15 (15 marked stale)"]
 
 
@@ -98,7 +99,7 @@ def test_api_errors_are_json(app) -> None:
 @pytest.fixture
 def seeded(app):
     for at in minutes(12):
-        services.run_tick_now(at)
+        ticks.run_tick_now(at)
     return app.test_client()
 
 

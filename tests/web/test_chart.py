@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from tests.helpers import check, minutes
-from webapp import services
 from webapp.core import indicator_series as ind
+from webapp.services import ticks
 
 STUDIES = "sma:5,ema:3,bb:5:2,rsi:5,macd:3:6:3,vwap"
 
@@ -14,7 +14,7 @@ STUDIES = "sma:5,ema:3,bb:5:2,rsi:5,macd:3:6:3,vwap"
 @pytest.fixture
 def seeded(app):
     for at in minutes(40):
-        services.run_tick_now(at)
+        ticks.run_tick_now(at)
     return app.test_client()
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import gzip
 
-from webapp import services
 from webapp.extensions import db
+from webapp.services import ticks
 from webapp.store import symbols
 
 
@@ -30,7 +30,7 @@ def test_rate_limit_headers_and_429_json(make_app) -> None:
 
 
 def test_etag_304_and_gzip(app) -> None:
-    services.run_tick_now()
+    ticks.run_tick_now()
     client = app.test_client()
     first = client.get("/api/stocks/AAPL/history")
     etag = first.headers["ETag"]

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from webapp import services
+from webapp.services import stocks, ticks
 
 
 def test_dashboard_renders_server_side_rows(app) -> None:
-    services.run_tick_now()
+    ticks.run_tick_now()
     html = app.test_client().get("/").get_data(as_text=True)
     assert 'tr data-ticker="BRK.B"' in html
-    snap = services.snapshot()
+    snap = stocks.snapshot()
     aapl = next(s for s in snap["stocks"] if s["ticker"] == "AAPL")
     assert f"{aapl['price']:.2f}" in html
     assert "vendor/socket.io-client/socket.io.min.js" in html
@@ -20,11 +20,11 @@ def test_unknown_page_is_a_proper_404(app) -> None:
 
 
 def test_the_alerts_page_says_whose_alerts_they_are_and_when_they_are_muted(app) -> None:
-    from webapp import services
+    from webapp.services import rules
 
     client = app.test_client()
     page = client.get("/alerts").get_data(as_text=True)
     assert "built-in rule “Price crossing its 5-period SMA”, which is\n  active" in page
-    services.set_rule_status(services.builtin_rule()["id"], "paused")
+    rules.set_rule_status(rules.builtin_rule()["id"], "paused")
     page = client.get("/alerts").get_data(as_text=True)
     assert "<strong>muted</strong>: no new ones are sent live" in page and 'href="/alerts/rules"' in page

@@ -12,9 +12,9 @@ import socketio
 
 from tests.helpers import START, minutes, run_via_rq
 from tests.processes import WebProcess
-from webapp import services
 from webapp.core.scanner import apply_delta
 from webapp.extensions import get_redis
+from webapp.services import scanner
 from webapp.store.subscriptions import Listening
 
 pytestmark = pytest.mark.slow
@@ -119,7 +119,7 @@ def test_scan_room_gets_its_list_as_deltas_on_the_ack_base(web, app) -> None:
         update = got[0]
         assert update["prev_seq"] == base["seq"]
         # the client's list after the delta is the list as the server now holds it
-        now = services.scan_store().announced()["gainers"]["rows"]
+        now = scanner.scan_store().announced()["gainers"]["rows"]
         assert apply_delta(base["rows"], update) == now
     finally:
         rec.sio.disconnect()

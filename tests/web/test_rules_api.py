@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import START, minutes
-from webapp import services
+from webapp.services import ticks
 
 RULE = {"name": "AAPL over its SMA 5", "scope": {"tickers": ["aapl"]}, "cooldown_seconds": 0,
         "condition": {"op": "crossing_up", "a": {"field": "close"}, "b": {"sma": 5}}}
@@ -67,7 +67,7 @@ def test_replay_of_the_sma_cross_fires_where_the_tick_alerted(app, client, pg) -
     """Live and replay agree: the built-in SMA-5 alert is the rule close crossing_up sma(5)."""
     times = minutes(40)
     for at in times:
-        services.run_tick_now(at)
+        ticks.run_tick_now(at)
     with pg.cursor() as cur:
         cur.execute("SELECT time FROM alerts WHERE ticker = 'AAPL' AND kind = 'bullish' ORDER BY time")
         alerted = [t.isoformat() for (t,) in cur.fetchall()]

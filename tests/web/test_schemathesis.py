@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.helpers import minutes, pretend_processes_run, run_via_rq
 from tests.processes import WebProcess
-from webapp import services
 from webapp.extensions import db
+from webapp.services import ticks
 from webapp.store import symbols
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def test_api_conforms_to_its_openapi_document(service_urls, clean, app) -> None:
     run_via_rq(app, minutes(8))  # history and alerts to page through
     # a healthy pipeline, so /api/health answers 200 (a 503 there is a finding)
-    services.run_tick_now()
+    ticks.run_tick_now()
     pretend_processes_run(app)
     headers = {"Authorization": f"Bearer {symbols.create_token(db.session, 'schemathesis')}"}
     proc = WebProcess(*service_urls, API_RATE_LIMIT="100000/minute").start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import redis.asyncio as aredis
 
 from tests.helpers import run_async
-from webapp import services
+from webapp.services import health
 from webapp.store.streamstate import StreamWriter
 
 
@@ -18,7 +18,7 @@ def report(url: str, **status) -> None:
 
 def stream_problems(app) -> tuple[list[str], dict]:
     with app.app_context():
-        _, body = services.health()
+        _, body = health.health()
     return [p for p in body["problems"] if p.startswith("stream")], body["checks"]["stream"]
 
 

@@ -6,8 +6,9 @@ import hashlib
 import pytest
 
 from tests.helpers import START, EmitCapture, minutes
-from webapp import names, services
+from webapp import names
 from webapp.extensions import db
+from webapp.services import context, ticks
 from webapp.store import symbols
 
 
@@ -50,7 +51,7 @@ def test_writes_need_a_valid_token(app, token) -> None:
 def test_added_symbol_is_in_the_next_tick(app, token, service_urls) -> None:
     client = app.test_client()
     auth = {"Authorization": f"Bearer {token}"}
-    services.run_tick_now(START)
+    ticks.run_tick_now(START)
     added = client.post("/api/symbols", json={"ticker": "amd"}, headers=auth)
     assert added.status_code == 201 and added.get_json() == {"ticker": "AMD", "active": True, "changed": True}
     again = client.post("/api/symbols", json={"ticker": "AMD"}, headers=auth)
@@ -61,11 +62,11 @@ def test_added_symbol_is_in_the_next_tick(app, token, service_urls) -> None:
 
     capture = EmitCapture(service_urls[0])
     try:
-        services.run_tick_now(minutes(2)[1])  # the next tick, same process, no restart
+        ticks.run_tick_now(minutes(2)[1])  # the next tick, same process, no restart
         (_, update), = capture.events(names.EVENT_STOCK_UPDATE)
     finally:
         capture.close()
     tickers = [s["ticker"] for s in update["stocks"]]
     assert "AMD" in tickers and "KO" not in tickers
     # removing a configured symbol sticks: the seed from SYMBOLS does not bring it back
-    assert "KO" not in services.tracked_symbols(fresh=True)
+    assert "KO" not in context.tracked_symbols(fresh=True)

@@ -112,6 +112,11 @@ class SimProvider:
         known = np.array([KNOWN_PRICES.get(s, np.nan) for s in symbols])
         return np.where(np.isnan(known), drawn, known)
 
+    def start_prices(self, symbols: Sequence[str]) -> dict[str, float]:
+        """:meth:`base_prices` by ticker, at the quote's precision (the simulated stream's anchors)."""
+        keys = np.array([self._ticker_key(s) for s in symbols], dtype=np.uint64)
+        return dict(zip(symbols, np.round(self.base_prices(symbols, keys), 2).tolist(), strict=True))
+
     def fetch(
         self,
         symbols: Sequence[str],

@@ -10,13 +10,17 @@ from typing import Any, Literal
 from flask import Blueprint, jsonify, render_template, request
 from pydantic import BaseModel, Field
 
-from webapp import services
 from webapp.core import scanner as scan_core
 from webapp.core.indicator_series import StudyError
 from webapp.core.market import RANGES
 from webapp.core.scanner import Filters
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db
+from webapp.services import backfill as backfill_service
+from webapp.services import charts, context, scanner
+from webapp.services import health as health_service
+from webapp.services import stocks as stocks_service
+from webapp.services import symbols as symbols_service
 from webapp.store import history, missed, symbols
 from webapp.store.backfillstate import STATES as BACKFILL_STATES
 from webapp.web import auth
@@ -258,7 +262,7 @@ class AlertsQuery(Query):
     ticker: str | None = Field(None, pattern=r"^[A-Za-z0-9.\-]{1,10}$")
     kind: Literal["bullish", "bearish"] | None = None
     since: Timestamp | None = Field(None, description="ISO 8601 or unix seconds")
-    limit: int = Field(100, ge=1, le=services.MAX_FEED_ALERTS)
+    limit: int = Field(100, ge=1, le=stocks_service.MAX_FEED_ALERTS)
     cursor: str | None = None
 
 
@@ -280,8 +284,8 @@ def _decode(cursor: str, kind: str) -> list[str]:
 
 def _ticker(raw: str) -> str:
     try:
-        return services.known_ticker(raw)
-    except services.UnknownTicker as exc:
+        return stocks_service.known_ticker(raw)
+    except stocks_service.UnknownTicker as exc:
         raise ApiError(404, "unknown_ticker", str(exc)) from None
 
 
@@ -289,7 +293,7 @@ def _ticker(raw: str) -> str:
 
 def require_read_token() -> None:
     """Reads are public unless API_READ_TOKEN_REQUIRED is set."""
-    if services.config().API_READ_TOKEN_REQUIRED:
+    if context.config().API_READ_TOKEN_REQUIRED:
         require_token()
 
 
@@ -320,17 +324,17 @@ def stocks(q: StocksQuery):
                 raise ApiError(400, "bad_parameter",
                                f"tickers: {raw.strip()!r} is not a ticker (1-10 characters of A-Z 0-9 . -)")
             wanted.append(ticker)
-        untracked = [t for t in wanted if t not in services.tracked_symbols()]
+        untracked = [t for t in wanted if t not in context.tracked_symbols()]
         if untracked:
             raise ApiError(404, "unknown_ticker", f"tickers: not tracked: {', '.join(untracked)}")
-    return jsonify(services.snapshot(tickers=wanted))
+    return jsonify(stocks_service.snapshot(tickers=wanted))
 
 
 @endpoint(bp, "/stocks/<ticker>", response=StockDetail, summary="One stock", errors=(404,),
           auth=require_read_token, auth_kind="read")
 def stock(ticker: str):
     ticker = _ticker(ticker)
-    data = services.stock_detail(ticker)
+    data = stocks_service.stock_detail(ticker)
     return jsonify(data)
 
 
@@ -360,7 +364,7 @@ def stock_chart(ticker: str, q: ChartQuery):
     """What the chart page draws, for switching timeframe or indicators without a reload."""
     ticker = _ticker(ticker)
     try:
-        return jsonify(services.chart_data(ticker, q.range, q.interval, q.indicators))
+        return jsonify(charts.chart_data(ticker, q.range, q.interval, q.indicators))
     except StudyError as exc:
         raise ApiError(400, "bad_parameter", f"indicators: {exc}") from None
 
@@ -368,7 +372,7 @@ def stock_chart(ticker: str, q: ChartQuery):
 @endpoint(bp, "/search", response=SearchResult, query=SearchQuery, summary="Find symbols",
           auth=require_read_token, auth_kind="read")
 def search(q: SearchQuery):
-    return jsonify(services.search_symbols(q.q, q.limit))
+    return jsonify(symbols_service.search_symbols(q.q, q.limit))
 
 
 @endpoint(bp, "/backfill/<ticker>", response=BackfillStatus, summary="A symbol's backfill progress",
@@ -376,7 +380,7 @@ def search(q: SearchQuery):
 def backfill_status(ticker: str):
     """Where a newly tracked symbol's history stands: queued, running (done of total), waiting out a
     rate limit, done, unavailable from this provider (and why), or failed (a later run resumes)."""
-    return jsonify(services.backfill_status(_ticker(ticker)))
+    return jsonify(backfill_service.backfill_status(_ticker(ticker)))
 
 
 @endpoint(bp, "/alerts", response=AlertsPage, query=AlertsQuery, summary="Alerts",
@@ -388,7 +392,7 @@ def alerts(q: AlertsQuery):
         before = (datetime.fromisoformat(when), int(ident))
     rows = history.alerts_page(db.session, q.ticker.upper() if q.ticker else None, q.kind,
                                q.since or EPOCH, before, q.limit)
-    items = [services.alert_json(a) for _, a in rows]
+    items = [stocks_service.alert_json(a) for _, a in rows]
     next_cursor = (_encode("a", rows[-1].alert.time.isoformat(), rows[-1].id)
                    if len(rows) == q.limit else None)
     return jsonify({"alerts": items, "next_cursor": next_cursor})
@@ -396,13 +400,13 @@ def alerts(q: AlertsQuery):
 
 @endpoint(bp, "/health", response=Health, summary="Health", errors=(503,), bodies={503: Health})
 def health():
-    ok, body = services.health()
+    ok, body = health_service.health()
     return jsonify(body), 200 if ok else 503
 
 
 @endpoint(bp, "/stream", response=StreamState, summary="Stream state")
 def stream():
-    return jsonify(services.stream_state())
+    return jsonify(health_service.stream_state())
 
 
 # ---- scanner ----
@@ -461,7 +465,7 @@ class ScanQuery(Query):
 @endpoint(bp, "/scanner", response=ScanIndex, summary="Scanner lists",
           auth=require_read_token, auth_kind="read")
 def scanner_index():
-    cfg = services.config()
+    cfg = context.config()
     return jsonify({"lists": [{"name": n, "title": scan_core.LIST_TITLES[n], "rule": scan_core.LIST_RULES[n]}
                               for n in scan_core.LISTS],
                     "top": cfg.SCAN_TOP, "depth": cfg.SCAN_DEPTH})
@@ -474,10 +478,10 @@ def scanner_list(list_name: str, q: ScanQuery):
     if q.min_price is not None and q.max_price is not None and q.min_price > q.max_price:
         raise ApiError(400, "bad_parameter", "min_price: must not exceed max_price")
     extra = Filters(q.min_price, q.max_price, q.min_volume, q.min_rvol)
-    limit = q.limit if extra != Filters() else min(q.limit, services.config().SCAN_DEPTH)
+    limit = q.limit if extra != Filters() else min(q.limit, context.config().SCAN_DEPTH)
     try:
-        return jsonify(services.scanner_list(list_name, limit, extra))
-    except services.UnknownList as exc:
+        return jsonify(scanner.scanner_list(list_name, limit, extra))
+    except scanner.UnknownList as exc:
         raise ApiError(404, "unknown_list", str(exc)) from None
 
 
@@ -524,7 +528,7 @@ def list_symbols():
           auth=require_token, summary="Track a symbol", bodies={200: SymbolChange})
 def add_symbol(data: NewSymbol):
     ticker = data.ticker.upper()
-    changed = services.track_symbol(ticker)  # and queues its backfill
+    changed = symbols_service.track_symbol(ticker)  # and queues its backfill
     return jsonify({"ticker": ticker, "active": True, "changed": changed}), 201 if changed else 200
 
 
@@ -534,5 +538,5 @@ def remove_symbol(ticker: str):
     ticker = ticker.upper()
     if not symbols.remove(db.session, ticker):
         raise ApiError(404, "unknown_ticker", f"{ticker} is not tracked")
-    services.tracked_symbols(fresh=True)
+    context.tracked_symbols(fresh=True)
     return jsonify({"ticker": ticker, "active": False, "changed": True})

@@ -17,9 +17,9 @@ from flask import Blueprint, Flask, flash, redirect, render_template, request, u
 from flask_login import UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 
-from webapp import services
 from webapp.config import DEV_SECRET_KEY
 from webapp.extensions import db, login_manager
+from webapp.services import context
 from webapp.store import users
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _pages_need_sign_in() -> Any:
-        if (services.config().PAGES_SIGN_IN_REQUIRED and not current_user.is_authenticated
+        if (context.config().PAGES_SIGN_IN_REQUIRED and not current_user.is_authenticated
                 and request.blueprint == "pages"):
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return None

@@ -10,9 +10,10 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from webapp import services
 from webapp.extensions import db
+from webapp.services import context, ticks
 from webapp.store import symbols
+from webapp.tick.pipeline import TickReport
 
 
 def _parse_at(value: str | None) -> datetime | None:
@@ -28,13 +29,13 @@ def init_app(app: Flask) -> None:
     @click.option("--json", "as_json", is_flag=True, help="print the full report as JSON")
     def fetch_once(at: str | None, as_json: bool) -> None:
         """Run one tick now and print what it did."""
-        report = services.run_tick_now(_parse_at(at))
+        report = ticks.run_tick_now(_parse_at(at))
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2))
             return
         r = report
         click.echo(f"tick {r.at.isoformat()} (slot {r.slot}), market {r.market}, "
-                   f"provider {services.tick_services().provider.name}")
+                   f"provider {context.tick_services().provider.name}")
         if r.skipped:
             click.echo(f"  skipped fetching: {r.skipped}")
         click.echo(f"  symbols {r.symbols}, fetched {r.fetched}, accepted {r.accepted}, "
@@ -61,13 +62,13 @@ def init_app(app: Flask) -> None:
             raise click.ClickException(str(exc)) from None
         alerts = 0
         with tqdm(total=total, unit="min", desc="replay") as bar:
-            def each(report: services.TickReport) -> None:
+            def each(report: TickReport) -> None:
                 nonlocal alerts
                 alerts += len(report.alerts)
                 bar.set_postfix(at=report.at.strftime("%Y-%m-%d %H:%M"), alerts=alerts)
                 bar.update(1)
 
-            reports = services.replay(path, speed, each)
+            reports = ticks.replay(path, speed, each)
         click.echo(f"replayed {len(reports)} minutes, {sum(r.accepted for r in reports)} quotes, "
                    f"{alerts} alerts")
         skipped = Counter(r.skipped for r in reports if r.skipped)

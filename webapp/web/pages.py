@@ -10,13 +10,15 @@ from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from webapp import services
 from webapp.core import rules as rules_core
 from webapp.core.indicator_series import StudyError
 from webapp.core.market import EXCHANGE_TZ, RANGE_ALIASES, RANGES
 from webapp.core.scanner import LISTS, Filters
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db
+from webapp.services import alert_events, charts, context, rules, stocks
+from webapp.services import scanner as scanner_service
+from webapp.services import symbols as symbols_service
 
 bp = Blueprint("pages", __name__)
 
@@ -67,13 +69,13 @@ def dashboard():
     from webapp.web.auth import signed_in
     from webapp.web.watchlists import COLUMNS
 
-    snap = services.snapshot()
-    symbols = list(services.tracked_symbols())
+    snap = stocks.snapshot()
+    symbols = list(context.tracked_symbols())
     user = signed_in()
     saved = user.settings.get("dashboard_columns") if user else None
     return render_template("dashboard.html", snap=snap, symbols=symbols,
-                           sparks=services.sparklines(symbols),
-                           max_subscribe=services.config().MAX_SUBSCRIBE_TICKERS,
+                           sparks=stocks.sparklines(symbols),
+                           max_subscribe=context.config().MAX_SUBSCRIBE_TICKERS,
                            watchlists=watchlists.lists(db.session, user.id) if user else [],
                            columns_all=COLUMNS, columns=saved or list(COLUMNS),
                            columns_saved=saved is not None)
@@ -82,18 +84,18 @@ def dashboard():
 @bp.get("/stocks/<ticker>")
 def chart(ticker: str):
     try:
-        ticker = services.known_ticker(ticker)
-    except services.UnknownTicker as exc:
+        ticker = stocks.known_ticker(ticker)
+    except stocks.UnknownTicker as exc:
         abort(404, description=str(exc))
     asked = request.args.get("range", "1d")
     range_name = RANGE_ALIASES.get(asked, asked)
     if range_name not in RANGES:
         abort(404, description=f"range must be one of {', '.join(RANGES)}")
     interval = request.args.get("interval") or None
-    if interval is not None and interval not in services.CHART_INTERVALS:
-        abort(400, description=f"interval must be one of {', '.join(services.CHART_INTERVALS)}")
+    if interval is not None and interval not in charts.CHART_INTERVALS:
+        abort(400, description=f"interval must be one of {', '.join(charts.CHART_INTERVALS)}")
     try:
-        data = services.chart_data(ticker, range_name, interval, request.args.get("indicators"))
+        data = charts.chart_data(ticker, range_name, interval, request.args.get("indicators"))
     except StudyError as exc:
         abort(400, description=f"indicators: {exc}")
     return render_template("chart.html", data=data, ranges=RANGES, focus=request.args.get("at", ""))
@@ -103,7 +105,7 @@ def chart(ticker: str):
 def search():
     """The header's search box: a tracked ticker opens its chart; else the matches, and "Track"."""
     q = request.args.get("q", "")[:40]
-    got = services.search_symbols(q)
+    got = symbols_service.search_symbols(q)
     exact = [h for h in got["results"] if h["ticker"] == q.strip().upper()]
     if exact:
         return redirect(url_for("pages.chart", ticker=exact[0]["ticker"]))
@@ -124,7 +126,7 @@ def track():
     ticker = normalise_ticker(raw)
     if ticker is None:
         abort(400, description=f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)")
-    services.track_symbol(ticker)
+    symbols_service.track_symbol(ticker)
     flash(f"Tracking {ticker}: its history is loading.")
     return redirect(url_for("pages.chart", ticker=ticker))
 
@@ -141,8 +143,8 @@ def scanner():
     except ValidationError as exc:
         abort(400, description=validation_message(exc))
     extra = Filters(q.min_price, q.max_price, q.min_volume, q.min_rvol)
-    cfg = services.config()
-    lists = services.scanner_lists(LISTS, cfg.SCAN_TOP, extra)
+    cfg = context.config()
+    lists = scanner_service.scanner_lists(LISTS, cfg.SCAN_TOP, extra)
     asked = {k: v for k, v in extra._asdict().items() if v is not None}
     return render_template("scanner.html", lists=lists, asked=asked, top=cfg.SCAN_TOP,
                            max_age=3 * cfg.TICK_SECONDS,
@@ -154,10 +156,10 @@ def alerts():
     raw = request.args.get("ticker", "").strip()
     ticker = normalise_ticker(raw) if raw else None
     if raw and ticker is None:  # said beside the form, which keeps what was typed
-        return render_template("alerts.html", alerts=[], ticker=raw, symbols=services.tracked_symbols(),
+        return render_template("alerts.html", alerts=[], ticker=raw, symbols=context.tracked_symbols(),
                                error=f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)"), 400
-    return render_template("alerts.html", alerts=services.alert_feed(ticker), ticker=ticker or "",
-                           symbols=services.tracked_symbols(), builtin=services.builtin_rule())
+    return render_template("alerts.html", alerts=stocks.alert_feed(ticker), ticker=ticker or "",
+                           symbols=context.tracked_symbols(), builtin=rules.builtin_rule())
 
 
 @bp.get("/alerts/rules")
@@ -167,8 +169,8 @@ def alert_rules():
     Reads render here; changes go through ``/api/rules`` and ``/api/webhooks``
     with the API token the user pastes (kept in the browser's session storage).
     """
-    return render_template("rules.html", events=services.recent_events(50),
+    return render_template("rules.html", events=alert_events.recent_events(50),
                            operators=rules_core.OPERATORS, pair_ops=rules_core.PAIR_OPS,
                            channel_ops=rules_core.CHANNEL_OPS, fields=rules_core.FIELDS,
                            metrics=rules_core.METRICS, frequencies=rules_core.FREQUENCIES, lists=LISTS,
-                           symbols=services.tracked_symbols())
+                           symbols=context.tracked_symbols())

@@ -26,10 +26,11 @@ from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from webapp import names, services
+from webapp import names
 from webapp.core.scanner import LISTS
 from webapp.core.validation import SubscriptionError, subscription
 from webapp.extensions import get_redis, socketio
+from webapp.services import alert_events, context, scanner
 from webapp.store.subscriptions import REFRESH_SECONDS, ListenerRegistry
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, 
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         limiter = app.extensions.get("socket_limiter")
         if limiter is None:
-            rate = services.config().SOCKET_EVENT_RATE_LIMIT
+            rate = context.config().SOCKET_EVENT_RATE_LIMIT
             limiter = app.extensions["socket_limiter"] = (
                 MovingWindowRateLimiter(MemoryStorage()), parse_many(rate), rate)
         strategy, limits, rate = limiter
@@ -102,9 +103,9 @@ def _has_listened_room(names_of_rooms: list[str]) -> bool:
 
 
 def _change(payload: Any, join: bool) -> dict[str, Any]:
-    cfg = services.config()
+    cfg = context.config()
     try:
-        known = frozenset(services.tracked_symbols())
+        known = frozenset(context.tracked_symbols())
         asked = subscription(payload, known, cfg.MAX_SUBSCRIBE_TICKERS, LISTS if cfg.SCANNER else ())
     except SubscriptionError as exc:
         return {"ok": False, "error": str(exc)}
@@ -119,7 +120,7 @@ def _change(payload: Any, join: bool) -> dict[str, Any]:
     ack: dict[str, Any] = {"ok": True, "rooms": wanted}
     if join and asked.scans:
         # the lists as last announced: the base the next scan_update's delta applies to
-        announced = services.scan_store().announced()
+        announced = scanner.scan_store().announced()
         ack["scans"] = {n: announced.get(n) for n in asked.scans}
     return ack
 
@@ -150,7 +151,7 @@ def init_app(app: Flask) -> None:
         _registry().publish(_listened())
         ack: dict[str, Any] = {"ok": True, "rooms": [names.ROOM_ALERTS] if on else []}
         if on and after is not None:  # a reconnect: what it missed, oldest first (the client dedupes on id)
-            ack["missed"] = services.missed_events(after)
+            ack["missed"] = alert_events.missed_events(after)
         return ack
 
     @socketio.on(names.EVENT_FOLLOW_RULES)
@@ -171,7 +172,7 @@ def init_app(app: Flask) -> None:
         _registry().publish(_listened())
         ack: dict[str, Any] = {"ok": True, "rooms": rooms_}
         if after is not None:
-            ack["missed"] = services.missed_events(after, list(dict.fromkeys(ids)))
+            ack["missed"] = alert_events.missed_events(after, list(dict.fromkeys(ids)))
         return ack
 
     load = _load(app)
@@ -181,7 +182,7 @@ def init_app(app: Flask) -> None:
     def _connect(auth: Any = None) -> dict[str, Any] | None:
         if request.sid in connected:  # the connection exists: this is a client's event
             return {"ok": False, "error": "'connect' is a reserved event name"}
-        limit = services.config().WEB_MAX_CLIENTS
+        limit = context.config().WEB_MAX_CLIENTS
         if len(connected) >= limit:
             load["refused"] += 1
             if load["refused"] == 1 or load["refused"] % 100 == 0:

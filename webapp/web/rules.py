@@ -12,9 +12,10 @@ from typing import Any, Literal
 from flask import Blueprint, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
-from webapp import services
 from webapp.core.rules import FREQUENCIES, RuleError
 from webapp.extensions import db
+from webapp.services import rules as rules_service
+from webapp.services import scanner
 from webapp.store import rules as rules_store
 from webapp.web.api import require_read_token, require_token
 from webapp.web.apispec import Timestamp, endpoint
@@ -105,7 +106,7 @@ class ReplayResult(BaseModel):
 
 def _spec(body: RuleBody):  # type: ignore[no-untyped-def]
     try:
-        return services.rule_spec(body.model_dump())
+        return rules_service.rule_spec(body.model_dump())
     except RuleError as exc:
         raise ApiError(400, "bad_rule", str(exc)) from None
 
@@ -123,16 +124,16 @@ def _found(rule_id: str, changing: bool = False) -> dict[str, Any]:
 
 def _replay(spec, span: ReplaySpan, rule_id: int = 0, version: int = 0):  # type: ignore[no-untyped-def]
     try:
-        return jsonify(services.replay_rule(spec, span.start, span.end, rule_id, version))
-    except services.ReplayError as exc:
+        return jsonify(rules_service.replay_rule(spec, span.start, span.end, rule_id, version))
+    except rules_service.ReplayError as exc:
         raise ApiError(400, "bad_replay", str(exc)) from None
-    except services.UnknownList as exc:
+    except scanner.UnknownList as exc:
         raise ApiError(400, "bad_rule", str(exc)) from None
 
 
 @endpoint(bp, "/rules", response=RuleList, summary="Alert rules", auth=require_read_token, auth_kind="read")
 def list_rules():
-    return jsonify({"rules": services.rules_with_state()})
+    return jsonify({"rules": rules_service.rules_with_state()})
 
 
 @endpoint(bp, "/rules", method="POST", status=201, response=RuleOut, body=RuleBody, auth=require_token,
@@ -160,7 +161,7 @@ def replace_rule(rule_id: str, data: RuleBody):
           path_schemas=RULE_ID)
 def pause_rule(rule_id: str, data: StatusBody):
     _found(rule_id)
-    return jsonify(services.set_rule_status(int(rule_id), data.status))
+    return jsonify(rules_service.set_rule_status(int(rule_id), data.status))
 
 
 @endpoint(bp, "/rules/<rule_id>", method="DELETE", response=Deleted, auth=require_token,
@@ -182,7 +183,7 @@ def replay_unsaved(data: ReplayUnsaved):
           summary="Replay a rule over the stored history (delivers nothing)")
 def replay_saved(rule_id: str, data: ReplaySpan):
     rule = _found(rule_id)
-    spec = services.rule_spec({k: rule[k] for k in ("name", "condition", "scope", "frequency",
+    spec = rules_service.rule_spec({k: rule[k] for k in ("name", "condition", "scope", "frequency",
                                                     "cooldown_seconds", "expires_at", "channels")})
     return _replay(spec, data, rule["id"], rule["version"])
 

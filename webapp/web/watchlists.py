@@ -12,8 +12,8 @@ from typing import Literal
 from flask import Blueprint, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
-from webapp import services
 from webapp.extensions import db
+from webapp.services import stocks
 from webapp.store import users
 from webapp.store import watchlists as store
 from webapp.web.apispec import endpoint
@@ -58,8 +58,8 @@ def _tickers(raw: list[str]) -> list[str]:
     out = []
     for t in raw:
         try:
-            out.append(services.known_ticker(t))
-        except services.UnknownTicker as exc:
+            out.append(stocks.known_ticker(t))
+        except stocks.UnknownTicker as exc:
             raise ApiError(404, "unknown_ticker", f"tickers: {exc}") from None
     return out
 

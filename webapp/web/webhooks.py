@@ -13,9 +13,9 @@ from typing import Any, Literal
 from flask import Blueprint, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
-from webapp import services
 from webapp.core.delivery import UrlRefused
 from webapp.extensions import db
+from webapp.services import webhooks
 from webapp.store import alerts as store
 from webapp.web.api import require_read_token, require_token
 from webapp.web.apispec import Query, endpoint
@@ -167,7 +167,7 @@ def list_webhooks():
           auth=require_token, summary="Add a webhook endpoint (its secret is shown once)")
 def create_webhook(data: EndpointBody):
     try:
-        return jsonify(services.create_webhook(data.url.strip(), data.description.strip())), 201
+        return jsonify(webhooks.create_webhook(data.url.strip(), data.description.strip())), 201
     except UrlRefused as exc:
         raise ApiError(400, "bad_webhook_url", str(exc)) from None
 
@@ -190,7 +190,7 @@ def set_webhook_status(webhook_id: str, data: EndpointStatus):
           auth=require_token, errors=(404,), path_schemas={"webhook_id": ID},
           summary="A new signing secret (the old one also signs for 24 h)")
 def rotate_webhook(webhook_id: str):
-    return jsonify(services.rotate_webhook_secret(_endpoint(webhook_id)["id"]))
+    return jsonify(webhooks.rotate_webhook_secret(_endpoint(webhook_id)["id"]))
 
 
 @endpoint(bp, "/webhooks/<webhook_id>", method="DELETE", response=Deleted, auth=require_token,

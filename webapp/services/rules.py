@@ -1,0 +1,125 @@
+"""Alert rules: checking one as sent, pausing and resuming, the built-in SMA rule, and replay.
+
+Replay runs the same pure evaluator as the live tick over the stored
+readings, so "would have fired" and "fired" are one definition.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from webapp.core import scanner as scan_core
+from webapp.core.market import range_start
+from webapp.core.rules import Rule, RuleError, RuleSpec, parse_rule, reading_series
+from webapp.core.rules import evaluate as rule_evaluate
+from webapp.extensions import db
+from webapp.services.context import config, tracked_symbols
+from webapp.services.scanner import scanner_list
+from webapp.store import alerts as alert_store
+from webapp.store import rules as rules_store
+
+REPLAY_MAX_ROWS = 2_000_000
+
+
+REPLAY_MAX_DAYS = 31
+
+
+class ReplayError(ValueError):
+    """A replay that cannot be run as asked (the message says why)."""
+
+
+def rule_spec(raw: dict[str, Any]) -> RuleSpec:
+    """A rule as sent, validated (raises :class:`~webapp.core.rules.RuleError` with the reason).
+
+    A ``webhook:<id>`` channel must name an existing endpoint.
+    """
+    spec = parse_rule(raw, scan_core.LISTS)
+    wanted = {int(c.split(":", 1)[1]) for c in spec.channels if c.startswith("webhook:")}
+    unknown = wanted - alert_store.existing_endpoints(db.session, list(wanted)) if wanted else set()
+    if unknown:
+        raise RuleError(f"channels: no webhook endpoint {', '.join(map(str, sorted(unknown)))} "
+                        "(create one with POST /api/webhooks)")
+    return spec
+
+
+def set_rule_status(rule_id: int, status: str) -> dict[str, Any] | None:
+    """Pause (mute) or resume a rule; resuming also re-enables tickers the storm breaker stopped."""
+    if status == "active":
+        alert_store.rearm_stopped(db.session, rule_id)
+    return rules_store.set_status(db.session, rule_id, status)
+
+
+def builtin_rule() -> dict[str, Any]:
+    """The built-in SMA crossover as a rule (made on first read): its id and whether it is muted."""
+    return rules_store.ensure_builtin(db.session, config().SMA_PERIOD)
+
+
+def rules_with_state() -> list[dict[str, Any]]:
+    """Every rule, the built-in SMA crossover first, with the tickers the storm breaker stopped
+    (``stopped_too_often``)."""
+    builtin_rule()
+    rules = rules_store.all_rules(db.session)
+    stopped = alert_store.stopped_tickers(db.session, [r["id"] for r in rules])
+    return [{**r, "stopped_too_often": stopped.get(r["id"], [])} for r in rules]
+
+
+def rule_tickers(scope: dict[str, Any]) -> list[str]:
+    """The tickers a scope names now: its list, every tracked symbol, or a scanner list's members."""
+    if "tickers" in scope:
+        return list(scope["tickers"])
+    if scope.get("all"):
+        return list(tracked_symbols())
+    members = scanner_list(scope["scan"], config().SCAN_DEPTH)["rows"]
+    return [r["ticker"] for r in members]
+
+
+def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, rule_id: int = 0,
+                version: int = 0, now: datetime | None = None) -> dict[str, Any]:
+    """The fires ``spec`` would have made over the stored minute readings, with their inputs.
+
+    The same evaluator as the live tick (:func:`webapp.core.rules.evaluate`),
+    from a fresh (armed) state; nothing is stored or delivered.  Readings
+    before ``start`` warm up SMAs, EMAs and N-bar references.  The default
+    span is the last 5 XNYS sessions, what the rule form shows as you edit.
+    """
+    import numpy as np
+
+    now = now or datetime.now(timezone.utc)
+    start = start or range_start(now, "5d")
+    end = end or now
+    if start >= end:
+        raise ReplayError("start must be before end")
+    if end - start > timedelta(days=REPLAY_MAX_DAYS):
+        raise ReplayError(f"a replay covers at most {REPLAY_MAX_DAYS} days")
+    cfg = config()
+    tickers = rule_tickers(spec.scope)
+    warm = timedelta(seconds=max(3 * 86400, 4 * spec.condition.lookback * cfg.TICK_SECONDS))
+    rows = rules_store.readings(db.session, tickers, start - warm, end, REPLAY_MAX_ROWS + 1)
+    if len(rows) > REPLAY_MAX_ROWS:
+        raise ReplayError(f"more than {REPLAY_MAX_ROWS:,} stored readings in that span: narrow it")
+    times = np.array(sorted({int(r.time.timestamp()) for r in rows}), np.int64)
+    at = {t: i for i, t in enumerate(times.tolist())}
+    row_of = {t: i for i, t in enumerate(tickers)}
+    shape = (len(tickers), len(times))
+    cols = {k: np.full(shape, np.nan) for k in ("close", "volume", "prev_close", "day_high", "day_low")}
+    for r in rows:
+        i, j = row_of[r.ticker], at[int(r.time.timestamp())]
+        cols["close"][i, j] = r.price
+        cols["volume"][i, j] = r.volume if r.volume is not None else np.nan
+        cols["prev_close"][i, j] = r.prev_close if r.prev_close is not None else np.nan
+        cols["day_high"][i, j] = r.high if r.high is not None else np.nan
+        cols["day_low"][i, j] = r.low if r.low is not None else np.nan
+    series = reading_series(cols)
+    first = int(np.searchsorted(times, int(start.timestamp())))
+    rule = Rule(rule_id, version, spec.condition, spec.frequency, spec.cooldown_seconds, spec.expires_at)
+    out = (rule_evaluate(rule, tickers, series, times, {}, np.isnan(cols["close"]), first)
+           if len(times) else None)
+    fires = [] if out is None else [
+        {"ticker": f.ticker, "bar_time": datetime.fromtimestamp(f.bar_time, timezone.utc).isoformat(),
+         "bucket": f.bucket, "inputs": f.inputs, "explanation": f.explanation} for f in out.fires]
+    return {"start": start.isoformat(), "end": end.isoformat(), "tickers": len(tickers),
+            "bars": max(0, len(times) - first), "count": len(fires), "fires": fires,
+            "stopped_too_often": [] if out is None else out.stopped,
+            "note": "minute readings as stored: a bar's open, high and low are its price; vwap, rvol, "
+                    "gap_pct and day_volume are not stored per minute, so conditions on them do not hold "
+                    "in a replay"}
