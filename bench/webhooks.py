@@ -85,7 +85,7 @@ def _receiver(secrets: list[str], port_out: Any, ctl: Any) -> None:
 def _fire(n: int, rule_id: int, endpoints: list[int], tag: str) -> dict[int, float]:
     """Write ``n`` events and their deliveries in one transaction; their ids and commit time."""
     from webapp import names
-    from webapp.core.rules import Fire
+    from webapp.core.rules.state import Fire
     from webapp.extensions import db, get_redis
     from webapp.store import alerts as store
 

@@ -28,11 +28,11 @@ def tick(at: str | None = None, queued_for: str | None = None) -> dict[str, Any]
     ``queued_for`` is the boundary the scheduler enqueued it at (default: the
     job's enqueue time); a provider that can answer for a past minute runs
     that slot even when the job runs late, a real feed runs now
-    (:func:`webapp.services.slot_time`).
+    (:func:`webapp.services.ticks.slot_time`).
 
     Idempotent for its slot: a second run finds the slot done and returns.
     Slots a stall left unrun before it are run first, or recorded as missed
-    (:func:`webapp.services.catch_up`).
+    (:func:`webapp.services.ticks.catch_up`).
     With TICK_SHARDS > 1 it enqueues one ``tick_shard`` job per shard instead,
     all for the same slot, so more worker processes share the work.
     """

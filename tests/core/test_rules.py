@@ -12,15 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webapp.core.rules import (
-    OPERATORS,
-    Rule,
-    RuleError,
-    TickerState,
-    evaluate,
-    parse_condition,
-    step,
-)
+from webapp.core.rules.evaluate import evaluate
+from webapp.core.rules.model import OPERATORS, Rule, RuleError
+from webapp.core.rules.parse import parse_condition
+from webapp.core.rules.state import TickerState, step
 
 T0 = 1_795_000_020
 
@@ -271,7 +266,7 @@ def test_rules_of_one_tick_share_an_sma_and_get_the_same_fires() -> None:
 @given(data=st.data())
 def test_rules_batched_together_fire_as_each_would_alone(data) -> None:
     """evaluate_many stacks rules that differ only in constants; each must fire as if evaluated alone."""
-    from webapp.core.rules import evaluate_many
+    from webapp.core.rules.evaluate import evaluate_many
 
     n, width = 4, 12
     closes = np.array([data.draw(st.lists(st.sampled_from([99.0, 100.0, 101.0, 102.0]), min_size=width,

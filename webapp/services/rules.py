@@ -10,8 +10,10 @@ from typing import Any
 
 from webapp.core import scanner as scan_core
 from webapp.core.market import range_start
-from webapp.core.rules import Rule, RuleError, RuleSpec, parse_rule, reading_series
-from webapp.core.rules import evaluate as rule_evaluate
+from webapp.core.rules.evaluate import evaluate as rule_evaluate
+from webapp.core.rules.model import Rule, RuleError
+from webapp.core.rules.operands import reading_series
+from webapp.core.rules.parse import RuleSpec, parse_rule
 from webapp.extensions import db
 from webapp.services.context import config, tracked_symbols
 from webapp.services.scanner import scanner_list
@@ -29,7 +31,7 @@ class ReplayError(ValueError):
 
 
 def rule_spec(raw: dict[str, Any]) -> RuleSpec:
-    """A rule as sent, validated (raises :class:`~webapp.core.rules.RuleError` with the reason).
+    """A rule as sent, validated (raises :class:`~webapp.core.rules.model.RuleError` with the reason).
 
     A ``webhook:<id>`` channel must name an existing endpoint.
     """
@@ -77,7 +79,7 @@ def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, ru
                 version: int = 0, now: datetime | None = None) -> dict[str, Any]:
     """The fires ``spec`` would have made over the stored minute readings, with their inputs.
 
-    The same evaluator as the live tick (:func:`webapp.core.rules.evaluate`),
+    The same evaluator as the live tick (:func:`webapp.core.rules.evaluate.evaluate`),
     from a fresh (armed) state; nothing is stored or delivered.  Readings
     before ``start`` warm up SMAs, EMAs and N-bar references.  The default
     span is the last 5 XNYS sessions, what the rule form shows as you edit.

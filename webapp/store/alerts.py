@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp.core import delivery as policy
-from webapp.core.rules import Fire, TickerState
+from webapp.core.rules.state import Fire, TickerState
 
 # ---- live rules and their states ------------------------------------------------------
 

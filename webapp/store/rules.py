@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.core.rules import RuleSpec
+from webapp.core.rules.parse import RuleSpec
 
 _COLUMNS = ("id, name, version, condition, scope, frequency, cooldown_seconds, expires_at, channels, "
             "status, created_at, updated_at, builtin")

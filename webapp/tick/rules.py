@@ -9,7 +9,7 @@ Postgres stores them) and rebuilds with one statement when it cannot
 continue (a restart, a gap, a deeper rule, another shard's tickers).
 :meth:`RuleEngine.evaluate`, which reads nothing and so runs while
 Postgres stores the quotes, then evaluates each rule over its scope at
-once (:func:`webapp.core.rules.evaluate_many`, the evaluator replays use).
+once (:func:`webapp.core.rules.evaluate.evaluate_many`, the evaluator replays use).
 The fires, their deliveries and the changed states are written inside the
 transaction that stores the tick's quotes
 (:func:`webapp.store.alerts.write_fires`): an event exists exactly when
@@ -24,7 +24,7 @@ The series are the stored minute readings: ``close`` (= ``price`` =
 a replay reads back, so live and replay fire alike.  The scanner's
 ``vwap``, ``rvol``, ``gap_pct`` and ``day_volume`` exist only for the
 current bar (they are not stored per minute).  An EMA is seeded four
-periods back (:attr:`webapp.core.rules.Condition.depth`), so it can
+periods back (:attr:`webapp.core.rules.model.Condition.depth`), so it can
 differ from a replay's in the last decimals.  A stale or missing reading
 is never fired on.
 
@@ -55,7 +55,11 @@ from sqlalchemy.orm import Session
 
 from webapp.core import scanner as scan_core
 from webapp.core.quotes import Quote
-from webapp.core.rules import Rule, RuleError, TickerState, evaluate_many, parse_condition, reading_series
+from webapp.core.rules.evaluate import evaluate_many
+from webapp.core.rules.model import Rule, RuleError
+from webapp.core.rules.operands import reading_series
+from webapp.core.rules.parse import parse_condition
+from webapp.core.rules.state import TickerState
 from webapp.store import alerts as store
 from webapp.store import history
 

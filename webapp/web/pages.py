@@ -10,9 +10,9 @@ from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from webapp.core import rules as rules_core
 from webapp.core.indicator_series import StudyError
 from webapp.core.market import EXCHANGE_TZ, RANGE_ALIASES, RANGES
+from webapp.core.rules import model as rule_model
 from webapp.core.scanner import LISTS, Filters
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db
@@ -170,7 +170,7 @@ def alert_rules():
     with the API token the user pastes (kept in the browser's session storage).
     """
     return render_template("rules.html", events=alert_events.recent_events(50),
-                           operators=rules_core.OPERATORS, pair_ops=rules_core.PAIR_OPS,
-                           channel_ops=rules_core.CHANNEL_OPS, fields=rules_core.FIELDS,
-                           metrics=rules_core.METRICS, frequencies=rules_core.FREQUENCIES, lists=LISTS,
+                           operators=rule_model.OPERATORS, pair_ops=rule_model.PAIR_OPS,
+                           channel_ops=rule_model.CHANNEL_OPS, fields=rule_model.FIELDS,
+                           metrics=rule_model.METRICS, frequencies=rule_model.FREQUENCIES, lists=LISTS,
                            symbols=context.tracked_symbols())

@@ -1,6 +1,6 @@
 """``/api/rules``: alert rules people choose, and replays of them over the stored history.
 
-Thin: pydantic checks the body's shape, :func:`webapp.core.rules.parse_rule`
+Thin: pydantic checks the body's shape, :func:`webapp.core.rules.parse.parse_rule`
 its meaning (a 400 names the part that is wrong), the store keeps it.
 Writes need a token; reads follow ``API_READ_TOKEN_REQUIRED``.
 """
@@ -12,7 +12,7 @@ from typing import Any, Literal
 from flask import Blueprint, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
-from webapp.core.rules import FREQUENCIES, RuleError
+from webapp.core.rules.model import FREQUENCIES, RuleError
 from webapp.extensions import db
 from webapp.services import rules as rules_service
 from webapp.services import scanner

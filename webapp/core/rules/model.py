@@ -1,0 +1,113 @@
+"""What a rule is: operands, a condition, a rule's settings, and the vocabulary they draw from.
+
+Frozen records, shared by the parser, the evaluator and the store, so a
+rule means the same thing wherever it is read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FIELDS = ("open", "high", "low", "close", "volume")
+
+
+METRICS = ("change_pct", "gap_pct", "vwap", "rvol", "day_volume", "prev_close", "day_high", "day_low")
+
+
+PAIR_OPS = ("crossing", "crossing_up", "crossing_down", "greater_than", "less_than")
+
+
+CHANNEL_OPS = ("entering_channel", "exiting_channel", "inside_channel", "outside_channel")
+
+
+MOVING_OPS = ("moving_up", "moving_down", "moving_up_pct", "moving_down_pct")
+
+
+OPERATORS = PAIR_OPS + CHANNEL_OPS + MOVING_OPS
+
+
+STATE_OPS = frozenset({"greater_than", "less_than", "inside_channel", "outside_channel", *MOVING_OPS})
+
+
+FREQUENCIES = ("once", "once_per_bar", "once_per_bar_close", "every_time")
+
+
+MAX_PERIOD = 500  # longest SMA/EMA and N-bar reference a rule may ask for
+
+
+STORM_FIRES, STORM_SECONDS = 15, 180
+
+
+EVERY_TIME_FLOOR = 60
+
+
+class RuleError(ValueError):
+    """A rule that must be refused; the message says which part and why."""
+
+
+@dataclass(frozen=True)
+class Operand:
+    kind: str  # field, price, sma, ema, metric, const
+    arg: str | int | float | None = None
+
+    @property
+    def name(self) -> str:
+        if self.kind in ("sma", "ema"):
+            return f"{self.kind}({self.arg})"
+        if self.kind == "const":
+            return ""
+        return "price" if self.kind == "price" else str(self.arg)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"price": True} if self.kind == "price" else {self.kind: self.arg}
+
+
+@dataclass(frozen=True)
+class Condition:
+    op: str
+    a: Operand
+    b: Operand | None = None
+    lower: Operand | None = None
+    upper: Operand | None = None
+    bars: int | None = None
+    value: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": self.op, "a": self.a.as_json()}
+        for k in ("b", "lower", "upper"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v.as_json()
+        if self.bars is not None:
+            out["bars"], out["value"] = self.bars, self.value
+        return out
+
+    @property
+    def depth(self) -> int:
+        """Bars a condition reads to judge its last one: ``[0]`` and ``[1]`` of every operand (an EMA gets
+        four periods to settle: it is seeded with the SMA that many bars back)."""
+        need = self.lookback + 1
+        for o in (self.a, self.b, self.lower, self.upper):
+            if o is not None and o.kind == "ema":
+                need = max(need, 4 * int(o.arg) + 1)  # type: ignore[arg-type]
+        return max(2, need)
+
+    @property
+    def lookback(self) -> int:
+        """Bars of history the condition needs before the first one it judges."""
+        need = [1, self.bars or 0]
+        for o in (self.a, self.b, self.lower, self.upper):
+            if o is not None and o.kind in ("sma", "ema"):
+                need.append(int(o.arg) + 1)  # type: ignore[arg-type]
+        return max(need)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: int
+    version: int
+    condition: Condition
+    frequency: str = "once_per_bar_close"
+    cooldown_seconds: int = 300
+    expires_at: int | None = None  # epoch seconds
+    starts_at: int | None = None  # bars before this are not judged (a rule the tick met later than them)

@@ -1,0 +1,99 @@
+"""Operands and conditions over a bar series: the values a rule compares, at every bar.
+
+The last axis is time and any leading axes are tickers, so one call judges a
+condition for every ticker and bar at once.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from webapp.core import indicator_series
+from webapp.core.rules.model import CHANNEL_OPS, PAIR_OPS, Condition, Operand
+
+
+def reading_series(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Series from stored minute readings (``close``, ``volume``, ``prev_close``, ``day_high``,
+    ``day_low``): a reading is one price, so it is also the bar's open, high and low; and
+    ``change_pct`` against the previous close.  Replays and the live tick both read these."""
+    close = cols["close"]
+    series = {**cols, "open": close, "high": close, "low": close}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        series["change_pct"] = (close / cols["prev_close"] - 1.0) * 100.0
+    return series
+
+
+def operand_values(o: Operand, series: Mapping[str, np.ndarray],
+                   cache: dict[Operand, np.ndarray] | None = None) -> np.ndarray:
+    """The operand at every bar (the last axis is time; any leading axes are tickers).
+
+    ``cache`` shares an SMA or EMA between the rules of one tick over the same series.
+    """
+    if cache is not None and o.kind in ("sma", "ema"):
+        got = cache.get(o)
+        if got is None:
+            got = cache[o] = operand_values(o, series)
+        return got
+    if o.kind == ROW:
+        return series[str(o.arg)]
+    close = series["close"]
+    if o.kind == "const":
+        return np.full(close.shape, float(o.arg))  # type: ignore[arg-type]
+    if o.kind == "price":
+        return close
+    if o.kind == "field":
+        return series[str(o.arg)]
+    if o.kind == "sma":
+        return indicator_series.sma(close, int(o.arg))  # type: ignore[arg-type]
+    if o.kind == "ema":
+        return indicator_series.ema(close, int(o.arg))  # type: ignore[arg-type]
+    got = series.get(str(o.arg))
+    return got if got is not None else np.full(close.shape, np.nan)
+
+
+def _prev(x: np.ndarray, n: int = 1) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
+    if x.shape[-1] > n:
+        out[..., n:] = x[..., :-n]
+    return out
+
+
+def condition_values(c: Condition, series: Mapping[str, np.ndarray],
+                     cache: dict[Operand, np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Whether the condition holds at every bar (NaN inputs: False), and its inputs by name."""
+    a = operand_values(c.a, series, cache)
+    a1 = _prev(a)
+    inputs = {"a": a, "a1": a1}
+    with np.errstate(invalid="ignore"):
+        if c.op in PAIR_OPS:
+            b = operand_values(c.b, series, cache)  # type: ignore[arg-type]
+            b1 = _prev(b)
+            inputs.update(b=b, b1=b1)
+            up = (a > b) & (a1 <= b1)
+            down = (a < b) & (a1 >= b1)
+            held = {"crossing_up": up, "crossing_down": down, "crossing": up | down,
+                    "greater_than": a > b, "less_than": a < b}[c.op]
+        elif c.op in CHANNEL_OPS:
+            lo = operand_values(c.lower, series, cache)  # type: ignore[arg-type]
+            hi = operand_values(c.upper, series, cache)  # type: ignore[arg-type]
+            lo1, hi1 = _prev(lo), _prev(hi)
+            inputs.update(lower=lo, upper=hi, lower1=lo1, upper1=hi1)
+            inside = (a >= lo) & (a <= hi)
+            inside1 = (a1 >= lo1) & (a1 <= hi1)
+            outside = (a < lo) | (a > hi)
+            outside1 = (a1 < lo1) | (a1 > hi1)
+            held = {"entering_channel": inside & outside1, "exiting_channel": outside & inside1,
+                    "inside_channel": inside, "outside_channel": outside}[c.op]
+        else:
+            ref = _prev(a, int(c.bars))  # type: ignore[arg-type]
+            inputs["ref"] = ref
+            v = series["_value"] if "_value" in series else float(c.value)  # type: ignore[arg-type]
+            held = {"moving_up": a - ref >= v, "moving_down": ref - a >= v,
+                    "moving_up_pct": (a / ref - 1.0) * 100.0 >= v,
+                    "moving_down_pct": (1.0 - a / ref) * 100.0 >= v}[c.op]
+    return np.asarray(held, bool), inputs
+
+
+ROW = "row"  # an operand kind for batches only: a constant that differs per row (never parsed)
