@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from redis.connection import AbstractConnection
 
-from webapp.store import history
+from webapp.store import pg
 
 
 @dataclass
@@ -41,7 +41,7 @@ def count_io(engine: sa.Engine | None = None) -> Iterator[Counts]:
         if statement.lstrip().upper().startswith("INSERT"):
             counts.sql_inserts += 1
 
-    copy = history._copy
+    copy = pg.copy_rows
 
     def counted_copy(*args, **kwargs):
         counts.sql_statements += 1
@@ -49,13 +49,13 @@ def count_io(engine: sa.Engine | None = None) -> Iterator[Counts]:
         return copy(*args, **kwargs)
 
     AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
-    history._copy = counted_copy  # COPY goes to the driver directly, past SQLAlchemy
+    pg.copy_rows = counted_copy  # COPY goes to the driver directly, past SQLAlchemy
     if engine is not None:
         sa.event.listen(engine, "before_cursor_execute", on_sql)
     try:
         yield counts
     finally:
         AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
-        history._copy = copy
+        pg.copy_rows = copy
         if engine is not None:
             sa.event.remove(engine, "before_cursor_execute", on_sql)

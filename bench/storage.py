@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.providers.sim import MINUTES_PER_SESSION, SimProvider
-from webapp.store import history, retention
+from webapp.store import quotes as quotes_store
+from webapp.store import retention, tick_write
 
 DAY = date(2030, 1, 3)  # a Thursday session far from real data
 OPEN = datetime(2030, 1, 3, 14, 30, tzinfo=timezone.utc)
@@ -45,7 +46,7 @@ def run(n_symbols: int, minutes: int) -> dict[str, Any]:
     try:
         for m in range(minutes):
             quotes = sim.fetch(symbols, OPEN + timedelta(minutes=m), previous).quotes
-            history.insert_tick(session, [history.QuoteRow(q, q.price) for q in quotes], [])
+            tick_write.insert_tick(session, [quotes_store.QuoteRow(q, q.price) for q in quotes], [])
             previous = {q.ticker: q for q in quotes}
         copy_s = time.perf_counter() - t0
         quotes_bytes = session.execute(sa.text("SELECT pg_total_relation_size(:p)"),

@@ -3,7 +3,7 @@
 A real ``python -m jobs.deliver`` process sends; a receiver in its own
 process verifies every request with ``standardwebhooks`` and notes when
 it arrived.  Events and their deliveries are written to Postgres the way
-the tick writes them (:func:`webapp.store.alerts.write_fires`, then the
+the tick writes them (:func:`webapp.store.alert_events.write_fires`, then the
 wake-up publish), so the latency runs from the commit to the receipt.
 
 * ``deliveries_per_s``: N deliveries queued at once over E endpoints
@@ -87,13 +87,13 @@ def _fire(n: int, rule_id: int, endpoints: list[int], tag: str) -> dict[int, flo
     from webapp import names
     from webapp.core.rules.state import Fire
     from webapp.extensions import db, get_redis
-    from webapp.store import alerts as store
+    from webapp.store import alert_events
 
     base = int(time.time()) // 60 * 60
-    rows = [store.FireRow(Fire(rule_id, 1, f"ZW{i % 1000:04d}", base - 60 * (i // 1000), f"{tag}{i}",
+    rows = [alert_events.FireRow(Fire(rule_id, 1, f"ZW{i % 1000:04d}", base - 60 * (i // 1000), f"{tag}{i}",
                                {"a": 1.0, "b": 2.0}, "bench"),
                           BENCH_RULE, tuple(endpoints), "bench", 0.0, 0.0) for i in range(n)]
-    made, _ = store.write_fires(db.session, rows, [])
+    made, _ = alert_events.write_fires(db.session, rows, [])
     db.session.commit()
     at = time.time()
     get_redis().publish(names.DELIVERY_WAKE_CHANNEL, b"1")
@@ -116,8 +116,8 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
 
     from webapp.extensions import db
     from webapp.services import context, rules
-    from webapp.store import alerts as store
     from webapp.store import rules as rules_store
+    from webapp.store import webhooks
 
     spec = rules.rule_spec({"name": BENCH_RULE, "scope": {"tickers": ["ZW0000"]},
                                "condition": {"op": "greater_than", "a": {"price": True}, "b": {"const": 1}}})
@@ -131,7 +131,7 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
     try:
         # endpoints first (their secrets go to the receiver), then the receiver, then their URL
         for i in range(n_endpoints):
-            ep, secret = store.create_endpoint(db.session, "http://127.0.0.1:9/pending", f"bench {i}")
+            ep, secret = webhooks.create_endpoint(db.session, "http://127.0.0.1:9/pending", f"bench {i}")
             endpoints.append(ep["id"])
             secrets.append(secret)
         proc = mp.Process(target=_receiver, args=(secrets, port_out, ctl_child), daemon=True)

@@ -29,7 +29,7 @@ from rq_scheduler.utils import get_next_scheduled_time, to_unix
 from jobs import get_app
 from webapp import names
 from webapp.config import Config
-from webapp.store.history import DB_DOWN
+from webapp.store.pg import DB_DOWN
 
 log = logging.getLogger(__name__)
 

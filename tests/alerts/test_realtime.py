@@ -42,10 +42,10 @@ def test_rule_room_events_and_the_gap_after_a_reconnect(service_urls, app) -> No
         last_seen = max(e["id"] for e in rec.events["alert_event"])
         rec.sio.disconnect()
         run_via_rq(app, times[20:])  # fires while the client is away
-        from webapp.store import alerts as store
+        from webapp.store import alert_events
 
         db.session.commit()
-        missed = [e for e in store.events(db.session, rule_id=rule["id"], after=last_seen, limit=500)]
+        missed = [e for e in alert_events.events(db.session, rule_id=rule["id"], after=last_seen, limit=500)]
         assert missed, "the rule should have fired while the client was away"
         rec2 = Recorder(["websocket"])
         rec2.sio.connect(web.url, transports=["websocket"], wait_timeout=10)

@@ -92,9 +92,9 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
 
     # the chart draws the rule's fires as markers beside the built-in SMA alerts
     with app.app_context():
-        from webapp.store import alerts as store
+        from webapp.store import alert_events
 
-        fires = len(store.events(db.session, ticker="AAPL", limit=500))
+        fires = len(alert_events.events(db.session, ticker="AAPL", limit=500))
         crossings = len(stocks.alert_feed("AAPL"))
     chart = page.context.new_page()
     chart.goto(hooks_web.url + "/stocks/AAPL?range=all")

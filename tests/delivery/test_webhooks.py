@@ -27,8 +27,7 @@ from webapp.core.delivery import networks
 from webapp.delivery.worker import DeliveryWorker
 from webapp.extensions import db
 from webapp.services import context, ticks
-from webapp.store import alerts as store
-from webapp.store import symbols
+from webapp.store import alert_events, deliveries, symbols
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RULE = {"name": "AAPL/MSFT cross SMA 5", "scope": {"tickers": ["AAPL", "MSFT"]}, "cooldown_seconds": 0,
@@ -76,7 +75,7 @@ def fire_rule(client, receiver: Receiver, n_minutes: int = 30) -> tuple[dict, li
     slot = ticks.run_tick_now(times[-1]).slot
     context.tick_services().hot.client.delete(names.tick_done_key(slot, 0, 1))
     ticks.run_tick_now(times[-1])
-    events = [e["id"] for e in store.events(db.session, limit=500)]
+    events = [e["id"] for e in alert_events.events(db.session, limit=500)]
     assert len(events) >= 3
     rows = db.session.execute(db.text("SELECT count(*), count(DISTINCT event_id) FROM deliveries")).one()
     db.session.commit()
@@ -146,7 +145,7 @@ def test_a_receiver_down_then_back_gets_everything_in_retry_order(client) -> Non
     # in the order their retries fell due (two at a time: the endpoint's in-flight cap)
     assert [set(arrived[i:i + 2]) for i in range(0, len(due), 2)] == [set(due[i:i + 2])
                                                                       for i in range(0, len(due), 2)]
-    got = store.deliveries(db.session, limit=500)
+    got = deliveries.deliveries(db.session, limit=500)
     assert {d["status"] for d in got} == {"delivered"}
     assert all([a["error_class"] for a in d["log"]] == ["refused", "refused", None] for d in got)
     endpoint = client.get(f"/api/webhooks/{got[0]['endpoint_id']}").get_json()
@@ -162,7 +161,7 @@ def test_a_failed_answer_is_retried_on_schedule_with_the_same_webhook_id(client,
     clock = Clock()
     worker = worker_for(clock)
     drain(worker)
-    got = store.deliveries(db.session, limit=500)
+    got = deliveries.deliveries(db.session, limit=500)
     assert {d["status"] for d in got} == {"pending"} and all(d["attempts"] == 1 for d in got)
     waits = [(datetime.fromisoformat(d["next_attempt_at"]) - clock.now).total_seconds() for d in got]
     if answer == ("429", 120):
@@ -195,13 +194,13 @@ def test_410_disables_the_endpoint_and_says_why(client) -> None:
     receiver.default = 200
     assert client.patch(f"/api/webhooks/{endpoint['id']}", json={"status": "active"}).status_code == 200
     # the 410'd deliveries are failed; the rest were never sent and go now; a redeliver sends a failed one
-    failed = [d for d in store.deliveries(db.session, limit=500) if d["status"] == "failed"]
+    failed = [d for d in deliveries.deliveries(db.session, limit=500) if d["status"] == "failed"]
     for d in failed:
         again = client.post(f"/api/deliveries/{d['id']}/redeliver").get_json()
         assert again == {"id": d["id"], "queued": True}
     drain(worker_for(Clock()))
     assert_all_arrived_once_each(receiver, events)
-    manual = [a for d in store.deliveries(db.session, limit=500) for a in d["log"]
+    manual = [a for d in deliveries.deliveries(db.session, limit=500) for a in d["log"]
               if a["trigger"] == "manual"]
     assert len(manual) == len(failed)
 
@@ -251,7 +250,7 @@ def test_a_deliverer_killed_mid_request_loses_nothing(client, service_urls, tmp_
     assert_all_arrived_once_each(receiver, events)
     ids = Counter(r.webhook_id for r in receiver.got)
     assert sorted(ids.values())[-1] == 2 and sum(ids.values()) == len(events) + 1  # the killed one, again
-    got = store.deliveries(db.session, limit=500)
+    got = deliveries.deliveries(db.session, limit=500)
     assert {d["status"] for d in got} == {"delivered"}
 
 
@@ -280,7 +279,7 @@ def test_metadata_stays_refused_even_when_allowed_and_each_attempt_checks_again(
     # allowed when created; no longer allowed when sent (a changed setting, or DNS that now says loopback)
     drain(worker_for(Clock(), allowed=()))
     assert receiver.got == []
-    log = [a for d in store.deliveries(db.session, limit=500) for a in d["log"]]
+    log = [a for d in deliveries.deliveries(db.session, limit=500) for a in d["log"]]
     assert {a["error_class"] for a in log} == {"ssrf"} and "loopback" in log[0]["error"]
 
 
@@ -321,7 +320,7 @@ def test_a_deliverer_rides_out_postgres_and_redis_going_away(client, service_url
         def more(start_minute: int) -> list[int]:
             for at in minutes(15, START + timedelta(minutes=start_minute)):
                 ticks.run_tick_now(at)  # the tick reaches Postgres directly, the deliverer does not
-            got = sorted(e["id"] for e in store.events(db.session, limit=500))
+            got = sorted(e["id"] for e in alert_events.events(db.session, limit=500))
             assert len(got) > len(events), "the seeded market should cross again"
             return got
 

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 from jobs.retention import retention as retention_job
 from webapp.core.quotes import Quote
 from webapp.extensions import db
-from webapp.store import history, retention
+from webapp.store import quotes, retention, tick_write
 
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:
@@ -25,8 +25,8 @@ def test_quotes_is_partitioned_and_ticks_land_in_day_partitions(app, pg) -> None
         cur.execute("SELECT partstrat FROM pg_partitioned_table WHERE partrelid = 'quotes'::regclass")
         assert cur.fetchone() == ("r",)
     day = date(2026, 11, 20)
-    row = history.QuoteRow(Quote("AAPL", 1.5, at(day, 15), 10, source="t"), None)
-    history.insert_tick(db.session, [row], [])
+    row = quotes.QuoteRow(Quote("AAPL", 1.5, at(day, 15), 10, source="t"), None)
+    tick_write.insert_tick(db.session, [row], [])
     with pg.cursor() as cur:
         cur.execute("SELECT tableoid::regclass::text FROM quotes")
         assert cur.fetchall() == [("quotes_20261120",)]
@@ -52,8 +52,8 @@ def test_retention_rolls_up_drops_and_is_safe_twice(app, pg) -> None:
     for back in range(0, 40, 3):  # a reading every third day, 39 days back to today
         day = today - timedelta(days=back)
         for minute, price in ((0, 10.0 + back), (1, 12.0 + back), (2, 9.0 + back)):
-            rows.append(history.QuoteRow(Quote("AAPL", price, at(day, 15, minute), 100, source="t"), None))
-    history.insert_tick(db.session, rows, [])
+            rows.append(quotes.QuoteRow(Quote("AAPL", price, at(day, 15, minute), 100, source="t"), None))
+    tick_write.insert_tick(db.session, rows, [])
 
     first = retention_job(today.isoformat())
     assert first["dropped"] == [f"quotes_{(today - timedelta(days=b)):%Y%m%d}" for b in (39, 36, 33)]

@@ -15,7 +15,8 @@ from webapp.core.scanner import LISTS
 from webapp.core.tables import unpack
 from webapp.extensions import db, get_redis
 from webapp.services import scanner
-from webapp.store import history
+from webapp.store import quotes as quotes_store
+from webapp.store import tick_write
 from webapp.store.subscriptions import ListenerRegistry
 from webapp.tick.pipeline import run_tick
 
@@ -139,10 +140,10 @@ def test_rvol_compares_with_the_same_minute_of_earlier_sessions(scripted, pg) ->
     rows = []
     for day, (v1, v2) in (("2026-11-18", (100, 300)), ("2026-11-19", (200, 200))):
         for minute, vol in ((utc(f"{day}T14:59:00"), v1), (utc(f"{day}T15:00:00"), v2)):
-            rows.append(history.QuoteRow(q("AAA", 10.0, minute, vol), None))
+            rows.append(quotes_store.QuoteRow(q("AAA", 10.0, minute, vol), None))
             if day == "2026-11-19":
-                rows.append(history.QuoteRow(q("BBB", 10.0, minute, 50), None))
-    history.insert_tick(db.session, rows, [])
+                rows.append(quotes_store.QuoteRow(q("BBB", 10.0, minute, 50), None))
+    tick_write.insert_tick(db.session, rows, [])
     built = scanner.build_volume_profile(today)
     assert built["symbols"] == 2 and built["sessions"][-2:] == ["2026-11-18", "2026-11-19"]
     assert scanner.build_volume_profile(today)["skipped"] == "already built"  # safe twice

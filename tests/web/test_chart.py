@@ -56,10 +56,10 @@ def test_a_later_range_is_warmed_up_by_the_bars_before_it(seeded) -> None:
     from datetime import timedelta
 
     from webapp.extensions import db
-    from webapp.store import history
+    from webapp.store import bars as bars_store
 
     start = minutes(1)[0] + timedelta(minutes=20)
-    warm = history.bars_before(db.session, "AAPL", "1m", start, 4)
+    warm = bars_store.bars_before(db.session, "AAPL", "1m", start, 4)
     assert len(warm) == 4 and warm[-1].time == start - timedelta(minutes=1)
 
 

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 
 from webapp.core import backfill as plan_core
 from webapp.providers.base import HistorySource, HistoryThrottled, MalformedHistory, NoHistory
-from webapp.store import history
+from webapp.store import bars as bars_store
+from webapp.store import pg, quotes
 from webapp.store.backfillstate import BackfillProgress
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def run(session: Session, source: HistorySource, progress: BackfillProgress, tic
     try:
         if plan.daily_end > plan.daily_start:
             bars = patiently(lambda: source.daily_bars(ticker, plan.daily_start, plan.daily_end))
-            out.daily_bars = history.store_daily_bars(session, ticker, bars)
+            out.daily_bars = bars_store.store_daily_bars(session, ticker, bars)
         step[0] += 1
         advance()
         fetched = []  # newest first: a run cut short has stored the sessions next to the live ones
@@ -88,7 +89,7 @@ def run(session: Session, source: HistorySource, progress: BackfillProgress, tic
             step[0] += 1
             advance()
         # computed oldest first (the SMA and previous close run forward), stored newest first
-        prior, prev_close = history.before(session, ticker, todo[0], keep) if todo else ([], None)
+        prior, prev_close = quotes.before(session, ticker, todo[0], keep) if todo else ([], None)
         by_day = []
         for bars in reversed(fetched):
             rows = plan_core.readings_of(ticker, bars, source.name, sma_period, prev_close, prior)
@@ -97,7 +98,7 @@ def run(session: Session, source: HistorySource, progress: BackfillProgress, tic
                 prev_close = rows[-1].quote.price
             by_day.append(rows)
         for rows in reversed(by_day):
-            history.store_readings(session, rows)
+            quotes.store_readings(session, rows)
             out.sessions += 1
             out.readings += len(rows)
             step[0] += 1
@@ -107,12 +108,12 @@ def run(session: Session, source: HistorySource, progress: BackfillProgress, tic
         out.state, out.message = "unavailable", str(exc)
         advance("unavailable", out.message)
         return out
-    except (HistoryThrottled, MalformedHistory, *history.DB_DOWN) as exc:
+    except (HistoryThrottled, MalformedHistory, *pg.DB_DOWN) as exc:
         try:
             session.rollback()
-        except history.DB_DOWN:
+        except pg.DB_DOWN:
             pass  # the connection is gone; the pool replaces it
-        down = isinstance(exc, history.DB_DOWN)
+        down = isinstance(exc, pg.DB_DOWN)
         reason = f"Postgres unavailable ({type(exc).__name__})" if down else str(exc)
         out.state, out.message = "failed", f"{reason}; a later run resumes from here"
         advance("failed", out.message)

@@ -43,7 +43,7 @@ from urllib3.exceptions import (
 )
 
 from webapp.core import delivery as policy
-from webapp.store.alerts import Attempt
+from webapp.store.deliveries import Attempt
 
 log = logging.getLogger(__name__)
 

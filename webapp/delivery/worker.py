@@ -26,8 +26,8 @@ from webapp import names
 from webapp.core import delivery as policy
 from webapp.core.reconnect import Backoff
 from webapp.delivery import sender
-from webapp.store import alerts as store
-from webapp.store.history import DB_DOWN
+from webapp.store import deliveries
+from webapp.store.pg import DB_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,11 @@ class DeliveryWorker:
             while not stop.is_set():
                 self._busy = {f for f in self._busy if not f.done()}
                 free = self._concurrency - len(self._busy)
-                claimed: list[store.Claimed] = []
+                claimed: list[deliveries.Claimed] = []
                 if free > 0:
                     try:
                         with Session(self._engine) as session:
-                            claimed = store.claim(session, self._clock(), free, self._lease)
+                            claimed = deliveries.claim(session, self._clock(), free, self._lease)
                         if self.last_error:
                             log.warning("delivery: Postgres is back; delivering again")
                         self.last_error = None
@@ -84,18 +84,18 @@ class DeliveryWorker:
     def run_once(self) -> int:
         """Claim what is due now and send it, waiting for the answers (tests, benchmarks)."""
         with Session(self._engine) as session:
-            claimed = store.claim(session, self._clock(), self._concurrency, self._lease)
+            claimed = deliveries.claim(session, self._clock(), self._concurrency, self._lease)
         with ThreadPoolExecutor(max(1, len(claimed))) as pool:
             list(pool.map(self._deliver, claimed))
         return len(claimed)
 
-    def _deliver(self, c: store.Claimed) -> None:
+    def _deliver(self, c: deliveries.Claimed) -> None:
         try:
             self._send(c)
         finally:
             self._wake.set()  # a slot is free (and its endpoint may take the next): claim again now
 
-    def _send(self, c: store.Claimed) -> None:
+    def _send(self, c: deliveries.Claimed) -> None:
         # signed with the wall clock (receivers check it within 5 minutes); scheduled by ``clock``
         msg_id = sender.webhook_id(c.event["id"])
         body = sender.body_of(c.event)
@@ -104,7 +104,7 @@ class DeliveryWorker:
         for tries in range(10):  # the lease outlives these; past it the row is claimed and sent again
             try:
                 with Session(self._engine) as session:
-                    status = store.finish(session, c, attempt, self._clock(), random.uniform(-1.0, 1.0))
+                    status = deliveries.finish(session, c, attempt, self._clock(), random.uniform(-1.0, 1.0))
                 break
             except DB_DOWN as exc:
                 log.warning("delivery %s: could not record attempt %d (%s); retrying", c.id, c.attempt,

@@ -9,7 +9,7 @@ from typing import Any
 from webapp import names
 from webapp.extensions import db, get_redis
 from webapp.services.context import config
-from webapp.store import history
+from webapp.store import quotes
 
 
 def enqueue_backfill(tickers: Sequence[str]) -> int:
@@ -47,7 +47,7 @@ def backfill(ticker: str, now: datetime | None = None, sleep: Callable[[float], 
 
     cfg = config()
     now = now or datetime.now(timezone.utc)
-    first = history.first_reading(db.session, ticker)
+    first = quotes.first_reading(db.session, ticker)
     anchor = first or (now, None)  # sim walks back from here, fixed for the run
     source = history_source(cfg, lambda _t: anchor)
     return runner.run(db.session, source, BackfillProgress(get_redis(), ticker), ticker, now,

@@ -21,7 +21,7 @@ from webapp.extensions import db
 from webapp.services.backfill import backfill_status
 from webapp.services.context import config
 from webapp.services.stocks import stock_detail
-from webapp.store import history
+from webapp.store import bars, quotes, sma_alerts
 
 MAX_CHART_POINTS = 20_000
 
@@ -30,10 +30,10 @@ def _epoch(when: datetime) -> int:
     return int(when.timestamp())
 
 
-CHART_INTERVALS = history.INTERVALS
+CHART_INTERVALS = bars.INTERVALS
 
 
-def chart_interval(range_name: str, span: history.Span, now: datetime) -> str:
+def chart_interval(range_name: str, span: quotes.Span, now: datetime) -> str:
     """The finest timeframe that keeps a range's bars readable (TradingView's defaults: 1D in
     minutes, 5D in 5 minutes, a month in hours, longer in days), judged by the part of the range
     that holds data: a new install shows minute candles whatever the range.  Where the minute
@@ -54,7 +54,7 @@ def _bucket(when: datetime, interval: str) -> int:
     """The start (epoch seconds) of the bar of ``interval`` that ``when`` falls in."""
     if interval == "1d":
         return _epoch(exchange_day_start(when))
-    width = history.INTERVAL_SECONDS[interval]
+    width = bars.INTERVAL_SECONDS[interval]
     return _epoch(when) // width * width
 
 
@@ -70,10 +70,10 @@ def chart_data(ticker: str, range_name: str, interval: str | None = None, studie
     now = now or datetime.now(timezone.utc)
     range_name = RANGE_ALIASES.get(range_name, range_name)
     start = range_start(now, range_name)
-    interval = interval or chart_interval(range_name, history.data_span(db.session, ticker), now)
+    interval = interval or chart_interval(range_name, quotes.data_span(db.session, ticker), now)
     chosen = indicator_series.parse(f"sma:{config().SMA_PERIOD}" if studies is None else studies)
-    warm = history.bars_before(db.session, ticker, interval, start, indicator_series.lookback(chosen))
-    shown = history.bars(db.session, ticker, interval, start, now + timedelta(days=1), None, MAX_CHART_POINTS)
+    warm = bars.bars_before(db.session, ticker, interval, start, indicator_series.lookback(chosen))
+    shown = bars.bars(db.session, ticker, interval, start, now + timedelta(days=1), None, MAX_CHART_POINTS)
     every = [*warm, *shown]
     cols = {k: np.array([getattr(b, k) for b in every], float) for k in ("open", "high", "low", "close")}
     cols["volume"] = np.array([b.volume or 0 for b in every], float)
@@ -88,13 +88,13 @@ def chart_data(ticker: str, range_name: str, interval: str | None = None, studie
                                        for t, v in zip(times, values[len(warm):].tolist(), strict=True)
                                        if v == v]
                                 for name, values in got.items()}})
-    alerts = [a for _, a in history.alerts_page(db.session, ticker, None, start, None, MAX_CHART_POINTS)]
+    alerts = [a for _, a in sma_alerts.alerts_page(db.session, ticker, None, start, None, MAX_CHART_POINTS)]
     return {
         **stock_detail(ticker, now),
         "range": range_name,
         "interval": interval,
         "intervals": list(CHART_INTERVALS),
-        "bucket_seconds": history.INTERVAL_SECONDS[interval],
+        "bucket_seconds": bars.INTERVAL_SECONDS[interval],
         "today_start": _epoch(exchange_day_start(now)),
         "tick_seconds": config().TICK_SECONDS,
         "bars": [{"time": _epoch(b.time), "open": b.open, "high": b.high, "low": b.low, "close": b.close,

@@ -17,8 +17,7 @@ from webapp.core.market import market_state
 from webapp.extensions import db, get_redis
 from webapp.services.context import config, tick_services
 from webapp.services.ticks import CATCH_UP_HORIZON
-from webapp.store import alerts as alert_store
-from webapp.store import missed
+from webapp.store import deliveries, missed
 from webapp.store.streamstate import STATUS_TTL_SECONDS, stream_status
 from webapp.store.subscriptions import web_loads
 
@@ -46,7 +45,7 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
         # informational: the stall is over once ticks run again, but its gap stays on record
         checks["missed_slots"] = {"recorded_24h": lost,
                                   "latest_end": latest_gap.isoformat() if latest_gap else None}
-        hooks = checks["webhooks"] = alert_store.delivery_health(db.session, now)
+        hooks = checks["webhooks"] = deliveries.delivery_health(db.session, now)
         if hooks["overdue_s"] > DELIVERY_OVERDUE_SECONDS:
             problems.append(f"webhooks: {hooks['pending']} delivery(ies) waiting, the oldest due "
                             f"{hooks['overdue_s']:.0f} s ago (is `python -m jobs.deliver` running?)")

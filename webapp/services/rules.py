@@ -17,7 +17,7 @@ from webapp.core.rules.parse import RuleSpec, parse_rule
 from webapp.extensions import db
 from webapp.services.context import config, tracked_symbols
 from webapp.services.scanner import scanner_list
-from webapp.store import alerts as alert_store
+from webapp.store import rule_states, webhooks
 from webapp.store import rules as rules_store
 
 REPLAY_MAX_ROWS = 2_000_000
@@ -37,7 +37,7 @@ def rule_spec(raw: dict[str, Any]) -> RuleSpec:
     """
     spec = parse_rule(raw, scan_core.LISTS)
     wanted = {int(c.split(":", 1)[1]) for c in spec.channels if c.startswith("webhook:")}
-    unknown = wanted - alert_store.existing_endpoints(db.session, list(wanted)) if wanted else set()
+    unknown = wanted - webhooks.existing_endpoints(db.session, list(wanted)) if wanted else set()
     if unknown:
         raise RuleError(f"channels: no webhook endpoint {', '.join(map(str, sorted(unknown)))} "
                         "(create one with POST /api/webhooks)")
@@ -47,7 +47,7 @@ def rule_spec(raw: dict[str, Any]) -> RuleSpec:
 def set_rule_status(rule_id: int, status: str) -> dict[str, Any] | None:
     """Pause (mute) or resume a rule; resuming also re-enables tickers the storm breaker stopped."""
     if status == "active":
-        alert_store.rearm_stopped(db.session, rule_id)
+        rule_states.rearm_stopped(db.session, rule_id)
     return rules_store.set_status(db.session, rule_id, status)
 
 
@@ -61,7 +61,7 @@ def rules_with_state() -> list[dict[str, Any]]:
     (``stopped_too_often``)."""
     builtin_rule()
     rules = rules_store.all_rules(db.session)
-    stopped = alert_store.stopped_tickers(db.session, [r["id"] for r in rules])
+    stopped = rule_states.stopped_tickers(db.session, [r["id"] for r in rules])
     return [{**r, "stopped_too_often": stopped.get(r["id"], [])} for r in rules]
 
 

@@ -16,7 +16,8 @@ from webapp.core.market import (
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db
 from webapp.services.context import tick_services, tracked_symbols
-from webapp.store import history
+from webapp.store import quotes as quotes_store
+from webapp.store import sma_alerts
 from webapp.tick.pipeline import max_age
 
 
@@ -56,7 +57,7 @@ def known_ticker(raw: str) -> str:
     ticker = normalise_ticker(raw)
     if ticker is None:
         raise UnknownTicker(f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)")
-    if ticker not in tracked_symbols() and not history.has_history(db.session, ticker):
+    if ticker not in tracked_symbols() and not quotes_store.has_history(db.session, ticker):
         raise UnknownTicker(f"{ticker} is not tracked and has no stored history")
     return ticker
 
@@ -73,7 +74,7 @@ def stock_detail(ticker: str, now: datetime | None = None) -> dict[str, Any]:
             "sma_period": svc.config.SMA_PERIOD, "market": market.as_json()}
 
 
-def alert_json(a: history.AlertRow) -> dict[str, Any]:
+def alert_json(a: sma_alerts.AlertRow) -> dict[str, Any]:
     """An alert as the API, the feed page and the ``alert`` event show it."""
     return {"ticker": a.ticker, "kind": a.kind, "time": a.time.isoformat(), "price": a.price, "sma": a.sma}
 
@@ -81,10 +82,10 @@ def alert_json(a: history.AlertRow) -> dict[str, Any]:
 def alert_feed(ticker: str | None, limit: int = MAX_FEED_ALERTS) -> list[dict[str, Any]]:
     """Stored alerts, newest first."""
     start = range_start(datetime.now(timezone.utc), "all")
-    return [alert_json(a) for _, a in history.alerts_page(db.session, ticker, None, start, None, limit)]
+    return [alert_json(a) for _, a in sma_alerts.alerts_page(db.session, ticker, None, start, None, limit)]
 
 
 def sparklines(tickers: list[str], points: int = 30) -> dict[str, list[float]]:
     """The last ``points`` stored prices per ticker (one query), for dashboard sparklines."""
     return {t: [q.price for q in quotes]
-            for t, quotes in history.recent_quotes(db.session, tickers, points).items()}
+            for t, quotes in quotes_store.recent_quotes(db.session, tickers, points).items()}

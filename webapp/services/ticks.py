@@ -19,7 +19,7 @@ from webapp.core.market import (
 from webapp.core.shards import split
 from webapp.extensions import db
 from webapp.services.context import config, tick_services, tracked_symbols
-from webapp.store import history, missed, symbols
+from webapp.store import missed, pg, symbols
 from webapp.tick.pipeline import TickReport, TickServices, run_tick
 from webapp.tick.rules import RuleEngine
 
@@ -73,7 +73,7 @@ def catch_up(when: datetime) -> list[datetime]:
     if last is None:
         try:
             stored = missed.last_stored(db.session, when - CATCH_UP_HORIZON)
-        except history.DB_DOWN:
+        except pg.DB_DOWN:
             db.session.rollback()
             stored = None
         last = slot_of(stored, cfg.TICK_SECONDS)[0] if stored else None
@@ -95,7 +95,7 @@ def catch_up(when: datetime) -> list[datetime]:
                     when.isoformat(), why)
         try:
             missed.record(db.session, lost, cfg.TICK_SECONDS, why)
-        except history.DB_DOWN as exc:
+        except pg.DB_DOWN as exc:
             db.session.rollback()
             log.error("could not record %d missed slot(s) (Postgres: %s)", len(lost), type(exc).__name__)
     if run:

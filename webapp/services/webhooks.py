@@ -12,7 +12,7 @@ from webapp.core import delivery as delivery_policy
 from webapp.delivery import sender
 from webapp.extensions import db, get_redis
 from webapp.services.context import config
-from webapp.store import alerts as alert_store
+from webapp.store import webhooks
 
 ROTATION_OVERLAP = timedelta(hours=24)
 
@@ -32,13 +32,13 @@ def check_webhook_url(url: str) -> None:
 def create_webhook(url: str, description: str) -> dict[str, Any]:
     """A new endpoint, with its signing secret: shown this once."""
     check_webhook_url(url)
-    endpoint, secret = alert_store.create_endpoint(db.session, url, description)
+    endpoint, secret = webhooks.create_endpoint(db.session, url, description)
     return {**endpoint, "secret": secret}
 
 
 def rotate_webhook_secret(endpoint_id: int) -> dict[str, Any] | None:
     """A new secret; for 24 h both the old and the new sign every request."""
-    got = alert_store.rotate_secret(db.session, endpoint_id, ROTATION_OVERLAP)
+    got = webhooks.rotate_secret(db.session, endpoint_id, ROTATION_OVERLAP)
     return None if got is None else {**got[0], "secret": got[1]}
 
 

@@ -25,7 +25,8 @@ import redis
 
 from webapp import names
 from webapp.core.quotes import Quote
-from webapp.store.history import AlertRow, QuoteRow
+from webapp.store.quotes import QuoteRow
+from webapp.store.sma_alerts import AlertRow
 
 log = logging.getLogger(__name__)
 _SLOT = re.compile(rb'\{"slot":(\d+)')  # an entry's first field (orjson keeps the order)

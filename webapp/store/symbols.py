@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.store.history import DB_DOWN
 from webapp.store.models import ApiToken
+from webapp.store.pg import DB_DOWN
 
 log = logging.getLogger(__name__)
 

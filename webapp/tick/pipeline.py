@@ -44,11 +44,12 @@ from webapp.core.market import MarketState, market_state, slot_of
 from webapp.core.quotes import Quote
 from webapp.core.validation import quote_problems
 from webapp.providers.base import FetchResult, Provider
-from webapp.store import alerts as alert_store
-from webapp.store import history, hot, missed
-from webapp.store.history import DB_DOWN
+from webapp.store import alert_events, hot, missed, sma_alerts, tick_write
+from webapp.store import quotes as quotes_store
 from webapp.store.hot import HotStore, Restore, Shard
+from webapp.store.pg import DB_DOWN
 from webapp.store.spool import Spool
+from webapp.store.tick_write import PendingInsert
 from webapp.tick import rules as live_rules
 from webapp.tick import scanner
 from webapp.tick.publisher import Batch, Publisher
@@ -119,10 +120,10 @@ class TickReport:
 
 def _restore(svc: TickServices, latest: Latest, missing: Sequence[str]) -> list[Restore]:
     """Rebuild lost hot state from Postgres so SMAs continue without a false alert."""
-    stored = history.recent_quotes(svc.session, missing, svc.config.SMA_PERIOD)
+    stored = quotes_store.recent_quotes(svc.session, missing, svc.config.SMA_PERIOD)
     if not stored:
         return []
-    alerts = history.last_alerts(svc.session, list(stored))
+    alerts = sma_alerts.last_alerts(svc.session, list(stored))
     restores = []
     for (ticker, quotes), row in zip(stored.items(), latest.rows_of(list(stored)).tolist(), strict=True):
         prior = alerts.get(ticker)
@@ -233,7 +234,7 @@ def _locked_tick(
     if previous_done and spooled_before is None and stored_mark is not None and int(stored_mark) < slot - 1:
         lost = list(range(int(stored_mark) + 1, slot))  # Redis ran them; their rows are gone
     latest, missing = state.latest.aligned(symbols, cfg.SMA_PERIOD)
-    unsent: list[history.AlertRow] = []
+    unsent: list[sma_alerts.AlertRow] = []
     unsent_events: list[dict[str, Any]] = []
     if lost:  # Redis ahead of Postgres: Postgres is the record, so the windows follow it
         missing = _redis_ahead(svc, symbols, lost)
@@ -260,8 +261,8 @@ def _locked_tick(
     steps = latest.apply(rows, accepted)
     latest.mark_stale(stale)
     smas = latest.sma_values(rows)
-    quote_rows = [history.QuoteRow(q, sma) for q, sma in zip(accepted, smas, strict=True)]
-    alert_rows = [history.AlertRow(accepted[i].ticker, accepted[i].time, ALERT_CODES[steps.alert[i]],
+    quote_rows = [quotes_store.QuoteRow(q, sma) for q, sma in zip(accepted, smas, strict=True)]
+    alert_rows = [sma_alerts.AlertRow(accepted[i].ticker, accepted[i].time, ALERT_CODES[steps.alert[i]],
                                    accepted[i].price, smas[i])
                   for i in np.flatnonzero(steps.alert).tolist()]
     report.accepted = len(accepted)
@@ -287,7 +288,7 @@ def _locked_tick(
     # the emits are prepared; the rules' events and states follow them there,
     # in the same transaction.
     try:
-        pending: history.PendingInsert | None = history.PendingInsert(svc.session, quote_rows, alert_rows)
+        pending: PendingInsert | None = PendingInsert(svc.session, quote_rows, alert_rows)
     except DB_DOWN as exc:
         pending = _spool(svc, report, slot, quote_rows, alert_rows, exc)
     rules = None
@@ -385,7 +386,7 @@ def _rule_emits(svc: TickServices, rules: live_rules.Evaluated, batch: Batch, no
     for f in rules.fires:
         event_id = rules.made.get(f.fire.dedupe_key)
         if event_id is not None:
-            batch.alert_event(alert_store.fire_json(f, event_id, now))
+            batch.alert_event(alert_events.fire_json(f, event_id, now))
     batch.wake_deliverers = report.deliveries > 0
     if rules.stopped:
         log.warning("storm breaker: %d rule/ticker pair(s) fired more than 15 times in 3 minutes and stopped "
@@ -394,7 +395,7 @@ def _rule_emits(svc: TickServices, rules: live_rules.Evaluated, batch: Batch, no
 
 
 def _diverged(svc: TickServices, symbols: Sequence[str], slot_time: datetime
-              ) -> tuple[list[str], list[history.AlertRow], list[dict[str, Any]]]:
+              ) -> tuple[list[str], list[sma_alerts.AlertRow], list[dict[str, Any]]]:
     """Tickers Postgres holds a reading of from the previous slot that Redis never got, its alerts and
     its rules' events.
 
@@ -408,9 +409,9 @@ def _diverged(svc: TickServices, symbols: Sequence[str], slot_time: datetime
     """
     start = slot_time - timedelta(seconds=svc.config.TICK_SECONDS)
     try:
-        diverged = history.stored_between(svc.session, symbols, start, slot_time)
-        unsent = history.alerts_between(svc.session, diverged, start, slot_time) if diverged else []
-        events = (alert_store.events_between(svc.session, diverged, start, slot_time)
+        diverged = quotes_store.stored_between(svc.session, symbols, start, slot_time)
+        unsent = sma_alerts.alerts_between(svc.session, diverged, start, slot_time) if diverged else []
+        events = (alert_events.events_between(svc.session, diverged, start, slot_time)
                   if diverged and svc.rules else [])
     except DB_DOWN:
         svc.session.rollback()
@@ -422,8 +423,8 @@ def _diverged(svc: TickServices, symbols: Sequence[str], slot_time: datetime
     return diverged, unsent, events
 
 
-def _spool(svc: TickServices, report: TickReport, slot: int, quotes: Sequence[history.QuoteRow],
-           alerts: Sequence[history.AlertRow], exc: BaseException) -> None:
+def _spool(svc: TickServices, report: TickReport, slot: int, quotes: Sequence[quotes_store.QuoteRow],
+           alerts: Sequence[sma_alerts.AlertRow], exc: BaseException) -> None:
     """Postgres is down: keep the rows in Redis and carry on with the live path."""
     svc.session.rollback()
     if svc.spool is None:
@@ -444,7 +445,7 @@ def _drain(svc: TickServices, report: TickReport) -> list[int]:
     stored = 0
     try:
         for _, quotes, alerts in entries:
-            history.insert_tick(svc.session, quotes, alerts)
+            tick_write.insert_tick(svc.session, quotes, alerts)
             stored += 1
     except DB_DOWN:
         svc.session.rollback()

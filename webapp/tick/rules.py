@@ -60,8 +60,7 @@ from webapp.core.rules.model import Rule, RuleError
 from webapp.core.rules.operands import reading_series
 from webapp.core.rules.parse import parse_condition
 from webapp.core.rules.state import TickerState
-from webapp.store import alerts as store
-from webapp.store import history
+from webapp.store import alert_events, quotes, rule_states
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class Bars:
     @classmethod
     def stored(cls, session: Session, tickers: Sequence[str], depth: int, slot: int) -> Bars:
         """The last readings before ``slot`` from Postgres (one statement)."""
-        got = history.recent_quotes(session, tickers, depth + 1)
+        got = quotes.recent_quotes(session, tickers, depth + 1)
         times = sorted({int(q.time.timestamp()) for qs in got.values() for q in qs
                         if int(q.time.timestamp()) < slot})[-depth:]
         at = {t: j for j, t in enumerate(times)}
@@ -145,7 +144,7 @@ class Bars:
 class Evaluated:
     """A tick's rule work: what to write in its transaction, and what to emit after."""
 
-    fires: list[store.FireRow] = field(default_factory=list)
+    fires: list[alert_events.FireRow] = field(default_factory=list)
     states: list[tuple[int, int, str, TickerState]] = field(default_factory=list)
     rules: int = 0
     stopped: list[tuple[int, str]] = field(default_factory=list)
@@ -155,7 +154,7 @@ class Evaluated:
 
     def write(self, conn: Connection) -> int:
         """Inside the tick's transaction: the events, their deliveries, the states, the progress."""
-        made, queued = store.write_fires(conn, self.fires, self.states, self.progress)
+        made, queued = alert_events.write_fires(conn, self.fires, self.states, self.progress)
         self.made = made
         return queued
 
@@ -218,11 +217,11 @@ class RuleEngine:
         now stored), the bars read reach back to it, and :meth:`evaluate`
         judges the missed bars too (at most :data:`MAX_CATCH_UP`).
         """
-        now = store.rules_now(session, shard)
+        now = rule_states.rules_now(session, shard)
         self.builtin_muted = now.builtin_muted
         fingerprint = now.fingerprint
         if fingerprint != self._fingerprint:  # something changed: read the rules (new ones with their JSON)
-            self._live_rules = self._live(store.live_rules(session, list(self._parsed)), slot)
+            self._live_rules = self._live(rule_states.live_rules(session, list(self._parsed)), slot)
             self._fingerprint = fingerprint
         live = self._live_rules
         self._loaded = None
@@ -247,7 +246,7 @@ class RuleEngine:
             self._symbols, self._generation = tuple(symbols), self._generation + 1
         rules_key = (fingerprint, self._generation)
         if self._states_key != (rules_key, slot - tick_seconds):
-            self._states = store.states_of(session, [r.rule.id for r in live])
+            self._states = rule_states.states_of(session, [r.rule.id for r in live])
         self._pending_key = (rules_key, slot)
         self._states_key = None  # valid again only once this tick commits
         self._loaded = (tuple(symbols), slot)
@@ -297,7 +296,7 @@ class RuleEngine:
                 source, age = q.source, (now - q.time).total_seconds()
             else:  # a bar caught up after a gap: as old as it is
                 source, age = None, now.timestamp() - f.bar_time
-            out.fires.append(store.FireRow(f, lr.name, lr.endpoints, source, max(0.0, age), latency))
+            out.fires.append(alert_events.FireRow(f, lr.name, lr.endpoints, source, max(0.0, age), latency))
         out.states = [(chosen[k].rule.id, chosen[k].rule.version, t, st) for k, t, st in got.states]
         out.stopped = [(chosen[k].rule.id, t) for k, t in got.stopped]
         return out

@@ -38,7 +38,7 @@ from webapp.core import scanner as core
 from webapp.core.market import EXCHANGE_TZ, calendar_for, exchange_day_start
 from webapp.core.quotes import Quote
 from webapp.core.tables import Table, Unreadable, pack, unpack
-from webapp.store import history
+from webapp.store import intraday
 from webapp.store.hot import ListWrite, ScanWrite
 from webapp.store.scanstore import ScanStore, decode_profile, merge_tables
 
@@ -133,7 +133,7 @@ def _restore(session: Session, table: core.Table, symbols: Sequence[str], rows: 
         q = previous.get(symbols[i])
         if q is not None:
             upto[symbols[i]] = (exchange_day_start(q.time), q.time)
-    found = history.day_so_far(session, upto, bars)
+    found = intraday.day_so_far(session, upto, bars)
     position = {s: i for s, i in zip((symbols[i] for i in rows.tolist()), rows.tolist(), strict=True)}
     for ticker, agg in found.items():
         i = position[ticker]
@@ -362,7 +362,7 @@ def build_profile(session: Session, store: ScanStore, cfg: Config, now: datetime
     days = earlier_sessions(day, cfg.RVOL_SESSIONS)
     start = datetime.combine(days[0], datetime.min.time(), tzinfo=EXCHANGE_TZ)
     end = datetime.combine(day, datetime.min.time(), tzinfo=EXCHANGE_TZ)
-    sums, sessions = history.volume_by_minute(session, days, start.astimezone(timezone.utc),
+    sums, sessions = intraday.volume_by_minute(session, days, start.astimezone(timezone.utc),
                                               end.astimezone(timezone.utc), str(EXCHANGE_TZ))
     session.rollback()  # read-only; end the transaction
     tickers = sorted(sessions)

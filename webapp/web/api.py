@@ -21,7 +21,8 @@ from webapp.services import charts, context, scanner
 from webapp.services import health as health_service
 from webapp.services import stocks as stocks_service
 from webapp.services import symbols as symbols_service
-from webapp.store import history, missed, symbols
+from webapp.store import bars as bars_store
+from webapp.store import missed, quotes, sma_alerts, symbols
 from webapp.store.backfillstate import STATES as BACKFILL_STATES
 from webapp.web import auth
 from webapp.web.apispec import Query, Timestamp, endpoint, openapi_document
@@ -33,7 +34,7 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-Interval = Literal["1m", "5m", "15m", "1h", "1d"]  # history.INTERVALS: bars' timeframes
+Interval = Literal["1m", "5m", "15m", "1h", "1d"]  # bars_store.INTERVALS: bars' timeframes
 
 # ---- response models (what integrators receive) ----
 
@@ -347,8 +348,8 @@ def stock_history(ticker: str, q: HistoryQuery):
         raise ApiError(400, "bad_parameter", "start: must be before end")
     kind = f"h{q.interval or ''}"
     after = datetime.fromisoformat(_decode(q.cursor, kind)[0]) if q.cursor else None
-    rows: list[Any] = (history.bars(db.session, ticker, q.interval, start, end, after, q.limit)
-                       if q.interval else history.points(db.session, ticker, start, end, after, q.limit))
+    rows: list[Any] = (bars_store.bars(db.session, ticker, q.interval, start, end, after, q.limit)
+                       if q.interval else quotes.points(db.session, ticker, start, end, after, q.limit))
     items = [dict(r._asdict(), time=r.time.isoformat()) for r in rows]
     next_cursor = _encode(kind, rows[-1].time.isoformat()) if len(rows) == q.limit else None
     span_end = rows[-1].time if next_cursor else end
@@ -390,7 +391,7 @@ def alerts(q: AlertsQuery):
     if q.cursor:
         when, ident = _decode(q.cursor, "a")
         before = (datetime.fromisoformat(when), int(ident))
-    rows = history.alerts_page(db.session, q.ticker.upper() if q.ticker else None, q.kind,
+    rows = sma_alerts.alerts_page(db.session, q.ticker.upper() if q.ticker else None, q.kind,
                                q.since or EPOCH, before, q.limit)
     items = [stocks_service.alert_json(a) for _, a in rows]
     next_cursor = (_encode("a", rows[-1].alert.time.isoformat(), rows[-1].id)

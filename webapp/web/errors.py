@@ -6,7 +6,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from webapp.store.history import DB_DOWN
+from webapp.store.pg import DB_DOWN
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from webapp.core.delivery import UrlRefused
 from webapp.extensions import db
 from webapp.services import webhooks
-from webapp.store import alerts as store
+from webapp.store import alert_events
+from webapp.store import deliveries as deliveries_store
+from webapp.store import webhooks as webhooks_store
 from webapp.web.api import require_read_token, require_token
 from webapp.web.apispec import Query, endpoint
 from webapp.web.errors import ApiError
@@ -133,7 +135,7 @@ def _id(raw: str, what: str) -> int:
 
 
 def _endpoint(raw: str) -> dict[str, Any]:
-    got = store.endpoint(db.session, _id(raw, "webhook"))
+    got = webhooks_store.endpoint(db.session, _id(raw, "webhook"))
     if got is None:
         raise ApiError(404, "unknown_webhook", f"no webhook endpoint {raw}")
     return got
@@ -142,7 +144,7 @@ def _endpoint(raw: str) -> dict[str, Any]:
 @endpoint(bp, "/alert-events", response=EventsPage, query=EventsQuery, auth=require_read_token,
           auth_kind="read", summary="Alert events (rule fires), newest first or after an id")
 def list_events(q: EventsQuery):
-    got = store.events(db.session, rule_id=q.rule_id, ticker=q.ticker.upper() if q.ticker else None,
+    got = alert_events.events(db.session, rule_id=q.rule_id, ticker=q.ticker.upper() if q.ticker else None,
                        after=q.after, before=q.cursor, limit=q.limit)
     more = len(got) == q.limit and q.after is None
     return jsonify({"events": got, "next_cursor": got[-1]["id"] if more else None})
@@ -152,15 +154,15 @@ def list_events(q: EventsQuery):
           summary="One alert event, with its deliveries and their attempt logs", errors=(404,),
           path_schemas={"event_id": ID})
 def get_event(event_id: str):
-    got = store.events_by_id(db.session, [_id(event_id, "event")])
+    got = alert_events.events_by_id(db.session, [_id(event_id, "event")])
     if not got:
         raise ApiError(404, "unknown_event", f"no alert event {event_id}")
-    return jsonify({**got[0], "deliveries": store.deliveries(db.session, event_id=got[0]["id"])})
+    return jsonify({**got[0], "deliveries": deliveries_store.deliveries(db.session, event_id=got[0]["id"])})
 
 
 @endpoint(bp, "/webhooks", response=EndpointList, auth=require_token, summary="Webhook endpoints")
 def list_webhooks():
-    return jsonify({"endpoints": store.endpoints(db.session)})
+    return jsonify({"endpoints": webhooks_store.endpoints(db.session)})
 
 
 @endpoint(bp, "/webhooks", method="POST", status=201, response=EndpointWithSecret, body=EndpointBody,
@@ -176,14 +178,15 @@ def create_webhook(data: EndpointBody):
           summary="A webhook endpoint and its recent deliveries", path_schemas={"webhook_id": ID})
 def get_webhook(webhook_id: str):
     ep = _endpoint(webhook_id)
-    return jsonify({**ep, "deliveries": store.deliveries(db.session, endpoint_id=ep["id"], limit=50)})
+    return jsonify({**ep, "deliveries": deliveries_store.deliveries(db.session, endpoint_id=ep["id"],
+                                                                     limit=50)})
 
 
 @endpoint(bp, "/webhooks/<webhook_id>", method="PATCH", response=Endpoint, body=EndpointStatus,
           auth=require_token, errors=(404,), summary="Disable or re-enable a webhook endpoint",
           path_schemas={"webhook_id": ID})
 def set_webhook_status(webhook_id: str, data: EndpointStatus):
-    return jsonify(store.set_endpoint_status(db.session, _endpoint(webhook_id)["id"], data.status))
+    return jsonify(webhooks_store.set_endpoint_status(db.session, _endpoint(webhook_id)["id"], data.status))
 
 
 @endpoint(bp, "/webhooks/<webhook_id>/rotate", method="POST", response=EndpointWithSecret,
@@ -197,7 +200,7 @@ def rotate_webhook(webhook_id: str):
           errors=(404,), summary="Delete a webhook endpoint", path_schemas={"webhook_id": ID})
 def delete_webhook(webhook_id: str):
     ep = _endpoint(webhook_id)
-    return jsonify({"id": ep["id"], "deleted": store.delete_endpoint(db.session, ep["id"])})
+    return jsonify({"id": ep["id"], "deleted": webhooks_store.delete_endpoint(db.session, ep["id"])})
 
 
 @endpoint(bp, "/deliveries/<delivery_id>/redeliver", method="POST", response=Redelivered, auth=require_token,
@@ -205,8 +208,8 @@ def delete_webhook(webhook_id: str):
           summary="Send a delivery again now, with the same webhook-id")
 def redeliver(delivery_id: str):
     did = _id(delivery_id, "delivery")
-    if not store.deliveries(db.session, delivery_id=did, limit=1):
+    if not deliveries_store.deliveries(db.session, delivery_id=did, limit=1):
         raise ApiError(404, "unknown_delivery", f"no delivery {delivery_id}")
-    if not store.redeliver(db.session, did):
+    if not deliveries_store.redeliver(db.session, did):
         raise ApiError(409, "in_flight", f"delivery {did} is being sent right now; try again in a moment")
     return jsonify({"id": did, "queued": True})

@@ -1,0 +1,193 @@
+"""The webhook outbox (tables ``deliveries``, ``delivery_attempts``): claims, attempts, retries.
+
+A claim leases rows with ``FOR UPDATE SKIP LOCKED`` and commits before the
+request, so no two processes send one delivery and a killed one's lease runs
+out; each attempt is logged, and an endpoint failing for days is disabled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp.core import delivery as policy
+from webapp.store.alert_events import EVENT_COLUMNS, event_json
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery a worker holds the lease of, with what it needs to send it."""
+
+    id: int
+    attempt: int
+    trigger: str
+    url: str
+    secrets: tuple[str, ...]
+    endpoint_id: int
+    event: dict[str, Any]
+
+
+def claim(session: Session, now: datetime, limit: int, lease_seconds: float = policy.LEASE_SECONDS
+          ) -> list[Claimed]:
+    """Lease up to ``limit`` due deliveries, at most 2 in flight per endpoint; committed before return."""
+    rows = session.execute(sa.text("""
+        SELECT d.id, d.endpoint_id FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
+        WHERE w.status = 'active' AND ((d.status = 'pending' AND d.next_attempt_at <= :now)
+                                       OR (d.status = 'in_flight' AND d.locked_until < :now))
+        ORDER BY d.next_attempt_at, d.id LIMIT :n FOR UPDATE OF d SKIP LOCKED"""),
+        {"now": now, "n": limit * 4}).all()
+    if not rows:
+        session.commit()
+        return []
+    ends = sorted({r.endpoint_id for r in rows})
+    # the endpoint rows serialise claimers of one endpoint, so the in-flight cap holds across workers
+    session.execute(sa.text("SELECT id FROM webhook_endpoints WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+                    {"ids": ends})
+    busy = dict(session.execute(sa.text(
+        "SELECT endpoint_id, count(*) FROM deliveries WHERE endpoint_id = ANY(:ids) AND status = 'in_flight' "
+        "AND locked_until >= :now GROUP BY endpoint_id"), {"ids": ends, "now": now}).all())
+    chosen = []
+    for r in rows:
+        if len(chosen) < limit and busy.get(r.endpoint_id, 0) < policy.IN_FLIGHT_PER_ENDPOINT:
+            busy[r.endpoint_id] = busy.get(r.endpoint_id, 0) + 1
+            chosen.append(r.id)
+    got = session.execute(sa.text(f"""
+        WITH c AS (UPDATE deliveries SET status = 'in_flight', attempts = attempts + 1,
+                          locked_until = :now + make_interval(secs => :lease)
+                   WHERE id = ANY(:ids) RETURNING id, event_id, endpoint_id, attempts, trigger)
+        SELECT c.id AS delivery_id, c.attempts AS attempt_no, c.trigger AS how, c.endpoint_id AS endpoint,
+               w.url, w.secret, w.previous_secret, w.previous_until, {EVENT_COLUMNS}
+        FROM c JOIN webhook_endpoints w ON w.id = c.endpoint_id JOIN alert_events e ON e.id = c.event_id
+        LEFT JOIN alert_rules r ON r.id = e.rule_id ORDER BY c.id"""),
+        {"ids": chosen, "now": now, "lease": float(lease_seconds)}).all()
+    session.commit()
+    out = []
+    for r in got:
+        keys = (r.secret,) + ((r.previous_secret,) if r.previous_secret and r.previous_until
+                              and r.previous_until > now else ())
+        out.append(Claimed(r.delivery_id, r.attempt_no, r.how, r.url, keys, r.endpoint, event_json(r)))
+    return out
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one HTTP attempt came to, for the log and the next step."""
+
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error_class: str | None
+    error: str | None
+    response: str | None
+    retry_after: float | None = None
+
+
+def finish(session: Session, c: Claimed, a: Attempt, now: datetime, jitter: float) -> str:
+    """Log the attempt and move the delivery on; returns its new status.  Commits."""
+    session.execute(sa.text(
+        "INSERT INTO delivery_attempts (delivery_id, attempt_no, trigger, started_at, duration_ms, "
+        "status_code, error_class, error, response) VALUES (:d, :n, :t, :s, :ms, :code, :cls, :err, :resp)"),
+        {"d": c.id, "n": c.attempt, "t": c.trigger, "s": a.started_at, "ms": a.duration_ms,
+         "code": a.status_code, "cls": a.error_class, "err": a.error, "resp": a.response})
+    v = policy.verdict(c.attempt if c.trigger == "scheduled" else policy.MAX_ATTEMPTS, a.status_code, now,
+                       jitter, a.retry_after)
+    status = {"delivered": "delivered", "retry": "pending", "dead": "failed", "disable": "failed"}[v.state]
+    # only the lease holder moves the row on: one whose lease ran out and was re-claimed logs, nothing more
+    moved = session.execute(sa.text(
+        "UPDATE deliveries SET status = :st, next_attempt_at = COALESCE(:next, next_attempt_at), "
+        "locked_until = NULL, last_status = :code, last_error = :err, trigger = 'scheduled', "
+        "delivered_at = CASE WHEN :st = 'delivered' THEN :now ELSE delivered_at END "
+        "WHERE id = :id AND status = 'in_flight' AND attempts = :n"),
+        {"st": status, "next": v.next_at, "code": a.status_code, "err": a.error_class, "now": now, "id": c.id,
+         "n": c.attempt}).rowcount
+    if moved:
+        _endpoint_health(session, c.endpoint_id, v.state, now)
+    session.commit()
+    return status if moved else "superseded"
+
+
+def _endpoint_health(session: Session, endpoint_id: int, state: str, now: datetime) -> None:
+    if state == "delivered":
+        session.execute(sa.text("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = :id "
+                                "AND failing_since IS NOT NULL"), {"id": endpoint_id})
+        return
+    if state == "disable":
+        session.execute(sa.text("UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = :why "
+                                "WHERE id = :id"),
+                        {"id": endpoint_id, "why": f"the endpoint answered 410 Gone at {now.isoformat()}"})
+        return
+    since = session.execute(sa.text(
+        "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, :now) WHERE id = :id "
+        "RETURNING failing_since"), {"id": endpoint_id, "now": now}).scalar()
+    if policy.failing_too_long(since, now):
+        session.execute(sa.text("UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = :why "
+                                "WHERE id = :id"),
+                        {"id": endpoint_id,
+                         "why": f"every delivery failed for 5 days (since {since.isoformat()})"})
+
+
+def redeliver(session: Session, delivery_id: int) -> bool:
+    """Send a delivery once more now, with the same ``webhook-id`` (a manual attempt)."""
+    moved = session.execute(sa.text(
+        "UPDATE deliveries SET status = 'pending', trigger = 'manual', next_attempt_at = now() "
+        "WHERE id = :id AND status <> 'in_flight'"), {"id": delivery_id}).rowcount
+    session.commit()
+    return bool(moved)
+
+
+_DELIVERY_COLUMNS = ("d.id, d.event_id, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, "
+                     "d.last_status, d.last_error, d.delivered_at, d.created_at")
+
+
+def delivery_json(r: Any, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": r.id, "event_id": r.event_id, "endpoint_id": r.endpoint_id, "status": r.status,
+            "attempts": r.attempts,
+            "next_attempt_at": r.next_attempt_at.isoformat() if r.status == "pending" else None,
+            "last_status": r.last_status, "last_error": r.last_error,
+            "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
+            "created_at": r.created_at.isoformat(), "log": attempts}
+
+
+def deliveries(session: Session, *, event_id: int | None = None, endpoint_id: int | None = None,
+               delivery_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Deliveries newest first, each with its attempt log (two statements)."""
+    where, params = [], {"limit": limit}
+    for clause, key, value in (("d.event_id = :e", "e", event_id), ("d.endpoint_id = :p", "p", endpoint_id),
+                               ("d.id = :d", "d", delivery_id)):
+        if value is not None:
+            where.append(clause)
+            params[key] = value
+    rows = session.execute(sa.text(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d "
+                                   f"WHERE {' AND '.join(where) or 'TRUE'} ORDER BY d.id DESC LIMIT :limit"),
+                           params).all()
+    log: dict[int, list[dict[str, Any]]] = {}
+    if rows:
+        for a in session.execute(sa.text(
+                "SELECT delivery_id, attempt_no, trigger, started_at, duration_ms, status_code, error_class, "
+                "error, response FROM delivery_attempts WHERE delivery_id = ANY(:ids) ORDER BY id"),
+                {"ids": [r.id for r in rows]}):
+            log.setdefault(a.delivery_id, []).append({
+                "attempt": a.attempt_no, "trigger": a.trigger, "at": a.started_at.isoformat(),
+                "duration_ms": round(a.duration_ms, 1), "status_code": a.status_code,
+                "error_class": a.error_class, "error": a.error, "response": a.response})
+    return [delivery_json(r, log.get(r.id, [])) for r in rows]
+
+
+def delivery_health(session: Session, now: datetime) -> dict[str, Any]:
+    """What health shows of the outbox: what waits, how late, what failed, which endpoints are off."""
+    r = session.execute(sa.text(
+        "SELECT count(*) FILTER (WHERE d.status = 'pending' AND w.status = 'active') AS pending, "
+        "count(*) FILTER (WHERE d.status = 'in_flight') AS in_flight, "
+        "min(d.next_attempt_at) FILTER (WHERE d.status = 'pending' AND w.status = 'active') AS oldest_due, "
+        "count(*) FILTER (WHERE d.status = 'failed' AND d.created_at > :day) AS failed_24h "
+        "FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id"),
+        {"day": now - timedelta(days=1)}).one()
+    off = session.execute(sa.text("SELECT id, disabled_reason FROM webhook_endpoints "
+                                  "WHERE status = 'disabled' ORDER BY id")).all()
+    overdue = max(0.0, (now - r.oldest_due).total_seconds()) if r.oldest_due else 0.0
+    return {"pending": r.pending, "in_flight": r.in_flight, "overdue_s": round(overdue, 1),
+            "failed_24h": r.failed_24h, "disabled_endpoints": [{"id": e.id, "reason": e.disabled_reason}
+                                                               for e in off]}

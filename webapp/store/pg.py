@@ -1,0 +1,41 @@
+"""What every Postgres store shares: the errors an outage raises, and COPY's two ways in."""
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from typing import Any
+
+import psycopg2.errors
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+# What a Postgres outage raises, through SQLAlchemy and on the COPY's raw cursor.
+DB_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+NULL = "\\N"  # COPY text format's null
+
+
+def merge_copy(session: Session, table: str, columns: str, data: io.StringIO, staging: str = "in"
+               ) -> None:
+    """COPY into a staging table (one per column set: ``staging`` names it), then insert what is
+    not stored yet."""
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {table}_{staging} ON COMMIT DELETE ROWS "
+        f"AS SELECT {columns} FROM {table} WITH NO DATA"
+    )
+    cursor.copy_expert(f"COPY {table}_{staging} ({columns}) FROM STDIN", data)
+    cursor.execute(
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_{staging} ON CONFLICT DO NOTHING"
+    )
+
+
+def copy_rows(cursor: Any, table: str, columns: str, data: io.StringIO) -> None:
+    # one read of the whole text: psycopg2 reads ``size`` characters at a time
+    # (8 KB by default) and each read needs the GIL, which the tick's thread holds
+    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", data, size=max(8192, len(data.getvalue())))
+
+
+def as_float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
