@@ -161,12 +161,12 @@ def test_every_webapp_module_is_in_a_layer() -> None:
     ("webapp.store.hot", "from webapp.tick import pipeline", "store (rank 4) may not import tick"),
     ("webapp.providers.sim", "from webapp.streams import x", "providers (rank 3) may not import streams"),
     ("webapp.tick.pipeline", "from webapp.services import rules", "may not import services"),
-    ("webapp.services", "from webapp.web.api import bp", "may not import web"),
+    ("webapp.services", "from webapp.web.stocks import bp", "may not import web"),
     ("webapp.web.cli", "from bench.tick import run", "never imports bench"),
     ("jobs.tick", "from webapp.web import pages", "never the web edge"),
     ("webapp.services.charts", "from webapp.services.stocks import _views", "internals"),
     ("webapp.services.charts", "from webapp.services import stocks\nstocks._views()", "internals"),
-    ("webapp.web.api", "from webapp.store import pg\npg._copy", "internals"),
+    ("webapp.web.stocks", "from webapp.store import pg\npg._copy", "internals"),
 ])
 def test_the_check_catches(module: str, source: str, expected: str) -> None:
     found = violations(module, source)
@@ -174,7 +174,7 @@ def test_the_check_catches(module: str, source: str, expected: str) -> None:
 
 
 def test_the_check_allows_downward_imports() -> None:
-    assert violations("webapp.web.api",
+    assert violations("webapp.web.stocks",
                       "from webapp.services import rules\nfrom webapp.store import alerts") == []
     assert violations("webapp.services.charts", "from webapp.services import stocks\nstocks.snapshot()") == []
     assert violations("webapp.tick.pipeline", "from webapp.core.latest import Latest\nimport redis") == []

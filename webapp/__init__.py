@@ -50,18 +50,30 @@ def create_app(config: Config | None = None) -> Flask:
         cors_allowed_origins=None,
     )
 
-    from webapp.web import auth, cli, errors, http, realtime
-    from webapp.web.api import bp as api_bp
-    from webapp.web.pages import bp as pages_bp
-    from webapp.web.rules import bp as rules_bp
-    from webapp.web.watchlists import bp as watchlists_bp
-    from webapp.web.webhooks import bp as webhooks_bp
+    from webapp.web import (
+        alerts,
+        auth,
+        cli,
+        errors,
+        health,
+        http,
+        openapi,
+        pages,
+        realtime,
+        rules,
+        scanner,
+        stocks,
+        symbols,
+        watchlists,
+        webhooks,
+    )
 
-    app.register_blueprint(pages_bp)
+    app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
-    for bp in (api_bp, rules_bp, webhooks_bp, watchlists_bp):
-        app.register_blueprint(bp, url_prefix="/api")
-        csrf.exempt(bp)  # a bearer token, or the session with its CSRF header (webapp.web.auth)
+    # the JSON API: one blueprint per resource
+    for resource in (stocks, symbols, alerts, health, scanner, rules, webhooks, watchlists, openapi):
+        app.register_blueprint(resource.bp, url_prefix="/api")
+        csrf.exempt(resource.bp)  # a bearer token, or the session with its CSRF header (webapp.web.auth)
     csrf.init_app(app)
     auth.init_app(app)
     if config.WEBHOOK_ALLOWED_CIDRS:

@@ -20,7 +20,8 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from webapp.config import DEV_SECRET_KEY
 from webapp.extensions import db, login_manager
 from webapp.services import context
-from webapp.store import users
+from webapp.store import symbols, users
+from webapp.web.errors import ApiError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -113,3 +114,25 @@ def init_app(app: Flask) -> None:
     if app.config["TRACKER"].SECRET_KEY == DEV_SECRET_KEY:
         log.warning("SECRET_KEY is the development default: sign-in sessions could be forged; set SECRET_KEY "
                     "(make run makes one for you)")
+
+
+# ---- the API's doors: a bearer token, or a signed-in page's session ----
+
+def require_read_token() -> None:
+    """Reads are public unless API_READ_TOKEN_REQUIRED is set."""
+    if context.config().API_READ_TOKEN_REQUIRED:
+        require_token()
+
+
+def require_token() -> None:
+    """A write: a bearer token, or a signed-in page's session with its CSRF token."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        if session_write_allowed():
+            return
+        raise ApiError(401, "unauthorized",
+                       "send Authorization: Bearer <token> (flask --app wsgi tokens create), "
+                       "or sign in at /login and send the page's X-CSRFToken")
+    if not symbols.token_is_valid(db.session, token.strip()):
+        raise ApiError(401, "unauthorized", "the token is unknown or revoked")

@@ -135,8 +135,8 @@ def track():
 def scanner():
     from pydantic import ValidationError
 
-    from webapp.web.api import ScanQuery
     from webapp.web.apispec import validation_message
+    from webapp.web.scanner import ScanQuery
 
     try:
         q = ScanQuery.model_validate(request.args.to_dict())

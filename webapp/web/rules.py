@@ -17,8 +17,8 @@ from webapp.extensions import db
 from webapp.services import rules as rules_service
 from webapp.services import scanner
 from webapp.store import rules as rules_store
-from webapp.web.api import require_read_token, require_token
 from webapp.web.apispec import Timestamp, endpoint
+from webapp.web.auth import require_read_token, require_token
 from webapp.web.errors import ApiError
 
 bp = Blueprint("rules", __name__)

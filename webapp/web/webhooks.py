@@ -19,8 +19,8 @@ from webapp.services import webhooks
 from webapp.store import alert_events
 from webapp.store import deliveries as deliveries_store
 from webapp.store import webhooks as webhooks_store
-from webapp.web.api import require_read_token, require_token
 from webapp.web.apispec import Query, endpoint
+from webapp.web.auth import require_read_token, require_token
 from webapp.web.errors import ApiError
 from webapp.web.rules import Deleted
 

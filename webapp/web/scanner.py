@@ -1,0 +1,92 @@
+"""``/api/scanner``: the ranked lists, with the filters a client may tighten."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, jsonify
+from pydantic import BaseModel, Field
+
+from webapp.core import scanner as scan_core
+from webapp.core.scanner import Filters
+from webapp.services import context
+from webapp.services import scanner as scanner_service
+from webapp.web.apispec import Query, endpoint
+from webapp.web.auth import require_read_token
+from webapp.web.errors import ApiError
+from webapp.web.stocks import Market
+
+bp = Blueprint("scanner", __name__)
+
+
+class ScanRow(BaseModel):
+    ticker: str
+    price: float | None
+    change_pct: float | None = Field(description="% change vs previous close")
+    gap_pct: float | None = Field(description="% gap of the day's open vs previous close")
+    volume: float | None = Field(description="the reading's (minute) volume")
+    day_volume: float | None = Field(description="cumulative volume since the session began")
+    vwap: float | None = Field(description="session VWAP from the minute readings")
+    rvol: float | None = Field(description="relative volume at this time of day; null without history")
+    rvol_sessions: int = Field(description="earlier sessions RVOL averages (0: none)")
+    rvol_note: str | None = Field(None, description="why rvol is null, when it is")
+    vol_ratio: float | None = Field(description="minute volume / average of the recent minutes")
+    unusual: bool
+    new_high: bool
+    new_low: bool
+    time: datetime | None = Field(description="the reading's quote time")
+    value: float | None = Field(None, description="what the list ranks by")
+
+
+class ScanFilters(BaseModel):
+    min_price: float | None
+    max_price: float | None
+    min_volume: float | None
+    min_rvol: float | None
+
+
+class ScanList(BaseModel):
+    list: str
+    title: str
+    rule: str
+    as_of: datetime | None = Field(description="the tick the list comes from")
+    stale: bool = Field(description="true when that tick is too old to act on")
+    market: Market
+    filters: ScanFilters = Field(description="the filters applied (configured, narrowed by the query)")
+    rows: list[ScanRow]
+
+
+class ScanIndex(BaseModel):
+    lists: list[dict[str, str]]
+    top: int
+    depth: int
+
+
+class ScanQuery(Query):
+    limit: int = Field(25, ge=1, le=1000, description="at most SCAN_DEPTH rows without filters")
+    min_price: float | None = Field(None, ge=0)
+    max_price: float | None = Field(None, ge=0)
+    min_volume: float | None = Field(None, ge=0, description="cumulative volume today")
+    min_rvol: float | None = Field(None, ge=0)
+
+
+@endpoint(bp, "/scanner", response=ScanIndex, summary="Scanner lists",
+          auth=require_read_token, auth_kind="read")
+def scanner_index():
+    cfg = context.config()
+    return jsonify({"lists": [{"name": n, "title": scan_core.LIST_TITLES[n], "rule": scan_core.LIST_RULES[n]}
+                              for n in scan_core.LISTS],
+                    "top": cfg.SCAN_TOP, "depth": cfg.SCAN_DEPTH})
+
+
+@endpoint(bp, "/scanner/<list_name>", response=ScanList, query=ScanQuery, summary="Scanner list",
+          errors=(404,), auth=require_read_token, auth_kind="read",
+          path_schemas={"list_name": {"type": "string", "enum": list(scan_core.LISTS)}})
+def scanner_list(list_name: str, q: ScanQuery):
+    if q.min_price is not None and q.max_price is not None and q.min_price > q.max_price:
+        raise ApiError(400, "bad_parameter", "min_price: must not exceed max_price")
+    extra = Filters(q.min_price, q.max_price, q.min_volume, q.min_rvol)
+    limit = q.limit if extra != Filters() else min(q.limit, context.config().SCAN_DEPTH)
+    try:
+        return jsonify(scanner_service.scanner_list(list_name, limit, extra))
+    except scanner_service.UnknownList as exc:
+        raise ApiError(404, "unknown_list", str(exc)) from None

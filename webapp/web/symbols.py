@@ -1,0 +1,112 @@
+"""``/api/symbols``, ``/api/search`` and ``/api/backfill``: the tracked symbols, finding one, and a
+new one's history arriving.  Writes need a token.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from flask import Blueprint, jsonify
+from pydantic import BaseModel, Field
+
+from webapp.extensions import db
+from webapp.services import backfill as backfill_service
+from webapp.services import context
+from webapp.services import symbols as symbols_service
+from webapp.store import symbols as symbols_store
+from webapp.store.backfillstate import STATES as BACKFILL_STATES
+from webapp.web.apispec import Query, endpoint
+from webapp.web.auth import require_read_token, require_token
+from webapp.web.errors import ApiError
+from webapp.web.params import ticker_or_404
+
+bp = Blueprint("symbols", __name__)
+
+
+class BackfillStatus(BaseModel):
+    ticker: str
+    state: Literal[("none", *BACKFILL_STATES)]  # type: ignore[valid-type]
+    message: str
+    done: int | None = Field(None, description="steps done: the daily bars, then each minute session "
+                                                "fetched and stored")
+    total: int | None = None
+    readings: int | None = Field(None, description="minute readings stored by this run")
+    daily_bars: int | None = None
+    updated: int | None = Field(None, description="unix seconds")
+
+
+class SearchQuery(Query):
+    q: str = Field(min_length=1, max_length=40, description="a ticker's start, or part of a company name")
+    limit: int = Field(10, ge=1, le=50)
+
+
+class SearchHit(BaseModel):
+    ticker: str
+    name: str | None
+    tracked: bool
+    match: Literal["ticker", "name"] = Field(description="what matched: the ticker (or its start), or a name")
+
+
+class SearchResult(BaseModel):
+    query: str
+    results: list[SearchHit]
+    track: str | None = Field(description="the query as a valid ticker nobody tracks yet: POST /api/symbols")
+
+
+@endpoint(bp, "/search", response=SearchResult, query=SearchQuery, summary="Find symbols",
+          auth=require_read_token, auth_kind="read")
+def search(q: SearchQuery):
+    return jsonify(symbols_service.search_symbols(q.q, q.limit))
+
+
+@endpoint(bp, "/backfill/<ticker>", response=BackfillStatus, summary="A symbol's backfill progress",
+          errors=(404,), auth=require_read_token, auth_kind="read")
+def backfill_status(ticker: str):
+    """Where a newly tracked symbol's history stands: queued, running (done of total), waiting out a
+    rate limit, done, unavailable from this provider (and why), or failed (a later run resumes)."""
+    return jsonify(backfill_service.backfill_status(ticker_or_404(ticker)))
+
+
+class SymbolItem(BaseModel):
+    ticker: str
+    added_at: datetime
+
+
+class SymbolList(BaseModel):
+    symbols: list[SymbolItem]
+
+
+class SymbolChange(BaseModel):
+    ticker: str
+    active: bool
+    changed: bool = Field(description="false when the symbol already was in that state")
+
+
+class NewSymbol(BaseModel):
+    model_config = {"extra": "forbid"}
+    ticker: str = Field(pattern=r"^[A-Za-z0-9.\-]{1,10}$", description="1-10 of A-Z 0-9 . -")
+
+
+@endpoint(bp, "/symbols", response=SymbolList, summary="Tracked symbols",
+          auth=require_read_token, auth_kind="read")
+def list_symbols():
+    return jsonify({"symbols": [{"ticker": t, "added_at": a.isoformat()}
+                                for t, a in symbols_store.active(db.session)]})
+
+
+@endpoint(bp, "/symbols", method="POST", status=201, response=SymbolChange, body=NewSymbol,
+          auth=require_token, summary="Track a symbol", bodies={200: SymbolChange})
+def add_symbol(data: NewSymbol):
+    ticker = data.ticker.upper()
+    changed = symbols_service.track_symbol(ticker)  # and queues its backfill
+    return jsonify({"ticker": ticker, "active": True, "changed": changed}), 201 if changed else 200
+
+
+@endpoint(bp, "/symbols/<ticker>", method="DELETE", response=SymbolChange, auth=require_token,
+          summary="Stop tracking a symbol", errors=(404,))
+def remove_symbol(ticker: str):
+    ticker = ticker.upper()
+    if not symbols_store.remove(db.session, ticker):
+        raise ApiError(404, "unknown_ticker", f"{ticker} is not tracked")
+    context.tracked_symbols(fresh=True)
+    return jsonify({"ticker": ticker, "active": False, "changed": True})
