@@ -49,7 +49,8 @@ from webapp.providers.sim import SimProvider
 from webapp.services import context
 from webapp.services import rules as rules_service
 from webapp.store.scanstore import ScanStore
-from webapp.tick.pipeline import TickServices, run_tick
+from webapp.tick.context import TickServices
+from webapp.tick.pipeline import run_tick
 from webapp.tick.rules import RuleEngine
 from webapp.tick.scanner import minute_of_day
 

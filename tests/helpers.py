@@ -18,7 +18,7 @@ from webapp import names
 from webapp.core.latest import Latest
 from webapp.extensions import db, get_redis
 from webapp.services import context
-from webapp.tick.pipeline import TickServices
+from webapp.tick.context import TickServices
 from webapp.tick.rules import RuleEngine
 
 

@@ -19,7 +19,8 @@ from webapp.providers.finnhub import (
     parse_quote,
 )
 from webapp.services import context, stocks
-from webapp.tick.pipeline import TickServices, run_tick
+from webapp.tick.context import TickServices
+from webapp.tick.pipeline import run_tick
 
 KEY = "sk-test-0123456789abcdef"
 NOW = utc("2026-11-20T15:00:30")  # Friday, market open

@@ -19,7 +19,7 @@ from webapp.providers import get_provider
 from webapp.store import symbols
 from webapp.store.hot import HotStore
 from webapp.store.spool import Spool
-from webapp.tick.pipeline import TickServices
+from webapp.tick.context import TickServices
 from webapp.tick.publisher import Publisher
 from webapp.tick.rules import RuleEngine
 

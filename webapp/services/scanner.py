@@ -12,7 +12,7 @@ from webapp.extensions import db, get_redis
 from webapp.services.context import config, tick_services
 from webapp.store.scanstore import ScanStore
 from webapp.tick import scanner as tick_scanner
-from webapp.tick.pipeline import max_age
+from webapp.tick.context import max_age
 
 
 def scan_store() -> ScanStore:

@@ -18,7 +18,7 @@ from webapp.extensions import db
 from webapp.services.context import tick_services, tracked_symbols
 from webapp.store import quotes as quotes_store
 from webapp.store import sma_alerts
-from webapp.tick.pipeline import max_age
+from webapp.tick.context import max_age
 
 
 def snapshot(now: datetime | None = None, tickers: Sequence[str] | None = None) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from webapp.core.shards import split
 from webapp.extensions import db
 from webapp.services.context import config, tick_services, tracked_symbols
 from webapp.store import missed, pg, symbols
-from webapp.tick.pipeline import TickReport, TickServices, run_tick
+from webapp.tick.context import TickReport, TickServices
+from webapp.tick.pipeline import run_tick
 from webapp.tick.rules import RuleEngine
 
 log = logging.getLogger(__name__)

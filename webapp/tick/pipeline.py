@@ -28,108 +28,29 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from webapp import names
-from webapp.config import Config
 from webapp.core.indicators import ALERT_CODES
 from webapp.core.latest import Latest
-from webapp.core.market import MarketState, market_state, slot_of
+from webapp.core.market import MarketState, slot_of
 from webapp.core.quotes import Quote
 from webapp.core.validation import quote_problems
-from webapp.providers.base import FetchResult, Provider
-from webapp.store import alert_events, hot, missed, sma_alerts, tick_write
+from webapp.providers.base import FetchResult
+from webapp.store import hot, sma_alerts
 from webapp.store import quotes as quotes_store
-from webapp.store.hot import HotStore, Restore, Shard
+from webapp.store.hot import Shard
 from webapp.store.pg import DB_DOWN
-from webapp.store.spool import Spool
 from webapp.store.tick_write import PendingInsert
+from webapp.tick import emits, repairs, scanner
 from webapp.tick import rules as live_rules
-from webapp.tick import scanner
-from webapp.tick.publisher import Batch, Publisher
+from webapp.tick.context import TickReport, TickServices, max_age
 
 log = logging.getLogger(__name__)
-
-
-def max_age(config: Config, provider: Provider, market: MarketState) -> float | None:
-    """How old a reading may be before it shows as stale (None: not while closed)."""
-    if provider.follows_market_hours and not market.is_open:
-        return None
-    return 3.0 * config.TICK_SECONDS
-
-
-@dataclass
-class TickServices:
-    """Everything a tick touches, built once per process by the caller."""
-
-    config: Config
-    provider: Provider
-    hot: HotStore
-    session: Session
-    publisher: Publisher
-    market: Callable[[datetime], MarketState] = market_state
-    spool: Spool | None = None  # where rows wait while Postgres is down (None: a failed store fails the tick)
-    rules: live_rules.RuleEngine | None = None  # alert rules people chose (None: only the built-in SMA alert)
-    after_commit: Callable[[int], None] | None = None  # tests only: runs between Postgres and Redis
-
-
-@dataclass
-class TickReport:
-    slot: int
-    at: datetime
-    market: str
-    skipped: str | None = None
-    symbols: int = 0
-    fetched: int = 0
-    accepted: int = 0
-    restored: int = 0
-    stale: dict[str, str] = field(default_factory=dict)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    emitted: int = 0
-    rules: int = 0  # rules evaluated
-    rule_fires: int = 0  # alert events this tick stored
-    deliveries: int = 0  # webhook deliveries it queued
-    spooled: int = 0  # ticks waiting in the spool after this one (Postgres down)
-    drained: int = 0  # spooled ticks this one stored
-    duration_ms: float = 0.0
-    phases_ms: dict[str, float] = field(default_factory=dict)
-
-    def mark(self, phase: str, since: float) -> float:
-        """Record the time spent in ``phase`` since ``since``; returns now."""
-        now = time.perf_counter()
-        self.phases_ms[phase] = round((now - since) * 1000, 1)
-        return now
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "slot": self.slot, "at": self.at.isoformat(), "market": self.market,
-            "skipped": self.skipped, "symbols": self.symbols, "fetched": self.fetched,
-            "accepted": self.accepted, "restored": self.restored,
-            "stale": self.stale, "alerts": self.alerts, "emitted": self.emitted,
-            "rules": self.rules, "rule_fires": self.rule_fires, "deliveries": self.deliveries,
-            "spooled": self.spooled, "drained": self.drained,
-            "duration_ms": round(self.duration_ms, 1), "phases_ms": self.phases_ms,
-        }
-
-
-def _restore(svc: TickServices, latest: Latest, missing: Sequence[str]) -> list[Restore]:
-    """Rebuild lost hot state from Postgres so SMAs continue without a false alert."""
-    stored = quotes_store.recent_quotes(svc.session, missing, svc.config.SMA_PERIOD)
-    if not stored:
-        return []
-    alerts = sma_alerts.last_alerts(svc.session, list(stored))
-    restores = []
-    for (ticker, quotes), row in zip(stored.items(), latest.rows_of(list(stored)).tolist(), strict=True):
-        prior = alerts.get(ticker)
-        latest.restore(row, quotes, (prior.kind, prior.time, prior.price, prior.sma) if prior else None)
-        restores.append(Restore(ticker, [q.price for q in quotes]))
-    return restores
 
 
 def _validate(
@@ -230,19 +151,19 @@ def _locked_tick(
         return
 
     # what an outage spooled goes to Postgres first, so a rebuild below reads it
-    lost = _drain(svc, report) if spooled_before is not None and svc.spool is not None else []
+    lost = repairs.drain(svc, report) if spooled_before is not None and svc.spool is not None else []
     if previous_done and spooled_before is None and stored_mark is not None and int(stored_mark) < slot - 1:
         lost = list(range(int(stored_mark) + 1, slot))  # Redis ran them; their rows are gone
     latest, missing = state.latest.aligned(symbols, cfg.SMA_PERIOD)
     unsent: list[sma_alerts.AlertRow] = []
     unsent_events: list[dict[str, Any]] = []
     if lost:  # Redis ahead of Postgres: Postgres is the record, so the windows follow it
-        missing = _redis_ahead(svc, symbols, lost)
+        missing = repairs.redis_ahead(svc, symbols, lost)
     elif not previous_done:  # did the last slot reach Postgres but not Redis?
-        diverged, unsent, unsent_events = _diverged(svc, symbols, slot_time)
+        diverged, unsent, unsent_events = repairs.diverged(svc, symbols, slot_time)
         missing = list(dict.fromkeys([*missing, *diverged]))
     # lost state, state kept for another SMA_PERIOD, or a store ahead of the other: rebuild from Postgres
-    restores = _restore(svc, latest, missing) if missing else []
+    restores = repairs.restore(svc, latest, missing) if missing else []
     report.restored = len(restores)
     t = report.mark("read", t)
 
@@ -290,7 +211,7 @@ def _locked_tick(
     try:
         pending: PendingInsert | None = PendingInsert(svc.session, quote_rows, alert_rows)
     except DB_DOWN as exc:
-        pending = _spool(svc, report, slot, quote_rows, alert_rows, exc)
+        pending = repairs.spool(svc, report, slot, quote_rows, alert_rows, exc)
     rules = None
     if loaded:
         assert svc.rules is not None
@@ -317,7 +238,7 @@ def _locked_tick(
     whole = shard[1] == 1
     shown = latest.views(None if whole else rows, now, limit, fresh)
     muted = svc.rules is not None and svc.rules.builtin_muted  # the built-in rule paused on the rules page
-    batch = _emits(svc, shown, {q.ticker for q in accepted}, report, scan, muted)
+    batch = emits.tick_batch(svc, shown, {q.ticker for q in accepted}, report, scan, muted)
     for a in unsent:  # stored by a tick that died before Redis and its emits: sent now, once
         payload = {"ticker": a.ticker, "kind": a.kind, "price": a.price, "sma": a.sma,
                    "time": a.time.isoformat()}
@@ -327,13 +248,13 @@ def _locked_tick(
     for event in unsent_events:  # the rules' fires of that tick: stored, never sent
         batch.alert_event(event)
     if whole:  # built while Postgres works; sent only if this run finishes the slot
-        batch.stock_update(_stock_update(shown, slot_time, market))
+        batch.stock_update(emits.stock_update(shown, slot_time, market))
     t = report.mark("prepare", t)
     if pending is not None:
         try:
             pending.finish()
         except DB_DOWN as exc:
-            _spool(svc, report, slot, quote_rows, alert_rows, exc)
+            repairs.spool(svc, report, slot, quote_rows, alert_rows, exc)
             prepared = prepare(stored=False)
     if rules is not None and pending is not None and not report.spooled:
         rules.committed()
@@ -349,12 +270,12 @@ def _locked_tick(
         return
     if whole or finished == shard[1]:  # the whole slot is done: announce it, once
         if not whole:
-            batch.stock_update(_stock_update(_every_shard(svc, all_symbols, accepted, now, limit),
+            batch.stock_update(emits.stock_update(emits.every_shard(svc, all_symbols, accepted, now, limit),
                                              slot_time, market))
         if scan is not None:
-            _scan_emits(svc, scan, batch, slot, slot_time)
+            emits.scan_emits(svc, scan, batch, slot, slot_time)
     if rules is not None and rules.made:
-        _rule_emits(svc, rules, batch, now, report)
+        emits.rule_emits(svc, rules, batch, now, report)
     report.emitted = len(batch.messages)
     batch.send()
     report.mark("emit", t)
@@ -378,157 +299,3 @@ def _rule_writer(report: TickReport, rules: live_rules.Evaluated) -> Callable[[C
         report.deliveries = rules.write(conn)
         report.rule_fires = len(rules.made)
     return write
-
-
-def _rule_emits(svc: TickServices, rules: live_rules.Evaluated, batch: Batch, now: datetime,
-                report: TickReport) -> None:
-    """``alert_event`` for each fire this run stored (a retried tick stores, and so sends, none twice)."""
-    for f in rules.fires:
-        event_id = rules.made.get(f.fire.dedupe_key)
-        if event_id is not None:
-            batch.alert_event(alert_events.fire_json(f, event_id, now))
-    batch.wake_deliverers = report.deliveries > 0
-    if rules.stopped:
-        log.warning("storm breaker: %d rule/ticker pair(s) fired more than 15 times in 3 minutes and stopped "
-                    "(stopped_too_often): %s", len(rules.stopped),
-                    ", ".join(f"rule {r} {t}" for r, t in rules.stopped[:10]))
-
-
-def _diverged(svc: TickServices, symbols: Sequence[str], slot_time: datetime
-              ) -> tuple[list[str], list[sma_alerts.AlertRow], list[dict[str, Any]]]:
-    """Tickers Postgres holds a reading of from the previous slot that Redis never got, its alerts and
-    its rules' events.
-
-    The previous slot's done marker is missing: it did not run (a stall, a
-    restart), or it died after its Postgres commit and before its Redis write.
-    Only the second leaves rows behind; those tickers are rebuilt from Postgres
-    like lost state, and that slot's stored alerts, which were never emitted,
-    go out with this tick, as do the ``alert_event``s its rules stored
-    (webhooks need no help: their deliveries were committed with the
-    events).  One statement each, only on such a tick.
-    """
-    start = slot_time - timedelta(seconds=svc.config.TICK_SECONDS)
-    try:
-        diverged = quotes_store.stored_between(svc.session, symbols, start, slot_time)
-        unsent = sma_alerts.alerts_between(svc.session, diverged, start, slot_time) if diverged else []
-        events = (alert_events.events_between(svc.session, diverged, start, slot_time)
-                  if diverged and svc.rules else [])
-    except DB_DOWN:
-        svc.session.rollback()
-        return [], [], []
-    if diverged:
-        log.warning("slot before %s reached Postgres but not Redis for %d ticker(s): rebuilding them "
-                    "from Postgres and sending its %d stored alert(s) and %d alert event(s)",
-                    slot_time.isoformat(), len(diverged), len(unsent), len(events))
-    return diverged, unsent, events
-
-
-def _spool(svc: TickServices, report: TickReport, slot: int, quotes: Sequence[quotes_store.QuoteRow],
-           alerts: Sequence[sma_alerts.AlertRow], exc: BaseException) -> None:
-    """Postgres is down: keep the rows in Redis and carry on with the live path."""
-    svc.session.rollback()
-    if svc.spool is None:
-        raise exc
-    report.spooled = svc.spool.put(slot, quotes, alerts)
-    log.warning("Postgres unavailable (%s); %d quote(s) and %d alert(s) of slot %s spooled in Redis "
-                "(%d tick(s) waiting)", type(exc).__name__, len(quotes), len(alerts), slot, report.spooled)
-
-
-def _drain(svc: TickServices, report: TickReport) -> list[int]:
-    """Write what earlier ticks spooled, oldest first, once Postgres answers again.
-
-    Returns the slots the spool had to drop while full (only once it is
-    empty): Redis has them, Postgres never will.
-    """
-    assert svc.spool is not None
-    entries = svc.spool.entries()
-    stored = 0
-    try:
-        for _, quotes, alerts in entries:
-            tick_write.insert_tick(svc.session, quotes, alerts)
-            stored += 1
-    except DB_DOWN:
-        svc.session.rollback()
-        log.info("Postgres still unavailable; %d tick(s) stay spooled", len(entries) - stored)
-    left = len(entries) - stored
-    if stored:
-        left = svc.spool.drop(stored)
-        report.drained = stored
-        log.warning("Postgres is back: stored %d spooled tick(s); %d still wait", stored, left)
-    if left:
-        return []
-    svc.hot.forget_stored_marks()  # every shard's rows are in Postgres now; each marks its next slot
-    return svc.spool.take_lost()
-
-
-def _redis_ahead(svc: TickServices, symbols: Sequence[str], lost: Sequence[int]) -> list[str]:
-    """Slots Redis ran whose rows never reached Postgres: record them missed, rebuild from Postgres.
-
-    A spool that overflowed (or was deleted) during a Postgres outage leaves
-    windows holding prices the history lacks; left alone, every later SMA
-    and alert would disagree with the stored history.  Returns the tickers
-    to rebuild (all of this shard's).
-    """
-    log.error("Redis is ahead of Postgres: %d slot(s) (%s .. %s) never reached Postgres; recording them "
-              "as missed and rebuilding the windows from Postgres", len(lost), lost[0], lost[-1])
-    try:
-        missed.record(svc.session, lost, svc.config.TICK_SECONDS,
-                      "ticks ran while Postgres was down and their spooled rows were lost")
-    except DB_DOWN as exc:
-        svc.session.rollback()
-        log.error("could not record the missed slots (Postgres: %s)", type(exc).__name__)
-    return list(symbols)
-
-
-def _every_shard(svc: TickServices, symbols: Sequence[str], accepted: Sequence[Quote], now: datetime,
-                 limit: float | None) -> list[dict[str, Any]]:
-    """Every shard's readings for a sharded slot's ``stock_update`` (one MGET)."""
-    everything = svc.hot.read_all()
-    fresh = np.zeros(len(everything.tickers), bool)
-    mine = everything.rows_of([q.ticker for q in accepted])
-    fresh[mine[mine >= 0]] = True
-    return everything.views_of(symbols, now, limit, fresh)
-
-
-def _stock_update(stocks: list[dict[str, Any]], slot_time: datetime, market: MarketState) -> dict[str, Any]:
-    """BRIEF's stock_update: every ticker's reading (fresh ones from this tick)."""
-    return {"type": "stock_update", "timestamp": slot_time.isoformat(), "stocks": stocks,
-            "market": market.as_json()}
-
-
-def _scan_emits(svc: TickServices, scan: scanner.ScanResult, batch: Batch, slot: int,
-                slot_time: datetime) -> None:
-    """The lists' changes to their rooms, and ``in_play`` to listened tickers that entered one."""
-    if scan.updates is not None:
-        updates, entered = scan.updates, scan.entered
-    else:  # sharded: the last shard reads what every shard wrote
-        updates, entered = scanner.announce_sharded(svc.hot.client, svc.config, slot, slot_time)
-    for payload in updates.values():
-        batch.scan_update(payload)
-    for ticker, lists in entered.items():
-        if ticker in batch.listening:
-            batch.in_play({"ticker": ticker, "lists": lists, "time": slot_time.isoformat()})
-
-
-def _emits(svc: TickServices, shown: list[dict[str, Any]], fresh: set[str], report: TickReport,
-           scan: scanner.ScanResult | None, muted: bool = False) -> Batch:
-    """The tick's own messages: quotes where someone listens, and every alert (none while ``muted``:
-    the built-in rule is paused; ``stock_update`` still says which readings crossed)."""
-    listening = svc.publisher.listening()
-    batch = svc.publisher.batch()
-    batch.listening = listening
-    for view in shown:
-        ticker = view["ticker"]
-        if ticker not in fresh:
-            continue
-        heard = ticker in listening
-        if heard:
-            row = scan.row(ticker) if scan else None
-            batch.quote({**view, "scan": row} if row else view)
-        if view["alert"]:
-            payload = {"ticker": ticker, "kind": view["alert"], "price": view["price"],
-                       "sma": view["sma"], "time": view["time"]}
-            if not muted:
-                batch.alert(payload, to_ticker_room=heard)
-            report.alerts.append(payload)
-    return batch

@@ -13,7 +13,7 @@ from flask import Flask
 from webapp.extensions import db
 from webapp.services import context, ticks
 from webapp.store import symbols
-from webapp.tick.pipeline import TickReport
+from webapp.tick.context import TickReport
 
 
 def _parse_at(value: str | None) -> datetime | None:
