@@ -131,6 +131,18 @@ def scripted_services(app, provider) -> TickServices:
                         rules=RuleEngine())
 
 
+def walk(client, url: str, key: str) -> tuple[list[dict], int]:
+    """Every item of a cursor-paged endpoint, and how many pages it took."""
+    items, cursor, pages = [], None, 0
+    while True:
+        resp = client.get(url + (f"&cursor={cursor}" if cursor else "")).get_json()
+        items += resp[key]
+        pages += 1
+        cursor = resp["next_cursor"]
+        if cursor is None:
+            return items, pages
+
+
 def schema_for(spec: dict, path: str, status: str = "200") -> dict:
     op = spec["paths"][path]["get"]
     ref = op["responses"][status]["content"]["application/json"]["schema"]

@@ -1,11 +1,17 @@
-"""Health and /api/stream say what the stream process is doing, and when that is an outage."""
+"""/api/health and /api/stream: every part checked for itself, and the stream process's state."""
 from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
 
 import redis.asyncio as aredis
 
-from tests.helpers import run_async
-from webapp.services import health
+from tests.fakes.providers import ScriptedProvider
+from tests.helpers import pretend_processes_run, run_async, scripted_services
+from webapp import names
+from webapp.extensions import get_redis
+from webapp.services import context, health, ticks
 from webapp.store.streamstate import StreamWriter
+from webapp.tick.pipeline import run_tick
 
 
 def report(url: str, **status) -> None:
@@ -45,3 +51,56 @@ def test_a_stream_nobody_reads_is_reported_but_not_an_outage(make_app) -> None:
     assert problems == [] and check["state"] == "not running"
     off = make_app(STREAM_PROVIDER="none")
     assert stream_problems(off)[1]["state"] == "off"
+
+
+def test_health_names_what_is_wrong(app) -> None:
+    client = app.test_client()
+    resp = client.get("/api/health")
+    assert resp.status_code == 503
+    problems = resp.get_json()["problems"]
+    assert "scheduler: no heartbeat (is the scheduler process running?)" in problems
+    assert any(p.startswith("worker: no RQ worker") for p in problems)
+    assert any(p.startswith("pipeline: no tick recorded") for p in problems)
+
+    pretend_processes_run(app)
+    ticks.run_tick_now(datetime.now(timezone.utc))
+    resp = client.get("/api/health")
+    body = resp.get_json()
+    assert resp.status_code == 200, body
+    assert body["checks"]["redis"] == "ok" and body["checks"]["postgres"] == "ok"
+    assert body["checks"]["last_tick"]["age_seconds"] < 5 and body["checks"]["workers"] == 1
+
+
+def test_health_names_the_right_part_for_each_fault(app) -> None:
+    client = app.test_client()
+    pretend_processes_run(app)
+    cfg = context.config()
+    ticks.run_tick_now(datetime.now(timezone.utc))
+    assert client.get("/api/health").status_code == 200
+    # the tick job vanished (a FLUSHALL the scheduler has not repaired yet): the scheduler is blamed
+    get_redis().zrem("rq:scheduler:scheduled_jobs", names.TICK_JOB_ID)
+    problems = client.get("/api/health").get_json()["problems"]
+    assert problems and all(p.startswith("scheduler: running, but the tick job is not registered")
+                            for p in problems)
+    pretend_processes_run(app)
+    # a stall: the last tick is older than about two ticks
+    ok, body = health.health(datetime.now(timezone.utc) + timedelta(seconds=2 * cfg.TICK_SECONDS + 15))
+    assert not ok and any(p.startswith("pipeline: last tick ran") for p in body["problems"])
+    # the provider serves nothing usable while it should
+    provider = ScriptedProvider()
+    provider.problems = {t: "provider timestamp unchanged" for t in context.tracked_symbols()}
+    run_tick(scripted_services(app, provider), list(context.tracked_symbols()),
+             datetime.now(timezone.utc) + timedelta(minutes=1))
+    problems = health.health(datetime.now(timezone.utc) + timedelta(minutes=1))[1]["problems"]
+    assert problems == ["provider: the last tick accepted no fresh reading of 15 (15 marked stale)"]
+
+
+def test_health_is_503_when_redis_is_unreachable(make_app) -> None:
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    with app.app_context():
+        resp = app.test_client().get("/api/health")
+    body = resp.get_json()
+    assert resp.status_code == 503
+    assert body["checks"]["redis"].startswith("error")
+    assert any(p.startswith("redis:") for p in body["problems"])
+    assert body["checks"]["postgres"] == "ok"
