@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# lowest first; the README's layout section names the same packages
+# lowest first; docs/architecture.md's layout section names the same packages
 RANKS = {
     "core": 0,  # pure functions and records
     "names": 1, "config": 1,  # shared names; the one reader of the environment

@@ -52,7 +52,7 @@ USER_AGENT = "stock-tracker-webhooks/1"
 
 
 def body_of(event: dict[str, Any]) -> bytes:
-    """The documented, versioned JSON body (README "Webhooks"): the same bytes on every attempt."""
+    """The documented, versioned JSON body (docs/alerts.md, "Webhooks"): the same bytes on every attempt."""
     return json.dumps({
         "type": "alert.fired", "schema_version": SCHEMA_VERSION, "event_id": event["id"],
         "rule": {"id": event["rule_id"], "name": event["rule_name"], "version": event["rule_version"]},
