@@ -5,17 +5,34 @@ draws; the browser computes none) and the alert rules' ``sma(n)`` and
 ``ema(n)`` operands, so a line on the chart and a rule's operand are the
 same numbers.  Every function takes arrays whose last axis is time (any
 leading axes are tickers) and returns NaN where the indicator is not yet
-defined.  The definitions are TradingView's:
+defined.  The definitions are TradingView's, with TA-Lib as the reference
+in the tests (``tests/core/test_market_math.py``):
 
-* ``sma(n)``: the mean of the last n values;
-* ``ema(n)``: alpha = 2 / (n + 1), seeded with the SMA of the first n values;
-* ``rma(n)`` (Wilder's smoothing, RSI's average): alpha = 1 / n, seeded the same way;
+* ``sma(n)``: the mean of the last n prices, exact (:mod:`webapp.core.averages`: integer
+  window totals, one correctly rounded division), so a price and its SMA compare as the
+  quote's precision decides, at any price and any length;
+* ``ema(n)``: alpha = 2 / (n + 1), seeded with the SMA of the first n values, stepped as
+  TA-Lib does (``e += alpha * (x - e)``: a flat series stays exactly flat).  At each bar it is
+  the EMA over that bar's last :func:`ema_depth` (10n + 1) bars, seeded at their start: what is
+  left of the seed there is (1 - alpha)^(9n + 1), about 1.5e-8, so it matches an EMA run from
+  the series' start to well within a tick, while a bar's value depends on its own window only,
+  and the live tick (which keeps that many bars) and a replay over the whole stored series
+  compute the same number;
+* ``rma(n)`` (Wilder's smoothing, RSI's average): alpha = 1 / n, seeded the same way, run from
+  the series' start;
 * ``rsi(n)``: 100 - 100 / (1 + RMA(gains) / RMA(losses)) over the bar-to-bar changes; 100 when
-  nothing fell, 50 when nothing moved;
-* ``bollinger(n, k)``: SMA(n) ± k population standard deviations of the last n values;
-* ``macd(fast, slow, signal)``: EMA(fast) - EMA(slow), its EMA(signal), and their difference;
+  nothing fell, 50 when nothing moved (TA-Lib says 0 there);
+* ``bollinger(n, k)``: SMA(n) ± k population standard deviations of the last n prices, the
+  deviation two-pass on exact integers (:func:`webapp.core.averages.deviation`);
+* ``macd(fast, slow, signal)``: EMA(fast) - EMA(slow), its EMA(signal) from the slow EMA's
+  first value, and their difference (TA-Lib seeds the fast EMA at the slow one's start instead;
+  the two meet once that seed has faded);
 * ``vwap``: the session's cumulative sum of typical price (high + low + close) / 3 times
   volume over its cumulative volume, starting again at each session.
+
+A missing value (NaN: a minute without a fresh reading) leaves an SMA or a
+deviation over it undefined, as TradingView's ``na`` does; an EMA skips it
+and seeds from the first n values in a row.
 """
 from __future__ import annotations
 
@@ -24,77 +41,115 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_DECIMALS = 9  # prices have at most 4 decimals: no float noise decides a touch
+from webapp.core import averages
+
+EMA_SETTLE = 10  # an EMA at a bar is computed over its last EMA_SETTLE * n + 1 bars
+_HOLE_CHUNK = 1 << 20  # values of windows with a hole recomputed at once
 
 
-def _window_sums(c: np.ndarray, n: int) -> np.ndarray:
-    """Sums of every n consecutive values, from their running sums ``c``."""
-    sums = c[..., n - 1:].copy()
-    sums[..., 1:] -= c[..., :-n]
-    return sums
+def ema_depth(n: int) -> int:
+    """Bars an EMA of ``n`` reads to give its value at one bar (the live tick keeps as many)."""
+    return EMA_SETTLE * n + 1
 
 
-def _window_mean(x: np.ndarray, n: int) -> np.ndarray:
-    """The mean of the last n values at every bar; NaN while fewer than n, or where one is missing."""
+def _float_mean(x: np.ndarray, n: int) -> np.ndarray:
+    """The mean of the last n values of a series that is not prices (NaN while fewer, or over a hole)."""
     out = np.full(x.shape, np.nan)
     if x.shape[-1] < n:
         return out
-    hole = np.isnan(x)
-    holes = hole.any()
-    out[..., n - 1:] = _window_sums(np.cumsum(np.where(hole, 0.0, x) if holes else x, axis=-1), n) / n
-    if holes:  # only the series with a hole: count the holes in each window
-        flat, hole2 = out.reshape(-1, x.shape[-1]), hole.reshape(-1, x.shape[-1])
-        rows = np.flatnonzero(hole2.any(axis=-1))
-        part = flat[rows, n - 1:]
-        part[_window_sums(np.cumsum(hole2[rows], axis=-1), n) > 0] = np.nan
-        flat[rows, n - 1:] = part
+    windows = np.lib.stride_tricks.sliding_window_view(x, n, axis=-1)
+    out[..., n - 1:] = windows.mean(axis=-1)
     return out
 
 
 def sma(x: np.ndarray, n: int) -> np.ndarray:
-    """A missing value (NaN: a minute without a fresh reading) leaves the n bars it is part of undefined,
-    as TradingView's ``ta.sma`` does with ``na``: never a mean with a hole counted as zero."""
-    return np.round(_window_mean(np.asarray(x, float), n), _DECIMALS)
+    """The exact mean of the last n prices (see :mod:`webapp.core.averages`)."""
+    return averages.sma(x, n)
 
 
-def _smoothed(x: np.ndarray, n: int, alpha: float) -> np.ndarray:
-    """Seeded with the SMA of the first n values in a row; a missing value is undefined at its bar and
-    skipped (the average carries on from the bar before it)."""
+def _seed(x: np.ndarray, n: int, prices: bool) -> np.ndarray:
+    return averages.sma(x, n) if prices else _float_mean(x, n)
+
+
+def _smoothed(x: np.ndarray, n: int, alpha: float, prices: bool) -> np.ndarray:
+    """From the series' start: seeded with the mean of the first n values in a row; a missing value
+    is undefined at its bar and skipped (the average carries on from the bar before it)."""
     x = np.asarray(x, float)
     out = np.full(x.shape, np.nan)
     if x.shape[-1] < n:
         return out
-    prev = x[..., :n].mean(axis=-1)
-    out[..., n - 1] = prev
-    for t in range(n, x.shape[-1]):
-        prev = alpha * x[..., t] + (1 - alpha) * prev
-        out[..., t] = prev
-    gaps = np.isnan(x).any(axis=-1)
-    if gaps.any():  # the few series with a hole, again, bar by bar
-        out[gaps] = _smoothed_with_holes(x[gaps], n, alpha)
+    rows, flat = x.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1])
+    gaps = np.isnan(rows).any(axis=-1)
+    clean = rows[~gaps]
+    if len(clean):
+        prev = _seed(clean[:, :n], n, prices)[:, n - 1]
+        done = np.full(clean.shape, np.nan)
+        done[:, n - 1] = prev
+        for t in range(n, clean.shape[-1]):
+            prev = prev + alpha * (clean[:, t] - prev)
+            done[:, t] = prev
+        flat[~gaps] = done
+    if gaps.any():  # the few series with a hole, bar by bar
+        flat[gaps] = _smoothed_with_holes(rows[gaps], n, alpha, prices)
     return out
 
 
-def _smoothed_with_holes(x: np.ndarray, n: int, alpha: float) -> np.ndarray:
+def _smoothed_with_holes(x: np.ndarray, n: int, alpha: float, prices: bool) -> np.ndarray:
     out = np.full(x.shape, np.nan)
-    seed = _window_mean(x, n)
+    seed = _seed(x, n, prices)
     prev = seed[..., n - 1]
     out[..., n - 1] = prev
     for t in range(n, x.shape[-1]):
         xt = x[..., t]
         missing = np.isnan(xt)
-        moved = np.where(np.isnan(prev), seed[..., t], alpha * xt + (1 - alpha) * prev)
+        moved = np.where(np.isnan(prev), seed[..., t], prev + alpha * (xt - prev))
         prev = np.where(missing, prev, moved)
         out[..., t] = np.where(missing, np.nan, prev)
     return out
 
 
-def ema(x: np.ndarray, n: int) -> np.ndarray:
-    return np.round(_smoothed(x, n, 2.0 / (n + 1)), _DECIMALS)
+def ema(x: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """The EMA of prices at every bar from ``start`` (NaN before it), each over its last
+    :func:`ema_depth` bars: the same number whether the series holds those bars or many more."""
+    x = np.asarray(x, float)
+    out = np.full(x.shape, np.nan)
+    size, depth, alpha = x.shape[-1], ema_depth(n), 2.0 / (n + 1)
+    start = max(start, n - 1)
+    if size < n or start >= size:
+        return out
+    whole = depth - 1  # the first bar with a whole window behind it
+    if start < whole:  # a shorter window: the series from its start
+        stop = min(size, whole)
+        out[..., start:stop] = _smoothed(x[..., :stop], n, alpha, True)[..., start:stop]
+    a = max(start, whole)
+    if a >= size:
+        return out
+    b = size
+    # every window [t - depth + 1, t] for t in a..b-1 at once: column j of them is a slice of x
+    first = a - depth + 1
+    seeds = averages.sma(x[..., first:b - depth + n], n)[..., n - 1:]
+    e = seeds
+    for j in range(n, depth):
+        e = e + alpha * (x[..., first + j:b - depth + 1 + j] - e)
+    out[..., a:b] = e
+    hole = np.isnan(x[..., first:b])
+    if hole.any():  # windows with a hole: each again, hole-aware (seeded from the first n in a row)
+        counts = np.cumsum(hole, axis=-1, dtype=np.int64)
+        inside = counts[..., depth - 1:].copy()
+        inside[..., 1:] -= counts[..., :-depth]
+        flat_x, flat_out = x.reshape(-1, size), out.reshape(-1, size)
+        rows, cols = np.nonzero(inside.reshape(-1, inside.shape[-1]) > 0)
+        ends = cols + a
+        per = max(1, _HOLE_CHUNK // depth)
+        for i in range(0, len(rows), per):
+            r, t = rows[i:i + per], ends[i:i + per]
+            windows = flat_x[r[:, None], t[:, None] + np.arange(1 - depth, 1)]
+            flat_out[r, t] = _smoothed_with_holes(windows, n, alpha, True)[:, -1]
+    return out
 
 
 def rma(x: np.ndarray, n: int) -> np.ndarray:
-    return _smoothed(x, n, 1.0 / n)
+    return _smoothed(x, n, 1.0 / n, False)
 
 
 def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
@@ -108,15 +163,14 @@ def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
         value = 100.0 - 100.0 / (1.0 + up / down)
     value = np.where(down == 0, np.where(up == 0, 50.0, 100.0), value)
     out[..., 1:] = np.where(np.isnan(up), np.nan, value)
-    return np.round(out, _DECIMALS)
+    return out
 
 
 def bollinger(close: np.ndarray, n: int = 20, k: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(middle, upper, lower)."""
     mid = sma(close, n)
-    mean_sq = sma(np.square(np.asarray(close, float)), n)
-    sd = np.sqrt(np.maximum(mean_sq - np.square(mid), 0.0))
-    return mid, np.round(mid + k * sd, _DECIMALS), np.round(mid - k * sd, _DECIMALS)
+    sd = averages.deviation(close, n)
+    return mid, mid + k * sd, mid - k * sd
 
 
 def macd(close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
@@ -126,8 +180,8 @@ def macd(close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
     sig = np.full(line.shape, np.nan)
     first = slow - 1
     if line.shape[-1] > first:
-        sig[..., first:] = ema(line[..., first:], signal)
-    return np.round(line, _DECIMALS), np.round(sig, _DECIMALS), np.round(line - sig, _DECIMALS)
+        sig[..., first:] = _smoothed(line[..., first:], signal, 2.0 / (signal + 1), False)
+    return line, sig, line - sig
 
 
 def vwap(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
@@ -144,7 +198,7 @@ def vwap(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarra
         pv, v = np.cumsum(typical[a:b] * vol[a:b]), np.cumsum(vol[a:b])
         with np.errstate(divide="ignore", invalid="ignore"):
             out[a:b] = np.where(v > 0, pv / v, np.nan)
-    return np.round(out, _DECIMALS)
+    return out
 
 
 # ---- what a chart asks for: "sma:20,ema:9,vwap,bb:20:2,rsi:14,macd:12:26:9" ----------
@@ -229,9 +283,11 @@ def lookback(studies: list[Study]) -> int:
     need = 0
     for s in studies:
         if s.kind == "macd":
-            need = max(need, int(s.args[1]) + int(s.args[2]) * 4)
-        elif s.kind in ("ema", "rsi"):
-            need = max(need, int(s.args[0]) * 4)  # an EMA's seed fades within ~4 periods
+            need = max(need, ema_depth(int(s.args[1])) + int(s.args[2]) * 4)
+        elif s.kind == "ema":
+            need = max(need, ema_depth(int(s.args[0])))
+        elif s.kind == "rsi":
+            need = max(need, int(s.args[0]) * 4)  # Wilder's seed fades within ~4 periods
         elif s.kind != "vwap":
             need = max(need, int(s.args[0]))
     return need

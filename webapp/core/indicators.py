@@ -10,7 +10,9 @@ Semantics (BRIEF "Semantics"):
 
 Prices are integer ticks (see :mod:`webapp.core.quotes`) and the SMA is kept
 as an exact ``total / count`` pair, so comparisons are exact at the quote's
-precision and never decided by float noise.
+precision and never decided by float noise.  The vectorised step takes its
+totals and comparisons from :mod:`webapp.core.averages`, as the rules' and
+the chart's SMA do, so the three cannot disagree.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from webapp.core import averages
 from webapp.core.quotes import from_ticks
 
 Alert = Literal["bullish", "bearish"]
@@ -127,12 +130,12 @@ def step_columns(window: np.ndarray, length: np.ndarray, prices: np.ndarray, per
     rolled = np.empty_like(window)
     rolled[:, :-1] = window[:, 1:]
     rolled[:, -1] = prices
-    total = rolled.sum(axis=1)
+    total = averages.window_totals(rolled, period)[0][:, -1]
     new_length = np.minimum(length + 1, period)
     had_sma = length >= period
     has_sma = new_length >= period
-    now_side = np.sign(prices * period - total)
-    before = np.sign(window[:, -1] * period - window.sum(axis=1))
+    now_side = averages.side(prices, total, period)
+    before = averages.side(window[:, -1], averages.window_totals(window, period)[0][:, -1], period)
     both = had_sma & has_sma
     alert = np.zeros(len(prices), np.int8)
     alert[both & (now_side > 0) & (before <= 0)] = 1

@@ -23,10 +23,12 @@ The series are the stored minute readings: ``close`` (= ``price`` =
 ``prev_close``, ``day_high``, ``day_low`` and ``change_pct``, exactly what
 a replay reads back, so live and replay fire alike.  The scanner's
 ``vwap``, ``rvol``, ``gap_pct`` and ``day_volume`` exist only for the
-current bar (they are not stored per minute).  An EMA is seeded four
-periods back (:attr:`webapp.core.rules.model.Condition.depth`), so it can
-differ from a replay's in the last decimals.  A stale or missing reading
-is never fired on.
+current bar (they are not stored per minute).  Every operand's value at a
+bar depends on the bars it keeps (an EMA's on its last
+:func:`~webapp.core.indicator_series.ema_depth` bars, which
+:attr:`~webapp.core.rules.model.Condition.depth` keeps), so the tick and a
+replay of the same bars compute the same numbers.  A stale or missing
+reading is never fired on.
 
 A tick that cannot read the rules (Postgres down) evaluates none; the
 first one that can, once the spooled rows are stored, evaluates the bars

@@ -68,7 +68,7 @@ class Batch:
 def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tickers: Sequence[str],
                   series: Mapping[str, np.ndarray], times: np.ndarray,
                   states: Sequence[Mapping[str, TickerState]], stale: np.ndarray | None = None,
-                  first: int = 0, cache: dict[Operand, np.ndarray] | None = None) -> Batch:
+                  first: int = 0, cache: dict[tuple[Operand, int], np.ndarray] | None = None) -> Batch:
     """Many rules over bars ``first..``; rule k over the series rows ``rows[k]`` (sorted; None: all).
 
     Rules whose conditions differ only in constants (``price > 100`` and
@@ -104,7 +104,7 @@ def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tick
                 data[name] = np.broadcast_to(values[:, None], (len(at), width))
         if cond.op in MOVING_OPS:
             data["_value"] = np.array([float(r.condition.value) for r in group])[owner][:, None]  # type: ignore[arg-type]
-        held, inputs = condition_values(cond, data, cache if whole and lo == 0 else None)
+        held, inputs = condition_values(cond, data, cache if whole and lo == 0 else None, first - lo)
         index: dict[int, TickerState] = {}
         base = 0
         for j, k in enumerate(members):
@@ -142,7 +142,7 @@ def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tick
 
 def evaluate(rule: Rule, tickers: Sequence[str], series: Mapping[str, np.ndarray], times: np.ndarray,
              states: Mapping[str, TickerState], stale: np.ndarray | None = None, first: int = 0,
-             cache: dict[Operand, np.ndarray] | None = None) -> Outcome:
+             cache: dict[tuple[Operand, int], np.ndarray] | None = None) -> Outcome:
     """One rule over bars ``first..`` of every ticker's series (tickers × times arrays).
 
     Conditions and the state machine both run over all tickers at once

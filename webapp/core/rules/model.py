@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from webapp.core.indicator_series import ema_depth
+
 FIELDS = ("open", "high", "low", "close", "volume")
 
 
@@ -33,6 +35,8 @@ FREQUENCIES = ("once", "once_per_bar", "once_per_bar_close", "every_time")
 
 
 MAX_PERIOD = 500  # longest SMA/EMA and N-bar reference a rule may ask for
+MAX_NUMBER = 1e12  # largest constant or moving value (prices, percents and volumes all fit)
+MAX_EPOCH = 253_402_300_799  # the last second of year 9999: the latest expiry
 
 
 STORM_FIRES, STORM_SECONDS = 15, 180
@@ -84,12 +88,13 @@ class Condition:
 
     @property
     def depth(self) -> int:
-        """Bars a condition reads to judge its last one: ``[0]`` and ``[1]`` of every operand (an EMA gets
-        four periods to settle: it is seeded with the SMA that many bars back)."""
+        """Bars a condition reads to judge its last one: ``[0]`` and ``[1]`` of every operand; an EMA's
+        value at a bar is computed over that bar's last :func:`~webapp.core.indicator_series.ema_depth`
+        bars, so judging ``[1]`` too takes one more."""
         need = self.lookback + 1
         for o in (self.a, self.b, self.lower, self.upper):
             if o is not None and o.kind == "ema":
-                need = max(need, 4 * int(o.arg) + 1)  # type: ignore[arg-type]
+                need = max(need, ema_depth(int(o.arg)) + 1)  # type: ignore[arg-type]
         return max(2, need)
 
     @property
@@ -97,8 +102,10 @@ class Condition:
         """Bars of history the condition needs before the first one it judges."""
         need = [1, self.bars or 0]
         for o in (self.a, self.b, self.lower, self.upper):
-            if o is not None and o.kind in ("sma", "ema"):
+            if o is not None and o.kind == "sma":
                 need.append(int(o.arg) + 1)  # type: ignore[arg-type]
+            elif o is not None and o.kind == "ema":
+                need.append(ema_depth(int(o.arg)))  # type: ignore[arg-type]
         return max(need)
 
 

@@ -25,15 +25,16 @@ def reading_series(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def operand_values(o: Operand, series: Mapping[str, np.ndarray],
-                   cache: dict[Operand, np.ndarray] | None = None) -> np.ndarray:
-    """The operand at every bar (the last axis is time; any leading axes are tickers).
+                   cache: dict[tuple[Operand, int], np.ndarray] | None = None, start: int = 0) -> np.ndarray:
+    """The operand at every bar (the last axis is time; any leading axes are tickers); an EMA only
+    from bar ``start`` on (NaN before: bars nothing judges).
 
     ``cache`` shares an SMA or EMA between the rules of one tick over the same series.
     """
     if cache is not None and o.kind in ("sma", "ema"):
-        got = cache.get(o)
+        got = cache.get((o, start))
         if got is None:
-            got = cache[o] = operand_values(o, series)
+            got = cache[(o, start)] = operand_values(o, series, None, start)
         return got
     if o.kind == ROW:
         return series[str(o.arg)]
@@ -47,7 +48,7 @@ def operand_values(o: Operand, series: Mapping[str, np.ndarray],
     if o.kind == "sma":
         return indicator_series.sma(close, int(o.arg))  # type: ignore[arg-type]
     if o.kind == "ema":
-        return indicator_series.ema(close, int(o.arg))  # type: ignore[arg-type]
+        return indicator_series.ema(close, int(o.arg), start)  # type: ignore[arg-type]
     got = series.get(str(o.arg))
     return got if got is not None else np.full(close.shape, np.nan)
 
@@ -60,15 +61,17 @@ def _prev(x: np.ndarray, n: int = 1) -> np.ndarray:
 
 
 def condition_values(c: Condition, series: Mapping[str, np.ndarray],
-                     cache: dict[Operand, np.ndarray] | None = None
+                     cache: dict[tuple[Operand, int], np.ndarray] | None = None, judged: int = 0
                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Whether the condition holds at every bar (NaN inputs: False), and its inputs by name."""
-    a = operand_values(c.a, series, cache)
+    """Whether the condition holds at every bar (NaN inputs: False), and its inputs by name; exact
+    from bar ``judged`` on (what it reads of earlier bars, ``[1]`` or ``[N]``, is computed too)."""
+    start = max(0, judged - max(1, c.bars or 0))
+    a = operand_values(c.a, series, cache, start)
     a1 = _prev(a)
     inputs = {"a": a, "a1": a1}
     with np.errstate(invalid="ignore"):
         if c.op in PAIR_OPS:
-            b = operand_values(c.b, series, cache)  # type: ignore[arg-type]
+            b = operand_values(c.b, series, cache, start)  # type: ignore[arg-type]
             b1 = _prev(b)
             inputs.update(b=b, b1=b1)
             up = (a > b) & (a1 <= b1)
@@ -76,8 +79,8 @@ def condition_values(c: Condition, series: Mapping[str, np.ndarray],
             held = {"crossing_up": up, "crossing_down": down, "crossing": up | down,
                     "greater_than": a > b, "less_than": a < b}[c.op]
         elif c.op in CHANNEL_OPS:
-            lo = operand_values(c.lower, series, cache)  # type: ignore[arg-type]
-            hi = operand_values(c.upper, series, cache)  # type: ignore[arg-type]
+            lo = operand_values(c.lower, series, cache, start)  # type: ignore[arg-type]
+            hi = operand_values(c.upper, series, cache, start)  # type: ignore[arg-type]
             lo1, hi1 = _prev(lo), _prev(hi)
             inputs.update(lower=lo, upper=hi, lower1=lo1, upper1=hi1)
             inside = (a >= lo) & (a <= hi)
