@@ -35,10 +35,28 @@ def test_a_rule_is_created_versioned_paused_and_deleted(client) -> None:
     ({**RULE, "scope": {"scan": "nope"}}, 400, "scope.scan must be one of gainers"),
     ({**RULE, "colour": "red"}, 400, "colour: unknown parameter"),
     ({**RULE, "frequency": "hourly"}, 400, "frequency: Input should be"),
+    # numbers bounded to what the semantics allow, text without control characters: a 400, never a 500
+    ({**RULE, "condition": {"op": "crossing_up", "a": {"price": True}, "b": {"const": 10 ** 400}}}, 400,
+     "condition.b: const must be a finite number from -1e+12 to 1e+12"),
+    ({**RULE, "condition": {"op": "moving_up", "a": {"price": True}, "bars": 3, "value": 1e20}}, 400,
+     "condition.value must be a positive number up to 1e+12"),
+    ({**RULE, "expires_at": 10 ** 20}, 400, "expires_at: Input should be less than or equal to"),
+    ({**RULE, "expires_at": -1}, 400, "expires_at: Input should be greater than or equal to 0"),
+    ({**RULE, "name": "bad\x00name"}, 400, "name: String should match pattern"),
+    ({**RULE, "name": "   "}, 400, "name: String should match pattern"),
 ])
 def test_a_bad_rule_is_refused_saying_what_is_wrong(client, body, status, message) -> None:
     resp = client.post("/api/rules", json=body)
     assert resp.status_code == status and message in resp.get_json()["error"]["message"], resp.get_json()
+
+
+def test_whole_numbers_may_come_as_json_floats(client) -> None:
+    """JSON Schema's integers include 216.0; the OpenAPI document says integer, so the API takes it."""
+    body = {**RULE, "cooldown_seconds": 60.0, "condition": {"op": "moving_up", "a": {"sma": 5.0},
+                                                            "bars": 3.0, "value": 0.5}}
+    made = client.post("/api/rules", json=body)
+    assert made.status_code == 201, made.get_json()
+    assert made.get_json()["condition"] == {"op": "moving_up", "a": {"sma": 5}, "bars": 3, "value": 0.5}
 
 
 def test_the_builtin_sma_crossover_is_listed_first_and_can_be_paused_not_changed(client) -> None:

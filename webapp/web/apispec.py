@@ -163,9 +163,20 @@ def _openapi_path(path: str) -> str:
     return path.replace("<", "{").replace(">", "}")
 
 
+COMPONENTS: list[type[BaseModel]] = []  # schemas a field refers to by name (see :func:`component_ref`)
+
+
+def component_ref(model: type[BaseModel]) -> dict[str, Any]:
+    """A field's schema as a reference to ``model``'s, which joins the document's components: for a
+    field validated by other code than pydantic, described here all the same."""
+    if model not in COMPONENTS:
+        COMPONENTS.append(model)
+    return {"allOf": [{"$ref": f"#/components/schemas/{model.__name__}"}]}  # allOf: a description may join
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document for every declared endpoint."""
-    models = ({e.response for e in ENDPOINTS} | {ErrorBody}
+    models = ({e.response for e in ENDPOINTS} | {ErrorBody} | set(COMPONENTS)
               | {m for e in ENDPOINTS for m in e.bodies.values()} | {e.body for e in ENDPOINTS if e.body})
     _, schema = models_json_schema([(m, "serialization") for m in models],
                                    ref_template="#/components/schemas/{model}")

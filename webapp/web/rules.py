@@ -7,35 +7,45 @@ Writes need a token; reads follow ``API_READ_TOKEN_REQUIRED``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, jsonify
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from webapp.core.rules.model import FREQUENCIES, RuleError
+from webapp.core.rules.model import FREQUENCIES, MAX_EPOCH, RuleError
 from webapp.extensions import db
 from webapp.services import rules as rules_service
 from webapp.services import scanner
 from webapp.store import rules as rules_store
-from webapp.web.apispec import Timestamp, endpoint
+from webapp.web import rule_schema
+from webapp.web.apispec import Timestamp, component_ref, endpoint
 from webapp.web.auth import require_read_token, require_token
 from webapp.web.errors import ApiError
 
 bp = Blueprint("rules", __name__)
 RULE_ID = {"rule_id": {"type": "string", "pattern": "^[0-9]{1,18}$"}}
+_TEXT = r"[^\x00-\x1f\x7f-\x9f]"  # a character that is not a control character
+NAME_PATTERN = rf"^{_TEXT}*[^\s\x00-\x1f\x7f-\x9f]{_TEXT}*$"  # and not all spaces
+CHANNEL_PATTERN = r"^(browser|webhook:[1-9][0-9]{0,17})$"
 
 
 class RuleBody(BaseModel):
+    """A rule as sent.  ``condition`` and ``scope`` are checked by the rule parser, whose 400 names the
+    part that is wrong; the document describes them as :mod:`webapp.web.rule_schema` does."""
+
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="1-100 characters")
-    condition: dict[str, Any] = Field(description='an operator over operands, e.g. {"op": '
-                                                  '"crossing_up", "a": {"field": "close"}, "b": {"sma": 20}}')
-    scope: dict[str, Any] = Field(description='{"tickers": ["AAPL"]}, {"all": true} or {"scan": "gainers"}')
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN,
+                      description="1-100 characters, not all spaces, no control characters")
+    condition: Annotated[dict[str, Any], WithJsonSchema(component_ref(rule_schema.Condition))] = Field(
+        description='an operator over operands, e.g. {"op": "crossing_up", "a": {"field": "close"}, '
+                    '"b": {"sma": 20}}')
+    scope: Annotated[dict[str, Any], WithJsonSchema(component_ref(rule_schema.Scope))] = Field(
+        description='{"tickers": ["AAPL"]}, {"all": true} or {"scan": "gainers"}')
     frequency: Literal[FREQUENCIES] = "once_per_bar_close"  # type: ignore[valid-type]
     cooldown_seconds: int = Field(300, ge=0, le=7 * 86400)
-    expires_at: int | None = Field(None, description="epoch seconds; null: open-ended")
-    channels: list[str] = Field(["browser"], min_length=1,
-                                description='"browser" and/or "webhook:<endpoint id>" (see /api/webhooks)')
+    expires_at: int | None = Field(None, ge=0, le=MAX_EPOCH, description="epoch seconds; null: open-ended")
+    channels: list[Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN)]] = Field(
+        ["browser"], min_length=1, description='"browser" and/or "webhook:<endpoint id>" (see /api/webhooks)')
 
 
 class RuleOut(BaseModel):

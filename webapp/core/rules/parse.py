@@ -3,8 +3,8 @@
 """
 from __future__ import annotations
 
-import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +13,8 @@ from webapp.core.rules.model import (
     CHANNEL_OPS,
     FIELDS,
     FREQUENCIES,
+    MAX_EPOCH,
+    MAX_NUMBER,
     MAX_PERIOD,
     METRICS,
     OPERATORS,
@@ -34,20 +36,40 @@ def parse_operand(raw: object, where: str) -> Operand:
     if kind == "price" and arg is True:
         return Operand("price")
     if kind in ("sma", "ema"):
-        if isinstance(arg, bool) or not isinstance(arg, int) or not 1 <= arg <= MAX_PERIOD:
-            raise RuleError(f"{where}: {kind} takes a whole period from 1 to {MAX_PERIOD}, got {arg!r}")
-        return Operand(kind, arg)
+        period = _whole(arg, 1, MAX_PERIOD)
+        if period is None:
+            raise RuleError(f"{where}: {kind} takes a whole period from 1 to {MAX_PERIOD}, got {_short(arg)}")
+        return Operand(kind, period)
     if kind == "metric" and arg in METRICS:
         return Operand("metric", arg)
     if kind == "const":
-        if isinstance(arg, bool) or not isinstance(arg, int | float) or not math.isfinite(arg):
-            raise RuleError(f"{where}: const must be a finite number, got {arg!r}")
+        if not _bounded(arg, -MAX_NUMBER, MAX_NUMBER):
+            raise RuleError(f"{where}: const must be a finite number from -{MAX_NUMBER:.0e} to "
+                            f"{MAX_NUMBER:.0e}, got {_short(arg)}")
         return Operand("const", float(arg))
     if kind == "field":
         raise RuleError(f"{where}: field must be one of {', '.join(FIELDS)}, got {arg!r}")
     if kind == "metric":
         raise RuleError(f"{where}: metric must be one of {', '.join(METRICS)}, got {arg!r}")
     raise RuleError(f"{where}: unknown operand {kind!r} (field, price, sma, ema, metric or const)")
+
+
+def _bounded(value: object, low: float, high: float) -> bool:
+    """A JSON number (not a bool) within [low, high]; NaN and infinities never are, and a huge
+    integer is compared exactly, never converted."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and low <= value <= high
+
+
+def _whole(value: object, low: int, high: int) -> int | None:
+    """A whole number within [low, high] (``216`` or, as JSON allows, ``216.0``), else None."""
+    if not _bounded(value, low, high) or (isinstance(value, float) and not value.is_integer()):
+        return None
+    return int(value)  # type: ignore[arg-type]
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def parse_condition(raw: object) -> Condition:
@@ -70,11 +92,13 @@ def parse_condition(raw: object) -> Condition:
         return Condition(op, a, lower=parse_operand(raw["lower"], "condition.lower"),
                          upper=parse_operand(raw["upper"], "condition.upper"))
     bars, value = raw["bars"], raw["value"]
-    if isinstance(bars, bool) or not isinstance(bars, int) or not 1 <= bars <= MAX_PERIOD:
-        raise RuleError(f"condition.bars must be a whole number from 1 to {MAX_PERIOD}, got {bars!r}")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            math.isfinite(value) and value > 0):
-        raise RuleError(f"condition.value must be a positive number, got {value!r}")
+    bars = _whole(raw["bars"], 1, MAX_PERIOD)
+    if bars is None:
+        raise RuleError(f"condition.bars must be a whole number from 1 to {MAX_PERIOD}, "
+                        f"got {_short(raw['bars'])}")
+    if not _bounded(value, 0, MAX_NUMBER) or value == 0:
+        raise RuleError(f"condition.value must be a positive number up to {MAX_NUMBER:.0e}, "
+                        f"got {_short(value)}")
     return Condition(op, a, bars=bars, value=float(value))
 
 
@@ -127,17 +151,20 @@ def parse_scope(raw: object, scan_lists: Sequence[str]) -> dict[str, Any]:
 def parse_rule(raw: Mapping[str, Any], scan_lists: Sequence[str]) -> RuleSpec:
     """A rule as a user sent it, or :class:`RuleError` naming the part that is wrong."""
     name = raw.get("name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:
-        raise RuleError("name must be 1-100 characters")
+    if not isinstance(name, str) or not 1 <= len(name) <= 100 or not name.strip():
+        raise RuleError("name must be 1-100 characters, not all spaces")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise RuleError("name must not contain control characters")
     frequency = raw.get("frequency", "once_per_bar_close")
     if frequency not in FREQUENCIES:
         raise RuleError(f"frequency must be one of {', '.join(FREQUENCIES)}, got {frequency!r}")
-    cooldown = raw.get("cooldown_seconds", 300)
-    if isinstance(cooldown, bool) or not isinstance(cooldown, int) or not 0 <= cooldown <= 7 * 86400:
-        raise RuleError(f"cooldown_seconds must be a whole number from 0 to 604800, got {cooldown!r}")
+    cooldown = _whole(raw.get("cooldown_seconds", 300), 0, 7 * 86400)
+    if cooldown is None:
+        raise RuleError(f"cooldown_seconds must be a whole number from 0 to 604800, "
+                        f"got {_short(raw.get('cooldown_seconds'))}")
     expires = raw.get("expires_at")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
-        raise RuleError("expires_at must be epoch seconds or null")
+    if expires is not None and (expires := _whole(expires, 0, MAX_EPOCH)) is None:
+        raise RuleError(f"expires_at must be epoch seconds from 0 to {MAX_EPOCH} (year 9999) or null")
     channels = raw.get("channels", ["browser"])
     if not isinstance(channels, list) or not channels or not all(
             isinstance(c, str) and (c in CHANNELS or WEBHOOK_CHANNEL.fullmatch(c)) for c in channels):

@@ -1,0 +1,126 @@
+"""An alert rule's condition and scope as JSON Schema, for the OpenAPI document.
+
+The API checks a rule with the rule parser (:mod:`webapp.core.rules.parse`),
+whose messages name the part that is wrong (``condition.b: sma takes a whole
+period from 1 to 500``); these models describe the same language to
+integrators, one branch per operator with the operands it takes and their
+ranges, so a client can see the operators in ``/api/openapi.json`` and
+schemathesis can generate valid rules.  Both are built from the same
+constants (:mod:`webapp.core.rules.model`), and the schemathesis test holds
+them together: what this schema allows, the parser accepts.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, create_model
+
+from webapp.core.rules.model import (
+    CHANNEL_OPS,
+    FIELDS,
+    MAX_NUMBER,
+    MAX_PERIOD,
+    METRICS,
+    MOVING_OPS,
+    OPERATORS,
+    PAIR_OPS,
+)
+from webapp.core.rules.parse import MAX_SCOPE_TICKERS
+from webapp.core.scanner import LISTS
+from webapp.web.apispec import TICKER_SCHEMA
+
+_STRICT = ConfigDict(extra="forbid")
+Number = Annotated[float, Field(ge=-MAX_NUMBER, le=MAX_NUMBER, allow_inf_nan=False)]
+Period = Annotated[int, Field(ge=1, le=MAX_PERIOD)]
+
+
+class FieldOperand(BaseModel):
+    """A field of the bar."""
+
+    model_config = _STRICT
+    field: Literal[FIELDS]  # type: ignore[valid-type]
+
+
+class PriceOperand(BaseModel):
+    """The last price (the bar's close)."""
+
+    model_config = _STRICT
+    price: Literal[True]
+
+
+class SmaOperand(BaseModel):
+    """The simple moving average of the close over n bars (exact at the quote's precision)."""
+
+    model_config = _STRICT
+    sma: Period
+
+
+class EmaOperand(BaseModel):
+    """The exponential moving average of the close over n bars."""
+
+    model_config = _STRICT
+    ema: Period
+
+
+class MetricOperand(BaseModel):
+    """A scanner metric of the ticker."""
+
+    model_config = _STRICT
+    metric: Literal[METRICS]  # type: ignore[valid-type]
+
+
+class ConstOperand(BaseModel):
+    """A number."""
+
+    model_config = _STRICT
+    const: Number
+
+
+Operand = Union[FieldOperand, PriceOperand, SmaOperand, EmaOperand, MetricOperand, ConstOperand]  # noqa: UP007
+
+
+def _branch(op: str) -> type[BaseModel]:
+    """One operator's condition: the operands (and numbers) it takes, nothing else."""
+    fields: dict[str, Any] = {"op": (Literal[op], ...), "a": (Operand, ...)}
+    if op in PAIR_OPS:
+        fields["b"] = (Operand, ...)
+    elif op in CHANNEL_OPS:
+        fields["lower"] = (Operand, ...)
+        fields["upper"] = (Operand, ...)
+    else:
+        fields["bars"] = (Period, Field(description="N: measured against the value N bars ago"))
+        fields["value"] = (Annotated[float, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)],
+                           Field(description="the move, in the operand's units (or percent for *_pct)"))
+    name = "".join(part.title() for part in op.split("_")) + "Condition"
+    return create_model(name, __config__=_STRICT, **fields)
+
+
+BRANCHES = tuple(_branch(op) for op in OPERATORS)
+assert set(OPERATORS) == set(PAIR_OPS) | set(CHANNEL_OPS) | set(MOVING_OPS)
+
+
+class Condition(RootModel[Annotated[Union[BRANCHES], Field(discriminator="op")]]):  # type: ignore[valid-type]  # noqa: UP007
+    """An operator over operands (TradingView's operators; ``x[1]`` is the previous bar)."""
+
+
+class TickersScope(BaseModel):
+    model_config = _STRICT
+    tickers: list[Annotated[str, StringConstraints(pattern=TICKER_SCHEMA["pattern"])]] = Field(
+        min_length=1, max_length=MAX_SCOPE_TICKERS)
+
+
+class AllScope(BaseModel):
+    model_config = _STRICT
+    all: Literal[True]
+
+
+class ScanScope(BaseModel):
+    model_config = _STRICT
+    scan: Literal[LISTS]  # type: ignore[valid-type]
+
+
+class Scope(RootModel[Union[TickersScope, AllScope, ScanScope]]):  # noqa: UP007
+    """Which tickers a rule watches: a list, every tracked symbol, or a scanner list's members."""
+
+
+SCHEMAS: tuple[type[BaseModel], ...] = (Condition, Scope)  # components the rule body refers to
