@@ -164,10 +164,12 @@ def bench_rules(symbols: Sequence[str], n: int, seed: int = 11) -> list[dict[str
 
 
 def _add_rules(rules: Sequence[dict[str, Any]]) -> None:
+    from bench import bench_user
     from webapp.store import rules as rules_store
 
+    owner = bench_user()
     for raw in rules:
-        rules_store.create(db.session, rules_service.rule_spec(raw))
+        rules_store.create(db.session, rules_service.rule_spec(raw, owner), owner)
 
 
 def _drop_rules() -> None:

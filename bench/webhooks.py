@@ -26,6 +26,7 @@ import sys
 import time
 from typing import Any
 
+from bench import bench_user
 from webapp.config import Config, child_environment
 from webapp.launch.embedded import ROOT, services_for
 
@@ -93,7 +94,7 @@ def _fire(n: int, rule_id: int, endpoints: list[int], tag: str) -> dict[int, flo
     rows = [alert_events.FireRow(Fire(rule_id, 1, f"ZW{i % 1000:04d}", base - 60 * (i // 1000), f"{tag}{i}",
                                {"a": 1.0, "b": 2.0}, "bench"),
                           BENCH_RULE, tuple(endpoints), "bench", 0.0, 0.0) for i in range(n)]
-    made, _ = alert_events.write_fires(db.session, rows, [])
+    made = alert_events.write_fires(db.session, rows, []).made
     db.session.commit()
     at = time.time()
     get_redis().publish(names.DELIVERY_WAKE_CHANNEL, b"1")
@@ -119,10 +120,12 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
     from webapp.store import rules as rules_store
     from webapp.store import webhooks
 
-    spec = rules.rule_spec({"name": BENCH_RULE, "scope": {"tickers": ["ZW0000"]},
-                               "condition": {"op": "greater_than", "a": {"price": True}, "b": {"const": 1}}})
-    rule = rules_store.create(db.session, spec)
-    set_paused = rules_store.set_status(db.session, rule["id"], "paused")  # never evaluated by a live tick
+    owner = bench_user()
+    condition = {"op": "greater_than", "a": {"price": True}, "b": {"const": 1}}
+    spec = rules.rule_spec({"name": BENCH_RULE, "scope": {"tickers": ["ZW0000"]}, "condition": condition},
+                           owner)
+    rule = rules_store.create(db.session, spec, owner)
+    set_paused = rules_store.set_status(db.session, rule["id"], "paused", owner)  # no live tick evaluates it
     assert set_paused is not None
     port_in, port_out = mp.Pipe()
     ctl, ctl_child = mp.Pipe()
@@ -131,7 +134,8 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
     try:
         # endpoints first (their secrets go to the receiver), then the receiver, then their URL
         for i in range(n_endpoints):
-            ep, secret = webhooks.create_endpoint(db.session, "http://127.0.0.1:9/pending", f"bench {i}")
+            ep, secret = webhooks.create_endpoint(db.session, "http://127.0.0.1:9/pending", f"bench {i}",
+                                                  owner)
             endpoints.append(ep["id"])
             secrets.append(secret)
         proc = mp.Process(target=_receiver, args=(secrets, port_out, ctl_child), daemon=True)

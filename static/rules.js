@@ -1,5 +1,6 @@
 // Alert rules page: the form (with a replay count as you type), the rules, their live events, webhooks.
-// Writes go to /api/rules and /api/webhooks with the token the user pasted (session storage only).
+// Reads and writes go to /api/rules and /api/webhooks as the signed-in user (the session, with the page's
+// CSRF token on writes), or with a token the user pasted (session storage only).
 (function () {
   "use strict";
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -13,7 +14,8 @@
 
   const token = () => sessionStorage.getItem(KEY) || "";
   function showToken() {
-    $("#token-state").textContent = token() ? "token set: changes allowed" : "no token: read only";
+    $("#token-state").textContent = token() ? "token set: acting as its owner"
+      : window.csrfToken() ? "signed in: acting as you" : "no token and not signed in: the built-in rule only";
   }
   $("#save-token").addEventListener("click", () => {
     sessionStorage.setItem(KEY, $("#token").value.trim());
@@ -26,6 +28,7 @@
   async function api(method, path, body) {
     const headers = { "Content-Type": "application/json" };
     if (token()) headers.Authorization = "Bearer " + token();
+    else if (window.csrfToken()) headers["X-CSRFToken"] = window.csrfToken();
     const resp = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined,
                                      cache: "no-store" });
     const data = await resp.json().catch(() => ({}));
@@ -231,7 +234,7 @@
     const body = $("#hooks").tBodies[0];
     const select = form.elements.webhook;
     body.innerHTML = "";
-    if (!token()) { cell(body.insertRow(), "Paste a token to see and add webhook endpoints.").colSpan = 3; return; }
+    if (!token() && !window.csrfToken()) { cell(body.insertRow(), "Sign in or paste a token to see and add webhook endpoints.").colSpan = 3; return; }
     let got;
     try { got = await api("GET", "/api/webhooks"); } catch (e) { cell(body.insertRow(), e.message).colSpan = 3; return; }
     select.length = 1;

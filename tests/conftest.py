@@ -125,10 +125,9 @@ def proxy(service_urls: tuple[str, str]):
 
 @pytest.fixture
 def client(app):
-    """A test client with a valid API token (writes allowed)."""
-    from webapp.extensions import db
-    from webapp.store import symbols
+    """A test client with an admin's API token of every scope (anything allowed)."""
+    from tests.helpers import token_for
 
     c = app.test_client()
-    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {symbols.create_token(db.session, 'tests')}"
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_for('tests', admin=True)}"
     return c

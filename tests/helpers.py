@@ -58,6 +58,24 @@ class EmitCapture:
         self._pubsub.close()
 
 
+def user_id(name: str, admin: bool = False) -> int:
+    """The id of user ``name``, made (password ``password-<name>``) if it does not exist yet."""
+    from webapp.store import users
+
+    got = users.by_name(db.session, name) or users.create(db.session, name, f"password-{name}", admin=admin)
+    return got.id
+
+
+def token_for(name: str, scopes: tuple[str, ...] | None = None, admin: bool = False, **kwargs: Any) -> str:
+    """A new token of user ``name`` (made if needed) with ``scopes`` (default: every scope the role has)."""
+    from webapp.store import tokens, users
+
+    uid = user_id(name, admin)
+    is_admin = users.get(db.session, uid).is_admin
+    chosen = scopes or tuple(s for s in tokens.SCOPES if s != "admin" or is_admin)
+    return tokens.create(db.session, uid, f"{name}-test", chosen, admin=is_admin, **kwargs)[1]
+
+
 def reference(prices: list[float], period: int) -> list[str | None]:
     """The definition, written out plainly with exact fractions."""
     exact = [Fraction(Decimal(repr(p))) for p in prices]

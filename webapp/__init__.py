@@ -64,16 +64,18 @@ def create_app(config: Config | None = None) -> Flask:
         scanner,
         stocks,
         symbols,
+        tokens,
         watchlists,
         webhooks,
     )
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(tokens.pages_bp)
     # the JSON API: one blueprint per resource
-    for resource in (stocks, symbols, alerts, health, scanner, rules, webhooks, watchlists, openapi):
+    for resource in (stocks, symbols, alerts, health, scanner, rules, webhooks, watchlists, tokens, openapi):
         app.register_blueprint(resource.bp, url_prefix="/api")
-        csrf.exempt(resource.bp)  # a bearer token, or the session with its CSRF header (webapp.web.auth)
+        csrf.exempt(resource.bp)  # a bearer token, or the session with its CSRF header (webapp.web.access)
     csrf.init_app(app)
     auth.init_app(app)
     if config.WEBHOOK_ALLOWED_CIDRS:

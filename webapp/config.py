@@ -217,6 +217,8 @@ class Config:
     FAULT_INJECTION: bool = False  # tests/faults only: a tick may be asked to pause after its commit
     API_RATE_LIMIT: str = "600/minute"  # per client, shared by all web processes (Redis)
     API_READ_TOKEN_REQUIRED: bool = False  # reads are public unless this is set
+    SIGN_IN_FAILURE_LIMIT: str = "5/minute;20/hour"  # failed sign-ins per account and per address
+    MEMBER_SYMBOL_LIMIT: int = 50  # tracked symbols one member may add (an admin has no limit)
     CORS_ORIGINS: tuple[str, ...] = ()  # origins allowed to call /api from a browser
     PROXY_HOPS: int = 0  # trusted proxies in front (Heroku: 1) for client addresses
     DATA_DIR: str = ".data"  # where `make run` keeps the embedded Postgres
@@ -340,6 +342,9 @@ class Config:
             DATA_DIR=env.get("DATA_DIR") or ".data",
             API_RATE_LIMIT=_rate(env.get("API_RATE_LIMIT") or "600/minute"),
             API_READ_TOKEN_REQUIRED=_bool(env, "API_READ_TOKEN_REQUIRED", False),
+            SIGN_IN_FAILURE_LIMIT=_rate(env.get("SIGN_IN_FAILURE_LIMIT") or "5/minute;20/hour",
+                                        "SIGN_IN_FAILURE_LIMIT"),
+            MEMBER_SYMBOL_LIMIT=_int(env, "MEMBER_SYMBOL_LIMIT", 50, minimum=0),
             CORS_ORIGINS=tuple(o for o in re.split(r"[,\s]+", env.get("CORS_ORIGINS", "")) if o),
             PROXY_HOPS=_int(env, "PROXY_HOPS", 0, minimum=0),
             SCANNER=_bool(env, "SCANNER", True),
@@ -378,6 +383,8 @@ class Config:
         out["SESSION_COOKIE_SAMESITE"] = "Lax"  # sign-in cookies stay on this site's own requests
         out["REMEMBER_COOKIE_SAMESITE"] = "Lax"
         out["WTF_CSRF_TIME_LIMIT"] = None  # valid for the session: a page left open still saves
+        out["REMEMBER_COOKIE_HTTPONLY"] = True
+        out["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # a larger body is a 413 before it is read
         return out
 
     def require_services(self) -> None:
@@ -390,6 +397,7 @@ class Config:
             )
 
 
+MAX_BODY_BYTES = 1_000_000  # no request this product takes comes near it (a rule is a few KB)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUNNING_FILE = "running.json"  # in DATA_DIR, while `make run` runs: its servers' URLs
 

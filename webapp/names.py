@@ -39,6 +39,13 @@ def rule_room(rule_id: int) -> str:
     return f"{RULE_ROOM_PREFIX}{rule_id}"
 
 
+USER_ROOM_PREFIX = "user:"  # a user's own alert feed: their rules' alert_events (follow_alerts)
+
+
+def user_room(user_id: int) -> str:
+    return f"{USER_ROOM_PREFIX}{user_id}"
+
+
 # Redis keys.  Every key the tick writes carries a TTL.
 _PREFIX = "stk"
 

@@ -1,11 +1,10 @@
 """Rules evaluated inside the tick: the events it stores, what it emits, and live ≡ replay."""
 from __future__ import annotations
 
-from tests.helpers import EmitCapture, minutes
+from tests.helpers import EmitCapture, minutes, token_for
 from webapp import names
-from webapp.extensions import db, get_redis
+from webapp.extensions import get_redis
 from webapp.services import context, ticks
-from webapp.store import symbols
 from webapp.store.subscriptions import ListenerRegistry
 
 RULES = [
@@ -91,7 +90,7 @@ def test_postgres_down_at_the_rule_step_is_caught_up_once_it_is_back(make_app, p
     outage = times[12:17]
     with app.app_context():
         c = app.test_client()
-        c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {symbols.create_token(db.session, 'outage')}"
+        c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_for('outage', admin=True)}"
         rule = c.post("/api/rules", json={**RULES[0], "scope": {"all": True}}).get_json()
         for at in times[:12]:
             assert ticks.run_tick_now(at).rules == 1

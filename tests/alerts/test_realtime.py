@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import minutes, run_via_rq
+from tests.helpers import minutes, run_via_rq, token_for, user_id
 from tests.processes import WebProcess
 from tests.web.test_realtime import Recorder
 from webapp.extensions import db
@@ -19,15 +19,17 @@ RULE = {"name": "AAPL crosses SMA 5", "scope": {"tickers": ["AAPL"]}, "cooldown_
 def test_rule_room_events_and_the_gap_after_a_reconnect(service_urls, app) -> None:
     from webapp.services import rules
 
-    rule = rules_store.create(db.session, rules.rule_spec(RuleBody(**RULE).model_dump()))
+    ann = user_id("ann")
+    token = token_for("ann", ("read",))
+    rule = rules_store.create(db.session, rules.rule_spec(RuleBody(**RULE).model_dump(), ann), ann)
     other = rules_store.create(db.session, rules.rule_spec(RuleBody(**{**RULE, "name": "MSFT",
                                                                          "scope": {"tickers": ["MSFT"]}})
-                                                              .model_dump()))
+                                                              .model_dump(), ann), ann)
     web = WebProcess(*service_urls).start()
     rec = Recorder(["websocket"])
     rec.sio.on("alert_event", rec._handler("alert_event"))
     try:
-        rec.sio.connect(web.url, transports=["websocket"], wait_timeout=10)
+        rec.sio.connect(web.url, transports=["websocket"], wait_timeout=10, auth={"token": token})
         ack = rec.sio.call("follow_rules", {"rules": [rule["id"]]}, timeout=5)
         assert ack == {"ok": True, "rooms": [f"rule:{rule['id']}"]}
         for payload, needle in [({"rules": "1"}, "rule ids"), ({"rules": [1], "after": "x"}, '"after"'),
@@ -45,10 +47,10 @@ def test_rule_room_events_and_the_gap_after_a_reconnect(service_urls, app) -> No
         from webapp.store import alert_events
 
         db.session.commit()
-        missed = [e for e in alert_events.events(db.session, rule_id=rule["id"], after=last_seen, limit=500)]
+        missed = alert_events.events(db.session, ann, rule_id=rule["id"], after=last_seen, limit=500)
         assert missed, "the rule should have fired while the client was away"
         rec2 = Recorder(["websocket"])
-        rec2.sio.connect(web.url, transports=["websocket"], wait_timeout=10)
+        rec2.sio.connect(web.url, transports=["websocket"], wait_timeout=10, auth={"token": token})
         try:
             back = rec2.sio.call("follow_rules", {"rules": [rule["id"]], "after": last_seen}, timeout=5)
             assert [e["id"] for e in back["missed"]] == [e["id"] for e in missed]
@@ -68,10 +70,10 @@ def test_the_builtin_sma_crossover_is_a_rule_muting_it_stops_its_alert_events(se
     crossings (the contract), and resuming brings the events back."""
     from webapp.services import rules
 
-    builtin = rules.rules_with_state()[0]
+    builtin = rules.rules_with_state(user_id("ann"))[0]
     assert builtin["builtin"] and builtin["condition"] == {"op": "crossing", "a": {"field": "close"},
                                                            "b": {"sma": 5}}
-    rules.set_rule_status(builtin["id"], "paused")
+    rules.set_rule_status(builtin["id"], "paused", None)
     web = WebProcess(*service_urls).start()
     rec = Recorder(["websocket"])
     try:
@@ -83,7 +85,7 @@ def test_the_builtin_sma_crossover_is_a_rule_muting_it_stops_its_alert_events(se
         updates = rec.wait_for("stock_update", 15, timeout=20)
         crossed = [s for u in updates for s in u["stocks"] if s["alert"]]
         assert crossed and rec.events["alert"] == []
-        rules.set_rule_status(builtin["id"], "active")
+        rules.set_rule_status(builtin["id"], "active", None)
         run_via_rq(app, times[15:])
         heard = rec.wait_for("alert", 1, timeout=20)
         assert heard and {a["kind"] for a in heard} <= {"bullish", "bearish"}

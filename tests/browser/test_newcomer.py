@@ -10,11 +10,9 @@ import requests
 from tests.browser.conftest import shot
 from tests.browser.test_pages import LIVE
 from tests.fakes.providers import ScriptedProvider
-from tests.helpers import START, minutes, run_via_rq, scripted_services
+from tests.helpers import START, minutes, run_via_rq, scripted_services, token_for
 from tests.processes import WebProcess
 from webapp.core.quotes import Quote
-from webapp.extensions import db
-from webapp.store import symbols
 from webapp.tick.pipeline import run_tick
 
 pytestmark = pytest.mark.slow
@@ -74,7 +72,7 @@ def test_watchlist_holds_many_symbols_and_a_toggle_keeps_it(web, app, page) -> N
 
 def test_added_and_removed_symbols_show_on_an_open_dashboard(web, app, page) -> None:
     run_via_rq(app, minutes(1))
-    token = symbols.create_token(db.session, "test")
+    token = token_for("test", admin=True)
     page.goto(web.url + "/")
     page.wait_for_function(LIVE.format(n=1))
     auth = {"Authorization": f"Bearer {token}"}

@@ -8,13 +8,12 @@ import pytest
 
 from tests.browser.conftest import shot
 from tests.fakes.webhook_receiver import Receiver
-from tests.helpers import minutes
+from tests.helpers import minutes, token_for
 from tests.processes import WebProcess
 from webapp.core.delivery import networks
 from webapp.delivery.worker import DeliveryWorker
 from webapp.extensions import db
 from webapp.services import stocks, ticks
-from webapp.store import symbols
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +29,7 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
     times = minutes(40)
     for at in times[:8]:  # some history for the SMA
         ticks.run_tick_now(at)
-    token = symbols.create_token(db.session, "browser")
+    token = token_for("browser", admin=True)
     receiver = Receiver([]).up()
 
     page.goto(hooks_web.url + "/alerts/rules")
@@ -94,7 +93,7 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
     with app.app_context():
         from webapp.store import alert_events
 
-        fires = len(alert_events.events(db.session, ticker="AAPL", limit=500))
+        fires = len(alert_events.events(db.session, alert_events.ALL_OWNERS, ticker="AAPL", limit=500))
         crossings = len(stocks.alert_feed("AAPL"))
     chart = page.context.new_page()
     chart.goto(hooks_web.url + "/stocks/AAPL?range=all")

@@ -20,14 +20,14 @@ import pytest
 
 from tests.fakes.pgproxy import PgProxy
 from tests.fakes.webhook_receiver import Receiver
-from tests.helpers import START, minutes
+from tests.helpers import START, minutes, token_for, user_id
 from tests.processes import RedisServer
 from webapp import names
 from webapp.core.delivery import networks
 from webapp.delivery.worker import DeliveryWorker
 from webapp.extensions import db
 from webapp.services import context, ticks
-from webapp.store import alert_events, deliveries, symbols
+from webapp.store import alert_events, deliveries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RULE = {"name": "AAPL/MSFT cross SMA 5", "scope": {"tickers": ["AAPL", "MSFT"]}, "cooldown_seconds": 0,
@@ -55,7 +55,7 @@ def wapp(make_app):
 @pytest.fixture
 def client(wapp):
     c = wapp.test_client()
-    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {symbols.create_token(db.session, 'hooks')}"
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_for('hooks', admin=True)}"
     return c
 
 
@@ -75,7 +75,7 @@ def fire_rule(client, receiver: Receiver, n_minutes: int = 30) -> tuple[dict, li
     slot = ticks.run_tick_now(times[-1]).slot
     context.tick_services().hot.client.delete(names.tick_done_key(slot, 0, 1))
     ticks.run_tick_now(times[-1])
-    events = [e["id"] for e in alert_events.events(db.session, limit=500)]
+    events = [e["id"] for e in alert_events.events(db.session, alert_events.ALL_OWNERS, limit=500)]
     assert len(events) >= 3
     rows = db.session.execute(db.text("SELECT count(*), count(DISTINCT event_id) FROM deliveries")).one()
     db.session.commit()
@@ -145,7 +145,7 @@ def test_a_receiver_down_then_back_gets_everything_in_retry_order(client) -> Non
     # in the order their retries fell due (two at a time: the endpoint's in-flight cap)
     assert [set(arrived[i:i + 2]) for i in range(0, len(due), 2)] == [set(due[i:i + 2])
                                                                       for i in range(0, len(due), 2)]
-    got = deliveries.deliveries(db.session, limit=500)
+    got = deliveries.deliveries(db.session, alert_events.ALL_OWNERS, limit=500)
     assert {d["status"] for d in got} == {"delivered"}
     assert all([a["error_class"] for a in d["log"]] == ["refused", "refused", None] for d in got)
     endpoint = client.get(f"/api/webhooks/{got[0]['endpoint_id']}").get_json()
@@ -161,7 +161,7 @@ def test_a_failed_answer_is_retried_on_schedule_with_the_same_webhook_id(client,
     clock = Clock()
     worker = worker_for(clock)
     drain(worker)
-    got = deliveries.deliveries(db.session, limit=500)
+    got = deliveries.deliveries(db.session, alert_events.ALL_OWNERS, limit=500)
     assert {d["status"] for d in got} == {"pending"} and all(d["attempts"] == 1 for d in got)
     waits = [(datetime.fromisoformat(d["next_attempt_at"]) - clock.now).total_seconds() for d in got]
     if answer == ("429", 120):
@@ -194,14 +194,15 @@ def test_410_disables_the_endpoint_and_says_why(client) -> None:
     receiver.default = 200
     assert client.patch(f"/api/webhooks/{endpoint['id']}", json={"status": "active"}).status_code == 200
     # the 410'd deliveries are failed; the rest were never sent and go now; a redeliver sends a failed one
-    failed = [d for d in deliveries.deliveries(db.session, limit=500) if d["status"] == "failed"]
+    failed = [d for d in deliveries.deliveries(db.session, alert_events.ALL_OWNERS, limit=500)
+              if d["status"] == "failed"]
     for d in failed:
         again = client.post(f"/api/deliveries/{d['id']}/redeliver").get_json()
         assert again == {"id": d["id"], "queued": True}
     drain(worker_for(Clock()))
     assert_all_arrived_once_each(receiver, events)
-    manual = [a for d in deliveries.deliveries(db.session, limit=500) for a in d["log"]
-              if a["trigger"] == "manual"]
+    manual = [a for d in deliveries.deliveries(db.session, alert_events.ALL_OWNERS, limit=500)
+              for a in d["log"] if a["trigger"] == "manual"]
     assert len(manual) == len(failed)
 
 
@@ -250,7 +251,7 @@ def test_a_deliverer_killed_mid_request_loses_nothing(client, service_urls, tmp_
     assert_all_arrived_once_each(receiver, events)
     ids = Counter(r.webhook_id for r in receiver.got)
     assert sorted(ids.values())[-1] == 2 and sum(ids.values()) == len(events) + 1  # the killed one, again
-    got = deliveries.deliveries(db.session, limit=500)
+    got = deliveries.deliveries(db.session, alert_events.ALL_OWNERS, limit=500)
     assert {d["status"] for d in got} == {"delivered"}
 
 
@@ -262,10 +263,16 @@ def test_a_deliverer_killed_mid_request_loses_nothing(client, service_urls, tmp_
     ("http://[::1]:8080/hook", "loopback"),
     ("ftp://example.com/hook", "http or https"),
     ("http://user:pw@example.com/", "user name"),
+    *[(f"http://[{form}]/hook", why) for form, why in [
+        ("::127.0.0.1", "IPv4-compatible"), ("::7f00:1", "IPv4-compatible"),
+        ("::ffff:0:127.0.0.1", "IPv4-translated"), ("::ffff:127.0.0.1", "loopback"),
+        ("64:ff9b::10.0.0.1", "NAT64"), ("64:ff9b:1::a9fe:a9fe", "local NAT64"),
+        ("2002:7f00:1::1", "6to4"), ("2002:a9fe:a9fe::1", "6to4"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo")]],
 ])
 def test_forbidden_webhook_addresses_are_refused(app, url, why) -> None:
     c = app.test_client()
-    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {symbols.create_token(db.session, 'ssrf')}"
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_for('ssrf', admin=True)}"
     resp = c.post("/api/webhooks", json={"url": url})
     assert resp.status_code == 400 and why in resp.get_json()["error"]["message"], resp.get_json()
 
@@ -279,7 +286,7 @@ def test_metadata_stays_refused_even_when_allowed_and_each_attempt_checks_again(
     # allowed when created; no longer allowed when sent (a changed setting, or DNS that now says loopback)
     drain(worker_for(Clock(), allowed=()))
     assert receiver.got == []
-    log = [a for d in deliveries.deliveries(db.session, limit=500) for a in d["log"]]
+    log = [a for d in deliveries.deliveries(db.session, alert_events.ALL_OWNERS, limit=500) for a in d["log"]]
     assert {a["error_class"] for a in log} == {"ssrf"} and "loopback" in log[0]["error"]
 
 
@@ -320,7 +327,7 @@ def test_a_deliverer_rides_out_postgres_and_redis_going_away(client, service_url
         def more(start_minute: int) -> list[int]:
             for at in minutes(15, START + timedelta(minutes=start_minute)):
                 ticks.run_tick_now(at)  # the tick reaches Postgres directly, the deliverer does not
-            got = sorted(e["id"] for e in alert_events.events(db.session, limit=500))
+            got = sorted(e["id"] for e in alert_events.events(db.session, alert_events.ALL_OWNERS, limit=500))
             assert len(got) > len(events), "the seeded market should cross again"
             return got
 
@@ -344,3 +351,29 @@ def test_a_deliverer_rides_out_postgres_and_redis_going_away(client, service_url
     assert "deliveries wait in Postgres" in text and "Postgres is back" in text
     assert_all_arrived_once_each(receiver, events)
     assert len(receiver.got) == len(events)  # nothing sent twice
+
+
+IPV6_EMBEDDING = ["::127.0.0.1", "::ffff:0:127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1",
+                  "2001:0:4136:e378:8000:63bf:80ff:fffe"]
+
+
+@pytest.mark.parametrize("form", IPV6_EMBEDDING)
+def test_an_ipv6_form_embedding_loopback_is_refused_at_send_too(app, form) -> None:
+    """An endpoint stored before the check (or by DNS that changed) is checked again at each attempt."""
+    from webapp.core.rules.state import Fire
+    from webapp.services import rules as rules_service
+    from webapp.store import rules as rules_store
+    from webapp.store import webhooks as webhooks_store
+
+    owner = user_id("ann")
+    hook, _ = webhooks_store.create_endpoint(db.session, f"http://[{form}]:9/hook", "stored as is", owner)
+    spec = rules_service.rule_spec({**RULE, "channels": [f"webhook:{hook['id']}"]}, owner)
+    rule = rules_store.create(db.session, spec, owner)
+    fire = Fire(rule["id"], 1, "AAPL", int(START.timestamp()), "b", {"a": 1.0}, "crossed")
+    row = alert_events.FireRow(fire, "r", (hook["id"],), "sim", 0.0, 1.0)
+    alert_events.write_fires(db.session, [row], [])
+    db.session.commit()
+    drain(worker_for(Clock(), allowed=()))
+    log = [a for d in deliveries.deliveries(db.session, owner, limit=10) for a in d["log"]]
+    assert log and {a["error_class"] for a in log} == {"ssrf"}
+    assert "127.0.0.1" in log[0]["error"], log[0]["error"]

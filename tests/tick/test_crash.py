@@ -13,7 +13,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tests.helpers import EmitCapture, minutes, reference, stored_alerts, stored_quotes
+from tests.helpers import EmitCapture, minutes, reference, stored_alerts, stored_quotes, user_id
 from webapp import names
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.market import slot_of
@@ -37,10 +37,12 @@ def test_a_crash_after_the_commit_is_repaired_by_the_next_tick(app, pg, service_
         if slot == doomed:
             raise Killed
 
+    owner = user_id("ann")
     rule = rules_store.create(db.session, rules.rule_spec(
         {"name": "every cross of SMA 3", "scope": {"all": True}, "frequency": "once_per_bar",
-         "cooldown_seconds": 0, "condition": {"op": "crossing", "a": {"field": "close"}, "b": {"sma": 3}}}))
-    ListenerRegistry(get_redis()).publish({names.ROOM_ALERTS})  # a page is on the alert feed
+         "cooldown_seconds": 0, "condition": {"op": "crossing", "a": {"field": "close"}, "b": {"sma": 3}}},
+        owner), owner)
+    ListenerRegistry(get_redis()).publish({names.user_room(owner)})  # a page of the owner's is on the feed
     svc = dataclasses.replace(context.tick_services(), after_commit=crash)
     symbols = list(DEFAULT_SYMBOLS)
     for at in times[:6]:

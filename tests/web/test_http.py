@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import gzip
 
-from webapp.extensions import db
+from tests.helpers import token_for
 from webapp.services import ticks
-from webapp.store import symbols
 
 
 def test_rate_limit_headers_and_429_json(make_app) -> None:
@@ -61,6 +60,6 @@ def test_reads_can_require_a_token(make_app) -> None:
     with app.app_context():
         client = app.test_client()
         assert client.get("/api/stocks").status_code == 401
-        token = symbols.create_token(db.session, "reader")
+        token = token_for("reader", admin=True)
         assert client.get("/api/stocks", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         assert client.get("/api/health").status_code in (200, 503)  # health stays open

@@ -28,6 +28,7 @@ def test_every_endpoint_matches_the_openapi_document(seeded) -> None:
                                   "/api/rules", "/api/rules/{rule_id}", "/api/rules/replay",
                                   "/api/rules/{rule_id}/replay", "/api/alert-events",
                                   "/api/alert-events/{event_id}", "/api/deliveries/{delivery_id}/redeliver",
+                                  "/api/tokens", "/api/tokens/{token_id}",
                                   "/api/webhooks", "/api/webhooks/{webhook_id}",
                                   "/api/webhooks/{webhook_id}/rotate"}
     assert spec["paths"]["/api/symbols"]["post"]["security"] == [{"bearerToken": []},

@@ -25,6 +25,6 @@ def test_the_alerts_page_says_whose_alerts_they_are_and_when_they_are_muted(app)
     client = app.test_client()
     page = client.get("/alerts").get_data(as_text=True)
     assert "built-in rule “Price crossing its 5-period SMA”, which is\n  active" in page
-    rules.set_rule_status(rules.builtin_rule()["id"], "paused")
+    rules.set_rule_status(rules.builtin_rule()["id"], "paused", None)
     page = client.get("/alerts").get_data(as_text=True)
     assert "<strong>muted</strong>: no new ones are sent live" in page and 'href="/alerts/rules"' in page

@@ -42,7 +42,7 @@ def test_a_rule_is_created_versioned_paused_and_deleted(client) -> None:
      "condition.value must be a positive number up to 1e+12"),
     ({**RULE, "expires_at": 10 ** 20}, 400, "expires_at: Input should be less than or equal to"),
     ({**RULE, "expires_at": -1}, 400, "expires_at: Input should be greater than or equal to 0"),
-    ({**RULE, "name": "bad\x00name"}, 400, "name: String should match pattern"),
+    ({**RULE, "name": "bad\x00name"}, 400, "name: control characters are not allowed"),
     ({**RULE, "name": "   "}, 400, "name: String should match pattern"),
 ])
 def test_a_bad_rule_is_refused_saying_what_is_wrong(client, body, status, message) -> None:
@@ -74,11 +74,12 @@ def test_the_builtin_sma_crossover_is_listed_first_and_can_be_paused_not_changed
     assert replay["count"] == 0 and replay["tickers"] >= 0
 
 
-def test_writes_need_a_token_and_unknown_ids_are_404(app) -> None:
+def test_rules_need_a_caller_and_unknown_ids_are_404(app, client) -> None:
     anon = app.test_client()
     assert anon.post("/api/rules", json=RULE).status_code == 401
-    assert anon.get("/api/rules/123").status_code == 404
-    assert anon.get("/api/rules/abc").status_code == 404
+    assert anon.get("/api/rules/123").status_code == 401  # a rule is someone's: never public
+    assert client.get("/api/rules/123").status_code == 404
+    assert client.get("/api/rules/abc").status_code == 400
 
 
 def test_replay_of_the_sma_cross_fires_where_the_tick_alerted(app, client, pg) -> None:

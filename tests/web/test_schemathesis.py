@@ -11,11 +11,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.helpers import minutes, pretend_processes_run, run_via_rq
+from tests.helpers import minutes, pretend_processes_run, run_via_rq, token_for
 from tests.processes import WebProcess
-from webapp.extensions import db
 from webapp.services import ticks
-from webapp.store import symbols
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +23,7 @@ def test_api_conforms_to_its_openapi_document(service_urls, clean, app) -> None:
     # a healthy pipeline, so /api/health answers 200 (a 503 there is a finding)
     ticks.run_tick_now()
     pretend_processes_run(app)
-    headers = {"Authorization": f"Bearer {symbols.create_token(db.session, 'schemathesis')}"}
+    headers = {"Authorization": f"Bearer {token_for('schemathesis', admin=True)}"}
     proc = WebProcess(*service_urls, API_RATE_LIMIT="100000/minute").start()
     try:
         schema = schemathesis.openapi.from_url(proc.url + "/api/openapi.json")

@@ -5,33 +5,39 @@ import hashlib
 
 import pytest
 
-from tests.helpers import START, EmitCapture, minutes
+from tests.helpers import START, EmitCapture, minutes, token_for, user_id
 from webapp import names
 from webapp.extensions import db
 from webapp.services import context, ticks
-from webapp.store import symbols
+from webapp.store import tokens
 
 
 @pytest.fixture
 def token(app) -> str:
-    return symbols.create_token(db.session, "test")
+    return token_for("test", admin=True)
 
 
 def test_tokens_cli_create_list_revoke(app, pg) -> None:
     runner = app.test_cli_runner()
-    created = runner.invoke(args=["tokens", "create", "ci-bot"])
+    assert "no user 'ci'" in runner.invoke(args=["tokens", "create", "ci"]).output
+    user_id("ci")
+    created = runner.invoke(args=["tokens", "create", "ci", "--name", "ci-bot", "--scope", "read",
+                                  "--scope", "rules:write", "--expires-days", "30"])
     assert created.exit_code == 0, created.output
     token = created.stdout.strip().splitlines()[0]
     assert token.startswith("stk_")
     with pg.cursor() as cur:
-        cur.execute("SELECT token_hash FROM api_tokens")
-        (stored,) = cur.fetchone()
+        cur.execute("SELECT token_hash, scopes, expires_at > now() + interval '29 days' FROM api_tokens")
+        stored, scopes, expires_later = cur.fetchone()
     assert stored == hashlib.sha256(token.encode()).hexdigest() and token not in stored
+    assert scopes == ["read", "rules:write"] and expires_later
+    assert "only an admin" in runner.invoke(args=["tokens", "create", "ci", "--scope", "admin"]).output
     listed = runner.invoke(args=["tokens", "list"]).output
     assert "ci-bot" in listed and token[:12] in listed and token not in listed
-    assert symbols.token_is_valid(db.session, token)
+    assert "read,rules:write" in listed
+    assert tokens.resolve(db.session, token) is not None
     assert runner.invoke(args=["tokens", "revoke", token[:12]]).exit_code == 0
-    assert not symbols.token_is_valid(db.session, token)
+    assert tokens.resolve(db.session, token) is None
     assert runner.invoke(args=["tokens", "revoke", "nope"]).exit_code != 0
 
 

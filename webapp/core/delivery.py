@@ -55,11 +55,42 @@ def networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
+_EMBEDDING = tuple((ipaddress.ip_network(n), how) for n, how in (
+    ("::ffff:0:0/96", "IPv4-mapped"), ("::ffff:0:0:0/96", "IPv4-translated"), ("::/96", "IPv4-compatible"),
+    ("64:ff9b::/96", "NAT64"), ("64:ff9b:1::/48", "local NAT64"), ("2002::/16", "6to4"),
+    ("2001::/32", "Teredo"),
+))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, str] | None:
+    """The IPv4 address an IPv6 form carries, and the form's name (None: it carries none).
+
+    Mapped, translated, compatible and NAT64 carry it in the last 32 bits;
+    6to4 in bits 16-48; Teredo carries the client's, inverted, in the last 32.
+    """
+    value = int(ip)
+    for net, how in _EMBEDDING:
+        if ip in net:
+            if how == "6to4":
+                return ipaddress.IPv4Address((value >> 80) & 0xFFFFFFFF), how
+            if how == "Teredo":
+                return ipaddress.IPv4Address(~value & 0xFFFFFFFF), how
+            if how == "IPv4-compatible" and value <= 1:
+                return None  # :: and ::1, refused as themselves
+            return ipaddress.IPv4Address(value & 0xFFFFFFFF), how
+    return None
+
+
 def address_refusal(address: str, allowed: Sequence[Network]) -> str | None:
-    """Why ``address`` may not be called (None: it may)."""
+    """Why ``address`` may not be called (None: it may).  An IPv6 form that embeds an IPv4 address
+    is judged by that address too, so ``[::127.0.0.1]`` is loopback as ``127.0.0.1`` is."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            why = address_refusal(str(inner[0]), allowed)
+            if why is not None or inner[1] == "IPv4-mapped":
+                return None if why is None else f"{ip} embeds {inner[0]} ({inner[1]}): {why}"
     if ip in METADATA:
         return f"{ip} is link-local (cloud metadata lives there)"
     if any(ip in net for net in allowed if net.version == ip.version):

@@ -30,25 +30,27 @@ class ReplayError(ValueError):
     """A replay that cannot be run as asked (the message says why)."""
 
 
-def rule_spec(raw: dict[str, Any]) -> RuleSpec:
+def rule_spec(raw: dict[str, Any], owner: int) -> RuleSpec:
     """A rule as sent, validated (raises :class:`~webapp.core.rules.model.RuleError` with the reason).
 
-    A ``webhook:<id>`` channel must name an existing endpoint.
+    A ``webhook:<id>`` channel must name an endpoint of the rule's owner.
     """
     spec = parse_rule(raw, scan_core.LISTS)
     wanted = {int(c.split(":", 1)[1]) for c in spec.channels if c.startswith("webhook:")}
-    unknown = wanted - webhooks.existing_endpoints(db.session, list(wanted)) if wanted else set()
+    unknown = wanted - webhooks.existing_endpoints(db.session, list(wanted), owner) if wanted else set()
     if unknown:
         raise RuleError(f"channels: no webhook endpoint {', '.join(map(str, sorted(unknown)))} "
                         "(create one with POST /api/webhooks)")
     return spec
 
 
-def set_rule_status(rule_id: int, status: str) -> dict[str, Any] | None:
-    """Pause (mute) or resume a rule; resuming also re-enables tickers the storm breaker stopped."""
-    if status == "active":
+def set_rule_status(rule_id: int, status: str, owner: int | None) -> dict[str, Any] | None:
+    """Pause (mute) or resume ``owner``'s rule (None: the built-in one, an admin's call); resuming
+    also re-enables tickers the storm breaker stopped."""
+    changed = rules_store.set_status(db.session, rule_id, status, owner)
+    if changed is not None and status == "active":
         rule_states.rearm_stopped(db.session, rule_id)
-    return rules_store.set_status(db.session, rule_id, status)
+    return changed
 
 
 def builtin_rule() -> dict[str, Any]:
@@ -56,11 +58,11 @@ def builtin_rule() -> dict[str, Any]:
     return rules_store.ensure_builtin(db.session, config().SMA_PERIOD)
 
 
-def rules_with_state() -> list[dict[str, Any]]:
-    """Every rule, the built-in SMA crossover first, with the tickers the storm breaker stopped
+def rules_with_state(owner: int) -> list[dict[str, Any]]:
+    """``owner``'s rules, the built-in SMA crossover first, with the tickers the storm breaker stopped
     (``stopped_too_often``)."""
     builtin_rule()
-    rules = rules_store.all_rules(db.session)
+    rules = rules_store.all_rules(db.session, owner)
     stopped = rule_states.stopped_tickers(db.session, [r["id"] for r in rules])
     return [{**r, "stopped_too_often": stopped.get(r["id"], [])} for r in rules]
 

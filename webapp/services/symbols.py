@@ -9,12 +9,29 @@ from webapp.services.context import config, tracked_symbols
 from webapp.store import symbols
 
 
-def track_symbol(ticker: str) -> bool:
-    """Track ``ticker`` and queue its backfill; False when it was tracked already (nothing queued)."""
-    changed = symbols.add(db.session, ticker)
+class SymbolLimit(Exception):
+    """A member has added as many symbols as ``MEMBER_SYMBOL_LIMIT`` allows (the message says so)."""
+
+
+def track_symbol(ticker: str, added_by: int | None = None, limited: bool = False) -> bool:
+    """Track ``ticker`` (recording who asked) and queue its backfill; False when it was tracked already
+    (nothing queued).  ``limited``: a member, held to ``MEMBER_SYMBOL_LIMIT`` symbols of their own."""
+    if limited and added_by is not None and ticker not in tracked_symbols():
+        cap = config().MEMBER_SYMBOL_LIMIT
+        if symbols.added_by_count(db.session, added_by) >= cap:
+            raise SymbolLimit(f"you track {cap} symbols already, a member's limit (MEMBER_SYMBOL_LIMIT); "
+                              "an admin can stop tracking some, or track more")
+    changed = symbols.add(db.session, ticker, added_by)
     tracked_symbols(fresh=True)
     if changed:
         enqueue_backfill([ticker])
+    return changed
+
+
+def untrack_symbol(ticker: str) -> bool:
+    """Stop tracking ``ticker`` for everyone; False when it was not tracked."""
+    changed = symbols.remove(db.session, ticker)
+    tracked_symbols(fresh=True)
     return changed
 
 

@@ -29,16 +29,16 @@ def check_webhook_url(url: str) -> None:
         raise delivery_policy.UrlRefused(f"cannot resolve the host: {exc}") from None
 
 
-def create_webhook(url: str, description: str) -> dict[str, Any]:
-    """A new endpoint, with its signing secret: shown this once."""
+def create_webhook(url: str, description: str, owner: int) -> dict[str, Any]:
+    """A new endpoint of ``owner``'s, with its signing secret: shown this once."""
     check_webhook_url(url)
-    endpoint, secret = webhooks.create_endpoint(db.session, url, description)
+    endpoint, secret = webhooks.create_endpoint(db.session, url, description, owner)
     return {**endpoint, "secret": secret}
 
 
-def rotate_webhook_secret(endpoint_id: int) -> dict[str, Any] | None:
-    """A new secret; for 24 h both the old and the new sign every request."""
-    got = webhooks.rotate_secret(db.session, endpoint_id, ROTATION_OVERLAP)
+def rotate_webhook_secret(endpoint_id: int, owner: int) -> dict[str, Any] | None:
+    """A new secret for ``owner``'s endpoint; for 24 h both the old and the new sign every request."""
+    got = webhooks.rotate_secret(db.session, endpoint_id, ROTATION_OVERLAP, owner)
     return None if got is None else {**got[0], "secret": got[1]}
 
 

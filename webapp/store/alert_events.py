@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -40,20 +40,21 @@ WITH r AS (
     endpoints jsonb)
 ), e AS (
   INSERT INTO alert_events (dedupe_key, rule_id, rule_version, ticker, bar_time, bucket, inputs,
-                            explanation, source, data_age_seconds, latency_ms, stale)
+                            explanation, source, data_age_seconds, latency_ms, stale, owner_id)
   SELECT dedupe_key, rule_id, rule_version, ticker, bar_time, bucket, inputs, explanation, source,
-         data_age_seconds, latency_ms, stale FROM r
+         data_age_seconds, latency_ms, stale, (SELECT owner_id FROM alert_rules a WHERE a.id = r.rule_id)
+  FROM r
   ON CONFLICT (dedupe_key) DO NOTHING
-  RETURNING id, dedupe_key
+  RETURNING id, dedupe_key, owner_id
 ), d AS (
   INSERT INTO deliveries (event_id, endpoint_id)
   SELECT e.id, w.id FROM e JOIN r USING (dedupe_key)
   CROSS JOIN LATERAL jsonb_array_elements_text(r.endpoints) AS x(endpoint)
-  JOIN webhook_endpoints w ON w.id = x.endpoint::bigint
+  JOIN webhook_endpoints w ON w.id = x.endpoint::bigint AND w.owner_id = e.owner_id
   ON CONFLICT DO NOTHING
   RETURNING id
 )
-SELECT e.id, e.dedupe_key, (SELECT count(*) FROM d) AS deliveries FROM e
+SELECT e.id, e.dedupe_key, e.owner_id, (SELECT count(*) FROM d) AS deliveries FROM e
 """)
 
 
@@ -76,18 +77,25 @@ ON CONFLICT (shard, shards) DO UPDATE SET last_slot = EXCLUDED.last_slot
 """)
 
 
+class Written(NamedTuple):
+    made: dict[str, int]  # dedupe key -> the new event's id (a fire already stored is absent)
+    queued: int  # webhook deliveries queued
+    owners: dict[str, int | None]  # dedupe key -> the event's owner (None: the built-in rule's)
+
+
 def write_fires(session: Session | sa.Connection, fires: Sequence[FireRow],
                 states: Sequence[tuple[int, int, str, TickerState]],
-                progress: tuple[tuple[int, int], int] | None = None) -> tuple[dict[str, int], int]:
+                progress: tuple[tuple[int, int], int] | None = None) -> Written:
     """Insert events, their deliveries and the changed states, and with ``progress`` (shard, slot) mark
     that slot's bar evaluated for that shard; no commit (the caller's transaction).
 
     ``states`` are (rule id, rule version, ticker, state); a state of a rule
     changed since it was read is dropped (the new version starts armed).
-    Returns the new events' ids by dedupe key (a fire already stored is
-    absent) and the number of deliveries queued.
+    An event belongs to its rule's owner, and a delivery goes only to an
+    endpoint of that owner's.
     """
     made: dict[str, int] = {}
+    owners: dict[str, int | None] = {}
     queued = 0
     if fires:
         rows = [{"dedupe_key": f.fire.dedupe_key, "rule_id": f.fire.rule_id,
@@ -98,6 +106,7 @@ def write_fires(session: Session | sa.Connection, fires: Sequence[FireRow],
                  "stale": f.stale, "endpoints": [str(e) for e in f.endpoints]} for f in fires]
         for r in session.execute(_WRITE_FIRES, {"rows": orjson.dumps(rows).decode()}):
             made[r.dedupe_key] = r.id
+            owners[r.dedupe_key] = r.owner_id
             queued = int(r.deliveries)
     if states or progress:
         (shard, shards), slot = progress or ((None, None), None)
@@ -105,12 +114,16 @@ def write_fires(session: Session | sa.Connection, fires: Sequence[FireRow],
             {"rule_id": rid, "rule_version": ver, "ticker": t, "armed": s.armed, "last_fire": s.last_fire,
              "recent": list(s.recent), "status": s.status, "last_bar": s.last_bar}
             for rid, ver, t, s in states]).decode(), "shard": shard, "shards": shards, "slot": slot})
-    return made, queued
+    return Written(made, queued, owners)
 
 
-EVENT_COLUMNS = ("e.id, e.rule_id, e.rule_version, r.name AS rule_name, e.ticker, e.bar_time, e.bucket, "
-                  "e.inputs, e.explanation, e.source, e.data_age_seconds, e.latency_ms, e.stale, "
-                  "e.created_at")
+EVENT_COLUMNS = ("e.id, e.owner_id, e.rule_id, e.rule_version, r.name AS rule_name, e.ticker, e.bar_time, "
+                 "e.bucket, e.inputs, e.explanation, e.source, e.data_age_seconds, e.latency_ms, e.stale, "
+                 "e.created_at")
+
+
+# an owner sees their own events and the built-in rule's (owner_id NULL); ALL_OWNERS sees every one
+_VISIBLE = "(e.owner_id IS NULL OR e.owner_id = :owner OR CAST(:owner AS bigint) = -1)"
 
 
 def event_json(r: Any) -> dict[str, Any]:
@@ -131,11 +144,15 @@ def fire_json(f: FireRow, event_id: int, fired_at: datetime) -> dict[str, Any]:
             "fired_at": fired_at.isoformat()}
 
 
-def events(session: Session, *, rule_id: int | None = None, rule_ids: Sequence[int] | None = None,
-           ticker: str | None = None,
+ALL_OWNERS = -1  # events(owner=ALL_OWNERS): everyone's (tests, retention); never from a request
+
+
+def events(session: Session, owner: int | None, *, rule_id: int | None = None,
+           rule_ids: Sequence[int] | None = None, ticker: str | None = None,
            after: int | None = None, before: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Events newest first (``before``: a cursor, older than that id), or oldest first after ``after``."""
-    where, params = ["TRUE"], {"limit": limit}
+    """The events ``owner`` may see (theirs and the built-in rule's; ``None``: the built-in rule's only),
+    newest first (``before``: a cursor, older than that id), or oldest first after ``after``."""
+    where, params = [_VISIBLE], {"limit": limit, "owner": owner}
     for clause, key, value in (("e.rule_id = :rule_id", "rule_id", rule_id),
                                ("e.rule_id = ANY(:rule_ids)", "rule_ids",
                                 list(rule_ids) if rule_ids is not None else None),
@@ -159,7 +176,8 @@ def events_between(session: Session, tickers: Sequence[str], start: datetime, en
         {"t": list(tickers), "start": start, "end": end})]
 
 
-def events_by_id(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
+def events_by_id(session: Session, ids: Sequence[int], owner: int | None) -> list[dict[str, Any]]:
+    """These events, of those ``owner`` may see."""
     return [event_json(r) for r in session.execute(sa.text(
         f"SELECT {EVENT_COLUMNS} FROM alert_events e LEFT JOIN alert_rules r ON r.id = e.rule_id "
-        "WHERE e.id = ANY(:ids) ORDER BY e.id"), {"ids": list(ids)})]
+        f"WHERE e.id = ANY(:ids) AND {_VISIBLE} ORDER BY e.id"), {"ids": list(ids), "owner": owner})]

@@ -129,11 +129,12 @@ def _endpoint_health(session: Session, endpoint_id: int, state: str, now: dateti
                          "why": f"every delivery failed for 5 days (since {since.isoformat()})"})
 
 
-def redeliver(session: Session, delivery_id: int) -> bool:
-    """Send a delivery once more now, with the same ``webhook-id`` (a manual attempt)."""
+def redeliver(session: Session, delivery_id: int, owner: int) -> bool:
+    """Send ``owner``'s delivery once more now, with the same ``webhook-id`` (a manual attempt)."""
     moved = session.execute(sa.text(
-        "UPDATE deliveries SET status = 'pending', trigger = 'manual', next_attempt_at = now() "
-        "WHERE id = :id AND status <> 'in_flight'"), {"id": delivery_id}).rowcount
+        "UPDATE deliveries d SET status = 'pending', trigger = 'manual', next_attempt_at = now() "
+        "FROM webhook_endpoints w WHERE d.id = :id AND d.status <> 'in_flight' AND w.id = d.endpoint_id "
+        "AND w.owner_id = :o"), {"id": delivery_id, "o": owner}).rowcount
     session.commit()
     return bool(moved)
 
@@ -151,17 +152,20 @@ def delivery_json(r: Any, attempts: list[dict[str, Any]]) -> dict[str, Any]:
             "created_at": r.created_at.isoformat(), "log": attempts}
 
 
-def deliveries(session: Session, *, event_id: int | None = None, endpoint_id: int | None = None,
+def deliveries(session: Session, owner: int, *, event_id: int | None = None, endpoint_id: int | None = None,
                delivery_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Deliveries newest first, each with its attempt log (two statements)."""
-    where, params = [], {"limit": limit}
+    """``owner``'s deliveries (to their endpoints) newest first, each with its attempt log
+    (``owner`` ``alert_events.ALL_OWNERS``: everyone's, for tests; never from a request)."""
+    where = ["(CAST(:o AS bigint) = -1 OR d.endpoint_id IN "
+             "(SELECT id FROM webhook_endpoints WHERE owner_id = :o))"]
+    params: dict[str, Any] = {"limit": limit, "o": owner}
     for clause, key, value in (("d.event_id = :e", "e", event_id), ("d.endpoint_id = :p", "p", endpoint_id),
                                ("d.id = :d", "d", delivery_id)):
         if value is not None:
             where.append(clause)
             params[key] = value
     rows = session.execute(sa.text(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d "
-                                   f"WHERE {' AND '.join(where) or 'TRUE'} ORDER BY d.id DESC LIMIT :limit"),
+                                   f"WHERE {' AND '.join(where)} ORDER BY d.id DESC LIMIT :limit"),
                            params).all()
     log: dict[int, list[dict[str, Any]]] = {}
     if rows:

@@ -64,19 +64,6 @@ class Alert(db.Model):
     )
 
 
-class ApiToken(db.Model):
-    """A bearer token for write endpoints, stored only as its SHA-256."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(80), nullable=False)
-    prefix: Mapped[str] = mapped_column(sa.String(12), nullable=False)
-    token_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
-    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-
-
 class DailyBar(db.Model):
     """One OHLCV bar per ticker and New York session date, kept forever."""
 

@@ -1,5 +1,9 @@
 """Alert rules in Postgres: create, read, change (a new version), pause, delete.
 
+Every rule but the built-in one has an owner; the functions a request
+calls take the caller's id and touch only that user's rules (the built-in
+rule is readable by everyone), so someone else's rule is "not found".
+
 A change of condition, scope, frequency, cooldown or expiry bumps the
 rule's ``version`` and clears its per-ticker state, so events always name
 the version they fired on and a changed rule starts armed.
@@ -16,7 +20,9 @@ from sqlalchemy.orm import Session
 from webapp.core.rules.parse import RuleSpec
 
 _COLUMNS = ("id, name, version, condition, scope, frequency, cooldown_seconds, expires_at, channels, "
-            "status, created_at, updated_at, builtin")
+            "status, created_at, updated_at, builtin, owner_id")
+_MINE = "owner_id = :owner"  # a rule the caller may change
+_SEEN = "(owner_id = :owner OR builtin IS NOT NULL)"  # a rule the caller may read
 BUILTIN_SMA = "sma_cross"
 
 
@@ -25,7 +31,7 @@ def _row(r: Any) -> dict[str, Any]:
             "frequency": r.frequency, "cooldown_seconds": r.cooldown_seconds,
             "expires_at": int(r.expires_at.timestamp()) if r.expires_at else None, "channels": r.channels,
             "status": r.status, "created_at": r.created_at.isoformat(),
-            "updated_at": r.updated_at.isoformat(), "builtin": r.builtin is not None}
+            "updated_at": r.updated_at.isoformat(), "builtin": r.builtin is not None, "owner_id": r.owner_id}
 
 
 def _params(spec: RuleSpec) -> dict[str, Any]:
@@ -35,11 +41,12 @@ def _params(spec: RuleSpec) -> dict[str, Any]:
             "channels": json.dumps(list(spec.channels))}
 
 
-def create(session: Session, spec: RuleSpec) -> dict[str, Any]:
+def create(session: Session, spec: RuleSpec, owner: int) -> dict[str, Any]:
     row = session.execute(sa.text(
-        "INSERT INTO alert_rules (name, condition, scope, frequency, cooldown_seconds, expires_at, channels) "
-        "VALUES (:name, CAST(:condition AS jsonb), CAST(:scope AS jsonb), :frequency, :cooldown, :expires, "
-        f"CAST(:channels AS jsonb)) RETURNING {_COLUMNS}"), _params(spec)).one()
+        "INSERT INTO alert_rules (name, condition, scope, frequency, cooldown_seconds, expires_at, channels, "
+        "owner_id) VALUES (:name, CAST(:condition AS jsonb), CAST(:scope AS jsonb), :frequency, :cooldown, "
+        f":expires, CAST(:channels AS jsonb), :owner) RETURNING {_COLUMNS}"),
+        {**_params(spec), "owner": owner}).one()
     session.commit()
     return _row(row)
 
@@ -80,40 +87,53 @@ def ensure_builtin(session: Session, period: int) -> dict[str, Any]:
     return made
 
 
-def get(session: Session, rule_id: int) -> dict[str, Any] | None:
-    row = session.execute(sa.text(f"SELECT {_COLUMNS} FROM alert_rules WHERE id = :id"),
-                          {"id": rule_id}).first()
+def get(session: Session, rule_id: int, owner: int) -> dict[str, Any] | None:
+    """A rule ``owner`` may read: theirs, or the built-in one."""
+    row = session.execute(sa.text(f"SELECT {_COLUMNS} FROM alert_rules WHERE id = :id AND {_SEEN}"),
+                          {"id": rule_id, "owner": owner}).first()
     return _row(row) if row else None
 
 
-def all_rules(session: Session) -> list[dict[str, Any]]:
+def all_rules(session: Session, owner: int) -> list[dict[str, Any]]:
+    """The rules ``owner`` may read, the built-in one first."""
     return [_row(r) for r in session.execute(sa.text(
-        f"SELECT {_COLUMNS} FROM alert_rules ORDER BY builtin IS NULL, id"))]
+        f"SELECT {_COLUMNS} FROM alert_rules WHERE {_SEEN} ORDER BY builtin IS NULL, id"), {"owner": owner})]
 
 
-def replace(session: Session, rule_id: int, spec: RuleSpec) -> dict[str, Any] | None:
+def readable_ids(session: Session, ids: list[int], owner: int | None) -> set[int]:
+    """Of ``ids``, the rules ``owner`` may follow (theirs and the built-in one; None: only that)."""
+    return set(session.execute(sa.text(
+        f"SELECT id FROM alert_rules WHERE id = ANY(:ids) AND {_SEEN}"),
+        {"ids": ids, "owner": owner}).scalars())
+
+
+def replace(session: Session, rule_id: int, spec: RuleSpec, owner: int) -> dict[str, Any] | None:
     row = session.execute(sa.text(
         "UPDATE alert_rules SET name = :name, condition = CAST(:condition AS jsonb), "
         "scope = CAST(:scope AS jsonb), frequency = :frequency, cooldown_seconds = :cooldown, "
         "expires_at = :expires, "
         "channels = CAST(:channels AS jsonb), version = version + 1, updated_at = now() "
-        f"WHERE id = :id RETURNING {_COLUMNS}"), {**_params(spec), "id": rule_id}).first()
+        f"WHERE id = :id AND {_MINE} RETURNING {_COLUMNS}"), {**_params(spec), "id": rule_id, "owner": owner}
+    ).first()
     if row is not None:
         session.execute(sa.text("DELETE FROM alert_rule_states WHERE rule_id = :id"), {"id": rule_id})
     session.commit()
     return _row(row) if row else None
 
 
-def set_status(session: Session, rule_id: int, status: str) -> dict[str, Any] | None:
+def set_status(session: Session, rule_id: int, status: str, owner: int | None) -> dict[str, Any] | None:
+    """Pause or resume ``owner``'s rule (``owner`` None: the built-in rule, which only an admin may)."""
     row = session.execute(sa.text(
-        f"UPDATE alert_rules SET status = :s, updated_at = now() WHERE id = :id RETURNING {_COLUMNS}"),
-        {"s": status, "id": rule_id}).first()
+        f"UPDATE alert_rules SET status = :s, updated_at = now() WHERE id = :id "
+        f"AND (owner_id = :owner OR (CAST(:owner AS bigint) IS NULL AND builtin IS NOT NULL)) "
+        f"RETURNING {_COLUMNS}"), {"s": status, "id": rule_id, "owner": owner}).first()
     session.commit()
     return _row(row) if row else None
 
 
-def delete(session: Session, rule_id: int) -> bool:
-    gone = session.execute(sa.text("DELETE FROM alert_rules WHERE id = :id"), {"id": rule_id}).rowcount
+def delete(session: Session, rule_id: int, owner: int) -> bool:
+    gone = session.execute(sa.text(f"DELETE FROM alert_rules WHERE id = :id AND {_MINE}"),
+                           {"id": rule_id, "owner": owner}).rowcount
     session.commit()
     return bool(gone)
 

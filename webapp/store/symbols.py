@@ -1,4 +1,4 @@
-"""Tracked symbols and API tokens, kept in Postgres.
+"""Tracked symbols, kept in Postgres: shared by every user, added by members, removed by admins.
 
 ``SYMBOLS`` from the configuration seeds the table; after that the table is
 the truth: symbols added or removed through the API take effect at the next
@@ -6,22 +6,18 @@ tick with no restart, and removing a configured symbol sticks.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.store.models import ApiToken
 from webapp.store.pg import DB_DOWN
 
 log = logging.getLogger(__name__)
 
-TOKEN_PREFIX = "stk_"
 
 
 def seed(session: Session, tickers: Sequence[str]) -> None:
@@ -47,12 +43,12 @@ def active_tickers(session: Session) -> tuple[str, ...]:
     return tuple(session.execute(sa.text(f"SELECT ticker {_ACTIVE}")).scalars())
 
 
-def add(session: Session, ticker: str) -> bool:
-    """Track ``ticker``; False when it already was."""
+def add(session: Session, ticker: str, added_by: int | None = None) -> bool:
+    """Track ``ticker`` (recording who asked); False when it already was."""
     changed = session.execute(sa.text(
-        "INSERT INTO symbols (ticker, active) VALUES (:t, true) "
-        "ON CONFLICT (ticker) DO UPDATE SET active = true, added_at = now() "
-        "WHERE NOT symbols.active RETURNING ticker"), {"t": ticker}).first()
+        "INSERT INTO symbols (ticker, active, added_by) VALUES (:t, true, :by) "
+        "ON CONFLICT (ticker) DO UPDATE SET active = true, added_at = now(), added_by = EXCLUDED.added_by "
+        "WHERE NOT symbols.active RETURNING ticker"), {"t": ticker, "by": added_by}).first()
     session.commit()
     return changed is not None
 
@@ -102,35 +98,7 @@ class TrackedCache:
         self._at = float("-inf")
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def create_token(session: Session, name: str) -> str:
-    """A new token; the only time it is ever shown."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(name=name, prefix=token[:12], token_hash=_hash(token)))
-    session.commit()
-    return token
-
-
-def list_tokens(session: Session) -> list[ApiToken]:
-    return list(session.scalars(sa.select(ApiToken).order_by(ApiToken.id)))
-
-
-def revoke_token(session: Session, ident: str) -> int:
-    """Revoke by id or by the shown prefix; returns how many were revoked."""
-    query = sa.update(ApiToken).where(ApiToken.revoked_at.is_(None))
-    if ident.isdigit():
-        query = query.where(ApiToken.id == int(ident))
-    else:
-        query = query.where(ApiToken.prefix == ident.rstrip("…"))
-    count = session.execute(query.values(revoked_at=datetime.now(timezone.utc))).rowcount
-    session.commit()
-    return count
-
-
-def token_is_valid(session: Session, token: str) -> bool:
-    return session.execute(
-        sa.select(ApiToken.id).where(ApiToken.token_hash == _hash(token), ApiToken.revoked_at.is_(None))
-    ).first() is not None
+def added_by_count(session: Session, user_id: int) -> int:
+    """How many tracked symbols this user added (a member's limit counts these)."""
+    return session.execute(sa.text("SELECT count(*) FROM symbols WHERE active AND added_by = :u"),
+                           {"u": user_id}).scalar_one()

@@ -1,7 +1,10 @@
-"""Users who sign in to change things on the pages, and their page settings.
+"""Users: who signs in, their role, their session version and their page settings.
 
 Passwords are stored only as werkzeug's salted scrypt hash.  A user is made
-with ``flask --app wsgi users create NAME``; there is no sign-up page.
+with ``flask --app wsgi users create NAME [--admin]``; there is no sign-up
+page.  ``session_version`` is part of every session and remember-cookie id
+(Flask-Login's ``alternative_id`` pattern): :func:`end_sessions` bumps it,
+and every cookie made before stops working.
 """
 from __future__ import annotations
 
@@ -16,9 +19,16 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 8
+ROLES = ("admin", "member")
 # a fixed hash to check against when the name is unknown, so a wrong name and a wrong password take
 # the same time
 _DUMMY = generate_password_hash("not a password")
+_COLUMNS = "id, username, settings, role, session_version"
+# tables whose rows made before owners existed wait for the first admin (migration 0010)
+_ORPHANS = (("alert_rules", "owner_id", " AND builtin IS NULL"), ("webhook_endpoints", "owner_id", ""),
+            ("alert_events", "owner_id", " AND rule_id NOT IN (SELECT id FROM alert_rules "
+                                         "WHERE builtin IS NOT NULL)"),
+            ("api_tokens", "user_id", ""))
 
 
 class UserError(ValueError):
@@ -30,31 +40,47 @@ class User:
     id: int
     username: str
     settings: dict[str, Any] = field(default_factory=dict)
+    role: str = "member"
+    session_version: int = 1
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 def _user(r: Any) -> User:
-    return User(r.id, r.username, dict(r.settings or {}))
+    return User(r.id, r.username, dict(r.settings or {}), r.role, r.session_version)
 
 
-def create(session: Session, username: str, password: str) -> User:
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
+def create(session: Session, username: str, password: str, admin: bool = False) -> User:
+    """A new user.  The first admin adopts the rows made before owners existed."""
     name = username.strip().lower()
     if not USERNAME.match(name):
         raise UserError("a user name is 2-64 characters of a-z 0-9 . _ - (starting with a letter or digit)")
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+    _check_password(password)
     row = session.execute(sa.text(
-        "INSERT INTO users (username, password_hash) VALUES (:u, :h) ON CONFLICT (username) DO NOTHING "
-        "RETURNING id, username, settings"), {"u": name, "h": generate_password_hash(password)}).first()
+        "INSERT INTO users (username, password_hash, role) VALUES (:u, :h, :r) "
+        f"ON CONFLICT (username) DO NOTHING RETURNING {_COLUMNS}"),
+        {"u": name, "h": generate_password_hash(password), "r": "admin" if admin else "member"}).first()
     if row is None:
         session.rollback()
         raise UserError(f"user {name!r} exists already")
+    if admin:
+        for table, column, extra in _ORPHANS:
+            session.execute(sa.text(f"UPDATE {table} SET {column} = :id WHERE {column} IS NULL{extra}"),
+                            {"id": row.id})
     session.commit()
     return _user(row)
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
     row = session.execute(sa.text(
-        "SELECT id, username, settings, password_hash FROM users WHERE username = :u"),
+        f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = :u"),
         {"u": username.strip().lower()}).first()
     if row is None:
         check_password_hash(_DUMMY, password)
@@ -63,9 +89,40 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
 
 
 def get(session: Session, user_id: int) -> User | None:
-    row = session.execute(sa.text("SELECT id, username, settings FROM users WHERE id = :id"),
-                          {"id": user_id}).first()
+    row = session.execute(sa.text(f"SELECT {_COLUMNS} FROM users WHERE id = :id"), {"id": user_id}).first()
     return _user(row) if row else None
+
+
+def by_name(session: Session, username: str) -> User | None:
+    row = session.execute(sa.text(f"SELECT {_COLUMNS} FROM users WHERE username = :u"),
+                          {"u": username.strip().lower()}).first()
+    return _user(row) if row else None
+
+
+def all_users(session: Session) -> list[User]:
+    return [_user(r) for r in session.execute(sa.text(f"SELECT {_COLUMNS} FROM users ORDER BY id"))]
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """Every session and remember-cookie of this user stops working (sign-out, a new password)."""
+    session.execute(sa.text("UPDATE users SET session_version = session_version + 1 WHERE id = :id"),
+                    {"id": user_id})
+    session.commit()
+
+
+def set_password(session: Session, user_id: int, password: str) -> None:
+    """A new password, which also ends every session of the user."""
+    _check_password(password)
+    session.execute(sa.text("UPDATE users SET password_hash = :h, session_version = session_version + 1 "
+                            "WHERE id = :id"), {"h": generate_password_hash(password), "id": user_id})
+    session.commit()
+
+
+def set_role(session: Session, user_id: int, role: str) -> None:
+    if role not in ROLES:
+        raise UserError(f"a role is one of {', '.join(ROLES)}")
+    session.execute(sa.text("UPDATE users SET role = :r WHERE id = :id"), {"r": role, "id": user_id})
+    session.commit()
 
 
 def update_settings(session: Session, user_id: int, changes: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def rule_emits(svc: TickServices, rules: live_rules.Evaluated, batch: Batch, now
     for f in rules.fires:
         event_id = rules.made.get(f.fire.dedupe_key)
         if event_id is not None:
-            batch.alert_event(alert_events.fire_json(f, event_id, now))
+            batch.alert_event(alert_events.fire_json(f, event_id, now), rules.owners.get(f.fire.dedupe_key))
     batch.wake_deliverers = report.deliveries > 0
     if rules.stopped:
         log.warning("storm breaker: %d rule/ticker pair(s) fired more than 15 times in 3 minutes and stopped "

@@ -86,10 +86,12 @@ class Batch:
         if to_ticker_room:
             self._add(names.EVENT_ALERT, payload, names.ticker_room(payload["ticker"]))
 
-    def alert_event(self, payload: dict[str, Any]) -> None:
-        """A rule's fire (with its event id) to the alert feed and the rule's own room, each where
-        someone follows it (a page that joins later fetches what it missed with ``after``)."""
-        for room in (names.ROOM_ALERTS, names.rule_room(payload["rule_id"])):
+    def alert_event(self, payload: dict[str, Any], owner: int | None) -> None:
+        """A rule's fire (with its event id) to its owner's feed (the built-in rule's: everyone's) and
+        the rule's own room, each where someone follows it (a page that joins later fetches what it
+        missed with ``after``).  Only the owner's connections join those rooms."""
+        feed = names.ROOM_ALERTS if owner is None else names.user_room(owner)
+        for room in (feed, names.rule_room(payload["rule_id"])):
             if room in self.listening:
                 self._add(names.EVENT_ALERT_EVENT, payload, room)
 

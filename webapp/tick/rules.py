@@ -151,14 +151,15 @@ class Evaluated:
     rules: int = 0
     stopped: list[tuple[int, str]] = field(default_factory=list)
     made: dict[str, int] = field(default_factory=dict)  # dedupe key -> event id, after the write
+    owners: dict[str, int | None] = field(default_factory=dict)  # dedupe key -> the event's owner
     engine: RuleEngine | None = None
     progress: tuple[tuple[int, int], int] | None = None  # (shard, slot) evaluated, stored with the states
 
     def write(self, conn: Connection) -> int:
         """Inside the tick's transaction: the events, their deliveries, the states, the progress."""
-        made, queued = alert_events.write_fires(conn, self.fires, self.states, self.progress)
-        self.made = made
-        return queued
+        written = alert_events.write_fires(conn, self.fires, self.states, self.progress)
+        self.made, self.owners = written.made, written.owners
+        return written.queued
 
     def committed(self) -> None:
         """The tick's transaction committed: the engine's states are Postgres's again."""

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from webapp.extensions import db
 from webapp.services import stocks as stocks_service
 from webapp.store import sma_alerts
+from webapp.web.access import PUBLIC
 from webapp.web.apispec import Query, Timestamp, endpoint
-from webapp.web.auth import require_read_token
 from webapp.web.params import EPOCH, decode_cursor, encode_cursor
 
 bp = Blueprint("alerts", __name__)
@@ -39,12 +39,12 @@ class AlertsQuery(Query):
 
 
 @endpoint(bp, "/alerts", response=AlertsPage, query=AlertsQuery, summary="Alerts",
-          auth=require_read_token, auth_kind="read")
+          auth=PUBLIC)
 def alerts(q: AlertsQuery):
     before = None
     if q.cursor:
-        when, ident = decode_cursor(q.cursor, "a")
-        before = (datetime.fromisoformat(when), int(ident))
+        when, ident = decode_cursor(q.cursor, "a", "time", "int")
+        before = (when, ident)
     rows = sma_alerts.alerts_page(db.session, q.ticker.upper() if q.ticker else None, q.kind,
                                q.since or EPOCH, before, q.limit)
     items = [stocks_service.alert_json(a) for _, a in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
@@ -12,7 +12,7 @@ from flask import Flask
 
 from webapp.extensions import db
 from webapp.services import context, ticks
-from webapp.store import symbols
+from webapp.store import tokens, users
 from webapp.tick.context import TickReport
 
 
@@ -83,48 +83,103 @@ def init_app(app: Flask) -> None:
             click.echo(f"    e.g. {t}: {why}")
 
     @app.cli.group("tokens")
-    def tokens() -> None:
-        """API tokens for the write endpoints (stored hashed)."""
+    def tokens_group() -> None:
+        """API tokens: an owner, scopes and an expiry each (stored hashed)."""
 
-    @tokens.command("create")
-    @click.argument("name")
-    def tokens_create(name: str) -> None:
-        """Create a token; it is printed once and cannot be shown again."""
-        token = symbols.create_token(db.session, name)
-        click.echo(token)
-        click.echo(f"(token for {name!r}; keep it: only its hash is stored)", err=True)
+    @tokens_group.command("create")
+    @click.argument("username")
+    @click.option("--name", default="cli", show_default=True, help="what the token is for")
+    @click.option("--scope", "scopes", multiple=True, type=click.Choice(tokens.SCOPES),
+                  help="repeat for several (default: read)")
+    @click.option("--expires-days", type=click.IntRange(min=1), default=None,
+                  help="days until it stops working (default: until revoked)")
+    def tokens_create(username: str, name: str, scopes: tuple[str, ...], expires_days: int | None) -> None:
+        """Make a token acting as USERNAME; it is printed once and cannot be shown again."""
+        user = users.by_name(db.session, username)
+        if user is None:
+            raise click.ClickException(f"no user {username!r} (flask --app wsgi users create)")
+        expires = datetime.now(timezone.utc) + timedelta(days=expires_days) if expires_days else None
+        try:
+            token, text = tokens.create(db.session, user.id, name, scopes or ("read",), admin=user.is_admin,
+                                        expires_at=expires)
+        except tokens.TokenError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(text)
+        click.echo(f"(token {token.id} {name!r} of {user.username}, scopes {', '.join(token.scopes)}; "
+                   "keep it: only its hash is stored)", err=True)
 
-    @tokens.command("list")
-    def tokens_list() -> None:
-        """Tokens by id, name and prefix (never the token)."""
-        for t in symbols.list_tokens(db.session):
-            state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
-            click.echo(f"{t.id}\t{t.prefix}…\t{t.name}\tcreated {t.created_at:%Y-%m-%d %H:%M}\t{state}")
+    @tokens_group.command("list")
+    @click.option("--user", "username", default=None, help="only this user's")
+    def tokens_list(username: str | None) -> None:
+        """Tokens by id, prefix, owner, name and scopes (never the token)."""
+        owners = {u.id: u.username for u in users.all_users(db.session)}
+        wanted = users.by_name(db.session, username) if username else None
+        if username and wanted is None:
+            raise click.ClickException(f"no user {username!r}")
+        for t in tokens.of_user(db.session, wanted.id if wanted else None):
+            state = (f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else
+                     f"expires {t.expires_at:%Y-%m-%d}" if t.expires_at else "active")
+            used = f"used {t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
+            click.echo(f"{t.id}\t{t.prefix}…\t{owners.get(t.user_id, '-')}\t{t.name}\t{','.join(t.scopes)}\t"
+                       f"{used}\t{state}")
 
-    @tokens.command("revoke")
+    @tokens_group.command("revoke")
     @click.argument("ident")
     def tokens_revoke(ident: str) -> None:
-        """Revoke a token by id or prefix."""
-        count = symbols.revoke_token(db.session, ident)
+        """Revoke a token by id or prefix; it stops working at once."""
+        count = tokens.revoke(db.session, ident)
         if not count:
             raise click.ClickException(f"no active token with id or prefix {ident!r}")
         click.echo(f"revoked {count} token(s)")
 
     @app.cli.group("users")
     def users_group() -> None:
-        """Users who sign in to the pages to change things (passwords stored hashed)."""
+        """Users who sign in (passwords stored hashed); only an operator here manages them."""
+
+    def _password(from_stdin: bool) -> str:
+        return (sys.stdin.readline().rstrip("\n") if from_stdin
+                else click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
     @users_group.command("create")
     @click.argument("name")
+    @click.option("--admin", is_flag=True, help="an admin: manages the tracked symbols and the built-in "
+                                                "rule (the first admin adopts rows from before owners)")
     @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
-    def users_create(name: str, password_stdin: bool) -> None:
+    def users_create(name: str, admin: bool, password_stdin: bool) -> None:
         """Create a user; asks for the password twice (or reads it from stdin)."""
-        from webapp.store import users
-
-        password = (sys.stdin.readline().rstrip("\n") if password_stdin
-                    else click.prompt("Password", hide_input=True, confirmation_prompt=True))
         try:
-            user = users.create(db.session, name, password)
+            user = users.create(db.session, name, _password(password_stdin), admin=admin)
         except users.UserError as exc:
             raise click.ClickException(str(exc)) from None
-        click.echo(f"created user {user.username!r}: sign in at /login")
+        click.echo(f"created {user.role} {user.username!r}: sign in at /login")
+
+    @users_group.command("list")
+    def users_list() -> None:
+        """Users by id, name and role."""
+        for u in users.all_users(db.session):
+            click.echo(f"{u.id}\t{u.username}\t{u.role}")
+
+    @users_group.command("password")
+    @click.argument("name")
+    @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+    def users_password(name: str, password_stdin: bool) -> None:
+        """Set a user's password; every session of theirs ends."""
+        user = users.by_name(db.session, name)
+        if user is None:
+            raise click.ClickException(f"no user {name!r}")
+        try:
+            users.set_password(db.session, user.id, _password(password_stdin))
+        except users.UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"password of {user.username!r} changed; their sessions have ended")
+
+    @users_group.command("role")
+    @click.argument("name")
+    @click.argument("role", type=click.Choice(users.ROLES))
+    def users_role(name: str, role: str) -> None:
+        """Make a user an admin or a member (their tokens follow: never more than their owner)."""
+        user = users.by_name(db.session, name)
+        if user is None:
+            raise click.ClickException(f"no user {name!r}")
+        users.set_role(db.session, user.id, role)
+        click.echo(f"{user.username!r} is now {role}")

@@ -7,9 +7,12 @@ standard ``RateLimit-*`` header names, and security headers on every response.
 """
 from __future__ import annotations
 
+import math
 import time
+from typing import Any
 
 from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
 from flask_compress import Compress
 from flask_cors import CORS
 from flask_limiter import Limiter
@@ -17,6 +20,29 @@ from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import Config, limits_storage_uri
+from webapp.web.auth import SecureCookies
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null: JSON has no spelling for them (``Infinity`` is not JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+class FiniteJSONProvider(DefaultJSONProvider):
+    """Every JSON answer is JSON: a non-finite number becomes null instead of a bare ``NaN``."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("allow_nan", False)
+        try:
+            return super().dumps(obj, **kwargs)
+        except ValueError:  # only then walk the whole value
+            return super().dumps(_finite(obj), **kwargs)
 
 
 def _not_rate_limited() -> bool:
@@ -31,6 +57,8 @@ _CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'
 
 
 def init_app(app: Flask, config: Config) -> None:
+    app.json = FiniteJSONProvider(app)
+    app.wsgi_app = SecureCookies(app.wsgi_app)  # type: ignore[method-assign]  # inside ProxyFix: sees https
     if config.PROXY_HOPS:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.PROXY_HOPS,  # type: ignore[method-assign]
                                 x_proto=config.PROXY_HOPS, x_host=config.PROXY_HOPS)

@@ -104,7 +104,7 @@ def chart(ticker: str):
 @bp.get("/search")
 def search():
     """The header's search box: a tracked ticker opens its chart; else the matches, and "Track"."""
-    q = request.args.get("q", "")[:40]
+    q = "".join(c for c in request.args.get("q", "")[:40] if c.isprintable())
     got = symbols_service.search_symbols(q)
     exact = [h for h in got["results"] if h["ticker"] == q.strip().upper()]
     if exact:
@@ -120,13 +120,18 @@ def track():
     """"Track" from the search page (CSRF-checked like every form): a signed-in user only."""
     from webapp.web.auth import signed_in
 
-    raw = request.form.get("ticker", "")
+    raw = request.form.get("ticker", "")[:40]
     if signed_in() is None:
         return redirect(url_for("auth.login", next=url_for("pages.search", q=raw)))
     ticker = normalise_ticker(raw)
     if ticker is None:
         abort(400, description=f"{raw!r} is not a ticker (1-10 characters of A-Z 0-9 . -)")
-    symbols_service.track_symbol(ticker)
+    user = signed_in()
+    try:
+        symbols_service.track_symbol(ticker, user.id, limited=not user.is_admin)
+    except symbols_service.SymbolLimit as exc:
+        flash(f"Not tracked: {exc}")
+        return redirect(url_for("pages.search", q=raw))
     flash(f"Tracking {ticker}: its history is loading.")
     return redirect(url_for("pages.chart", ticker=ticker))
 
@@ -166,10 +171,14 @@ def alerts():
 def alert_rules():
     """Rules, their live events with explanations, webhooks and their delivery logs.
 
-    Reads render here; changes go through ``/api/rules`` and ``/api/webhooks``
-    with the API token the user pastes (kept in the browser's session storage).
+    Reads render here, each user's own (anonymous: the built-in rule's events only); changes go
+    through ``/api/rules`` and ``/api/webhooks`` with the signed-in page's session, or a token the
+    user pastes (kept in the browser's session storage).
     """
-    return render_template("rules.html", events=alert_events.recent_events(50),
+    from webapp.web.auth import signed_in
+
+    user = signed_in()
+    return render_template("rules.html", events=alert_events.recent_events(user.id if user else None, 50),
                            operators=rule_model.OPERATORS, pair_ops=rule_model.PAIR_OPS,
                            channel_ops=rule_model.CHANNEL_OPS, fields=rule_model.FIELDS,
                            metrics=rule_model.METRICS, frequencies=rule_model.FREQUENCIES, lists=LISTS,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from webapp.services import stocks as stocks_service
 from webapp.web.errors import ApiError
@@ -26,14 +26,33 @@ def encode_cursor(*parts: object) -> str:
     return base64.urlsafe_b64encode("|".join(map(str, parts)).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, kind: str) -> list[str]:
+def _ascii_int(text: str) -> int:
+    """Only 1-18 ASCII digits: ``int()`` would also take ``²``-like digits, spaces and underscores."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise ValueError(text)
+    return int(text)
+
+
+def _aware_time(text: str) -> datetime:
+    got = datetime.fromisoformat(text)
+    if got.tzinfo is None:
+        raise ValueError(text)
+    return got
+
+
+CURSOR_PARTS = {"int": _ascii_int, "time": _aware_time}
+
+
+def decode_cursor(cursor: str, kind: str, *types: str) -> list[Any]:
+    """The parts of a cursor this endpoint issued, each parsed as ``types`` says (``int``, ``time``);
+    anything else, forged or cut short, is a 400."""
     try:
         parts = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        parts = []
-    if not parts or parts[0] != kind:
-        raise ApiError(400, "bad_parameter", "cursor: not a cursor this endpoint issued")
-    return parts[1:]
+        if parts[0] != kind or len(parts) != len(types) + 1:
+            raise ValueError(cursor)
+        return [CURSOR_PARTS[t](p) for t, p in zip(types, parts[1:], strict=True)]
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        raise ApiError(400, "bad_parameter", "cursor: not a cursor this endpoint issued") from None
 
 
 def ticker_or_404(raw: str) -> str:

@@ -6,7 +6,16 @@ rooms; its acknowledgement then carries each list as last announced, so
 the client has the base the next ``scan_update`` delta applies to.
 
 Bad input gets ``{"ok": false, "error": ...}`` and the connection stays
-usable; nothing here raises into the Socket.IO server.  So does an unknown
+usable; nothing here raises into the Socket.IO server.
+
+Socket.IO follows the same rules as HTTP (:mod:`webapp.web.access`): the
+handshake authenticates with the page's session or a token in the
+``auth`` payload (``{"token": "stk_…"}``); while the site is private
+(``API_READ_TOKEN_REQUIRED`` or ``PAGES_SIGN_IN_REQUIRED``) an anonymous
+connection is refused.  ``follow_alerts`` joins the built-in rule's feed
+and the caller's own (``user:<id>``); ``follow_rules`` joins only the
+caller's rules and the built-in one, and a reconnect's missed events are
+filtered the same way.  So does an unknown
 event, a reserved name sent by a client (``disconnect``, ``connect``), and
 more events than ``SOCKET_EVENT_RATE_LIMIT`` allows one connection.  The
 ticker rooms with clients here are published to Redis
@@ -29,9 +38,11 @@ from limits.strategies import MovingWindowRateLimiter
 from webapp import names
 from webapp.core.scanner import LISTS
 from webapp.core.validation import SubscriptionError, subscription
-from webapp.extensions import get_redis, socketio
+from webapp.extensions import db, get_redis, socketio
 from webapp.services import alert_events, context, scanner
+from webapp.store import rules as rules_store
 from webapp.store.subscriptions import REFRESH_SECONDS, ListenerRegistry
+from webapp.web.access import Principal, for_socket, private_mode
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +60,7 @@ def _registry() -> ListenerRegistry:
 
 def _load(app: Flask) -> dict[str, Any]:
     """This process's connections (sids whose real connect ran) and refusals (greenlets: no lock)."""
-    return app.extensions.setdefault("socket_load", {"sids": set(), "refused": 0})
+    return app.extensions.setdefault("socket_load", {"sids": set(), "refused": 0, "who": {}})
 
 
 def _keep_registered(app: Flask, registry: ListenerRegistry) -> None:
@@ -95,7 +106,14 @@ def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, 
 
 def _emitted_when_heard(room: str) -> bool:
     """A room the tick sends to only while someone is in it (the listener registry's rooms)."""
-    return room.startswith((names.ticker_room(""), names.RULE_ROOM_PREFIX)) or room == names.ROOM_ALERTS
+    return (room.startswith((names.ticker_room(""), names.RULE_ROOM_PREFIX, names.USER_ROOM_PREFIX))
+            or room == names.ROOM_ALERTS)
+
+
+def _who() -> Principal | None:
+    """This connection's caller, as its handshake authenticated it (None: anonymous)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return _load(app)["who"].get(request.sid)  # type: ignore[no-any-return]
 
 
 def _has_listened_room(names_of_rooms: list[str]) -> bool:
@@ -147,11 +165,14 @@ def init_app(app: Flask) -> None:
         after = payload.get("after")  # type: ignore[union-attr]
         if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
             return {"ok": False, "error": '"after" must be the id of the last alert_event seen (an integer)'}
-        (join_room if on else leave_room)(names.ROOM_ALERTS)
+        who = _who()
+        feeds = [names.ROOM_ALERTS] + ([names.user_room(who.id)] if who else [])
+        for room in feeds:
+            (join_room if on else leave_room)(room)
         _registry().publish(_listened())
-        ack: dict[str, Any] = {"ok": True, "rooms": [names.ROOM_ALERTS] if on else []}
+        ack: dict[str, Any] = {"ok": True, "rooms": feeds if on else []}
         if on and after is not None:  # a reconnect: what it missed, oldest first (the client dedupes on id)
-            ack["missed"] = alert_events.missed_events(after)
+            ack["missed"] = alert_events.missed_events(after, who.id if who else None)
         return ack
 
     @socketio.on(names.EVENT_FOLLOW_RULES)
@@ -166,13 +187,18 @@ def init_app(app: Flask) -> None:
                                           'optionally with "after": <last alert_event id seen>'}
         if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
             return {"ok": False, "error": '"after" must be the id of the last alert_event seen (an integer)'}
-        rooms_ = [names.rule_room(i) for i in dict.fromkeys(ids)]
+        who, wanted = _who(), list(dict.fromkeys(ids))
+        mine = rules_store.readable_ids(db.session, wanted, who.id if who else None)
+        if len(mine) < len(wanted):  # someone else's rule and a missing one read the same
+            missing = ", ".join(str(i) for i in wanted if i not in mine)
+            return {"ok": False, "error": f"no rule {missing} of yours (a rule room is its owner's only)"}
+        rooms_ = [names.rule_room(i) for i in wanted]
         for room in rooms_:
             join_room(room)
         _registry().publish(_listened())
         ack: dict[str, Any] = {"ok": True, "rooms": rooms_}
         if after is not None:
-            ack["missed"] = alert_events.missed_events(after, list(dict.fromkeys(ids)))
+            ack["missed"] = alert_events.missed_events(after, who.id if who else None, wanted)
         return ack
 
     load = _load(app)
@@ -190,7 +216,17 @@ def init_app(app: Flask) -> None:
                             load["refused"])
             raise ConnectionRefusedError(f"server full: this web process already serves its maximum of "
                                          f"{limit} live connections (WEB_MAX_CLIENTS)")
+        try:
+            who = for_socket(auth)
+        except ValueError as exc:
+            raise ConnectionRefusedError(str(exc)) from None
+        if who is None and private_mode():
+            raise ConnectionRefusedError("sign in, or connect with auth {\"token\": \"<API token>\"}: "
+                                         "this site is private")
+        if who is not None and not who.can("read"):
+            raise ConnectionRefusedError("this token lacks the 'read' scope")
         connected.add(request.sid)
+        load["who"][request.sid] = who
         _registry()
         return None
 
@@ -200,6 +236,7 @@ def init_app(app: Flask) -> None:
             # a real disconnect is marked before this runs; this is a client's event
             return {"ok": False, "error": '"disconnect" is a reserved event name'}
         connected.discard(request.sid)
+        load["who"].pop(request.sid, None)
         if _has_listened_room(rooms()):
             _registry().publish(_listened(leaving=request.sid))
         return None

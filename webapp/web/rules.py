@@ -2,7 +2,9 @@
 
 Thin: pydantic checks the body's shape, :func:`webapp.core.rules.parse.parse_rule`
 its meaning (a 400 names the part that is wrong), the store keeps it.
-Writes need a token; reads follow ``API_READ_TOKEN_REQUIRED``.
+A rule belongs to the user who made it: every read and write is scoped to the caller
+(someone else's rule is a 404, never a 403, so ids confirm nothing).  The built-in rule is
+readable by every signed-in user; only an admin pauses or resumes it.
 """
 from __future__ import annotations
 
@@ -18,14 +20,11 @@ from webapp.services import rules as rules_service
 from webapp.services import scanner
 from webapp.store import rules as rules_store
 from webapp.web import rule_schema
-from webapp.web.apispec import Timestamp, component_ref, endpoint
-from webapp.web.auth import require_read_token, require_token
+from webapp.web.access import PRIVATE, me, writer
+from webapp.web.apispec import NAME_PATTERN, Timestamp, component_ref, endpoint
 from webapp.web.errors import ApiError
 
 bp = Blueprint("rules", __name__)
-RULE_ID = {"rule_id": {"type": "string", "pattern": "^[0-9]{1,18}$"}}
-_TEXT = r"[^\x00-\x1f\x7f-\x9f]"  # a character that is not a control character
-NAME_PATTERN = rf"^{_TEXT}*[^\s\x00-\x1f\x7f-\x9f]{_TEXT}*$"  # and not all spaces
 CHANNEL_PATTERN = r"^(browser|webhook:[1-9][0-9]{0,17})$"
 
 
@@ -61,6 +60,7 @@ class RuleOut(BaseModel):
     status: Literal["active", "paused"]
     created_at: datetime
     updated_at: datetime
+    owner_id: int | None = Field(description="your user id; null for the built-in rule")
     builtin: bool = Field(description="the built-in SMA crossover (the `alert` event): it can be paused, "
                                       "which mutes those events, but not changed or deleted")
 
@@ -116,13 +116,14 @@ class ReplayResult(BaseModel):
 
 def _spec(body: RuleBody):  # type: ignore[no-untyped-def]
     try:
-        return rules_service.rule_spec(body.model_dump())
+        return rules_service.rule_spec(body.model_dump(), me().id)
     except RuleError as exc:
         raise ApiError(400, "bad_rule", str(exc)) from None
 
 
 def _found(rule_id: str, changing: bool = False) -> dict[str, Any]:
-    rule = rules_store.get(db.session, int(rule_id)) if rule_id.isdigit() and len(rule_id) <= 18 else None
+    """The caller's rule, or the built-in one (a 404 for anyone else's)."""
+    rule = rules_store.get(db.session, int(rule_id), me().id)
     if rule is None:
         raise ApiError(404, "unknown_rule", f"no rule {rule_id}")
     if changing and rule["builtin"]:
@@ -141,59 +142,64 @@ def _replay(spec, span: ReplaySpan, rule_id: int = 0, version: int = 0):  # type
         raise ApiError(400, "bad_rule", str(exc)) from None
 
 
-@endpoint(bp, "/rules", response=RuleList, summary="Alert rules", auth=require_read_token, auth_kind="read")
+@endpoint(bp, "/rules", response=RuleList, summary="Your alert rules, and the built-in one", auth=PRIVATE)
 def list_rules():
-    return jsonify({"rules": rules_service.rules_with_state()})
+    return jsonify({"rules": rules_service.rules_with_state(me().id)})
 
 
-@endpoint(bp, "/rules", method="POST", status=201, response=RuleOut, body=RuleBody, auth=require_token,
-          summary="Create an alert rule")
+@endpoint(bp, "/rules", method="POST", status=201, response=RuleOut, body=RuleBody,
+          auth=writer("rules:write"), summary="Create an alert rule")
 def create_rule(data: RuleBody):
-    return jsonify(rules_store.create(db.session, _spec(data))), 201
+    return jsonify(rules_store.create(db.session, _spec(data), me().id)), 201
 
 
-@endpoint(bp, "/rules/<rule_id>", response=RuleOut, summary="One alert rule", auth=require_read_token,
-          auth_kind="read", errors=(404,), path_schemas=RULE_ID)
+@endpoint(bp, "/rules/<rule_id>", response=RuleOut, summary="One alert rule", auth=PRIVATE, errors=(404,))
 def get_rule(rule_id: str):
     return jsonify(_found(rule_id))
 
 
-@endpoint(bp, "/rules/<rule_id>", method="PUT", response=RuleOut, body=RuleBody, auth=require_token,
+@endpoint(bp, "/rules/<rule_id>", method="PUT", response=RuleOut, body=RuleBody, auth=writer("rules:write"),
           summary="Change an alert rule (a new version; its state starts over)", errors=(404, 409),
-          path_schemas=RULE_ID)
+)
 def replace_rule(rule_id: str, data: RuleBody):
     _found(rule_id, changing=True)
-    return jsonify(rules_store.replace(db.session, int(rule_id), _spec(data)))
+    return jsonify(rules_store.replace(db.session, int(rule_id), _spec(data), me().id))
 
 
-@endpoint(bp, "/rules/<rule_id>", method="PATCH", response=RuleOut, body=StatusBody, auth=require_token,
-          summary="Pause (mute) or resume an alert rule; resuming re-enables stopped tickers", errors=(404,),
-          path_schemas=RULE_ID)
+@endpoint(bp, "/rules/<rule_id>", method="PATCH", response=RuleOut, body=StatusBody,
+          auth=writer("rules:write"), errors=(404,),
+          summary="Pause (mute) or resume an alert rule (the built-in one: an admin); resuming re-enables "
+                  "stopped tickers",
+)
 def pause_rule(rule_id: str, data: StatusBody):
-    _found(rule_id)
-    return jsonify(rules_service.set_rule_status(int(rule_id), data.status))
+    rule, who = _found(rule_id), me()
+    if rule["builtin"] and not who.is_admin:
+        raise ApiError(403, "forbidden", "only an admin pauses or resumes the built-in rule: everyone sees "
+                                         "its events")
+    owner = None if rule["builtin"] else who.id
+    return jsonify(rules_service.set_rule_status(rule["id"], data.status, owner))
 
 
-@endpoint(bp, "/rules/<rule_id>", method="DELETE", response=Deleted, auth=require_token,
-          summary="Delete an alert rule", errors=(404, 409), path_schemas=RULE_ID)
+@endpoint(bp, "/rules/<rule_id>", method="DELETE", response=Deleted, auth=writer("rules:write"),
+          summary="Delete an alert rule", errors=(404, 409))
 def delete_rule(rule_id: str):
     _found(rule_id, changing=True)
-    return jsonify({"id": int(rule_id), "deleted": rules_store.delete(db.session, int(rule_id))})
+    return jsonify({"id": int(rule_id), "deleted": rules_store.delete(db.session, int(rule_id), me().id)})
 
 
 @endpoint(bp, "/rules/replay", method="POST", response=ReplayResult, body=ReplayUnsaved,
-          auth=require_read_token, auth_kind="read",
-          summary="Replay an unsaved rule over the stored history (delivers nothing)")
+          auth=PRIVATE, summary="Replay an unsaved rule over the stored history (delivers nothing)")
 def replay_unsaved(data: ReplayUnsaved):
     return _replay(_spec(data.rule), data)
 
 
 @endpoint(bp, "/rules/<rule_id>/replay", method="POST", response=ReplayResult, body=ReplaySpan,
-          auth=require_read_token, auth_kind="read", errors=(404,), path_schemas=RULE_ID,
+          auth=PRIVATE, errors=(404,),
           summary="Replay a rule over the stored history (delivers nothing)")
 def replay_saved(rule_id: str, data: ReplaySpan):
     rule = _found(rule_id)
     spec = rules_service.rule_spec({k: rule[k] for k in ("name", "condition", "scope", "frequency",
-                                                    "cooldown_seconds", "expires_at", "channels")})
+                                                         "cooldown_seconds", "expires_at", "channels")},
+                                   rule["owner_id"] or me().id)
     return _replay(spec, data, rule["id"], rule["version"])
 

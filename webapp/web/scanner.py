@@ -10,8 +10,8 @@ from webapp.core import scanner as scan_core
 from webapp.core.scanner import Filters
 from webapp.services import context
 from webapp.services import scanner as scanner_service
+from webapp.web.access import PUBLIC
 from webapp.web.apispec import Query, endpoint
-from webapp.web.auth import require_read_token
 from webapp.web.errors import ApiError
 from webapp.web.stocks import Market
 
@@ -70,7 +70,7 @@ class ScanQuery(Query):
 
 
 @endpoint(bp, "/scanner", response=ScanIndex, summary="Scanner lists",
-          auth=require_read_token, auth_kind="read")
+          auth=PUBLIC)
 def scanner_index():
     cfg = context.config()
     return jsonify({"lists": [{"name": n, "title": scan_core.LIST_TITLES[n], "rule": scan_core.LIST_RULES[n]}
@@ -79,7 +79,7 @@ def scanner_index():
 
 
 @endpoint(bp, "/scanner/<list_name>", response=ScanList, query=ScanQuery, summary="Scanner list",
-          errors=(404,), auth=require_read_token, auth_kind="read",
+          errors=(404,), auth=PUBLIC,
           path_schemas={"list_name": {"type": "string", "enum": list(scan_core.LISTS)}})
 def scanner_list(list_name: str, q: ScanQuery):
     if q.min_price is not None and q.max_price is not None and q.min_price > q.max_price:

@@ -19,8 +19,8 @@ from webapp.services import charts, context
 from webapp.services import stocks as stocks_service
 from webapp.store import bars as bars_store
 from webapp.store import missed, quotes
+from webapp.web.access import PUBLIC
 from webapp.web.apispec import Query, Timestamp, endpoint
-from webapp.web.auth import require_read_token
 from webapp.web.errors import ApiError
 from webapp.web.params import EPOCH, FAR_FUTURE, Interval, decode_cursor, encode_cursor, ticker_or_404
 from webapp.web.symbols import BackfillStatus
@@ -188,7 +188,7 @@ class ChartQuery(Query):
 
 
 @endpoint(bp, "/stocks", response=Snapshot, summary="Latest snapshot", query=StocksQuery, errors=(404,),
-          auth=require_read_token, auth_kind="read")
+          auth=PUBLIC)
 def stocks(q: StocksQuery):
     wanted = None
     if q.tickers is not None:
@@ -206,7 +206,7 @@ def stocks(q: StocksQuery):
 
 
 @endpoint(bp, "/stocks/<ticker>", response=StockDetail, summary="One stock", errors=(404,),
-          auth=require_read_token, auth_kind="read")
+          auth=PUBLIC)
 def stock(ticker: str):
     ticker = ticker_or_404(ticker)
     data = stocks_service.stock_detail(ticker)
@@ -214,14 +214,14 @@ def stock(ticker: str):
 
 
 @endpoint(bp, "/stocks/<ticker>/history", response=HistoryPage, query=HistoryQuery,
-          summary="Stock history", errors=(404,), auth=require_read_token, auth_kind="read")
+          summary="Stock history", errors=(404,), auth=PUBLIC)
 def stock_history(ticker: str, q: HistoryQuery):
     ticker = ticker_or_404(ticker)
     start, end = q.start or EPOCH, q.end or FAR_FUTURE
     if start >= end:
         raise ApiError(400, "bad_parameter", "start: must be before end")
     kind = f"h{q.interval or ''}"
-    after = datetime.fromisoformat(decode_cursor(q.cursor, kind)[0]) if q.cursor else None
+    after = decode_cursor(q.cursor, kind, "time")[0] if q.cursor else None
     rows: list[Any] = (bars_store.bars(db.session, ticker, q.interval, start, end, after, q.limit)
                        if q.interval else quotes.points(db.session, ticker, start, end, after, q.limit))
     items = [dict(r._asdict(), time=r.time.isoformat()) for r in rows]
@@ -233,8 +233,7 @@ def stock_history(ticker: str, q: HistoryQuery):
 
 
 @endpoint(bp, "/stocks/<ticker>/chart", response=ChartData, query=ChartQuery,
-          summary="Chart data: bars, indicators, markers", errors=(404,), auth=require_read_token,
-          auth_kind="read")
+          summary="Chart data: bars, indicators, markers", errors=(404,), auth=PUBLIC)
 def stock_chart(ticker: str, q: ChartQuery):
     """What the chart page draws, for switching timeframe or indicators without a reload."""
     ticker = ticker_or_404(ticker)

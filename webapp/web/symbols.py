@@ -1,5 +1,6 @@
 """``/api/symbols``, ``/api/search`` and ``/api/backfill``: the tracked symbols, finding one, and a
-new one's history arriving.  Writes need a token.
+new one's history arriving.  The tracked set is shared by everyone: a member may add to it (within
+``MEMBER_SYMBOL_LIMIT``, recorded with who added it); only an admin removes from it.
 """
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ from pydantic import BaseModel, Field
 
 from webapp.extensions import db
 from webapp.services import backfill as backfill_service
-from webapp.services import context
 from webapp.services import symbols as symbols_service
 from webapp.store import symbols as symbols_store
 from webapp.store.backfillstate import STATES as BACKFILL_STATES
+from webapp.web.access import PUBLIC, me, writer
 from webapp.web.apispec import Query, endpoint
-from webapp.web.auth import require_read_token, require_token
 from webapp.web.errors import ApiError
 from webapp.web.params import ticker_or_404
 
@@ -54,13 +54,13 @@ class SearchResult(BaseModel):
 
 
 @endpoint(bp, "/search", response=SearchResult, query=SearchQuery, summary="Find symbols",
-          auth=require_read_token, auth_kind="read")
+          auth=PUBLIC)
 def search(q: SearchQuery):
     return jsonify(symbols_service.search_symbols(q.q, q.limit))
 
 
 @endpoint(bp, "/backfill/<ticker>", response=BackfillStatus, summary="A symbol's backfill progress",
-          errors=(404,), auth=require_read_token, auth_kind="read")
+          errors=(404,), auth=PUBLIC)
 def backfill_status(ticker: str):
     """Where a newly tracked symbol's history stands: queued, running (done of total), waiting out a
     rate limit, done, unavailable from this provider (and why), or failed (a later run resumes)."""
@@ -88,25 +88,29 @@ class NewSymbol(BaseModel):
 
 
 @endpoint(bp, "/symbols", response=SymbolList, summary="Tracked symbols",
-          auth=require_read_token, auth_kind="read")
+          auth=PUBLIC)
 def list_symbols():
     return jsonify({"symbols": [{"ticker": t, "added_at": a.isoformat()}
                                 for t, a in symbols_store.active(db.session)]})
 
 
 @endpoint(bp, "/symbols", method="POST", status=201, response=SymbolChange, body=NewSymbol,
-          auth=require_token, summary="Track a symbol", bodies={200: SymbolChange})
+          auth=writer("symbols:write"), summary="Track a symbol (for everyone; a member within a limit)",
+          bodies={200: SymbolChange}, errors=(409,))
 def add_symbol(data: NewSymbol):
     ticker = data.ticker.upper()
-    changed = symbols_service.track_symbol(ticker)  # and queues its backfill
+    who = me()
+    try:
+        changed = symbols_service.track_symbol(ticker, who.id, limited=not who.user.is_admin)  # and backfills
+    except symbols_service.SymbolLimit as exc:
+        raise ApiError(409, "symbol_limit", str(exc)) from None
     return jsonify({"ticker": ticker, "active": True, "changed": changed}), 201 if changed else 200
 
 
-@endpoint(bp, "/symbols/<ticker>", method="DELETE", response=SymbolChange, auth=require_token,
-          summary="Stop tracking a symbol", errors=(404,))
+@endpoint(bp, "/symbols/<ticker>", method="DELETE", response=SymbolChange, auth=writer("admin"),
+          summary="Stop tracking a symbol, for everyone (an admin)", errors=(404,))
 def remove_symbol(ticker: str):
     ticker = ticker.upper()
-    if not symbols_store.remove(db.session, ticker):
+    if not symbols_service.untrack_symbol(ticker):
         raise ApiError(404, "unknown_ticker", f"{ticker} is not tracked")
-    context.tracked_symbols(fresh=True)
     return jsonify({"ticker": ticker, "active": False, "changed": True})

@@ -1,9 +1,9 @@
 """``/api/watchlists`` and ``/api/me``: a signed-in user's own watchlists and page settings.
 
-They belong to a user, so they ride the page's session (sign in at
-``/login``), not the API's shared bearer tokens; every write carries the
-page's CSRF token in ``X-CSRFToken``.  Thin: the store keeps them, scoped to
-the user, so someone else's list id is a 404.
+They belong to a user: the page's session (sign in at ``/login``; writes
+carry the page's CSRF token in ``X-CSRFToken``) or a token of that user's
+(``read``, and ``watchlists:write`` to change them or the settings).  Thin:
+the store keeps them, scoped to the user, so someone else's list id is a 404.
 """
 from __future__ import annotations
 
@@ -16,37 +16,21 @@ from webapp.extensions import db
 from webapp.services import stocks
 from webapp.store import users
 from webapp.store import watchlists as store
-from webapp.web.apispec import endpoint
-from webapp.web.auth import session_write_allowed, signed_in
+from webapp.web import access
+from webapp.web.access import PRIVATE, writer
+from webapp.web.apispec import MAX_POSITION, NAME_PATTERN, endpoint
 from webapp.web.errors import ApiError
 from webapp.web.rules import Deleted
 
 bp = Blueprint("watchlists", __name__)
-LIST_ID = {"list_id": {"type": "string", "pattern": "^[0-9]{1,18}$"}}
 TICKER = {"ticker": {"type": "string", "pattern": "^[A-Za-z0-9.\\-]{1,10}$"}}
 # the dashboard's columns a user may show or hide (the ticker always shows), in their order
 COLUMNS = ("price", "change", "volume", "open", "range", "prev_close", "spark", "sma", "alert", "time")
 
 
-def _user() -> users.User:
-    user = signed_in()
-    if user is None:
-        raise ApiError(401, "unauthorized", "sign in at /login: watchlists and settings belong to a user")
-    return user
-
-
-def _writer() -> users.User:
-    user = _user()
-    if not session_write_allowed():
-        raise ApiError(401, "unauthorized", "the X-CSRFToken header is missing or wrong: reload the page")
-    return user
-
-
 def _me() -> users.User:
-    """The user the endpoint's ``auth`` (:func:`_user` or :func:`_writer`) has already let in."""
-    user = signed_in()
-    assert user is not None
-    return user
+    """The user the endpoint's door has already let in."""
+    return access.me().user
 
 
 def _me_json(username: str, settings: dict) -> dict:
@@ -77,16 +61,17 @@ class WatchlistList(BaseModel):
 
 class NewWatchlist(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=60)
+    name: str = Field(min_length=1, max_length=60, pattern=NAME_PATTERN)
     tickers: list[str] = Field([], max_length=store.MAX_TICKERS)
 
 
 class WatchlistChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=60)
+    name: str | None = Field(None, min_length=1, max_length=60, pattern=NAME_PATTERN)
     tickers: list[str] | None = Field(None, max_length=store.MAX_TICKERS,
                                       description="the whole list, in the order to keep")
-    position: int | None = Field(None, ge=0, description="move the list to this place among yours")
+    position: int | None = Field(None, ge=0, le=MAX_POSITION,
+                                 description="move the list to this place among yours")
 
 
 class TickerBody(BaseModel):
@@ -118,13 +103,13 @@ def _changed(call):
         raise ApiError(409, "conflict", str(exc)) from None
 
 
-@endpoint(bp, "/watchlists", response=WatchlistList, summary="Your watchlists", auth=_user, auth_kind="user")
+@endpoint(bp, "/watchlists", response=WatchlistList, summary="Your watchlists", auth=PRIVATE)
 def list_watchlists():
     return jsonify({"watchlists": store.lists(db.session, _me().id)})
 
 
 @endpoint(bp, "/watchlists", method="POST", status=201, response=Watchlist, body=NewWatchlist,
-          summary="Create a watchlist", auth=_writer, auth_kind="user", errors=(404, 409))
+          summary="Create a watchlist", auth=writer("watchlists:write"), errors=(404, 409))
 def create_watchlist(data: NewWatchlist):
     user = _me()
     tickers = _tickers(data.tickers)
@@ -132,8 +117,8 @@ def create_watchlist(data: NewWatchlist):
 
 
 @endpoint(bp, "/watchlists/<list_id>", method="PATCH", response=Watchlist, body=WatchlistChange,
-          summary="Rename, reorder or refill a watchlist", auth=_writer, auth_kind="user",
-          errors=(404, 409), path_schemas=LIST_ID)
+          summary="Rename, reorder or refill a watchlist", auth=writer("watchlists:write"),
+          errors=(404, 409))
 def update_watchlist(list_id: str, data: WatchlistChange):
     user = _me()
     tickers = _tickers(data.tickers) if data.tickers is not None else None
@@ -143,7 +128,7 @@ def update_watchlist(list_id: str, data: WatchlistChange):
 
 
 @endpoint(bp, "/watchlists/<list_id>", method="DELETE", response=Deleted, summary="Delete a watchlist",
-          auth=_writer, auth_kind="user", errors=(404,), path_schemas=LIST_ID)
+          auth=writer("watchlists:write"), errors=(404,))
 def delete_watchlist(list_id: str):
     if not store.delete(db.session, _me().id, int(list_id)):
         raise ApiError(404, "not_found", "no such watchlist of yours")
@@ -151,8 +136,7 @@ def delete_watchlist(list_id: str):
 
 
 @endpoint(bp, "/watchlists/<list_id>/tickers", method="POST", response=Watchlist, body=TickerBody,
-          summary="Add a ticker to a watchlist", auth=_writer, auth_kind="user", errors=(404, 409),
-          path_schemas=LIST_ID)
+          summary="Add a ticker to a watchlist", auth=writer("watchlists:write"), errors=(404, 409))
 def add_to_watchlist(list_id: str, data: TickerBody):
     user = _me()
     ticker = _tickers([data.ticker])[0]
@@ -160,20 +144,20 @@ def add_to_watchlist(list_id: str, data: TickerBody):
 
 
 @endpoint(bp, "/watchlists/<list_id>/tickers/<ticker>", method="DELETE", response=Watchlist,
-          summary="Remove a ticker from a watchlist", auth=_writer, auth_kind="user", errors=(404,),
-          path_schemas={**LIST_ID, **TICKER})
+          summary="Remove a ticker from a watchlist", auth=writer("watchlists:write"), errors=(404,),
+          path_schemas=TICKER)
 def remove_from_watchlist(list_id: str, ticker: str):
     return jsonify(_found(store.remove(db.session, _me().id, int(list_id), ticker.upper())))
 
 
-@endpoint(bp, "/me", response=Me, summary="You and your page settings", auth=_user, auth_kind="user")
+@endpoint(bp, "/me", response=Me, summary="You and your page settings", auth=PRIVATE)
 def me():
     user = _me()
     return jsonify(_me_json(user.username, user.settings))
 
 
 @endpoint(bp, "/me/settings", method="PATCH", response=Me, body=Settings, summary="Change your page settings",
-          auth=_writer, auth_kind="user")
+          auth=writer("watchlists:write"))
 def change_settings(data: Settings):
     user = _me()
     return jsonify(_me_json(user.username,

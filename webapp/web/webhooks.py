@@ -1,7 +1,10 @@
 """``/api/alert-events``, ``/api/webhooks`` and ``/api/deliveries``: what rules fired and where it went.
 
 Thin: validation here, the work in :mod:`webapp.services` and
-:mod:`webapp.store.alerts`.  Writes need a token.  A webhook secret
+:mod:`webapp.store`.  Everything here is the caller's own: an endpoint, its
+deliveries and their logs belong to the user who made it, an event to its
+rule's owner (the built-in rule's events are everyone's), and someone
+else's id is a 404.  A webhook secret
 appears in exactly two answers, the endpoint's creation and a rotation;
 never in a listing, a log or a page.
 """
@@ -19,21 +22,22 @@ from webapp.services import webhooks
 from webapp.store import alert_events
 from webapp.store import deliveries as deliveries_store
 from webapp.store import webhooks as webhooks_store
-from webapp.web.apispec import Query, endpoint
-from webapp.web.auth import require_read_token, require_token
+from webapp.web.access import PRIVATE, me, writer
+from webapp.web.apispec import MAX_ID, TEXT_PATTERN, Query, endpoint
 from webapp.web.errors import ApiError
 from webapp.web.rules import Deleted
 
 bp = Blueprint("webhooks", __name__)
-ID = {"type": "string", "pattern": "^[0-9]{1,18}$"}
 MAX_EVENTS = 500
 
 
 class EventsQuery(Query):
-    rule_id: int | None = Field(None, ge=1)
+    rule_id: int | None = Field(None, ge=1, le=MAX_ID)
     ticker: str | None = Field(None, pattern=r"^[A-Za-z0-9.\-]{1,10}$")
-    after: int | None = Field(None, ge=0, description="events with a larger id, oldest first (catching up)")
-    cursor: int | None = Field(None, ge=1, description="the previous page's next_cursor (newest first)")
+    after: int | None = Field(None, ge=0, le=MAX_ID,
+                              description="events with a larger id, oldest first (catching up)")
+    cursor: int | None = Field(None, ge=1, le=MAX_ID,
+                               description="the previous page's next_cursor (newest first)")
     limit: int = Field(100, ge=1, le=MAX_EVENTS)
 
 
@@ -91,8 +95,9 @@ class EventDetail(Event):
 
 class EndpointBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(max_length=2000, description="http(s); private and loopback addresses are refused")
-    description: str = Field("", max_length=200)
+    url: str = Field(max_length=2000, pattern=r"^[!-~]+$",
+                     description="http(s); private and loopback addresses are refused")
+    description: str = Field("", max_length=200, pattern=TEXT_PATTERN)
 
 
 class Endpoint(BaseModel):
@@ -128,88 +133,86 @@ class Redelivered(BaseModel):
     queued: bool
 
 
-def _id(raw: str, what: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
-        raise ApiError(404, f"unknown_{what}", f"no {what} {raw}")
-    return int(raw)
-
-
 def _endpoint(raw: str) -> dict[str, Any]:
-    got = webhooks_store.endpoint(db.session, _id(raw, "webhook"))
+    """The caller's endpoint (a 404 for anyone else's)."""
+    got = webhooks_store.endpoint(db.session, int(raw), me().id)
     if got is None:
         raise ApiError(404, "unknown_webhook", f"no webhook endpoint {raw}")
     return got
 
 
-@endpoint(bp, "/alert-events", response=EventsPage, query=EventsQuery, auth=require_read_token,
-          auth_kind="read", summary="Alert events (rule fires), newest first or after an id")
+@endpoint(bp, "/alert-events", response=EventsPage, query=EventsQuery, auth=PRIVATE,
+          summary="Alert events of your rules and the built-in one, newest first or after an id")
 def list_events(q: EventsQuery):
-    got = alert_events.events(db.session, rule_id=q.rule_id, ticker=q.ticker.upper() if q.ticker else None,
-                       after=q.after, before=q.cursor, limit=q.limit)
+    got = alert_events.events(db.session, me().id, rule_id=q.rule_id,
+                              ticker=q.ticker.upper() if q.ticker else None, after=q.after, before=q.cursor,
+                              limit=q.limit)
     more = len(got) == q.limit and q.after is None
     return jsonify({"events": got, "next_cursor": got[-1]["id"] if more else None})
 
 
-@endpoint(bp, "/alert-events/<event_id>", response=EventDetail, auth=require_read_token, auth_kind="read",
-          summary="One alert event, with its deliveries and their attempt logs", errors=(404,),
-          path_schemas={"event_id": ID})
+@endpoint(bp, "/alert-events/<event_id>", response=EventDetail, auth=PRIVATE,
+          summary="One alert event, with its deliveries and their attempt logs", errors=(404,))
 def get_event(event_id: str):
-    got = alert_events.events_by_id(db.session, [_id(event_id, "event")])
+    who = me().id
+    got = alert_events.events_by_id(db.session, [int(event_id)], who)
     if not got:
         raise ApiError(404, "unknown_event", f"no alert event {event_id}")
-    return jsonify({**got[0], "deliveries": deliveries_store.deliveries(db.session, event_id=got[0]["id"])})
+    sent = deliveries_store.deliveries(db.session, who, event_id=got[0]["id"])
+    return jsonify({**got[0], "deliveries": sent})
 
 
-@endpoint(bp, "/webhooks", response=EndpointList, auth=require_token, summary="Webhook endpoints")
+@endpoint(bp, "/webhooks", response=EndpointList, auth=PRIVATE, summary="Your webhook endpoints")
 def list_webhooks():
-    return jsonify({"endpoints": webhooks_store.endpoints(db.session)})
+    return jsonify({"endpoints": webhooks_store.endpoints(db.session, me().id)})
 
 
 @endpoint(bp, "/webhooks", method="POST", status=201, response=EndpointWithSecret, body=EndpointBody,
-          auth=require_token, summary="Add a webhook endpoint (its secret is shown once)")
+          auth=writer("webhooks:write"), summary="Add a webhook endpoint (its secret is shown once)")
 def create_webhook(data: EndpointBody):
     try:
-        return jsonify(webhooks.create_webhook(data.url.strip(), data.description.strip())), 201
+        return jsonify(webhooks.create_webhook(data.url.strip(), data.description.strip(), me().id)), 201
     except UrlRefused as exc:
         raise ApiError(400, "bad_webhook_url", str(exc)) from None
 
 
-@endpoint(bp, "/webhooks/<webhook_id>", response=EndpointDetail, auth=require_token, errors=(404,),
-          summary="A webhook endpoint and its recent deliveries", path_schemas={"webhook_id": ID})
+@endpoint(bp, "/webhooks/<webhook_id>", response=EndpointDetail, auth=PRIVATE, errors=(404,),
+          summary="A webhook endpoint and its recent deliveries")
 def get_webhook(webhook_id: str):
     ep = _endpoint(webhook_id)
-    return jsonify({**ep, "deliveries": deliveries_store.deliveries(db.session, endpoint_id=ep["id"],
-                                                                     limit=50)})
+    sent = deliveries_store.deliveries(db.session, me().id, endpoint_id=ep["id"], limit=50)
+    return jsonify({**ep, "deliveries": sent})
 
 
 @endpoint(bp, "/webhooks/<webhook_id>", method="PATCH", response=Endpoint, body=EndpointStatus,
-          auth=require_token, errors=(404,), summary="Disable or re-enable a webhook endpoint",
-          path_schemas={"webhook_id": ID})
+          auth=writer("webhooks:write"), errors=(404,), summary="Disable or re-enable a webhook endpoint")
 def set_webhook_status(webhook_id: str, data: EndpointStatus):
-    return jsonify(webhooks_store.set_endpoint_status(db.session, _endpoint(webhook_id)["id"], data.status))
+    return jsonify(webhooks_store.set_endpoint_status(db.session, _endpoint(webhook_id)["id"], data.status,
+                                                      me().id))
 
 
 @endpoint(bp, "/webhooks/<webhook_id>/rotate", method="POST", response=EndpointWithSecret,
-          auth=require_token, errors=(404,), path_schemas={"webhook_id": ID},
+          auth=writer("webhooks:write"), errors=(404,),
           summary="A new signing secret (the old one also signs for 24 h)")
 def rotate_webhook(webhook_id: str):
-    return jsonify(webhooks.rotate_webhook_secret(_endpoint(webhook_id)["id"]))
+    return jsonify(webhooks.rotate_webhook_secret(_endpoint(webhook_id)["id"], me().id))
 
 
-@endpoint(bp, "/webhooks/<webhook_id>", method="DELETE", response=Deleted, auth=require_token,
-          errors=(404,), summary="Delete a webhook endpoint", path_schemas={"webhook_id": ID})
+@endpoint(bp, "/webhooks/<webhook_id>", method="DELETE", response=Deleted, auth=writer("webhooks:write"),
+          errors=(404,), summary="Delete a webhook endpoint")
 def delete_webhook(webhook_id: str):
     ep = _endpoint(webhook_id)
-    return jsonify({"id": ep["id"], "deleted": webhooks_store.delete_endpoint(db.session, ep["id"])})
+    return jsonify({"id": ep["id"], "deleted": webhooks_store.delete_endpoint(db.session, ep["id"], me().id)})
 
 
-@endpoint(bp, "/deliveries/<delivery_id>/redeliver", method="POST", response=Redelivered, auth=require_token,
-          errors=(404, 409), path_schemas={"delivery_id": ID},
+@endpoint(bp, "/deliveries/<delivery_id>/redeliver", method="POST", response=Redelivered,
+          auth=writer("webhooks:write"),
+          errors=(404, 409),
           summary="Send a delivery again now, with the same webhook-id")
 def redeliver(delivery_id: str):
-    did = _id(delivery_id, "delivery")
-    if not deliveries_store.deliveries(db.session, delivery_id=did, limit=1):
+    did, who = int(delivery_id), me().id
+    if not deliveries_store.deliveries(db.session, who, delivery_id=did, limit=1):
         raise ApiError(404, "unknown_delivery", f"no delivery {delivery_id}")
-    if not deliveries_store.redeliver(db.session, did):
+    if not deliveries_store.redeliver(db.session, did, who):
         raise ApiError(409, "in_flight", f"delivery {did} is being sent right now; try again in a moment")
     return jsonify({"id": did, "queued": True})
