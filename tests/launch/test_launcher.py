@@ -63,11 +63,11 @@ class Launch:
     def children(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children(recursive=True)
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         """``flask --app wsgi ARGS`` from another terminal: no URLs in its environment either."""
         return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT,
                               env=bare_env(self.tmp_path, self.port), capture_output=True, text=True,
-                              timeout=60)
+                              timeout=60, input=stdin)
 
 
 def cmd(proc: psutil.Process) -> str:
@@ -116,6 +116,8 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path, stop) -> None:
         listening = {c.laddr for p in web for c in p.net_connections("tcp") if c.status == "LISTEN"}
         assert listening == {("127.0.0.1", run.port)}, listening
         # the CLI in another terminal finds the embedded servers by itself (README's examples)
+        made = run.cli("users", "create", "newcomer", "--password-stdin", stdin="long enough pw\n")
+        assert made.returncode == 0, made.stderr
         token = run.cli("tokens", "create", "newcomer")
         assert token.returncode == 0, token.stderr
         assert token.stdout.strip().startswith("stk_") and "Traceback" not in token.stderr
@@ -153,7 +155,9 @@ def test_a_closed_terminal_then_a_killed_launcher_leave_nothing_behind(tmp_path)
     port = free_port()
     first = Launch(tmp_path, port)
     first.wait_healthy()
-    token = first.cli("tokens", "create", "me").stdout.strip()
+    made = first.cli("users", "create", "me", "--admin", "--password-stdin", stdin="long enough pw\n")
+    assert made.returncode == 0, made.stderr
+    token = first.cli("tokens", "create", "me", "--scope", "read", "--scope", "symbols:write").stdout.strip()
     added = requests.post(f"http://127.0.0.1:{port}/api/symbols", json={"ticker": "AMD"},
                           headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert added.status_code in (200, 201), added.text

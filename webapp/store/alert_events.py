@@ -168,9 +168,10 @@ def events(session: Session, owner: int | None, *, rule_id: int | None = None,
 
 
 def events_between(session: Session, tickers: Sequence[str], start: datetime, end: datetime
-                   ) -> list[dict[str, Any]]:
-    """The events of these tickers' bars in [start, end), in the order they were stored."""
-    return [event_json(r) for r in session.execute(sa.text(
+                   ) -> list[tuple[dict[str, Any], int | None]]:
+    """The events of these tickers' bars in [start, end), in the order they were stored, each with its
+    owner (whose feed it goes to)."""
+    return [(event_json(r), r.owner_id) for r in session.execute(sa.text(
         f"SELECT {EVENT_COLUMNS} FROM alert_events e LEFT JOIN alert_rules r ON r.id = e.rule_id "
         "WHERE e.ticker = ANY(:t) AND e.bar_time >= :start AND e.bar_time < :end ORDER BY e.id"),
         {"t": list(tickers), "start": start, "end": end})]

@@ -156,7 +156,7 @@ def _locked_tick(
         lost = list(range(int(stored_mark) + 1, slot))  # Redis ran them; their rows are gone
     latest, missing = state.latest.aligned(symbols, cfg.SMA_PERIOD)
     unsent: list[sma_alerts.AlertRow] = []
-    unsent_events: list[dict[str, Any]] = []
+    unsent_events: list[tuple[dict[str, Any], int | None]] = []
     if lost:  # Redis ahead of Postgres: Postgres is the record, so the windows follow it
         missing = repairs.redis_ahead(svc, symbols, lost)
     elif not previous_done:  # did the last slot reach Postgres but not Redis?
@@ -245,8 +245,8 @@ def _locked_tick(
         if not muted:
             batch.alert(payload, to_ticker_room=a.ticker in batch.listening)
         report.alerts.append(payload)
-    for event in unsent_events:  # the rules' fires of that tick: stored, never sent
-        batch.alert_event(event)
+    for event, owner in unsent_events:  # the rules' fires of that tick: stored, never sent
+        batch.alert_event(event, owner)
     if whole:  # built while Postgres works; sent only if this run finishes the slot
         batch.stock_update(emits.stock_update(shown, slot_time, market))
     t = report.mark("prepare", t)

@@ -40,7 +40,7 @@ def restore(svc: TickServices, latest: Latest, missing: Sequence[str]) -> list[R
 
 
 def diverged(svc: TickServices, symbols: Sequence[str], slot_time: datetime
-              ) -> tuple[list[str], list[sma_alerts.AlertRow], list[dict[str, Any]]]:
+              ) -> tuple[list[str], list[sma_alerts.AlertRow], list[tuple[dict[str, Any], int | None]]]:
     """Tickers Postgres holds a reading of from the previous slot that Redis never got, its alerts and
     its rules' events.
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from webapp.store.pg import DB_DOWN
+
+# what a request meets when Redis is down or restarting (redis-py's errors; a refused socket is an OSError)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,18 @@ def init_app(app: Flask) -> None:
 
     for kind in DB_DOWN:
         app.register_error_handler(kind, _database_down)
+
+    def _redis_down(exc: Exception):
+        log.warning("Redis unavailable on %s: %s", request.path, type(exc).__name__)
+        message = "the live data store (Redis) is unavailable; stored history still answers, retry shortly"
+        if _wants_json():
+            resp = jsonify(error_body("redis_unavailable", message))
+        else:
+            resp = render_template("error.html", status=503, title="Live data unavailable", message=message)
+        return resp, 503, {"Retry-After": "5"}
+
+    for kind in REDIS_DOWN:
+        app.register_error_handler(kind, _redis_down)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
