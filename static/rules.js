@@ -14,8 +14,9 @@
 
   const token = () => sessionStorage.getItem(KEY) || "";
   function showToken() {
-    $("#token-state").textContent = token() ? "token set: acting as its owner"
-      : window.csrfToken() ? "signed in: acting as you" : "no token and not signed in: the built-in rule only";
+    $("#token-state").textContent = token() ? "token set: changes allowed, as its owner"
+      : window.csrfToken() ? "signed in: changes allowed, as you"
+      : "no token and not signed in: read only (the built-in rule)";
   }
   $("#save-token").addEventListener("click", () => {
     sessionStorage.setItem(KEY, $("#token").value.trim());

@@ -58,7 +58,8 @@ def test_a_retried_tick_stores_and_emits_no_fire_twice(app, client, pg, service_
         capture.close()
     assert fired > 0 and unheard == []  # nobody on the feed nor following the rule: nothing sent
     # a web process has a page on the feed and one following the rule
-    ListenerRegistry(get_redis()).publish({names.ROOM_ALERTS, names.rule_room(rule["id"])})
+    feed = names.user_room(rule["owner_id"])  # the owner's own feed
+    ListenerRegistry(get_redis()).publish({feed, names.rule_room(rule["id"])})
     capture = EmitCapture(service_urls[0])
     try:
         first = ticks.run_tick_now(times[-1])
@@ -74,7 +75,7 @@ def test_a_retried_tick_stores_and_emits_no_fire_twice(app, client, pg, service_
         n, distinct = cur.fetchone()
     assert n == distinct == first.rule_fires
     rooms = {room for room, _ in sent}
-    assert rooms == {names.ROOM_ALERTS, names.rule_room(rule["id"])}
+    assert rooms == {feed, names.rule_room(rule["id"])}
     assert len(sent) == 2 * first.rule_fires
     payload = sent[0][1]
     assert payload["id"] > 0 and payload["rule_id"] == rule["id"] and "moved up" in payload["explanation"]

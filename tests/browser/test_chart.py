@@ -10,7 +10,7 @@ import requests
 
 from tests.browser.conftest import shot
 from tests.browser.test_pages import LIVE
-from tests.helpers import START, minutes, run_via_rq
+from tests.helpers import START, minutes, run_via_rq, token_for
 from webapp.core import indicator_series as ind
 
 pytestmark = pytest.mark.slow
@@ -123,7 +123,8 @@ def test_a_drawn_level_becomes_an_alert_rule(web, app, page) -> None:
     page.click("#levels .alert-me")
     page.wait_for_selector("#levels li[data-rule]")
     rule_id = int(page.get_attribute("#levels li", "data-rule"))
-    rule = requests.get(web.url + f"/api/rules/{rule_id}").json()
+    mine = {"Authorization": f"Bearer {token_for('leveller', ('read',))}"}  # a rule is its owner's
+    rule = requests.get(web.url + f"/api/rules/{rule_id}", headers=mine).json()
     assert rule["condition"]["op"] == "crossing" and rule["condition"]["b"] == {"const": level}
     assert rule["scope"] == {"tickers": ["AAPL"]}
     shot(page, "chart-level-alert")
