@@ -84,8 +84,10 @@
   // onConnect runs on the first connect and after every reconnect: it must
   // (re)subscribe and fill whatever was missed from the JSON endpoints.
   window.connectLive = function (onConnect) {
+    // a page may act as a pasted token's owner (window.liveAuth); otherwise the session cookie says who
     const socket = io({ transports: ["websocket", "polling"], reconnectionDelay: 500,
-                        reconnectionDelayMax: 3000 });
+                        reconnectionDelayMax: 3000,
+                        auth: (cb) => cb(window.liveAuth ? window.liveAuth() : {}) });
     socket.on("connect", () => {
       window.__live.connects += 1;
       setState("live", false);

@@ -22,6 +22,7 @@
     sessionStorage.setItem(KEY, $("#token").value.trim());
     $("#token").value = "";
     showToken();
+    socket.disconnect().connect();  // follow the feed again, as the token's owner
     loadRules();
     loadHooks();
   });
@@ -222,6 +223,7 @@
   $("#notify").addEventListener("change", (ev) => {
     if (ev.target.checked && window.Notification && Notification.permission === "default") Notification.requestPermission();
   });
+  window.liveAuth = () => (token() ? { token: token() } : {});  // the feed as the token's owner
   const socket = window.connectLive((s) => {
     s.emit("follow_alerts", { on: true, after: last }, (reply) => {
       window.ack("alerts")(reply);
