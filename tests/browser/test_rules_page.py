@@ -95,8 +95,17 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
 
         fires = len(alert_events.events(db.session, alert_events.ALL_OWNERS, ticker="AAPL", limit=500))
         crossings = len(stocks.alert_feed("AAPL"))
+    # (to its owner only: a stranger's chart shows the SMA alerts and none of this user's fires)
     chart = page.context.new_page()
     chart.goto(hooks_web.url + "/stocks/AAPL?range=all")
+    chart.locator("#connection").filter(has_text="live").wait_for(timeout=10_000)
+    chart.wait_for_timeout(1000)  # the fires would come from /api/alert-events after the connect
+    assert int(chart.locator("#chart").get_attribute("data-markers")) == crossings
+    chart.goto(hooks_web.url + "/login?next=/stocks/AAPL%3Frange%3Dall")
+    chart.fill("input[name=username]", "browser")
+    chart.fill("input[name=password]", "password-browser")
+    chart.click(".login button[type=submit]")
+    chart.wait_for_url(lambda url: "/stocks/AAPL" in url)
     chart.wait_for_function(
         f"Number(document.getElementById('chart').dataset.markers) >= {fires + crossings}")
     shot(chart, "chart-rule-markers")

@@ -59,6 +59,24 @@ def test_a_cursor_is_checked_part_by_part(session_client) -> None:
             assert resp.status_code == 400 and "cursor" in resp.get_json()["error"]["message"], url
 
 
+GOOD_BODIES = {  # one acceptable body per path; a field of it then gets half a surrogate pair
+    "/api/watchlists": {"name": "ok"},
+    "/api/webhooks": {"url": "https://example.com/", "description": ""},
+    "/api/rules": {"name": "ok", "scope": {"tickers": ["AAPL"]},
+                   "condition": {"op": "greater_than", "a": {"price": True}, "b": {"const": 1}}},
+}
+
+
+@pytest.mark.parametrize(("path", "field"), [("/api/watchlists", "name"), ("/api/webhooks", "description"),
+                                             ("/api/rules", "name")])
+def test_a_lone_surrogate_is_not_text(session_client, path, field) -> None:
+    """JSON may escape half a UTF-16 pair ("\\ud800"), which no UTF-8 column can store."""
+    raw = json.dumps({**GOOD_BODIES[path], field: "a\ud800b"})  # json.dumps writes it as the escape
+    resp = session_client.post(path, data=raw, content_type="application/json")
+    assert resp.status_code == 400, resp.get_json()
+    assert resp.get_json()["error"]["message"] == f"{field}: a lone UTF-16 surrogate is not text"
+
+
 def test_deep_json_nan_and_huge_bodies_are_refused(session_client) -> None:
     deep = '{"name": ' + "[" * 100_000 + "]" * 100_000 + "}"
     for raw, needle in ((deep, "nested deeper"), ('{"name": NaN}', "not JSON"),

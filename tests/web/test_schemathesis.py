@@ -28,7 +28,7 @@ def test_api_conforms_to_its_openapi_document(service_urls, clean, app) -> None:
     try:
         schema = schemathesis.openapi.from_url(proc.url + "/api/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
-        assert len(operations) == 39
+        assert len(operations) == 42
         for operation in operations:
 
             @given(case=operation.as_strategy())

@@ -35,10 +35,12 @@ MAX_ID = 10**18 - 1
 MAX_POSITION = 2**31 - 1  # an integer column
 _TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"  # a character that is not a control character
 TEXT_PATTERN = rf"^{_TEXT}*$"  # stored free text (descriptions): no control characters
-NAME_PATTERN = rf"^{_TEXT}*[^\s\x00-\x1f\x7f-\x9f]{_TEXT}*$"  # a name: that, and not all spaces
+_NAME = r"[^\x00-\x1f\x7f-\x9f]"  # in a name, tab and line breaks are controls too
+NAME_PATTERN = rf"^{_NAME}*[^\s\x00-\x1f\x7f-\x9f]{_NAME}*$"  # a one-line name, not all spaces
 _ID = re.compile(ID_PATTERN)
 # C0 and C1 controls (and DEL) but tab, newline and carriage return: refused in stored text
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _parse_time(value: Any) -> Any:
@@ -195,6 +197,8 @@ def _check_strings(value: Any, where: str, depth: int) -> None:
     if isinstance(value, str):
         if CONTROL.search(value):
             raise ApiError(400, "bad_body", f"{where or 'body'}: control characters are not allowed")
+        if SURROGATE.search(value):  # "\ud800" alone is valid JSON but no character: UTF-8 cannot hold it
+            raise ApiError(400, "bad_body", f"{where or 'body'}: a lone UTF-16 surrogate is not text")
     elif isinstance(value, dict):
         for k, v in value.items():
             _check_strings(k, where, depth + 1)
@@ -210,8 +214,8 @@ def _no_constant(name: str) -> Any:
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object, checked: strict JSON (no ``NaN`` or ``Infinity``, which are not
-    JSON), nested at most MAX_JSON_DEPTH, no control characters.  Numbers stay exact (a huge one
-    reaches the field's own bound, whose 400 names the field).  A body larger than
+    JSON), nested at most MAX_JSON_DEPTH, no control characters and no lone surrogates.  Numbers
+    stay exact (a huge one reaches the field's own bound, whose 400 names the field).  A body larger than
     MAX_CONTENT_LENGTH is a 413 before it is read."""
     if not request.is_json:
         raise ApiError(400, "bad_body", "body: expected a JSON object (Content-Type: application/json)")
@@ -251,6 +255,18 @@ def component_ref(model: type[BaseModel]) -> dict[str, Any]:
     return {"allOf": [{"$ref": f"#/components/schemas/{model.__name__}"}]}  # allOf: a description may join
 
 
+def _says_no_controls(schema: Any) -> None:
+    """Every free string in the document states what json_body and the query check refuse."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and not {"pattern", "enum", "const", "format"} & schema.keys():
+            schema["pattern"] = TEXT_PATTERN
+        for value in schema.values():
+            _says_no_controls(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _says_no_controls(value)
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document for every declared endpoint."""
     models = ({e.response for e in ENDPOINTS} | {ErrorBody} | set(COMPONENTS)
@@ -258,6 +274,7 @@ def openapi_document() -> dict[str, Any]:
     _, schema = models_json_schema([(m, "serialization") for m in models],
                                    ref_template="#/components/schemas/{model}")
     components = schema.get("$defs", {})
+    _says_no_controls(components)
     paths: dict[str, Any] = {}
     for e in ENDPOINTS:
         params = []
@@ -266,6 +283,7 @@ def openapi_document() -> dict[str, Any]:
                            "schema": e.path_schemas.get(name, TICKER_SCHEMA)})
         if e.query is not None:
             qs = e.query.model_json_schema()
+            _says_no_controls(qs)
             for name, prop in qs.get("properties", {}).items():
                 params.append({"name": name, "in": "query", "required": name in qs.get("required", []),
                                "schema": prop, "description": prop.get("description", "")})

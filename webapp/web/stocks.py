@@ -165,7 +165,7 @@ class ChartData(StockDetail):
 class StocksQuery(Query):
     tickers: str | None = Field(None, description="comma-separated tickers to return (default: all tracked)",
                                 max_length=2000,
-                                pattern=r"^[\s,]*([A-Za-z0-9.\-]{1,10}(\s*,[\s,]*[A-Za-z0-9.\-]{1,10})*)?[\s,]*$")
+                                pattern=r"^[ ,]*([A-Za-z0-9.\-]{1,10}( *,[ ,]*[A-Za-z0-9.\-]{1,10})*)?[ ,]*$")
 
 
 class HistoryQuery(Query):
