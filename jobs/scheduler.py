@@ -100,7 +100,7 @@ class TrackerScheduler(Scheduler):
 
         Every loop checks that the recurring jobs are still registered and
         registers them again if not.  A Redis error is logged, waited out
-        with backoff (1 s doubling to 30 s) and retried: the process never
+        with backoff (doubling to REDIS_RETRY_MAX_SECONDS) and retried: the process never
         exits for an outage.
         """
         delay = 1.0
@@ -125,7 +125,7 @@ class TrackerScheduler(Scheduler):
                 log.warning("scheduler: Redis unavailable (%s: %s); retrying in %.0f s",
                             type(exc).__name__, exc, delay)
                 stop.wait(delay)
-                delay = min(30.0, delay * 2)
+                delay = min(cfg.REDIS_RETRY_MAX_SECONDS, delay * 2)
                 continue
             stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
 
@@ -202,7 +202,7 @@ def main() -> None:
         except RedisError as exc:
             log.warning("scheduler: Redis unavailable at start (%s); retrying in %.0f s", exc, delay)
             stop.wait(delay)
-            delay = min(30.0, delay * 2)
+            delay = min(cfg.REDIS_RETRY_MAX_SECONDS, delay * 2)
     scheduler.run_forever(cfg, stop)
     log.info("scheduler stopped")
 

@@ -42,10 +42,13 @@ class TrackerWorker(SimpleWorker):
         super().heartbeat(timeout, pipeline)
 
 
-def make_worker(conn: Redis, queue_name: str) -> SimpleWorker:
-    """Ticks first; backfills when no tick waits (RQ takes its queues in order)."""
+def make_worker(conn: Redis, queue_name: str, retry_max_seconds: float = 2.0) -> SimpleWorker:
+    """Ticks first; backfills when no tick waits (RQ takes its queues in order).  RQ's own wait for a
+    lost Redis doubles to a minute; capped here, the next tick runs soon after Redis is back."""
     queues = [Queue(queue_name, connection=conn), Queue(names.backfill_queue(queue_name), connection=conn)]
-    return TrackerWorker(queues, connection=conn)
+    worker = TrackerWorker(queues, connection=conn)
+    worker.max_connection_wait_time = retry_max_seconds
+    return worker
 
 
 def main() -> None:
@@ -58,7 +61,7 @@ def main() -> None:
         delay = 1.0
         while True:
             try:
-                worker = make_worker(conn, cfg.QUEUE_NAME)
+                worker = make_worker(conn, cfg.QUEUE_NAME, cfg.REDIS_RETRY_MAX_SECONDS)
                 log.info("worker listening on queue %r", cfg.QUEUE_NAME)
                 worker.work(**WORK_OPTIONS)
                 return  # a stop signal: RQ finished the job in hand and returned
@@ -68,7 +71,7 @@ def main() -> None:
                 log.warning("worker: Redis unavailable (%s: %s); retrying in %.0f s",
                             type(exc).__name__, exc, delay)
                 time.sleep(delay)
-                delay = min(30.0, delay * 2)
+                delay = min(cfg.REDIS_RETRY_MAX_SECONDS, delay * 2)
 
 
 if __name__ == "__main__":

@@ -71,9 +71,9 @@ def clean(service_urls: tuple[str, str]) -> Iterator[None]:
     redis.Redis.from_url(redis_url).flushdb()
     conn = psycopg2.connect(_plain_pg(db_url))
     with conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE quotes, alerts, symbols, api_tokens, daily_bars, missed_slots, alert_rules, "
-                    "alert_rule_states, alert_events, webhook_endpoints, deliveries, delivery_attempts, "
-                    "users, watchlists, watchlist_items, alert_rule_progress")
+        cur.execute("TRUNCATE quotes, alerts, symbols, api_tokens, daily_bars, missed_slots, emitted_slots, "
+                    "alert_rules, alert_rule_states, alert_events, webhook_endpoints, deliveries, "
+                    "delivery_attempts, users, watchlists, watchlist_items, alert_rule_progress")
     conn.close()
     yield
 

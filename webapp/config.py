@@ -189,6 +189,7 @@ class Config:
     STREAM_SIM_TRADES_PER_SECOND: float = 5.0  # per symbol, for the simulated stream
     STREAM_STALL_SECONDS: float = 60.0  # no market data this long while the market is open: reconnect
     STREAM_QUEUE_FRAMES: int = 10_000  # frames the reader may queue ahead of processing; past it, dropped
+    REDIS_RETRY_MAX_SECONDS: float = 2.0  # a process retries a lost Redis at least this often
     STREAM_LEADER_TTL_SECONDS: float = 6.0  # a dead leader's lock expires this soon; a standby takes over
     STREAM_GRACE_MS: int = 1000  # a bar closes this long after it ends (late prints still join it)
     STREAM_MAX_SYMBOLS: int | None = None  # the plan's symbol cap, when not the provider's known one
@@ -311,6 +312,7 @@ class Config:
             STREAM_SIM_TRADES_PER_SECOND=_float(env, "STREAM_SIM_TRADES_PER_SECOND", 5.0),
             STREAM_STALL_SECONDS=_float(env, "STREAM_STALL_SECONDS", 60.0),
             STREAM_QUEUE_FRAMES=_int(env, "STREAM_QUEUE_FRAMES", 10_000),
+            REDIS_RETRY_MAX_SECONDS=_float(env, "REDIS_RETRY_MAX_SECONDS", 2.0),
             STREAM_LEADER_TTL_SECONDS=_float(env, "STREAM_LEADER_TTL_SECONDS", 6.0),
             STREAM_GRACE_MS=_int(env, "STREAM_GRACE_MS", 1000, minimum=0),
             STREAM_MAX_SYMBOLS=cap,

@@ -8,7 +8,7 @@ import pytest
 
 from tests.browser.conftest import shot
 from tests.fakes.webhook_receiver import Receiver
-from tests.helpers import minutes, token_for
+from tests.helpers import minutes, token_for, user_id
 from tests.processes import WebProcess
 from webapp.core.delivery import networks
 from webapp.delivery.worker import DeliveryWorker
@@ -114,3 +114,36 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
     fired.locator("button.mute").click()
     row.filter(has_text="muted (paused)").wait_for()
     shot(page, "rules-muted")
+
+
+def test_a_signed_in_user_makes_mutes_and_deletes_a_rule_without_a_token(web, app, page) -> None:
+    """The page acts as the signed-in user (session and CSRF token), as the chart's drawn level does;
+    no token pasted, no "send Authorization: Bearer" message (issue 26, item 5)."""
+    user_id("dana")
+    page.on("dialog", lambda d: (_ for _ in ()).throw(AssertionError(f"a browser alert: {d.message}")))
+    page.goto(web.url + "/login?next=/alerts/rules")
+    page.fill("input[name=username]", "dana")
+    page.fill("input[name=password]", "password-dana")
+    page.click(".login button[type=submit]")
+    page.wait_for_url(lambda url: "/alerts/rules" in url)
+    page.locator("#token-state").filter(has_text="signed in: changes allowed, as you").wait_for()
+
+    form = page.locator("#rule-form")
+    form.locator("input[name=name]").fill("MSFT above 1")
+    form.locator("input[name=a]").fill("close")
+    form.locator("select[name=op]").select_option("greater_than")
+    form.locator("input[name=b]").fill("1")
+    form.locator("input[name=tickers]").fill("MSFT")
+    form.locator("button[type=submit]").click()
+    row = page.locator("#rules tbody tr[data-rule]", has_text="MSFT above 1")
+    row.wait_for()
+    assert page.inner_text("#form-error").strip() == ""
+    row.locator("button", has_text="Mute").click()
+    row.filter(has_text="muted (paused)").wait_for()
+    row.locator("button", has_text="Delete").click()
+    row.wait_for(state="detached")
+    with app.app_context():
+        from webapp.store import rules as rules_store
+
+        assert [r["name"] for r in rules_store.all_rules(db.session, user_id("dana"))
+                if not r.get("builtin")] == []

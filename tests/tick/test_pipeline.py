@@ -307,3 +307,44 @@ def test_slots_finished_out_of_order_are_not_taken_for_lost_ones(app, pg, rdb) -
         cur.execute("SELECT count(*) FROM missed_slots")
         assert cur.fetchone()[0] == 0
     assert int(rdb.get(names.stored_slot_key(0, 1))) == next_.slot
+
+
+def test_a_reading_without_a_previous_close_gets_the_stored_one(app, pg, service_urls) -> None:
+    """Stream-fed readings carry no previous close, and the first tick may run before the backfill:
+    the tick takes it from stored history (the last close of an earlier day), the moment it is there,
+    so change %, gappers and gainers fill on the first day (issue 26, item 1)."""
+    from webapp.core.backfill import HistoryBar
+    from webapp.store import bars
+
+    provider = ScriptedProvider()
+    svc = scripted_services(app, provider)
+    at = minutes(3)
+    with app.app_context():
+        bars.store_daily_bars(db.session, "AAPL", [HistoryBar(utc("2026-11-19T05:00:00"), 250, 255, 249,
+                                                              253.59, 1000)])
+    provider.next = [Quote("AAPL", 256.0, at[0], 100, None, 255.0, source="script"),
+                     Quote("MSFT", 400.0, at[0], 100, None, 401.0, source="script")]
+    run_tick(svc, ["AAPL", "MSFT"], at[0] + timedelta(seconds=5))
+    with pg.cursor() as cur:
+        cur.execute("SELECT ticker, prev_close::float8 FROM quotes ORDER BY ticker")
+        assert cur.fetchall() == [("AAPL", 253.59), ("MSFT", None)]  # MSFT's history is not in yet
+    rows = {s["ticker"]: s for s in stocks.snapshot(at[0] + timedelta(seconds=6))["stocks"]}
+    assert rows["AAPL"]["prev_close"] == 253.59
+    assert rows["AAPL"]["change_pct"] == pytest.approx((256 / 253.59 - 1) * 100, abs=0.01)
+
+    # MSFT's backfill lands (here its minutes of the day before): the next tick has it
+    with pg.cursor() as cur:
+        cur.execute("INSERT INTO quotes (ticker, time, price, volume, source) VALUES "
+                    "('MSFT', '2026-11-19T20:59:00Z', 398.25, 10, 'backfill')")
+    pg.commit()
+    provider.next = [Quote("AAPL", 257.0, at[1], 100, None, 255.0, source="script"),
+                     Quote("MSFT", 402.0, at[1], 100, None, 401.0, source="script")]
+    run_tick(svc, ["AAPL", "MSFT"], at[1] + timedelta(seconds=5))
+    # a provider's own previous close is kept (a REST snapshot's is the exchange's)
+    provider.next = [Quote("AAPL", 258.0, at[2], 100, 253.0, 255.0, source="script"),
+                     Quote("MSFT", 403.0, at[2], 100, None, 401.0, source="script")]
+    run_tick(svc, ["AAPL", "MSFT"], at[2] + timedelta(seconds=5))
+    with pg.cursor() as cur:
+        cur.execute("SELECT ticker, prev_close::float8 FROM quotes WHERE time > %s ORDER BY ticker, time",
+                    (at[0],))
+        assert cur.fetchall() == [("AAPL", 253.59), ("AAPL", 253.0), ("MSFT", 398.25), ("MSFT", 398.25)]

@@ -104,3 +104,36 @@ def test_health_is_503_when_redis_is_unreachable(make_app) -> None:
     assert body["checks"]["redis"].startswith("error")
     assert any(p.startswith("redis:") for p in body["problems"])
     assert body["checks"]["postgres"] == "ok"
+
+
+def test_every_endpoint_answers_503_naming_redis_while_it_is_down(make_app) -> None:
+    """Not a 500 with a ConnectionError traceback (issue 26, item 4): a 503 JSON that names the part,
+    or the answer itself where Postgres alone serves it; pages say it in words."""
+    import re
+
+    from tests.helpers import token_for
+    from webapp.web.apispec import ENDPOINTS
+
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")
+    with app.app_context():
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_for('ops', admin=True)}"
+        seen = {}
+        for e in ENDPOINTS:
+            if e.method != "get":
+                continue
+            path = e.path.replace("<ticker>", "AAPL").replace("<list_name>", "gainers")
+            path = path.replace("<list>", "gainers")
+            path = re.sub(r"<\w+_id>", "1", path)
+            resp = client.get(path)
+            seen[path] = resp.status_code
+            assert resp.status_code != 500, (path, resp.get_json())
+            if resp.status_code == 503 and path != "/api/health":
+                assert resp.get_json()["error"]["code"] == "redis_unavailable", path
+                assert "Redis" in resp.get_json()["error"]["message"] and "Retry-After" in resp.headers
+        assert seen["/api/stocks"] == 503
+        for page in ("/", "/stocks/AAPL", "/scanner", "/alerts"):
+            resp = client.get(page)
+            assert resp.status_code in (200, 503), (page, resp.status_code)
+            if resp.status_code == 503:
+                assert "Live data unavailable" in resp.get_data(as_text=True)

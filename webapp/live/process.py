@@ -95,7 +95,7 @@ class StreamProcess:
                 log.warning("stream: Redis unavailable (%s: %s); retrying in %.0f s", type(exc).__name__,
                             exc, delay)
                 await _wait(stop, delay)
-                delay = min(30.0, delay * 2)
+                delay = min(self.cfg.REDIS_RETRY_MAX_SECONDS, delay * 2)
                 continue
             await _wait(stop, 1.0)
         with contextlib.suppress(RedisError, OSError):

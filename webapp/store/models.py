@@ -89,3 +89,15 @@ class MissedSlots(db.Model):
     slots: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     reason: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     recorded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class EmittedSlots(db.Model):
+    """How far each shard's emits have gone: the repair of a slot missing from Redis sends only what
+    never went out (migration 0011)."""
+
+    __tablename__ = "emitted_slots"
+
+    shard: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    shards: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    slot: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

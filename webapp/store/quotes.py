@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp.core.market import EXCHANGE_TZ, exchange_day_start
 from webapp.core.quotes import Quote
 from webapp.store import retention
 from webapp.store.pg import NULL, as_float, merge_copy
@@ -138,22 +139,38 @@ def first_reading(session: Session, ticker: str) -> tuple[datetime, float] | Non
     return (r.time, float(r.price)) if r else None
 
 
+_LAST_CLOSES = sa.text("""
+    SELECT t.ticker, c.close
+    FROM unnest(CAST(:tickers AS varchar[])) AS t(ticker)
+    CROSS JOIN LATERAL (
+      SELECT close FROM (
+        (SELECT price AS close, time FROM quotes WHERE quotes.ticker = t.ticker AND time < :start
+         ORDER BY time DESC LIMIT 1)
+        UNION ALL
+        (SELECT close, day::timestamp AT TIME ZONE 'America/New_York' FROM daily_bars
+         WHERE daily_bars.ticker = t.ticker AND day < :day ORDER BY day DESC LIMIT 1)
+      ) AS both_ ORDER BY time DESC LIMIT 1
+    ) AS c""")
+
+
+def last_closes(session: Session, tickers: Sequence[str], day_start: datetime) -> dict[str, float]:
+    """The previous close of each ticker that stored history has one for: the last close of a New
+    York day before the one starting at ``day_start`` (a reading's, or a daily bar's when the
+    readings are gone or were never kept).  One query however many tickers."""
+    if not tickers:
+        return {}
+    rows = session.execute(_LAST_CLOSES, {"tickers": list(tickers), "start": day_start,
+                                          "day": day_start.astimezone(EXCHANGE_TZ).date()})
+    return {r.ticker: float(r.close) for r in rows}
+
+
 def before(session: Session, ticker: str, when: datetime, n: int) -> tuple[list[float], float | None]:
     """The last ``n`` prices before ``when`` (oldest first), and the last close of an earlier
-    New York day (a daily bar's or a reading's): a backfilled session's SMA and previous close."""
+    New York day (:func:`last_closes`): a backfilled session's SMA and previous close."""
     prices = [float(r.price) for r in session.execute(sa.text(
         "SELECT price FROM quotes WHERE ticker = :t AND time < :w ORDER BY time DESC LIMIT :n"),
         {"t": ticker, "w": when, "n": n})][::-1]
-    close = session.execute(sa.text("""
-        SELECT close FROM (
-          (SELECT price AS close, time FROM quotes WHERE ticker = :t
-             AND time < date_trunc('day', :w AT TIME ZONE 'America/New_York') AT TIME ZONE 'America/New_York'
-           ORDER BY time DESC LIMIT 1)
-          UNION ALL
-          (SELECT close, day::timestamp AT TIME ZONE 'America/New_York' FROM daily_bars WHERE ticker = :t
-             AND day < (:w AT TIME ZONE 'America/New_York')::date ORDER BY day DESC LIMIT 1)
-        ) AS c ORDER BY time DESC LIMIT 1"""), {"t": ticker, "w": when}).scalar()
-    return prices, None if close is None else float(close)
+    return prices, last_closes(session, [ticker], exchange_day_start(when)).get(ticker)
 
 
 def store_readings(session: Session, rows: Sequence[Any]) -> None:

@@ -40,6 +40,8 @@ class TickServices:
     spool: Spool | None = None  # where rows wait while Postgres is down (None: a failed store fails the tick)
     rules: live_rules.RuleEngine | None = None  # alert rules people chose (None: only the built-in SMA alert)
     after_commit: Callable[[int], None] | None = None  # tests only: runs between Postgres and Redis
+    before_emit: Callable[[int], None] | None = None  # tests only: runs between the Redis write and emits
+    after_emit: Callable[[int], None] | None = None  # tests only: runs once the slot's emits are out
 
 
 @dataclass

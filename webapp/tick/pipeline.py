@@ -37,7 +37,7 @@ from sqlalchemy import Connection
 from webapp import names
 from webapp.core.indicators import ALERT_CODES
 from webapp.core.latest import Latest
-from webapp.core.market import MarketState, slot_of
+from webapp.core.market import MarketState, exchange_day_start, slot_of
 from webapp.core.quotes import Quote
 from webapp.core.validation import quote_problems
 from webapp.providers.base import FetchResult
@@ -160,7 +160,7 @@ def _locked_tick(
     if lost:  # Redis ahead of Postgres: Postgres is the record, so the windows follow it
         missing = repairs.redis_ahead(svc, symbols, lost)
     elif not previous_done:  # did the last slot reach Postgres but not Redis?
-        diverged, unsent, unsent_events = repairs.diverged(svc, symbols, slot_time)
+        diverged, unsent, unsent_events = repairs.diverged(svc, symbols, slot, slot_time, shard)
         missing = list(dict.fromkeys([*missing, *diverged]))
     # lost state, state kept for another SMA_PERIOD, or a store ahead of the other: rebuild from Postgres
     restores = repairs.restore(svc, latest, missing) if missing else []
@@ -173,6 +173,7 @@ def _locked_tick(
         report.skipped = f"market closed; next open {market.next_open.isoformat()}"
     else:
         result = svc.provider.fetch(symbols, now, previous)
+        result.quotes = repairs.prev_closes(svc, result.quotes, exchange_day_start(slot_time))
     report.fetched = len(result.quotes)
     t = report.mark("fetch", t)
 
@@ -277,8 +278,13 @@ def _locked_tick(
     if rules is not None and rules.made:
         emits.rule_emits(svc, rules, batch, now, report)
     report.emitted = len(batch.messages)
+    if svc.before_emit is not None:  # tests: Redis lost exactly here
+        svc.before_emit(slot)
     batch.send()
+    repairs.emitted(svc, slot, shard)
     report.mark("emit", t)
+    if svc.after_emit is not None:
+        svc.after_emit(slot)
 
 
 def _load_rules(svc: TickServices, symbols: Sequence[str], slot_time: datetime, shard: Shard) -> bool:

@@ -81,6 +81,8 @@ def init_app(app: Flask, config: Config) -> None:
         RATELIMIT_HEADER_RESET="RateLimit-Reset",
         RATELIMIT_HEADER_RETRY_AFTER_VALUE="delta-seconds",
         RATELIMIT_KEY_PREFIX="stk-ratelimit",
+        # Redis down: count in this process until it is back, so history and rules (Postgres) still answer
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         COMPRESS_MIMETYPES=["application/json", "text/html", "text/css", "application/javascript"],
         COMPRESS_MIN_SIZE=1000,
     )
