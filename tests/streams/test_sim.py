@@ -17,7 +17,7 @@ def test_the_same_span_gives_the_same_prints_and_the_walk_continues() -> None:
     assert any(t.conditions == ("I",) for t in whole) and all(t.size >= 1 for t in whole)
     # an odd lot never sets the price the walk continues from
     last_round = {t.ticker: t.price for t in whole if not t.conditions}
-    assert end_whole == last_round
+    assert {t: round(p, 2) for t, p in end_whole.items()} == last_round
     bars = bars_of(whole, 1, "sim")
     assert {b.ticker for b in bars.values()} == {"AAPL", "KO"}
     for (ticker, start), bar in bars.items():  # the close is the second's last round lot
@@ -29,3 +29,16 @@ def test_the_same_span_gives_the_same_prints_and_the_walk_continues() -> None:
 def test_a_ticker_without_an_anchor_is_not_streamed() -> None:
     trades, after = SimTrades().between(["AAPL", "NEW"], T0, T0 + 5_000, {"AAPL": 255.0})
     assert {t.ticker for t in trades} == {"AAPL"} and "NEW" not in after
+
+
+def test_a_low_priced_stock_moves_as_much_as_any_other() -> None:
+    """A $6.56 stock printed 6.56 for 25 minutes: each step, rounded to the cent, was undone (issue 26,
+    item 11).  The walk is kept unrounded, so its prints move as a $250 stock's do, in proportion."""
+    sim = SimTrades(seed=3, trades_per_second=5)
+    trades, _ = sim.between(["INTC", "AAPL"], T0, T0 + 12 * 60_000, {"INTC": 6.56, "AAPL": 256.0})
+    for ticker in ("INTC", "AAPL"):
+        prices = [t.price for t in trades if t.ticker == ticker]
+        ticks = sum(a != b for a, b in zip(prices, prices[1:]))  # prints at a new price
+        assert ticks > 20 and len(set(prices)) >= 3, (ticker, ticks, sorted(set(prices)))
+    penny, _ = sim.between(["PENNY"], T0, T0 + 60_000, {"PENNY": 0.4321})
+    assert len({t.price for t in penny}) > 3 and all(t.price == round(t.price, 4) for t in penny)

@@ -20,6 +20,7 @@ from webapp.core.shards import split
 from webapp.extensions import db
 from webapp.services.context import config, tick_services, tracked_symbols
 from webapp.store import missed, pg, symbols
+from webapp.store import quotes as quotes_store
 from webapp.tick.context import TickReport, TickServices
 from webapp.tick.pipeline import run_tick
 from webapp.tick.rules import RuleEngine
@@ -28,12 +29,22 @@ log = logging.getLogger(__name__)
 
 
 def stream_anchors(tickers: Sequence[str]) -> dict[str, float]:
-    """Where the simulated stream starts each ticker: its latest reading, else the minute sim's start."""
+    """Where the simulated stream starts each ticker: its latest reading (Redis's, else the last one
+    stored, so a restart with an empty Redis continues the chart instead of jumping back to the
+    seed's price), else the minute sim's start."""
     from webapp.providers.sim import SimProvider
 
     previous = tick_services().hot.read_all().previous()
     out = {t: previous[t].price for t in tickers if t in previous}
     new = [t for t in tickers if t not in out]
+    if new:
+        try:
+            out.update({t: q[-1].price for t, q in quotes_store.recent_quotes(db.session, new, 1).items()})
+        except pg.DB_DOWN as exc:
+            db.session.rollback()
+            log.warning("stream anchors: Postgres unavailable (%s); new walks start from the seed's prices",
+                        type(exc).__name__)
+        new = [t for t in tickers if t not in out]
     if new:
         out.update(SimProvider(config().SIM_SEED).start_prices(new))
     return out

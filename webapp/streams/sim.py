@@ -37,7 +37,8 @@ class SimTrades:
 
     def between(self, symbols: Sequence[str], start_ms: int, end_ms: int,
                 last: Mapping[str, float]) -> tuple[list[Trade], dict[str, float]]:
-        """The trades in [start_ms, end_ms) in time order, and each ticker's price after them.
+        """The trades in [start_ms, end_ms) in time order, and where each ticker's walk stands after
+        them (unrounded; a print is the walk rounded to the cent, or to 0.0001 under $1).
 
         ``last`` is where each walk stands (tickers missing from it are not streamed).
         """
@@ -46,7 +47,7 @@ class SimTrades:
         for ticker in symbols:
             if ticker not in now:
                 continue
-            price = now[ticker]
+            walk = now[ticker]  # unrounded: a $6 stock's steps are smaller than its cent, and add up
             for second in range(start_ms // 1000, (end_ms - 1) // 1000 + 1):
                 rng = self._rng(ticker, second)
                 n = rng.poisson(self.rate)
@@ -59,9 +60,10 @@ class SimTrades:
                     if not start_ms <= t < end_ms:
                         continue
                     if not is_odd:
-                        price = round(price * step, 2 if price >= 1 else 4)
+                        walk *= step
+                    price = round(walk, 2 if walk >= 1 else 4)
                     out.append(Trade(ticker, price, float(size), t, ("I",) if is_odd else ()))
-            now[ticker] = price
+            now[ticker] = walk
         out.sort(key=lambda tr: (tr.time_ms, tr.ticker))
         return out, now
 
