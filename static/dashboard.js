@@ -18,6 +18,7 @@
   const LIST_KEY = "stock-tracker.list";
   const TARGET_KEY = "stock-tracker.list-target";  // where the star adds while "All symbols" shows
   const COLS_KEY = "stock-tracker.columns";
+  const SORT_KEY = "stock-tracker.sort";  // {key, dir}: the table's order, kept across a reload
   // Signed in: named lists kept on the server (the one picked narrows the table and its rooms).
   // Anonymous: one list in this browser, narrowing when "watchlist only" is ticked.
   const signedIn = table.dataset.signedIn === "1";
@@ -170,9 +171,10 @@
   // Filter (within what is shown) and sort (kept as values change)
   const filter = document.getElementById("filter");
   function visible() {
-    const q = filter.value.trim().toUpperCase();
+    const q = filter.value.trim().toUpperCase();  // a ticker's letters, or part of its company's name
     for (const [t, row] of rows) {
-      row.hidden = (narrowed() && !watch.has(t)) || (q !== "" && !t.includes(q));
+      const hit = q === "" || t.includes(q) || (row.dataset.name || "").toUpperCase().includes(q);
+      row.hidden = (narrowed() && !watch.has(t)) || !hit;
     }
   }
   filter.addEventListener("input", visible);
@@ -196,15 +198,24 @@
     if (sorted.some((r, i) => tbody.rows[i] !== r)) sorted.forEach((r) => tbody.appendChild(r));
   }
   const headers = [...table.tHead.rows[0].cells].filter((th) => th.dataset.sort);
+  function sortBy(key, dir) {
+    sortKey = key;
+    sortDir = dir;
+    for (const h of headers) {
+      h.setAttribute("aria-sort", h.dataset.sort !== key ? "none" : dir > 0 ? "ascending" : "descending");
+    }
+    localStorage.setItem(SORT_KEY, JSON.stringify({ key, dir }));
+    resort();
+  }
   for (const th of headers) {
     th.querySelector("button.sort").addEventListener("click", () => {
-      sortDir = sortKey === th.dataset.sort ? -sortDir : 1;
-      sortKey = th.dataset.sort;
-      for (const h of headers) h.setAttribute("aria-sort", "none");
-      th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
-      resort();
+      sortBy(th.dataset.sort, sortKey === th.dataset.sort ? -sortDir : 1);
     });
   }
+  try {
+    const kept = JSON.parse(localStorage.getItem(SORT_KEY) || "null");
+    if (kept && headers.some((h) => h.dataset.sort === kept.key)) sortBy(kept.key, kept.dir > 0 ? 1 : -1);
+  } catch (err) { localStorage.removeItem(SORT_KEY); }
 
   // Watchlists.  Anonymous: a set kept in localStorage; every row stays visible unless "watchlist
   // only" is on, and then only the watched rooms are joined.  Signed in: the picked server list
@@ -221,17 +232,25 @@
     star.setAttribute("aria-pressed", on);
     const where = signedIn ? (target() ? target().name : "a new list") : "watchlist";
     star.setAttribute("aria-label", (on ? `remove from ${where}: ` : `add to ${where}: `) + t);
-    let move = row.querySelector(".move");
-    if (signedIn && active() && active().tickers.includes(t) && active().tickers[0] !== t) {
-      if (!move) {
-        move = document.createElement("button");
-        move.type = "button";
-        move.className = "move";
-        move.textContent = "↑";
-        star.after(move);
-      }
-      move.setAttribute("aria-label", `move ${t} up in ${active().name}`);
-    } else if (move) move.remove();
+    // ↑ and ↓ move a symbol one place in the picked list (not past either end)
+    const order = signedIn && active() ? active().tickers : [];
+    const at = order.indexOf(t);
+    let after = star;
+    for (const [dir, arrow, can] of [["up", "↑", at > 0], ["down", "↓", at >= 0 && at < order.length - 1]]) {
+      let move = row.querySelector(`.move.${dir}`);
+      if (can) {
+        if (!move) {
+          move = document.createElement("button");
+          move.type = "button";
+          move.className = `move ${dir}`;
+          move.dataset.dir = dir;
+          move.textContent = arrow;
+          after.after(move);
+        }
+        move.setAttribute("aria-label", `move ${t} ${dir} in ${active().name}`);
+        after = move;
+      } else if (move) move.remove();
+    }
   }
   function showWatch() {
     if (signedIn) {
@@ -259,11 +278,13 @@
   function subscribe() {
     if (!socket || !socket.connected) return;
     // the rows' own rooms too: the stream's trades move them between minutes
+    // only the difference is sent: a reorder sends nothing, one ticker more sends one event
     const want = narrowed() ? [...watch] : ["*", ...[...rows.keys()].slice(0, MAX_ROOMS)];
-    if (want.join() === subscribed.join()) return;
-    if (subscribed.length) socket.emit("unsubscribe", { tickers: subscribed }, window.ack("unsubscribe"));
+    const had = new Set(subscribed), now = new Set(want);
+    const gone = subscribed.filter((t) => !now.has(t)), added = want.filter((t) => !had.has(t));
     subscribed = want;
-    if (want.length) socket.emit("subscribe", { tickers: subscribed }, window.ack("subscribe"));
+    if (gone.length) socket.emit("unsubscribe", { tickers: gone }, window.ack("unsubscribe"));
+    if (added.length) socket.emit("subscribe", { tickers: added }, window.ack("subscribe"));
   }
   function saveWatch() {
     if (!signedIn) {
@@ -303,8 +324,8 @@
       const base = `/api/watchlists/${list.id}/tickers`;
       if (move) {
         const order = list.tickers.slice();
-        const i = order.indexOf(t);
-        [order[i - 1], order[i]] = [order[i], order[i - 1]];
+        const i = order.indexOf(t), j = move.dataset.dir === "down" ? i + 1 : i - 1;
+        [order[j], order[i]] = [order[i], order[j]];
         keep(await send("PATCH", `/api/watchlists/${list.id}`, { tickers: order }));
       } else if (list.tickers.includes(t)) keep(await send("DELETE", `${base}/${encodeURIComponent(t)}`));
       else keep(await send("POST", base, { ticker: t }));

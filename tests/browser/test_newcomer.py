@@ -134,6 +134,18 @@ def test_sort_is_kept_as_values_update_and_headers_are_buttons(web, app, page) -
                            ".map((r) => Number(r.dataset.change_pct))")
     assert values == sorted(values, reverse=True), values
     shot(page, "dashboard-sorted")
+    page.reload()  # the order is kept across a reload (issue 26, item 18)
+    page.wait_for_function(LIVE.format(n=1))
+    assert page.get_attribute('th[data-sort="change_pct"]', "aria-sort") == "descending"
+    values = page.evaluate("[...document.querySelectorAll('#quotes tbody tr')]"
+                           ".map((r) => Number(r.dataset.change_pct))")
+    assert values == sorted(values, reverse=True), values
+    page.fill("#filter", "apple")  # the filter matches company names too (item 12)
+    shown = ("[...document.querySelectorAll('#quotes tbody tr:not([hidden])')]"
+             ".map(r => r.dataset.ticker).join()")
+    page.wait_for_function(f"{shown} === 'AAPL'")
+    page.fill("#filter", "ko")
+    page.wait_for_function(f"{shown} === 'KO'")
 
 
 def test_accessibility_landmarks_names_and_targets(web, app, browser) -> None:

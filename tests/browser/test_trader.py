@@ -79,14 +79,21 @@ def test_watchlists_are_kept_per_user_across_a_reload_and_another_browser(web, a
         page.fill("#list-add", t.lower())
         page.press("#list-add", "Enter")
         page.wait_for_function(f"document.querySelector('tr[data-ticker=\"{t}\"]').hidden === false")
-    page.fill("#list-add", "nope")
+    page.fill("#list-add", "nope")  # not a symbol the simulated market lists: refused, saying so
     page.press("#list-add", "Enter")
-    page.wait_for_function("document.getElementById('watch-info').textContent.includes('not tracked')")
+    page.wait_for_function("document.getElementById('watch-info').textContent"
+                           ".includes('NOPE is not in the simulated market')")
     assert "refused" not in page.inner_text("#connection")  # an empty list joins no room, asks none
-    page.click('tr[data-ticker="NVDA"] .move')  # NVDA up one: AAPL, NVDA, MSFT
+    page.click('tr[data-ticker="NVDA"] .move.up')  # NVDA up one: AAPL, NVDA, MSFT
     page.wait_for_function("document.getElementById('list-pick').selectedOptions[0].text === 'Tech (3)'")
-    page.wait_for_function("[...document.querySelectorAll('#quotes tbody tr:not([hidden])')]"
-                           ".map(r => r.dataset.ticker).join() === 'AAPL,NVDA,MSFT'")
+    shown = ("[...document.querySelectorAll('#quotes tbody tr:not([hidden])')]"
+             ".map(r => r.dataset.ticker).join()")
+    page.wait_for_function(f"{shown} === 'AAPL,NVDA,MSFT'")
+    assert page.locator('tr[data-ticker="AAPL"] .move').count() == 1  # the first goes only down
+    page.click('tr[data-ticker="AAPL"] .move.down')  # and down one: NVDA, AAPL, MSFT
+    page.wait_for_function(f"{shown} === 'NVDA,AAPL,MSFT'")
+    page.click('tr[data-ticker="AAPL"] .move.up')
+    page.wait_for_function(f"{shown} === 'AAPL,NVDA,MSFT'")
     # only the list's rooms: a tick's quotes come for these three, and no stock_update is taken
     page.evaluate("window.__live.quote = {}")
     run_via_rq(app, [START + timedelta(minutes=2)])
@@ -144,7 +151,7 @@ def test_column_choices_are_kept_for_the_user_and_in_the_browser_for_others(web,
     page.click("#columns summary")
     page.uncheck('#columns input[value="sma"]')
     page.wait_for_function("fetch('/api/me').then(r => r.json()).then(m => "
-                           "!m.settings.dashboard_columns.includes('sma'))")
+                           "m.settings.dashboard_columns && !m.settings.dashboard_columns.includes('sma'))")
     page.reload()
     assert page.is_hidden('tr[data-ticker="AAPL"] .col-sma')
     assert page.is_visible('tr[data-ticker="AAPL"] .col-open')

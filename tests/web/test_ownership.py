@@ -210,10 +210,10 @@ def test_a_member_tracks_within_a_limit_and_a_token_never_outdoes_its_owner(worl
     with app.app_context():
         c = app.test_client()
         c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_for('bob', ('read', 'symbols:write'))}"
-        assert [c.post("/api/symbols", json={"ticker": t}).status_code for t in ("ZQA", "ZQB")] == [201, 201]
-        over = c.post("/api/symbols", json={"ticker": "ZQC"})
+        assert [c.post("/api/symbols", json={"ticker": t}).status_code for t in ("AMD", "INTC")] == [201, 201]
+        over = c.post("/api/symbols", json={"ticker": "ORCL"})
         assert over.status_code == 409 and "MEMBER_SYMBOL_LIMIT" in over.get_json()["error"]["message"]
-        added = db.session.execute(db.text("SELECT added_by FROM symbols WHERE ticker = 'ZQA'")).scalar()
+        added = db.session.execute(db.text("SELECT added_by FROM symbols WHERE ticker = 'AMD'")).scalar()
         assert added == user_id("bob")
         with pytest.raises(tokens.TokenError, match="only an admin"):
             tokens.create(db.session, user_id("bob"), "sneaky", ["admin"], admin=False)

@@ -28,3 +28,14 @@ def test_the_alerts_page_says_whose_alerts_they_are_and_when_they_are_muted(app)
     rules.set_rule_status(rules.builtin_rule()["id"], "paused", None)
     page = client.get("/alerts").get_data(as_text=True)
     assert "<strong>muted</strong>: no new ones are sent live" in page and 'href="/alerts/rules"' in page
+
+
+def test_every_page_says_plainly_that_prices_are_simulated(app, make_app) -> None:
+    """With sim, every page says so; with a real provider, none does (issue 26, item 10)."""
+    c = app.test_client()
+    for path in ("/", "/stocks/AAPL", "/scanner", "/alerts", "/alerts/rules", "/login", "/search?q=zz"):
+        body = c.get(path).get_data(as_text=True)
+        assert 'id="simulated"' in body and "Simulated market" in body, path
+    real = make_app(MARKET_DATA_PROVIDER="finnhub", FINNHUB_API_KEY="k" * 20)
+    with real.app_context():
+        assert 'id="simulated"' not in real.test_client().get("/login").get_data(as_text=True)

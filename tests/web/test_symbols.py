@@ -76,3 +76,50 @@ def test_added_symbol_is_in_the_next_tick(app, token, service_urls) -> None:
     assert "AMD" in tickers and "KO" not in tickers
     # removing a configured symbol sticks: the seed from SYMBOLS does not bring it back
     assert "KO" not in context.tracked_symbols(fresh=True)
+
+
+def test_the_simulated_market_lists_its_universe_and_invents_nothing(app, token) -> None:
+    """Search finds listed symbols by company name, tracked or not; "Track" is offered only for a
+    symbol the simulated market lists; an unlisted one is refused everywhere, saying why, and gets
+    no fabricated history (issue 26, items 10 and 12)."""
+    c = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
+    google = c.get("/api/search?q=google").get_json()
+    assert [h["ticker"] for h in google["results"]] == ["GOOGL", "GOOG"] and google["track"] is None
+    assert [h["tracked"] for h in google["results"]] == [True, False]
+    micro = {h["ticker"] for h in c.get("/api/search?q=micro").get_json()["results"]}
+    assert micro == {"MSFT", "AMD", "MU"}
+    assert c.get("/api/search?q=Apple").get_json()["track"] is None  # not "APPLE"
+    assert c.get("/api/search?q=amd").get_json()["track"] == "AMD"
+    assert c.get("/api/search?q=ZZZZZ").get_json() == {"query": "ZZZZZ", "results": [], "track": None}
+
+    refused = c.post("/api/symbols", json={"ticker": "ZZZZZ"}, headers=auth)
+    assert refused.status_code == 404
+    assert "ZZZZZ is not in the simulated market" in refused.get_json()["error"]["message"]
+    assert "ZZZZZ" not in context.tracked_symbols(fresh=True)
+    with db.engine.connect() as conn:
+        assert conn.execute(db.text("SELECT count(*) FROM daily_bars WHERE ticker = 'ZZZZZ'")).scalar() == 0
+
+
+def test_a_watchlist_takes_an_untracked_symbol_and_tracks_it(app) -> None:
+    """The watchlist box used to refuse INTC ("not tracked"); only the header's Track worked (item 9)."""
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_for('wendy')}"
+    made = c.post("/api/watchlists", json={"name": "Chips"}).get_json()
+    added = c.post(f"/api/watchlists/{made['id']}/tickers", json={"ticker": "intc"})
+    assert added.status_code == 200 and added.get_json()["tickers"] == ["INTC"]
+    assert "INTC" in context.tracked_symbols(fresh=True)
+    with db.engine.connect() as conn:
+        assert conn.execute(db.text("SELECT added_by FROM symbols WHERE ticker = 'INTC'")).scalar() == \
+            user_id("wendy")
+    nope = c.post(f"/api/watchlists/{made['id']}/tickers", json={"ticker": "ZZZZZ"})
+    assert nope.status_code == 404 and "not in the simulated market" in nope.get_json()["error"]["message"]
+    reader = app.test_client()  # a token that may not track symbols adds only tracked ones
+    reader.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_for('wendy', ('read', 'watchlists:write'))}"
+    held = reader.post(f"/api/watchlists/{made['id']}/tickers", json={"ticker": "AMD"})
+    assert held.status_code == 404 and "AMD is not tracked" in held.get_json()["error"]["message"]
+    assert reader.post(f"/api/watchlists/{made['id']}/tickers", json={"ticker": "KO"}).status_code == 200
+    other = app.test_client()  # someone else's list tracks nothing either
+    other.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token_for('mallory')}"
+    assert other.post(f"/api/watchlists/{made['id']}/tickers", json={"ticker": "AMD"}).status_code == 404
+    assert "AMD" not in context.tracked_symbols(fresh=True)

@@ -78,12 +78,32 @@ def source_name(config: Config) -> str:
 
 
 def company_names(config: Config) -> dict[str, str]:
-    """Company names by ticker where the provider gives them (``sim``, for its defaults)."""
+    """Company names by ticker where the provider gives them (``sim``: every symbol it lists)."""
     if source_name(config) == "sim":
         from webapp.providers.sim import NAMES
 
         return NAMES
     return {}
+
+
+def listed(config: Config) -> frozenset[str] | None:
+    """The symbols the provider can serve, when it says (``sim``: its universe); None when any valid
+    ticker may be asked for (a real feed's reference data is not loaded: its backfill says whether
+    it has the symbol)."""
+    if source_name(config) == "sim":
+        from webapp.providers.sim import LISTED
+
+        return frozenset(LISTED)
+    return None
+
+
+def unlisted_reason(config: Config, ticker: str) -> str | None:
+    """Why ``ticker`` cannot be tracked with this provider, or None when it can."""
+    universe = listed(config)
+    if universe is None or ticker in universe:
+        return None
+    return (f"{ticker} is not in the simulated market, which lists {len(universe)} symbols (search "
+            "by ticker or company name); for real data set MARKET_DATA_PROVIDER")
 
 
 def history_source(config: Config, anchor: Callable[[str], tuple[datetime, float | None]]) -> HistorySource:

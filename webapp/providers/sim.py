@@ -23,21 +23,44 @@ from webapp.core.market import EXCHANGE_TZ, calendar_for, exchange_day_start, se
 from webapp.core.quotes import Quote
 from webapp.providers.base import FetchResult, HistoryBar
 
-# Roughly where the default watchlist traded in late 2026, so the demo looks familiar.
-KNOWN_PRICES = {
-    "AAPL": 255.0, "MSFT": 400.0, "AMZN": 230.0, "GOOGL": 190.0, "TSLA": 420.0,
-    "META": 640.0, "NVDA": 180.0, "NFLX": 1100.0, "BRK.B": 470.0, "JNJ": 160.0,
-    "V": 330.0, "PG": 165.0, "DIS": 112.0, "JPM": 250.0, "KO": 70.0,
+# The simulated market's universe: the defaults and some well-known names, each with a company name
+# (so the header's search finds "apple", "google" or "micro" as a user would type them) and roughly
+# where it traded in late 2026, so the demo looks familiar.  It lists nothing else: a symbol outside
+# it is refused, never given a fabricated history (issue 26, item 10).
+LISTED: dict[str, tuple[str, float]] = {
+    "AAPL": ("Apple Inc.", 255.0), "MSFT": ("Microsoft Corporation", 400.0),
+    "AMZN": ("Amazon.com, Inc.", 230.0), "GOOGL": ("Alphabet Inc. (Google) Class A", 190.0),
+    "TSLA": ("Tesla, Inc.", 420.0), "META": ("Meta Platforms, Inc.", 640.0),
+    "NVDA": ("NVIDIA Corporation", 180.0), "NFLX": ("Netflix, Inc.", 1100.0),
+    "BRK.B": ("Berkshire Hathaway Inc. Class B", 470.0), "JNJ": ("Johnson & Johnson", 160.0),
+    "V": ("Visa Inc.", 330.0), "PG": ("The Procter & Gamble Company", 165.0),
+    "DIS": ("The Walt Disney Company", 112.0), "JPM": ("JPMorgan Chase & Co.", 250.0),
+    "KO": ("The Coca-Cola Company", 70.0),
+    "GOOG": ("Alphabet Inc. (Google) Class C", 191.0), "AMD": ("Advanced Micro Devices, Inc.", 160.0),
+    "INTC": ("Intel Corporation", 24.0), "MU": ("Micron Technology, Inc.", 110.0),
+    "AVGO": ("Broadcom Inc.", 330.0), "QCOM": ("Qualcomm Incorporated", 165.0),
+    "TXN": ("Texas Instruments Incorporated", 180.0), "ORCL": ("Oracle Corporation", 230.0),
+    "CRM": ("Salesforce, Inc.", 260.0), "ADBE": ("Adobe Inc.", 350.0),
+    "CSCO": ("Cisco Systems, Inc.", 68.0), "IBM": ("International Business Machines Corporation", 280.0),
+    "PLTR": ("Palantir Technologies Inc.", 170.0), "UBER": ("Uber Technologies, Inc.", 95.0),
+    "SHOP": ("Shopify Inc.", 150.0), "PYPL": ("PayPal Holdings, Inc.", 68.0),
+    "COIN": ("Coinbase Global, Inc.", 320.0), "SNOW": ("Snowflake Inc.", 220.0),
+    "ABNB": ("Airbnb, Inc.", 130.0), "BA": ("The Boeing Company", 215.0),
+    "CAT": ("Caterpillar Inc.", 480.0), "GE": ("GE Aerospace", 290.0), "F": ("Ford Motor Company", 12.5),
+    "GM": ("General Motors Company", 70.0), "XOM": ("Exxon Mobil Corporation", 115.0),
+    "CVX": ("Chevron Corporation", 155.0), "WMT": ("Walmart Inc.", 100.0),
+    "COST": ("Costco Wholesale Corporation", 920.0), "TGT": ("Target Corporation", 95.0),
+    "HD": ("The Home Depot, Inc.", 380.0), "MCD": ("McDonald's Corporation", 300.0),
+    "SBUX": ("Starbucks Corporation", 85.0), "NKE": ("NIKE, Inc.", 65.0), "PEP": ("PepsiCo, Inc.", 145.0),
+    "PFE": ("Pfizer Inc.", 25.0), "MRK": ("Merck & Co., Inc.", 90.0), "LLY": ("Eli Lilly and Company", 950.0),
+    "UNH": ("UnitedHealth Group Incorporated", 330.0), "BAC": ("Bank of America Corporation", 52.0),
+    "WFC": ("Wells Fargo & Company", 85.0), "GS": ("The Goldman Sachs Group, Inc.", 780.0),
+    "T": ("AT&T Inc.", 26.0), "VZ": ("Verizon Communications Inc.", 41.0),
+    "SPY": ("SPDR S&P 500 ETF Trust", 680.0), "QQQ": ("Invesco QQQ Trust", 610.0),
+    "SOFI": ("SoFi Technologies, Inc.", 27.0), "NIO": ("NIO Inc.", 6.5),
 }
-
-# Company names for the defaults, so the header's search finds "apple" as a user would type it.
-NAMES = {
-    "AAPL": "Apple Inc.", "MSFT": "Microsoft Corporation", "AMZN": "Amazon.com, Inc.",
-    "GOOGL": "Alphabet Inc. Class A", "TSLA": "Tesla, Inc.", "META": "Meta Platforms, Inc.",
-    "NVDA": "NVIDIA Corporation", "NFLX": "Netflix, Inc.", "BRK.B": "Berkshire Hathaway Inc. Class B",
-    "JNJ": "Johnson & Johnson", "V": "Visa Inc.", "PG": "The Procter & Gamble Company",
-    "DIS": "The Walt Disney Company", "JPM": "JPMorgan Chase & Co.", "KO": "The Coca-Cola Company",
-}
+KNOWN_PRICES = {t: price for t, (_, price) in LISTED.items()}
+NAMES = {t: name for t, (name, _) in LISTED.items()}
 
 MINUTES_PER_SESSION = 390
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from webapp.extensions import db
+from webapp.providers import company_names, listed, source_name, unlisted_reason
 from webapp.services.backfill import enqueue_backfill
 from webapp.services.context import config, tracked_symbols
 from webapp.store import symbols
@@ -13,9 +14,18 @@ class SymbolLimit(Exception):
     """A member has added as many symbols as ``MEMBER_SYMBOL_LIMIT`` allows (the message says so)."""
 
 
+class NotListed(Exception):
+    """The provider does not list this symbol (the simulated market's universe); the message says so."""
+
+
 def track_symbol(ticker: str, added_by: int | None = None, limited: bool = False) -> bool:
     """Track ``ticker`` (recording who asked) and queue its backfill; False when it was tracked already
-    (nothing queued).  ``limited``: a member, held to ``MEMBER_SYMBOL_LIMIT`` symbols of their own."""
+    (nothing queued).  ``limited``: a member, held to ``MEMBER_SYMBOL_LIMIT`` symbols of their own.
+    Raises :class:`NotListed` for a symbol the provider does not list, :class:`SymbolLimit` past the
+    member's limit."""
+    why = unlisted_reason(config(), ticker)
+    if why is not None and ticker not in tracked_symbols():
+        raise NotListed(why)
     if limited and added_by is not None and ticker not in tracked_symbols():
         cap = config().MEMBER_SYMBOL_LIMIT
         if symbols.added_by_count(db.session, added_by) >= cap:
@@ -28,6 +38,16 @@ def track_symbol(ticker: str, added_by: int | None = None, limited: bool = False
     return changed
 
 
+def names() -> dict[str, str]:
+    """Company names by ticker, where the provider gives them."""
+    return company_names(config())
+
+
+def simulated() -> bool:
+    """Whether the prices come from the simulated market (every page says so)."""
+    return source_name(config()) == "sim"
+
+
 def untrack_symbol(ticker: str) -> bool:
     """Stop tracking ``ticker`` for everyone; False when it was not tracked."""
     changed = symbols.remove(db.session, ticker)
@@ -36,8 +56,8 @@ def untrack_symbol(ticker: str) -> bool:
 
 
 def search_symbols(query: str, limit: int = 10) -> dict[str, Any]:
-    """Tracked symbols for the header's search (company names where the provider gives them)."""
+    """Tracked symbols and those the provider lists, for the header's search (with company names
+    where the provider gives them)."""
     from webapp.core.symbol_search import search
-    from webapp.providers import company_names
 
-    return search(query, tracked_symbols(), company_names(config()), limit)
+    return search(query, tracked_symbols(), company_names(config()), limit, listed(config()))

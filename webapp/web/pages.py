@@ -63,6 +63,12 @@ def range_bar(low: float, high: float, price: float) -> str:
             f'<circle cx="{2 + pos * 60:.1f}" cy="5" r="3"/></svg>')
 
 
+@bp.app_context_processor
+def _simulated() -> dict[str, bool]:
+    """Every page says plainly when its prices come from the simulated market (issue 26, item 10)."""
+    return {"simulated": symbols_service.simulated()}
+
+
 @bp.get("/")
 def dashboard():
     from webapp.store import watchlists
@@ -73,7 +79,7 @@ def dashboard():
     symbols = list(context.tracked_symbols())
     user = signed_in()
     saved = user.settings.get("dashboard_columns") if user else None
-    return render_template("dashboard.html", snap=snap, symbols=symbols,
+    return render_template("dashboard.html", snap=snap, symbols=symbols, names=symbols_service.names(),
                            sparks=stocks.sparklines(symbols),
                            max_subscribe=context.config().MAX_SUBSCRIBE_TICKERS,
                            watchlists=watchlists.lists(db.session, user.id) if user else [],
@@ -106,12 +112,13 @@ def search():
     """The header's search box: a tracked ticker opens its chart; else the matches, and "Track"."""
     q = "".join(c for c in request.args.get("q", "")[:40] if c.isprintable())
     got = symbols_service.search_symbols(q)
-    exact = [h for h in got["results"] if h["ticker"] == q.strip().upper()]
+    tracked = [h for h in got["results"] if h["tracked"]]
+    exact = [h for h in tracked if h["ticker"] == q.strip().upper()]
     if exact:
         return redirect(url_for("pages.chart", ticker=exact[0]["ticker"]))
-    by_name = [h for h in got["results"] if h["match"] == "name"]
-    if len(got["results"]) == 1 and (by_name or not got["track"]):  # "apple": the one company it names
-        return redirect(url_for("pages.chart", ticker=got["results"][0]["ticker"]))
+    by_name = [h for h in tracked if h["match"] == "name"]
+    if len(got["results"]) == 1 and tracked and (by_name or not got["track"]):  # "apple": the one it names
+        return redirect(url_for("pages.chart", ticker=tracked[0]["ticker"]))
     return render_template("search.html", got=got)
 
 
@@ -129,7 +136,7 @@ def track():
     user = signed_in()
     try:
         symbols_service.track_symbol(ticker, user.id, limited=not user.is_admin)
-    except symbols_service.SymbolLimit as exc:
+    except (symbols_service.SymbolLimit, symbols_service.NotListed) as exc:
         flash(f"Not tracked: {exc}")
         return redirect(url_for("pages.search", q=raw))
     flash(f"Tracking {ticker}: its history is loading.")

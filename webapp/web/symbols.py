@@ -96,7 +96,7 @@ def list_symbols():
 
 @endpoint(bp, "/symbols", method="POST", status=201, response=SymbolChange, body=NewSymbol,
           auth=writer("symbols:write"), summary="Track a symbol (for everyone; a member within a limit)",
-          bodies={200: SymbolChange}, errors=(409,))
+          bodies={200: SymbolChange}, errors=(404, 409))
 def add_symbol(data: NewSymbol):
     ticker = data.ticker.upper()
     who = me()
@@ -104,6 +104,8 @@ def add_symbol(data: NewSymbol):
         changed = symbols_service.track_symbol(ticker, who.id, limited=not who.user.is_admin)  # and backfills
     except symbols_service.SymbolLimit as exc:
         raise ApiError(409, "symbol_limit", str(exc)) from None
+    except symbols_service.NotListed as exc:
+        raise ApiError(404, "unknown_ticker", f"ticker: {exc}") from None
     return jsonify({"ticker": ticker, "active": True, "changed": changed}), 201 if changed else 200
 
 

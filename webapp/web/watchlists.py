@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from webapp.extensions import db
 from webapp.services import stocks
+from webapp.services import symbols as symbols_service
+from webapp.services.context import tracked_symbols
 from webapp.store import users
 from webapp.store import watchlists as store
 from webapp.web import access
@@ -138,9 +140,20 @@ def delete_watchlist(list_id: str):
 @endpoint(bp, "/watchlists/<list_id>/tickers", method="POST", response=Watchlist, body=TickerBody,
           summary="Add a ticker to a watchlist", auth=writer("watchlists:write"), errors=(404, 409))
 def add_to_watchlist(list_id: str, data: TickerBody):
-    user = _me()
-    ticker = _tickers([data.ticker])[0]
-    return jsonify(_found(_changed(lambda: store.add(db.session, user.id, int(list_id), ticker))))
+    """A ticker nobody tracks yet is tracked first (queueing its history), as the header's "Track"
+    does, when the caller may track symbols (``symbols:write``; a member within the limit)."""
+    who = access.me()
+    ticker = data.ticker.upper()
+    if ticker not in tracked_symbols() and who.can("symbols:write"):
+        _found(store.get(db.session, who.id, int(list_id)))  # someone else's list tracks nothing
+        try:
+            symbols_service.track_symbol(ticker, who.id, limited=not who.is_admin)
+        except symbols_service.NotListed as exc:
+            raise ApiError(404, "unknown_ticker", f"ticker: {exc}") from None
+        except symbols_service.SymbolLimit as exc:
+            raise ApiError(409, "symbol_limit", f"ticker: {exc}") from None
+    ticker = _tickers([ticker])[0]
+    return jsonify(_found(_changed(lambda: store.add(db.session, who.id, int(list_id), ticker))))
 
 
 @endpoint(bp, "/watchlists/<list_id>/tickers/<ticker>", method="DELETE", response=Watchlist,
