@@ -39,6 +39,7 @@
   };
   window.showMarket = (m) => {
     const el = document.getElementById("market");
+    const sim = document.getElementById("simulated");
     if (!el) return;
     m = m || JSON.parse(el.dataset.market || "null");
     if (!m) return;
@@ -48,7 +49,9 @@
     el.textContent = `XNYS ${m.state} · ` + (m.is_open
       ? `closes in ${window.untilText(m.next_close)} (${window.fmtTime(m.next_close)})`
       : `opens in ${window.untilText(m.next_open)} (${window.fmtTime(m.next_open)})`)
-      + (m.early_close ? " · early close" : "");
+      + (m.early_close ? " · early close" : "")
+      // the simulated market trades around the clock unless told to follow the exchange's hours
+      + (!m.is_open && sim && sim.dataset.alwaysOpen === "true" ? " · simulated trading continues" : "");
   };
   setInterval(() => window.showMarket(), 30000);
   document.addEventListener("DOMContentLoaded", () => window.showMarket());

@@ -43,3 +43,16 @@ def test_missing_services_say_how_to_fix() -> None:
     with pytest.raises(ConfigError) as err:
         Config.from_env({}).require_services()
     assert "DATABASE_URL and REDIS_URL not set" in str(err.value) and "make run" in str(err.value)
+
+
+def test_the_key_make_run_made_is_used_and_no_dev_key_warned(tmp_path) -> None:
+    """`make run` keeps a SECRET_KEY in DATA_DIR; a `flask` command or restart signs with it instead of
+    warning that the development key is in use (issue 26, item 17)."""
+    from webapp.config import DEV_SECRET_KEY
+
+    data = tmp_path / "data"
+    assert Config.from_env({"DATA_DIR": str(data)}).SECRET_KEY == DEV_SECRET_KEY
+    data.mkdir()
+    (data / "secret_key").write_text("k" * 64 + "\n")
+    assert Config.from_env({"DATA_DIR": str(data)}).SECRET_KEY == "k" * 64
+    assert Config.from_env({"DATA_DIR": str(data), "SECRET_KEY": "set"}).SECRET_KEY == "set"

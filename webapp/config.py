@@ -292,7 +292,8 @@ class Config:
             REDIS_URL=env.get("REDIS_URL") or None,
             PORT=_int(env, "PORT", 5000),
             WEB_HOST=(env.get("WEB_HOST") or "").strip() or None,
-            SECRET_KEY=env.get("SECRET_KEY") or cls.SECRET_KEY,
+            SECRET_KEY=(env.get("SECRET_KEY") or kept_secret_key(env.get("DATA_DIR") or ".data")
+                        or cls.SECRET_KEY),
             PAGES_SIGN_IN_REQUIRED=_bool(env, "PAGES_SIGN_IN_REQUIRED", False),
             MARKET_DATA_PROVIDER=provider,
             FINNHUB_API_KEY=api_key,
@@ -404,12 +405,28 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUNNING_FILE = "running.json"  # in DATA_DIR, while `make run` runs: its servers' URLs
 
 
+def secret_key_file(data_dir: str) -> Path:
+    """Where ``make run`` keeps the SECRET_KEY it made (0600) when none is set."""
+    return (PROJECT_ROOT / data_dir / "secret_key").resolve()
+
+
+def kept_secret_key(data_dir: str) -> str | None:
+    """The key ``make run`` made, so a ``flask`` command or a restart signs with the same one (and
+    does not warn about the development key while one is kept)."""
+    try:
+        return secret_key_file(data_dir).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def running_file(data_dir: str) -> Path:
     return (PROJECT_ROOT / data_dir / RUNNING_FILE).resolve()
 
 
 def running_services(data_dir: str) -> dict[str, str]:
-    """The URLs a running ``make run`` wrote for its embedded servers (``{}`` if none runs)."""
+    """The URLs a running ``make run`` wrote for its embedded servers, and the provider its processes
+    use (``stream`` on the defaults), so a ``flask`` command there runs as they do (``{}`` if none
+    runs)."""
     import json
 
     try:
@@ -417,7 +434,7 @@ def running_services(data_dir: str) -> dict[str, str]:
         os.kill(int(info["pid"]), 0)  # the launcher that wrote it is still alive
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    return {k: str(info[k]) for k in ("DATABASE_URL", "REDIS_URL") if info.get(k)}
+    return {k: str(info[k]) for k in ("DATABASE_URL", "REDIS_URL", "MARKET_DATA_PROVIDER") if info.get(k)}
 
 
 @contextlib.contextmanager

@@ -122,7 +122,10 @@ def test_launcher_starts_everything_and_stops_cleanly(tmp_path, stop) -> None:
         assert token.returncode == 0, token.stderr
         assert token.stdout.strip().startswith("stk_") and "Traceback" not in token.stderr
         once = run.cli("fetch-once", "--at", "2030-01-02T15:00:00")
-        assert once.returncode == 0 and "fetched 15" in once.stdout, once.stdout + once.stderr
+        assert once.returncode == 0 and "symbols 15" in once.stdout, once.stdout + once.stderr
+        # as the running processes do: the minute tick reads the simulated stream (issue 26, item 17)
+        assert "provider stream" in once.stdout, once.stdout
+        assert "SECRET_KEY is the development default" not in once.stderr  # make run made one
         # the embedded Postgres trusts local connections, so its socket is for its owner only
         running = json.loads((tmp_path / "running.json").read_text())
         assert stat.S_IMODE((tmp_path / "running.json").stat().st_mode) == 0o600

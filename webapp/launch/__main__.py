@@ -22,11 +22,11 @@ from types import FrameType
 
 from webapp.config import (
     DEV_SECRET_KEY,
-    PROJECT_ROOT,
     Config,
     child_environment,
     exit_on_config_error,
     running_file,
+    secret_key_file,
 )
 from webapp.launch.embedded import ROOT, EmbeddedPostgres, EmbeddedRedis, services_for
 from webapp.launch.supervisor import Supervisor
@@ -81,7 +81,7 @@ def session_key(cfg: Config) -> str:
     sessions survive a restart and no two installs share the development key."""
     if cfg.SECRET_KEY != DEV_SECRET_KEY:
         return cfg.SECRET_KEY
-    path = (PROJECT_ROOT / cfg.DATA_DIR / "secret_key").resolve()
+    path = secret_key_file(cfg.DATA_DIR)
     if not path.exists():
         import secrets
 
@@ -124,8 +124,9 @@ def main() -> int:
                 subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
                                env=env, cwd=ROOT, check=True)
                 running.parent.mkdir(parents=True, exist_ok=True)
-                running.write_text(json.dumps({"pid": os.getpid(), "REDIS_URL": cfg.REDIS_URL,
-                                               "DATABASE_URL": cfg.DATABASE_URL}))
+                running.write_text(json.dumps({  # what a `flask` command in another terminal uses too
+                    "pid": os.getpid(), "REDIS_URL": cfg.REDIS_URL, "DATABASE_URL": cfg.DATABASE_URL,
+                    "MARKET_DATA_PROVIDER": "stream" if streamed else cfg.MARKET_DATA_PROVIDER}))
                 running.chmod(0o600)
                 log.info("\n  Stock tracker: http://%s:%s/   (provider %s, %d symbols, tick %d s)\n"
                          "  Ctrl-C stops everything. `flask --app wsgi …` in another terminal uses "

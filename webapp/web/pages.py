@@ -66,7 +66,8 @@ def range_bar(low: float, high: float, price: float) -> str:
 @bp.app_context_processor
 def _simulated() -> dict[str, bool]:
     """Every page says plainly when its prices come from the simulated market (issue 26, item 10)."""
-    return {"simulated": symbols_service.simulated()}
+    return {"simulated": symbols_service.simulated(),
+            "simulated_hours": context.config().SIM_FOLLOWS_MARKET_HOURS}
 
 
 @bp.get("/")
