@@ -39,3 +39,16 @@ def test_every_page_says_plainly_that_prices_are_simulated(app, make_app) -> Non
     real = make_app(MARKET_DATA_PROVIDER="finnhub", FINNHUB_API_KEY="k" * 20)
     with real.app_context():
         assert 'id="simulated"' not in real.test_client().get("/login").get_data(as_text=True)
+
+
+def test_a_minimum_price_above_the_maximum_is_said_beside_the_scanner_form(app) -> None:
+    """It was accepted and showed blank tables (issue 26, item 16): now a 400 that says why, with
+    what was typed kept and the lists unfiltered; the API says the same."""
+    c = app.test_client()
+    resp = c.get("/scanner?min_price=50&max_price=10")
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and 'id="filter-error"' in body and "above the maximum" in body
+    assert 'name="min_price" type="number" step="any" min="0" value="50.0"' in body
+    assert c.get("/scanner?min_price=5&max_price=10").status_code == 200
+    api = c.get("/api/scanner/gainers?min_price=50&max_price=10")
+    assert api.status_code == 400 and api.get_json()["error"]["message"] == "min_price: must not exceed max_price"

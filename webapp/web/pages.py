@@ -156,12 +156,13 @@ def scanner():
     except ValidationError as exc:
         abort(400, description=validation_message(exc))
     extra = Filters(q.min_price, q.max_price, q.min_volume, q.min_rvol)
-    cfg = context.config()
-    lists = scanner_service.scanner_lists(LISTS, cfg.SCAN_TOP, extra)
     asked = {k: v for k, v in extra._asdict().items() if v is not None}
-    return render_template("scanner.html", lists=lists, asked=asked, top=cfg.SCAN_TOP,
+    problem = q.problem()  # said beside the form, which keeps what was typed; the lists stay unfiltered
+    cfg = context.config()
+    lists = scanner_service.scanner_lists(LISTS, cfg.SCAN_TOP, Filters() if problem else extra)
+    return render_template("scanner.html", lists=lists, asked=asked, top=cfg.SCAN_TOP, problem=problem,
                            max_age=3 * cfg.TICK_SECONDS,
-                           market=next(iter(lists.values()))["market"])
+                           market=next(iter(lists.values()))["market"]), 400 if problem else 200
 
 
 @bp.get("/alerts")

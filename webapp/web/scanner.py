@@ -68,6 +68,12 @@ class ScanQuery(Query):
     min_volume: float | None = Field(None, ge=0, description="cumulative volume today")
     min_rvol: float | None = Field(None, ge=0)
 
+    def problem(self) -> str | None:
+        """What OpenAPI cannot say of these together (the API's 400 and the page's message)."""
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            return "min_price: must not exceed max_price"
+        return None
+
 
 @endpoint(bp, "/scanner", response=ScanIndex, summary="Scanner lists",
           auth=PUBLIC)
@@ -82,8 +88,8 @@ def scanner_index():
           errors=(404,), auth=PUBLIC,
           path_schemas={"list_name": {"type": "string", "enum": list(scan_core.LISTS)}})
 def scanner_list(list_name: str, q: ScanQuery):
-    if q.min_price is not None and q.max_price is not None and q.min_price > q.max_price:
-        raise ApiError(400, "bad_parameter", "min_price: must not exceed max_price")
+    if q.problem():
+        raise ApiError(400, "bad_parameter", q.problem())
     extra = Filters(q.min_price, q.max_price, q.min_volume, q.min_rvol)
     limit = q.limit if extra != Filters() else min(q.limit, context.config().SCAN_DEPTH)
     try:
