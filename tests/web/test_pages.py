@@ -51,4 +51,5 @@ def test_a_minimum_price_above_the_maximum_is_said_beside_the_scanner_form(app) 
     assert 'name="min_price" type="number" step="any" min="0" value="50.0"' in body
     assert c.get("/scanner?min_price=5&max_price=10").status_code == 200
     api = c.get("/api/scanner/gainers?min_price=50&max_price=10")
-    assert api.status_code == 400 and api.get_json()["error"]["message"] == "min_price: must not exceed max_price"
+    assert api.status_code == 400
+    assert api.get_json()["error"]["message"] == "min_price: must not exceed max_price"
