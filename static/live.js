@@ -95,7 +95,9 @@
       window.__live.connects += 1;
       setState("live", false);
       onConnect(socket);
+      if (window.onLiveConnect) window.onLiveConnect(socket);  // every page's own feeds (toasts.js)
     });
+    if (window.onLiveSocket) window.onLiveSocket(socket);
     socket.on("disconnect", () => setState("reconnecting…", true));
     let refusedFor = 0;  // seconds of the next retry after a refusal ("server full")
     socket.on("connect", () => { refusedFor = 0; });

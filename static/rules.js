@@ -220,8 +220,13 @@
     const b = ev.target.closest("button.mute");
     if (b) setStatus(Number(b.dataset.rule), "paused");
   });
+  // remembered per user (their settings), and used by every page's toasts (toasts.js)
+  const prefs = JSON.parse(document.body.dataset.alerts || "null");
+  if (prefs) $("#notify").checked = !!(prefs.sound || prefs.notify);
   $("#notify").addEventListener("change", (ev) => {
-    if (ev.target.checked && window.Notification && Notification.permission === "default") Notification.requestPermission();
+    const on = ev.target.checked;
+    if (on && window.Notification && Notification.permission === "default") Notification.requestPermission();
+    if (prefs) api("PATCH", "/api/me/settings", { alert_sound: on, alert_notify: on }).catch(() => {});
   });
   window.liveAuth = () => (token() ? { token: token() } : {});  // the feed as the token's owner
   const socket = window.connectLive((s) => {

@@ -185,3 +185,39 @@ def test_writes_need_a_signed_in_user_and_the_pages_csrf_token(web, app, page, t
     shot(page, "login-refused")
     assert "do not match" in page.inner_text(".login")
     shot(page, "login-refused")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_your_rules_alerts_toast_on_any_page_with_the_sound_you_chose(web, app, browser, trader, width) -> None:
+    """A rule's fire used to show only on the Rules page (issue 26, item 8): now a toast on whatever
+    page is open, for its owner only, and a sound when chosen, remembered in the user's settings."""
+    from webapp.services import rules
+    from webapp.store import rules as rules_store
+
+    run_via_rq(app, minutes(2))
+    rules_store.create(db.session, rules.rule_spec(
+        {"name": "AAPL above 1", "scope": {"tickers": ["AAPL"]}, "frequency": "every_time",
+         "cooldown_seconds": 0, "condition": {"op": "greater_than", "a": {"field": "close"}, "b": {"const": 1}}},
+        trader.id), trader.id)
+    users.update_settings(db.session, trader.id, {"alert_sound": True})
+    page = browser.new_context(viewport={"width": width, "height": 800}).new_page()
+    stranger = browser.new_context().new_page()  # someone else's open page gets no toast of it
+    try:
+        sign_in(page, web)
+        stranger.goto(web.url + "/")
+        for p in (page, stranger):
+            p.wait_for_function(LIVE.format(n=1))
+        page.goto(web.url + "/scanner")  # any page: here the scanner
+        page.locator("#connection").filter(has_text="live").wait_for()
+        run_via_rq(app, [START + timedelta(minutes=2)])
+        toast = page.locator("#toasts .toast").first
+        toast.wait_for(timeout=15_000)
+        assert "AAPL · AAPL above 1" in toast.inner_text() and "close" in toast.inner_text()
+        assert page.evaluate("window.__toasts.beeps") >= 1  # the sound this user chose
+        box = toast.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width  # on screen at this width
+        shot(page, f"toast-{width}")
+        assert stranger.locator("#toasts .toast").count() == 0
+    finally:
+        page.context.close()
+        stranger.context.close()

@@ -19,6 +19,7 @@ from webapp.extensions import db
 from webapp.services import alert_events, charts, context, rules, stocks
 from webapp.services import scanner as scanner_service
 from webapp.services import symbols as symbols_service
+from webapp.store.pg import DB_DOWN
 
 bp = Blueprint("pages", __name__)
 
@@ -68,6 +69,20 @@ def _simulated() -> dict[str, bool]:
     """Every page says plainly when its prices come from the simulated market (issue 26, item 10)."""
     return {"simulated": symbols_service.simulated(),
             "simulated_hours": context.config().SIM_FOLLOWS_MARKET_HOURS}
+
+
+@bp.app_context_processor
+def _builtin_rule() -> dict[str, int | None]:
+    """The built-in rule's id: a signed-in page toasts the user's own rules' fires, not its crossovers."""
+    from webapp.web.auth import signed_in
+
+    if signed_in() is None:
+        return {}
+    try:
+        return {"builtin_rule_id": rules.builtin_rule()["id"]}
+    except DB_DOWN:
+        db.session.rollback()
+        return {"builtin_rule_id": None}
 
 
 @bp.get("/")

@@ -85,6 +85,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dashboard_columns: list[Literal[COLUMNS]] | None = Field(  # type: ignore[valid-type]
         None, description=f"the dashboard's columns, in order: any of {', '.join(COLUMNS)}")
+    alert_sound: bool | None = Field(None, description="a sound with each alert of your rules, on any page")
+    alert_notify: bool | None = Field(None, description="a browser notice with each alert of your rules")
 
 
 class Me(BaseModel):
