@@ -188,7 +188,8 @@ def test_writes_need_a_signed_in_user_and_the_pages_csrf_token(web, app, page, t
 
 
 @pytest.mark.parametrize("width", [1280, 390])
-def test_your_rules_alerts_toast_on_any_page_with_the_sound_you_chose(web, app, browser, trader, width) -> None:
+def test_your_rules_alerts_toast_on_any_page_with_the_sound_you_chose(web, app, browser, trader,
+                                                                     width) -> None:
     """A rule's fire used to show only on the Rules page (issue 26, item 8): now a toast on whatever
     page is open, for its owner only, and a sound when chosen, remembered in the user's settings."""
     from webapp.services import rules
@@ -197,7 +198,8 @@ def test_your_rules_alerts_toast_on_any_page_with_the_sound_you_chose(web, app, 
     run_via_rq(app, minutes(2))
     rules_store.create(db.session, rules.rule_spec(
         {"name": "AAPL above 1", "scope": {"tickers": ["AAPL"]}, "frequency": "every_time",
-         "cooldown_seconds": 0, "condition": {"op": "greater_than", "a": {"field": "close"}, "b": {"const": 1}}},
+         "cooldown_seconds": 0,
+         "condition": {"op": "greater_than", "a": {"field": "close"}, "b": {"const": 1}}},
         trader.id), trader.id)
     users.update_settings(db.session, trader.id, {"alert_sound": True})
     page = browser.new_context(viewport={"width": width, "height": 800}).new_page()
