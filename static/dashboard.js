@@ -92,8 +92,10 @@
       tag.className = "stale-tag";
       timeCell.append(" ", tag);
     }
+    // short, so the row keeps its height; the reason is the tag's title and accessible name
     tag.title = reason;
-    tag.textContent = "⚠ stale: " + reason;
+    tag.setAttribute("aria-label", "stale: " + reason);
+    tag.textContent = "⚠ stale";
   }
 
   function apply(s) {
@@ -146,7 +148,9 @@
     const now = Date.now();
     for (const row of rows.values()) {
       if (!row.dataset.time) continue;
-      const age = Math.round((now - new Date(row.dataset.time).getTime()) / 1000);
+      const latest = Math.max(new Date(row.dataset.time).getTime(),  // a print since the reading counts
+                              row.dataset.trade ? new Date(row.dataset.trade).getTime() : 0);
+      const age = Math.round((now - latest) / 1000);
       const tag = row.querySelector(".stale-tag");
       // the server's own reason (a refused feed) stays; our ageing message is refreshed
       if (age > maxAge && (!tag || "aged" in tag.dataset)) {
@@ -441,6 +445,7 @@
     const before = parseFloat(row.dataset.price);
     row.dataset.price = tr.price;
     row.dataset.trade = tr.time;
+    showStale(row, null);  // a fresh print: the feed is back for this row, whatever the last reading said
     const priceCell = row.querySelector(".price");
     setText(priceCell, window.fmtPrice(tr.price), isNaN(before) ? 0 : Math.sign(tr.price - before));
     priceCell.classList.toggle("up", tr.price > before);

@@ -102,7 +102,10 @@ def test_rows_turn_stale_when_ticks_stop_and_the_reason_fits(service_urls, make_
         assert page.locator("#quotes tbody tr.stale").count() == 0
         page.wait_for_function("document.querySelectorAll('#quotes tbody tr.stale').length === 15",
                                timeout=15_000)
-        assert "no reading for" in page.inner_text('tr[data-ticker="AAPL"] .stale-tag')
+        tag = page.locator('tr[data-ticker="AAPL"] .stale-tag')
+        assert tag.inner_text() == "⚠ stale" and "no reading for" in tag.get_attribute("title")
+        heights = page.eval_on_selector_all("#quotes tbody tr", "rs => rs.map(r => r.offsetHeight)")
+        assert max(heights) < 60, heights  # the reason went into "As of": rows grew to 180 px (item 7)
         fits = page.evaluate("""() => {
             const right = document.getElementById('quotes').getBoundingClientRect().right;
             return [...document.querySelectorAll('.stale-tag')].every(
@@ -110,6 +113,14 @@ def test_rows_turn_stale_when_ticks_stop_and_the_reason_fits(service_urls, make_
         }""")
         assert fits
         shot(page, "dashboard-stale-1280")
+        # the feed comes back: a print clears its row at once, not a minute later (item 7)
+        from tests.browser.test_stream import trade
+
+        with app.app_context():
+            trade("AAPL", 250.01)
+        page.wait_for_function("!document.querySelector('tr[data-ticker=\"AAPL\"]').classList.contains('stale')")
+        assert page.locator('tr[data-ticker="AAPL"] .stale-tag').count() == 0
+        assert page.locator('tr[data-ticker="MSFT"].stale').count() == 1  # nothing came for MSFT
         context.close()
     finally:
         web.stop()
