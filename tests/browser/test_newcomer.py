@@ -292,3 +292,47 @@ def test_every_text_reaches_wcag_aa(service_urls, clean, app, browser, scheme) -
         context.close()
     finally:
         web.stop()
+
+
+def test_at_phone_width_wide_tables_scroll_inside_the_page(web, app, browser) -> None:
+    """At 390 px the Rules and scanner tables reached 444 px and their buttons were cut (issue 26,
+    item 14): every table now sits in a box of the page's width that scrolls sideways, and the page
+    itself never overflows."""
+    from tests.helpers import user_id
+    from webapp.extensions import db
+    from webapp.services import rules
+    from webapp.store import rules as rules_store
+
+    run_via_rq(app, minutes(2))
+    owner = user_id("phone")
+    rules_store.create(db.session, rules.rule_spec(
+        {"name": "a rule with a long enough name to be wide", "scope": {"tickers": ["AAPL", "MSFT"]},
+         "condition": {"op": "crossing", "a": {"field": "close"}, "b": {"sma": 3}}}, owner), owner)
+    context = browser.new_context(viewport={"width": 390, "height": 800}, bypass_csp=True)
+    page = context.new_page()
+    page.goto(web.url + "/login?next=/alerts/rules")
+    page.fill("input[name=username]", "phone")
+    page.fill("input[name=password]", "password-phone")
+    page.click(".login button[type=submit]")
+    page.wait_for_url(lambda url: "/alerts/rules" in url)
+    page.locator("#rules tbody tr[data-rule]").nth(1).wait_for()
+    for path in ("/alerts/rules", "/scanner", "/alerts", "/"):
+        if path != "/alerts/rules":
+            page.goto(web.url + path)
+        got = page.evaluate("""() => ({
+            page: document.documentElement.scrollWidth,
+            boxes: [...document.querySelectorAll('table')].filter((t) => t.offsetParent).map((t) => {
+                let w = t.parentElement;
+                while (w && !['auto', 'scroll'].includes(getComputedStyle(w).overflowX)) w = w.parentElement;
+                return w ? Math.round(w.getBoundingClientRect().right) : -1;
+            }),
+        })""")
+        assert got["page"] <= 390, (path, got)
+        assert got["boxes"] and all(0 < right <= 390 for right in got["boxes"]), (path, got)
+        shot(page, "phone" + path.replace("/", "-"))
+    # a cut button is reachable: the rules table scrolls to show its Delete
+    delete = page.goto(web.url + "/alerts/rules") and page.locator("#rules button", has_text="Delete").first
+    delete.scroll_into_view_if_needed()
+    box = delete.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    context.close()
