@@ -96,18 +96,54 @@
       if (mine !== pending) return;
       window.__rules.replays += 1;
       const stopped = got.stopped_too_often.length ? `; the storm breaker would stop ${got.stopped_too_often.join(", ")}` : "";
-      $("#replay").textContent = `would have fired ${got.count} time${got.count === 1 ? "" : "s"} in the last 5 sessions (${got.bars} bars)${stopped}`;
+      $("#replay").textContent = (got.unreplayable || []).length
+        ? `no preview: ${got.unreplayable.join(", ")} ${got.unreplayable.length === 1 ? "is" : "are"} not stored per minute, so the last 5 sessions cannot be replayed for this rule (it is judged live)`
+        : `would have fired ${got.count} time${got.count === 1 ? "" : "s"} in the last 5 sessions (${got.bars} bars)${stopped}`;
     } catch (e) {
       if (mine === pending) { $("#replay").textContent = ""; formError(e.message); }
     }
   }
   let timer = 0;
   form.addEventListener("input", () => { showParts(); clearTimeout(timer); timer = setTimeout(replay, 350); });
+  // Editing: the form takes the rule's values; "Save" replaces it (PUT: a new version)
+  let editing = null;
+  function edit(r) {
+    const f = form.elements;
+    const c = r.condition;
+    f.name.value = r.name;
+    f.a.value = describe(c.a);
+    f.op.value = c.op;
+    if (c.b) f.b.value = describe(c.b);
+    if (c.lower) { f.lower.value = describe(c.lower); f.upper.value = describe(c.upper); }
+    if (c.bars) { f.bars.value = c.bars; f.value.value = c.value; }
+    const kind = r.scope.all ? "all" : r.scope.scan ? "scan" : "tickers";
+    form.querySelector(`input[name=scope][value=${kind}]`).checked = true;
+    if (r.scope.scan) f.scan.value = r.scope.scan;
+    f.tickers.value = (r.scope.tickers || []).join(", ");
+    f.frequency.value = r.frequency;
+    f.cooldown.value = r.cooldown_seconds;
+    f.browser.checked = r.channels.includes("browser");
+    const hook = r.channels.find((ch) => ch.startsWith("webhook:"));
+    f.webhook.value = hook ? hook.slice(8) : "";
+    editing = r.id;
+    $("#rule-submit").textContent = `Save rule ${r.id}`;
+    $("#rule-cancel").hidden = false;
+    showParts();
+    form.scrollIntoView({ block: "start" });
+    replay();
+  }
+  function stopEditing() {
+    editing = null;
+    $("#rule-submit").textContent = "Create rule";
+    $("#rule-cancel").hidden = true;
+  }
+  $("#rule-cancel").addEventListener("click", stopEditing);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
-      await api("POST", "/api/rules", rule());
+      await (editing ? api("PUT", `/api/rules/${editing}`, rule()) : api("POST", "/api/rules", rule()));
       formError("");
+      stopEditing();
       loadRules();
     } catch (e) { formError(e.message); }
   });
@@ -164,11 +200,16 @@
       const actions = cell(tr, "");
       const resume = r.status === "paused" || r.stopped_too_often.length;
       actions.append(button(resume ? "Re-enable" : "Mute", () => setStatus(r.id, resume ? "active" : "paused")));
-      if (!r.builtin) actions.append(" ", button("Delete", async () => { await api("DELETE", `/api/rules/${r.id}`); loadRules(); }));
+      if (!r.builtin) {
+        actions.append(" ", button("Edit", () => edit(r)), " ", button("Delete", async () => {
+          try { await api("DELETE", `/api/rules/${r.id}`); } catch (e) { formError(e.message); }
+          loadRules();
+        }));
+      }
     }
   }
   async function setStatus(id, status) {
-    try { await api("PATCH", `/api/rules/${id}`, { status }); } catch (e) { alert(e.message); }
+    try { await api("PATCH", `/api/rules/${id}`, { status }); } catch (e) { formError(e.message); }
     loadRules();
   }
 
@@ -235,7 +276,14 @@
       (reply && reply.missed || []).forEach((e) => addEvent(e, false));
     });
   });
-  socket.on("alert_event", (e) => addEvent(e, true));
+  socket.on("alert_event", (e) => {
+    addEvent(e, true);
+    // a rule made elsewhere (the API, another tab) fires: list it without a reload
+    if (!document.querySelector(`#rules tr[data-rule="${e.rule_id}"]`)) loadRules();
+  });
+  // and rules made or changed elsewhere show when the page is looked at again
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) loadRules(); });
+  setInterval(() => { if (!document.hidden && !editing) loadRules(); }, 30000);
 
   // ---- webhooks ----
   async function loadHooks() {
@@ -257,6 +305,11 @@
                      button("Rotate secret", async () => showSecret(await api("POST", `/api/webhooks/${h.id}/rotate`), true)),
                      " ", button(h.status === "disabled" ? "Enable" : "Disable", async () => {
                        await api("PATCH", `/api/webhooks/${h.id}`, { status: h.status === "disabled" ? "active" : "disabled" });
+                       loadHooks();
+                     }),
+                     " ", button("Delete", async () => {
+                       if (!window.confirm(`Delete the endpoint ${h.url}? Its delivery log goes with it.`)) return;
+                       try { await api("DELETE", `/api/webhooks/${h.id}`); } catch (e) { $("#hook-error").textContent = e.message; $("#hook-error").hidden = false; }
                        loadHooks();
                      }));
     }

@@ -115,6 +115,11 @@ def test_create_a_rule_see_it_fire_mute_it_and_read_a_delivery_log(hooks_web, ap
     row.filter(has_text="muted (paused)").wait_for()
     shot(page, "rules-muted")
 
+    # the endpoint can be deleted from the page, after a confirmation
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#hooks tbody tr[data-endpoint] button", has_text="Delete").first.click()
+    page.locator("#hooks tbody tr[data-endpoint]").first.wait_for(state="detached")
+
 
 def test_a_signed_in_user_makes_mutes_and_deletes_a_rule_without_a_token(web, app, page) -> None:
     """The page acts as the signed-in user (session and CSRF token), as the chart's drawn level does;
@@ -140,10 +145,32 @@ def test_a_signed_in_user_makes_mutes_and_deletes_a_rule_without_a_token(web, ap
     assert page.inner_text("#form-error").strip() == ""
     row.locator("button", has_text="Mute").click()
     row.filter(has_text="muted (paused)").wait_for()
+
+    # edit it: the form takes its values, Save makes version 2 (issue 26, item 15)
+    row.locator("button", has_text="Edit").click()
+    assert form.locator("input[name=name]").input_value() == "MSFT above 1"
+    form.locator("input[name=tickers]").fill("MSFT, KO")
+    page.locator("#rule-submit", has_text="Save rule").click()
+    row = page.locator("#rules tbody tr[data-rule]", has_text="MSFT above 1 (v2)")
+    row.wait_for()
+    assert "MSFT, KO" in row.inner_text() and page.inner_text("#rule-submit") == "Create rule"
+
+    # a rule made elsewhere (here through the API's store) shows when the page is looked at again
+    with app.app_context():
+        from webapp.services import rules as rules_service
+        from webapp.store import rules as rules_store
+
+        rules_store.create(db.session, rules_service.rule_spec(
+            {"name": "made over the API", "scope": {"tickers": ["KO"]},
+             "condition": {"op": "less_than", "a": {"field": "close"}, "b": {"const": 1}}}, user_id("dana")),
+            user_id("dana"))
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    page.locator("#rules tbody tr[data-rule]", has_text="made over the API").wait_for()
+
     row.locator("button", has_text="Delete").click()
     row.wait_for(state="detached")
     with app.app_context():
         from webapp.store import rules as rules_store
 
         assert [r["name"] for r in rules_store.all_rules(db.session, user_id("dana"))
-                if not r.get("builtin")] == []
+                if not r.get("builtin")] == ["made over the API"]

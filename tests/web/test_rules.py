@@ -105,6 +105,11 @@ def test_replay_of_the_sma_cross_fires_where_the_tick_alerted(app, client, pg) -
     with pg.cursor() as cur:
         cur.execute("SELECT count(*) FROM alert_events")
         assert cur.fetchone()[0] == 0
+    assert replay["unreplayable"] == []
+    # a preview it cannot give is said, not shown as "0 fires" (issue 26, item 15)
+    on_vwap = {**RULE, "condition": {"op": "greater_than", "a": {"field": "close"}, "b": {"metric": "vwap"}}}
+    blind = client.post("/api/rules/replay", json={"rule": on_vwap, **span}).get_json()
+    assert blind["unreplayable"] == ["vwap"] and blind["count"] == 0
     bad = client.post("/api/rules/replay", json={"rule": RULE, "start": span["end"], "end": span["start"]})
     assert bad.status_code == 400 and "start must be before end" in bad.get_json()["error"]["message"]
     assert START.isoformat() == times[0].isoformat()

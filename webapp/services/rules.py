@@ -77,6 +77,9 @@ def rule_tickers(scope: dict[str, Any]) -> list[str]:
     return [r["ticker"] for r in members]
 
 
+NOT_STORED_PER_MINUTE = ("vwap", "rvol", "gap_pct", "day_volume")  # a replay cannot compute these
+
+
 def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, rule_id: int = 0,
                 version: int = 0, now: datetime | None = None) -> dict[str, Any]:
     """The fires ``spec`` would have made over the stored minute readings, with their inputs.
@@ -121,7 +124,10 @@ def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, ru
     fires = [] if out is None else [
         {"ticker": f.ticker, "bar_time": datetime.fromtimestamp(f.bar_time, timezone.utc).isoformat(),
          "bucket": f.bucket, "inputs": f.inputs, "explanation": f.explanation} for f in out.fires]
+    unreplayable = sorted({o.name for o in spec.condition.operands
+                           if o.kind == "metric" and o.arg in NOT_STORED_PER_MINUTE})
     return {"start": start.isoformat(), "end": end.isoformat(), "tickers": len(tickers),
+            "unreplayable": unreplayable,
             "bars": max(0, len(times) - first), "count": len(fires), "fires": fires,
             "stopped_too_often": [] if out is None else out.stopped,
             "note": "minute readings as stored: a bar's open, high and low are its price; vwap, rvol, "

@@ -107,6 +107,8 @@ class ReplayResult(BaseModel):
     start: datetime
     end: datetime
     tickers: int
+    unreplayable: list[str] = Field(description="operands the condition uses that are not stored per minute "
+                                                "(vwap, rvol, gap_pct, day_volume): the count is no preview")
     bars: int
     count: int
     fires: list[ReplayFire]

@@ -87,6 +87,10 @@ class Condition:
         return out
 
     @property
+    def operands(self) -> tuple[Operand, ...]:
+        return tuple(o for o in (self.a, self.b, self.lower, self.upper) if o is not None)
+
+    @property
     def depth(self) -> int:
         """Bars a condition reads to judge its last one: ``[0]`` and ``[1]`` of every operand; an EMA's
         value at a bar is computed over that bar's last :func:`~webapp.core.indicator_series.ema_depth`
