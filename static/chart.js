@@ -93,6 +93,13 @@
                                                priceLineVisible: false, lastValueVisible: true,
                                                title: name === "value" ? st.key : `${st.key} ${name}` }, pane);
         series.setData(points);
+        if (st.kind === "rsi") {  // the overbought and oversold levels a trader reads RSI against
+          for (const level of [70, 30]) {
+            series.createPriceLine({ price: level, color: "#888", lineWidth: 1, lineStyle: LC.LineStyle.Dashed,
+                                     axisLabelVisible: true, title: String(level) });
+          }
+          el.dataset.rsiLevels = "70,30";
+        }
         studySeries.push({ key: st.key, name, series });
       });
     });

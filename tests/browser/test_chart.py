@@ -44,6 +44,7 @@ def test_candles_timeframes_legend_indicators_and_the_live_candle(web, app, page
     drawn = chart.get_attribute("data-studies").split(",")
     assert {"sma:5/value", "bb:5:2/upper", "rsi:5/value", "macd:3:6:3/histogram"} <= set(drawn)
     assert page.locator("#chart canvas").count() >= 3  # the price pane and the RSI and MACD panes
+    assert chart.get_attribute("data-rsi-levels") == "70,30"  # RSI is read against its 70 and 30 lines
     shot(page, "chart-candles-indicators")
 
     # the legend: the last bar, then the bar under the crosshair

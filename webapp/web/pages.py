@@ -118,8 +118,11 @@ def chart(ticker: str):
         abort(400, description=f"interval must be one of {', '.join(charts.CHART_INTERVALS)}")
     try:
         data = charts.chart_data(ticker, range_name, interval, request.args.get("indicators"))
-    except StudyError as exc:
-        abort(400, description=f"indicators: {exc}")
+    except StudyError as exc:  # said beside the box, which keeps what was typed; the chart still draws
+        data = charts.chart_data(ticker, range_name, interval, None)
+        return render_template("chart.html", data=data, ranges=RANGES, focus=request.args.get("at", ""),
+                               study_error=f"indicators: {exc}",
+                               typed=request.args.get("indicators", "")), 400
     return render_template("chart.html", data=data, ranges=RANGES, focus=request.args.get("at", ""))
 
 
