@@ -7,7 +7,8 @@
   const form = $("#rule-form");
   const KEY = "tracker-api-token";
   const FIELDS = ["open", "high", "low", "close", "volume"];
-  const METRICS = ["change_pct", "gap_pct", "vwap", "rvol", "day_volume", "prev_close", "day_high", "day_low"];
+  const METRICS = ["change_pct", "gap_pct", "vwap", "rvol", "day_volume", "prev_close", "day_high", "day_low",
+                   "prior_day_high", "prior_day_low"];
   const PAIR = ["crossing", "crossing_up", "crossing_down", "greater_than", "less_than"];
   const CHANNEL = ["entering_channel", "exiting_channel", "inside_channel", "outside_channel"];
   window.__rules = { replays: 0, events: 0, notified: 0 };

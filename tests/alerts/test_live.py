@@ -15,6 +15,8 @@ RULES = [
     {"name": "MSFT leaves EMA band", "scope": {"tickers": ["MSFT", "NVDA"]}, "frequency": "once_per_bar",
      "condition": {"op": "exiting_channel", "a": {"field": "close"}, "lower": {"ema": 3},
                    "upper": {"sma": 8}}},
+    {"name": "a new high of the day", "scope": {"all": True}, "frequency": "once_per_bar", "cooldown_seconds": 0,
+     "condition": {"op": "greater_than", "a": {"field": "close"}, "b": {"metric": "prior_day_high"}}},
 ]
 
 
@@ -40,6 +42,7 @@ def test_the_tick_fires_what_a_replay_of_the_same_bars_fires(app, client, pg) ->
         inputs = {(f["ticker"], f["bar_time"]): f["inputs"] for f in replay["fires"]}
         assert inputs == {(t, b.isoformat()): i for t, b, i, *_ in live}
         total += len(live)
+        assert live or rule["name"] != "a new high of the day"  # issue 26, item 6: expressible, and fires
     assert total > 3
     # what the built-in SMA alert says, the AAPL rule says too
     with pg.cursor() as cur:

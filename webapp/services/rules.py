@@ -116,7 +116,7 @@ def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, ru
         cols["prev_close"][i, j] = r.prev_close if r.prev_close is not None else np.nan
         cols["day_high"][i, j] = r.high if r.high is not None else np.nan
         cols["day_low"][i, j] = r.low if r.low is not None else np.nan
-    series = reading_series(cols)
+    series = reading_series(cols, times)
     first = int(np.searchsorted(times, int(start.timestamp())))
     rule = Rule(rule_id, version, spec.condition, spec.frequency, spec.cooldown_seconds, spec.expires_at)
     out = (rule_evaluate(rule, tickers, series, times, {}, np.isnan(cols["close"]), first)

@@ -312,7 +312,7 @@ class RuleEngine:
     def _series(self, table: scan_core.Table | None, position: Mapping[str, int] | None,
                 symbols: Sequence[str]) -> dict[str, np.ndarray]:
         d = self.bars.data
-        series = reading_series(d)
+        series = reading_series(d, self.bars.times)
         shape = d["close"].shape
         at = (np.array([position.get(t, -1) for t in symbols], np.int64)
               if table is not None and position else None)

@@ -287,3 +287,23 @@ def test_rules_batched_together_fire_as_each_would_alone(data) -> None:
         mine = sorted((f.ticker, f.bar_time, f.explanation) for f in batch.fires if f.rule_id == rule.id)
         assert mine == sorted((f.ticker, f.bar_time, f.explanation) for f in alone.fires)
         assert {t: s for kk, t, s in batch.states if kk == k} == alone.states
+
+
+def test_the_days_high_before_this_bar_starts_again_each_day() -> None:
+    """``day_high`` includes the bar itself, so "close crossing_up day_high" never held (0 fires in
+    1,974 bars, issue 26 item 6); ``prior_day_high`` is the high before the bar, within its New York
+    day, and none at a day's first bar."""
+    import numpy as np
+
+    from webapp.core.rules.operands import reading_series
+
+    day1 = 1_795_000_000 - 1_795_000_000 % 86_400 + 15 * 3600  # 10:00 New York, winter
+    times = [day1, day1 + 60, day1 + 120, day1 + 86_400, day1 + 86_460]
+    high = np.array([[10.0, 11.0, 11.0, 9.0, 9.5]])
+    low = np.array([[10.0, 9.0, 9.0, 9.0, 8.0]])
+    cols = {"close": high.copy(), "volume": np.ones((1, 5)), "prev_close": np.full((1, 5), 9.0),
+            "day_high": high, "day_low": low}
+    s = reading_series(cols, times)
+    assert np.array_equal(s["prior_day_high"], [[np.nan, 10.0, 11.0, np.nan, 9.0]], equal_nan=True)
+    assert np.array_equal(s["prior_day_low"], [[np.nan, 10.0, 9.0, np.nan, 9.0]], equal_nan=True)
+    assert "prior_day_high" not in reading_series(cols)  # without times, not guessed

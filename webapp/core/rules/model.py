@@ -13,7 +13,11 @@ from webapp.core.indicator_series import ema_depth
 FIELDS = ("open", "high", "low", "close", "volume")
 
 
-METRICS = ("change_pct", "gap_pct", "vwap", "rvol", "day_volume", "prev_close", "day_high", "day_low")
+METRICS = ("change_pct", "gap_pct", "vwap", "rvol", "day_volume", "prev_close", "day_high", "day_low",
+           "prior_day_high", "prior_day_low")
+# the day's high (low) before this bar: day_high includes the bar itself, so "close crossing_up
+# day_high" can never hold; "close greater_than prior_day_high" is a new high of the day
+PRIOR_METRICS = ("prior_day_high", "prior_day_low")
 
 
 PAIR_OPS = ("crossing", "crossing_up", "crossing_down", "greater_than", "less_than")
@@ -110,6 +114,8 @@ class Condition:
                 need.append(int(o.arg) + 1)  # type: ignore[arg-type]
             elif o is not None and o.kind == "ema":
                 need.append(ema_depth(int(o.arg)))  # type: ignore[arg-type]
+            elif o is not None and o.kind == "metric" and o.arg in PRIOR_METRICS:
+                need.append(2)  # its [1] reads the bar before that
         return max(need)
 
 

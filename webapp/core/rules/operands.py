@@ -5,22 +5,33 @@ condition for every ticker and bar at once.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import numpy as np
 
 from webapp.core import indicator_series
+from webapp.core.market import EXCHANGE_TZ
 from webapp.core.rules.model import CHANNEL_OPS, PAIR_OPS, Condition, Operand
 
 
-def reading_series(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def reading_series(cols: Mapping[str, np.ndarray], times: Sequence[int] | np.ndarray | None = None
+                   ) -> dict[str, np.ndarray]:
     """Series from stored minute readings (``close``, ``volume``, ``prev_close``, ``day_high``,
     ``day_low``): a reading is one price, so it is also the bar's open, high and low; and
-    ``change_pct`` against the previous close.  Replays and the live tick both read these."""
+    ``change_pct`` against the previous close.  With the bars' ``times`` (epoch seconds), also the
+    day's high and low before each bar (``prior_day_high``/``_low``: the previous bar's, in the
+    same New York day; none for a day's first bar).  Replays and the live tick both read these."""
     close = cols["close"]
     series = {**cols, "open": close, "high": close, "low": close}
     with np.errstate(invalid="ignore", divide="ignore"):
         series["change_pct"] = (close / cols["prev_close"] - 1.0) * 100.0
+    if times is not None:
+        day = np.array([datetime.fromtimestamp(int(t), EXCHANGE_TZ).toordinal() for t in times], np.int64)
+        same = np.zeros(len(day), bool)
+        same[1:] = day[1:] == day[:-1]
+        for name, src in (("prior_day_high", "day_high"), ("prior_day_low", "day_low")):
+            series[name] = np.where(same, _prev(cols[src]), np.nan)
     return series
 
 
