@@ -15,7 +15,8 @@ RULES = [
     {"name": "MSFT leaves EMA band", "scope": {"tickers": ["MSFT", "NVDA"]}, "frequency": "once_per_bar",
      "condition": {"op": "exiting_channel", "a": {"field": "close"}, "lower": {"ema": 3},
                    "upper": {"sma": 8}}},
-    {"name": "a new high of the day", "scope": {"all": True}, "frequency": "once_per_bar", "cooldown_seconds": 0,
+    {"name": "a new high of the day", "scope": {"all": True}, "frequency": "once_per_bar",
+     "cooldown_seconds": 0,
      "condition": {"op": "greater_than", "a": {"field": "close"}, "b": {"metric": "prior_day_high"}}},
 ]
 
