@@ -8,7 +8,7 @@
   const builtin = Number(document.body.dataset.builtinRule || 0);
   const box = document.getElementById("toasts");
   const seen = new Set();
-  window.__toasts = { shown: 0, beeps: 0 };
+  window.__toasts = { shown: 0, beeps: 0, following: 0 };
   function beep() {
     try {
       const ctx = new AudioContext();
@@ -48,6 +48,8 @@
     }
   }
   if (document.getElementById("events")) return;  // the Rules page: its own list, sound and notices
-  window.onLiveConnect = (socket) => socket.emit("follow_alerts", { on: true }, () => {});
+  window.onLiveConnect = (socket) => socket.emit("follow_alerts", { on: true }, (reply) => {
+    if (reply && reply.ok) window.__toasts.following += 1;  // the server now sends this user's fires here
+  });
   window.onLiveSocket = (socket) => socket.on("alert_event", show);
 })();
