@@ -218,16 +218,6 @@
   const events = $("#events");
   const seen = new Set([...events.tBodies[0].rows].map((r) => r.dataset.id).filter(Boolean));
   let last = Number(events.dataset.last) || 0;
-  function beep() {
-    try {
-      const ctx = new AudioContext();
-      const osc = ctx.createOscillator();
-      osc.connect(ctx.destination);
-      osc.frequency.value = 880;
-      osc.start();
-      osc.stop(ctx.currentTime + 0.15);
-    } catch (e) { /* no audio here */ }
-  }
   function addEvent(e, live) {
     if (seen.has(String(e.id))) return;
     seen.add(String(e.id));
@@ -251,7 +241,7 @@
     cell(tr, mute);
     body.prepend(tr);
     if (live && $("#notify").checked) {
-      beep();
+      window.alertBeep();  // toasts.js
       window.__rules.notified += 1;
       if (window.Notification && Notification.permission === "granted") {
         new Notification(`${e.ticker}: ${e.rule_name || "rule " + e.rule_id}`, { body: e.explanation });

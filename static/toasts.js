@@ -3,13 +3,9 @@
 // with a live connection follows the user's alert feed; the Rules page lists the events itself.
 (function () {
   "use strict";
-  const prefs = JSON.parse(document.body.dataset.alerts || "null");
-  if (!prefs) return;  // not signed in: no feed of one's own
-  const builtin = Number(document.body.dataset.builtinRule || 0);
-  const box = document.getElementById("toasts");
-  const seen = new Set();
   window.__toasts = { shown: 0, beeps: 0, following: 0 };
-  function beep() {
+  // the alert sound, for this feed and the Rules page's
+  const beep = window.alertBeep = () => {
     try {
       const ctx = new AudioContext();
       const osc = ctx.createOscillator();
@@ -19,7 +15,12 @@
       osc.stop(ctx.currentTime + 0.15);
       window.__toasts.beeps += 1;
     } catch (e) { /* no audio here */ }
-  }
+  };
+  const prefs = JSON.parse(document.body.dataset.alerts || "null");
+  if (!prefs) return;  // not signed in: no feed of one's own
+  const builtin = Number(document.body.dataset.builtinRule || 0);
+  const box = document.getElementById("toasts");
+  const seen = new Set();
   function show(e) {
     if (e.rule_id === builtin || seen.has(e.id)) return;  // the built-in crossovers have their own page
     seen.add(e.id);
