@@ -130,6 +130,18 @@ def stored_alerts(pg) -> list[tuple]:
         return cur.fetchall()
 
 
+def alerts_are_the_reference(pg, times) -> tuple[dict[str, list[tuple]], list[tuple]]:
+    """Assert every ticker has a quote for each of ``times`` once and the stored alerts are the
+    plain SMA-5 reference's (none false, none missed); returns the quotes and (ticker, time, kind)."""
+    quotes = stored_quotes(pg)
+    assert all([r[0] for r in rows] == times for rows in quotes.values())  # each minute once
+    expected = sorted((t, rows[i][0], kind) for t, rows in quotes.items()
+                      for i, kind in enumerate(reference([r[1] for r in rows], 5)) if kind)
+    stored = [(a[0], a[1], a[2]) for a in stored_alerts(pg)]
+    assert stored == expected  # no false alert, none missed
+    return quotes, stored
+
+
 def hot_state(rdb, tickers, period=5):
     """Per ticker: its reading as users see it, window ticks and SMA period, from
     whichever shard's table holds it; and its window list."""

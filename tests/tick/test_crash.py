@@ -13,7 +13,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tests.helpers import EmitCapture, minutes, reference, stored_alerts, stored_quotes, user_id
+from tests.helpers import EmitCapture, alerts_are_the_reference, minutes, user_id
 from webapp import names
 from webapp.config import DEFAULT_SYMBOLS
 from webapp.core.market import slot_of
@@ -58,12 +58,7 @@ def test_a_crash_after_the_commit_is_repaired_by_the_next_tick(app, pg, service_
         capture.close()
     assert reports[0].restored == 15  # Postgres was ahead: every ticker rebuilt from it
 
-    quotes = stored_quotes(pg)
-    assert all([r[0] for r in rows] == times for rows in quotes.values())  # each minute once
-    expected = sorted((t, rows[i][0], kind) for t, rows in quotes.items()
-                      for i, kind in enumerate(reference([r[1] for r in rows], 5)) if kind)
-    stored = [(a[0], a[1], a[2]) for a in stored_alerts(pg)]
-    assert stored == expected  # no false alert, none missed
+    quotes, stored = alerts_are_the_reference(pg, times)
     for rows in quotes.values():  # stored SMAs are the history's
         prices = [r[1] for r in rows]
         for i in range(4, len(rows)):
