@@ -281,7 +281,8 @@ def _locked_tick(
     if svc.before_emit is not None:  # tests: Redis lost exactly here
         svc.before_emit(slot)
     batch.send()
-    repairs.emitted(svc, slot, shard)
+    if report.alerts or unsent_events or (rules is not None and rules.made):  # only a slot with alerts
+        repairs.emitted(svc, slot, shard)  # could send one twice: a quiet slot costs no write
     report.mark("emit", t)
     if svc.after_emit is not None:
         svc.after_emit(slot)

@@ -100,9 +100,10 @@ def diverged(svc: TickServices, symbols: Sequence[str], slot: int, slot_time: da
 
 
 def emitted(svc: TickServices, slot: int, shard: Shard) -> None:
-    """Record in Postgres that ``slot``'s emits went out (see :func:`diverged`).  With Postgres down
-    the record waits for the next slot's, which covers this one: only a Redis that loses its data
-    in that same outage could send this slot's alerts twice."""
+    """Record in Postgres that ``slot``'s emits went out (see :func:`diverged`); called only for a
+    slot that had alerts to send, since re-sending a quiet slot sends nothing.  With Postgres down
+    the record waits for the next such slot's, which covers this one: only a Redis that loses its
+    data in that same outage could send this slot's alerts twice."""
     try:
         emitted_slots.mark(svc.session, slot, shard)
     except DB_DOWN as exc:
