@@ -60,4 +60,4 @@ def search_symbols(query: str, limit: int = 10) -> dict[str, Any]:
     where the provider gives them)."""
     from webapp.core.symbol_search import search
 
-    return search(query, tracked_symbols(), company_names(config()), limit, listed(config()))
+    return search(query, tracked_symbols(), names(), limit, listed(config()))
