@@ -7,8 +7,9 @@
   const form = $("#rule-form");
   const KEY = "tracker-api-token";
   const FIELDS = ["open", "high", "low", "close", "volume"];
-  const METRICS = ["change_pct", "gap_pct", "vwap", "rvol", "day_volume", "prev_close", "day_high", "day_low",
-                   "prior_day_high", "prior_day_low"];
+  const METRICS = ["change_pct", "gap_pct", "vwap", "vwap_distance_pct", "rvol", "day_volume", "prev_close",
+                   "day_high", "day_low", "prior_day_high", "prior_day_low"];
+  const STUDIES = ["rsi", "bb_upper", "bb_middle", "bb_lower", "macd", "macd_signal", "macd_histogram"];
   const PAIR = ["crossing", "crossing_up", "crossing_down", "greater_than", "less_than"];
   const CHANNEL = ["entering_channel", "exiting_channel", "inside_channel", "outside_channel"];
   window.__rules = { replays: 0, events: 0, notified: 0 };
@@ -47,7 +48,14 @@
     if (METRICS.includes(t)) return { metric: t };
     const m = /^(sma|ema)\((\d+)\)$/.exec(t);
     if (m) return { [m[1]]: Number(m[2]) };
-    throw new Error(`${where}: "${text}" is not an operand (price, close, sma(20), rvol, 101.5 …)`);
+    const s = /^([a-z_]+)(?:\(([\d.,\s]*)\))?$/.exec(t);  // rsi(14), bb_upper(20,2), macd_signal
+    if (s && STUDIES.includes(s[1])) {
+      const args = (s[2] || "").split(",").map((x) => x.trim()).filter(Boolean).map(Number);
+      return { [s[1]]: args.length === 0 ? (s[1] === "rsi" ? 14 : s[1].startsWith("bb") ? 20 : 12)
+                                         : args.length === 1 ? args[0] : args };
+    }
+    throw new Error(`${where}: "${text}" is not an operand (price, close, sma(20), rsi(14), bb_upper(20,2), `
+                    + `macd_signal(12,26,9), rvol, 101.5 …)`);
   }
 
   function rule() {
@@ -163,7 +171,13 @@
     b.addEventListener("click", onClick);
     return b;
   }
-  const describe = (o) => o.price ? "price" : o.field || o.metric || (o.sma ? `sma(${o.sma})` : o.ema ? `ema(${o.ema})` : String(o.const));
+  const describe = (o) => {
+    if (o.price) return "price";
+    if (o.field || o.metric) return o.field || o.metric;
+    if ("const" in o) return String(o.const);
+    const [kind, arg] = Object.entries(o)[0];
+    return `${kind}(${[].concat(arg).join(",")})`;  // sma(20), bb_upper(20,2)
+  };
   function conditionText(c) {
     if (c.b) return `${describe(c.a)} ${c.op.replace(/_/g, " ")} ${describe(c.b)}`;
     if (c.lower) return `${describe(c.a)} ${c.op.replace(/_/g, " ")} ${describe(c.lower)}–${describe(c.upper)}`;

@@ -1,12 +1,14 @@
 """Indicator series over bars: SMA, EMA, session VWAP, Bollinger bands, RSI and MACD.
 
 One pure module serves the chart (its API computes the lines the page
-draws; the browser computes none) and the alert rules' ``sma(n)`` and
-``ema(n)`` operands, so a line on the chart and a rule's operand are the
-same numbers.  Every function takes arrays whose last axis is time (any
-leading axes are tickers) and returns NaN where the indicator is not yet
-defined.  The definitions are TradingView's, with TA-Lib as the reference
-in the tests (``tests/core/test_market_math.py``):
+draws; the browser computes none) and the alert rules' indicator operands
+(``sma``, ``ema``, ``rsi``, the Bollinger bands and MACD's three lines), so a
+line on the chart and a rule's operand are the same numbers: every value at a
+bar depends only on that bar's last :func:`reads` bars, which the live tick
+keeps and a chart or a replay reads before its first bar.  Every function
+takes arrays whose last axis is time (any leading axes are tickers) and
+returns NaN where the indicator is not yet defined.  The definitions are
+TradingView's, with TA-Lib as the reference in the tests (``tests/core/test_market_math.py``):
 
 * ``sma(n)``: the mean of the last n prices, exact (:mod:`webapp.core.averages`: integer
   window totals, one correctly rounded division), so a price and its SMA compare as the
@@ -18,15 +20,15 @@ in the tests (``tests/core/test_market_math.py``):
   the series' start to well within a tick, while a bar's value depends on its own window only,
   and the live tick (which keeps that many bars) and a replay over the whole stored series
   compute the same number;
-* ``rma(n)`` (Wilder's smoothing, RSI's average): alpha = 1 / n, seeded the same way, run from
-  the series' start;
-* ``rsi(n)``: 100 - 100 / (1 + RMA(gains) / RMA(losses)) over the bar-to-bar changes; 100 when
-  nothing fell, 50 when nothing moved (TA-Lib says 0 there);
+* ``wilder(n)`` (RSI's average): alpha = 1 / n, seeded the same way and windowed the same way,
+  over :func:`wilder_depth` (30n + 1) values, where the seed's weight left is below 1e-13;
+* ``rsi(n)``: 100 - 100 / (1 + wilder(gains) / wilder(losses)) over the bar-to-bar changes; 100
+  when nothing fell, 50 when nothing moved (TA-Lib says 0 there);
 * ``bollinger(n, k)``: SMA(n) ± k population standard deviations of the last n prices, the
   deviation two-pass on exact integers (:func:`webapp.core.averages.deviation`);
-* ``macd(fast, slow, signal)``: EMA(fast) - EMA(slow), its EMA(signal) from the slow EMA's
-  first value, and their difference (TA-Lib seeds the fast EMA at the slow one's start instead;
-  the two meet once that seed has faded);
+* ``macd(fast, slow, signal)``: EMA(fast) - EMA(slow), its EMA(signal) (windowed as an EMA,
+  seeded from the line's first ``signal`` values in a window), and their difference (TA-Lib
+  seeds the fast EMA at the slow one's start instead; the two meet once that seed has faded);
 * ``vwap``: the session's cumulative sum of typical price (high + low + close) / 3 times
   volume over its cumulative volume, starting again at each session.
 
@@ -44,12 +46,34 @@ import numpy as np
 from webapp.core import averages
 
 EMA_SETTLE = 10  # an EMA at a bar is computed over its last EMA_SETTLE * n + 1 bars
+WILDER_SETTLE = 30  # Wilder's smoothing (RSI) over its last WILDER_SETTLE * n + 1 values
 _HOLE_CHUNK = 1 << 20  # values of windows with a hole recomputed at once
 
 
 def ema_depth(n: int) -> int:
     """Bars an EMA of ``n`` reads to give its value at one bar (the live tick keeps as many)."""
     return EMA_SETTLE * n + 1
+
+
+def wilder_depth(n: int) -> int:
+    """Values Wilder's smoothing of ``n`` reads at one bar: its alpha is smaller than an EMA's, so it
+    takes more for the seed to fade ((1 - 1/n)^(29n+1), about 1e-13 of the values' range)."""
+    return WILDER_SETTLE * n + 1
+
+
+def reads(kind: str, args: tuple[float, ...]) -> int:
+    """Bars an indicator reads to give its value at one bar: what a chart reads before its first
+    bar, and what the live tick keeps for a rule over it."""
+    a = [int(v) for v in args]
+    if kind == "ema":
+        return ema_depth(a[0])
+    if kind == "rsi":
+        return wilder_depth(a[0]) + 1  # over the bar-to-bar changes
+    if kind == "macd":
+        return ema_depth(a[1]) + ema_depth(a[2]) - 1
+    if kind == "vwap":
+        return 0  # the session's own bars
+    return a[0]  # sma, bb
 
 
 def _float_mean(x: np.ndarray, n: int) -> np.ndarray:
@@ -111,24 +135,35 @@ def _smoothed_with_holes(x: np.ndarray, n: int, alpha: float, prices: bool) -> n
 def ema(x: np.ndarray, n: int, start: int = 0) -> np.ndarray:
     """The EMA of prices at every bar from ``start`` (NaN before it), each over its last
     :func:`ema_depth` bars: the same number whether the series holds those bars or many more."""
+    return _windowed(x, n, 2.0 / (n + 1), ema_depth(n), start, True)
+
+
+def wilder(x: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """Wilder's smoothing (RSI's average, alpha = 1 / n) at every bar from ``start``, each over its
+    last :func:`wilder_depth` values, as :func:`ema` is windowed."""
+    return _windowed(x, n, 1.0 / n, wilder_depth(n), start, False)
+
+
+def _windowed(x: np.ndarray, n: int, alpha: float, depth: int, start: int, prices: bool) -> np.ndarray:
+    """Exponential smoothing at every bar from ``start``, each over its last ``depth`` values,
+    seeded at their start (with the first n in a row where the window has a hole)."""
     x = np.asarray(x, float)
     out = np.full(x.shape, np.nan)
-    size, depth, alpha = x.shape[-1], ema_depth(n), 2.0 / (n + 1)
+    size = x.shape[-1]
     start = max(start, n - 1)
     if size < n or start >= size:
         return out
     whole = depth - 1  # the first bar with a whole window behind it
     if start < whole:  # a shorter window: the series from its start
         stop = min(size, whole)
-        out[..., start:stop] = _smoothed(x[..., :stop], n, alpha, True)[..., start:stop]
+        out[..., start:stop] = _smoothed(x[..., :stop], n, alpha, prices)[..., start:stop]
     a = max(start, whole)
     if a >= size:
         return out
     b = size
     # every window [t - depth + 1, t] for t in a..b-1 at once: column j of them is a slice of x
     first = a - depth + 1
-    seeds = averages.sma(x[..., first:b - depth + n], n)[..., n - 1:]
-    e = seeds
+    e = _seed(x[..., first:b - depth + n], n, prices)[..., n - 1:]
     for j in range(n, depth):
         e = e + alpha * (x[..., first + j:b - depth + 1 + j] - e)
     out[..., a:b] = e
@@ -144,21 +179,19 @@ def ema(x: np.ndarray, n: int, start: int = 0) -> np.ndarray:
         for i in range(0, len(rows), per):
             r, t = rows[i:i + per], ends[i:i + per]
             windows = flat_x[r[:, None], t[:, None] + np.arange(1 - depth, 1)]
-            flat_out[r, t] = _smoothed_with_holes(windows, n, alpha, True)[:, -1]
+            flat_out[r, t] = _smoothed_with_holes(windows, n, alpha, prices)[:, -1]
     return out
 
 
-def rma(x: np.ndarray, n: int) -> np.ndarray:
-    return _smoothed(x, n, 1.0 / n, False)
-
-
-def rsi(close: np.ndarray, n: int = 14) -> np.ndarray:
+def rsi(close: np.ndarray, n: int = 14, start: int = 0) -> np.ndarray:
+    """RSI at every bar from ``start``, over its last :func:`rsi_depth` bars."""
     close = np.asarray(close, float)
     out = np.full(close.shape, np.nan)
     if close.shape[-1] <= n:
         return out
-    change = np.diff(close, axis=-1)
-    up, down = rma(np.maximum(change, 0.0), n), rma(np.maximum(-change, 0.0), n)
+    change = np.diff(close, axis=-1)  # change[j]: bar j + 1's
+    first = max(0, start - 1)
+    up, down = wilder(np.maximum(change, 0.0), n, first), wilder(np.maximum(-change, 0.0), n, first)
     with np.errstate(divide="ignore", invalid="ignore"):
         value = 100.0 - 100.0 / (1.0 + up / down)
     value = np.where(down == 0, np.where(up == 0, 50.0, 100.0), value)
@@ -173,14 +206,13 @@ def bollinger(close: np.ndarray, n: int = 20, k: float = 2.0) -> tuple[np.ndarra
     return mid, mid + k * sd, mid - k * sd
 
 
-def macd(close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
+def macd(close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9, start: int = 0
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(macd, signal, histogram); the signal starts once ``signal`` MACD values exist."""
-    line = ema(close, fast) - ema(close, slow)
-    sig = np.full(line.shape, np.nan)
-    first = slow - 1
-    if line.shape[-1] > first:
-        sig[..., first:] = _smoothed(line[..., first:], signal, 2.0 / (signal + 1), False)
+    """(macd, signal, histogram) at every bar from ``start``; the signal is the EMA of the MACD
+    line over its last :func:`ema_depth` values (seeded once ``signal`` of them exist)."""
+    lines_from = max(0, start - ema_depth(signal) + 1)
+    line = ema(close, fast, lines_from) - ema(close, slow, lines_from)
+    sig = _windowed(line, signal, 2.0 / (signal + 1), ema_depth(signal), start, False)
     return line, sig, line - sig
 
 
@@ -224,6 +256,12 @@ class Study:
         return ":".join([self.kind, *(f"{a:g}" for a in self.args)])
 
 
+def example(kind: str) -> str:
+    """A study's default numbers as JSON: ``14``, ``[20, 2]``."""
+    d = _DEFAULTS[kind]
+    return str(d[0]) if len(d) == 1 else "[" + ", ".join(map(str, d)) + "]"
+
+
 def parse(text: str | None) -> list[Study]:
     """The studies of a chart's ``indicators`` parameter, in order, without repeats (``none``: none)."""
     if not text or text.strip().lower() == "none":
@@ -259,35 +297,26 @@ def parse(text: str | None) -> list[Study]:
     return out
 
 
-def compute(study: Study, bars: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A study's lines over ``bars`` (1-D ``open``/``high``/``low``/``close``/``volume``/``session``)."""
+def compute(study: Study, bars: dict[str, np.ndarray], start: int = 0) -> dict[str, np.ndarray]:
+    """A study's lines over ``bars`` (``open``/``high``/``low``/``close``/``volume``/``session``;
+    VWAP's 1-D), exact from bar ``start`` on."""
     close = bars["close"]
     a = [int(x) for x in study.args]
     if study.kind == "sma":
         return {"value": sma(close, a[0])}
     if study.kind == "ema":
-        return {"value": ema(close, a[0])}
+        return {"value": ema(close, a[0], start)}
     if study.kind == "vwap":
         return {"value": vwap(bars["high"], bars["low"], close, bars["volume"], bars["session"])}
     if study.kind == "bb":
         mid, upper, lower = bollinger(close, a[0], study.args[1])
         return {"middle": mid, "upper": upper, "lower": lower}
     if study.kind == "rsi":
-        return {"value": rsi(close, a[0])}
-    line, sig, hist = macd(close, *a)
+        return {"value": rsi(close, a[0], start)}
+    line, sig, hist = macd(close, *a, start=start)
     return {"macd": line, "signal": sig, "histogram": hist}
 
 
 def lookback(studies: list[Study]) -> int:
     """Bars a study needs before its first value: how far back a chart reads to draw from its start."""
-    need = 0
-    for s in studies:
-        if s.kind == "macd":
-            need = max(need, ema_depth(int(s.args[1])) + int(s.args[2]) * 4)
-        elif s.kind == "ema":
-            need = max(need, ema_depth(int(s.args[0])))
-        elif s.kind == "rsi":
-            need = max(need, int(s.args[0]) * 4)  # Wilder's seed fades within ~4 periods
-        elif s.kind != "vwap":
-            need = max(need, int(s.args[0]))
-    return need
+    return max((reads(s.kind, s.args) for s in studies), default=0)

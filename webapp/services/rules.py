@@ -11,7 +11,7 @@ from typing import Any
 from webapp.core import scanner as scan_core
 from webapp.core.market import range_start
 from webapp.core.rules.evaluate import evaluate as rule_evaluate
-from webapp.core.rules.model import Rule, RuleError
+from webapp.core.rules.model import CURRENT_METRICS, Rule, RuleError
 from webapp.core.rules.operands import reading_series
 from webapp.core.rules.parse import RuleSpec, parse_rule
 from webapp.extensions import db
@@ -77,7 +77,6 @@ def rule_tickers(scope: dict[str, Any]) -> list[str]:
     return [r["ticker"] for r in members]
 
 
-NOT_STORED_PER_MINUTE = ("vwap", "rvol", "gap_pct", "day_volume")  # a replay cannot compute these
 
 
 def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, rule_id: int = 0,
@@ -125,7 +124,7 @@ def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, ru
         {"ticker": f.ticker, "bar_time": datetime.fromtimestamp(f.bar_time, timezone.utc).isoformat(),
          "bucket": f.bucket, "inputs": f.inputs, "explanation": f.explanation} for f in out.fires]
     unreplayable = sorted({o.name for o in spec.condition.operands
-                           if o.kind == "metric" and o.arg in NOT_STORED_PER_MINUTE})
+                           if o.kind == "metric" and o.arg in CURRENT_METRICS})
     return {"start": start.isoformat(), "end": end.isoformat(), "tickers": len(tickers),
             "unreplayable": unreplayable,
             "bars": max(0, len(times) - first), "count": len(fires), "fires": fires,

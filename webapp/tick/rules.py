@@ -22,7 +22,7 @@ The series are the stored minute readings: ``close`` (= ``price`` =
 ``open`` = ``high`` = ``low``: a reading is one price), ``volume``,
 ``prev_close``, ``day_high``, ``day_low`` and ``change_pct``, exactly what
 a replay reads back, so live and replay fire alike.  The scanner's
-``vwap``, ``rvol``, ``gap_pct`` and ``day_volume`` exist only for the
+metrics (:data:`~webapp.core.rules.model.CURRENT_METRICS`) exist only for the
 current bar (they are not stored per minute).  Every operand's value at a
 bar depends on the bars it keeps (an EMA's on its last
 :func:`~webapp.core.indicator_series.ema_depth` bars, which
@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session
 from webapp.core import scanner as scan_core
 from webapp.core.quotes import Quote
 from webapp.core.rules.evaluate import evaluate_many
-from webapp.core.rules.model import Rule, RuleError
+from webapp.core.rules.model import CURRENT_METRICS, Rule, RuleError
 from webapp.core.rules.operands import reading_series
 from webapp.core.rules.parse import parse_condition
 from webapp.core.rules.state import TickerState
@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 
 STORED = ("close", "volume", "prev_close", "day_high", "day_low")
 MAX_CATCH_UP = 60  # bars a tick evaluates late after a gap (Postgres was down); older ones are skipped
-CURRENT_ONLY = ("vwap", "rvol", "gap_pct", "day_volume")
 MIN_DEPTH = 2
 
 
@@ -316,7 +315,9 @@ class RuleEngine:
         shape = d["close"].shape
         at = (np.array([position.get(t, -1) for t in symbols], np.int64)
               if table is not None and position else None)
-        for k in CURRENT_ONLY:
+        for k in CURRENT_METRICS:
+            if k == "vwap_distance_pct":
+                continue  # the operand derives it from close and vwap
             col = np.full(shape, np.nan)
             if at is not None:
                 ok = at >= 0

@@ -62,6 +62,27 @@ class EmaOperand(BaseModel):
     ema: Period
 
 
+Fraction = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
+
+
+def _study(kind: str, args: Any, doc: str) -> type[BaseModel]:
+    return create_model("".join(p.title() for p in kind.split("_")) + "Operand", __config__=_STRICT,
+                        __doc__=doc, **{kind: (args, ...)})
+
+
+STUDY_OPERANDS = (
+    _study("rsi", Union[Period, tuple[Period]],  # noqa: UP007
+           "RSI(n) of the close, as the chart draws it (Wilder's, over its last 30n+1 bars)."),
+    *(_study(k, Union[Period, tuple[Period], tuple[Period, Fraction]],  # noqa: UP007
+             f"The Bollinger {k[3:]} band: n, or [n, k] (k standard deviations, above 0, at most 10).")
+      for k in ("bb_upper", "bb_middle", "bb_lower")),
+    *(_study(k, Union[Period, tuple[Period], tuple[Period, Period], tuple[Period, Period, Period]],  # noqa: UP007
+             f"MACD's {k.replace('_', ' ')} line: fast, or [fast, slow, signal] (12, 26, 9 where left "
+             "out; fast shorter than slow, which OpenAPI cannot state).")
+      for k in ("macd", "macd_signal", "macd_histogram")),
+)
+
+
 class MetricOperand(BaseModel):
     """A scanner metric of the ticker."""
 
@@ -76,7 +97,8 @@ class ConstOperand(BaseModel):
     const: Number
 
 
-Operand = Union[FieldOperand, PriceOperand, SmaOperand, EmaOperand, MetricOperand, ConstOperand]  # noqa: UP007
+Operand = Union[(FieldOperand, PriceOperand, SmaOperand, EmaOperand, *STUDY_OPERANDS,
+                 MetricOperand, ConstOperand)]
 
 
 def _branch(op: str) -> type[BaseModel]:

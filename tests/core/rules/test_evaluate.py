@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webapp.core.rules.evaluate import evaluate
-from webapp.core.rules.model import OPERATORS, Rule
+from webapp.core.rules.model import OPERATORS, Rule, RuleError
 from webapp.core.rules.parse import parse_condition
 from webapp.core.rules.state import TickerState, step
 
@@ -307,3 +308,46 @@ def test_the_days_high_before_this_bar_starts_again_each_day() -> None:
     assert np.array_equal(s["prior_day_high"], [[np.nan, 10.0, 11.0, np.nan, 9.0]], equal_nan=True)
     assert np.array_equal(s["prior_day_low"], [[np.nan, 10.0, 9.0, np.nan, 9.0]], equal_nan=True)
     assert "prior_day_high" not in reading_series(cols)  # without times, not guessed
+
+
+STUDY_OPERANDS = [{"rsi": 14}, {"rsi": [3]}, {"bb_upper": [20, 2]}, {"bb_middle": 10}, {"bb_lower": [5, 1.5]},
+                  {"macd": [12, 26, 9]}, {"macd_signal": [3, 6, 2]}, {"macd_histogram": 5}]
+
+
+def test_every_chart_study_is_an_operand_with_the_charts_numbers_and_a_bars_own_window() -> None:
+    """Issue 26 item 6: RSI, the Bollinger bands and MACD's lines are operands, equal to the chart's
+    lines; and each value depends only on the condition's depth (what the live tick keeps), so the
+    tick, holding only those bars, computes what a replay over the whole stored series does."""
+    from webapp.core import indicator_series
+    from webapp.core.rules.model import STUDY_LINES
+    from webapp.core.rules.operands import operand_values
+
+    rng = np.random.default_rng(3)
+    closes = np.round(100 + np.cumsum(rng.normal(0, 0.3, (2, 1500)), axis=1), 2)
+    closes[1, 700:705] = np.nan  # a minute without a reading
+    kinds = set()
+    for raw in STUDY_OPERANDS:
+        c = parse_condition({"op": "crossing_up", "a": CLOSE, "b": raw})
+        o = c.b
+        kinds.add(o.kind)
+        study, line = STUDY_LINES[o.kind]
+        chart = indicator_series.compute(indicator_series.Study(study, o.arg), {"close": closes[0]})[line]
+        ours = operand_values(o, {"close": closes})
+        assert np.allclose(ours[0], chart, equal_nan=True, rtol=0, atol=1e-12), raw
+        assert np.count_nonzero(~np.isnan(ours[0])) > 1000
+        d = c.depth
+        for end in (d + 3, 900, 1500):  # the tick's last two bars from its depth alone
+            tail = operand_values(o, {"close": closes[:, end - d:end]})
+            assert np.allclose(tail[:, -2:], ours[:, end - 2:end], equal_nan=True, rtol=0,
+                               atol=1e-12), (raw, end)
+    assert kinds == set(STUDY_LINES)
+
+
+def test_study_operands_are_refused_with_what_was_wrong() -> None:
+    for raw, said in (({"rsi": 0}, "periods are whole numbers"), ({"macd": [26, 12]}, "fast period"),
+                      ({"bb_upper": [20, 11]}, "band width"), ({"rsi": "x"}, "takes a number"),
+                      ({"macd": [1, 2, 3, 4]}, "takes a number")):
+        with pytest.raises(RuleError, match=said):
+            parse_condition({"op": "crossing_up", "a": CLOSE, "b": raw})
+    c = parse_condition({"op": "greater_than", "a": {"metric": "vwap_distance_pct"}, "b": {"const": 1}})
+    assert c.a.name == "vwap_distance_pct"

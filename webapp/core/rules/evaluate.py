@@ -35,7 +35,7 @@ def _needs(c: Condition) -> set[str]:
     out = {"close"}
     for o in (c.a, c.b, c.lower, c.upper):
         if o is not None and o.kind in ("field", "metric"):
-            out.add(str(o.arg))
+            out.add("vwap" if o.arg == "vwap_distance_pct" else str(o.arg))
     return out
 
 

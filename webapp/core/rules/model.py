@@ -8,16 +8,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from webapp.core.indicator_series import ema_depth
+from webapp.core.indicator_series import ema_depth, reads
 
 FIELDS = ("open", "high", "low", "close", "volume")
 
 
-METRICS = ("change_pct", "gap_pct", "vwap", "rvol", "day_volume", "prev_close", "day_high", "day_low",
-           "prior_day_high", "prior_day_low")
+METRICS = ("change_pct", "gap_pct", "vwap", "vwap_distance_pct", "rvol", "day_volume", "prev_close",
+           "day_high", "day_low", "prior_day_high", "prior_day_low")
+# the scanner's, known for the current bar only (not stored per minute): a replay cannot compute them
+CURRENT_METRICS = ("vwap", "vwap_distance_pct", "rvol", "gap_pct", "day_volume")
 # the day's high (low) before this bar: day_high includes the bar itself, so "close crossing_up
 # day_high" can never hold; "close greater_than prior_day_high" is a new high of the day
 PRIOR_METRICS = ("prior_day_high", "prior_day_low")
+
+
+# the chart's studies as operands, the same numbers as its lines: operand kind -> (study, line)
+STUDY_LINES = {"rsi": ("rsi", "value"), "bb_upper": ("bb", "upper"), "bb_middle": ("bb", "middle"),
+               "bb_lower": ("bb", "lower"), "macd": ("macd", "macd"), "macd_signal": ("macd", "signal"),
+               "macd_histogram": ("macd", "histogram")}
 
 
 PAIR_OPS = ("crossing", "crossing_up", "crossing_down", "greater_than", "less_than")
@@ -55,19 +63,35 @@ class RuleError(ValueError):
 
 @dataclass(frozen=True)
 class Operand:
-    kind: str  # field, price, sma, ema, metric, const
+    kind: str  # field, price, sma, ema, metric, const, or a study line (STUDY_LINES)
     arg: str | int | float | None = None
 
     @property
     def name(self) -> str:
         if self.kind in ("sma", "ema"):
             return f"{self.kind}({self.arg})"
+        if self.kind in STUDY_LINES:
+            return f"{self.kind}({','.join(f'{a:g}' for a in self.arg)})"  # type: ignore[union-attr]
         if self.kind == "const":
             return ""
         return "price" if self.kind == "price" else str(self.arg)
 
     def as_json(self) -> dict[str, Any]:
+        if self.kind in STUDY_LINES:
+            args = [int(a) if float(a).is_integer() else a for a in self.arg]  # type: ignore[union-attr]
+            return {self.kind: args[0] if len(args) == 1 else args}
         return {"price": True} if self.kind == "price" else {self.kind: self.arg}
+
+    @property
+    def reads(self) -> int:
+        """Bars its value at one bar depends on (1 for a bar's own values)."""
+        if self.kind == "ema":
+            return ema_depth(int(self.arg))  # type: ignore[arg-type]
+        if self.kind == "sma":
+            return int(self.arg)  # type: ignore[arg-type]
+        if self.kind in STUDY_LINES:
+            return reads(STUDY_LINES[self.kind][0], self.arg)  # type: ignore[arg-type]
+        return 2 if self.kind == "metric" and self.arg in PRIOR_METRICS else 1
 
 
 @dataclass(frozen=True)
@@ -96,27 +120,14 @@ class Condition:
 
     @property
     def depth(self) -> int:
-        """Bars a condition reads to judge its last one: ``[0]`` and ``[1]`` of every operand; an EMA's
-        value at a bar is computed over that bar's last :func:`~webapp.core.indicator_series.ema_depth`
-        bars, so judging ``[1]`` too takes one more."""
-        need = self.lookback + 1
-        for o in (self.a, self.b, self.lower, self.upper):
-            if o is not None and o.kind == "ema":
-                need = max(need, ema_depth(int(o.arg)) + 1)  # type: ignore[arg-type]
-        return max(2, need)
+        """Bars a condition reads to judge its last one: ``[0]`` and ``[1]`` of every operand (each
+        over the bars its value depends on: :attr:`Operand.reads`), and the N-bar reference."""
+        return max(2, self.lookback + 1)
 
     @property
     def lookback(self) -> int:
         """Bars of history the condition needs before the first one it judges."""
-        need = [1, self.bars or 0]
-        for o in (self.a, self.b, self.lower, self.upper):
-            if o is not None and o.kind == "sma":
-                need.append(int(o.arg) + 1)  # type: ignore[arg-type]
-            elif o is not None and o.kind == "ema":
-                need.append(ema_depth(int(o.arg)))  # type: ignore[arg-type]
-            elif o is not None and o.kind == "metric" and o.arg in PRIOR_METRICS:
-                need.append(2)  # its [1] reads the bar before that
-        return max(need)
+        return max([1, self.bars or 0, *(o.reads for o in self.operands)])
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 
 from webapp.core import indicator_series
 from webapp.core.market import EXCHANGE_TZ
-from webapp.core.rules.model import CHANNEL_OPS, PAIR_OPS, Condition, Operand
+from webapp.core.rules.model import CHANNEL_OPS, PAIR_OPS, STUDY_LINES, Condition, Operand
 
 
 def reading_series(cols: Mapping[str, np.ndarray], times: Sequence[int] | np.ndarray | None = None
@@ -40,9 +40,9 @@ def operand_values(o: Operand, series: Mapping[str, np.ndarray],
     """The operand at every bar (the last axis is time; any leading axes are tickers); an EMA only
     from bar ``start`` on (NaN before: bars nothing judges).
 
-    ``cache`` shares an SMA or EMA between the rules of one tick over the same series.
+    ``cache`` shares an indicator between the rules of one tick over the same series.
     """
-    if cache is not None and o.kind in ("sma", "ema"):
+    if cache is not None and (o.kind in ("sma", "ema") or o.kind in STUDY_LINES):
         got = cache.get((o, start))
         if got is None:
             got = cache[(o, start)] = operand_values(o, series, None, start)
@@ -60,6 +60,13 @@ def operand_values(o: Operand, series: Mapping[str, np.ndarray],
         return indicator_series.sma(close, int(o.arg))  # type: ignore[arg-type]
     if o.kind == "ema":
         return indicator_series.ema(close, int(o.arg), start)  # type: ignore[arg-type]
+    if o.kind in STUDY_LINES:
+        study, line = STUDY_LINES[o.kind]
+        return indicator_series.compute(indicator_series.Study(study, o.arg), {"close": close},  # type: ignore[arg-type]
+                                        start)[line]
+    if o.arg == "vwap_distance_pct":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (close / series["vwap"] - 1.0) * 100.0
     got = series.get(str(o.arg))
     return got if got is not None else np.full(close.shape, np.nan)
 

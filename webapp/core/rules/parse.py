@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from webapp.core import indicator_series
 from webapp.core.rules.model import (
     CHANNEL_OPS,
     FIELDS,
@@ -19,6 +20,7 @@ from webapp.core.rules.model import (
     METRICS,
     OPERATORS,
     PAIR_OPS,
+    STUDY_LINES,
     Condition,
     Operand,
     RuleError,
@@ -29,7 +31,8 @@ from webapp.core.validation import normalise_ticker
 def parse_operand(raw: object, where: str) -> Operand:
     if isinstance(raw, bool) or not isinstance(raw, dict) or len(raw) != 1:
         raise RuleError(f"{where}: an operand is one of {{\"field\": \"close\"}}, {{\"price\": true}}, "
-                        "{\"sma\": 20}, {\"ema\": 9}, {\"metric\": \"rvol\"} or {\"const\": 101.5}")
+                        "{\"sma\": 20}, {\"ema\": 9}, {\"rsi\": 14}, {\"bb_upper\": [20, 2]}, "
+                        "{\"macd_signal\": [12, 26, 9]}, {\"metric\": \"rvol\"} or {\"const\": 101.5}")
     (kind, arg), = raw.items()
     if kind == "field" and arg in FIELDS:
         return Operand("field", arg)
@@ -40,6 +43,8 @@ def parse_operand(raw: object, where: str) -> Operand:
         if period is None:
             raise RuleError(f"{where}: {kind} takes a whole period from 1 to {MAX_PERIOD}, got {_short(arg)}")
         return Operand(kind, period)
+    if kind in STUDY_LINES:
+        return Operand(kind, _study_args(kind, arg, where))
     if kind == "metric" and arg in METRICS:
         return Operand("metric", arg)
     if kind == "const":
@@ -51,7 +56,24 @@ def parse_operand(raw: object, where: str) -> Operand:
         raise RuleError(f"{where}: field must be one of {', '.join(FIELDS)}, got {arg!r}")
     if kind == "metric":
         raise RuleError(f"{where}: metric must be one of {', '.join(METRICS)}, got {arg!r}")
-    raise RuleError(f"{where}: unknown operand {kind!r} (field, price, sma, ema, metric or const)")
+    raise RuleError(f"{where}: unknown operand {kind!r} (field, price, sma, ema, {', '.join(STUDY_LINES)}, "
+                    "metric or const)")
+
+
+def _study_args(kind: str, arg: object, where: str) -> tuple[float, ...]:
+    """A study line's numbers (a number, or a list of up to the study's count; the chart's defaults
+    for the rest), checked as the chart checks them, so a rule and a chart line agree."""
+    given = arg if isinstance(arg, list) else [arg]
+    if not 1 <= len(given) <= 3 or not all(_bounded(v, 0, MAX_NUMBER) for v in given):
+        example = indicator_series.example(STUDY_LINES[kind][0])
+        raise RuleError(f"{where}: {kind} takes a number or a list of numbers, like "
+                        f"{{\"{kind}\": {example}}}, got {_short(arg)}")
+    study = STUDY_LINES[kind][0]
+    try:
+        got, = indicator_series.parse(":".join([study, *(f"{float(v):g}" for v in given)]))
+    except indicator_series.StudyError as e:
+        raise RuleError(f"{where}: {kind}: {e}") from None
+    return got.args
 
 
 def _bounded(value: object, low: float, high: float) -> bool:
