@@ -96,3 +96,48 @@ def test_cookies_are_secure_behind_https_and_the_csrf_token_rotates(make_app) ->
         resp = _post_login(plain, "ann", "password-ann")
         assert resp.status_code == 302
         assert all("; Secure" not in c for c in resp.headers.getlist("Set-Cookie"))
+
+
+def test_an_operator_disables_enables_and_deletes_a_user_from_the_cli(app, pg) -> None:
+    """Issue 26 item 18: ``flask users disable`` ends the user's sessions, refuses their sign-in and
+    tokens and rests their rules, keeping all they own; ``enable`` gives it back; ``delete`` removes
+    the user and everything they own."""
+    from tests.helpers import token_for
+    from webapp.store import rule_states
+
+    ann = user_id("ann")
+    token = token_for("ann")
+    bearer = {"Authorization": f"Bearer {token}"}
+    client = app.test_client()
+    _post_login(client, "ann", "password-ann")
+    made = client.post("/api/rules", headers=bearer, json={
+        "name": "ann's", "scope": {"tickers": ["AAPL"]},
+        "condition": {"op": "greater_than", "a": {"field": "close"}, "b": {"const": 1}}})
+    assert made.status_code == 201
+    client.post("/api/watchlists", headers=bearer, json={"name": "mine"})
+    live = {r.id for r in rule_states.live_rules(db.session)}
+    assert made.get_json()["id"] in live
+    before = rule_states.rules_now(db.session, (0, 1)).fingerprint
+    cli = app.test_cli_runner()
+
+    result = cli.invoke(args=["users", "disable", "ann"])
+    assert result.exit_code == 0, result.output
+    assert client.get("/api/me").status_code == 401  # the session ended
+    assert app.test_client().get("/api/me", headers=bearer).status_code == 401  # the token refused
+    assert _post_login(app.test_client(), "ann", "password-ann").status_code != 302  # no sign-in
+    assert made.get_json()["id"] not in {r.id for r in rule_states.live_rules(db.session)}
+    assert rule_states.rules_now(db.session, (0, 1)).fingerprint != before  # the tick sees the change
+    assert "disabled" in cli.invoke(args=["users", "list"]).output
+
+    assert cli.invoke(args=["users", "enable", "ann"]).exit_code == 0
+    assert app.test_client().get("/api/me", headers=bearer).status_code == 200
+    assert made.get_json()["id"] in {r.id for r in rule_states.live_rules(db.session)}
+
+    assert cli.invoke(args=["users", "delete", "ann"], input="n\n").exit_code != 0  # asks first
+    assert cli.invoke(args=["users", "delete", "ann", "--yes"]).exit_code == 0
+    with pg.cursor() as cur:
+        for table, col in (("alert_rules", "owner_id"), ("api_tokens", "user_id"), ("watchlists", "user_id")):
+            cur.execute(f"SELECT count(*) FROM {table} WHERE {col} = %s", (ann,))
+            assert cur.fetchone()[0] == 0, table
+    assert app.test_client().get("/api/me", headers=bearer).status_code == 401
+    assert "no user 'nobody'" in cli.invoke(args=["users", "disable", "nobody"]).output

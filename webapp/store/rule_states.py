@@ -13,6 +13,10 @@ from sqlalchemy.orm import Session
 
 from webapp.core.rules.state import TickerState
 
+# a disabled user's rules rest (webapp.store.users.set_disabled), as paused ones do
+_OWNER_ACTIVE = "NOT EXISTS (SELECT 1 FROM users u WHERE u.id = owner_id AND u.disabled_at IS NOT NULL)"
+
+
 _LIVE = sa.text("""
 SELECT r.id, r.version, r.updated_at, k.id IS NOT NULL AS known,
        CASE WHEN k.id IS NULL THEN r.name END AS name,
@@ -21,7 +25,7 @@ SELECT r.id, r.version, r.updated_at, k.id IS NOT NULL AS known,
        CASE WHEN k.id IS NULL THEN r.channels END AS channels
 FROM alert_rules r LEFT JOIN unnest(CAST(:ids AS bigint[]), CAST(:versions AS int[])) AS k(id, version)
   ON k.id = r.id AND k.version = r.version
-WHERE r.status = 'active' AND r.builtin IS NULL ORDER BY r.id""")
+WHERE r.status = 'active' AND r.builtin IS NULL AND """ + _OWNER_ACTIVE + """ ORDER BY r.id""")
 
 
 _STATES = sa.text("SELECT rule_id, ticker, armed, last_fire, recent, status, last_bar "
@@ -42,7 +46,8 @@ def rules_now(session: Session, shard: tuple[int, int]) -> RulesNow:
         "SELECT count(*), max(updated_at), coalesce(sum(id), 0), coalesce(sum(version), 0), "
         "EXISTS (SELECT 1 FROM alert_rules WHERE builtin IS NOT NULL AND status = 'paused'), "
         "(SELECT last_slot FROM alert_rule_progress WHERE shard = :i AND shards = :n) "
-        "FROM alert_rules WHERE status = 'active' AND builtin IS NULL"), {"i": shard[0], "n": shard[1]}).one()
+        f"FROM alert_rules WHERE status = 'active' AND builtin IS NULL AND {_OWNER_ACTIVE}"),
+        {"i": shard[0], "n": shard[1]}).one()
     return RulesNow(tuple(r[:4]), bool(r[4]), None if r[5] is None else int(r[5]))
 
 

@@ -23,7 +23,7 @@ ROLES = ("admin", "member")
 # a fixed hash to check against when the name is unknown, so a wrong name and a wrong password take
 # the same time
 _DUMMY = generate_password_hash("not a password")
-_COLUMNS = "id, username, settings, role, session_version"
+_COLUMNS = "id, username, settings, role, session_version, disabled_at"
 # tables whose rows made before owners existed wait for the first admin (migration 0010)
 _ORPHANS = (("alert_rules", "owner_id", " AND builtin IS NULL"), ("webhook_endpoints", "owner_id", ""),
             ("alert_events", "owner_id", " AND rule_id NOT IN (SELECT id FROM alert_rules "
@@ -42,6 +42,7 @@ class User:
     settings: dict[str, Any] = field(default_factory=dict)
     role: str = "member"
     session_version: int = 1
+    disabled: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -49,7 +50,8 @@ class User:
 
 
 def _user(r: Any) -> User:
-    return User(r.id, r.username, dict(r.settings or {}), r.role, r.session_version)
+    return User(r.id, r.username, dict(r.settings or {}), r.role, r.session_version,
+                r.disabled_at is not None)
 
 
 def _check_password(password: str) -> None:
@@ -85,11 +87,14 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     if row is None:
         check_password_hash(_DUMMY, password)
         return None
-    return _user(row) if check_password_hash(row.password_hash, password) else None
+    ok = check_password_hash(row.password_hash, password)
+    return _user(row) if ok and row.disabled_at is None else None
 
 
 def get(session: Session, user_id: int) -> User | None:
-    row = session.execute(sa.text(f"SELECT {_COLUMNS} FROM users WHERE id = :id"), {"id": user_id}).first()
+    """The user behind a session or a token: none while disabled."""
+    row = session.execute(sa.text(f"SELECT {_COLUMNS} FROM users WHERE id = :id AND disabled_at IS NULL"),
+                          {"id": user_id}).first()
     return _user(row) if row else None
 
 
@@ -115,6 +120,24 @@ def set_password(session: Session, user_id: int, password: str) -> None:
     _check_password(password)
     session.execute(sa.text("UPDATE users SET password_hash = :h, session_version = session_version + 1 "
                             "WHERE id = :id"), {"h": generate_password_hash(password), "id": user_id})
+    session.commit()
+
+
+def set_disabled(session: Session, user_id: int, disabled: bool) -> None:
+    """Disable a user (their sessions end, their tokens and sign-in stop working, their rules rest:
+    the tick judges no rule of a disabled owner) or enable them again, with all they own."""
+    session.execute(sa.text(
+        "UPDATE users SET disabled_at = CASE WHEN :d THEN coalesce(disabled_at, now()) END, "
+        "session_version = session_version + 1 WHERE id = :id"), {"d": disabled, "id": user_id})
+    session.execute(sa.text("UPDATE alert_rules SET updated_at = now() WHERE owner_id = :id"),
+                    {"id": user_id})
+    session.commit()
+
+
+def delete(session: Session, user_id: int) -> None:
+    """Remove a user and everything they own (rules, their events and states, webhook endpoints and
+    deliveries, tokens, watchlists: the owner keys cascade)."""
+    session.execute(sa.text("DELETE FROM users WHERE id = :id"), {"id": user_id})
     session.commit()
 
 

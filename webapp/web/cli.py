@@ -155,18 +155,52 @@ def init_app(app: Flask) -> None:
 
     @users_group.command("list")
     def users_list() -> None:
-        """Users by id, name and role."""
+        """Users by id, name, role and whether disabled."""
         for u in users.all_users(db.session):
-            click.echo(f"{u.id}\t{u.username}\t{u.role}")
+            click.echo(f"{u.id}\t{u.username}\t{u.role}" + ("\tdisabled" if u.disabled else ""))
+
+    def _named(name: str) -> users.User:
+        user = users.by_name(db.session, name)
+        if user is None:
+            raise click.ClickException(f"no user {name!r} (flask --app wsgi users list)")
+        return user
+
+    @users_group.command("disable")
+    @click.argument("name")
+    def users_disable(name: str) -> None:
+        """Disable a user: their sessions end, sign-in and tokens stop working, their rules rest;
+        everything they own is kept (``enable`` gives it back)."""
+        user = _named(name)
+        users.set_disabled(db.session, user.id, True)
+        click.echo(f"{user.username!r} is disabled: signed out everywhere, tokens refused, rules resting")
+
+    @users_group.command("enable")
+    @click.argument("name")
+    def users_enable(name: str) -> None:
+        """Enable a disabled user again (they sign in afresh)."""
+        user = _named(name)
+        users.set_disabled(db.session, user.id, False)
+        click.echo(f"{user.username!r} is enabled")
+
+    @users_group.command("delete")
+    @click.argument("name")
+    @click.option("--yes", is_flag=True, help="do not ask for confirmation")
+    def users_delete(name: str, yes: bool) -> None:
+        """Delete a user and everything they own: rules and their alerts, webhook endpoints and
+        deliveries, tokens, watchlists.  This cannot be undone (``disable`` keeps them)."""
+        user = _named(name)
+        if not yes:
+            click.confirm(f"delete {user.username!r} and all their rules, alerts, webhooks, tokens and "
+                          "watchlists?", abort=True)
+        users.delete(db.session, user.id)
+        click.echo(f"deleted {user.username!r} and everything they owned")
 
     @users_group.command("password")
     @click.argument("name")
     @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
     def users_password(name: str, password_stdin: bool) -> None:
         """Set a user's password; every session of theirs ends."""
-        user = users.by_name(db.session, name)
-        if user is None:
-            raise click.ClickException(f"no user {name!r}")
+        user = _named(name)
         try:
             users.set_password(db.session, user.id, _password(password_stdin))
         except users.UserError as exc:
@@ -178,8 +212,6 @@ def init_app(app: Flask) -> None:
     @click.argument("role", type=click.Choice(users.ROLES))
     def users_role(name: str, role: str) -> None:
         """Make a user an admin or a member (their tokens follow: never more than their owner)."""
-        user = users.by_name(db.session, name)
-        if user is None:
-            raise click.ClickException(f"no user {name!r}")
+        user = _named(name)
         users.set_role(db.session, user.id, role)
         click.echo(f"{user.username!r} is now {role}")
