@@ -160,6 +160,18 @@
     }
   }
 
+  // The stream that feeds the prices is down: every row is stale now, not after the readings age
+  // (a print clears its row again, as after any staleness)
+  window.onStreamStalled = (why) => {
+    for (const row of rows.values()) {
+      const tag = row.querySelector(".stale-tag");
+      if (!tag || "aged" in tag.dataset) {
+        showStale(row, `${why}: prices are not updating`);
+        row.querySelector(".stale-tag").dataset.aged = "";
+      }
+    }
+  };
+
   const showMarket = window.showMarket;
 
   function tickAge() {

@@ -73,15 +73,30 @@
       el.title = (s.reason ? s.reason + " · " : "")
         + `last message ${d.last_message_age_s ?? "–"} s ago · reconnects ${d.reconnects ?? 0}`
         + ` · dropped frames ${d.dropped_frames ?? 0}`;
+      // the prices come from the stream and it is not connected: say so next to "live" (the page's
+      // own connection), and let the tables mark every row at once (window.onStreamStalled)
+      stalled = s.feeds_prices && s.state !== "connected"
+        ? `stream ${s.state}` + (s.reason && s.state !== "not running" ? `: ${s.reason}` : "") : null;
+      document.body.dataset.prices = stalled ? "stalled" : "flowing";
+      showConn();
+      if (stalled && window.onStreamStalled) window.onStreamStalled(stalled);
     } catch (err) { /* the next refresh will tell */ }
   }
   document.addEventListener("DOMContentLoaded", showStream);
-  setInterval(showStream, 10000);
+  setInterval(showStream, 5000);
 
+  let stalled = null;  // why prices are not arriving, while the stream that feeds them is down
+  let connText = "connecting…";
+  function showConn() {
+    conn.textContent = connText + (stalled && document.body.dataset.connection === "live"
+      ? " · prices stalled" : "");
+    conn.title = stalled ? `prices stalled: ${stalled}` : "";
+  }
   function setState(text, down) {
-    conn.textContent = text;
+    connText = text;
     conn.classList.toggle("down", down);
     document.body.dataset.connection = down ? "down" : "live";
+    showConn();
   }
 
   // onConnect runs on the first connect and after every reconnect: it must

@@ -127,6 +127,36 @@ def test_rows_turn_stale_when_ticks_stop_and_the_reason_fits(service_urls, make_
         web.stop()
 
 
+def test_rows_turn_stale_the_moment_the_stream_that_feeds_prices_stops(service_urls, make_app, browser
+                                                                       ) -> None:
+    """Issue 26 item 7: with the stream frozen, the header said "stream not running" next to "live"
+    while rows looked normal for 75 s.  Now, when the stream the prices come from is not connected,
+    the connection says prices are stalled and every row is stale within seconds, with the reason;
+    a print clears its row."""
+    web = WebProcess(*service_urls, MARKET_DATA_PROVIDER="stream").start()  # and no stream process
+    try:
+        app = make_app()
+        with app.app_context():
+            run_via_rq(app, [datetime.now(timezone.utc)])
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        page = context.new_page()
+        page.goto(web.url + "/")
+        page.wait_for_function("document.querySelectorAll('#quotes tbody tr.stale').length === 15",
+                               timeout=12_000)  # the readings are fresh: only the stream says so
+        assert "prices stalled" in page.inner_text("#connection")
+        tag = page.locator('tr[data-ticker="AAPL"] .stale-tag')
+        assert "stream not running" in tag.get_attribute("title")
+        assert "prices are not updating" in tag.get_attribute("title")
+        from tests.browser.test_stream import trade
+
+        with app.app_context():
+            trade("AAPL", 250.01)
+        page.wait_for_function("!document.querySelector('tr[data-ticker=\"AAPL\"]').classList.contains('stale')")
+        context.close()
+    finally:
+        web.stop()
+
+
 def test_sort_is_kept_as_values_update_and_headers_are_buttons(web, app, page) -> None:
     run_via_rq(app, minutes(1))
     page.goto(web.url + "/")

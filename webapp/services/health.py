@@ -68,16 +68,17 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
 def stream_state(cfg: Config | None = None) -> dict[str, Any]:
     """The stream process's state as its leader last reported it (the page header and health)."""
     cfg = cfg or config()
+    feeds = cfg.MARKET_DATA_PROVIDER == "stream"  # the prices come from it: down means prices stop
     if cfg.STREAM_PROVIDER == "none":
         return {"running": False, "state": "off", "provider": "none", "reason": "STREAM_PROVIDER=none",
-                "detail": {}}
+                "feeds_prices": feeds, "detail": {}}
     status = stream_status(get_redis())
     if status is None:
         return {"running": False, "state": "not running", "provider": cfg.STREAM_PROVIDER,
                 "reason": f"no stream process has reported for {STATUS_TTL_SECONDS} s "
-                          "(is `python -m jobs.stream` running?)", "detail": {}}
+                          "(is `python -m jobs.stream` running?)", "feeds_prices": feeds, "detail": {}}
     return {"running": True, "state": status["state"], "provider": status["provider"],
-            "reason": status.get("reason", ""), "detail": status}
+            "reason": status.get("reason", ""), "feeds_prices": feeds, "detail": status}
 
 
 def _stream_health(cfg: Config, market_open: bool, checks: dict[str, Any], problems: list[str]) -> None:
