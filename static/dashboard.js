@@ -132,12 +132,13 @@
       const badge = document.createElement("span");
       badge.className = "badge " + s.last_alert.kind;
       badge.textContent = (s.last_alert.kind === "bullish" ? "▲ " : "▼ ") + s.last_alert.kind;
-      alertCell.append(badge, " " + window.fmtTime(s.last_alert.time));
+      alertCell.append(badge, " " + window.fmtShortTime(s.last_alert.time));
+      alertCell.title = window.fmtTime(s.last_alert.time);
     }
     if (s.alert && isNew) {
       liveRegion.textContent = `${s.ticker} ${s.alert} cross at ${window.fmtPrice(s.price)}`;
     }
-    row.querySelector(".time").textContent = window.fmtTime(traded ? row.dataset.trade : s.time);
+    window.setTime(row.querySelector(".time"), traded ? row.dataset.trade : s.time);
     showStale(row, s.stale ? (s.stale_reason || "stale") : null);
     if (isNew) drawSpark(row, s.price);
   }
@@ -462,7 +463,7 @@
     setText(priceCell, window.fmtPrice(tr.price), isNaN(before) ? 0 : Math.sign(tr.price - before));
     priceCell.classList.toggle("up", tr.price > before);
     priceCell.classList.toggle("down", tr.price < before);
-    row.querySelector(".time").textContent = window.fmtTime(tr.time);
+    window.setTime(row.querySelector(".time"), tr.time);
     const pc = parseFloat(row.dataset.prevClose);
     if (pc) {  // the change follows the trade, against the same previous close as the readings
       const ch = window.fmtChange(tr.price - pc, (tr.price - pc) / pc * 100);

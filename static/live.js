@@ -10,6 +10,22 @@
     minute: "2-digit", second: "2-digit", hour12: false, timeZoneName: "short",
   });
   window.fmtTime = (iso) => window.nyTime.format(new Date(iso));
+  // Short, for table cells: the time alone on today's New York date, else the date and minute (the
+  // full time is the cell's title)
+  const nyDay = new Intl.DateTimeFormat("en-CA", { timeZone: "America/New_York" });
+  const nyClock = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", hour: "2-digit",
+                                                     minute: "2-digit", second: "2-digit", hour12: false });
+  const nyDate = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", month: "short",
+                                                    day: "2-digit", hour: "2-digit", minute: "2-digit",
+                                                    hour12: false });
+  window.fmtShortTime = (iso) => {
+    const d = new Date(iso);
+    return nyDay.format(d) === nyDay.format(new Date()) ? nyClock.format(d) : nyDate.format(d).replace(",", "");
+  };
+  window.setTime = (cell, iso) => {  // a table cell's short time, the full one as its title
+    cell.textContent = window.fmtShortTime(iso);
+    cell.title = window.fmtTime(iso);
+  };
   // A quote's precision: cents from $1 up, four decimals below (as stored)
   window.fmtPrice = (p) => (p === null || p === undefined || p === "" ? "–"
     : Math.abs(Number(p)) < 1 ? Number(p).toFixed(4) : Number(p).toFixed(2));

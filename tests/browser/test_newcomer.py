@@ -367,3 +367,33 @@ def test_at_phone_width_wide_tables_scroll_inside_the_page(web, app, browser) ->
     box = delete.bounding_box()
     assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390
     context.close()
+
+
+def test_at_1280_px_the_dashboard_table_fits_with_every_column(web, app, browser) -> None:
+    """At 1280 px the dashboard table was 1,366 px wide and "As of" was cut (issue 26, item 14): the
+    whole table, every column to "As of", fits the page without scrolling sideways, each row on one
+    line, with crosses in "Latest cross" and stale tags in "As of"."""
+    run_via_rq(app, minutes(12))
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    page.goto(web.url + "/")
+    page.wait_for_selector('tr[data-ticker="AAPL"] td.price:not(:text("–"))')
+    page.wait_for_function("document.querySelectorAll('#quotes td.alert .badge').length > 3")
+    page.wait_for_function("document.querySelectorAll('#quotes tbody tr.stale').length > 3")
+    got = page.evaluate("""() => {
+        const table = document.getElementById('quotes');
+        const heights = [...table.querySelectorAll('tbody tr')].map((r) => r.offsetHeight);
+        const last = [...table.querySelectorAll('thead th')].pop();
+        return {page: document.documentElement.scrollWidth, table: table.getBoundingClientRect().width,
+                box: table.parentElement.clientWidth, scroll: table.parentElement.scrollWidth,
+                lastRight: last.getBoundingClientRect().right, lastText: last.innerText,
+                tallest: Math.max(...heights)};
+    }""")
+    shot(page, "dashboard-1280")
+    assert got["page"] <= 1280, got
+    assert got["scroll"] <= got["box"] + 1, got  # nothing to scroll to
+    assert got["lastRight"] <= 1280 and "As of" in got["lastText"], got
+    assert got["tallest"] < 45, got  # one line each: the time is short, its full form the title
+    title = page.get_attribute('tr[data-ticker="AAPL"] td.time', "title")
+    assert title and ("EST" in title or "EDT" in title)
+    context.close()

@@ -11,6 +11,7 @@ from tests.browser.conftest import shot
 from tests.fakes.providers import ScriptedProvider
 from tests.helpers import START, minutes, run_via_rq, scripted_services
 from tests.processes import WebProcess
+from webapp.core.market import EXCHANGE_TZ
 from webapp.core.quotes import Quote
 from webapp.tick.pipeline import run_tick
 
@@ -37,7 +38,9 @@ def test_dashboard_price_cells_change_after_a_worker_tick(web, app, page) -> Non
     page.wait_for_function(LIVE.format(n=1))
     before = prices_on_page(page)
     assert "–" not in before.values()
-    assert "EST" in cell(page, "AAPL", "time")  # exchange time, though the browser is in Berlin
+    # exchange time, though the browser is in Berlin: short in the cell, with the zone in its title
+    assert cell(page, "AAPL", "time").startswith(START.astimezone(EXCHANGE_TZ).strftime("%b %d %H:%M"))
+    assert "EST" in page.get_attribute('tr[data-ticker="AAPL"] td.time', "title")
     report = run_via_rq(app, [START + timedelta(minutes=1)])[0]
     assert report["accepted"] == 15
     page.wait_for_function("window.__live.stock_update >= 1")

@@ -33,6 +33,17 @@ def exchange_time(value: str | datetime | None) -> str:
     return when.astimezone(EXCHANGE_TZ).strftime("%b %d, %H:%M:%S %Z")
 
 
+@bp.app_template_filter("short_time")
+def short_time(value: str | datetime | None) -> str:
+    """A table cell's time at the exchange, as the pages' script writes it: "10:01:00" on today's
+    New York date, else "Nov 20 10:01" (the full time is the cell's title)."""
+    if not value:
+        return ""
+    when = (datetime.fromisoformat(value) if isinstance(value, str) else value).astimezone(EXCHANGE_TZ)
+    today = datetime.now(EXCHANGE_TZ).date()
+    return when.strftime("%H:%M:%S") if when.date() == today else when.strftime("%b %d %H:%M")
+
+
 @bp.app_template_filter("price")
 def price(value: float | None) -> str:
     """A price at the quote's precision: cents from $1 up, four decimals below."""
