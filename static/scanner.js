@@ -16,7 +16,8 @@
   const dash = (x) => x === null || x === undefined;
   const fixed = (x, d) => (dash(x) ? "–" : Number(x).toFixed(d));
   const signed = (x) => (dash(x) ? "–" : (x >= 0 ? "+" : "") + Number(x).toFixed(2));
-  const whole = (x) => (dash(x) ? "–" : Math.round(x).toLocaleString("en-US"));
+  const short = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+  const compact = (x) => (dash(x) ? "–" : short.format(x));  // 950, 12.3K, 3B (the title has it whole)
 
   function applyDelta(rows, change) {
     if (change.full) return change.rows.map((r) => ({ ...r }));
@@ -35,8 +36,47 @@
     return td;
   }
 
+  // Each list sorts by a column header (its own order, "#", by default); the choice is kept across
+  // reloads, and a list that changes stays sorted
+  const SORT_KEY = "stock-tracker.scan-sort";
+  const sorts = (() => {
+    try { return JSON.parse(localStorage.getItem(SORT_KEY)) || {}; } catch (e) { return {}; }
+  })();
+  function sorted(name, rows) {
+    const ranked = rows.map((r, i) => ({ ...r, rank: i + 1 }));
+    const s = sorts[name];
+    if (!s || s.key === "rank") return s && s.dir < 0 ? ranked.reverse() : ranked;
+    return ranked.sort((a, b) => {
+      const x = a[s.key], y = b[s.key];
+      if (dash(x) !== dash(y)) return dash(x) ? 1 : -1;  // blanks last, either way
+      const cmp = s.key === "ticker" ? String(x).localeCompare(String(y)) : x - y;
+      return cmp * s.dir || a.rank - b.rank;
+    });
+  }
+  function showSort(name) {
+    const s = sorts[name] || { key: "rank", dir: 1 };
+    root.querySelectorAll(`section[data-list="${name}"] th[data-sort]`).forEach((th) => {
+      th.setAttribute("aria-sort", th.dataset.sort !== s.key ? "none" : s.dir > 0 ? "ascending" : "descending");
+    });
+  }
+  root.querySelectorAll("th[data-sort] button.sort").forEach((btn) => {
+    const th = btn.closest("th");
+    const name = th.closest("section.scan").dataset.list;
+    btn.addEventListener("click", () => {
+      const key = th.dataset.sort;
+      const now = sorts[name] || { key: "rank", dir: 1 };
+      // the first click on a number puts the largest first; again reverses it
+      const first = key === "rank" || key === "ticker" ? 1 : -1;
+      sorts[name] = { key, dir: now.key === key ? -now.dir : first };
+      try { localStorage.setItem(SORT_KEY, JSON.stringify(sorts)); } catch (e) { /* private mode */ }
+      if (held[name]) render(name, held[name].rows, new Set());
+      else showSort(name);
+    });
+  });
+
   function render(name, rows, entered) {
     const body = root.querySelector(`section[data-list="${name}"] tbody`);
+    showSort(name);
     body.replaceChildren();
     if (!rows.length) {
       const tr = document.createElement("tr");
@@ -47,7 +87,7 @@
       body.append(tr);
       return;
     }
-    rows.forEach((r, i) => {
+    sorted(name, rows).forEach((r) => {
       const tr = document.createElement("tr");
       tr.dataset.ticker = r.ticker;
       if (entered.has(r.ticker)) tr.className = "flash entered";
@@ -66,11 +106,13 @@
         s.textContent = text;
         flags.append(s);
       };
-      if (r.unusual) flag(`vol ×${fixed(r.vol_ratio, 1)}`);
+      if (r.unusual) flag(`vol ×${r.vol_ratio >= 1000 ? compact(r.vol_ratio) : fixed(r.vol_ratio, 1)}`);
       if (r.new_high) flag("new high", "up");
       if (r.new_low) flag("new low", "down");
-      tr.append(cell(String(i + 1), "num rank"), t, cell(window.fmtPrice(r.price), "num price"), chg,
-                cell(signed(r.gap_pct), "num gap"), cell(whole(r.day_volume), "num vol"), rvol,
+      const volume = cell(compact(r.day_volume), "num vol");
+      if (!dash(r.day_volume)) volume.title = Math.round(r.day_volume).toLocaleString("en-US");
+      tr.append(cell(String(r.rank), "num rank"), t, cell(window.fmtPrice(r.price), "num price"), chg,
+                cell(signed(r.gap_pct), "num gap"), volume, rvol,
                 cell(fixed(r.vwap, 2), "num vwap"), flags);
       body.append(tr);
     });

@@ -44,6 +44,18 @@ def short_time(value: str | datetime | None) -> str:
     return when.strftime("%H:%M:%S") if when.date() == today else when.strftime("%b %d %H:%M")
 
 
+@bp.app_template_filter("compact")
+def compact(value: float | None) -> str:
+    """A count as the scanner shows it, as the script's Intl compact notation does: 950, 12.3K, 3M."""
+    if value is None:
+        return "–"
+    for size, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= size:
+            scaled = value / size
+            return (f"{scaled:.1f}".removesuffix(".0") if abs(scaled) < 100 else f"{scaled:.0f}") + unit
+    return f"{value:.0f}"
+
+
 @bp.app_template_filter("price")
 def price(value: float | None) -> str:
     """A price at the quote's precision: cents from $1 up, four decimals below."""
