@@ -89,9 +89,12 @@
       const pane = st.pane === "price" ? 0 : (panes[st.pane] = panes[st.pane] || 1 + Object.keys(panes).length);
       Object.entries(st.lines).forEach(([name, points], k) => {
         const kind = name === "histogram" ? LC.HistogramSeries : LC.LineSeries;
+        // on the price pane the legend names the lines: their own axis labels would pile over the price's
+        const own = pane > 0;
         const series = chart.addSeries(kind, { color: PALETTE[(n + k) % PALETTE.length], lineWidth: 1,
-                                               priceLineVisible: false, lastValueVisible: true,
-                                               title: name === "value" ? st.key : `${st.key} ${name}` }, pane);
+                                               priceLineVisible: false, lastValueVisible: own,
+                                               title: !own ? "" : name === "value" ? st.key : `${st.key} ${name}` },
+                                       pane);
         series.setData(points);
         if (st.kind === "rsi") {  // the overbought and oversold levels a trader reads RSI against
           for (const level of [70, 30]) {
@@ -102,6 +105,19 @@
         }
         studySeries.push({ key: st.key, name, series });
       });
+    });
+    sizePanes(Object.keys(panes).length);
+  }
+
+  // Each pane below the price (RSI, MACD) adds its own height, so the price pane keeps its size
+  // however many are drawn; the price pane stretches three times as much as each of them
+  const SUB_PANE_PX = 130;
+  function sizePanes(below) {
+    el.style.height = below ? `calc(max(60vh, 280px) + ${below * SUB_PANE_PX}px)` : "";
+    const panes = chart.panes();
+    panes.forEach((p, i) => p.setStretchFactor(i === 0 ? 3 : 1));
+    requestAnimationFrame(() => {
+      el.dataset.paneHeights = chart.panes().map((p) => p.getHeight()).join(",");
     });
   }
 
@@ -379,4 +395,30 @@
     else document.getElementById("last-price").textContent = window.fmtPrice(tr.price);
   });
   state();
+
+  // The indicator picker: choosing one adds it to the list and applies it; a chip's × removes one.
+  // The text box stays for periods the menu does not offer (sma:13, bb:20:2.5).
+  (function picker() {
+    const form = document.querySelector("form.studies");
+    const input = document.getElementById("indicators");
+    const menu = document.getElementById("add-study");
+    const chips = document.getElementById("study-chips");
+    if (!form || !input || !menu || !chips) return;
+    const keys = () => input.value.split(",").map((k) => k.trim()).filter((k) => k && k !== "none");
+    const apply = (list) => { input.value = list.length ? list.join(",") : "none"; form.requestSubmit(); };
+    menu.addEventListener("change", () => {
+      const chosen = menu.value;
+      menu.value = "";
+      if (chosen && !keys().includes(chosen)) apply([...keys(), chosen]);
+    });
+    keys().forEach((key) => {
+      const chip = document.createElement("button");
+      chip.type = "button";
+      chip.className = "chip";
+      chip.textContent = `${key} ×`;
+      chip.setAttribute("aria-label", `remove ${key}`);
+      chip.addEventListener("click", () => apply(keys().filter((k) => k !== key)));
+      chips.append(chip);
+    });
+  })();
 })();

@@ -131,3 +131,32 @@ def test_a_drawn_level_becomes_an_alert_rule(web, app, page) -> None:
     shot(page, "chart-level-alert")
     page.click("#levels .remove")
     page.wait_for_function("document.getElementById('chart').dataset.levels === '0'")
+
+
+def test_six_indicators_from_the_picker_keep_the_price_pane_readable(web, app, browser) -> None:
+    """Issue 26 item 13: indicators were typed as text, and with six of them the price pane shrank to
+    about 200 px with band labels over the axis.  A menu adds each (a chip's × removes it); every
+    pane below the price adds its own height, so the price pane keeps its size; overlay lines put no
+    labels on the price axis (the legend names them)."""
+    run_via_rq(app, minutes(40))
+    page = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True).new_page()
+    page.goto(web.url + "/stocks/AAPL?range=all&interval=1m&indicators=none")
+    page.wait_for_function(LIVE.format(n=1))
+    alone = page.evaluate("document.getElementById('chart').getBoundingClientRect().height")
+    for key in ("sma:20", "ema:9", "vwap", "bb:20:2", "rsi:14", "macd:12:26:9"):
+        page.select_option("#add-study", key)
+        page.wait_for_url(lambda url, key=key: key.replace(":", "%3A") in url or key in url)
+        page.wait_for_function(LIVE.format(n=1))
+    chart = page.locator("#chart")
+    drawn = {d.split("/")[0] for d in chart.get_attribute("data-studies").split(",")}
+    assert drawn == {"sma:20", "ema:9", "vwap", "bb:20:2", "rsi:14", "macd:12:26:9"}
+    page.wait_for_function("(document.getElementById('chart').dataset.paneHeights || '')"
+                           ".split(',').length === 3")
+    heights = [int(h) for h in chart.get_attribute("data-pane-heights").split(",")]
+    assert heights[0] >= 0.8 * alone - 40, (heights, alone)  # the price pane about as tall as alone
+    assert all(h >= 90 for h in heights[1:]), heights  # RSI and MACD readable too
+    shot(page, "chart-six-indicators")
+    page.locator("#study-chips button", has_text="rsi:14").click()  # a chip's × removes one
+    page.wait_for_url(lambda url: "rsi" not in url)
+    assert "rsi:14/value" not in page.locator("#chart").get_attribute("data-studies")
+    page.context.close()
