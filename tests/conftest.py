@@ -73,7 +73,8 @@ def clean(service_urls: tuple[str, str]) -> Iterator[None]:
     with conn, conn.cursor() as cur:
         cur.execute("TRUNCATE quotes, alerts, symbols, api_tokens, daily_bars, missed_slots, emitted_slots, "
                     "alert_rules, alert_rule_states, alert_events, webhook_endpoints, deliveries, "
-                    "delivery_attempts, users, watchlists, watchlist_items, alert_rule_progress")
+                    "delivery_attempts, users, watchlists, watchlist_items, alert_rule_progress, "
+                    "evaluate_progress")
     conn.close()
     yield
 

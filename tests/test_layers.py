@@ -29,10 +29,12 @@ RANKS = {
     "store": 4,  # Redis and Postgres
     "tick": 5, "live": 5, "delivery": 5, "backfill": 5,  # the minute pipeline; the stream process's work;
     # webhooks; a new symbol's history
-    "services": 6,  # what the edges call
-    "web": 7,  # pages, API, Socket.IO, HTTP, errors, CLI
-    "app": 8,  # the app factory
-    "launch": 9, "jobs": 9,  # make run's launcher; RQ jobs and the worker/scheduler processes
+    "evaluate": 6,  # alerts on the print: judges each shard's rules at the stream's trades (reuses the
+    # tick's bars and publisher)
+    "services": 7,  # what the edges call
+    "web": 8,  # pages, API, Socket.IO, HTTP, errors, CLI
+    "app": 9,  # the app factory
+    "launch": 10, "jobs": 10,  # make run's launcher; RQ jobs and the worker/scheduler processes
 }
 NOT_IN_CORE = {"redis", "sqlalchemy", "psycopg2", "requests", "urllib3", "urllib", "http", "socket",
                "flask", "flask_socketio", "flask_sqlalchemy", "flask_migrate", "socketio", "websockets",

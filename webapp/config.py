@@ -200,6 +200,9 @@ class Config:
     TICK_SECONDS: int = 60
     TICK_SHARDS: int = 1  # split each tick into this many RQ jobs, for more workers
     TICK_LOCK_TTL_SECONDS: int = 10  # renewed while a tick runs; a killed tick frees it this soon
+    # the evaluate process (jobs/evaluate.py): alert rules judged on the print, per symbol shard
+    EVALUATE_LEASE_SECONDS: float = 5.0  # a dead process's shards are taken over this soon
+    PROVISIONAL_STREAM_MAXLEN: int = 10_000  # entries kept per shard's stream (one per 100 ms flush)
     SPOOL_MAX_TICKS: int = 180  # ticks of rows kept in Redis while Postgres is down (oldest dropped)
     CATCH_UP_SLOTS: int = 60  # slots run late after a stall (sim, replay); older are recorded missed
     SIM_SEED: int = 42
@@ -325,6 +328,8 @@ class Config:
             TICK_SECONDS=tick,
             TICK_SHARDS=_int(env, "TICK_SHARDS", 1),
             TICK_LOCK_TTL_SECONDS=_int(env, "TICK_LOCK_TTL_SECONDS", 10),
+            EVALUATE_LEASE_SECONDS=_float(env, "EVALUATE_LEASE_SECONDS", 5.0),
+            PROVISIONAL_STREAM_MAXLEN=_int(env, "PROVISIONAL_STREAM_MAXLEN", 10_000, minimum=100),
             SPOOL_MAX_TICKS=_int(env, "SPOOL_MAX_TICKS", 180),
             CATCH_UP_SLOTS=_int(env, "CATCH_UP_SLOTS", 60, minimum=0),
             SIM_SEED=_int(env, "SIM_SEED", 42, minimum=0),

@@ -134,6 +134,25 @@ def stream_bars_key(end: int) -> str:
     return f"{_PREFIX}:stream:bars:{end}"
 
 
+def provisional_stream_key(shard: int, shards: int) -> str:
+    """Redis Stream (MAXLEN-capped) per symbol shard (the tick's CRC-32 shards): each entry one flush
+    of the stream leader, the provisional bar of every ticker of the shard that traded since the
+    last (``bars``: JSON rows, :data:`webapp.core.tape.PROVISIONAL_FIELDS`), for the alerts
+    evaluated on the print."""
+    return f"{_PREFIX}:stream:provisional:{shards}:{shard}"
+
+
+# The evaluate process (jobs/evaluate.py, webapp/evaluate/): alerts on the print, per symbol shard
+EVALUATE_GROUP = "evaluate"  # the consumer group of every provisional stream
+EVALUATORS_KEY = f"{_PREFIX}:evaluate:processes"  # hash: host id -> expiry (epoch ms): the live processes
+EVALUATE_STATUS_PREFIX = f"{_PREFIX}:evaluate:status:"  # + host id: JSON with a TTL, its shards and lag
+
+
+def evaluate_lease_key(shard: int, shards: int) -> str:
+    """String (token, PX): the one evaluate process judging this shard's rules on the print now."""
+    return f"{_PREFIX}:evaluate:lease:{shards}:{shard}"
+
+
 def listeners_key(host_id: str) -> str:
     """Hash: ticker -> how many clients of one web process are in its room."""
     return f"{_PREFIX}:listeners:{host_id}"

@@ -64,3 +64,23 @@ def test_pushes_coalesce_to_the_newest_trade_every_250_ms() -> None:
     assert p["bar"] == {"start": "2026-11-18T11:07:01.000+00:00", "open": 10.0, "high": 10.2, "low": 10.0,
                         "close": 10.2, "volume": 255.0}
     assert p["day_volume"] == 255.0
+
+
+def test_the_hand_off_is_each_moved_tickers_provisional_bar_once() -> None:
+    """Issue 27's first part: per flush, the provisional bar of every ticker that traded since the
+    last hand-off (coalesced: a burst is one row with the bar's high, low and volume so far and its
+    last trade's time), nothing for a ticker that did not trade, and the new bar once one opens."""
+    t = tape()
+    assert t.hand_off() == []
+    t.add([Trade("AAPL", 10.0, 100, ms(T0 + 1)), Trade("AAPL", 10.4, 50, ms(T0 + 2)),
+           Trade("AAPL", 10.1, 10, ms(T0 + 3)), Trade("MSFT", 400.0, 5, ms(T0 + 2))])
+    rows = {r[0]: r for r in t.hand_off()}
+    assert rows["AAPL"] == ["AAPL", T0, 10.0, 10.4, 10.0, 10.1, 160.0, 3, ms(T0 + 3), ms(T0 + 2), ms(T0 + 1)]
+    assert rows["MSFT"][1:] == [T0, 400.0, 400.0, 400.0, 400.0, 5.0, 1, ms(T0 + 2), ms(T0 + 2), ms(T0 + 2)]
+    assert t.hand_off() == []  # nothing traded since
+    t.add([Trade("AAPL", 9.9, 1, ms(T0 + 4))])
+    assert t.hand_off() == [["AAPL", T0, 10.0, 10.4, 9.9, 9.9, 161.0, 4, ms(T0 + 4), ms(T0 + 2), ms(T0 + 4)]]
+    t.close(ms(T0 + 61))  # the first bar closed; a trade opens the next
+    t.add([Trade("AAPL", 10.2, 7, ms(T0 + 62))])
+    assert t.hand_off() == [["AAPL", T0 + 60, 10.2, 10.2, 10.2, 10.2, 7.0, 1, ms(T0 + 62), ms(T0 + 62),
+                             ms(T0 + 62)]]

@@ -69,3 +69,35 @@ def test_a_stream_that_is_down_or_late_says_so(rdb, service_urls) -> None:
     write(service_urls[0], status={"state": "connected", "provider": "alpaca"})
     got = provider(rdb).fetch(["AAPL"], AT, {})
     assert got.problems["AAPL"] == "stream: the bar to 15:31:00 UTC was not closed in time"
+
+
+def test_provisional_bars_go_to_their_shards_stream_capped(rdb, service_urls) -> None:
+    """Each flush adds one entry per symbol shard holding the provisional bars of that shard's tickers
+    (the tick's CRC-32 shards), and the streams are capped (MAXLEN ~), so a reader that falls behind
+    never grows Redis without bound."""
+    import orjson
+
+    from webapp import names
+    from webapp.core.shards import shard_of
+
+    rows = [[t, END, 1.0, 2.0, 0.5, 1.5, 100.0, 3, END * 1000 + 417, END * 1000 + 5, END * 1000 + 9]
+            for t in ("AAPL", "MSFT", "KO", "NVDA")]
+
+    async def go(flushes: int) -> None:
+        client = aredis.Redis.from_url(service_urls[0])
+        writer = StreamWriter(client, 3600, shards=3, provisional_maxlen=10)
+        for i in range(flushes):
+            await writer.flush(provisional=rows, at_ms=END * 1000 + i)
+        await client.aclose()
+
+    run_async(lambda: go(1))
+    seen = {}
+    for shard in range(3):
+        for _, fields in rdb.xrange(names.provisional_stream_key(shard, 3)):
+            for row in orjson.loads(fields[b"bars"]):
+                assert shard_of(row[0], 3) == shard
+                seen[row[0]] = row
+    assert seen == {r[0]: r for r in rows}
+    run_async(lambda: go(400))
+    longest = max(rdb.xlen(names.provisional_stream_key(s, 3)) for s in range(3))
+    assert longest <= 10 + 100  # approximate trimming: whole macro nodes of up to 100 entries

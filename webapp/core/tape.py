@@ -28,6 +28,10 @@ REVISE_WIDTHS = 5  # closed bars kept for revision (late prints, corrected provi
 
 Row = list[Any]  # [open, high, low, close, volume, vwap, trades, complete, source]
 
+# a provisional (still open) bar as handed to the evaluation, one row per ticker that traded
+PROVISIONAL_FIELDS = ("ticker", "start", "open", "high", "low", "close", "volume", "trades", "last_ms",
+                      "high_ms", "low_ms")
+
 
 def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
@@ -55,12 +59,14 @@ class Tape:
         self.day_volume: dict[str, float] = {}  # closed bars of the exchange day so far
         self.trades = 0
         self.late = 0
+        self.moved: set[str] = set()  # tickers that traded since the last hand-off
 
     # ---- in
     def add(self, trades: Sequence[Trade]) -> None:
         if trades and trades[0].id is not None:
             trades = self.dedup.fresh(trades)
         self.trades += len(trades)
+        self.moved.update([t.ticker for t in trades])
         late = self.book.add(trades)
         if late:
             self._revise(late)
@@ -175,6 +181,25 @@ class Tape:
                                                  "high": sec.high, "low": sec.low, "close": sec.close,
                                                  "volume": sec.volume},
             })
+        return out
+
+    def hand_off(self) -> list[list[Any]]:
+        """The provisional bar of every ticker that traded since the last call (the newest open bar
+        that has a price), as :data:`PROVISIONAL_FIELDS` rows: coalesced, so a burst of trades is one
+        row with the bar's high, low and volume so far, and its last trade's time."""
+        moved, self.moved = self.moved, set()
+        out: list[list[Any]] = []
+        first = self.book.closed_until
+        open_bars = self.book.open
+        for ticker in moved:
+            starts = (range(first + 2 * self.width, first - self.width, -self.width) if first
+                      else sorted((s for t, s in open_bars if t == ticker), reverse=True))
+            for start in starts:
+                bar = open_bars.get((ticker, start))
+                if bar is not None and bar.close is not None:
+                    out.append([ticker, start, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades,
+                                bar.last_key[0] if bar.last_key else None, bar.high_ms, bar.low_ms])
+                    break
         return out
 
     def day_volume_of(self, ticker: str) -> float:

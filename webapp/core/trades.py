@@ -96,6 +96,8 @@ class Bar:
     trades: int = 0
     first_key: tuple[int, float, float] | None = None  # (time, price, size) of the open
     last_key: tuple[int, float, float] | None = None  # ... and of the close
+    high_ms: int | None = None  # when the high printed (its first print), for alerts on the print
+    low_ms: int | None = None
 
     @property
     def vwap(self) -> float | None:
@@ -113,8 +115,11 @@ class Bar:
             self.first_key, self.open = key, trade.price
         if self.last_key is None or key > self.last_key:
             self.last_key, self.close = key, trade.price
-        self.high = trade.price if self.high is None else max(self.high, trade.price)
-        self.low = trade.price if self.low is None else min(self.low, trade.price)
+        price = trade.price
+        if self.high is None or price > self.high or (price == self.high and trade.time_ms < self.high_ms):
+            self.high, self.high_ms = price, trade.time_ms
+        if self.low is None or price < self.low or (price == self.low and trade.time_ms < self.low_ms):
+            self.low, self.low_ms = price, trade.time_ms
 
     def as_json(self) -> dict[str, float | int | str | None]:
         return {"ticker": self.ticker, "start": self.start, "open": self.open, "high": self.high,

@@ -1,7 +1,7 @@
 """``make run`` (``python -m webapp.launch``): the whole product on one machine.
 
 Embedded Redis and Postgres when their URLs are unset, the migrations, then
-the Procfile's processes (web, worker, scheduler, stream, deliver) under
+the Procfile's processes (web, worker, scheduler, stream, deliver, evaluate) under
 :class:`~webapp.launch.supervisor.Supervisor`.
 The URLs go into ``DATA_DIR/running.json`` so that ``flask --app wsgi …`` in
 another terminal finds the same servers.  Ctrl-C, SIGTERM and SIGHUP (a
@@ -33,7 +33,7 @@ from webapp.launch.supervisor import Supervisor
 
 log = logging.getLogger("webapp.launch")
 
-PROCESSES = ("web", "worker", "scheduler", "stream", "deliver")
+PROCESSES = ("web", "worker", "scheduler", "stream", "deliver", "evaluate")
 
 
 class Stop(Exception):

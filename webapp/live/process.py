@@ -122,7 +122,8 @@ class StreamProcess:
             feed = keep_connected(source, link, queue, lambda: self.symbols,
                                   (lambda: True) if cfg.STREAM_ALWAYS_OPEN else _market_open,
                                   cfg.STREAM_STALL_SECONDS)
-        writer = StreamWriter(self.client, bars_ttl=max(3600, 10 * cfg.TICK_SECONDS))
+        writer = StreamWriter(self.client, bars_ttl=max(3600, 10 * cfg.TICK_SECONDS), shards=cfg.TICK_SHARDS,
+                              provisional_maxlen=cfg.PROVISIONAL_STREAM_MAXLEN)
         tasks = [asyncio.create_task(c) for c in (
             _then_idle(feed), self._process(queue, source, tape, link),
             self._flush(writer, tape, link, queue),
@@ -217,12 +218,15 @@ class StreamProcess:
                           "bar_seconds": self.cfg.TICK_SECONDS, "closed_until": until, "at": now}
                 next_status = now + STATUS_SECONDS
             halts, self.halts = self.halts, {}
+            provisional = tape.hand_off()
             try:
                 await writer.flush(closed_until=until if until != closed_until else None, bars=pending,
-                                   emits=emits, status=status, halts=halts)
+                                   emits=emits, status=status, halts=halts, provisional=provisional,
+                                   at_ms=now_ms)
                 pending, closed_until = {}, until
             except (RedisError, OSError) as exc:
                 self.halts = {**halts, **self.halts}
+                tape.moved.update(row[0] for row in provisional)  # handed off again, newer, next flush
                 if status is not None:
                     log.warning("stream: Redis write failed (%s); %d bar end(s) kept for the next flush",
                                 type(exc).__name__, len(pending))

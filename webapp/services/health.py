@@ -17,7 +17,7 @@ from webapp.core.market import market_state
 from webapp.extensions import db, get_redis
 from webapp.services.context import config, tick_services
 from webapp.services.ticks import CATCH_UP_HORIZON
-from webapp.store import deliveries, missed
+from webapp.store import deliveries, evaluation, missed
 from webapp.store.streamstate import STATUS_TTL_SECONDS, stream_status
 from webapp.store.subscriptions import web_loads
 
@@ -55,6 +55,7 @@ def health(now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
         problems.append(f"postgres: down ({type(exc).__name__}), {spooled} tick(s) spooled in Redis")
     market = market_state(now)
     _stream_health(cfg, market.is_open, checks, problems)
+    _evaluate_health(cfg, checks, problems)
     if last is not None:
         serving = market.is_open or not getattr(tick_services().provider, "follows_market_hours", False)
         if serving and last.get("symbols") and not last.get("accepted"):
@@ -110,6 +111,34 @@ def _stream_health(cfg: Config, market_open: bool, checks: dict[str, Any], probl
         problems.append(f"stream {state['state']}: {state['reason'] or 'no leader holds the connection'}")
     elif state["state"] != "connected" and (age is None or age > 10):
         problems.append(f"stream {state['state']}: {state['reason']}")
+
+
+EVALUATE_LAG_SECONDS = 10.0  # a shard this far behind its stream is a problem
+
+
+def _evaluate_health(cfg: Config, checks: dict[str, Any], problems: list[str]) -> None:
+    """The evaluate processes: which shard each holds and how far behind its stream it is (seconds);
+    a shard nobody holds is judged by the tick each minute (said, not a problem), a shard far behind
+    or a process stuck on an outage is."""
+    try:
+        shards = max(1, cfg.TICK_SHARDS)
+        held = evaluation.owned_shards(get_redis(), shards)
+        seen = evaluation.statuses(get_redis())
+    except Exception as exc:  # Redis: already reported by its own check
+        checks["evaluate"] = f"error: {type(exc).__name__}"
+        return
+    lag: dict[str, float | None] = {}
+    for st in seen:
+        lag.update(st.get("lag_s") or {})
+        if st.get("error"):
+            problems.append(f"evaluate {st['host']}: {st['error']}; fires wait, none is lost")
+    fed = cfg.MARKET_DATA_PROVIDER == "stream"
+    checks["evaluate"] = {"processes": len(seen), "shards": shards, "held": sorted(held), "lag_s": lag,
+                          "judged": ("on each trade" if fed and len(held) == shards else
+                                     "partly on each trade" if fed and held else "each minute (the tick)")}
+    for shard, behind in lag.items():
+        if behind is not None and behind > EVALUATE_LAG_SECONDS:
+            problems.append(f"evaluate: shard {shard} is {behind:.0f} s behind the stream")
 
 
 def _redis_health(cfg: Config, now: datetime, checks: dict[str, Any], problems: list[str]

@@ -16,6 +16,7 @@ from webapp.core.rules.operands import reading_series
 from webapp.core.rules.parse import RuleSpec, parse_rule
 from webapp.extensions import db
 from webapp.services.context import config, tracked_symbols
+from webapp.services.evaluation import judged_where
 from webapp.services.scanner import scanner_list
 from webapp.store import rule_states, webhooks
 from webapp.store import rules as rules_store
@@ -64,7 +65,7 @@ def rules_with_state(owner: int) -> list[dict[str, Any]]:
     builtin_rule()
     rules = rules_store.all_rules(db.session, owner)
     stopped = rule_states.stopped_tickers(db.session, [r["id"] for r in rules])
-    return [{**r, "stopped_too_often": stopped.get(r["id"], [])} for r in rules]
+    return judged_where([{**r, "stopped_too_often": stopped.get(r["id"], [])} for r in rules])
 
 
 def rule_tickers(scope: dict[str, Any]) -> list[str]:

@@ -4,8 +4,11 @@ The leader (the one ``stream`` process holding the provider connection)
 writes, in one pipeline per flush: the bars it closed (a hash per bar end,
 ticker -> ``[open, high, low, close, volume, vwap, trades, complete,
 source]``), how far it has closed, the ``trade`` emits, its status and
-halts.  The tick reads them through :mod:`webapp.providers.stream`, health
-through :func:`stream_status`.
+halts, and the provisional bars of the tickers that traded since the last
+flush, one Redis Stream entry per symbol shard (``XADD ... MAXLEN ~``: a
+reader that falls behind loses the oldest entries, never the stream's
+memory), for the rules evaluated on the print.  The tick reads them
+through :mod:`webapp.providers.stream`, health through :func:`stream_status`.
 Every key has a TTL, so a stream that died leaves nothing that looks alive.
 
 :class:`LeaderLock` is ``SET NX PX`` with a token, renewed and released
@@ -22,6 +25,7 @@ import redis
 import redis.asyncio as aredis
 
 from webapp import names
+from webapp.core.shards import shard_of
 from webapp.store.subscriptions import LISTENING_SCRIPT
 
 STATUS_TTL_SECONDS = 15
@@ -58,15 +62,26 @@ class LeaderLock:
 class StreamWriter:
     """The leader's writes: one round-trip per flush, whatever it carries."""
 
-    def __init__(self, client: aredis.Redis, bars_ttl: int) -> None:
+    def __init__(self, client: aredis.Redis, bars_ttl: int, shards: int = 1,
+                 provisional_maxlen: int = 10_000) -> None:
         self.client = client
         self.bars_ttl = bars_ttl
+        self.shards = max(1, shards)
+        self.provisional_maxlen = provisional_maxlen
         self._listening = client.register_script(LISTENING_SCRIPT)
 
     async def flush(self, *, closed_until: int | None = None, bars: dict[int, dict[str, list]] | None = None,
                     emits: list[bytes] = (), status: dict[str, Any] | None = None,  # type: ignore[assignment]
-                    halts: dict[str, dict | None] | None = None) -> None:
+                    halts: dict[str, dict | None] | None = None, provisional: list[list] = (),  # type: ignore[assignment]
+                    at_ms: int = 0) -> None:
         pipe = self.client.pipeline(transaction=False)
+        by_shard: dict[int, list[list]] = {}
+        for row in provisional:
+            by_shard.setdefault(shard_of(row[0], self.shards), []).append(row)
+        for shard, rows in by_shard.items():  # one entry per shard per flush; the oldest trimmed away
+            pipe.xadd(names.provisional_stream_key(shard, self.shards),
+                      {"at": at_ms, "bars": orjson.dumps(rows)}, maxlen=self.provisional_maxlen,
+                      approximate=True)
         for end, rows in (bars or {}).items():
             key = names.stream_bars_key(end)
             pipe.hset(key, mapping={t: orjson.dumps(r) for t, r in rows.items()})

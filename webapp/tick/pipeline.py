@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from redis.exceptions import RedisError
 from sqlalchemy import Connection
 
 from webapp import names
@@ -292,9 +293,15 @@ def _load_rules(svc: TickServices, symbols: Sequence[str], slot_time: datetime, 
     """Read what the tick's rules need; False (no rule fires) while Postgres, which holds rules and
     states, is down."""
     assert svc.rules is not None
+    cfg = svc.config
     try:
-        return svc.rules.load(svc.session, symbols, int(slot_time.timestamp()), svc.config.TICK_SECONDS,
-                              shard)
+        printed = live_rules.on_print(svc.hot.client, cfg.MARKET_DATA_PROVIDER == "stream",
+                                      max(1, cfg.TICK_SHARDS), symbols)
+    except (RedisError, OSError):
+        printed = frozenset()  # the tick judges them all, as without the stream
+    try:
+        return svc.rules.load(svc.session, symbols, int(slot_time.timestamp()), cfg.TICK_SECONDS,
+                              shard, printed)
     except DB_DOWN as exc:
         svc.session.rollback()
         log.warning("alert rules not evaluated this tick: Postgres unavailable (%s)", type(exc).__name__)

@@ -58,17 +58,36 @@ from sqlalchemy.orm import Session
 from webapp.core import scanner as scan_core
 from webapp.core.quotes import Quote
 from webapp.core.rules.evaluate import evaluate_many
-from webapp.core.rules.model import CURRENT_METRICS, Rule, RuleError
+from webapp.core.rules.model import CURRENT_METRICS, Rule, RuleError, judged_on_print
 from webapp.core.rules.operands import reading_series
 from webapp.core.rules.parse import parse_condition
 from webapp.core.rules.state import TickerState
-from webapp.store import alert_events, quotes, rule_states
+from webapp.core.shards import shard_of
+from webapp.store import alert_events, evaluation, quotes, rule_states
+from webapp.store.streamstate import stream_status
 
 log = logging.getLogger(__name__)
 
 STORED = ("close", "volume", "prev_close", "day_high", "day_low")
 MAX_CATCH_UP = 60  # bars a tick evaluates late after a gap (Postgres was down); older ones are skipped
 MIN_DEPTH = 2
+
+
+def on_print(client: Any, stream_fed: bool, shards: int, symbols: Sequence[str]) -> frozenset[str]:
+    """The tickers whose intra-bar rules an evaluate process judges now (the tick leaves them those):
+    the stream feeds the prices and is connected, streams the ticker, and a process holds its shard.
+    Anything else (snapshot prices, the stream down, a ticker past the plan's cap, no evaluate
+    process) and the tick judges them, as before.  Two Redis reads."""
+    if not stream_fed:
+        return frozenset()
+    status = stream_status(client)
+    if not status or status.get("state") != "connected":
+        return frozenset()
+    held = evaluation.owned_shards(client, shards)
+    if not held:
+        return frozenset()
+    unstreamed = set(status.get("unstreamed") or ())
+    return frozenset(t for t in symbols if t not in unstreamed and shard_of(t, shards) in held)
 
 
 @dataclass
@@ -79,6 +98,20 @@ class LiveRule:
     endpoints: tuple[int, ...]
     depth: int
     rows: tuple[int, np.ndarray | None] | None = None  # (symbols generation, its rows): a fixed scope
+
+
+def live_rule(r: Any, slot: int) -> LiveRule | None:
+    """A stored rule row (:func:`webapp.store.rule_states.live_rules`, with its JSON) parsed, judged
+    from bar ``slot`` on; None (and an error logged) for one a stricter parser now refuses."""
+    try:
+        cond = parse_condition(r.condition)
+    except RuleError as exc:
+        log.error("rule %s cannot be evaluated: %s", r.id, exc)
+        return None
+    expires = int(r.expires_at.timestamp()) if r.expires_at else None
+    endpoints = tuple(int(c.split(":", 1)[1]) for c in r.channels if c.startswith("webhook:"))
+    return LiveRule(Rule(r.id, r.version, cond, r.frequency, r.cooldown_seconds, expires, slot),
+                    r.name, dict(r.scope), endpoints, cond.depth)
 
 
 @dataclass
@@ -184,6 +217,8 @@ class RuleEngine:
         self._through: int | None = None  # the last slot evaluated before this tick's (a gap: catch up)
         self._shard: tuple[int, int] = (0, 1)
         self.builtin_muted = False  # the built-in SMA crossover paused: its ``alert`` events are not sent
+        self._printed: frozenset[str] = frozenset()  # tickers whose intra-bar rules are judged on the print
+        self._printed_at = 0  # bumped when that set changes (the states are read again)
 
     def _live(self, rows: Sequence[Any], slot: int) -> list[LiveRule]:
         """The active rules, parsed once per version; one first met now starts at this ``slot`` (it is
@@ -191,24 +226,16 @@ class RuleEngine:
         out, seen = [], {}
         for r in rows:
             key = (r.id, r.version)
-            got = self._parsed.get(key)
-            if got is None:  # new, or a new version: it came with its JSON
-                try:
-                    cond = parse_condition(r.condition)
-                except RuleError as exc:  # stored before a stricter parser: say so, skip it
-                    log.error("rule %s cannot be evaluated: %s", r.id, exc)
-                    continue
-                expires = int(r.expires_at.timestamp()) if r.expires_at else None
-                endpoints = tuple(int(c.split(":", 1)[1]) for c in r.channels if c.startswith("webhook:"))
-                got = LiveRule(Rule(r.id, r.version, cond, r.frequency, r.cooldown_seconds, expires, slot),
-                               r.name, dict(r.scope), endpoints, cond.depth)
+            got = self._parsed.get(key) or live_rule(r, slot)  # new, or a new version: with its JSON
+            if got is None:
+                continue
             seen[key] = got
             out.append(got)
         self._parsed = seen
         return out
 
     def load(self, session: Session, symbols: Sequence[str], slot: int, tick_seconds: int,
-             shard: tuple[int, int] = (0, 1)) -> bool:
+             shard: tuple[int, int] = (0, 1), printed: frozenset[str] = frozenset()) -> bool:
         """This tick's Postgres reads (the rules, when they changed; the bars and the states, when this
         process cannot continue its own); whether any rule is active.
 
@@ -246,7 +273,9 @@ class RuleEngine:
             self.refills += 1
         if tuple(symbols) != self._symbols:
             self._symbols, self._generation = tuple(symbols), self._generation + 1
-        rules_key = (fingerprint, self._generation)
+        if printed != self._printed:  # the evaluate process took or gave back tickers: its states count
+            self._printed, self._printed_at = printed, self._printed_at + 1
+        rules_key = (fingerprint, self._generation, self._printed_at)
         if self._states_key != (rules_key, slot - tick_seconds):
             self._states = rule_states.states_of(session, [r.rule.id for r in live])
         self._pending_key = (rules_key, slot)
@@ -281,6 +310,9 @@ class RuleEngine:
                 picked = self._scope(lr.scope, index, symbols, scan_table, scan_position, scan_settings)
                 if "scan" not in lr.scope:  # a list's members change every tick; the rest do not
                     lr.rows = (key, picked)
+            if self._printed and judged_on_print(lr.rule.frequency, lr.scope):  # the evaluate process's
+                mask = np.array([t not in self._printed for t in symbols], bool)
+                picked = np.flatnonzero(mask) if picked is None else picked[mask[picked]]
             if picked is None or len(picked):
                 chosen.append(lr)
                 rows_of.append(picked)

@@ -18,6 +18,7 @@ from webapp.core.rules.model import FREQUENCIES, MAX_EPOCH, RuleError
 from webapp.extensions import db
 from webapp.services import rules as rules_service
 from webapp.services import scanner
+from webapp.services.evaluation import judged_where
 from webapp.store import rules as rules_store
 from webapp.web import rule_schema
 from webapp.web.access import PRIVATE, me, writer
@@ -63,6 +64,10 @@ class RuleOut(BaseModel):
     owner_id: int | None = Field(description="your user id; null for the built-in rule")
     builtin: bool = Field(description="the built-in SMA crossover (the `alert` event): it can be paused, "
                                       "which mutes those events, but not changed or deleted")
+    judged: Literal["on each trade", "each minute"] | None = Field(
+        None, description="where it is judged now: on each trade (an evaluate process, at the stream's "
+                          "prints) or each minute (the tick); in GET answers")
+    judged_why: str | None = Field(None, description="why it is judged there now")
 
 
 class RuleWithState(RuleOut):
@@ -157,7 +162,7 @@ def create_rule(data: RuleBody):
 
 @endpoint(bp, "/rules/<rule_id>", response=RuleOut, summary="One alert rule", auth=PRIVATE, errors=(404,))
 def get_rule(rule_id: str):
-    return jsonify(_found(rule_id))
+    return jsonify(judged_where([_found(rule_id)])[0])
 
 
 @endpoint(bp, "/rules/<rule_id>", method="PUT", response=RuleOut, body=RuleBody, auth=writer("rules:write"),

@@ -68,8 +68,10 @@ class Batch:
 def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tickers: Sequence[str],
                   series: Mapping[str, np.ndarray], times: np.ndarray,
                   states: Sequence[Mapping[str, TickerState]], stale: np.ndarray | None = None,
-                  first: int = 0, cache: dict[tuple[Operand, int], np.ndarray] | None = None) -> Batch:
+                  first: int = 0, cache: dict[tuple[Operand, int], np.ndarray] | None = None,
+                  intrabar: bool = False) -> Batch:
     """Many rules over bars ``first..``; rule k over the series rows ``rows[k]`` (sorted; None: all).
+    ``intrabar``: the last bar is the provisional one, judged at a trade (:func:`step`).
 
     Rules whose conditions differ only in constants (``price > 100`` and
     ``price > 250``) are stacked into one batch of rows, each row with its
@@ -117,7 +119,7 @@ def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tick
         st = stale[:, lo:] if whole else stale[at, lo:]
         for t in range(first - lo, held.shape[1]):
             bar_time = int(times[t + lo])
-            fired = step_bar(params, cols, held[:, t], st[:, t], bar_time)
+            fired = step_bar(params, cols, held[:, t], st[:, t], bar_time, intrabar)
             if not fired:
                 continue
             at_fired = np.array(fired)

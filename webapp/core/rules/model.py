@@ -44,6 +44,14 @@ STATE_OPS = frozenset({"greater_than", "less_than", "inside_channel", "outside_c
 
 
 FREQUENCIES = ("once", "once_per_bar", "once_per_bar_close", "every_time")
+INTRABAR = ("once", "once_per_bar", "every_time")  # judged inside the bar when the stream serves
+
+
+def judged_on_print(frequency: str, scope: dict[str, Any]) -> bool:
+    """Whether an evaluate process judges such a rule at the stream's trades (when the stream serves
+    its tickers): an intra-bar frequency over tickers or every ticker; a scanner list's rule stays
+    with the minute tick (its members change each minute)."""
+    return frequency in INTRABAR and "scan" not in scope
 
 
 MAX_PERIOD = 500  # longest SMA/EMA and N-bar reference a rule may ask for

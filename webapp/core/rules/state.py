@@ -54,9 +54,18 @@ def bucket_of(frequency: str, bar_time: int) -> str:
     return f"b{bar_time}"
 
 
-def step(rule: Rule, state: TickerState, held: bool, bar_time: int, stale: bool) -> tuple[bool, TickerState]:
-    """One bar for one ticker: does the rule fire, and the state after."""
-    if state.status != "active" or (state.last_bar is not None and bar_time <= state.last_bar):
+def step(rule: Rule, state: TickerState, held: bool, bar_time: int, stale: bool, intrabar: bool = False
+         ) -> tuple[bool, TickerState]:
+    """One bar for one ticker: does the rule fire, and the state after.
+
+    ``intrabar``: a judgment of the still-open bar at a trade (alerts on the print).  The same bar
+    is judged again at later trades until it fires (``once_per_bar``, ``every_time``: at most once
+    a bar) and never after that; a bar already passed is never judged.
+    """
+    if state.status != "active" or (state.last_bar is not None and (
+            bar_time < state.last_bar or (bar_time == state.last_bar and not intrabar))):
+        return False, state
+    if intrabar and state.last_fire == bar_time:
         return False, state
     if stale or (rule.expires_at is not None and bar_time >= rule.expires_at) or (
             rule.starts_at is not None and bar_time < rule.starts_at):
@@ -135,13 +144,16 @@ class Params:
         return cls(cd[owner], edge[owner], once[owner], exp[owner], starts[owner])
 
 
-def step_bar(p: Params, cols: Columns, held: np.ndarray, stale: np.ndarray, bar_time: int) -> list[int]:
+def step_bar(p: Params, cols: Columns, held: np.ndarray, stale: np.ndarray, bar_time: int,
+             intrabar: bool = False) -> list[int]:
     """:func:`step` for every row at once, for one bar; the rows that fire.
 
     The arrays do the work; Python touches only the rows that pass every
     vectorised test (they fire, or the breaker stops them): a handful.
     """
-    active = ((cols.status == 0) & (cols.last_bar < bar_time) & ~stale & (bar_time < p.expires)
+    fresh = ((cols.last_bar <= bar_time) & (cols.last_fire != bar_time) if intrabar
+             else cols.last_bar < bar_time)
+    active = ((cols.status == 0) & fresh & ~stale & (bar_time < p.expires)
               & (bar_time >= p.starts))
     cols.last_bar[active] = bar_time
     cols.armed[active & ~held] = True

@@ -1,0 +1,196 @@
+"""The evaluate process in this test's hands (real Redis, real Postgres, the real stream writer):
+rules fire on the print, once, with the trade that made them true, through crashes and outages."""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import redis as redis_lib
+import redis.asyncio as aredis
+
+from tests.helpers import START, EmitCapture, minutes, run_async, run_via_rq, user_id
+from webapp import names
+from webapp.extensions import db, get_redis
+from webapp.services import evaluation
+from webapp.services import rules as rules_service
+from webapp.store import rules as rules_store
+from webapp.store.streamstate import StreamWriter
+from webapp.store.subscriptions import ListenerRegistry
+
+BAR = int((START + timedelta(minutes=6)).timestamp())  # the bar after the stored ones (its end)
+OPEN = BAR - 60
+
+
+def _stored_close(pg, ticker: str) -> float:
+    with pg.cursor() as cur:
+        cur.execute("SELECT price FROM quotes WHERE ticker = %s ORDER BY time DESC LIMIT 1", (ticker,))
+        return float(cur.fetchone()[0])
+
+
+def _rule(owner: int, level: float, frequency: str = "once_per_bar", tickers=("AAPL",)) -> int:
+    spec = rules_service.rule_spec({
+        "name": f"over {level}", "scope": {"tickers": list(tickers)}, "frequency": frequency,
+        "cooldown_seconds": 0, "condition": {"op": "crossing_up", "a": {"field": "close"},
+                                             "b": {"const": level}}}, owner)
+    return rules_store.create(db.session, spec, owner)["id"]
+
+
+def _flush(url: str, rows: list[list], at_ms: int) -> None:
+    async def go() -> None:
+        client = aredis.Redis.from_url(url)
+        await StreamWriter(client, 3600).flush(provisional=rows, at_ms=at_ms)
+        await client.aclose()
+    run_async(go)
+
+
+def _bar(ticker: str, o: float, h: float, lo: float, c: float, last_s: float, high_s: float, low_s: float,
+         start: int = OPEN, trades: int = 10) -> list:
+    return [ticker, start, o, h, lo, c, 1000.0, trades, int((start + last_s) * 1000),
+            int((start + high_s) * 1000), int((start + low_s) * 1000)]
+
+
+def _events(pg, rule_id: int) -> list[tuple]:
+    with pg.cursor() as cur:
+        cur.execute("SELECT ticker, bar_time, inputs, explanation, source, latency_ms FROM alert_events "
+                    "WHERE rule_id = %s ORDER BY id", (rule_id,))
+        return cur.fetchall()
+
+
+@pytest.fixture
+def stored(app, pg):
+    run_via_rq(app, minutes(6))
+    return _stored_close(pg, "AAPL")
+
+
+def _process(app, host: str = "a"):
+    proc = evaluation.evaluator(host)
+    proc.symbols_of = lambda: ("AAPL", "MSFT", "KO")
+    return proc
+
+
+def test_a_cross_between_two_hand_offs_fires_once_with_its_trade(app, pg, rdb, stored, service_urls) -> None:
+    """The high crossed the level and the price fell back before the next hand-off: the cross is
+    judged at the high (when it printed), fires once for the bar, and says which trade made it."""
+    owner = user_id("trader")
+    level = round(stored + 0.5, 2)
+    rid = _rule(owner, level)
+    ListenerRegistry(get_redis()).publish({names.user_room(owner)})
+    capture = EmitCapture(service_urls[0])
+    proc = _process(app)
+    try:
+        proc.step()  # takes the shard; nothing to read yet
+        _flush(service_urls[0], [_bar("AAPL", stored, level + 0.02, stored - 0.01, level - 0.01, 3, 2.417, 1),
+                                 _bar("MSFT", 400, 400.5, 399, 400.2, 3, 2, 1)], OPEN * 1000 + 3000)
+        assert proc.step() == 1
+        got = _events(pg, rid)
+        assert len(got) == 1
+        ticker, bar_time, inputs, explanation, source, latency = got[0]
+        assert ticker == "AAPL" and int(bar_time.timestamp()) == BAR and source == "stream"
+        assert inputs["trade_price"] == pytest.approx(level + 0.02)
+        assert inputs["trade_time_ms"] == (OPEN + 2.417) * 1000
+        assert f"crossed above {level:.2f}" in explanation and "on the print: high" in explanation
+        assert latency is not None
+        # the same bar again, higher: once_per_bar fires nothing more; nothing is left pending
+        _flush(service_urls[0], [_bar("AAPL", stored, level + 0.3, stored - 0.01, level + 0.25, 9, 8, 1,
+                                      trades=20)], OPEN * 1000 + 9000)
+        assert proc.step() == 1 and len(_events(pg, rid)) == 1
+        assert rdb.xpending(names.provisional_stream_key(0, 1), names.EVALUATE_GROUP)["pending"] == 0
+        pushed = [d for room, d in capture.events(names.EVENT_ALERT_EVENT) if room == names.user_room(owner)]
+    finally:
+        capture.close()
+        proc.leases.release_all()
+    assert len(pushed) == 1 and pushed[0]["rule_id"] == rid
+
+
+def test_killed_after_its_commit_the_next_holder_pushes_once_and_stores_nothing_twice(
+        app, pg, rdb, stored, service_urls) -> None:
+    """A process dies between storing a fire and pushing it (its entries unacknowledged): the process
+    that takes the shard pushes that event, judges the entries again and stores nothing new."""
+    owner = user_id("trader")
+    level = round(stored + 0.5, 2)
+    rid = _rule(owner, level, "every_time")
+    ListenerRegistry(get_redis()).publish({names.user_room(owner)})
+    capture = EmitCapture(service_urls[0])
+    first = _process(app, "first")
+    first.leases.ttl_ms = 600  # so the second takes over soon
+
+    def die() -> None:
+        raise SystemExit("killed after the commit")
+
+    try:
+        first.step()
+        first.hooks["after_commit"] = die
+        _flush(service_urls[0], [_bar("AAPL", stored, level + 0.1, stored, level + 0.1, 3, 3, 1)],
+               OPEN * 1000)
+        with pytest.raises(SystemExit):
+            first.step()
+        assert len(_events(pg, rid)) == 1 and capture.events(names.EVENT_ALERT_EVENT) == []
+        second = _process(app, "second")
+        threading.Event().wait(0.8)  # the first one's lease lapses
+        second.step()  # takes the shard: pushes the stored event, claims and judges the entry again
+        second.step()
+        assert rdb.xpending(names.provisional_stream_key(0, 1), names.EVALUATE_GROUP)["pending"] == 0
+        pushed = [d for room, d in capture.events(names.EVENT_ALERT_EVENT) if room == names.user_room(owner)]
+        assert len(_events(pg, rid)) == 1
+        assert len(pushed) == 1 and pushed[0]["ticker"] == "AAPL"
+    finally:
+        capture.close()
+        first.leases.release_all()
+
+
+def test_postgres_down_fires_wait_and_are_stored_once_it_is_back(make_app, proxy, pg, service_urls) -> None:
+    app = make_app(DATABASE_URL=proxy.url)
+    with app.app_context():
+        run_via_rq(app, minutes(6))
+        stored = _stored_close(pg, "AAPL")
+        level = round(stored + 0.5, 2)
+        rid = _rule(user_id("trader"), level)
+        proc = _process(app)
+        try:
+            proc.step()
+            proc.step()  # the rules read once while Postgres is up
+            proxy.cut()
+            _flush(service_urls[0], [_bar("AAPL", stored, level + 0.1, stored, level + 0.1, 3, 3, 1)],
+                   OPEN * 1000)
+            for _ in range(2):  # Postgres down: the batch fails, its entries stay pending
+                with pytest.raises(Exception):  # noqa: B017 (DB_DOWN: what the run loop backs off on)
+                    proc.step()
+            assert _events(pg, rid) == []
+            key = names.provisional_stream_key(0, 1)
+            assert get_redis().xpending(key, names.EVALUATE_GROUP)["pending"] == 1
+            proxy.restore()
+            proc.step()
+            assert len(_events(pg, rid)) == 1
+            proc.step()
+            assert len(_events(pg, rid)) == 1
+        finally:
+            proc.leases.release_all()
+
+
+def test_two_processes_divide_the_shards_and_redis_losing_its_data_is_ridden_out(
+        make_app, pg, service_urls) -> None:
+    app = make_app(TICK_SHARDS=4)
+    with app.app_context():
+        a, b = _process(app, "a"), _process(app, "b")
+        try:
+            a.step()
+            b.step()
+            a._lease_at = 0  # the next step looks at its share again (a second process joined)
+            a.step()
+            b._lease_at = 0
+            b.step()
+            assert len(a.leases.held) == len(b.leases.held) == 2 and not a.leases.held & b.leases.held
+            rdb = redis_lib.Redis.from_url(service_urls[0])
+            rdb.flushall()  # Redis restarted empty: groups, leases and streams gone
+            with pytest.raises(redis_lib.RedisError):
+                a.step()
+            a._lost_redis()
+            a.step()  # takes shards again (b has none registered now) and remakes the groups
+            assert a.leases.held
+            for s in a.leases.held:
+                groups = rdb.xinfo_groups(names.provisional_stream_key(s, 4))
+                assert groups[0]["name"] == names.EVALUATE_GROUP.encode()
+        finally:
+            a.leases.release_all()
+            b.leases.release_all()

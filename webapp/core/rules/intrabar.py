@@ -1,0 +1,133 @@
+"""Rules on the print: the still-open bar judged at its trades, as TradingView does on a real-time bar.
+
+The stream hands over each ticker's provisional bar every flush (coalesced:
+its open, high, low and volume so far, its last trade, and when its high and
+low printed).  Judged here, that bar is the newest bar of the series: its
+close is the price of the trade being judged, so an operand over bars
+(``sma(n)``, ``rsi(n)``, a channel) takes it as its last value, and ``x[1]``
+is the last *closed* bar.  A fire therefore means: the condition held on the
+provisional bar at that trade.
+
+Between two hand-offs many trades may print; judging only the last one could
+miss a cross that happened and reverted.  So each hand-off is judged at up to
+three prices, oldest first: the bar's low and its high, each only if it
+printed since the last judgment (a new extreme), then the last trade.  A
+condition that turns on the price being above or below something (crosses,
+``greater_than``, ``less_than``, moves) holds at some trade of the segment
+exactly when it holds at the segment's extreme on that side, and the extreme
+is what is judged; a condition that needs the price *inside* a range
+(``entering_channel``) is judged at those prices only.
+
+Pure: data in, values out; the caller passes every time.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from webapp.core.market import EXCHANGE_TZ
+
+
+@dataclass(frozen=True)
+class Provisional:
+    """One ticker's open bar as the stream handed it over (``bar_time``: the bar's end, its slot)."""
+
+    ticker: str
+    bar_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trades: int
+    last_ms: int
+    high_ms: int
+    low_ms: int
+
+    @classmethod
+    def of(cls, row: Sequence, width: int) -> Provisional:
+        """From a :data:`webapp.core.tape.PROVISIONAL_FIELDS` row; ValueError when malformed."""
+        if not isinstance(row, list | tuple) or len(row) != 11 or not isinstance(row[0], str):
+            raise ValueError(f"a provisional bar is 11 fields, got {str(row)[:80]}")
+        ticker, start, o, h, lo, c, v, n, last_ms, high_ms, low_ms = row
+        nums = (start, o, h, lo, c, v, n, last_ms, high_ms, low_ms)
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) and x == x for x in nums):
+            raise ValueError(f"a provisional bar of {ticker} has a missing or non-numeric field")
+        if not (0 < lo <= c <= h and lo <= o <= h):
+            raise ValueError(f"a provisional bar of {ticker} is not a bar: o {o} h {h} l {lo} c {c}")
+        return cls(ticker, int(start) + width, float(o), float(h), float(lo), float(c), float(v), int(n),
+                   int(last_ms), int(high_ms), int(low_ms))
+
+
+def coalesce(bars: Iterable[Provisional]) -> list[Provisional]:
+    """The newest hand-off of each ticker's bar (a burst of flushes is judged once, at its latest
+    state, which carries the bar's extremes so far), in bar order per ticker."""
+    newest: dict[tuple[str, int], Provisional] = {}
+    for b in bars:
+        key = (b.ticker, b.bar_time)
+        held = newest.get(key)
+        if held is None or (b.trades, b.last_ms) >= (held.trades, held.last_ms):
+            newest[key] = b
+    return sorted(newest.values(), key=lambda b: (b.bar_time, b.ticker))
+
+
+@dataclass(frozen=True)
+class Print:
+    """A price the bar is judged at: which trade (its time) and what it was (low, high, last)."""
+
+    time_ms: int
+    price: float
+    what: str
+
+
+def prints(bar: Provisional, judged_ms: int | None) -> list[Print]:
+    """The prices to judge ``bar`` at, oldest first: its low and high when they printed after
+    ``judged_ms`` (the last trade already judged in this bar; None: none yet), then its last trade."""
+    out: list[Print] = []
+    for ms, price, what in ((bar.low_ms, bar.low, "low"), (bar.high_ms, bar.high, "high")):
+        if (judged_ms is None or ms > judged_ms) and ms < bar.last_ms:
+            out.append(Print(ms, price, what))
+    if judged_ms is None or bar.last_ms > judged_ms:
+        out.append(Print(bar.last_ms, bar.close, "last"))
+    out.sort(key=lambda p: (p.time_ms, p.what == "last"))
+    return out
+
+
+CLOSED = ("close", "volume", "prev_close", "day_high", "day_low")
+
+
+def with_bar(closed: Mapping[str, np.ndarray], times: Sequence[int], bars: Sequence[Provisional],
+             price: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The stored bars of ``bars``' tickers (``closed``: rows in the same order, tickers × times;
+    :data:`CLOSED` columns as the tick keeps them) with each one's provisional bar as the newest,
+    its close ``price``; the day's high and low include it, the previous close carries within the
+    New York day.  All ``bars`` are of one bar time, after every stored one."""
+    n = len(bars)
+    bar_time = bars[0].bar_time if bars else 0
+    last = {k: v[:, -1] if v.shape[1] else np.full(n, np.nan) for k, v in closed.items()}
+    same_day = bool(len(times)) and _day(times[-1]) == _day(bar_time)
+    high = np.array([b.high for b in bars])
+    low = np.array([b.low for b in bars])
+    column = {"close": np.asarray(price, float), "volume": np.array([b.volume for b in bars])}
+    if same_day:
+        column["prev_close"] = last["prev_close"]
+        column["day_high"] = np.fmax(last["day_high"], high)
+        column["day_low"] = np.fmin(last["day_low"], low)
+    else:  # the day's first bar: yesterday's last close is the previous close
+        column["prev_close"] = last["close"]
+        column["day_high"], column["day_low"] = high, low
+    series = {k: np.concatenate([closed[k], column[k][:, None]], axis=1) for k in CLOSED}
+    return series, np.array([*times, bar_time], np.int64)
+
+
+def _day(epoch: int) -> int:
+    return datetime.fromtimestamp(int(epoch) - 1, EXCHANGE_TZ).toordinal()  # a bar's end is in its day
+
+
+def describe(p: Print) -> str:
+    """Where the fire came from, for its explanation: "on the print: last 101.02 at 10:30:02.417"."""
+    at = datetime.fromtimestamp(p.time_ms / 1000, EXCHANGE_TZ)
+    return f"on the print: {p.what} {p.price:g} at {at:%H:%M:%S}.{p.time_ms % 1000:03d} (provisional bar)"

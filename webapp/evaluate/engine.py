@@ -1,0 +1,168 @@
+"""One symbol shard's rules on the print: their bars, their states, and the judgment of a hand-off.
+
+Held by the evaluate process for each shard it leases.  The rules judged
+here are those with an intra-bar frequency (``once_per_bar``,
+``every_time``, ``once``) over tickers or every ticker; ``once_per_bar_close``
+stays with the minute tick, as do rules over a scanner list (its members
+change each minute).  The closed bars are the stored minute readings, as the
+tick keeps them (:class:`webapp.tick.rules.Bars`), read again when a new bar
+begins; a bar the tick has not stored yet is taken from its last hand-off.
+The provisional bar is appended as the newest and judged at each of its
+prints (:mod:`webapp.core.rules.intrabar`) by the one evaluator
+(:func:`webapp.core.rules.evaluate.evaluate_many` with ``intrabar``), so the
+fire, its inputs and its dedupe key are the tick's.
+
+Nothing here is written: :meth:`judge` returns the fires and the changed
+states, the process stores them in one transaction, and :meth:`committed`
+makes them this engine's only after the commit.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from webapp.core.rules.evaluate import evaluate_many
+from webapp.core.rules.intrabar import CLOSED, Provisional, describe, prints, with_bar
+from webapp.core.rules.model import judged_on_print
+from webapp.core.rules.operands import reading_series
+from webapp.core.rules.state import TickerState
+from webapp.core.shards import shard_of
+from webapp.store import alert_events, rule_states
+from webapp.tick.rules import Bars, LiveRule, live_rule
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class Judged:
+    fires: list[alert_events.FireRow] = field(default_factory=list)
+    states: list[tuple[int, int, str, TickerState]] = field(default_factory=list)
+    work: dict[int, dict[str, TickerState]] = field(default_factory=dict)
+    marks: dict[str, tuple[int, int]] = field(default_factory=dict)  # ticker -> (bar, last print judged)
+
+
+class ShardEngine:
+    def __init__(self, shard: tuple[int, int], width: int) -> None:
+        self.shard = shard
+        self.width = width
+        self.rules: list[LiveRule] = []
+        self._fingerprint: tuple[Any, ...] | None = None
+        self.tickers: tuple[str, ...] = ()
+        self._index: dict[str, int] = {}
+        self.bars = Bars()
+        self.bar_time = 0  # the bar the stored bars were read for (they end before it)
+        self.states: dict[int, dict[str, TickerState]] = {}
+        self.marks: dict[str, tuple[int, int]] = {}
+        self.last: dict[str, Provisional] = {}  # each ticker's newest hand-off (a bar not yet stored)
+
+    def refresh(self, session: Session, symbols: Sequence[str], bar_time: int) -> None:
+        """Read what changed: the rules (and then their states), the shard's tickers, and the stored
+        bars when a new bar began."""
+        now = rule_states.rules_now(session, self.shard)
+        if now.fingerprint != self._fingerprint:
+            rows = rule_states.live_rules(session)
+            self.rules = [lr for r in rows if judged_on_print(r.frequency, dict(r.scope))
+                          and (lr := live_rule(r, 0)) is not None]
+            self.states = rule_states.states_of(session, [lr.rule.id for lr in self.rules])
+            self._fingerprint = now.fingerprint
+        mine = tuple(t for t in symbols if shard_of(t, self.shard[1]) == self.shard[0])
+        depth = max((lr.depth for lr in self.rules), default=2)
+        if mine != self.tickers or bar_time != self.bar_time or depth > self.bars.depth:
+            self.tickers, self._index = mine, {t: i for i, t in enumerate(mine)}
+            self.bars = Bars.stored(session, mine, depth, bar_time)
+            self.bar_time = bar_time
+            self._patch_previous(bar_time)
+
+    def _patch_previous(self, bar_time: int) -> None:
+        """The bar before ``bar_time`` from its last hand-off, for tickers the tick has not stored it
+        for yet (it stores a bar a second or so after its end; the first prints of the next come first)."""
+        before = bar_time - self.width
+        rows = [(self._index[t], p) for t, p in self.last.items()
+                if p.bar_time == before and t in self._index]
+        bars = self.bars
+        if not rows:
+            return
+        if not bars.times or bars.times[-1] < before:  # nothing stored for it at all yet
+            n = len(self.tickers)
+            bars.data = {k: np.concatenate([v, np.full((n, 1), np.nan)], axis=1)[:, -bars.depth:]
+                         for k, v in bars.data.items()}
+            bars.times = [*bars.times, before][-bars.depth:]
+        d, has_prev = bars.data, bars.data["close"].shape[1] > 1
+        for i, p in rows:
+            if not np.isnan(d["close"][i, -1]):
+                continue  # the tick stored it: that is the record
+            d["close"][i, -1], d["volume"][i, -1] = p.close, p.volume
+            d["prev_close"][i, -1] = d["prev_close"][i, -2] if has_prev else np.nan
+            d["day_high"][i, -1] = np.fmax(d["day_high"][i, -2], p.high) if has_prev else p.high
+            d["day_low"][i, -1] = np.fmin(d["day_low"][i, -2], p.low) if has_prev else p.low
+
+    def judge(self, bars: Sequence[Provisional], halted: set[str], now_ms: int) -> Judged:
+        """Every rule over these hand-offs (one bar time, coalesced), at each of their prints."""
+        out = Judged(work={rid: dict(s) for rid, s in self.states.items()}, marks=dict(self.marks))
+        mine = [b for b in bars if b.ticker in self._index and b.bar_time == self.bar_time]
+        if not self.rules or not mine:
+            return out
+        steps = []
+        for b in mine:
+            mark = out.marks.get(b.ticker)
+            judged = mark[1] if mark and mark[0] == b.bar_time else None
+            steps.append(prints(b, judged))
+        changed: dict[tuple[int, str], tuple[int, int, str, TickerState]] = {}  # the last state of each
+        for j in range(max((len(p) for p in steps), default=0)):
+            at = [k for k, p in enumerate(steps) if len(p) > j]
+            sub = [mine[k] for k in at]
+            said = [steps[k][j] for k in at]
+            rows = np.array([self._index[b.ticker] for b in sub], np.int64)
+            closed = {k: self.bars.data[k][rows] for k in CLOSED}
+            raw, times = with_bar(closed, self.bars.times, sub, np.array([p.price for p in said]))
+            series = reading_series(raw, times)
+            tickers = [b.ticker for b in sub]
+            position = {t: i for i, t in enumerate(tickers)}
+            rules, rows_of = [], []
+            for lr in self.rules:
+                if "tickers" in lr.scope:
+                    picked = np.array(sorted(position[t] for t in lr.scope["tickers"] if t in position),
+                                      np.int64)
+                    if not len(picked):
+                        continue
+                else:
+                    picked = None
+                rules.append(lr)
+                rows_of.append(picked)
+            if not rules:
+                break
+            stale = np.zeros(series["close"].shape, bool)
+            stale[[position[t] for t in tickers if t in halted], -1] = True
+            got = evaluate_many([lr.rule for lr in rules], rows_of, tickers, series, times,
+                                [out.work.get(lr.rule.id, {}) for lr in rules], stale, len(times) - 1, {},
+                                intrabar=True)
+            for k, t, st in got.states:
+                lr = rules[k]
+                out.work.setdefault(lr.rule.id, {})[t] = st
+                changed[(lr.rule.id, t)] = (lr.rule.id, lr.rule.version, t, st)
+            by_id = {lr.rule.id: lr for lr in rules}
+            for f in got.fires:
+                p = said[position[f.ticker]]
+                lr = by_id[f.rule_id]
+                fire = replace(f, inputs={**f.inputs, "trade_price": p.price, "trade_time_ms": p.time_ms},
+                               explanation=f"{f.explanation}; {describe(p)}")
+                out.fires.append(alert_events.FireRow(fire, lr.name, lr.endpoints, "stream",
+                                                      max(0.0, (now_ms - p.time_ms) / 1000),
+                                                      float(max(0, now_ms - p.time_ms))))
+            for b, p in zip(sub, said, strict=True):
+                out.marks[b.ticker] = (b.bar_time, p.time_ms)
+        out.states = list(changed.values())
+        return out
+
+    def committed(self, judged: Judged, bars: Sequence[Provisional]) -> None:
+        """The judgment was stored: its states and marks are this engine's now."""
+        self.states, self.marks = judged.work, judged.marks
+        for b in bars:
+            held = self.last.get(b.ticker)
+            if held is None or (b.bar_time, b.trades) >= (held.bar_time, held.trades):
+                self.last[b.ticker] = b
+

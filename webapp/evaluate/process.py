@@ -1,0 +1,247 @@
+"""The evaluate process's loop: lease shards, read their provisional streams, judge, store, push, ack.
+
+One batch per shard at a time, in this order, so nothing is lost or done
+twice through a crash at any point:
+
+1. read the shard's entries (its own pending ones first after a failure or
+   a takeover, else new ones), coalesced per ticker and bar;
+2. judge them (:class:`~webapp.evaluate.engine.ShardEngine`);
+3. store the fires, their deliveries, the changed states and the batch's
+   record (:mod:`webapp.store.evaluate_progress`) in one transaction: a
+   replayed entry or a second writer stores nothing twice (the events'
+   dedupe keys, the states' last fire);
+4. push each new ``alert_event``, then mark the record pushed; whoever
+   takes the shard after a crash between 3 and 4 pushes that record's
+   events;
+5. acknowledge the entries: only now does the shard's position move, so a
+   process killed before this has its entries claimed and judged again by
+   the next holder, storing nothing new.
+
+Postgres down: the entries stay pending and the batch is retried with
+backoff (fires wait, and are stored once it is back).  Redis down: the
+leases lapse; the process waits it out, takes shards again and rejoins the
+groups (made anew if Redis lost its data).  Nothing here exits for either.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+import redis
+import sqlalchemy as sa
+from redis.exceptions import RedisError
+from sqlalchemy.orm import Session
+
+from webapp import names
+from webapp.config import Config
+from webapp.core.reconnect import Backoff
+from webapp.core.rules.intrabar import Provisional, coalesce
+from webapp.evaluate.engine import ShardEngine
+from webapp.store import alert_events, evaluate_progress, evaluation
+from webapp.store.pg import DB_DOWN
+from webapp.tick.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+STATUS_SECONDS = 2.0
+LEASE_EVERY_SECONDS = 1.0
+BATCH = 500  # entries read at once (each one flush of one shard: ~100 ms of trades)
+
+
+class EvaluateProcess:
+    def __init__(self, cfg: Config, engine: sa.Engine, client: redis.Redis,
+                 symbols: Callable[[], Sequence[str]], host_id: str | None = None) -> None:
+        self.cfg = cfg
+        self.engine = engine
+        self.client = client
+        self.symbols_of = symbols
+        self.shards = max(1, cfg.TICK_SHARDS)
+        self.leases = evaluation.ShardLeases(client, self.shards, int(cfg.EVALUATE_LEASE_SECONDS * 1000),
+                                             host_id)
+        self.host_id = self.leases.host_id
+        self.reader = evaluation.ProvisionalReader(client, self.shards, self.host_id)
+        self.publisher = Publisher(client)
+        self.engines: dict[int, ShardEngine] = {}
+        self.retry: set[int] = set()  # shards whose pending entries are judged again (after a failure)
+        self.symbols: Sequence[str] = ()
+        self.symbols_at = 0.0
+        self.judged_ms: dict[int, int] = {}
+        self.counts = {"entries": 0, "bars": 0, "fires": 0, "malformed": 0, "batches": 0, "retries": 0}
+        self.last_error: str | None = None
+        self._lease_at = 0.0
+        self._status_at = 0.0
+        self.hooks: dict[str, Callable[[], None]] = {}  # fault tests: "after_commit", "after_push"
+
+    # ---- the loop
+    def run(self, stop: threading.Event) -> None:
+        backoff = Backoff(0.5, self.cfg.REDIS_RETRY_MAX_SECONDS)
+        log.info("evaluate %s: %d shard(s), rules on the print", self.host_id, self.shards)
+        while not stop.is_set():
+            try:
+                self.step(block_ms=200)
+                if self.last_error:
+                    log.warning("evaluate: %s is back; judging again", self.last_error.split(" ")[0])
+                self.last_error = None
+                backoff.attempts = 0
+            except (RedisError, OSError) as exc:
+                self.last_error = f"Redis unavailable ({type(exc).__name__})"
+                self._lost_redis()
+                wait = backoff.next_delay(random.random())
+                log.warning("evaluate: %s; leases lapse, retrying in %.1f s", self.last_error, wait)
+                stop.wait(wait)
+            except DB_DOWN as exc:
+                self.last_error = f"Postgres unavailable ({type(exc).__name__})"
+                wait = backoff.next_delay(random.random())
+                log.warning("evaluate: %s; fires wait in the streams, retrying in %.1f s", self.last_error,
+                            wait)
+                stop.wait(wait)
+        try:
+            self.leases.release_all()
+        except (RedisError, OSError):
+            pass
+        log.info("evaluate %s: stopped", self.host_id)
+
+    def step(self, block_ms: int | None = 0) -> int:
+        """One round: leases, one batch per held shard; the entries handled."""
+        now = time.time()
+        if now - self._lease_at >= LEASE_EVERY_SECONDS or not self.leases.held:
+            self._lease_at = now
+            gained, lost = self.leases.maintain(int(now * 1000))
+            for s in lost:
+                self.engines.pop(s, None)
+                log.warning("evaluate: lost the lease of shard %d", s)
+            for s in sorted(gained):
+                self._take(s, int(now * 1000))
+        if now - self.symbols_at > 30 or not self.symbols:
+            self.symbols, self.symbols_at = tuple(self.symbols_of()), now
+        handled = 0
+        for s in sorted(self.retry & self.leases.held):
+            handled += self._batch(s, self.reader.read({s}, pending=True, count=100_000, block_ms=None))
+        fresh = self.leases.held - self.retry
+        got = self.reader.read(fresh, pending=False, count=BATCH, block_ms=block_ms)
+        by_shard: dict[int, list[tuple[int, str, Any]]] = {}
+        for entry in got:
+            by_shard.setdefault(entry[0], []).append(entry)
+        for s, entries in by_shard.items():
+            handled += self._batch(s, entries)
+        if now - self._status_at >= STATUS_SECONDS:
+            self._status_at = now
+            self._status(now)
+        return handled
+
+    def _take(self, shard: int, now_ms: int) -> None:
+        """A shard newly held: join its group, claim what a dead holder left, push what it stored and
+        never pushed, and read the states afresh (the tick judged these rules while nobody held it)."""
+        self.reader.take(shard, now_ms)
+        self.engines[shard] = ShardEngine((shard, self.shards), self.cfg.TICK_SECONDS)
+        self.retry.add(shard)  # its pending entries (claimed, or ours) first
+        with Session(self.engine) as session:
+            got = evaluate_progress.read(session, (shard, self.shards))
+            if got is not None and not got.pushed:
+                events = alert_events.events_by_id(session, got.event_ids, alert_events.ALL_OWNERS)
+                owners = alert_events.owners_of(session, got.event_ids)
+                batch = self.publisher.batch()
+                batch.listening = self.publisher.listening()
+                for e in events:
+                    batch.alert_event(e, owners.get(e["id"]))
+                batch.send()
+                evaluate_progress.mark_pushed(session, (shard, self.shards), got.event_ids)
+                log.warning("evaluate: shard %d's last batch was stored and not pushed (its holder died); "
+                            "pushed its %d event(s) now", shard, len(events))
+        log.info("evaluate %s: took shard %d", self.host_id, shard)
+
+    def _batch(self, shard: int, entries: Sequence[tuple[int, str, Any]]) -> int:
+        if not entries:
+            self.retry.discard(shard)
+            return 0
+        engine = self.engines[shard]
+        bars: list[Provisional] = []
+        for _, entry_id, fields in entries:
+            if fields is None:
+                continue  # trimmed away (MAXLEN) while pending: newer entries carry the bars' state
+            try:
+                for row in orjson.loads(fields[b"bars"]):
+                    bars.append(Provisional.of(row, self.cfg.TICK_SECONDS))
+            except (KeyError, ValueError, TypeError) as exc:
+                self.counts["malformed"] += 1
+                log.warning("evaluate: shard %d entry %s skipped: %s", shard, entry_id, exc)
+        ids = [e[1] for e in entries]
+        halted = self._halted()
+        now_ms = int(time.time() * 1000)
+        groups: dict[int, list[Provisional]] = {}
+        for b in coalesce(bars):
+            groups.setdefault(b.bar_time, []).append(b)
+        try:
+            with Session(self.engine) as session:
+                fires: list[alert_events.FireRow] = []
+                states: dict[tuple[int, str], tuple] = {}
+                for bar_time in sorted(groups):
+                    engine.refresh(session, self.symbols, bar_time)
+                    judged = engine.judge(groups[bar_time], halted, now_ms)
+                    engine.committed(judged, groups[bar_time])  # undone below if the commit fails
+                    fires += judged.fires
+                    states.update({(st[0], st[2]): st for st in judged.states})
+                written = alert_events.write_fires(session, fires, list(states.values()))
+                made = [written.made[f.fire.dedupe_key] for f in fires if f.fire.dedupe_key in written.made]
+                evaluate_progress.write(session, (shard, self.shards), ids[-1], made)
+                session.commit()
+                self._hook("after_commit")
+                if made:
+                    fired_at = datetime.now(timezone.utc)
+                    batch = self.publisher.batch()
+                    batch.listening = self.publisher.listening()
+                    for f in fires:
+                        event_id = written.made.get(f.fire.dedupe_key)
+                        if event_id is not None:
+                            batch.alert_event(alert_events.fire_json(f, event_id, fired_at),
+                                              written.owners.get(f.fire.dedupe_key))
+                    batch.wake_deliverers = written.queued > 0
+                    batch.send()
+                    self._hook("after_push")
+                    evaluate_progress.mark_pushed(session, (shard, self.shards), made)
+        except DB_DOWN:
+            # the entries stay pending and are judged again once Postgres is back, from its states
+            self.engines[shard] = ShardEngine((shard, self.shards), self.cfg.TICK_SECONDS)
+            self.retry.add(shard)
+            self.counts["retries"] += 1
+            raise
+        self.reader.ack(shard, ids)
+        self.retry.discard(shard)
+        self.counts["entries"] += len(ids)
+        self.counts["bars"] += len(bars)
+        self.counts["fires"] += len(made)
+        self.counts["batches"] += 1
+        self.judged_ms[shard] = int(ids[-1].split("-")[0])
+        return len(ids)
+
+    def _halted(self) -> set[str]:
+        return {t.decode() for t, v in self.client.hgetall(names.STREAM_HALTS_KEY).items() if v}
+
+    def _hook(self, name: str) -> None:
+        hook = self.hooks.get(name)
+        if hook is not None:
+            hook()
+
+    def _lost_redis(self) -> None:
+        """Redis went away: every lease is as good as lapsed; take them again (and rejoin the groups,
+        claiming what was pending) once it is back."""
+        self.leases.held.clear()
+        self.retry.clear()
+        self.engines.clear()
+
+    def _status(self, now: float) -> None:
+        lags = {}
+        for s in sorted(self.leases.held):
+            lag = self.reader.lag_ms(s, self.judged_ms.get(s))
+            lags[str(s)] = None if lag is None else round(lag / 1000, 3)
+        evaluation.write_status(self.client, self.host_id, {
+            "host": self.host_id, "pid": os.getpid(), "shards": self.shards, "held": sorted(self.leases.held),
+            "lag_s": lags, "at": now, "error": self.last_error, **self.counts,
+            "rules": sum(len(e.rules) for e in self.engines.values())}, ttl_seconds=int(STATUS_SECONDS * 5))
