@@ -10,6 +10,14 @@
     minute: "2-digit", second: "2-digit", hour12: false, timeZoneName: "short",
   });
   window.fmtTime = (iso) => window.nyTime.format(new Date(iso));
+  // A fire on the print, just received: how long from the trade to this page (its event carries the
+  // trade's time); "" for a fire at the minute, or one read back later
+  window.printLatency = (e, live) => {
+    const at = e.inputs && e.inputs.trade_time_ms;
+    if (!live || !at) return "";
+    e.page_latency_ms = Math.max(0, Date.now() - at);
+    return ` · ${(e.page_latency_ms / 1000).toFixed(2)} s from the print to this page`;
+  };
   // Short, for table cells: the time alone on today's New York date, else the date and minute (the
   // full time is the cell's title)
   const nyDay = new Intl.DateTimeFormat("en-CA", { timeZone: "America/New_York" });

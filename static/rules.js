@@ -80,6 +80,11 @@
              cooldown_seconds: Number(f.cooldown.value), channels };
   }
 
+  const showFrequency = () => {  // what the chosen frequency does on real-time data, in one line
+    $("#frequency-line").textContent = form.elements.frequency.selectedOptions[0].dataset.line || "";
+  };
+  form.elements.frequency.addEventListener("change", showFrequency);
+
   function showParts() {
     const op = form.elements.op.value;
     form.querySelector("[data-for=pair]").hidden = !PAIR.includes(op);
@@ -130,6 +135,7 @@
     if (r.scope.scan) f.scan.value = r.scope.scan;
     f.tickers.value = (r.scope.tickers || []).join(", ");
     f.frequency.value = r.frequency;
+    showFrequency();
     f.cooldown.value = r.cooldown_seconds;
     f.browser.checked = r.channels.includes("browser");
     const hook = r.channels.find((ch) => ch.startsWith("webhook:"));
@@ -204,6 +210,9 @@
       cell(tr, conditionText(r.condition));
       cell(tr, r.scope.all ? "all tracked" : r.scope.scan ? `list: ${r.scope.scan}` : r.scope.tickers.join(", "));
       cell(tr, `${r.frequency.replace(/_/g, " ")}, cooldown ${r.cooldown_seconds} s`);
+      const judged = cell(tr, r.judged || "–");  // on each trade (the evaluate process) or each minute
+      judged.title = r.judged_why || "";
+      judged.className = "judged";
       const status = cell(tr, r.status === "paused" ? "muted (paused)" : "active");
       status.className = "status-" + r.status;
       if (r.stopped_too_often.length) {
@@ -249,7 +258,7 @@
     link.href = `/stocks/${encodeURIComponent(e.ticker)}?range=all&at=${encodeURIComponent(e.bar_time)}`;
     link.textContent = e.ticker;
     cell(tr, link);
-    cell(tr, e.explanation + (e.stale ? " (data was stale)" : "")).className = "why";
+    cell(tr, e.explanation + (e.stale ? " (data was stale)" : "") + window.printLatency(e, live)).className = "why";
     const mute = button("Mute rule", () => {}, "mute");
     mute.dataset.rule = e.rule_id;
     cell(tr, mute);

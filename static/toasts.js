@@ -31,7 +31,7 @@
     link.href = `/stocks/${encodeURIComponent(e.ticker)}?range=all&at=${encodeURIComponent(e.bar_time)}`;
     link.textContent = `${e.ticker} · ${e.rule_name || "rule " + e.rule_id}`;
     const why = document.createElement("div");
-    why.textContent = e.explanation;
+    why.textContent = e.explanation + window.printLatency(e, true);
     const close = document.createElement("button");
     close.type = "button";
     close.className = "link";

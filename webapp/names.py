@@ -148,6 +148,12 @@ EVALUATORS_KEY = f"{_PREFIX}:evaluate:processes"  # hash: host id -> expiry (epo
 EVALUATE_STATUS_PREFIX = f"{_PREFIX}:evaluate:status:"  # + host id: JSON with a TTL, its shards and lag
 
 
+def evaluate_pushed_key(shard: int, shards: int) -> str:
+    """String (1 day): the last stream entry whose batch's ``alert_event``s went out, set by the same
+    script that pushes them, so a holder that died after pushing is never pushed for twice."""
+    return f"{_PREFIX}:evaluate:pushed:{shards}:{shard}"
+
+
 def evaluate_lease_key(shard: int, shards: int) -> str:
     """String (token, PX): the one evaluate process judging this shard's rules on the print now."""
     return f"{_PREFIX}:evaluate:lease:{shards}:{shard}"

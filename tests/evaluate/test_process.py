@@ -194,3 +194,39 @@ def test_two_processes_divide_the_shards_and_redis_losing_its_data_is_ridden_out
         finally:
             a.leases.release_all()
             b.leases.release_all()
+
+
+def test_killed_after_its_push_the_next_holder_pushes_nothing_again(app, pg, rdb, stored,
+                                                                    service_urls) -> None:
+    """Between the push and recording it in Postgres: the push's own script set the shard's marker,
+    so the next holder knows it went out."""
+    owner = user_id("trader")
+    level = round(stored + 0.5, 2)
+    rid = _rule(owner, level, "once_per_bar")
+    ListenerRegistry(get_redis()).publish({names.user_room(owner)})
+    capture = EmitCapture(service_urls[0])
+    first = _process(app, "first")
+    first.leases.ttl_ms = 600
+
+    def die() -> None:
+        raise SystemExit("killed after the push")
+
+    try:
+        first.step()
+        first.hooks["after_push"] = die
+        _flush(service_urls[0], [_bar("AAPL", stored, level + 0.1, stored, level + 0.1, 3, 3, 1)],
+               OPEN * 1000)
+        with pytest.raises(SystemExit):
+            first.step()
+        second = _process(app, "second")
+        threading.Event().wait(0.8)
+        second.step()
+        second.step()
+        pushed = [d for room, d in capture.events(names.EVENT_ALERT_EVENT) if room == names.user_room(owner)]
+        assert len(_events(pg, rid)) == 1 and len(pushed) == 1
+        with pg.cursor() as cur:
+            cur.execute("SELECT pushed FROM evaluate_progress")
+            assert cur.fetchone()[0] is True
+    finally:
+        capture.close()
+        first.leases.release_all()

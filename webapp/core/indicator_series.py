@@ -262,6 +262,23 @@ def example(kind: str) -> str:
     return str(d[0]) if len(d) == 1 else "[" + ", ".join(map(str, d)) + "]"
 
 
+def make(kind: str, values: list[float | None], label: str) -> Study:
+    """A study of ``kind`` with these numbers (None or left out: the default), checked; ``label``
+    names it in the error (the chart's text, or a rule's operand)."""
+    args: list[float] = []
+    for i, default in enumerate(_DEFAULTS[kind]):
+        value = float(values[i]) if i < len(values) and values[i] is not None else float(default)
+        if kind == "bb" and i == 1:
+            if not 0 < value <= 10:
+                raise StudyError(f"{label}: the band width must be above 0 and at most 10")
+        elif value != int(value) or not 1 <= value <= MAX_PERIOD:
+            raise StudyError(f"{label}: periods are whole numbers from 1 to {MAX_PERIOD}")
+        args.append(value)
+    if kind == "macd" and args[0] >= args[1]:
+        raise StudyError(f"{label}: the fast period must be shorter than the slow one")
+    return Study(kind, tuple(args))
+
+
 def parse(text: str | None) -> list[Study]:
     """The studies of a chart's ``indicators`` parameter, in order, without repeats (``none``: none)."""
     if not text or text.strip().lower() == "none":
@@ -275,21 +292,12 @@ def parse(text: str | None) -> list[Study]:
         given = bits[1:]
         if len(given) > len(_DEFAULTS[kind]):
             raise StudyError(f"{kind} takes at most {len(_DEFAULTS[kind])} number(s), got {part.strip()!r}")
-        args: list[float] = []
-        for i, default in enumerate(_DEFAULTS[kind]):
-            raw = given[i] if i < len(given) and given[i] != "" else None
-            if raw is not None and not re.fullmatch(r"\d+(\.\d+)?", raw):
+        values: list[float | None] = []
+        for raw in given:
+            if raw != "" and not re.fullmatch(r"\d+(\.\d+)?", raw):
                 raise StudyError(f"{part.strip()!r}: {raw!r} is not a positive number")
-            value = float(raw) if raw is not None else float(default)
-            if kind == "bb" and i == 1:
-                if not 0 < value <= 10:
-                    raise StudyError(f"{part.strip()!r}: the band width must be above 0 and at most 10")
-            elif value != int(value) or not 1 <= value <= MAX_PERIOD:
-                raise StudyError(f"{part.strip()!r}: periods are whole numbers from 1 to {MAX_PERIOD}")
-            args.append(value)
-        if kind == "macd" and args[0] >= args[1]:
-            raise StudyError(f"{part.strip()!r}: the fast period must be shorter than the slow one")
-        study = Study(kind, tuple(args))
+            values.append(float(raw) if raw != "" else None)
+        study = make(kind, values, repr(part.strip()))
         if study not in out:
             out.append(study)
     if len(out) > MAX_STUDIES:

@@ -10,9 +10,12 @@ twice through a crash at any point:
    record (:mod:`webapp.store.evaluate_progress`) in one transaction: a
    replayed entry or a second writer stores nothing twice (the events'
    dedupe keys, the states' last fire);
-4. push each new ``alert_event``, then mark the record pushed; whoever
-   takes the shard after a crash between 3 and 4 pushes that record's
-   events;
+4. push each new ``alert_event`` (the script that publishes them also
+   sets the shard's "pushed" marker in Redis to the batch's last entry),
+   then mark the record pushed; whoever takes the shard after a crash
+   between 3 and 4 pushes that record's events, unless the marker says they
+   went out (only a Redis that lost its data in that same moment could
+   make it push them twice);
 5. acknowledge the entries: only now does the shard's position move, so a
    process killed before this has its entries claimed and judged again by
    the next holder, storing nothing new.
@@ -144,14 +147,17 @@ class EvaluateProcess:
         self.retry.add(shard)  # its pending entries (claimed, or ours) first
         with Session(self.engine) as session:
             got = evaluate_progress.read(session, (shard, self.shards))
-            if got is not None and not got.pushed:
+            marker = self.client.get(names.evaluate_pushed_key(shard, self.shards))
+            if got is not None and not got.pushed and marker == got.entry_id.encode():
+                evaluate_progress.mark_pushed(session, (shard, self.shards), got.event_ids)  # it went out
+            elif got is not None and not got.pushed:
                 events = alert_events.events_by_id(session, got.event_ids, alert_events.ALL_OWNERS)
                 owners = alert_events.owners_of(session, got.event_ids)
                 batch = self.publisher.batch()
                 batch.listening = self.publisher.listening()
                 for e in events:
                     batch.alert_event(e, owners.get(e["id"]))
-                batch.send()
+                batch.send(mark=(names.evaluate_pushed_key(shard, self.shards), got.entry_id, 86400))
                 evaluate_progress.mark_pushed(session, (shard, self.shards), got.event_ids)
                 log.warning("evaluate: shard %d's last batch was stored and not pushed (its holder died); "
                             "pushed its %d event(s) now", shard, len(events))
@@ -203,7 +209,7 @@ class EvaluateProcess:
                             batch.alert_event(alert_events.fire_json(f, event_id, fired_at),
                                               written.owners.get(f.fire.dedupe_key))
                     batch.wake_deliverers = written.queued > 0
-                    batch.send()
+                    batch.send(mark=(names.evaluate_pushed_key(shard, self.shards), ids[-1], 86400))
                     self._hook("after_push")
                     evaluate_progress.mark_pushed(session, (shard, self.shards), made)
         except DB_DOWN:

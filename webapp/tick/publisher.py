@@ -34,6 +34,14 @@ for i = 2, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
 if ARGV[1] == '1' then redis.call('PUBLISH', KEYS[2], '1') end
 return #ARGV - 1
 """
+# the same, and a marker written in the same step (KEYS[3] = ARGV[2] for ARGV[3] s): whoever reads
+# the marker knows these messages went out, and never sends them again
+_PUBLISH_MARKED = """
+for i = 4, #ARGV do redis.call('PUBLISH', KEYS[1], ARGV[i]) end
+if ARGV[1] == '1' then redis.call('PUBLISH', KEYS[2], '1') end
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+return #ARGV - 3
+"""
 
 
 class Publisher:
@@ -43,6 +51,7 @@ class Publisher:
         self._client = client
         self._channel = channel
         self._script = client.register_script(_PUBLISH)
+        self._marked = client.register_script(_PUBLISH_MARKED)
         self._host_id = uuid.uuid4().hex  # like a write-only manager: nobody answers to it
         self.sent = 0
         self.listening = Listening(client)
@@ -55,8 +64,16 @@ class Publisher:
         """Collect emits now, send them later in one round-trip."""
         return Batch(self)
 
-    def send(self, messages: list[bytes], wake_deliverers: bool = False) -> None:
-        """Publish ``messages`` (and wake the webhook workers) in one round-trip."""
+    def send(self, messages: list[bytes], wake_deliverers: bool = False,
+             mark: tuple[str, str, int] | None = None) -> None:
+        """Publish ``messages`` (and wake the webhook workers) in one round-trip; with ``mark`` (key,
+        value, seconds), set that key in the same step."""
+        if mark is not None:
+            key, value, ttl = mark
+            self._marked(keys=[self._channel, names.DELIVERY_WAKE_CHANNEL, key],
+                         args=[b"1" if wake_deliverers else b"0", value, ttl, *messages])
+            self.sent += len(messages)
+            return
         if messages or wake_deliverers:
             self._script(keys=[self._channel, names.DELIVERY_WAKE_CHANNEL],
                          args=[b"1" if wake_deliverers else b"0", *messages])
@@ -101,6 +118,6 @@ class Batch:
     def in_play(self, payload: dict[str, Any]) -> None:
         self._add(names.EVENT_IN_PLAY, payload, names.ticker_room(payload["ticker"]))
 
-    def send(self) -> int:
-        self._publisher.send(self.messages, self.wake_deliverers)
+    def send(self, mark: tuple[str, str, int] | None = None) -> int:
+        self._publisher.send(self.messages, self.wake_deliverers, mark)
         return len(self.messages)

@@ -45,6 +45,13 @@ STATE_OPS = frozenset({"greater_than", "less_than", "inside_channel", "outside_c
 
 FREQUENCIES = ("once", "once_per_bar", "once_per_bar_close", "every_time")
 INTRABAR = ("once", "once_per_bar", "every_time")  # judged inside the bar when the stream serves
+# what each frequency does on real-time data, in one line (the rules form says it)
+FREQUENCY_LINES = {
+    "once_per_bar_close": "at the bar's close, when the closed minute holds it",
+    "once_per_bar": "at the first trade in a bar that makes it true; then not again until the next bar",
+    "every_time": "at each trade that makes it true, at most once a minute",
+    "once": "at the first trade that makes it true; then the rule stops for that ticker",
+}
 
 
 def judged_on_print(frequency: str, scope: dict[str, Any]) -> bool:

@@ -68,12 +68,10 @@ def _study_args(kind: str, arg: object, where: str) -> tuple[float, ...]:
         example = indicator_series.example(STUDY_LINES[kind][0])
         raise RuleError(f"{where}: {kind} takes a number or a list of numbers, like "
                         f"{{\"{kind}\": {example}}}, got {_short(arg)}")
-    study = STUDY_LINES[kind][0]
     try:
-        got, = indicator_series.parse(":".join([study, *(f"{float(v):g}" for v in given)]))
+        return indicator_series.make(STUDY_LINES[kind][0], [float(v) for v in given], f"{where}: {kind}").args
     except indicator_series.StudyError as e:
-        raise RuleError(f"{where}: {kind}: {e}") from None
-    return got.args
+        raise RuleError(str(e)) from None
 
 
 def _bounded(value: object, low: float, high: float) -> bool:

@@ -1,0 +1,203 @@
+"""Alerts on the print through faults, against real ``python -m jobs.evaluate`` processes.
+
+A feeder writes hand-offs as the stream leader does (the real writer, one
+entry per shard per flush, every ticker's bar so far), bar after bar, while
+the processes are killed, doubled, or lose Redis.  The rule (``close
+greater_than 1``, ``every_time``, every ticker) holds at every hand-off, so
+a replay of the same hand-offs fires once per ticker and bar: that set is
+the reference.  Each fire must be stored once and pushed once.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+import redis
+import redis.asyncio as aredis
+
+from tests.helpers import START, EmitCapture, minutes, run_via_rq, user_id
+from tests.processes import ROOT, RedisServer
+from webapp import names
+from webapp.config import DEFAULT_SYMBOLS, child_environment
+from webapp.extensions import db
+from webapp.services import rules as rules_service
+from webapp.store import rules as rules_store
+from webapp.store.streamstate import StreamWriter
+from webapp.store.subscriptions import ListenerRegistry
+
+pytestmark = pytest.mark.slow
+
+SHARDS = 2
+FIRST_BAR = int((START + timedelta(minutes=6)).timestamp())  # bar ends after the stored readings
+
+
+class Feeder:
+    """Hand-offs for every ticker, ``per_bar`` flushes a bar, a flush every ``every`` s."""
+
+    def __init__(self, url: str, room: str, per_bar: int = 10, every: float = 0.05) -> None:
+        self.url, self.room, self.per_bar, self.every = url, room, per_bar, every
+        self.bars_fed: list[int] = []  # bar ends with at least one hand-off written
+        self.after: dict[int, float] = {}  # bar end -> when its first hand-off was written
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        client = aredis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+        writer = StreamWriter(client, 3600, shards=SHARDS)
+        sync = redis.Redis.from_url(self.url, socket_timeout=2)
+        bar = FIRST_BAR
+        while not self.stop.is_set():
+            for k in range(self.per_bar):
+                if self.stop.is_set():
+                    break
+                start = bar - 60
+                rows = [[t, start, 100.0, 100.0 + k, 99.0, 100.0 + k / 2, 100.0 * (k + 1), k + 1,
+                         (start + k + 1) * 1000, (start + k + 1) * 1000, (start + 1) * 1000]
+                        for t in DEFAULT_SYMBOLS]
+                try:
+                    ListenerRegistry(sync).publish({self.room})  # a page follows the owner's feed
+                    await writer.flush(provisional=rows, at_ms=int(time.time() * 1000))
+                    if bar not in self.after:
+                        self.after[bar] = time.monotonic()
+                        self.bars_fed.append(bar)
+                except (redis.RedisError, OSError):
+                    pass  # Redis is down: this flush is lost, the next carries the bar so far
+                await asyncio.sleep(self.every)
+            bar += 60
+        await client.aclose()
+
+
+def _evaluate(redis_url: str, db_url: str, tmp_path, name: str) -> subprocess.Popen:
+    env = child_environment(REDIS_URL=redis_url, DATABASE_URL=db_url, TICK_SHARDS=str(SHARDS),
+                            EVALUATE_LEASE_SECONDS="1", SYMBOLS=",".join(DEFAULT_SYMBOLS), LOG_LEVEL="INFO")
+    log = open(tmp_path / f"evaluate-{name}.log", "ab")  # the child holds it
+    return subprocess.Popen([sys.executable, "-m", "jobs.evaluate"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def _setup(app) -> tuple[int, int]:
+    run_via_rq(app, minutes(6))
+    owner = user_id("trader")
+    spec = rules_service.rule_spec({
+        "name": "above 1", "scope": {"all": True}, "frequency": "every_time", "cooldown_seconds": 0,
+        "condition": {"op": "greater_than", "a": {"field": "close"}, "b": {"const": 1}}}, owner)
+    return owner, rules_store.create(db.session, spec, owner)["id"]
+
+
+def _settle(pg, redis_url: str, rule_id: int, timeout: float = 40) -> list[tuple]:
+    """Wait until every shard's entries are acknowledged and no event was added for 2 s."""
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    last, quiet = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        with pg.cursor() as cur:
+            cur.execute("SELECT count(*) FROM alert_events WHERE rule_id = %s", (rule_id,))
+            n = cur.fetchone()[0]
+        pending = 0
+        for s in range(SHARDS):
+            try:
+                key = names.provisional_stream_key(s, SHARDS)
+                pending += client.xpending(key, names.EVALUATE_GROUP)["pending"]
+            except redis.ResponseError:
+                pending += 1  # no group yet
+        if n != last:
+            last, quiet = n, time.monotonic()
+        elif pending == 0 and time.monotonic() - quiet > 2:
+            break
+        time.sleep(0.2)
+    with pg.cursor() as cur:
+        cur.execute("SELECT id, ticker, extract(epoch FROM bar_time)::bigint FROM alert_events "
+                    "WHERE rule_id = %s", (rule_id,))
+        return cur.fetchall()
+
+
+def _check(stored: list[tuple], pushed: list[dict], bars: list[int]) -> None:
+    """Every (ticker, bar) of ``bars`` stored once, and every stored event pushed exactly once."""
+    keys = Counter((t, b) for _, t, b in stored)
+    assert [k for k, n in keys.items() if n > 1] == []  # stored once
+    want = {(t, b) for t in DEFAULT_SYMBOLS for b in bars}
+    assert want - set(keys) == set()  # none lost
+    times = Counter(e["id"] for e in pushed)
+    assert [i for i, n in times.items() if n > 1] == []  # pushed once
+    assert {i for i, *_ in stored} == set(times)  # each stored one pushed
+
+
+def test_killed_mid_batch_twice_and_two_at_once_nothing_lost_nothing_twice(app, pg, service_urls,
+                                                                           tmp_path) -> None:
+    redis_url, db_url = service_urls
+    owner, rule_id = _setup(app)
+    capture = EmitCapture(redis_url)
+    feeder = Feeder(redis_url, names.user_room(owner))
+    procs = {name: _evaluate(redis_url, db_url, tmp_path, name) for name in ("a", "b")}  # two at once
+    try:
+        feeder.thread.start()
+        time.sleep(4)
+        for victim in ("a", "b"):  # each killed mid-run (SIGKILL: no clean-up), then started again
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait(5)
+            time.sleep(2.5)  # its shards pass to the other within the lease (1 s)
+            procs[victim] = _evaluate(redis_url, db_url, tmp_path, victim)
+            time.sleep(2)
+        feeder.stop.set()
+        feeder.thread.join(5)
+        stored = _settle(pg, redis_url, rule_id)
+        pushed = [d for room, d in capture.events(names.EVENT_ALERT_EVENT) if room == names.user_room(owner)]
+        assert all(p.poll() is None for p in procs.values()), "an evaluate process exited"
+    finally:
+        feeder.stop.set()
+        capture.close()
+        for p in procs.values():
+            p.terminate()
+            p.wait(10)
+    assert len(feeder.bars_fed) >= 5
+    _check(stored, pushed, feeder.bars_fed)
+    latencies = [d["latency_ms"] for d in pushed]
+    assert max(latencies) < 60_000
+
+
+def test_redis_restarted_empty_the_processes_ride_it_out(app, pg, service_urls, tmp_path) -> None:
+    """Redis dies and comes back empty (groups, leases, streams gone): the processes stay up, take the
+    shards and make the groups again, and every bar fed after it came back fires once, pushed once."""
+    server = RedisServer(tmp_path)
+    db_url = service_urls[1]
+    owner, rule_id = _setup(app)
+    capture = None
+    feeder = Feeder(server.url, names.user_room(owner))
+    procs = {name: _evaluate(server.url, db_url, tmp_path, name) for name in ("a", "b")}
+    try:
+        feeder.thread.start()
+        time.sleep(4)
+        server.stop()
+        time.sleep(3)
+        server.start()
+        back = time.monotonic()
+        capture = EmitCapture(server.url)
+        time.sleep(6)
+        feeder.stop.set()
+        feeder.thread.join(5)
+        stored = _settle(pg, server.url, rule_id)
+        pushed = [d for room, d in capture.events(names.EVENT_ALERT_EVENT) if room == names.user_room(owner)]
+        assert all(p.poll() is None for p in procs.values()), "an evaluate process exited"
+    finally:
+        feeder.stop.set()
+        if capture is not None:
+            capture.close()
+        for p in procs.values():
+            p.terminate()
+            p.wait(10)
+        server.stop()
+    after = [b for b in feeder.bars_fed if feeder.after[b] > back + 1]  # begun once it was back
+    assert len(after) >= 2
+    keys = Counter((t, b) for _, t, b in stored)
+    assert [k for k, n in keys.items() if n > 1] == []
+    assert {(t, b) for t in DEFAULT_SYMBOLS for b in after} <= set(keys)
+    late = {i for i, t, b in stored if b in after}
+    times = Counter(e["id"] for e in pushed)
+    assert [i for i, n in times.items() if n > 1] == [] and late <= set(times)
