@@ -158,8 +158,6 @@ def test_killed_mid_batch_twice_and_two_at_once_nothing_lost_nothing_twice(app, 
             p.wait(10)
     assert len(feeder.bars_fed) >= 5
     _check(stored, pushed, feeder.bars_fed)
-    latencies = [d["latency_ms"] for d in pushed]
-    assert max(latencies) < 60_000
 
 
 def test_redis_restarted_empty_the_processes_ride_it_out(app, pg, service_urls, tmp_path) -> None:
