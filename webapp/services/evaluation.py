@@ -46,7 +46,9 @@ def judged_where(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in rules:
         scope = r.get("scope") or {}
-        if not judged_on_print(r.get("frequency", ""), scope):
+        if r.get("builtin"):
+            where, why = "each minute", "the built-in SMA crossover is the tick's (the `alert` event)"
+        elif not judged_on_print(r.get("frequency", ""), scope):
             where, why = "each minute", ("a scanner list's members change each minute" if "scan" in scope
                                          else "once_per_bar_close fires at the bar's close")
         elif live:
