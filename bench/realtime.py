@@ -1,0 +1,362 @@
+"""Alerts on the print under load: trade → browser and → webhook, with the stream still keeping up.
+
+Real processes: the fake polygon feed of :mod:`bench.stream` pushes trades
+for ``--symbols`` tickers at ``--rate`` trades/s to a real ``python -m
+jobs.stream``; ``--evaluators`` real ``python -m jobs.evaluate`` processes
+judge ``--rules`` rules with intra-bar frequencies (the tick bench's scope
+mix: mostly one to five tickers, 10 % lists of 50; conditions on levels
+the feed's prices cross); a real gunicorn web process relays their
+``alert_event``s to a python-socketio client following the rules' owner's
+feed; a real ``python -m jobs.deliver`` sends a quarter of the rules'
+fires to a receiver that verifies them with ``standardwebhooks``.  It
+prints one JSON line:
+
+* ``print_to_browser_ms_p50`` / ``_p99``: the trade's time (the feed's
+  clock, the same machine's) → the Socket.IO client receiving the event;
+* ``print_to_webhook_ms_p99``: the trade's time → the verified receipt;
+* ``fires_per_s``; ``lost`` and ``duplicates`` against a replay of the same
+  hand-offs (every provisional-stream entry, judged one at a time by the
+  same engine in this process: fires it finds and no process stored, and
+  events stored or pushed more than once);
+* ``evaluate_lag_ms_p99`` per shard (sampled from the processes' status);
+* ``stream_trades_per_s`` and ``stream_dropped_frames`` while evaluating;
+* ``evaluate_cpu_pct`` per process (of one core).
+
+    python -m bench.realtime                        # 10,000 symbols, 50,000 trades/s, 1,000 rules
+    python -m bench.realtime --symbols 2000 --rate 10000 --rules 200 --seconds 20
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import orjson
+import psutil
+import redis
+import sqlalchemy as sa
+
+from bench import bench_user
+from bench.sockets import _web
+from bench.stream import _applied, _feed, _status, _symbols
+from webapp import names
+from webapp.config import Config, child_environment
+from webapp.launch.embedded import ROOT, services_for
+
+SHARDS = 2
+CONDITIONS = [  # levels inside the feed's 10.00-19.97 cycle, so bars cross them
+    {"op": "crossing_up", "a": {"field": "close"}, "b": {"const": 15.0}},
+    {"op": "crossing_down", "a": {"field": "close"}, "b": {"const": 12.0}},
+    {"op": "greater_than", "a": {"price": True}, "b": {"const": 19.5}},
+    {"op": "less_than", "a": {"price": True}, "b": {"const": 10.2}},
+    {"op": "moving_up_pct", "a": {"field": "close"}, "bars": 1, "value": 20.0},
+]
+FREQUENCIES = ["once_per_bar", "every_time", "once"]
+
+
+def bench_rules(symbols: list[str], n: int, seed: int = 7) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = 50 if rng.random() < 0.1 else int(rng.integers(1, 6))
+        scope = {"tickers": [symbols[j] for j in rng.choice(len(symbols), min(k, len(symbols)), False)]}
+        out.append({"name": f"bench rt {i}", "scope": scope, "condition": CONDITIONS[i % len(CONDITIONS)],
+                    "frequency": FREQUENCIES[i % len(FREQUENCIES)], "cooldown_seconds": 0})
+    return out
+
+
+def _receiver(secret: str, port_out: Any, ctl: Any) -> None:
+    """Verifies each webhook and notes (event id, trade time, arrival)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from standardwebhooks.webhooks import Webhook
+
+    hook = Webhook(secret)
+    got: list[tuple[int, int | None, float]] = []
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            at = time.time()
+            try:
+                hook.verify(body, {k.lower(): v for k, v in self.headers.items()}, json_parse=False)
+                event = orjson.loads(body)
+                with lock:
+                    got.append((event["event_id"], event["inputs"].get("trade_time_ms"), at))
+                self.send_response(200)
+            except Exception:
+                self.send_response(400)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    port_out.send(server.server_address[1])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    while (cmd := ctl.recv()) != "stop":
+        if cmd == "report":
+            with lock:
+                ctl.send(list(got))
+    server.shutdown()
+
+
+def _browser(url: str, token: str, conn: Any) -> None:
+    """A python-socketio client on the owner's feed: (event id, trade time, receipt) for each event."""
+    import socketio
+
+    got: list[tuple[int, int | None, float]] = []
+    sio = socketio.Client(reconnection=True)
+
+    @sio.on(names.EVENT_ALERT_EVENT)
+    def on_event(e: dict[str, Any]) -> None:
+        got.append((e["id"], (e.get("inputs") or {}).get("trade_time_ms"), time.time()))
+
+    sio.connect(url, auth={"token": token}, transports=["websocket"])
+    sio.call(names.EVENT_FOLLOW_ALERTS, {"on": True}, timeout=10)
+    conn.send("ready")
+    while (cmd := conn.recv()) != "stop":
+        if cmd == "report":
+            conn.send(list(got))
+    sio.disconnect()
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 1)
+
+
+def _replay(client: redis.Redis, rule_ids: set[int], symbols: list[str]) -> set[str]:
+    """The fires a replay of every hand-off finds, one entry at a time (dedupe keys)."""
+    from webapp.core.rules.intrabar import Provisional, coalesce
+    from webapp.evaluate.engine import ShardEngine
+    from webapp.extensions import db
+
+    want: set[str] = set()
+    for shard in range(SHARDS):
+        engine = ShardEngine((shard, SHARDS), 60)
+        for _, fields in client.xrange(names.provisional_stream_key(shard, SHARDS)):
+            bars = [Provisional.of(r, 60) for r in orjson.loads(fields[b"bars"])]
+            groups: dict[int, list[Provisional]] = {}
+            for b in coalesce(bars):
+                groups.setdefault(b.bar_time, []).append(b)
+            for bar_time in sorted(groups):
+                fresh = not engine.rules
+                engine.refresh(db.session, symbols, bar_time)
+                engine.rules = [lr for lr in engine.rules if lr.rule.id in rule_ids]
+                if fresh:
+                    engine.states = {}  # from armed states, as the live run began (not its stored ones)
+                judged = engine.judge(groups[bar_time], set(), 0)
+                engine.committed(judged, groups[bar_time])
+                want.update(f.fire.dedupe_key for f in judged.fires)
+        db.session.rollback()
+    return want
+
+
+def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, seconds: float
+        ) -> dict[str, Any]:
+    from webapp.extensions import db
+    from webapp.services import rules as rules_service
+    from webapp.store import rules as rules_store
+    from webapp.store import symbols as symbols_store
+    from webapp.store import tokens
+
+    symbols = _symbols(n_symbols)
+    client = redis.Redis.from_url(cfg.REDIS_URL or "")
+    client.flushdb()
+    db.session.execute(sa.text("TRUNCATE alert_rules, alert_rule_states, alert_events, deliveries, "
+                               "delivery_attempts, webhook_endpoints, evaluate_progress, symbols CASCADE"))
+    db.session.commit()
+    symbols_store.seed(db.session, symbols)
+    owner = bench_user()
+    token = tokens.create(db.session, owner, "bench-realtime", ("read",), admin=False)[1]
+    ctx = mp.get_context("spawn")
+    r_port_in, r_port_out = ctx.Pipe()
+    r_ctl, r_ctl_child = ctx.Pipe()
+    from webapp.store import webhooks as webhook_store
+
+    endpoint, secret = webhook_store.create_endpoint(db.session, "http://127.0.0.1:9/pending", "bench rt",
+                                                     owner)
+    receiver = ctx.Process(target=_receiver, args=(secret, r_port_out, r_ctl_child), daemon=True)
+    receiver.start()
+    r_port = r_port_in.recv()
+    db.session.execute(sa.text("UPDATE webhook_endpoints SET url = :u WHERE id = :id"),
+                       {"u": f"http://127.0.0.1:{r_port}/hook", "id": endpoint["id"]})
+    db.session.commit()
+    raws = bench_rules(symbols, n_rules)
+    rule_ids = set()
+    for i, raw in enumerate(raws):
+        if i % 4 == 0:
+            raw["channels"] = ["browser", f"webhook:{endpoint['id']}"]
+        rule_ids.add(rules_store.create(db.session, rules_service.rule_spec(raw, owner), owner)["id"])
+
+    port_in, port_out = ctx.Pipe()
+    ctl, ctl_child = ctx.Pipe()
+    feed = ctx.Process(target=_feed, args=(port_out, ctl_child, n_symbols), daemon=True)
+    feed.start()
+    port = port_in.recv()
+    common = dict(REDIS_URL=cfg.REDIS_URL or "", DATABASE_URL=cfg.DATABASE_URL or "", TICK_SHARDS=str(SHARDS),
+                  LOG_LEVEL="WARNING", SYMBOLS=",".join(symbols[:20]))
+    stream_env = child_environment(**common, STREAM_PROVIDER="polygon", STREAM_URL=f"ws://127.0.0.1:{port}/stocks",
+                                   POLYGON_API_KEY="bench", STREAM_ALWAYS_OPEN="1", QUEUE_NAME="bench-rt")
+    procs: list[subprocess.Popen] = []
+    stream = subprocess.Popen([sys.executable, "-m", "jobs.stream"], cwd=ROOT, env=stream_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(stream)
+    eval_env = child_environment(**common, EVALUATE_LEASE_SECONDS="3")
+    evals = [subprocess.Popen([sys.executable, "-m", "jobs.evaluate"], cwd=ROOT, env=eval_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(evaluators)]
+    procs += evals
+    deliver = subprocess.Popen([sys.executable, "-m", "jobs.deliver"], cwd=ROOT,
+                               env=child_environment(**common, WEBHOOK_ALLOWED_CIDRS="127.0.0.1/32"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(deliver)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        web_port = probe.getsockname()[1]
+    web = _web(cfg, web_port, None)
+    procs.append(web)
+    b_conn, b_child = ctx.Pipe()
+    browser = None
+    out: dict[str, Any] = {"bench": "realtime", "symbols": n_symbols, "rate": rate, "rules": n_rules,
+                           "evaluators": evaluators, "seconds": seconds, "shards": SHARDS}
+    try:
+        deadline = time.monotonic() + 120
+        while not (_status(client).get("state") == "connected" and (ctl.send(("clients",)) or ctl.recv())):
+            if time.monotonic() > deadline or stream.poll() is not None:
+                raise RuntimeError("the stream process did not connect")
+            time.sleep(0.3)
+        import requests
+
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{web_port}/api/health", timeout=2)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the web process did not start") from None
+                time.sleep(0.3)
+        browser = ctx.Process(target=_browser, args=(f"http://127.0.0.1:{web_port}", token, b_child),
+                              daemon=True)
+        browser.start()
+        assert b_conn.recv() == "ready"
+        time.sleep(3)  # the evaluate processes hold the shards; the web published the owner's room
+        cpu = [psutil.Process(p.pid) for p in evals]
+        for c in cpu:
+            c.cpu_percent(None)
+        before = _status(client)
+        lags: dict[str, list[float]] = {}
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                for st in [orjson.loads(v) for v in client.mget(list(client.scan_iter(
+                        names.EVALUATE_STATUS_PREFIX + "*"))) if v]:
+                    for shard, lag in (st.get("lag_s") or {}).items():
+                        if lag is not None:
+                            lags.setdefault(shard, []).append(lag * 1000)
+                stop.wait(1.0)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t0 = time.time()
+        ctl.send(("rate", rate, seconds))
+        sent, took = ctl.recv()
+        stop.set()
+        out["evaluate_cpu_pct"] = [round(c.cpu_percent(None), 1) for c in cpu]
+        applied, _ = _applied(client, before.get("trades", 0) + sent, 2.0)
+        after = _status(client)
+        out["stream_trades_per_s"] = round((applied - before.get("trades", 0)) / took)
+        out["stream_sent_per_s"] = round(sent / took)
+        out["stream_dropped_frames"] = after.get("dropped_frames", 0) - before.get("dropped_frames", 0)
+        out["evaluate_lag_ms_p99"] = {s: _pct(v, 0.99) for s, v in sorted(lags.items())}
+        time.sleep(10)  # the evaluators and the deliverer drain
+        b_conn.send("report")
+        pushed = b_conn.recv()
+        r_ctl.send("report")
+        hooked = r_ctl.recv()
+        stored = list(db.session.execute(sa.text(
+            "SELECT id, dedupe_key FROM alert_events WHERE rule_id = ANY(:r)"), {"r": list(rule_ids)}))
+        db.session.rollback()
+        out["fires"] = len(stored)
+        out["fires_per_s"] = round(len(stored) / (time.time() - t0 - 10), 1)
+        browser_ms = [(at * 1000 - tt) for _, tt, at in pushed if tt]
+        hook_ms = [(at * 1000 - tt) for _, tt, at in hooked if tt]
+        out["print_to_browser_ms_p50"] = _pct(browser_ms, 0.5)
+        out["print_to_browser_ms_p99"] = _pct(browser_ms, 0.99)
+        out["print_to_webhook_ms_p99"] = _pct(hook_ms, 0.99)
+        out["webhooks_received"] = len(hooked)
+        want = _replay(client, rule_ids, symbols)
+        have = Counter(k for _, k in stored)
+        pushes = Counter(i for i, _, _ in pushed)
+        out["lost"] = len(want - set(have))
+        twice = [have, pushes, Counter(i for i, _, _ in hooked)]
+        out["duplicates"] = sum(n - 1 for c in twice for n in c.values() if n > 1)
+        out["extra_vs_replay"] = len(set(have) - want)
+        out["counted"] = ("trade time (the feed's clock) to the Socket.IO client's receipt of alert_event "
+                          "and to the webhook receiver's verified receipt; lost/duplicates against the "
+                          "same engine replaying every provisional-stream entry one at a time")
+        return out
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if browser is not None:
+            b_conn.send("stop")
+            browser.join(5)
+        r_ctl.send("stop")
+        receiver.join(5)
+        ctl.send(("stop",))
+        feed.join(5)
+        for p in (browser, receiver, feed):
+            if p is not None and p.is_alive():
+                p.kill()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.realtime", description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=10_000)
+    parser.add_argument("--rate", type=int, default=50_000, help="trades per second from the feed")
+    parser.add_argument("--rules", type=int, default=1_000)
+    parser.add_argument("--evaluators", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+
+    with services_for(Config.from_env()) as cfg:
+        app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING", TICK_SHARDS=SHARDS))
+        with app.app_context():
+            upgrade()
+            print(json.dumps(run(cfg, args.symbols, args.rate, args.rules, args.evaluators, args.seconds)),
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
