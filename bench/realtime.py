@@ -292,7 +292,8 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
         r_ctl.send("report")
         hooked = r_ctl.recv()
         stored = list(db.session.execute(sa.text(
-            "SELECT id, dedupe_key FROM alert_events WHERE rule_id = ANY(:r)"), {"r": list(rule_ids)}))
+            "SELECT id, dedupe_key, latency_ms FROM alert_events WHERE rule_id = ANY(:r)"),
+            {"r": list(rule_ids)}))
         db.session.rollback()
         out["fires"] = len(stored)
         out["fires_per_s"] = round(len(stored) / (time.time() - t0 - 10), 1)
@@ -301,9 +302,12 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
         out["print_to_browser_ms_p50"] = _pct(browser_ms, 0.5)
         out["print_to_browser_ms_p99"] = _pct(browser_ms, 0.99)
         out["print_to_webhook_ms_p99"] = _pct(hook_ms, 0.99)
+        judged = [float(ms) for _, _, ms in stored if ms is not None]  # the trade to its judgment
+        out["print_to_judged_ms_p50"] = _pct(judged, 0.5)
+        out["print_to_judged_ms_p99"] = _pct(judged, 0.99)
         out["webhooks_received"] = len(hooked)
         want = _replay(client, rule_ids, symbols)
-        have = Counter(k for _, k in stored)
+        have = Counter(k for _, k, _ in stored)
         pushes = Counter(i for i, _, _ in pushed)
         out["lost"] = len(want - set(have))
         twice = [have, pushes, Counter(i for i, _, _ in hooked)]

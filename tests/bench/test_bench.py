@@ -81,3 +81,19 @@ def test_chart_bench_times_the_page_and_sizes_each_timeframe(make_app) -> None:
     assert line["chart_page_ms"] > 0 and line["chart_page_kb"] > 1
     assert set(line["per_interval_kb_gzip"]) == {"1m/5d", "5m/5d", "15m/5d", "1h/5d", "1d/1y"}
     assert line["timeframe_switch_kb_gzip"] == max(line["per_interval_kb_gzip"].values())
+
+
+def test_realtime_bench_counts_fires_against_a_replay(app, base_config, clean) -> None:
+    """A small run of ``python -m bench.realtime``: real feed, stream, two evaluate processes, web,
+    deliver, a Socket.IO client and a webhook receiver; its line has the issue's keys, and nothing is
+    lost or twice against the replay of the same hand-offs."""
+    from bench import realtime
+
+    line = realtime.run(base_config.with_overrides(TICK_SHARDS=2), 300, 3000, 40, 2, 8)
+    json.dumps(line)
+    for key in ("print_to_browser_ms_p50", "print_to_browser_ms_p99", "print_to_webhook_ms_p99", "fires_per_s",
+                "lost", "duplicates", "evaluate_lag_ms_p99", "stream_trades_per_s", "evaluate_cpu_pct"):
+        assert key in line, key
+    assert line["fires"] > 0 and line["lost"] == 0 and line["duplicates"] == 0
+    assert line["extra_vs_replay"] == 0 and line["stream_dropped_frames"] == 0
+    assert len(line["evaluate_cpu_pct"]) == 2 and set(line["evaluate_lag_ms_p99"]) == {"0", "1"}

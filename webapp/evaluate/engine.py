@@ -37,6 +37,8 @@ from webapp.tick.rules import Bars, LiveRule, live_rule
 
 log = logging.getLogger(__name__)
 
+RULES_EVERY_SECONDS = 1.0  # a new, changed or paused rule is seen within this
+
 @dataclass
 class Judged:
     fires: list[alert_events.FireRow] = field(default_factory=list)
@@ -58,17 +60,25 @@ class ShardEngine:
         self.states: dict[int, dict[str, TickerState]] = {}
         self.marks: dict[str, tuple[int, int]] = {}
         self.last: dict[str, Provisional] = {}  # each ticker's newest hand-off (a bar not yet stored)
+        self.watched: set[str] | None = None  # tickers the rules name (None: all, or not read yet)
+        self._rules_at = float("-inf")
 
-    def refresh(self, session: Session, symbols: Sequence[str], bar_time: int) -> None:
-        """Read what changed: the rules (and then their states), the shard's tickers, and the stored
-        bars when a new bar began."""
-        now = rule_states.rules_now(session, self.shard)
-        if now.fingerprint != self._fingerprint:
+    def refresh(self, session: Session, symbols: Sequence[str], bar_time: int, at: float = 0.0) -> None:
+        """Read what changed: the rules (and then their states; looked at once a second of ``at``,
+        the caller's clock), the shard's tickers, and the stored bars when a new bar began."""
+        now = None
+        if at - self._rules_at >= RULES_EVERY_SECONDS or not at:
+            self._rules_at = at
+            now = rule_states.rules_now(session, self.shard)
+        if now is not None and now.fingerprint != self._fingerprint:
             rows = rule_states.live_rules(session)
             self.rules = [lr for r in rows if judged_on_print(r.frequency, dict(r.scope))
                           and (lr := live_rule(r, 0)) is not None]
             self.states = rule_states.states_of(session, [lr.rule.id for lr in self.rules])
             self._fingerprint = now.fingerprint
+            # the tickers some rule names (None: every one): the rest of a hand-off is not judged
+            named = [lr.scope["tickers"] for lr in self.rules if "tickers" in lr.scope]
+            self.watched = None if len(named) < len(self.rules) else {t for ts in named for t in ts}
         mine = tuple(t for t in symbols if shard_of(t, self.shard[1]) == self.shard[0])
         depth = max((lr.depth for lr in self.rules), default=2)
         if mine != self.tickers or bar_time != self.bar_time or depth > self.bars.depth:
@@ -103,7 +113,9 @@ class ShardEngine:
     def judge(self, bars: Sequence[Provisional], halted: set[str], now_ms: int) -> Judged:
         """Every rule over these hand-offs (one bar time, coalesced), at each of their prints."""
         out = Judged(work={rid: dict(s) for rid, s in self.states.items()}, marks=dict(self.marks))
-        mine = [b for b in bars if b.ticker in self._index and b.bar_time == self.bar_time]
+        watched = self.watched
+        mine = [b for b in bars if b.ticker in self._index and b.bar_time == self.bar_time
+                and (watched is None or b.ticker in watched)]
         if not self.rules or not mine:
             return out
         steps = []

@@ -169,12 +169,14 @@ class EvaluateProcess:
             return 0
         engine = self.engines[shard]
         bars: list[Provisional] = []
+        watched = engine.watched  # a ticker no rule names is not even parsed
         for _, entry_id, fields in entries:
             if fields is None:
                 continue  # trimmed away (MAXLEN) while pending: newer entries carry the bars' state
             try:
                 for row in orjson.loads(fields[b"bars"]):
-                    bars.append(Provisional.of(row, self.cfg.TICK_SECONDS))
+                    if watched is None or (row and row[0] in watched):
+                        bars.append(Provisional.of(row, self.cfg.TICK_SECONDS))
             except (KeyError, ValueError, TypeError) as exc:
                 self.counts["malformed"] += 1
                 log.warning("evaluate: shard %d entry %s skipped: %s", shard, entry_id, exc)
@@ -189,7 +191,7 @@ class EvaluateProcess:
                 fires: list[alert_events.FireRow] = []
                 states: dict[tuple[int, str], tuple] = {}
                 for bar_time in sorted(groups):
-                    engine.refresh(session, self.symbols, bar_time)
+                    engine.refresh(session, self.symbols, bar_time, time.monotonic())
                     judged = engine.judge(groups[bar_time], halted, now_ms)
                     engine.committed(judged, groups[bar_time])  # undone below if the commit fails
                     fires += judged.fires
