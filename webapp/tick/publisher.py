@@ -119,5 +119,8 @@ class Batch:
         self._add(names.EVENT_IN_PLAY, payload, names.ticker_room(payload["ticker"]))
 
     def send(self, mark: tuple[str, str, int] | None = None) -> int:
-        self._publisher.send(self.messages, self.wake_deliverers, mark)
+        if mark is None:
+            self._publisher.send(self.messages, self.wake_deliverers)
+        else:
+            self._publisher.send(self.messages, self.wake_deliverers, mark)
         return len(self.messages)
