@@ -91,8 +91,9 @@ def test_realtime_bench_counts_fires_against_a_replay(app, base_config, clean) -
 
     line = realtime.run(base_config.with_overrides(TICK_SHARDS=2), 300, 3000, 40, 2, 8)
     json.dumps(line)
-    for key in ("print_to_browser_ms_p50", "print_to_browser_ms_p99", "print_to_webhook_ms_p99", "fires_per_s",
-                "lost", "duplicates", "evaluate_lag_ms_p99", "stream_trades_per_s", "evaluate_cpu_pct"):
+    for key in ("print_to_browser_ms_p50", "print_to_browser_ms_p99", "print_to_webhook_ms_p99",
+                "fires_per_s", "lost", "duplicates", "evaluate_lag_ms_p99", "stream_trades_per_s",
+                "evaluate_cpu_pct"):
         assert key in line, key
     assert line["fires"] > 0 and line["lost"] == 0 and line["duplicates"] == 0
     assert line["extra_vs_replay"] == 0 and line["stream_dropped_frames"] == 0

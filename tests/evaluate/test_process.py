@@ -230,3 +230,23 @@ def test_killed_after_its_push_the_next_holder_pushes_nothing_again(app, pg, rdb
     finally:
         capture.close()
         first.leases.release_all()
+
+
+def test_a_malformed_hand_off_is_refused_row_by_row_and_the_rest_counts(app, pg, stored, service_urls,
+                                                                       caplog) -> None:
+    owner = user_id("trader")
+    level = round(stored + 0.5, 2)
+    rid = _rule(owner, level)
+    proc = _process(app)
+    try:
+        proc.step()
+        good = _bar("AAPL", stored, level + 0.1, stored, level + 0.1, 3, 3, 1)
+        _flush(service_urls[0], [["AAPL", "x"], ["MSFT", OPEN, 1, 2, 3, 4, 5, 6, 7, 8, 9], good], OPEN * 1000)
+        get_redis().xadd(names.provisional_stream_key(0, 1), {"bars": b"{not json"})
+        assert proc.step() == 2  # both entries handled (acknowledged), neither stops the process
+        assert len(_events(pg, rid)) == 1  # the good row fired
+        assert proc.counts["malformed"] == 3
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert "a provisional bar is 11 fields" in said and "is not a bar" in said
+    finally:
+        proc.leases.release_all()

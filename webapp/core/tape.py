@@ -191,9 +191,13 @@ class Tape:
         out: list[list[Any]] = []
         first = self.book.closed_until
         open_bars = self.book.open
+        newest: dict[str, list[int]] = {}
+        if not first:  # nothing closed yet: each ticker's open bars, newest first, in one pass
+            for t, s in sorted(open_bars, key=lambda k: -k[1]):
+                newest.setdefault(t, []).append(s)
+        near = range(first + 2 * self.width, first - self.width, -self.width)
         for ticker in moved:
-            starts = (range(first + 2 * self.width, first - self.width, -self.width) if first
-                      else sorted((s for t, s in open_bars if t == ticker), reverse=True))
+            starts = near if first else newest.get(ticker, ())
             for start in starts:
                 bar = open_bars.get((ticker, start))
                 if bar is not None and bar.close is not None:

@@ -174,12 +174,20 @@ class EvaluateProcess:
             if fields is None:
                 continue  # trimmed away (MAXLEN) while pending: newer entries carry the bars' state
             try:
-                for row in orjson.loads(fields[b"bars"]):
-                    if watched is None or (row and row[0] in watched):
-                        bars.append(Provisional.of(row, self.cfg.TICK_SECONDS))
-            except (KeyError, ValueError, TypeError) as exc:
+                rows = orjson.loads(fields[b"bars"])
+                if type(rows) is not list:
+                    raise ValueError("bars is not a list")
+            except (KeyError, ValueError) as exc:
                 self.counts["malformed"] += 1
                 log.warning("evaluate: shard %d entry %s skipped: %s", shard, entry_id, exc)
+                continue
+            for row in rows:
+                try:
+                    if watched is None or (type(row) is list and row and row[0] in watched):
+                        bars.append(Provisional.of(row, self.cfg.TICK_SECONDS))
+                except (ValueError, TypeError) as exc:  # one bad row: the rest of the entry counts
+                    self.counts["malformed"] += 1
+                    log.warning("evaluate: shard %d entry %s: a row skipped: %s", shard, entry_id, exc)
         ids = [e[1] for e in entries]
         halted = self._halted()
         now_ms = int(time.time() * 1000)
