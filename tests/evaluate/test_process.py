@@ -250,3 +250,46 @@ def test_a_malformed_hand_off_is_refused_row_by_row_and_the_rest_counts(app, pg,
         assert "a provisional bar is 11 fields" in said and "is not a bar" in said
     finally:
         proc.leases.release_all()
+
+
+def test_a_takeover_while_postgres_is_down_pushes_the_dead_holders_batch_once_it_is_back(
+        make_app, proxy, pg, service_urls) -> None:
+    """The repair of a batch stored and not pushed waits for Postgres; the shard judges nothing new
+    meanwhile (a new batch would overwrite the record of the one to push)."""
+    app = make_app(DATABASE_URL=proxy.url)
+    with app.app_context():
+        run_via_rq(app, minutes(6))
+        stored = _stored_close(pg, "AAPL")
+        owner = user_id("trader")
+        level = round(stored + 0.5, 2)
+        rid = _rule(owner, level, "every_time")
+        ListenerRegistry(get_redis()).publish({names.user_room(owner)})
+        capture = EmitCapture(service_urls[0])
+        first = _process(app, "first")
+        first.leases.ttl_ms = 600
+
+        def die() -> None:
+            raise SystemExit("killed after the commit")
+
+        try:
+            first.step()
+            first.hooks["after_commit"] = die
+            _flush(service_urls[0], [_bar("AAPL", stored, level + 0.1, stored, level + 0.1, 3, 3, 1)],
+                   OPEN * 1000)
+            with pytest.raises(SystemExit):
+                first.step()
+            proxy.cut()
+            second = _process(app, "second")
+            threading.Event().wait(0.8)
+            with pytest.raises(Exception):  # noqa: B017 (DB_DOWN: the run loop backs off on it)
+                second.step()
+            assert second.unrepaired == {0}
+            proxy.restore()
+            second.step()
+            second.step()
+            room = names.user_room(owner)
+            pushed = [d for r, d in capture.events(names.EVENT_ALERT_EVENT) if r == room]
+            assert len(_events(pg, rid)) == 1 and len(pushed) == 1
+        finally:
+            capture.close()
+            first.leases.release_all()

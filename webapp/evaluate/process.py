@@ -73,6 +73,8 @@ class EvaluateProcess:
         self.publisher = Publisher(client)
         self.engines: dict[int, ShardEngine] = {}
         self.retry: set[int] = set()  # shards whose pending entries are judged again (after a failure)
+        self.unrepaired: set[int] = set()  # shards taken whose last batch's push is not checked yet
+        self.rejoin: set[int] = set()  # shards held when Redis went away: their groups joined again
         self.symbols: Sequence[str] = ()
         self.symbols_at = 0.0
         self.judged_ms: dict[int, int] = {}
@@ -119,15 +121,21 @@ class EvaluateProcess:
             gained, lost = self.leases.maintain(int(now * 1000))
             for s in lost:
                 self.engines.pop(s, None)
+                self.unrepaired.discard(s)
                 log.warning("evaluate: lost the lease of shard %d", s)
-            for s in sorted(gained):
+            for s in sorted(gained | (self.rejoin & self.leases.held)):
                 self._take(s, int(now * 1000))
+            self.rejoin.clear()
+        for s in sorted(self.unrepaired & self.leases.held):  # before any new batch of the shard
+            self._repair(s)
+            self.unrepaired.discard(s)
         if now - self.symbols_at > 30 or not self.symbols:
             self.symbols, self.symbols_at = tuple(self.symbols_of()), now
         handled = 0
-        for s in sorted(self.retry & self.leases.held):
+        ready = self.leases.held - self.unrepaired
+        for s in sorted(self.retry & ready):
             handled += self._batch(s, self.reader.read({s}, pending=True, count=100_000, block_ms=None))
-        fresh = self.leases.held - self.retry
+        fresh = ready - self.retry
         got = self.reader.read(fresh, pending=False, count=BATCH, block_ms=block_ms)
         by_shard: dict[int, list[tuple[int, str, Any]]] = {}
         for entry in got:
@@ -140,11 +148,19 @@ class EvaluateProcess:
         return handled
 
     def _take(self, shard: int, now_ms: int) -> None:
-        """A shard newly held: join its group, claim what a dead holder left, push what it stored and
-        never pushed, and read the states afresh (the tick judged these rules while nobody held it)."""
+        """A shard newly held (or held again after Redis went away): join its group (made anew if
+        Redis lost it), claim what a dead holder left, read the states afresh (the tick judged these
+        rules while nobody held it), and push what was stored and never pushed before anything new."""
         self.reader.take(shard, now_ms)
         self.engines[shard] = ShardEngine((shard, self.shards), self.cfg.TICK_SECONDS)
         self.retry.add(shard)  # its pending entries (claimed, or ours) first
+        self.unrepaired.add(shard)
+        log.info("evaluate %s: took shard %d", self.host_id, shard)
+
+    def _repair(self, shard: int) -> None:
+        """The shard's last batch was stored and maybe not pushed (its holder died between): push it,
+        unless the push's own marker says it went out.  Postgres down: raised, tried again next step,
+        and no new batch of the shard is judged meanwhile (it would overwrite the record)."""
         with Session(self.engine) as session:
             got = evaluate_progress.read(session, (shard, self.shards))
             marker = self.client.get(names.evaluate_pushed_key(shard, self.shards))
@@ -161,7 +177,6 @@ class EvaluateProcess:
                 evaluate_progress.mark_pushed(session, (shard, self.shards), got.event_ids)
                 log.warning("evaluate: shard %d's last batch was stored and not pushed (its holder died); "
                             "pushed its %d event(s) now", shard, len(events))
-        log.info("evaluate %s: took shard %d", self.host_id, shard)
 
     def _batch(self, shard: int, entries: Sequence[tuple[int, str, Any]]) -> int:
         if not entries:
@@ -246,11 +261,11 @@ class EvaluateProcess:
             hook()
 
     def _lost_redis(self) -> None:
-        """Redis went away: every lease is as good as lapsed; take them again (and rejoin the groups,
-        claiming what was pending) once it is back."""
-        self.leases.held.clear()
-        self.retry.clear()
-        self.engines.clear()
+        """Redis went away: once it is back, the leases still held (renewed) are joined again (their
+        groups made anew if Redis lost its data, what was pending claimed), and those that lapsed are
+        taken as any free shard."""
+        self.rejoin |= self.leases.held
+        self._lease_at = 0.0
 
     def _status(self, now: float) -> None:
         lags = {}
