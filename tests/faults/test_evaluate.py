@@ -199,3 +199,93 @@ def test_redis_restarted_empty_the_processes_ride_it_out(app, pg, service_urls, 
     late = {i for i, t, b in stored if b in after}
     times = Counter(e["id"] for e in pushed)
     assert [i for i, n in times.items() if n > 1] == [] and late <= set(times)
+
+
+def test_the_stream_leader_fails_over_while_rules_fire_on_the_print(app, pg, service_urls,
+                                                                    tmp_path) -> None:
+    """Two stream processes and an evaluate process on a feed that trades AAPL just above and below
+    100 all along (2-second bars; ``once_per_bar`` ``greater_than`` fires each bar): the leader is
+    SIGKILLed; the standby's hand-offs carry on, the rule fires again
+    once it streams, and no bar fires twice, stored or pushed."""
+    from tests.fakes.stream_servers import FakeFeed, polygon_trade
+
+    redis_url, db_url = service_urls
+    owner = user_id("trader")
+    spec = rules_service.rule_spec({
+        "name": "AAPL above 100", "scope": {"tickers": ["AAPL"]}, "frequency": "once_per_bar",
+        "cooldown_seconds": 0, "condition": {"op": "greater_than", "a": {"field": "close"},
+                                             "b": {"const": 100}}}, owner)
+    rule_id = rules_store.create(db.session, spec, owner)["id"]
+    feed = FakeFeed("polygon")
+    url = feed.start_in_thread()
+    env = child_environment(REDIS_URL=redis_url, DATABASE_URL=db_url, STREAM_PROVIDER="polygon",
+                            STREAM_URL=url, POLYGON_API_KEY="test-key", TICK_SECONDS="2",
+                            STREAM_ALWAYS_OPEN="1", EVALUATE_LEASE_SECONDS="1", PYTHONUNBUFFERED="1")
+    stop = threading.Event()
+
+    def trading() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            price = 100.1 if n % 2 else 99.9  # above and below: the rule re-arms and fires each bar
+            frame = [polygon_trade("AAPL", price, 100, int(time.time() * 1000), str(n))]
+            asyncio.run_coroutine_threadsafe(feed.broadcast(frame), feed.loop).result(5)
+            time.sleep(0.05)
+
+    client = redis.Redis.from_url(redis_url)
+    ListenerRegistry(client).publish({names.user_room(owner)})
+    capture = EmitCapture(redis_url)
+    procs: dict[int, subprocess.Popen] = {}
+
+    def status() -> dict:
+        import orjson
+
+        raw = client.get(names.STREAM_STATUS_KEY)
+        return orjson.loads(raw) if raw else {}
+
+    def fired() -> list[tuple]:
+        with pg.cursor() as cur:
+            cur.execute("SELECT id, ticker, extract(epoch FROM bar_time)::bigint FROM alert_events "
+                        "WHERE rule_id = %s", (rule_id,))
+            return cur.fetchall()
+
+    threading.Thread(target=trading, daemon=True).start()
+    try:
+        for name in ("stream-a", "stream-b", "evaluate"):
+            module = "jobs.evaluate" if name == "evaluate" else "jobs.stream"
+            with open(tmp_path / f"{name}.log", "wb") as log:
+                p = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT)
+            procs[p.pid] = p
+        deadline = time.monotonic() + 30
+        while len(fired()) < 2:  # the rule fires on the print, bar after bar
+            assert time.monotonic() < deadline, (tmp_path / "evaluate.log").read_text()[-1500:]
+            time.sleep(0.2)
+        leader = status()["pid"]
+        procs[leader].send_signal(signal.SIGKILL)
+        procs[leader].wait(5)
+        before = len(fired())
+        deadline = time.monotonic() + 20
+        while len(fired()) < before + 2:  # and again once the standby streams
+            assert time.monotonic() < deadline, status()
+            time.sleep(0.2)
+        assert status()["pid"] != leader
+        stored = fired()
+        room = names.user_room(owner)
+        pushed = [d for r, d in capture.events(names.EVENT_ALERT_EVENT) if r == room]
+        assert all(p.poll() is None for pid, p in procs.items() if pid != leader)
+    finally:
+        stop.set()
+        capture.close()
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    bars = Counter(b for _, _, b in stored)
+    assert [b for b, n in bars.items() if n > 1] == []  # no bar fired twice
+    ids = Counter(d["id"] for d in pushed)
+    assert [i for i, n in ids.items() if n > 1] == [] and {i for i, *_ in stored} <= set(ids)

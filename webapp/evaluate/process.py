@@ -81,6 +81,7 @@ class EvaluateProcess:
         self.counts = {"entries": 0, "bars": 0, "fires": 0, "malformed": 0, "batches": 0, "retries": 0}
         self.last_error: str | None = None
         self._lease_at = 0.0
+        self.lease_every = min(LEASE_EVERY_SECONDS, cfg.EVALUATE_LEASE_SECONDS / 4)  # renewed well before
         self._status_at = 0.0
         self.hooks: dict[str, Callable[[], None]] = {}  # fault tests: "after_commit", "after_push"
 
@@ -116,7 +117,7 @@ class EvaluateProcess:
     def step(self, block_ms: int | None = 0) -> int:
         """One round: leases, one batch per held shard; the entries handled."""
         now = time.time()
-        if now - self._lease_at >= LEASE_EVERY_SECONDS or not self.leases.held:
+        if now - self._lease_at >= self.lease_every or not self.leases.held:
             self._lease_at = now
             gained, lost = self.leases.maintain(int(now * 1000))
             for s in lost:
