@@ -92,6 +92,8 @@ class EvaluateProcess:
         while not stop.is_set():
             try:
                 self.step(block_ms=200)
+                if not self.leases.held:  # every shard is another's: look again at the next renewal
+                    stop.wait(self.lease_every)
                 if self.last_error:
                     log.warning("evaluate: %s is back; judging again", self.last_error.split(" ")[0])
                 self.last_error = None
