@@ -302,6 +302,7 @@ class RuleEngine:
         times = np.array(self.bars.times, np.int64)
         by_ticker = {q.ticker: q for q in accepted}
         chosen, rows_of = [], []
+        mask: np.ndarray | None = None
         key = self._generation
         for lr in live:
             if lr.rows is not None and lr.rows[0] == key:
@@ -311,7 +312,8 @@ class RuleEngine:
                 if "scan" not in lr.scope:  # a list's members change every tick; the rest do not
                     lr.rows = (key, picked)
             if self._printed and judged_on_print(lr.rule.frequency, lr.scope):  # the evaluate process's
-                mask = np.array([t not in self._printed for t in symbols], bool)
+                if mask is None:  # once per tick: the rows the tick still judges intra-bar rules on
+                    mask = np.array([t not in self._printed for t in symbols], bool)
                 picked = np.flatnonzero(mask) if picked is None else picked[mask[picked]]
             if picked is None or len(picked):
                 chosen.append(lr)
