@@ -23,16 +23,9 @@ import orjson
 import redis
 
 from webapp import names
+from webapp.store.locks import RELEASE_SCRIPT, RENEW_SCRIPT
 
 START_BACK_MS = 60_000
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class ShardLeases:
@@ -45,8 +38,8 @@ class ShardLeases:
         self.host_id = host_id or uuid.uuid4().hex[:12]
         self.token = f"{self.host_id}:{uuid.uuid4().hex}"
         self.held: set[int] = set()
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(RENEW_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
 
     def key(self, shard: int) -> str:
         return names.evaluate_lease_key(shard, self.shards)

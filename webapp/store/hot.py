@@ -35,6 +35,7 @@ import redis
 from webapp import names
 from webapp.core.latest import Latest
 from webapp.core.tables import Unreadable
+from webapp.store.locks import RELEASE_SCRIPT, RENEW_SCRIPT
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +115,6 @@ if redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
 return {first, finished}
 """
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-_EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 
 
 class TickBusy(RuntimeError):
@@ -191,8 +183,8 @@ class HotStore:
         self.done_ttl = done_ttl
         self.shards = shards
         self._write = client.register_script(_WRITE)
-        self._release = client.register_script(_RELEASE)
-        self._extend = client.register_script(_EXTEND)
+        self._release = client.register_script(RELEASE_SCRIPT)
+        self._extend = client.register_script(RENEW_SCRIPT)
 
     def lock(self, hold_seconds: float, wait_seconds: float, shard: Shard = (0, 1)) -> str:
         """Take the tick lock (one round-trip when free); returns its token."""

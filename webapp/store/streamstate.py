@@ -26,18 +26,11 @@ import redis.asyncio as aredis
 
 from webapp import names
 from webapp.core.shards import shard_of
+from webapp.store.locks import RELEASE_SCRIPT, RENEW_SCRIPT
 from webapp.store.subscriptions import LISTENING_SCRIPT
 
 STATUS_TTL_SECONDS = 15
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class LeaderLock:
@@ -46,8 +39,8 @@ class LeaderLock:
         self.key = key
         self.ttl_ms = int(ttl_seconds * 1000)
         self.token = uuid.uuid4().hex
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(RENEW_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
 
     async def acquire(self) -> bool:
         return bool(await self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
