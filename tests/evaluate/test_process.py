@@ -103,28 +103,35 @@ def test_a_cross_between_two_hand_offs_fires_once_with_its_trade(app, pg, rdb, s
     assert len(pushed) == 1 and pushed[0]["rule_id"] == rid
 
 
+def _killed_at(app, stored: float, url: str, hook: str, frequency: str):
+    """A rule of "trader" over AAPL, a page on its feed, and a process that stores its fire for a
+    crossing hand-off and dies at ``hook`` ("after_commit" or "after_push"), its lease short so the
+    next holder takes over soon: (owner, rule id, the capture of emits, that process)."""
+    owner = user_id("trader")
+    level = round(stored + 0.5, 2)
+    rid = _rule(owner, level, frequency)
+    ListenerRegistry(get_redis()).publish({names.user_room(owner)})
+    capture = EmitCapture(url)
+    first = _process(app, "first")
+    first.leases.ttl_ms = 600
+
+    def die() -> None:
+        raise SystemExit(f"killed {hook}")
+
+    first.step()
+    first.hooks[hook] = die
+    _flush(url, [_bar("AAPL", stored, level + 0.1, stored, level + 0.1, 3, 3, 1)], OPEN * 1000)
+    with pytest.raises(SystemExit):
+        first.step()
+    return owner, rid, capture, first
+
+
 def test_killed_after_its_commit_the_next_holder_pushes_once_and_stores_nothing_twice(
         app, pg, rdb, stored, service_urls) -> None:
     """A process dies between storing a fire and pushing it (its entries unacknowledged): the process
     that takes the shard pushes that event, judges the entries again and stores nothing new."""
-    owner = user_id("trader")
-    level = round(stored + 0.5, 2)
-    rid = _rule(owner, level, "every_time")
-    ListenerRegistry(get_redis()).publish({names.user_room(owner)})
-    capture = EmitCapture(service_urls[0])
-    first = _process(app, "first")
-    first.leases.ttl_ms = 600  # so the second takes over soon
-
-    def die() -> None:
-        raise SystemExit("killed after the commit")
-
+    owner, rid, capture, first = _killed_at(app, stored, service_urls[0], "after_commit", "every_time")
     try:
-        first.step()
-        first.hooks["after_commit"] = die
-        _flush(service_urls[0], [_bar("AAPL", stored, level + 0.1, stored, level + 0.1, 3, 3, 1)],
-               OPEN * 1000)
-        with pytest.raises(SystemExit):
-            first.step()
         assert len(_events(pg, rid)) == 1 and capture.events(names.EVENT_ALERT_EVENT) == []
         second = _process(app, "second")
         threading.Event().wait(0.8)  # the first one's lease lapses
@@ -200,24 +207,8 @@ def test_killed_after_its_push_the_next_holder_pushes_nothing_again(app, pg, rdb
                                                                     service_urls) -> None:
     """Between the push and recording it in Postgres: the push's own script set the shard's marker,
     so the next holder knows it went out."""
-    owner = user_id("trader")
-    level = round(stored + 0.5, 2)
-    rid = _rule(owner, level, "once_per_bar")
-    ListenerRegistry(get_redis()).publish({names.user_room(owner)})
-    capture = EmitCapture(service_urls[0])
-    first = _process(app, "first")
-    first.leases.ttl_ms = 600
-
-    def die() -> None:
-        raise SystemExit("killed after the push")
-
+    owner, rid, capture, first = _killed_at(app, stored, service_urls[0], "after_push", "once_per_bar")
     try:
-        first.step()
-        first.hooks["after_push"] = die
-        _flush(service_urls[0], [_bar("AAPL", stored, level + 0.1, stored, level + 0.1, 3, 3, 1)],
-               OPEN * 1000)
-        with pytest.raises(SystemExit):
-            first.step()
         second = _process(app, "second")
         threading.Event().wait(0.8)
         second.step()
@@ -260,24 +251,8 @@ def test_a_takeover_while_postgres_is_down_pushes_the_dead_holders_batch_once_it
     with app.app_context():
         run_via_rq(app, minutes(6))
         stored = _stored_close(pg, "AAPL")
-        owner = user_id("trader")
-        level = round(stored + 0.5, 2)
-        rid = _rule(owner, level, "every_time")
-        ListenerRegistry(get_redis()).publish({names.user_room(owner)})
-        capture = EmitCapture(service_urls[0])
-        first = _process(app, "first")
-        first.leases.ttl_ms = 600
-
-        def die() -> None:
-            raise SystemExit("killed after the commit")
-
+        owner, rid, capture, first = _killed_at(app, stored, service_urls[0], "after_commit", "every_time")
         try:
-            first.step()
-            first.hooks["after_commit"] = die
-            _flush(service_urls[0], [_bar("AAPL", stored, level + 0.1, stored, level + 0.1, 3, 3, 1)],
-                   OPEN * 1000)
-            with pytest.raises(SystemExit):
-                first.step()
             proxy.cut()
             second = _process(app, "second")
             threading.Event().wait(0.8)
