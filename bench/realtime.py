@@ -46,7 +46,7 @@ import sqlalchemy as sa
 
 from bench import bench_user
 from bench.sockets import _web
-from bench.stream import _applied, _feed, _status, _symbols
+from bench.stream import _applied, _feed, _status, _symbols, _wait_ready
 from webapp import names
 from webapp.config import Config, child_environment
 from webapp.launch.embedded import ROOT, services_for
@@ -237,21 +237,7 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
     out: dict[str, Any] = {"bench": "realtime", "symbols": n_symbols, "rate": rate, "rules": n_rules,
                            "evaluators": evaluators, "seconds": seconds, "shards": SHARDS}
     try:
-        deadline = time.monotonic() + 120
-        while not (_status(client).get("state") == "connected" and (ctl.send(("clients",)) or ctl.recv())):
-            if time.monotonic() > deadline or stream.poll() is not None:
-                raise RuntimeError("the stream process did not connect")
-            time.sleep(0.3)
-        import requests
-
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{web_port}/api/health", timeout=2)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the web process did not start") from None
-                time.sleep(0.3)
+        _wait_ready(client, ctl, stream, web_port, 120)
         browser = ctx.Process(target=_browser, args=(f"http://127.0.0.1:{web_port}", token, b_child),
                               daemon=True)
         browser.start()

@@ -182,6 +182,26 @@ def _applied(client: redis.Redis, target: int, timeout: float) -> tuple[int, flo
         time.sleep(0.1)
 
 
+def _wait_ready(client: redis.Redis, ctl: Any, stream: subprocess.Popen, web_port: int,
+                within: float) -> None:
+    """Until the stream process is connected to the feed and the web process answers."""
+    import requests
+
+    deadline = time.monotonic() + within
+    while not (_status(client).get("state") == "connected" and (ctl.send(("clients",)) or ctl.recv())):
+        if time.monotonic() > deadline or stream.poll() is not None:
+            raise RuntimeError("the stream process did not connect")
+        time.sleep(0.3)
+    while True:
+        try:
+            requests.get(f"http://127.0.0.1:{web_port}/api/health", timeout=2)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the web process did not start") from None
+            time.sleep(0.3)
+
+
 def run(cfg: Config, rates: list[int], seconds: float, burst: int, n_symbols: int = 10_000) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     port_in, port_out = ctx.Pipe()
@@ -206,21 +226,7 @@ def run(cfg: Config, rates: list[int], seconds: float, burst: int, n_symbols: in
     listener = None
     out: dict[str, Any] = {"bench": "stream", "symbols": n_symbols, "seconds_per_rate": seconds}
     try:
-        deadline = time.monotonic() + 90
-        while not (_status(client).get("state") == "connected" and (ctl.send(("clients",)) or ctl.recv())):
-            if time.monotonic() > deadline or stream.poll() is not None:
-                raise RuntimeError("the stream process did not connect")
-            time.sleep(0.3)
-        import requests
-
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{web_port}/api/health", timeout=2)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the web process did not start") from None
-                time.sleep(0.3)
+        _wait_ready(client, ctl, stream, web_port, 90)
         url = f"ws://127.0.0.1:{web_port}/socket.io/?EIO=4&transport=websocket"
         listener = ctx.Process(target=_latency_client, args=(url, symbols[:LISTENED], lat_child), daemon=True)
         listener.start()
