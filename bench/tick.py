@@ -204,8 +204,8 @@ def run(n_symbols: int, ticks: int, scanner: bool = False, rules: int = 0) -> di
     phases: dict[str, list[float]] = {}
     sent: list[bytes] = []
     real_send = base.publisher.send
-    base.publisher.send = lambda messages, wake=False: (  # type: ignore[method-assign]
-        sent.extend(messages), real_send(messages, wake))[1]
+    base.publisher.send = lambda messages, wake=False, mark=None: (  # type: ignore[method-assign]
+        sent.extend(messages), real_send(messages, wake, mark))[1]
     try:
         for i, at in enumerate(times):
             if rules and i == phases_at[0]:  # the same ticks again, now with the rules

@@ -119,8 +119,5 @@ class Batch:
         self._add(names.EVENT_IN_PLAY, payload, names.ticker_room(payload["ticker"]))
 
     def send(self, mark: tuple[str, str, int] | None = None) -> int:
-        if mark is None:
-            self._publisher.send(self.messages, self.wake_deliverers)
-        else:
-            self._publisher.send(self.messages, self.wake_deliverers, mark)
+        self._publisher.send(self.messages, self.wake_deliverers, mark)
         return len(self.messages)
