@@ -8,7 +8,8 @@ from jobs import job_app
 
 
 def retention(today: str | None = None) -> dict[str, Any]:
-    """Roll up daily bars, drop expired quote partitions, create the next ones, delete old alert events."""
+    """Roll up daily bars, drop expired quote partitions, create the next ones, delete old alert events
+    and intra-bar seconds."""
     app = job_app()
     from webapp.extensions import db
     from webapp.store import retention as service
@@ -17,4 +18,5 @@ def retention(today: str | None = None) -> dict[str, Any]:
     with app.app_context():
         cfg = app.config["TRACKER"]
         return service.run(db.session, day, cfg.QUOTE_RETENTION_DAYS,
-                           event_days=cfg.ALERT_EVENT_RETENTION_DAYS)
+                           event_days=cfg.ALERT_EVENT_RETENTION_DAYS,
+                           intrabar_days=cfg.INTRABAR_RETENTION_DAYS)

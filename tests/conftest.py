@@ -74,7 +74,7 @@ def clean(service_urls: tuple[str, str]) -> Iterator[None]:
         cur.execute("TRUNCATE quotes, alerts, symbols, api_tokens, daily_bars, missed_slots, emitted_slots, "
                     "alert_rules, alert_rule_states, alert_events, webhook_endpoints, deliveries, "
                     "delivery_attempts, users, watchlists, watchlist_items, alert_rule_progress, "
-                    "evaluate_progress")
+                    "evaluate_progress, intrabar_seconds")
     conn.close()
     yield
 

@@ -210,6 +210,7 @@ class Config:
     HOT_TTL_SECONDS: int = 3600
     QUOTE_RETENTION_DAYS: int = 30  # minute quotes kept; daily bars are kept forever
     ALERT_EVENT_RETENTION_DAYS: int = 90  # alert events, their deliveries and attempt logs kept
+    INTRABAR_RETENTION_DAYS: int = 5  # what the evaluate process judged, per ticker and second, for replays
     BACKFILL_MINUTE_SESSIONS: int = 10  # a newly tracked symbol's minute history, in sessions (0: none)
     BACKFILL_DAILY_DAYS: int = 365  # and its daily bars, in calendar days before those
     MAX_SUBSCRIBE_TICKERS: int = 100
@@ -337,6 +338,7 @@ class Config:
             HOT_TTL_SECONDS=_int(env, "HOT_TTL_SECONDS", max(3600, 10 * tick)),
             QUOTE_RETENTION_DAYS=_int(env, "QUOTE_RETENTION_DAYS", 30),
             ALERT_EVENT_RETENTION_DAYS=_int(env, "ALERT_EVENT_RETENTION_DAYS", 90),
+            INTRABAR_RETENTION_DAYS=_int(env, "INTRABAR_RETENTION_DAYS", 5),
             BACKFILL_MINUTE_SESSIONS=_int(env, "BACKFILL_MINUTE_SESSIONS", 10, minimum=0),
             BACKFILL_DAILY_DAYS=_int(env, "BACKFILL_DAILY_DAYS", 365, minimum=0),
             MAX_SUBSCRIBE_TICKERS=_int(env, "MAX_SUBSCRIBE_TICKERS", 100),

@@ -3,6 +3,7 @@ rules fire on the print, once, with the trade that made them true, through crash
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -171,6 +172,9 @@ def test_postgres_down_fires_wait_and_are_stored_once_it_is_back(make_app, proxy
             assert len(_events(pg, rid)) == 1
             proc.step()
             assert len(_events(pg, rid)) == 1
+            with pg.cursor() as cur:  # what it judged waited too, and is stored for replays
+                cur.execute("SELECT count(*) FROM intrabar_seconds WHERE ticker = 'AAPL'")
+                assert cur.fetchone()[0] == 1
         finally:
             proc.leases.release_all()
 
@@ -268,3 +272,52 @@ def test_a_takeover_while_postgres_is_down_pushes_the_dead_holders_batch_once_it
         finally:
             capture.close()
             first.leases.release_all()
+
+
+def test_a_replay_judges_the_stored_seconds_and_finds_what_fired_live(app, pg, rdb, stored,
+                                                                      service_urls) -> None:
+    """Live, the evaluate process fires at a hand-off's high; it stores each ticker's second, and a
+    replay of the rule over them finds the same fire (bar, bucket, trade and price), judged on the
+    print, while a bar nobody judged on the print is judged at its close, as the tick judged it."""
+    owner = user_id("trader")
+    level = round(stored + 0.5, 2)
+    rid = _rule(owner, level, "every_time")
+    proc = _process(app)
+    try:
+        proc.step()
+        # two hand-offs in one second (the first crosses at its high), then a later second that
+        # crosses again in the same minute (every_time: at most once a minute: nothing more)
+        _flush(service_urls[0],
+               [_bar("AAPL", stored, level + 0.02, stored - 0.01, level - 0.01, 3.1, 3.05, 1)],
+               OPEN * 1000 + 3100)
+        proc.step()
+        _flush(service_urls[0], [_bar("AAPL", stored, level + 0.02, stored - 0.01, level - 0.05, 3.6, 3.05, 1,
+                                      trades=12)], OPEN * 1000 + 3600)
+        proc.step()
+        _flush(service_urls[0], [_bar("AAPL", stored, level + 0.2, stored - 0.01, level + 0.1, 7.5, 7.2, 1,
+                                      trades=20)], OPEN * 1000 + 7500)
+        proc.step()
+        time.sleep(1.05)  # the seconds that are over are stored once a second
+        proc.step()
+    finally:
+        proc.leases.release_all()
+    live = _events(pg, rid)
+    assert len(live) == 1
+    with pg.cursor() as cur:
+        cur.execute("SELECT second, high, high_ms, trades FROM intrabar_seconds WHERE ticker = 'AAPL' "
+                    "ORDER BY second")
+        assert [(r[0], r[3]) for r in cur.fetchall()] == [(OPEN + 3, 12), (OPEN + 7, 20)]
+    rule = rules_store.get(db.session, rid, owner)
+    spec = rules_service.rule_spec({k: rule[k] for k in ("name", "scope", "frequency", "cooldown_seconds",
+                                                           "condition")}, owner)
+    got = rules_service.replay_rule(spec, START, START + timedelta(minutes=8), rid, rule["version"])
+    assert got["judged_on_print"] == 1 and got["count"] == 1
+    fire = got["fires"][0]
+    assert fire["on_print"] and int(fire["inputs"]["trade_time_ms"]) == live[0][2]["trade_time_ms"]
+    assert fire["inputs"]["trade_price"] == pytest.approx(live[0][2]["trade_price"])
+    assert fire["bar_time"] == live[0][1].isoformat() and fire["explanation"] == live[0][3]
+    # the same rule judged at the close where nothing was stored: the minute readings alone
+    with pg.cursor() as cur:
+        cur.execute("DELETE FROM intrabar_seconds")
+    again = rules_service.replay_rule(spec, START, START + timedelta(minutes=8), rid, rule["version"])
+    assert again["judged_on_print"] == 0 and all(not f["on_print"] for f in again["fires"])

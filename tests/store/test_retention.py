@@ -106,3 +106,20 @@ def test_old_alert_events_go_with_their_deliveries_unless_one_is_still_due(app, 
         assert cur.fetchone()[0] == 2
         cur.execute("SELECT count(*) FROM delivery_attempts")
         assert cur.fetchone()[0] == 2
+
+
+def test_intrabar_seconds_older_than_their_retention_go(app, pg) -> None:
+    """What the evaluate process judged is kept INTRABAR_RETENTION_DAYS (5) days for replays."""
+    today = date(2026, 11, 20)
+    old, recent = at(today - timedelta(days=6), 15), at(today - timedelta(days=4), 15)
+    with pg.cursor() as cur:
+        for when in (old, recent):
+            s = int(when.timestamp())
+            cur.execute("INSERT INTO intrabar_seconds VALUES ('AAPL', %s, %s, 1, 1, 1, 1, 10, 1, %s, %s, %s, "
+                        "false)", (s, s + 60, s * 1000, s * 1000, s * 1000))
+    pg.commit()
+    assert retention_job(today.isoformat())["intrabar_seconds_deleted"] == 1
+    assert retention_job(today.isoformat())["intrabar_seconds_deleted"] == 0  # safe twice
+    with pg.cursor() as cur:
+        cur.execute("SELECT second FROM intrabar_seconds")
+        assert [r[0] for r in cur.fetchall()] == [int(recent.timestamp())]

@@ -20,6 +20,9 @@ twice through a crash at any point:
    process killed before this has its entries claimed and judged again by
    the next holder, storing nothing new.
 
+Once a second, the provisional bars judged in the seconds that are over are
+stored (:mod:`webapp.store.intrabar_tape`), what a replay judges.
+
 Postgres down: the entries stay pending and the batch is retried with
 backoff (fires wait, and are stored once it is back).  Redis down: the
 leases lapse; the process waits it out, takes shards again and rejoins the
@@ -47,7 +50,7 @@ from webapp.config import Config
 from webapp.core.reconnect import Backoff
 from webapp.core.rules.intrabar import Provisional, coalesce
 from webapp.evaluate.engine import ShardEngine
-from webapp.store import alert_events, evaluate_progress, evaluation
+from webapp.store import alert_events, evaluate_progress, evaluation, intrabar_tape
 from webapp.store.pg import DB_DOWN
 from webapp.tick.publisher import Publisher
 
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 STATUS_SECONDS = 2.0
 LEASE_EVERY_SECONDS = 1.0
 BATCH = 500  # entries read at once (each one flush of one shard: ~100 ms of trades)
+TAPE_MAX = 500_000  # seconds of provisional bars held for the tape while Postgres is away (oldest go)
 
 
 class EvaluateProcess:
@@ -78,7 +82,10 @@ class EvaluateProcess:
         self.symbols: Sequence[str] = ()
         self.symbols_at = 0.0
         self.judged_ms: dict[int, int] = {}
-        self.counts = {"entries": 0, "bars": 0, "fires": 0, "malformed": 0, "batches": 0, "retries": 0}
+        self.tape: dict[tuple[str, int], intrabar_tape.Second] = {}  # (ticker, second): not stored yet
+        self.tape_second = 0  # the seconds before this one are stored
+        self.counts = {"entries": 0, "bars": 0, "fires": 0, "malformed": 0, "batches": 0, "retries": 0,
+                       "tape_seconds": 0, "tape_dropped": 0}
         self.last_error: str | None = None
         self._lease_at = 0.0
         self.lease_every = min(LEASE_EVERY_SECONDS, cfg.EVALUATE_LEASE_SECONDS / 4)  # renewed well before
@@ -145,6 +152,8 @@ class EvaluateProcess:
             by_shard.setdefault(entry[0], []).append(entry)
         for s, entries in by_shard.items():
             handled += self._batch(s, entries)
+        if self.tape and int(now) > self.tape_second:
+            self._store_tape(int(now))
         if now - self._status_at >= STATUS_SECONDS:
             self._status_at = now
             self._status(now)
@@ -212,6 +221,7 @@ class EvaluateProcess:
         groups: dict[int, list[Provisional]] = {}
         for b in coalesce(bars):
             groups.setdefault(b.bar_time, []).append(b)
+            self._taped(b, b.ticker in halted)
         try:
             with Session(self.engine) as session:
                 fires: list[alert_events.FireRow] = []
@@ -254,6 +264,29 @@ class EvaluateProcess:
         self.counts["batches"] += 1
         self.judged_ms[shard] = int(ids[-1].split("-")[0])
         return len(ids)
+
+    def _store_tape(self, second: int) -> None:
+        """Store the seconds that are over (once a second; an upsert, so a second judged again after a
+        crash is written again, not twice).  Postgres away: they wait, the oldest dropped past
+        :data:`TAPE_MAX` (counted)."""
+        if len(self.tape) > TAPE_MAX:
+            for k in sorted(self.tape, key=lambda k: k[1])[:len(self.tape) - TAPE_MAX]:
+                del self.tape[k]
+                self.counts["tape_dropped"] += 1
+        done = [k for k in self.tape if k[1] < second]
+        with Session(self.engine) as session:
+            self.counts["tape_seconds"] += intrabar_tape.write(session, [self.tape[k] for k in done])
+            session.commit()
+        for k in done:
+            del self.tape[k]
+        self.tape_second = second
+
+    def _taped(self, bar: Provisional, halted: bool) -> None:
+        """Held for the tape: the newest state of the bar in its second."""
+        key = (bar.ticker, bar.last_ms // 1000)
+        held = self.tape.get(key)
+        if held is None or (bar.bar_time, bar.trades) >= (held.bar.bar_time, held.bar.trades):
+            self.tape[key] = intrabar_tape.Second(bar, halted)
 
     def _halted(self) -> set[str]:
         return {t.decode() for t, v in self.client.hgetall(names.STREAM_HALTS_KEY).items() if v}

@@ -1,7 +1,9 @@
 """Alert rules: checking one as sent, pausing and resuming, the built-in SMA rule, and replay.
 
 Replay runs the same pure evaluator as the live tick over the stored
-readings, so "would have fired" and "fired" are one definition.
+readings, so "would have fired" and "fired" are one definition; a rule
+judged on the print is judged again on the seconds the evaluate process
+stored, where it stored some (:mod:`webapp.evaluate.replay`).
 """
 from __future__ import annotations
 
@@ -11,15 +13,17 @@ from typing import Any
 from webapp.core import scanner as scan_core
 from webapp.core.market import range_start
 from webapp.core.rules.evaluate import evaluate as rule_evaluate
-from webapp.core.rules.model import CURRENT_METRICS, Rule, RuleError
+from webapp.core.rules.model import CURRENT_METRICS, Rule, RuleError, judged_on_print
 from webapp.core.rules.operands import reading_series
 from webapp.core.rules.parse import RuleSpec, parse_rule
+from webapp.evaluate.replay import replay as replay_on_print
 from webapp.extensions import db
 from webapp.services.context import config, tracked_symbols
 from webapp.services.evaluation import judged_where
 from webapp.services.scanner import scanner_list
-from webapp.store import rule_states, webhooks
+from webapp.store import intrabar_tape, rule_states, webhooks
 from webapp.store import rules as rules_store
+from webapp.tick.rules import LiveRule
 
 REPLAY_MAX_ROWS = 2_000_000
 
@@ -119,17 +123,29 @@ def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, ru
     series = reading_series(cols, times)
     first = int(np.searchsorted(times, int(start.timestamp())))
     rule = Rule(rule_id, version, spec.condition, spec.frequency, spec.cooldown_seconds, spec.expires_at)
-    out = (rule_evaluate(rule, tickers, series, times, {}, np.isnan(cols["close"]), first)
-           if len(times) else None)
-    fires = [] if out is None else [
-        {"ticker": f.ticker, "bar_time": datetime.fromtimestamp(f.bar_time, timezone.utc).isoformat(),
-         "bucket": f.bucket, "inputs": f.inputs, "explanation": f.explanation} for f in out.fires]
+    on_print = 0
+    if judged_on_print(spec.frequency, spec.scope):
+        seconds = intrabar_tape.read(db.session, tickers, int(start.timestamp()), int(end.timestamp()),
+                                     REPLAY_MAX_ROWS + 1)
+        if len(seconds) > REPLAY_MAX_ROWS:
+            raise ReplayError(f"more than {REPLAY_MAX_ROWS:,} stored seconds in that span: narrow it")
+        live = LiveRule(rule, "replay", dict(spec.scope), (), spec.condition.depth)
+        found, stopped, on_print = replay_on_print(live, tickers, cols, series, times, first, seconds,
+                                                   cfg.TICK_SECONDS)
+    else:
+        out = (rule_evaluate(rule, tickers, series, times, {}, np.isnan(cols["close"]), first)
+               if len(times) else None)
+        found, stopped = ([], []) if out is None else (out.fires, out.stopped)
+    fires = [{"ticker": f.ticker, "bar_time": datetime.fromtimestamp(f.bar_time, timezone.utc).isoformat(),
+              "bucket": f.bucket, "inputs": f.inputs, "explanation": f.explanation,
+              "on_print": "trade_time_ms" in f.inputs} for f in found]
     unreplayable = sorted({o.name for o in spec.condition.operands
                            if o.kind == "metric" and o.arg in CURRENT_METRICS})
     return {"start": start.isoformat(), "end": end.isoformat(), "tickers": len(tickers),
             "unreplayable": unreplayable,
             "bars": max(0, len(times) - first), "count": len(fires), "fires": fires,
-            "stopped_too_often": [] if out is None else out.stopped,
+            "judged_on_print": on_print, "stopped_too_often": stopped,
             "note": "minute readings as stored: a bar's open, high and low are its price; vwap, rvol, "
                     "gap_pct and day_volume are not stored per minute, so conditions on them do not hold "
-                    "in a replay"}
+                    "in a replay; a rule judged on the print is judged on the seconds the evaluate process "
+                    "stored for a ticker's bar (judged_on_print counts them), at its close elsewhere"}

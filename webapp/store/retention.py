@@ -11,7 +11,9 @@ are moved when their partition is created), and the daily retention job:
 3. creates the partitions for the next few days;
 4. deletes alert events older than ``ALERT_EVENT_RETENTION_DAYS`` with their
    deliveries and attempt logs, except events a delivery still waits on or
-   is sending (an endpoint retries for up to 5 days; it finishes first).
+   is sending (an endpoint retries for up to 5 days; it finishes first);
+5. deletes what the evaluate process judged on the print (``intrabar_seconds``,
+   what replays of intra-bar rules read) older than ``INTRABAR_RETENTION_DAYS``.
 
 Every step is idempotent: a second run changes nothing.
 """
@@ -24,6 +26,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+
+from webapp.store import intrabar_tape
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +105,7 @@ AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status 
 
 
 def run(session: Session, today: date, keep_days: int, ahead: int = 3,
-        event_days: int | None = None) -> dict[str, Any]:
+        event_days: int | None = None, intrabar_days: int | None = None) -> dict[str, Any]:
     """One retention pass for UTC date ``today``; safe to run any number of times."""
     cutoff = today - timedelta(days=keep_days)  # partitions before this day go
     stored = existing_partitions(session)
@@ -128,8 +132,13 @@ def run(session: Session, today: date, keep_days: int, ahead: int = 3,
     if event_days is not None:  # deliveries and their attempts go with their event (ON DELETE CASCADE)
         cut = datetime.combine(today - timedelta(days=event_days), time(), tzinfo=timezone.utc)
         events = session.execute(_OLD_EVENTS, {"cutoff": cut}).rowcount or 0
+    seconds = 0
+    if intrabar_days is not None:
+        cut = datetime.combine(today - timedelta(days=intrabar_days), time(), tzinfo=timezone.utc)
+        seconds = intrabar_tape.prune(session, int(cut.timestamp()))
     session.commit()
     summary = {"today": today.isoformat(), "kept_days": keep_days, "daily_bars_upserted": rolled,
-               "dropped": dropped, "created": created, "alert_events_deleted": events}
+               "dropped": dropped, "created": created, "alert_events_deleted": events,
+               "intrabar_seconds_deleted": seconds}
     log.info("retention: %s", summary)
     return summary

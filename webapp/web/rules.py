@@ -104,8 +104,11 @@ class ReplayFire(BaseModel):
     bar_time: datetime
     bucket: str
     inputs: dict[str, float | None] = Field(description="operands at [0] and [1], channel bounds, "
-                                                        "N-bar reference")
+                                                        "N-bar reference; trade_time_ms and trade_price "
+                                                        "when judged on the print")
     explanation: str
+    on_print: bool = Field(description="judged on the print (the seconds the evaluate process stored), "
+                                       "not at the bar's close")
 
 
 class ReplayResult(BaseModel):
@@ -117,6 +120,8 @@ class ReplayResult(BaseModel):
     bars: int
     count: int
     fires: list[ReplayFire]
+    judged_on_print: int = Field(description="(ticker, bar) pairs judged on the stored seconds; the rest "
+                                             "were judged at their close, as the minute tick judged them")
     stopped_too_often: list[str]
     note: str
 

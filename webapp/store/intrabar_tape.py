@@ -1,0 +1,68 @@
+"""What the evaluate process judged on the print, kept for replays (table ``intrabar_seconds``).
+
+A row per ticker and second: the provisional bar as the last hand-off of
+that second left it.  The evaluate process writes a second's rows once it
+is over, in the transaction of the batch that follows it (an upsert: a
+retried batch or the shard's next holder writes the same row again, or a
+later state of it).  Replays read them back in order
+(:mod:`webapp.evaluate.replay`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp.core.rules.intrabar import Provisional
+
+_WRITE = sa.text("""
+    INSERT INTO intrabar_seconds (ticker, second, bar_time, open, high, low, close, volume, trades,
+                                  last_ms, high_ms, low_ms, halted)
+    SELECT * FROM unnest(CAST(:ticker AS text[]), CAST(:second AS bigint[]), CAST(:bar_time AS bigint[]),
+        CAST(:open AS float8[]), CAST(:high AS float8[]), CAST(:low AS float8[]), CAST(:close AS float8[]),
+        CAST(:volume AS float8[]), CAST(:trades AS int[]), CAST(:last_ms AS bigint[]),
+        CAST(:high_ms AS bigint[]), CAST(:low_ms AS bigint[]), CAST(:halted AS bool[]))
+    ON CONFLICT (ticker, second) DO UPDATE SET bar_time = EXCLUDED.bar_time, open = EXCLUDED.open,
+      high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume,
+      trades = EXCLUDED.trades, last_ms = EXCLUDED.last_ms, high_ms = EXCLUDED.high_ms,
+      low_ms = EXCLUDED.low_ms, halted = EXCLUDED.halted
+    WHERE (EXCLUDED.bar_time, EXCLUDED.trades) >= (intrabar_seconds.bar_time, intrabar_seconds.trades)""")
+
+
+class Second(NamedTuple):
+    bar: Provisional
+    halted: bool
+
+
+def write(session: Session, rows: Sequence[Second]) -> int:
+    """In the caller's transaction: these seconds (one row per ticker and second), one statement."""
+    if not rows:
+        return 0
+    b = [r.bar for r in rows]
+    session.execute(_WRITE, {
+        "ticker": [x.ticker for x in b], "second": [x.last_ms // 1000 for x in b],
+        "bar_time": [x.bar_time for x in b], "open": [x.open for x in b], "high": [x.high for x in b],
+        "low": [x.low for x in b], "close": [x.close for x in b], "volume": [x.volume for x in b],
+        "trades": [x.trades for x in b], "last_ms": [x.last_ms for x in b],
+        "high_ms": [x.high_ms for x in b], "low_ms": [x.low_ms for x in b],
+        "halted": [r.halted for r in rows]})
+    return len(rows)
+
+
+def read(session: Session, tickers: Sequence[str], start_s: int, end_s: int, limit: int) -> list[Second]:
+    """The stored seconds of ``tickers`` in [start_s, end_s), oldest first (at most ``limit``)."""
+    got = session.execute(sa.text(
+        "SELECT ticker, bar_time, open, high, low, close, volume, trades, last_ms, high_ms, low_ms, halted "
+        "FROM intrabar_seconds WHERE ticker = ANY(:tickers) AND second >= :start AND second < :end "
+        "ORDER BY second, ticker LIMIT :limit"),
+        {"tickers": list(tickers), "start": start_s, "end": end_s, "limit": limit})
+    return [Second(Provisional(r.ticker, r.bar_time, r.open, r.high, r.low, r.close, r.volume, r.trades,
+                               r.last_ms, r.high_ms, r.low_ms), r.halted) for r in got]
+
+
+def prune(session: Session, before_s: int) -> int:
+    """Delete the seconds before ``before_s``, in the caller's transaction; how many went."""
+    return session.execute(sa.text("DELETE FROM intrabar_seconds WHERE second < :cut"),
+                           {"cut": before_s}).rowcount or 0
