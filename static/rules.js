@@ -252,7 +252,7 @@
     tr.dataset.id = e.id;
     tr.dataset.rule = e.rule_id;
     tr.className = "flash";
-    cell(tr, window.fmtTime(e.bar_time));
+    cell(tr, window.fmtTime(e.trade_time || e.bar_time));  // a fire on the print: its trade's time
     cell(tr, e.rule_name || `rule ${e.rule_id}`);
     const link = document.createElement("a");
     link.href = `/stocks/${encodeURIComponent(e.ticker)}?range=all&at=${encodeURIComponent(e.bar_time)}`;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis as redis_lib
@@ -15,6 +15,7 @@ from webapp import names
 from webapp.extensions import db, get_redis
 from webapp.services import evaluation
 from webapp.services import rules as rules_service
+from webapp.store import alert_events
 from webapp.store import rules as rules_store
 from webapp.store.streamstate import StreamWriter
 from webapp.store.subscriptions import ListenerRegistry
@@ -102,6 +103,10 @@ def test_a_cross_between_two_hand_offs_fires_once_with_its_trade(app, pg, rdb, s
         capture.close()
         proc.leases.release_all()
     assert len(pushed) == 1 and pushed[0]["rule_id"] == rid
+    # the feed and the API place it at its trade, not at the bar's end
+    trade = datetime.fromtimestamp(OPEN + 2.417, timezone.utc).isoformat(timespec="milliseconds")
+    assert pushed[0]["trade_time"] == trade
+    assert alert_events.events(db.session, owner)[0]["trade_time"] == trade
 
 
 def _killed_at(app, stored: float, url: str, hook: str, frequency: str):

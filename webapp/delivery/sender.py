@@ -56,7 +56,8 @@ def body_of(event: dict[str, Any]) -> bytes:
     return json.dumps({
         "type": "alert.fired", "schema_version": SCHEMA_VERSION, "event_id": event["id"],
         "rule": {"id": event["rule_id"], "name": event["rule_name"], "version": event["rule_version"]},
-        "ticker": event["ticker"], "bar_time": event["bar_time"], "fired_at": event["fired_at"],
+        "ticker": event["ticker"], "bar_time": event["bar_time"], "trade_time": event.get("trade_time"),
+        "fired_at": event["fired_at"],
         "inputs": event["inputs"], "explanation": event["explanation"],
         "data": {"source": event["source"], "age_seconds": event["data_age_seconds"],
                  "stale": event["stale"]},

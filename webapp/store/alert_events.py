@@ -126,9 +126,16 @@ EVENT_COLUMNS = ("e.id, e.owner_id, e.rule_id, e.rule_version, r.name AS rule_na
 _VISIBLE = "(e.owner_id IS NULL OR e.owner_id = :owner OR CAST(:owner AS bigint) = -1)"
 
 
+def trade_time(inputs: dict[str, Any]) -> str | None:
+    """The trade that made a fire on the print true (ISO, milliseconds); None for a fire at a close."""
+    ms = inputs.get("trade_time_ms")
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+
+
 def event_json(r: Any) -> dict[str, Any]:
     return {"id": r.id, "rule_id": r.rule_id, "rule_version": r.rule_version, "rule_name": r.rule_name,
-            "ticker": r.ticker, "bar_time": r.bar_time.isoformat(), "bucket": r.bucket, "inputs": r.inputs,
+            "ticker": r.ticker, "bar_time": r.bar_time.isoformat(), "trade_time": trade_time(r.inputs),
+            "bucket": r.bucket, "inputs": r.inputs,
             "explanation": r.explanation, "source": r.source, "data_age_seconds": r.data_age_seconds,
             "latency_ms": r.latency_ms, "stale": r.stale, "fired_at": r.created_at.isoformat()}
 
@@ -138,6 +145,7 @@ def fire_json(f: FireRow, event_id: int, fired_at: datetime) -> dict[str, Any]:
     return {"id": event_id, "rule_id": f.fire.rule_id, "rule_version": f.fire.rule_version,
             "rule_name": f.rule_name, "ticker": f.fire.ticker,
             "bar_time": datetime.fromtimestamp(f.fire.bar_time, timezone.utc).isoformat(),
+            "trade_time": trade_time(f.fire.inputs),
             "bucket": f.fire.bucket, "inputs": f.fire.inputs, "explanation": f.fire.explanation,
             "source": f.source,
             "data_age_seconds": f.data_age_seconds, "latency_ms": f.latency_ms, "stale": f.stale,

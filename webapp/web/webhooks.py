@@ -48,6 +48,8 @@ class Event(BaseModel):
     rule_name: str | None = Field(description="null once the rule is deleted")
     ticker: str
     bar_time: datetime
+    trade_time: datetime | None = Field(description="a fire on the print: the trade that made it true; "
+                                                    "null for one judged at the bar's close")
     bucket: str
     inputs: dict[str, float | None] = Field(description="operands at [0] and [1], channel bounds, N-bar ref")
     explanation: str
