@@ -129,7 +129,9 @@ _VISIBLE = "(e.owner_id IS NULL OR e.owner_id = :owner OR CAST(:owner AS bigint)
 def trade_time(inputs: dict[str, Any]) -> str | None:
     """The trade that made a fire on the print true (ISO, milliseconds); None for a fire at a close."""
     ms = inputs.get("trade_time_ms")
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def event_json(r: Any) -> dict[str, Any]:
