@@ -22,6 +22,8 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
+from tests.delivery.test_webhooks import assert_all_arrived_once_each, start_deliverer, wait_for
+from tests.fakes.webhook_receiver import Receiver
 from tests.helpers import START, EmitCapture, minutes, run_via_rq, user_id
 from tests.processes import ROOT, RedisServer
 from webapp import names
@@ -29,6 +31,7 @@ from webapp.config import DEFAULT_SYMBOLS, child_environment
 from webapp.extensions import db
 from webapp.services import rules as rules_service
 from webapp.store import rules as rules_store
+from webapp.store import webhooks
 from webapp.store.streamstate import StreamWriter
 from webapp.store.subscriptions import ListenerRegistry
 
@@ -82,11 +85,12 @@ def _evaluate(redis_url: str, db_url: str, tmp_path, name: str) -> subprocess.Po
                             stderr=subprocess.STDOUT)
 
 
-def _setup(app) -> tuple[int, int]:
+def _setup(app, channels: tuple[str, ...] = ("browser",)) -> tuple[int, int]:
     run_via_rq(app, minutes(6))
     owner = user_id("trader")
     spec = rules_service.rule_spec({
         "name": "above 1", "scope": {"all": True}, "frequency": "every_time", "cooldown_seconds": 0,
+        "channels": list(channels),
         "condition": {"op": "greater_than", "a": {"field": "close"}, "b": {"const": 1}}}, owner)
     return owner, rules_store.create(db.session, spec, owner)["id"]
 
@@ -289,3 +293,48 @@ def test_the_stream_leader_fails_over_while_rules_fire_on_the_print(app, pg, ser
     assert [b for b, n in bars.items() if n > 1] == []  # no bar fired twice
     ids = Counter(d["id"] for d in pushed)
     assert [i for i, n in ids.items() if n > 1] == [] and {i for i, *_ in stored} <= set(ids)
+
+
+def test_postgres_cut_for_60_s_while_rules_fire_everything_is_stored_pushed_and_delivered_once(
+        app, pg, proxy, service_urls, tmp_path) -> None:
+    """Postgres goes away for 60 s under two evaluate processes and a deliverer: they stay up, the
+    hand-offs wait in the streams, and once it is back every fire is stored once, pushed once, and
+    delivered once to a receiver that verifies its signature, under one ``webhook-id``."""
+    redis_url = service_urls[0]
+    owner = user_id("trader")
+    receiver = Receiver([])
+    receiver.up()
+    endpoint, secret = webhooks.create_endpoint(db.session, receiver.url, "fault", owner)
+    receiver.secrets.append(secret)
+    owner, rule_id = _setup(app, ("browser", f"webhook:{endpoint['id']}"))
+    capture = EmitCapture(redis_url)
+    feeder = Feeder(redis_url, names.user_room(owner), every=0.1)
+    procs = {name: _evaluate(redis_url, proxy.url, tmp_path, name) for name in ("a", "b")}
+    deliver = start_deliverer(tmp_path / "deliver.log", redis_url, proxy.url)
+    try:
+        feeder.thread.start()
+        time.sleep(4)
+        proxy.cut()
+        time.sleep(60)
+        assert all(p.poll() is None for p in [*procs.values(), deliver]), "a process exited"
+        proxy.restore()
+        time.sleep(4)
+        feeder.stop.set()
+        feeder.thread.join(5)
+        stored = _settle(pg, redis_url, rule_id, timeout=60)
+        pushed = [d for room, d in capture.events(names.EVENT_ALERT_EVENT) if room == names.user_room(owner)]
+        assert wait_for(lambda: len({r.webhook_id for r in receiver.accepted()}) >= len(stored), 90)
+        assert all(p.poll() is None for p in [*procs.values(), deliver]), "a process exited"
+    finally:
+        feeder.stop.set()
+        capture.close()
+        for p in [*procs.values(), deliver]:
+            p.terminate()
+            p.wait(10)
+        receiver.down()
+    assert len(feeder.bars_fed) >= 40  # bars fed before, during and after the cut
+    logs = "".join((tmp_path / f"evaluate-{n}.log").read_text() for n in ("a", "b"))
+    assert "Postgres unavailable" in logs  # the cut was met, and ridden out
+    _check(stored, pushed, feeder.bars_fed)
+    assert_all_arrived_once_each(receiver, [i for i, *_ in stored])
+    assert Counter(r.webhook_id for r in receiver.accepted()).most_common(1)[0][1] == 1
