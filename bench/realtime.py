@@ -180,7 +180,8 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
     client = redis.Redis.from_url(cfg.REDIS_URL or "")
     client.flushdb()
     db.session.execute(sa.text("TRUNCATE alert_rules, alert_rule_states, alert_events, deliveries, "
-                               "delivery_attempts, webhook_endpoints, evaluate_progress, intrabar_seconds, symbols CASCADE"))
+                               "delivery_attempts, webhook_endpoints, evaluate_progress, intrabar_seconds, "
+                               "symbols CASCADE"))
     db.session.commit()
     symbols_store.seed(db.session, symbols)
     owner = bench_user()
