@@ -1,0 +1,238 @@
+"""The scanner every second: each ticker's last minute of seconds, its breaks, and the day trader's lists.
+
+Fed with the stream's provisional bars (:class:`~webapp.core.rules.intrabar.Provisional`,
+coalesced per ticker) once a second by the evaluate process, which holds one
+:class:`LiveTape` per symbol shard.  Per ticker it keeps, as numpy columns:
+
+* a ring of the last ``window`` seconds: the last trade price at the end of
+  each second, and the volume seen so far (every hand-off adds what its bar
+  gained since the previous one), so a move and a volume over the last 60 s
+  are two subtractions;
+* the high and low of the day from the trades (the provisional bars' highs
+  and lows, started from the tick's day high and low when the tape begins,
+  or by the day's first second of trades),
+  and each break of them: when, and in how many seconds today (a second
+  with a new high counts once, so the count does not depend on how often
+  the hand-offs come);
+* the halts the stream reported, and when each ended.
+
+The lists (:data:`LIVE_LISTS`, defined in :data:`LIVE_RULES`) are ranked
+from these by :func:`live_lists`.  Pure: the caller passes the time.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from webapp.core.market import EXCHANGE_TZ
+from webapp.core.rules.intrabar import Provisional
+
+LIVE_LISTS = ("running_up", "running_down", "hod_breaks", "lod_breaks", "volume_spike", "halted")
+LIVE_TITLES = {
+    "running_up": "Running up now", "running_down": "Running down now", "hod_breaks": "New high of day",
+    "lod_breaks": "New low of day", "volume_spike": "Volume spike", "halted": "Halted / resumed",
+}
+LIVE_RULES = {
+    "running_up": "% move over the last window (60 s), once the ticker traded the minimum volume in it; "
+                  "largest first",
+    "running_down": "the same, falling; largest fall first",
+    "hod_breaks": "a trade above the day's high so far in the last N minutes (not the day's first "
+                  "trades); most recent first, with how many times today",
+    "lod_breaks": "a trade below the day's low so far in the last N minutes; most recent first",
+    "volume_spike": "volume in the last window ≥ k × the volume expected in that window at this time "
+                    "of day (the RVOL profile); highest ratio first",
+    "halted": "halted now (the provider's status messages), with the code and since when; "
+              "resumed ones for N minutes after the resume",
+}
+
+
+class LiveSettings(NamedTuple):
+    window_seconds: int = 60
+    running_min_volume: float = 1_000.0
+    breaks_minutes: int = 5
+    spike_k: float = 3.0
+    resumed_minutes: int = 10
+
+
+def day_of(ms: int) -> int:
+    """The New York date (ordinal) of an epoch millisecond."""
+    return datetime.fromtimestamp(ms / 1000, EXCHANGE_TZ).toordinal()
+
+
+class LiveTape:
+    """One shard's tickers, second by second (see the module's docstring)."""
+
+    def __init__(self, tickers: Sequence[str], window: int = 60) -> None:
+        n = len(tickers)
+        self.tickers = list(tickers)
+        self.index = {t: i for i, t in enumerate(tickers)}
+        self.window = window
+        self.price = np.full((n, window + 1), np.nan)  # ring by second % (window + 1)
+        self.seen = np.full((n, window + 1), np.nan)  # volume seen by then, same ring
+        self.second = -1  # the last second recorded
+        self.started = -1  # the first second recorded (the windows are whole once it is window old)
+        self.last = np.full(n, np.nan)
+        self.volume = np.zeros(n)  # volume seen since the tape began
+        self.bar = np.zeros(n, np.int64)  # the bar of the last hand-off, and its volume and trades
+        self.bar_volume = np.zeros(n)
+        self.day = np.zeros(n, np.int64)
+        self.first_s = np.zeros(n, np.int64)  # the second of the day's first trade
+        self.hod = np.full(n, np.nan)
+        self.lod = np.full(n, np.nan)
+        self.hod_ms = np.zeros(n, np.int64)  # the last break (0: none today)
+        self.lod_ms = np.zeros(n, np.int64)
+        self.hod_count = np.zeros(n, np.int64)
+        self.lod_count = np.zeros(n, np.int64)
+        self.halts: dict[str, dict[str, Any]] = {}
+        self.resumed: dict[str, int] = {}  # ticker -> when its halt ended (ms)
+
+    def seed(self, ticker: str, day: int, high: float, low: float) -> None:
+        """The day's high and low before the tape began (the tick's), so the first trades after a
+        start are not taken for breaks."""
+        i = self.index.get(ticker)
+        if i is not None and self.day[i] in (0, day):
+            self.day[i] = day
+            self.hod[i] = np.fmax(self.hod[i], high)
+            self.lod[i] = np.fmin(self.lod[i], low)
+
+    def observe(self, bars: Iterable[Provisional], width: int) -> None:
+        """The hand-offs since the last call, oldest first per ticker (one bar time each at most two)."""
+        for b in bars:
+            i = self.index.get(b.ticker)
+            if i is None:
+                continue
+            start_ms = (b.bar_time - width) * 1000
+            day = day_of(start_ms)
+            if day != self.day[i]:  # the day's first hand-off: its extremes start the day, no break
+                self.day[i], self.hod[i], self.lod[i] = day, b.high, b.low
+                self.hod_ms[i] = self.lod_ms[i] = self.hod_count[i] = self.lod_count[i] = 0
+                self.first_s[i] = min(b.high_ms, b.low_ms) // 1000
+            elif b.last_ms // 1000 == self.first_s[i]:  # still the day's first second: no break yet
+                self.hod[i], self.lod[i] = np.fmax(self.hod[i], b.high), np.fmin(self.lod[i], b.low)
+            else:
+                if b.high > self.hod[i]:  # a break; counted once per second, whatever the cadence
+                    self.hod_count[i] += b.high_ms // 1000 != self.hod_ms[i] // 1000
+                    self.hod[i], self.hod_ms[i] = b.high, b.high_ms
+                elif np.isnan(self.hod[i]):
+                    self.hod[i] = b.high
+                if b.low < self.lod[i]:
+                    self.lod_count[i] += b.low_ms // 1000 != self.lod_ms[i] // 1000
+                    self.lod[i], self.lod_ms[i] = b.low, b.low_ms
+                elif np.isnan(self.lod[i]):
+                    self.lod[i] = b.low
+            if b.bar_time == self.bar[i]:
+                gained = max(0.0, b.volume - self.bar_volume[i])
+            elif b.bar_time > self.bar[i]:
+                gained = b.volume
+            else:
+                continue  # an older bar's late hand-off: its volume was counted
+            self.bar[i], self.bar_volume[i] = b.bar_time, b.volume
+            self.volume[i] += gained
+            self.last[i] = b.close
+
+    def halted(self, halts: Mapping[str, Mapping[str, Any]], now_ms: int) -> None:
+        """The halts as the stream reports them now; one that ended is resumed from ``now_ms``."""
+        for t in self.halts.keys() - halts.keys():
+            self.resumed[t] = now_ms
+        for t in halts:
+            self.resumed.pop(t, None)
+        self.halts = {t: dict(h) for t, h in halts.items() if t in self.index}
+
+    def tick(self, second: int) -> None:
+        """Record the end of ``second`` (the seconds skipped since carry the same values)."""
+        if self.started < 0:
+            self.started = second
+        w = self.window + 1
+        first = second if self.second < 0 else max(self.second + 1, second - w + 1)
+        for s in range(first, second + 1):
+            self.price[:, s % w] = self.last
+            self.seen[:, s % w] = self.volume
+        self.second = max(self.second, second)
+
+    def warm(self) -> bool:
+        """Whether the window is whole (the tape has seen ``window`` seconds)."""
+        return self.started >= 0 and self.second - self.started >= self.window
+
+    def window_move(self) -> tuple[np.ndarray, np.ndarray]:
+        """(% move, volume) over the last window, per ticker (NaN move where the start is unknown)."""
+        w = self.window + 1
+        now, then = self.second % w, (self.second - self.window) % w
+        with np.errstate(invalid="ignore", divide="ignore"):
+            move = (self.price[:, now] / self.price[:, then] - 1.0) * 100.0
+        return move, self.seen[:, now] - self.seen[:, then]
+
+
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, EXCHANGE_TZ).isoformat(timespec="milliseconds")
+
+
+def _top(order_value: np.ndarray, keep: np.ndarray, tickers: np.ndarray, limit: int) -> list[int]:
+    """Rows where ``keep``, by ``order_value`` highest first then ticker; at most ``limit``."""
+    idx = np.flatnonzero(keep & np.isfinite(order_value))
+    if not len(idx):
+        return []
+    order = np.lexsort((tickers[idx], -order_value[idx]))[:limit]
+    return idx[order].tolist()
+
+
+def live_lists(tape: LiveTape, now_ms: int, settings: LiveSettings, expected_window: np.ndarray,
+               limit: int) -> dict[str, list[dict[str, Any]]]:
+    """Each list of :data:`LIVE_LISTS`, best first: rows ``{"ticker", "price", "value", ...}`` with
+    what the page says of them.  ``expected_window``: each ticker's expected volume in a window of
+    this time of day (NaN: unknown, so never a spike)."""
+    tickers = np.array(tape.tickers, dtype=str) if tape.tickers else np.array([], dtype=str)
+    out: dict[str, list[dict[str, Any]]] = {}
+    move, vol = tape.window_move()
+    enough = vol >= settings.running_min_volume
+    secs = tape.window
+
+    def price(i: int) -> float | None:
+        p = tape.last[i]
+        return None if p != p else round(float(p), 4)
+
+    with np.errstate(invalid="ignore"):
+        for name, sign in (("running_up", 1.0), ("running_down", -1.0)):
+            rows = _top(sign * move, enough & (sign * move > 0), tickers, limit)
+            out[name] = [{"ticker": tape.tickers[i], "price": price(i), "value": round(float(move[i]), 3),
+                          "volume": float(vol[i]), "why": f"{move[i]:+.2f} % in {secs} s"} for i in rows]
+        since = now_ms - settings.breaks_minutes * 60_000
+        for name, at, count, word in (("hod_breaks", tape.hod_ms, tape.hod_count, "HOD"),
+                                      ("lod_breaks", tape.lod_ms, tape.lod_count, "LOD")):
+            rows = _top(at.astype(float), (at > 0) & (at >= since), tickers, limit)
+            level = tape.hod if word == "HOD" else tape.lod
+            out[name] = [{"ticker": tape.tickers[i], "price": price(i), "value": int(at[i]),
+                          "level": round(float(level[i]), 4), "since": _iso_ms(int(at[i])),
+                          "breaks": int(count[i]),
+                          "why": f"broke {word} {float(level[i]):g} ({int(count[i])}× today)"} for i in rows]
+        ratio = vol / expected_window
+        rows = _top(ratio, (expected_window > 0) & (ratio >= settings.spike_k), tickers, limit)
+        out["volume_spike"] = [{"ticker": tape.tickers[i], "price": price(i),
+                                "value": round(float(ratio[i]), 2), "volume": float(vol[i]),
+                                "why": f"{ratio[i]:.1f}× the expected volume in {secs} s"} for i in rows]
+    halted = [{"ticker": t, "price": price(tape.index[t]), "value": float(h.get("time_ms") or 0),
+               "status": "halted", "code": h.get("code"), "reason": h.get("reason"),
+               "since": _iso_ms(int(h.get("time_ms") or now_ms)), "why": f"halted: {h.get('code') or '?'}"}
+              for t, h in tape.halts.items()]
+    recent = now_ms - settings.resumed_minutes * 60_000
+    resumed = [{"ticker": t, "price": price(tape.index[t]), "value": float(at), "status": "resumed",
+                "since": _iso_ms(at), "why": "resumed"}
+               for t, at in tape.resumed.items() if at >= recent and t in tape.index]
+    out["halted"] = sorted(halted, key=lambda r: (-r["value"], r["ticker"]))[:limit] + sorted(
+        resumed, key=lambda r: (-r["value"], r["ticker"]))[:max(0, limit - len(halted))]
+    return out
+
+
+def merge(parts: Iterable[Sequence[Mapping[str, Any]]], name: str, limit: int) -> list[dict[str, Any]]:
+    """One list from each shard's rows, in the order :func:`live_lists` gives (``value`` highest first,
+    then ticker; ``running_down`` lowest first; ``halted`` the halted ones before the resumed)."""
+    rows = [dict(r) for part in parts for r in part]
+    if name == "running_down":
+        rows.sort(key=lambda r: (r["value"], r["ticker"]))
+    elif name == "halted":
+        rows.sort(key=lambda r: (r["status"] != "halted", -r["value"], r["ticker"]))
+    else:
+        rows.sort(key=lambda r: (-r["value"], r["ticker"]))
+    return rows[:limit]
