@@ -99,39 +99,53 @@ class LiveTape:
             self.lod[i] = np.fmin(self.lod[i], low)
 
     def observe(self, bars: Iterable[Provisional], width: int) -> None:
-        """The hand-offs since the last call, oldest first per ticker (one bar time each at most two)."""
-        for b in bars:
-            i = self.index.get(b.ticker)
-            if i is None:
-                continue
-            start_ms = (b.bar_time - width) * 1000
-            day = day_of(start_ms)
-            if day != self.day[i]:  # the day's first hand-off: its extremes start the day, no break
-                self.day[i], self.hod[i], self.lod[i] = day, b.high, b.low
-                self.hod_ms[i] = self.lod_ms[i] = self.hod_count[i] = self.lod_count[i] = 0
-                self.first_s[i] = min(b.high_ms, b.low_ms) // 1000
-            elif b.last_ms // 1000 == self.first_s[i]:  # still the day's first second: no break yet
-                self.hod[i], self.lod[i] = np.fmax(self.hod[i], b.high), np.fmin(self.lod[i], b.low)
-            else:
-                if b.high > self.hod[i]:  # a break; counted once per second, whatever the cadence
-                    self.hod_count[i] += b.high_ms // 1000 != self.hod_ms[i] // 1000
-                    self.hod[i], self.hod_ms[i] = b.high, b.high_ms
-                elif np.isnan(self.hod[i]):
-                    self.hod[i] = b.high
-                if b.low < self.lod[i]:
-                    self.lod_count[i] += b.low_ms // 1000 != self.lod_ms[i] // 1000
-                    self.lod[i], self.lod_ms[i] = b.low, b.low_ms
-                elif np.isnan(self.lod[i]):
-                    self.lod[i] = b.low
-            if b.bar_time == self.bar[i]:
-                gained = max(0.0, b.volume - self.bar_volume[i])
-            elif b.bar_time > self.bar[i]:
-                gained = b.volume
-            else:
-                continue  # an older bar's late hand-off: its volume was counted
-            self.bar[i], self.bar_volume[i] = b.bar_time, b.volume
-            self.volume[i] += gained
-            self.last[i] = b.close
+        """The hand-offs since the last call (coalesced: at most one per ticker and bar), as columns:
+        at 10,000 tickers a second, a loop per hand-off costs more than the rest of the scan."""
+        got = [(self.index[b.ticker], b) for b in bars if b.ticker in self.index]
+        if not got:
+            return
+        got.sort(key=lambda x: (x[0], x[1].bar_time))
+        idx = np.array([i for i, _ in got], np.int64)
+        col = {name: np.array([getattr(b, name) for _, b in got]) for name in
+               ("bar_time", "high", "low", "close", "volume", "last_ms", "high_ms", "low_ms")}
+        # a ticker's older bars first, then its newer ones: each pass touches a ticker once
+        starts = np.r_[0, np.flatnonzero(idx[1:] != idx[:-1]) + 1]
+        rank = np.arange(len(idx)) - np.repeat(starts, np.diff(np.r_[starts, len(idx)]))
+        days = {t: day_of((t - width) * 1000) for t in set(col["bar_time"].tolist())}
+        col["day"] = np.array([days[t] for t in col["bar_time"].tolist()], np.int64)
+        for k in range(int(rank.max()) + 1):
+            part = rank == k
+            self._observe({name: v[part] for name, v in col.items()}, idx[part])
+
+    def _observe(self, b: dict[str, np.ndarray], i: np.ndarray) -> None:
+        new_day = b["day"] != self.day[i]  # the day's first hand-off: its extremes start the day
+        n = np.flatnonzero(new_day)
+        self.day[i[n]], self.hod[i[n]], self.lod[i[n]] = b["day"][n], b["high"][n], b["low"][n]
+        for col in (self.hod_ms, self.lod_ms, self.hod_count, self.lod_count):
+            col[i[n]] = 0
+        self.first_s[i[n]] = np.minimum(b["high_ms"][n], b["low_ms"][n]) // 1000
+        first = ~new_day & (b["last_ms"] // 1000 == self.first_s[i])  # still its first second: no break
+        f = np.flatnonzero(first)
+        self.hod[i[f]] = np.fmax(self.hod[i[f]], b["high"][f])
+        self.lod[i[f]] = np.fmin(self.lod[i[f]], b["low"][f])
+        r = np.flatnonzero(~new_day & ~first)
+        ir = i[r]
+        for level, at, count, value, when, beyond in (
+                (self.hod, self.hod_ms, self.hod_count, b["high"][r], b["high_ms"][r], np.greater),
+                (self.lod, self.lod_ms, self.lod_count, b["low"][r], b["low_ms"][r], np.less)):
+            with np.errstate(invalid="ignore"):
+                broke = beyond(value, level[ir])  # a break: counted once per second, whatever the cadence
+            k = ir[broke]
+            count[k] += (when[broke] // 1000 != at[k] // 1000)
+            level[k], at[k] = value[broke], when[broke]
+            unset = np.isnan(level[ir])
+            level[ir[unset]] = value[unset]
+        same, newer = b["bar_time"] == self.bar[i], b["bar_time"] > self.bar[i]
+        gained = np.where(same, np.maximum(0.0, b["volume"] - self.bar_volume[i]), b["volume"])
+        m = np.flatnonzero(same | newer)  # an older bar's late hand-off: its volume was counted
+        im = i[m]
+        self.volume[im] += gained[m]
+        self.bar[im], self.bar_volume[im], self.last[im] = b["bar_time"][m], b["volume"][m], b["close"][m]
 
     def halted(self, halts: Mapping[str, Mapping[str, Any]], now_ms: int) -> None:
         """The halts as the stream reports them now; one that ended is resumed from ``now_ms``."""
