@@ -241,6 +241,13 @@ class Config:
     UNUSUAL_VOLUME_MIN_BARS: int = 10
     RVOL_SESSIONS: int = 10
     RVOL_MIN_EXPECTED_VOLUME: float = 100.0  # below it RVOL is "not meaningful" (null, with the reason)
+    # the scanner every second (webapp/evaluate/scanner.py; definitions in webapp/core/scanner_live.py)
+    SCAN_LIVE: bool = True  # the evaluate processes rank the lists each second while the stream serves
+    SCAN_WINDOW_SECONDS: int = 60  # running_up/down and volume_spike look back this far
+    SCAN_RUNNING_MIN_VOLUME: float = 1000.0  # shares traded in the window before a move counts
+    SCAN_BREAKS_MINUTES: int = 5  # hod_breaks/lod_breaks list breaks this recent
+    SCAN_SPIKE_K: float = 3.0  # volume_spike: window volume >= k x the expected for that window
+    SCAN_RESUMED_MINUTES: int = 10  # halted lists a resumed ticker this long after its resume
     # webhooks (jobs/deliver.py; see webapp/core/delivery.py)
     WEBHOOK_ALLOWED_CIDRS: tuple[str, ...] = ()  # private/loopback networks webhooks may call (tests)
     DELIVERY_CONCURRENCY: int = 8  # webhook requests one delivery process has in flight
@@ -370,6 +377,12 @@ class Config:
             UNUSUAL_VOLUME_MIN_BARS=_int(env, "UNUSUAL_VOLUME_MIN_BARS", 10),
             RVOL_SESSIONS=_int(env, "RVOL_SESSIONS", 10),
             RVOL_MIN_EXPECTED_VOLUME=_float(env, "RVOL_MIN_EXPECTED_VOLUME", 100.0),
+            SCAN_LIVE=_bool(env, "SCAN_LIVE", True),
+            SCAN_WINDOW_SECONDS=_int(env, "SCAN_WINDOW_SECONDS", 60, minimum=5),
+            SCAN_RUNNING_MIN_VOLUME=_float(env, "SCAN_RUNNING_MIN_VOLUME", 1000.0),
+            SCAN_BREAKS_MINUTES=_int(env, "SCAN_BREAKS_MINUTES", 5),
+            SCAN_SPIKE_K=_float(env, "SCAN_SPIKE_K", 3.0),
+            SCAN_RESUMED_MINUTES=_int(env, "SCAN_RESUMED_MINUTES", 10),
             WEBHOOK_ALLOWED_CIDRS=_cidrs(env.get("WEBHOOK_ALLOWED_CIDRS") or ""),
             DELIVERY_CONCURRENCY=_int(env, "DELIVERY_CONCURRENCY", 8),
             DELIVERY_POLL_SECONDS=_float(env, "DELIVERY_POLL_SECONDS", 1.0),

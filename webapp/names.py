@@ -95,6 +95,11 @@ def scan_list_key(name: str) -> str:
 
 
 SCAN_ANNOUNCED_KEY = f"{_PREFIX}:scan:announced"  # JSON: the lists as last sent to scan rooms
+# the scanner every second: a flag (with a TTL of a few seconds) while an evaluate process announces the
+# lists, so the minute tick leaves the rooms to it; and each shard's ranked rows, a hash field per
+# "<list>:<shard>:<shards>", for the holder of shard 0 to merge
+SCAN_LIVE_KEY = f"{_PREFIX}:scan:live"
+SCAN_LIVE_ROWS_KEY = f"{_PREFIX}:scan:live:rows"
 
 
 def rvol_tickers_key(day: str) -> str:

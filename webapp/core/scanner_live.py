@@ -179,6 +179,16 @@ class LiveTape:
         return move, self.seen[:, now] - self.seen[:, then]
 
 
+def session_of(ms: int) -> str:
+    """Which session a moment is in, by the New York clock on a weekday: "pre-market" (04:00–09:30),
+    "regular" (to 16:00), "after-hours" (to 20:00), else "closed" (holidays are the caller's)."""
+    at = datetime.fromtimestamp(ms / 1000, EXCHANGE_TZ)
+    minute = at.hour * 60 + at.minute
+    if at.weekday() >= 5 or not 240 <= minute < 1200:
+        return "closed"
+    return "pre-market" if minute < 570 else "regular" if minute < 960 else "after-hours"
+
+
 def _iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, EXCHANGE_TZ).isoformat(timespec="milliseconds")
 

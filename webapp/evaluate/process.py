@@ -50,8 +50,10 @@ from webapp.config import Config
 from webapp.core.reconnect import Backoff
 from webapp.core.rules.intrabar import Provisional, coalesce
 from webapp.evaluate.engine import ShardEngine
+from webapp.evaluate.scanner import LiveScanner
 from webapp.store import alert_events, evaluate_progress, evaluation, intrabar_tape
 from webapp.store.pg import DB_DOWN
+from webapp.store.streamstate import stream_status
 from webapp.tick.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,9 @@ class EvaluateProcess:
         self.lease_every = min(LEASE_EVERY_SECONDS, cfg.EVALUATE_LEASE_SECONDS / 4)  # renewed well before
         self._status_at = 0.0
         self.hooks: dict[str, Callable[[], None]] = {}  # fault tests: "after_commit", "after_push"
+        # the scanner every second, over the same hand-offs (only while the stream feeds the prices)
+        self.scanner = (LiveScanner(cfg, client, self.publisher)
+                        if cfg.SCANNER and cfg.SCAN_LIVE and cfg.MARKET_DATA_PROVIDER == "stream" else None)
 
     # ---- the loop
     def run(self, stop: threading.Event) -> None:
@@ -126,12 +131,18 @@ class EvaluateProcess:
     def step(self, block_ms: int | None = 0) -> int:
         """One round: leases, one batch per held shard; the entries handled."""
         now = time.time()
+        if now - self.symbols_at > 30 or not self.symbols:
+            self.symbols, self.symbols_at = tuple(self.symbols_of()), now
+            if self.scanner is not None:
+                self.scanner.symbols(self.symbols)
         if now - self._lease_at >= self.lease_every or not self.leases.held:
             self._lease_at = now
             gained, lost = self.leases.maintain(int(now * 1000))
             for s in lost:
                 self.engines.pop(s, None)
                 self.unrepaired.discard(s)
+                if self.scanner is not None:
+                    self.scanner.drop(s)
                 log.warning("evaluate: lost the lease of shard %d", s)
             for s in sorted(gained | (self.rejoin & self.leases.held)):
                 self._take(s, int(now * 1000))
@@ -139,8 +150,6 @@ class EvaluateProcess:
         for s in sorted(self.unrepaired & self.leases.held):  # before any new batch of the shard
             self._repair(s)
             self.unrepaired.discard(s)
-        if now - self.symbols_at > 30 or not self.symbols:
-            self.symbols, self.symbols_at = tuple(self.symbols_of()), now
         handled = 0
         ready = self.leases.held - self.unrepaired
         for s in sorted(self.retry & ready):
@@ -152,6 +161,8 @@ class EvaluateProcess:
             by_shard.setdefault(entry[0], []).append(entry)
         for s, entries in by_shard.items():
             handled += self._batch(s, entries)
+        if self.scanner is not None and self.scanner.due(now):
+            self._scan(now)
         if self.tape and int(now) > self.tape_second:
             self._store_tape(int(now))
         if now - self._status_at >= STATUS_SECONDS:
@@ -167,6 +178,8 @@ class EvaluateProcess:
         self.engines[shard] = ShardEngine((shard, self.shards), self.cfg.TICK_SECONDS)
         self.retry.add(shard)  # its pending entries (claimed, or ours) first
         self.unrepaired.add(shard)
+        if self.scanner is not None and shard not in self.scanner.scans:
+            self.scanner.take(shard, self.symbols)
         log.info("evaluate %s: took shard %d", self.host_id, shard)
 
     def _repair(self, shard: int) -> None:
@@ -196,7 +209,7 @@ class EvaluateProcess:
             return 0
         engine = self.engines[shard]
         bars: list[Provisional] = []
-        watched = engine.watched  # a ticker no rule names is not even parsed
+        watched = engine.watched if self.scanner is None else None  # else unparsed: no rule names it
         for _, entry_id, fields in entries:
             if fields is None:
                 continue  # trimmed away (MAXLEN) while pending: newer entries carry the bars' state
@@ -219,9 +232,14 @@ class EvaluateProcess:
         halted = self._halted()
         now_ms = int(time.time() * 1000)
         groups: dict[int, list[Provisional]] = {}
-        for b in coalesce(bars):
-            groups.setdefault(b.bar_time, []).append(b)
-            self._taped(b, b.ticker in halted)
+        handed = coalesce(bars)
+        if self.scanner is not None:
+            self.scanner.add(shard, handed)
+        watched = engine.watched
+        for b in handed:
+            if watched is None or b.ticker in watched:
+                groups.setdefault(b.bar_time, []).append(b)
+                self._taped(b, b.ticker in halted)
         try:
             with Session(self.engine) as session:
                 fires: list[alert_events.FireRow] = []
@@ -288,8 +306,29 @@ class EvaluateProcess:
         if held is None or (bar.bar_time, bar.trades) >= (held.bar.bar_time, held.bar.trades):
             self.tape[key] = intrabar_tape.Second(bar, halted)
 
+    def _halts(self) -> dict[str, dict[str, Any]]:
+        """The stream's halts now: ticker -> {"code", "reason", "time_ms"}."""
+        out = {}
+        for t, v in self.client.hgetall(names.STREAM_HALTS_KEY).items():
+            try:
+                got = orjson.loads(v) if v else None
+            except ValueError:
+                got = {}
+            if got is not None:
+                out[t.decode()] = got if isinstance(got, dict) else {}
+        return out
+
     def _halted(self) -> set[str]:
-        return {t.decode() for t, v in self.client.hgetall(names.STREAM_HALTS_KEY).items() if v}
+        return set(self._halts())
+
+    def _scan(self, now: float) -> None:
+        """The scanner's second: only while the stream that feeds the prices is connected (else the
+        minute tick's lists stand, and say so)."""
+        status = stream_status(self.client)
+        if not status or status.get("state") != "connected":
+            self.scanner.second = int(now)  # type: ignore[union-attr]
+            return
+        self.scanner.run(now, self._halts())  # type: ignore[union-attr]
 
     def _hook(self, name: str) -> None:
         hook = self.hooks.get(name)

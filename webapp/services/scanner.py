@@ -5,7 +5,11 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
+from webapp import names
 from webapp.core import scanner as scan_core
+from webapp.core import scanner_live
 from webapp.core.market import market_state
 from webapp.core.scanner import Filters
 from webapp.extensions import db, get_redis
@@ -33,10 +37,12 @@ def scanner_lists(wanted: Sequence[str], limit: int, extra: Filters | None = Non
     in it (a stale one never ranks, whatever its last values were); ``as_of``
     is that tick and ``stale`` says when it is too old to act on.
     """
-    unknown = [name for name in wanted if name not in scan_core.LISTS]
+    unknown = [name for name in wanted if name not in ALL_LISTS]
     if unknown:
         raise UnknownList(unknown[0])
     now = now or datetime.now(timezone.utc)
+    live = [name for name in wanted if name in scanner_live.LIVE_LISTS]
+    wanted = [name for name in wanted if name not in live]
     svc = tick_services()
     cfg = svc.config
     market = market_state(now)
@@ -48,12 +54,39 @@ def scanner_lists(wanted: Sequence[str], limit: int, extra: Filters | None = Non
     stale = last is None or (limit_age is not None and now.timestamp() - ran_at.timestamp() > limit_age)
     applied = (tick_scanner.filters(cfg).tightened(extra) if extra else tick_scanner.filters(cfg))._asdict()
     market_json = market.as_json()
-    return {
+    out = {
         name: {"list": name, "title": scan_core.LIST_TITLES[name], "rule": scan_core.LIST_RULES[name],
                "as_of": last["at"] if last else None, "stale": stale, "market": market_json,
-               "filters": applied, "rows": rows[name]}
+               "filters": applied, "rows": rows[name], "live": False}
         for name in wanted
     }
+    if live:
+        out.update(live_lists(live, limit, extra, market_json))
+    return out
+
+
+def live_lists(wanted: Sequence[str], limit: int, extra: Filters | None,
+               market_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The lists only the scanner every second makes (``running_up`` …), as last announced; empty,
+    and ``live`` false, while no evaluate process announces them (the stream is down, or none runs).
+    A filter on price applies; the others are of the minute lists (volume today, RVOL)."""
+    client = get_redis()
+    raw, on = client.mget([names.SCAN_ANNOUNCED_KEY, names.SCAN_LIVE_KEY])
+    announced = orjson.loads(raw) if raw else {}
+    out = {}
+    for name in wanted:
+        held = announced.get(name) if on else None
+        rows = list(held["rows"]) if held else []
+        if extra is not None:
+            rows = [r for r in rows if r.get("price") is not None
+                    and (extra.min_price is None or r["price"] >= extra.min_price)
+                    and (extra.max_price is None or r["price"] <= extra.max_price)]
+        out[name] = {"list": name, "title": scanner_live.LIVE_TITLES[name],
+                     "rule": scanner_live.LIVE_RULES[name], "as_of": held["time"] if held else None,
+                     "stale": not on, "market": market_json, "filters": {}, "rows": rows[:limit],
+                     "live": bool(on), "warming_up": bool(held and held.get("warming_up")),
+                     "session": held.get("session") if held else None}
+    return out
 
 
 def scanner_list(name: str, limit: int, extra: Filters | None = None,
@@ -62,8 +95,11 @@ def scanner_list(name: str, limit: int, extra: Filters | None = None,
     return scanner_lists([name], limit, extra, now)[name]
 
 
+ALL_LISTS = (*scan_core.LISTS, *scanner_live.LIVE_LISTS)
+
+
 class UnknownList(LookupError):
     """A scanner list name that does not exist."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"unknown scanner list {name!r}: one of {', '.join(scan_core.LISTS)}")
+        super().__init__(f"unknown scanner list {name!r}: one of {', '.join(ALL_LISTS)}")

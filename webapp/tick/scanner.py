@@ -8,7 +8,10 @@ the table (Redis was emptied, a symbol was added) get their session so far
 rebuilt from Postgres first, with one statement.
 
 The lists are announced to the ``scan:<list>`` rooms as deltas against what
-was announced last (``SCAN_ANNOUNCED_KEY``).  Unsharded, the tick knows the
+was announced last (``SCAN_ANNOUNCED_KEY``), unless an evaluate process
+announces them every second (``SCAN_LIVE_KEY``, see
+:mod:`webapp.evaluate.scanner`): the tick still stores its table and lists,
+the record, and leaves the rooms to it.  Unsharded, the tick knows the
 final lists itself; with shards the last shard to finish reads them back.
 
 Volume profiles (:func:`build_profile`) are built from Postgres once per
@@ -78,12 +81,13 @@ class ScanInputs:
     profile_tickers: bytes | None
     profile_minute: bytes | None
     announced: bytes | None
+    live: bytes | None  # an evaluate process announces the lists each second: the tick leaves the rooms
 
     @staticmethod
     def keys(cfg: Config, shard: tuple[int, int], at: datetime) -> list[str]:
         day, minute = minute_of_day(at)
         return [names.scan_table_key(*shard), names.rvol_tickers_key(day),
-                names.rvol_minute_key(day, minute), names.SCAN_ANNOUNCED_KEY]
+                names.rvol_minute_key(day, minute), names.SCAN_ANNOUNCED_KEY, names.SCAN_LIVE_KEY]
 
     @classmethod
     def of(cls, values: Sequence[bytes | None]) -> ScanInputs:
@@ -227,7 +231,9 @@ def scan(
                                   lists=lists, depth=cfg.SCAN_DEPTH))
     result.table = table
     result.position = position
-    if shard[1] == 1:
+    if shard[1] == 1 and inputs.live:
+        result.updates = {}  # the scanner every second announces them (webapp/evaluate/scanner.py)
+    elif shard[1] == 1:
         last_announced = orjson.loads(inputs.announced) if inputs.announced else {}
         announced = {
             name: {"seq": slot, "time": slot_time.isoformat(),
@@ -251,7 +257,10 @@ def announce_sharded(client: redis.Redis, cfg: Config, slot: int, slot_time: dat
         pipe.zrange(names.scan_list_key(name), 0, cfg.SCAN_TOP - 1, withscores=True)
     pipe.mget([names.scan_table_key(i, cfg.TICK_SHARDS) for i in range(cfg.TICK_SHARDS)])
     pipe.get(names.SCAN_ANNOUNCED_KEY)
-    *tops, blobs, raw = pipe.execute()
+    pipe.get(names.SCAN_LIVE_KEY)
+    *tops, blobs, raw, live = pipe.execute()
+    if live:  # the scanner every second announces them (webapp/evaluate/scanner.py)
+        return {}, {}
     tickers, table = merge_tables(blobs)
     where = {t: i for i, t in enumerate(tickers)}
     announced = {}

@@ -36,7 +36,6 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from webapp import names
-from webapp.core.scanner import LISTS
 from webapp.core.validation import SubscriptionError, subscription
 from webapp.extensions import db, get_redis, socketio
 from webapp.services import alert_events, context, scanner
@@ -77,8 +76,9 @@ def _keep_registered(app: Flask, registry: ListenerRegistry) -> None:
 
 def _listened(leaving: str | None = None) -> set[str]:
     """Rooms with a client in this process (other than ``leaving``) that the tick emits to only when
-    heard: tickers (by name), rules (by room name, ``rule:<id>``; a ticker has no colon) and the
-    alert feed (``alerts``, for the rules' ``alert_event``s)."""
+    heard: tickers (by name), rules (by room name, ``rule:<id>``; a ticker has no colon), the
+    alert feed (``alerts``, for the rules' ``alert_event``s) and the scanner's lists (``scan:<list>``,
+    which the scanner every second announces only where heard)."""
     prefix = names.ticker_room("")
     rooms_here = socketio.server.manager.rooms.get("/", {})
     heard = [room for room, members in list(rooms_here.items()) if isinstance(room, str)
@@ -106,7 +106,8 @@ def _limited(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, 
 
 def _emitted_when_heard(room: str) -> bool:
     """A room the tick sends to only while someone is in it (the listener registry's rooms)."""
-    return (room.startswith((names.ticker_room(""), names.RULE_ROOM_PREFIX, names.USER_ROOM_PREFIX))
+    return (room.startswith((names.ticker_room(""), names.RULE_ROOM_PREFIX, names.USER_ROOM_PREFIX,
+                             names.scan_room("")))
             or room == names.ROOM_ALERTS)
 
 
@@ -124,7 +125,8 @@ def _change(payload: Any, join: bool) -> dict[str, Any]:
     cfg = context.config()
     try:
         known = frozenset(context.tracked_symbols())
-        asked = subscription(payload, known, cfg.MAX_SUBSCRIBE_TICKERS, LISTS if cfg.SCANNER else ())
+        lists = scanner.ALL_LISTS if cfg.SCANNER else ()
+        asked = subscription(payload, known, cfg.MAX_SUBSCRIBE_TICKERS, lists)
     except SubscriptionError as exc:
         return {"ok": False, "error": str(exc)}
     wanted = [names.ROOM_ALL if t == names.ALL_TICKERS else names.ticker_room(t) for t in asked.tickers]

@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify
 from pydantic import BaseModel, Field
 
 from webapp.core import scanner as scan_core
+from webapp.core import scanner_live
 from webapp.core.scanner import Filters
 from webapp.services import context
 from webapp.services import scanner as scanner_service
@@ -37,11 +38,28 @@ class ScanRow(BaseModel):
     value: float | None = Field(None, description="what the list ranks by")
 
 
+class LiveRow(BaseModel):
+    """A row of a list only the scanner every second makes (running_up, hod_breaks …)."""
+
+    ticker: str
+    price: float | None
+    value: float = Field(description="what the list ranks by: % move, break time (ms), volume ratio, "
+                                     "halt time (ms)")
+    why: str = Field(description='what put it there: "+2.40 % in 60 s", "broke HOD 101.2 (3× today)"')
+    since: datetime | None = Field(None, description="the break, halt or resume")
+    volume: float | None = Field(None, description="volume in the window")
+    level: float | None = Field(None, description="the high (low) of the day it set")
+    breaks: int | None = Field(None, description="seconds today in which it broke that extreme")
+    status: str | None = Field(None, description='"halted" or "resumed"')
+    code: str | None = Field(None, description="the halt's reason code, as the provider sent it")
+    reason: str | None = None
+
+
 class ScanFilters(BaseModel):
-    min_price: float | None
-    max_price: float | None
-    min_volume: float | None
-    min_rvol: float | None
+    min_price: float | None = None
+    max_price: float | None = None
+    min_volume: float | None = None
+    min_rvol: float | None = None
 
 
 class ScanList(BaseModel):
@@ -52,7 +70,12 @@ class ScanList(BaseModel):
     stale: bool = Field(description="true when that tick is too old to act on")
     market: Market
     filters: ScanFilters = Field(description="the filters applied (configured, narrowed by the query)")
-    rows: list[ScanRow]
+    rows: list[ScanRow] | list[LiveRow]
+    live: bool = Field(description="announced each second by the scanner every second (the stream serves); "
+                                   "false: the minute tick's")
+    warming_up: bool = Field(False, description="the live lists' windows are not whole yet (a start, a "
+                                                "takeover): not yet the market")
+    session: str | None = Field(None, description="pre-market, regular, after-hours or closed")
 
 
 class ScanIndex(BaseModel):
@@ -80,13 +103,15 @@ class ScanQuery(Query):
 def scanner_index():
     cfg = context.config()
     return jsonify({"lists": [{"name": n, "title": scan_core.LIST_TITLES[n], "rule": scan_core.LIST_RULES[n]}
-                              for n in scan_core.LISTS],
+                              for n in scan_core.LISTS]
+                   + [{"name": n, "title": scanner_live.LIVE_TITLES[n], "rule": scanner_live.LIVE_RULES[n]}
+                      for n in scanner_live.LIVE_LISTS],
                     "top": cfg.SCAN_TOP, "depth": cfg.SCAN_DEPTH})
 
 
 @endpoint(bp, "/scanner/<list_name>", response=ScanList, query=ScanQuery, summary="Scanner list",
           errors=(404,), auth=PUBLIC,
-          path_schemas={"list_name": {"type": "string", "enum": list(scan_core.LISTS)}})
+          path_schemas={"list_name": {"type": "string", "enum": list(scanner_service.ALL_LISTS)}})
 def scanner_list(list_name: str, q: ScanQuery):
     if q.problem():
         raise ApiError(400, "bad_parameter", q.problem())

@@ -1,0 +1,301 @@
+"""The scanner every second, in the evaluate process: each held shard's lists from its hand-offs.
+
+The evaluate process already reads every provisional bar of the shards it
+holds; this adds, once a second, for each of them:
+
+1. the second's hand-offs (coalesced) into the shard's
+   :class:`~webapp.core.scanner_live.LiveTape`, and the stream's halts;
+2. the shard's lists: the minute tick's six (``gainers`` … ``new_lows``)
+   with each ticker's provisional bar as its reading, advanced from the
+   tick's own scan table by the tick's own :func:`webapp.core.scanner.advance`
+   (so at the minute the live lists and the tick's agree), and the day
+   trader's six (:data:`~webapp.core.scanner_live.LIVE_LISTS`);
+3. those rows into Redis (:data:`~webapp.names.SCAN_LIVE_ROWS_KEY`, a field
+   per list and shard).
+
+The holder of shard 0 then merges every shard's rows and announces what
+changed to the ``scan:<list>`` rooms where someone listens (``scan_update``,
+the tick's delta format, ``seq`` = the second), in one round-trip, and sets
+:data:`~webapp.names.SCAN_LIVE_KEY` so the minute tick leaves the rooms to
+it.  A process's first announcement is of full lists (a takeover never
+sends a delta against a base it did not make), and a list whose shards are
+not all reporting, or whose tape is younger than its window, says
+``warming_up`` rather than pass for the market.  When no process announces
+(the stream down, no ``evaluate`` process), the key lapses within seconds
+and the tick announces its minute lists again.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import orjson
+import redis
+
+from webapp import names
+from webapp.config import Config
+from webapp.core import scanner as core
+from webapp.core.market import EXCHANGE_TZ
+from webapp.core.rules.intrabar import Provisional, coalesce
+from webapp.core.scanner_live import LIVE_LISTS, LiveSettings, LiveTape, live_lists, merge, session_of
+from webapp.core.shards import shard_of
+from webapp.core.tables import Table, Unreadable, unpack
+from webapp.store.scanstore import decode_profile
+from webapp.tick.publisher import Publisher
+from webapp.tick.scanner import changes, filters, fresh_mask, minute_of_day, settings
+
+log = logging.getLogger(__name__)
+
+ALL_LISTS = (*core.LISTS, *LIVE_LISTS)
+LIVE_KEY_SECONDS = 3  # the tick announces again this soon after the last live announcement
+ROWS_TTL_SECONDS = 10
+REPORTING_SECONDS = 5.0  # a shard whose rows are older than this is not reporting
+
+
+def live_settings(cfg: Config) -> LiveSettings:
+    return LiveSettings(cfg.SCAN_WINDOW_SECONDS, cfg.SCAN_RUNNING_MIN_VOLUME, cfg.SCAN_BREAKS_MINUTES,
+                        cfg.SCAN_SPIKE_K, cfg.SCAN_RESUMED_MINUTES)
+
+
+class ShardScan:
+    """One held shard: its tape, the hand-offs of the current second, and the tick's last table."""
+
+    def __init__(self, shard: tuple[int, int], tickers: Sequence[str], window: int) -> None:
+        self.shard = shard
+        self.tape = LiveTape(tickers, window)
+        self.pending: list[Provisional] = []
+        self.newest: dict[str, Provisional] = {}
+        self.table: tuple[list[str], Table] | None = None
+        self.table_minute = -1
+        self.profile_minute = -1
+        self.expected: dict[str, float] = {}  # cumulative expected volume at the minute (RVOL)
+        self.sessions: dict[str, int] = {}
+        self.window_expected = np.full(len(tickers), np.nan)
+
+    def add(self, bars: Sequence[Provisional]) -> None:
+        self.pending.extend(bars)
+        for b in bars:
+            held = self.newest.get(b.ticker)
+            if held is None or (b.bar_time, b.trades) >= (held.bar_time, held.trades):
+                self.newest[b.ticker] = b
+
+
+class LiveScanner:
+    def __init__(self, cfg: Config, client: redis.Redis, publisher: Publisher) -> None:
+        self.cfg = cfg
+        self.client = client
+        self.publisher = publisher
+        self.shards = max(1, cfg.TICK_SHARDS)
+        self.settings = live_settings(cfg)
+        self.scans: dict[int, ShardScan] = {}
+        self.announced_once = False
+        self.second = 0
+        self.timings: list[float] = []  # ms per shard-second, for the status and the bench
+
+    # ---- fed by the evaluate process
+    def take(self, shard: int, symbols: Sequence[str]) -> None:
+        mine = [t for t in symbols if shard_of(t, self.shards) == shard]
+        self.scans[shard] = ShardScan((shard, self.shards), mine, self.settings.window_seconds)
+
+    def symbols(self, symbols: Sequence[str]) -> None:
+        """The tracked symbols changed: a held shard whose tickers changed starts its tape again."""
+        for shard, scan in list(self.scans.items()):
+            if [t for t in symbols if shard_of(t, self.shards) == shard] != scan.tape.tickers:
+                self.take(shard, symbols)
+
+    def drop(self, shard: int) -> None:
+        self.scans.pop(shard, None)
+
+    def add(self, shard: int, bars: Sequence[Provisional]) -> None:
+        scan = self.scans.get(shard)
+        if scan is not None:
+            scan.add(bars)
+
+    # ---- once a second
+    def due(self, now: float) -> bool:
+        return int(now) > self.second
+
+    def run(self, now: float, halts: dict[str, dict[str, Any]]) -> int:
+        """Rank every held shard's lists for the second that ended, write them, and (holding shard 0)
+        announce the merged lists; the number of scan_update messages sent."""
+        self.second = int(now)
+        now_ms = int(now * 1000)
+        pipe = self.client.pipeline(transaction=False)
+        for shard, scan in self.scans.items():
+            began = time.perf_counter()
+            rows, meta = self._shard(scan, now, now_ms, halts)
+            self.timings.append((time.perf_counter() - began) * 1000)
+            for name, r in rows.items():
+                pipe.hset(names.SCAN_LIVE_ROWS_KEY, f"{name}:{shard}:{self.shards}", orjson.dumps(r))
+            pipe.hset(names.SCAN_LIVE_ROWS_KEY, f"meta:{shard}:{self.shards}", orjson.dumps(meta))
+        pipe.expire(names.SCAN_LIVE_ROWS_KEY, ROWS_TTL_SECONDS)
+        pipe.execute()
+        del self.timings[:-600]
+        return self._announce(now) if 0 in self.scans else 0
+
+    def _refresh_inputs(self, scan: ShardScan, now: float) -> None:
+        """The tick's table (read again each minute, and each second while it is missing) and the
+        volume profile's expected volumes for this minute."""
+        at = datetime.fromtimestamp(now, timezone.utc)
+        day, minute = minute_of_day(at)
+        if scan.table is None or minute != scan.table_minute:
+            blob = self.client.get(names.scan_table_key(*scan.shard))
+            try:
+                got = unpack(blob) if blob else None
+            except Unreadable:
+                got = None
+            scan.table = None if got is None else (got[0], got[1])
+            scan.table_minute = minute if got is not None else -1
+            if got is not None:
+                where = {t: i for i, t in enumerate(got[0])}
+                today = at.astimezone(EXCHANGE_TZ).date().toordinal()
+                for t in scan.tape.tickers:
+                    i = where.get(t)
+                    if i is not None and int(got[1]["day"][i]) == today:
+                        scan.tape.seed(t, today, float(got[1]["hi"][i]), float(got[1]["lo"][i]))
+        if minute != scan.profile_minute:
+            scan.profile_minute = minute
+            tickers_json, now_blob, before_blob = self.client.mget(
+                [names.rvol_tickers_key(day), names.rvol_minute_key(day, minute),
+                 names.rvol_minute_key(day, max(0, minute - 1))])
+            now_p = decode_profile(tickers_json, now_blob)
+            before_p = decode_profile(tickers_json, before_blob)
+            scan.expected, scan.sessions = now_p.expected, now_p.sessions
+            per_minute = self.settings.window_seconds / 60.0
+            scan.window_expected = np.array(
+                [(now_p.expected.get(t, np.nan) - before_p.expected.get(t, np.nan)) * per_minute
+                 for t in scan.tape.tickers], float)
+
+    def _shard(self, scan: ShardScan, now: float, now_ms: int, halts: dict[str, dict[str, Any]]
+               ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+        self._refresh_inputs(scan, now)
+        scan.tape.observe(coalesce(scan.pending), self.cfg.TICK_SECONDS)
+        scan.pending = []
+        scan.tape.halted({t: h for t, h in halts.items() if t in scan.tape.index}, now_ms)
+        scan.tape.tick(int(now) - 1)
+        rows = live_lists(scan.tape, now_ms, self.settings, scan.window_expected, self.cfg.SCAN_TOP)
+        flt = filters(self.cfg)
+        for name in LIVE_LISTS:
+            if name != "halted":
+                rows[name] = [r for r in rows[name] if _priced(r["price"], flt)]
+        rows.update(self._minute_lists(scan, now, set(halts)))
+        meta = {"at": now, "warm": scan.tape.warm(), "table": scan.table is not None}
+        return rows, meta
+
+    def _minute_lists(self, scan: ShardScan, now: float, halted: set[str]
+                      ) -> dict[str, list[dict[str, Any]]]:
+        """The tick's six lists with each ticker's provisional bar as its reading (empty without the
+        tick's table: the shard is warming up)."""
+        if scan.table is None:
+            return {name: [] for name in core.LISTS}
+        tickers, table = scan.table
+        where = {t: i for i, t in enumerate(tickers)}
+        live = {k: np.array(v) for k, v in table.items()}  # a copy: the blob's columns are read-only
+        times = table["time"]
+        picked = []
+        for t, b in scan.newest.items():
+            i = where.get(t)
+            if i is not None and not times[i] >= b.bar_time:  # newer than the tick's reading (or none)
+                picked.append((i, b))
+        if picked:
+            rows = np.array([i for i, _ in picked], np.int64)
+            bars = [b for _, b in picked]
+            day = np.array([datetime.fromtimestamp(b.bar_time, EXCHANGE_TZ).date().toordinal() for b in bars])
+            same = live["day"][rows] == day
+            readings = core.Readings(
+                price=np.array([b.close for b in bars]), volume=np.array([b.volume for b in bars]),
+                prev_close=np.where(same, live["prev_close"][rows], live["price"][rows]),
+                open=np.where(same, live["open"][rows], np.array([b.open for b in bars])),
+                time=np.array([float(b.bar_time) for b in bars]), day=day.astype(np.int64),
+                expected=np.array([scan.expected.get(b.ticker, np.nan) for b in bars]),
+                sessions=np.array([scan.sessions.get(b.ticker, 0) for b in bars], np.int64))
+            core.put(live, rows, core.advance(core.take(live, rows, self.cfg.UNUSUAL_VOLUME_BARS), readings,
+                                              settings(self.cfg)))
+        live["stale"] = live["stale"] | np.array([t in halted for t in tickers], bool)
+        fresh = fresh_mask(live, datetime.fromtimestamp(now, timezone.utc), 3.0 * self.cfg.TICK_SECONDS)
+        labels = np.array(tickers, dtype=str) if tickers else np.array([], dtype=str)
+        out = {}
+        rules, flt = settings(self.cfg), filters(self.cfg)
+        for name in core.LISTS:
+            top = core.rank(live, labels, name, rules, flt, fresh, self.cfg.SCAN_TOP)
+            out[name] = [core.row(live, i, tickers[i], v) for i, v in top]
+        return out
+
+    # ---- the holder of shard 0
+    def _announce(self, now: float) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(names.SCAN_LIVE_ROWS_KEY)
+        pipe.get(names.SCAN_ANNOUNCED_KEY)
+        stored, raw = pipe.execute()
+        parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in ALL_LISTS}
+        metas: dict[int, dict[str, Any]] = {}
+        suffix = f":{self.shards}"
+        for field, value in stored.items():
+            key = field.decode()
+            if not key.endswith(suffix):
+                continue
+            name, shard, _ = key.split(":")
+            if name == "meta":
+                metas[int(shard)] = orjson.loads(value)
+        reporting = {s for s, m in metas.items() if now - float(m.get("at", 0)) <= REPORTING_SECONDS}
+        for field, value in stored.items():
+            name, shard, shards = field.decode().split(":")
+            if name in parts and shards == str(self.shards) and int(shard) in reporting:
+                parts[name].append(orjson.loads(value))
+        whole = len(reporting) == self.shards
+        warm = whole and all(metas[s].get("warm") for s in reporting)
+        tables = whole and all(metas[s].get("table") for s in reporting)
+        when = datetime.fromtimestamp(int(now), timezone.utc)
+        session = session_of(int(now * 1000))
+        announced = {}
+        for name in ALL_LISTS:
+            warming = not (tables if name in core.LISTS else warm) and name != "halted"
+            rows = merge(parts[name], name, self.cfg.SCAN_TOP)
+            announced[name] = {"seq": int(now), "time": when.isoformat(), "rows": rows, "live": True,
+                               "warming_up": warming, "session": session}
+        previous = orjson.loads(raw) if raw and self.announced_once else {}
+        updates, entered, kept = _with_flags(previous, announced)
+        listening = self.publisher.listening()
+        batch = self.publisher.batch()
+        for name, payload in updates.items():
+            if names.scan_room(name) in listening:
+                batch.scan_update(payload)
+        for ticker, lists in entered.items():
+            if ticker in listening:
+                batch.in_play({"ticker": ticker, "lists": lists, "time": when.isoformat()})
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(names.SCAN_ANNOUNCED_KEY, orjson.dumps(kept), ex=self.cfg.HOT_TTL_SECONDS)
+        pipe.set(names.SCAN_LIVE_KEY, int(now), ex=LIVE_KEY_SECONDS)
+        pipe.execute()
+        self.announced_once = True
+        return batch.send()
+
+
+FLAGS = ("live", "warming_up", "session")  # what an announced list says of itself
+
+
+def _with_flags(previous: dict[str, Any], announced: dict[str, Any]
+                ) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]], dict[str, Any]]:
+    """:func:`~webapp.tick.scanner.changes`, each update carrying :data:`FLAGS`; a list whose rows
+    stayed and whose flags changed gets an empty delta that carries them."""
+    updates, entered, kept = changes(previous, announced)
+    for name, now in announced.items():
+        before = previous.get(name)
+        if name not in updates and before is not None and any(before.get(k) != now[k] for k in FLAGS):
+            kept[name] = now
+            updates[name] = {"list": name, "seq": now["seq"], "time": now["time"], "prev_seq": before["seq"],
+                             "full": False, "add": [], "remove": [], "update": []}
+    for name, payload in updates.items():
+        payload.update({k: announced[name][k] for k in FLAGS})
+    return updates, entered, kept
+
+
+def _priced(price: float | None, flt: core.Filters) -> bool:
+    if price is None:
+        return False
+    return not ((flt.min_price is not None and price < flt.min_price)
+                or (flt.max_price is not None and price > flt.max_price))
