@@ -11,6 +11,7 @@
   const asOf = document.getElementById("as-of");
   const held = {}; // list -> { seq, rows }
   window.__live.scan = 0;
+  window.__live.scanLists = {};  // list -> updates received (browser tests)
   window.__live.scanFetches = 0;
 
   const dash = (x) => x === null || x === undefined;
@@ -74,19 +75,62 @@
     });
   });
 
+  // The lists only the scanner every second makes: why each row is there, and how long ago
+  const ago = (iso) => {
+    const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+    return s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : window.fmtShortTime(iso);
+  };
+  function showAges() {
+    root.querySelectorAll("td.since[data-since]").forEach((td) => {
+      if (td.dataset.since) { td.textContent = ago(td.dataset.since); td.title = window.fmtTime(td.dataset.since); }
+    });
+  }
+  setInterval(showAges, 1000);
+  function renderLive(body, name, rows, entered) {
+    sorted(name, rows).forEach((r) => {
+      const tr = document.createElement("tr");
+      tr.dataset.ticker = r.ticker;
+      if (entered.has(r.ticker)) tr.className = "flash entered";
+      const link = document.createElement("a");
+      link.href = `/stocks/${encodeURIComponent(r.ticker)}`;
+      link.textContent = r.ticker;
+      const t = cell("");
+      t.append(link);
+      const why = cell(r.why + (r.status === "halted" && r.reason ? ` (${r.reason})` : ""), "why");
+      const since = cell("", "num since");
+      since.dataset.since = r.since || "";
+      tr.append(cell(String(r.rank), "num rank"), t, cell(window.fmtPrice(r.price), "num price"), why, since);
+      body.append(tr);
+    });
+    showAges();
+  }
+  const mode = document.getElementById("scan-mode");
+  function showMode(u) {
+    const live = u.live === true;
+    mode.textContent = live ? `live · every second${u.session ? " · " + u.session : ""}`
+      : "each minute (stream not serving)";
+    mode.classList.toggle("late", !live);
+    const section = root.querySelector(`section[data-list="${u.list}"] .warming`);
+    if (section) section.hidden = !u.warming_up;
+  }
+
   function render(name, rows, entered) {
-    const body = root.querySelector(`section[data-list="${name}"] tbody`);
+    const section = root.querySelector(`section[data-list="${name}"]`);
+    const body = section.querySelector("tbody");
+    const live = section.dataset.kind === "live";
     showSort(name);
     body.replaceChildren();
     if (!rows.length) {
       const tr = document.createElement("tr");
       tr.className = "none";
       const td = cell("Nothing in play here right now.");
-      td.colSpan = 9;
+      td.colSpan = live ? 5 : 9;
       tr.append(td);
       body.append(tr);
       return;
     }
+    if (entered.size && section.querySelector("input.notify:checked")) window.alertBeep();  // toasts.js
+    if (live) return void renderLive(body, name, rows, entered);
     sorted(name, rows).forEach((r) => {
       const tr = document.createElement("tr");
       tr.dataset.ticker = r.ticker;
@@ -147,9 +191,12 @@
       if (!reply || !reply.ok) return;
       names.forEach((n) => {
         const base = reply.scans[n];
+        const liveOnly = root.querySelector(`section[data-list="${n}"]`).dataset.kind === "live";
+        if (!base && liveOnly) return;  // nothing announced yet: the page shows why
         if (filtered || !base) return void fetchList(n);
         held[n] = { seq: base.seq, rows: base.rows };
         render(n, base.rows, new Set());
+        if (base.live) showMode({ ...base, list: n });
         showAsOf(base.time, false);
       });
     });
@@ -157,12 +204,14 @@
 
   socket.on("scan_update", (u) => {
     window.__live.scan += 1;
+    window.__live.scanLists[u.list] = (window.__live.scanLists[u.list] || 0) + 1;
     const mine = held[u.list];
     if (filtered || (!u.full && (!mine || mine.seq !== u.prev_seq))) return void fetchList(u.list, u.seq);
     const before = new Set((mine ? mine.rows : []).map((r) => r.ticker));
     const rows = applyDelta(mine ? mine.rows : [], u);
     held[u.list] = { seq: u.seq, rows };
     render(u.list, rows, new Set(rows.filter((r) => !before.has(r.ticker)).map((r) => r.ticker)));
+    showMode(u);
     showAsOf(u.time, false);
   });
 })();

@@ -14,6 +14,7 @@ from webapp.core.indicator_series import StudyError
 from webapp.core.market import EXCHANGE_TZ, RANGE_ALIASES, RANGES
 from webapp.core.rules import model as rule_model
 from webapp.core.scanner import LISTS, Filters
+from webapp.core.scanner_live import LIVE_LISTS
 from webapp.core.validation import normalise_ticker
 from webapp.extensions import db
 from webapp.services import alert_events, charts, context, rules, stocks
@@ -200,9 +201,11 @@ def scanner():
     asked = {k: v for k, v in extra._asdict().items() if v is not None}
     problem = q.problem()  # said beside the form, which keeps what was typed; the lists stay unfiltered
     cfg = context.config()
-    lists = scanner_service.scanner_lists(LISTS, cfg.SCAN_TOP, Filters() if problem else extra)
+    lists = scanner_service.scanner_lists(scanner_service.ALL_LISTS, cfg.SCAN_TOP,
+                                          Filters() if problem else extra)
     return render_template("scanner.html", lists=lists, asked=asked, top=cfg.SCAN_TOP, problem=problem,
                            max_age=3 * cfg.TICK_SECONDS,
+                           live=any(v["live"] for v in lists.values()), live_lists=LIVE_LISTS,
                            market=next(iter(lists.values()))["market"]), 400 if problem else 200
 
 
