@@ -187,6 +187,7 @@ class Config:
     STREAM_PROVIDER: str = "sim"  # sim, finnhub, alpaca, polygon, or none (no stream process work)
     STREAM_URL: str | None = None  # the provider's WebSocket URL, when not its default (tests, sandboxes)
     STREAM_SIM_TRADES_PER_SECOND: float = 5.0  # per symbol, for the simulated stream
+    STREAM_SIM_HALTS: bool = True  # the simulated stream halts a ticker for two minutes now and then
     STREAM_STALL_SECONDS: float = 60.0  # no market data this long while the market is open: reconnect
     STREAM_QUEUE_FRAMES: int = 10_000  # frames the reader may queue ahead of processing; past it, dropped
     REDIS_RETRY_MAX_SECONDS: float = 2.0  # a process retries a lost Redis at least this often
@@ -322,6 +323,7 @@ class Config:
             STREAM_PROVIDER=stream,
             STREAM_URL=(env.get("STREAM_URL") or "").strip() or None,
             STREAM_SIM_TRADES_PER_SECOND=_float(env, "STREAM_SIM_TRADES_PER_SECOND", 5.0),
+            STREAM_SIM_HALTS=_bool(env, "STREAM_SIM_HALTS", True),
             STREAM_STALL_SECONDS=_float(env, "STREAM_STALL_SECONDS", 60.0),
             STREAM_QUEUE_FRAMES=_int(env, "STREAM_QUEUE_FRAMES", 10_000),
             REDIS_RETRY_MAX_SECONDS=_float(env, "REDIS_RETRY_MAX_SECONDS", 2.0),

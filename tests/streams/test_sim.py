@@ -42,3 +42,26 @@ def test_a_low_priced_stock_moves_as_much_as_any_other() -> None:
         assert ticks > 20 and len(set(prices)) >= 3, (ticker, ticks, sorted(set(prices)))
     penny, _ = sim.between(["PENNY"], T0, T0 + 60_000, {"PENNY": 0.4321})
     assert len({t.price for t in penny}) > 3 and all(t.price == round(t.price, 4) for t in penny)
+
+
+def test_runs_on_heavy_volume_and_halts_with_their_status_messages() -> None:
+    """What the live scanner's lists are for happens in the simulated market: a minute's run up or
+    down on five times the size, and two-minute halts announced at each end with nothing printed."""
+    sim = SimTrades(seed=42, trades_per_second=2)
+    tickers = [f"T{i}" for i in range(200)]
+    minute = T0 // 60_000
+    runs = [(t, m) for t in tickers for m in range(minute, minute + 30) if sim.run_of(t, m)]
+    assert runs  # about 2 % of ticker-minutes
+    ticker, m = runs[0]
+    trades, _ = sim.between([ticker], m * 60_000, (m + 1) * 60_000, {ticker: 50.0})
+    calm, _ = sim.between([ticker], (m - 1) * 60_000, m * 60_000, {ticker: 50.0})
+    assert sum(t.size for t in trades) > 2.5 * sum(t.size for t in calm)
+    moved = trades[-1].price / 50.0 - 1
+    assert moved * sim.run_of(ticker, m) > 0.01  # the run's way, about 2 %
+    halts = sim.halts_between(tickers, T0, T0 + 3_600_000)
+    assert halts and halts[0].halted
+    start = halts[0]
+    resume = next(h for h in halts if h.ticker == start.ticker and not h.halted)
+    assert resume.time_ms - start.time_ms == 120_000 and start.code
+    during, _ = sim.between([start.ticker], start.time_ms, resume.time_ms, {start.ticker: 50.0})
+    assert during == []

@@ -17,7 +17,7 @@ def get_stream_source(config: Config) -> WebSocketSource | SimTrades:
     """The source STREAM_PROVIDER names, configured from ``config``."""
     name, url, cap = config.STREAM_PROVIDER, config.STREAM_URL, config.STREAM_MAX_SYMBOLS
     if name == "sim":
-        return SimTrades(config.SIM_SEED, config.STREAM_SIM_TRADES_PER_SECOND)
+        return SimTrades(config.SIM_SEED, config.STREAM_SIM_TRADES_PER_SECOND, halts=config.STREAM_SIM_HALTS)
     if name == "finnhub":
         from webapp.streams.finnhub import FinnhubStream
 

@@ -2,15 +2,20 @@
 
 Prices walk from an anchor (the minute ``sim``'s last price, so the chart and
 the stream agree) in small log-normal steps; sizes are mostly round lots
-with some odd lots (condition ``I``, which count toward volume only).  Each
-trade is a pure function of (seed, ticker, millisecond), so a replay of the
-same span produces the same prints.  :func:`run_sim` paces it at the wall
+with some odd lots (condition ``I``, which count toward volume only).  Now
+and then a ticker runs up or down for a minute on five times its usual
+size (a breakout, a flush: what the live scanner's lists are for), and
+about once in ten half-hours it is halted for two minutes (no trades, a
+status message at each end, as alpaca's ``statuses`` say it).  Each trade
+is a pure function of (seed, ticker, millisecond), so a replay of the same
+span produces the same prints.  :func:`run_sim` paces it at the wall
 clock into the same queue a WebSocket reader fills, so it takes the same
 aggregation and push path as a real feed.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 import zlib
@@ -19,21 +24,58 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 import numpy as np
 
 from webapp.core.trades import Trade
-from webapp.streams.base import Parsed
+from webapp.streams.base import Halt, Parsed
 from webapp.streams.connection import Link
+
+RUN_CHANCE = 0.01  # per ticker and minute, each way: a minute's run up (or down) on heavy volume
+RUN_MOVE = 0.02  # how far a run goes in its minute
+HALT_CHANCE = 0.1  # per ticker and half-hour: a two-minute halt
 
 
 class SimTrades:
     name = "sim"
 
-    def __init__(self, seed: int = 42, trades_per_second: float = 2.0, volatility_per_minute: float = 0.0012
-                 ) -> None:
+    def __init__(self, seed: int = 42, trades_per_second: float = 2.0, volatility_per_minute: float = 0.0012,
+                 halts: bool = True) -> None:
         self.seed = seed
+        self.halts = halts
         self.rate = trades_per_second
         self.sigma = volatility_per_minute / math.sqrt(60.0 * max(trades_per_second, 1e-9))
 
     def _rng(self, ticker: str, second: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(ticker.encode()), second])
+
+    @functools.lru_cache(maxsize=65_536)  # noqa: B019 (a few per ticker and minute; the object lives on)
+    def run_of(self, ticker: str, minute: int) -> int:
+        """+1 (a run up), -1 (down) or 0 for this ticker's minute."""
+        u = float(np.random.default_rng([self.seed, zlib.crc32(ticker.encode()), minute, 7]).random())
+        return 1 if u < RUN_CHANCE else -1 if u < 2 * RUN_CHANCE else 0
+
+    @functools.lru_cache(maxsize=65_536)  # noqa: B019
+    def halt_of(self, ticker: str, block: int) -> int | None:
+        """The minute a halt of this half-hour (``block``) begins, or None; it lasts two minutes."""
+        if not self.halts:
+            return None
+        rng = np.random.default_rng([self.seed, zlib.crc32(ticker.encode()), block, 11])
+        return block * 30 + int(rng.integers(5, 25)) if rng.random() < HALT_CHANCE else None
+
+    def halted_at(self, ticker: str, minute: int) -> bool:
+        start = self.halt_of(ticker, minute // 30)
+        return start is not None and start <= minute < start + 2
+
+    def halts_between(self, symbols: Sequence[str], start_ms: int, end_ms: int) -> list[Halt]:
+        """The status changes in [start_ms, end_ms): a halt's start and its resume."""
+        out = []
+        for ticker in symbols:
+            for block in range(start_ms // 1_800_000, (end_ms - 1) // 1_800_000 + 1):
+                begin = self.halt_of(ticker, block)
+                if begin is None:
+                    continue
+                for at, halted in ((begin * 60_000, True), ((begin + 2) * 60_000, False)):
+                    if start_ms <= at < end_ms:
+                        out.append(Halt(ticker, halted, "T12" if halted else "", "simulated halt" if halted
+                                        else "simulated resume", at))
+        return sorted(out, key=lambda h: h.time_ms)
 
     def between(self, symbols: Sequence[str], start_ms: int, end_ms: int,
                 last: Mapping[str, float]) -> tuple[list[Trade], dict[str, float]]:
@@ -49,12 +91,17 @@ class SimTrades:
                 continue
             walk = now[ticker]  # unrounded: a $6 stock's steps are smaller than its cent, and add up
             for second in range(start_ms // 1000, (end_ms - 1) // 1000 + 1):
+                if self.halted_at(ticker, second // 60):
+                    continue  # halted: nothing prints
+                run = self.run_of(ticker, second // 60)
                 rng = self._rng(ticker, second)
                 n = rng.poisson(self.rate)
                 times = np.sort(rng.integers(second * 1000, second * 1000 + 1000, n))
-                steps = np.exp(self.sigma * rng.standard_normal(n))
+                drift = run * RUN_MOVE / (60.0 * max(self.rate, 1e-9))
+                steps = np.exp(self.sigma * rng.standard_normal(n) + drift)
                 odd = rng.random(n) < 0.15
                 sizes = np.where(odd, rng.integers(1, 100, n), 100 * rng.integers(1, 10, n))
+                sizes = sizes * (5 if run else 1)
                 for t, step, size, is_odd in zip(times.tolist(), steps.tolist(), sizes.tolist(),
                                                  odd.tolist(), strict=True):
                     if not start_ms <= t < end_ms:
@@ -85,9 +132,10 @@ async def run_sim(sim: SimTrades, link: Link, queue: asyncio.Queue, wanted: Call
             prices.update(await anchors(new))
         now_ms = int(time.time() * 1000)
         trades, prices = sim.between(symbols, last_ms, now_ms, prices)
+        halts = sim.halts_between(symbols, last_ms, now_ms)
         last_ms = now_ms
         link.saw(bool(trades))
         try:
-            queue.put_nowait(Parsed(trades=trades))
+            queue.put_nowait(Parsed(trades=trades, halts=halts))
         except asyncio.QueueFull:
             link.dropped()
