@@ -112,6 +112,15 @@
     mode.classList.toggle("late", !live);
     const section = root.querySelector(`section[data-list="${u.list}"] .warming`);
     if (section) section.hidden = !u.warming_up;
+    if (!live) {  // the minute tick announces again: the lists only the stream makes are not the market now
+      root.querySelectorAll('section[data-kind="live"]').forEach((s) => {
+        const warn = s.querySelector(".warming");
+        warn.textContent = "stream not serving";
+        warn.hidden = false;
+        delete held[s.dataset.list];
+        render(s.dataset.list, [], new Set());
+      });
+    }
   }
 
   function render(name, rows, entered) {

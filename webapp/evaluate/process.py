@@ -350,4 +350,13 @@ class EvaluateProcess:
         evaluation.write_status(self.client, self.host_id, {
             "host": self.host_id, "pid": os.getpid(), "shards": self.shards, "held": sorted(self.leases.held),
             "lag_s": lags, "at": now, "error": self.last_error, **self.counts,
-            "rules": sum(len(e.rules) for e in self.engines.values())}, ttl_seconds=int(STATUS_SECONDS * 5))
+            "rules": sum(len(e.rules) for e in self.engines.values()), **self._scan_status()},
+            ttl_seconds=int(STATUS_SECONDS * 5))
+
+    def _scan_status(self) -> dict[str, Any]:
+        """The scanner's second, per shard: its computation's median and 99th percentile (ms)."""
+        if self.scanner is None or not self.scanner.timings:
+            return {}
+        t = sorted(self.scanner.timings)
+        return {"scan_second_ms_p50": round(t[len(t) // 2], 2),
+                "scan_second_ms_p99": round(t[min(len(t) - 1, int(len(t) * 0.99))], 2)}

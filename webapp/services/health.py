@@ -139,6 +139,13 @@ def _evaluate_health(cfg: Config, checks: dict[str, Any], problems: list[str]) -
     for shard, behind in lag.items():
         if behind is not None and behind > EVALUATE_LAG_SECONDS:
             problems.append(f"evaluate: shard {shard} is {behind:.0f} s behind the stream")
+    try:
+        live = bool(get_redis().exists(names.SCAN_LIVE_KEY))
+    except Exception:  # Redis: already reported by its own check
+        return
+    timings = [st["scan_second_ms_p99"] for st in seen if st.get("scan_second_ms_p99") is not None]
+    checks["scanner"] = {"every": "second (the evaluate processes)" if live else "minute (the tick)",
+                         "second_ms_p99": max(timings, default=None)}
 
 
 def _redis_health(cfg: Config, now: datetime, checks: dict[str, Any], problems: list[str]
