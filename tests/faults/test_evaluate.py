@@ -338,3 +338,73 @@ def test_postgres_cut_for_60_s_while_rules_fire_everything_is_stored_pushed_and_
     _check(stored, pushed, feeder.bars_fed)
     assert_all_arrived_once_each(receiver, [i for i, *_ in stored])
     assert Counter(r.webhook_id for r in receiver.accepted()).most_common(1)[0][1] == 1
+
+
+def test_the_scanner_every_second_resumes_with_whole_lists_when_its_announcer_is_killed(
+        app, pg, service_urls, tmp_path) -> None:
+    """Two evaluate processes rank the lists each second; the one announcing (holding shard 0) is
+    SIGKILLed: within seconds the other takes its shards and announces again, starting with whole
+    lists (``full``), never a delta against a base it did not make; nobody exits."""
+    import orjson
+
+    from webapp.evaluate import scanner as live_scanner
+    from webapp.store import evaluation
+
+    redis_url, db_url = service_urls
+    client = redis.Redis.from_url(redis_url)
+    rooms = {names.scan_room(n) for n in live_scanner.ALL_LISTS}
+
+    def connected() -> None:  # the stream that feeds the prices says it is up, and pages listen
+        client.set(names.STREAM_STATUS_KEY, orjson.dumps({"state": "connected"}), ex=15)
+        ListenerRegistry(client).publish(rooms)
+
+    connected()
+    capture = EmitCapture(redis_url)
+    feeder = Feeder(redis_url, names.user_room(1))
+    extra = {"MARKET_DATA_PROVIDER": "stream", "SCAN_WINDOW_SECONDS": "5"}
+
+    def start(name: str) -> subprocess.Popen:
+        env = child_environment(REDIS_URL=redis_url, DATABASE_URL=db_url, TICK_SHARDS=str(SHARDS),
+                                EVALUATE_LEASE_SECONDS="1", SYMBOLS=",".join(DEFAULT_SYMBOLS), **extra)
+        log = open(tmp_path / f"evaluate-{name}.log", "ab")
+        return subprocess.Popen([sys.executable, "-m", "jobs.evaluate"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+    procs = {name: start(name) for name in ("a", "b")}
+
+    def updates() -> list[dict]:
+        return [d for room, d in capture.events(names.EVENT_SCAN_UPDATE) if room in rooms]
+
+    try:
+        feeder.thread.start()
+        deadline = time.monotonic() + 30
+        while not any(u.get("live") for u in updates()):
+            assert time.monotonic() < deadline, (tmp_path / "evaluate-a.log").read_text()[-1500:]
+            connected()
+            time.sleep(0.5)
+        first = updates()
+        assert first[0]["full"] and first[0]["prev_seq"] is None
+        announcer = next(st for st in evaluation.statuses(client) if 0 in st["held"])
+        victim = next(p for p in procs.values() if p.pid == announcer["pid"])
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(5)
+        killed_at, seen = time.monotonic(), len(updates())
+        resumed = None
+        while resumed is None:
+            assert time.monotonic() - killed_at < 15, "the lists did not resume"
+            connected()
+            later = updates()[seen:]
+            resumed = next((u for u in later if u["full"]), None)
+            time.sleep(0.3)
+        took = time.monotonic() - killed_at
+        survivor = next(p for p in procs.values() if p is not victim)
+        assert survivor.poll() is None
+    finally:
+        feeder.stop.set()
+        capture.close()
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+    assert resumed["live"] and resumed["prev_seq"] is None
+    print(f"the lists resumed {took:.1f} s after their announcer was killed")
