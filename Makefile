@@ -30,7 +30,7 @@ test: $(DEV_STAMP)  ## the whole suite against real Redis and Postgres (embedded
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
-bench: $(RUNTIME_STAMP)  ## tick, scanner tick, storage, stream, rules, webhook, chart and alerts-on-the-print benchmarks (JSON lines)
+bench: $(RUNTIME_STAMP)  ## tick, scanner tick, storage, stream, rules, webhook, chart, alerts-on-the-print and live-scanner benchmarks (JSON lines)
 	$(BIN)/python -m bench.tick
 	$(BIN)/python -m bench.tick --scanner 10000
 	$(BIN)/python -m bench.storage
@@ -39,6 +39,7 @@ bench: $(RUNTIME_STAMP)  ## tick, scanner tick, storage, stream, rules, webhook,
 	$(BIN)/python -m bench.webhooks
 	$(BIN)/python -m bench.chart
 	$(BIN)/python -m bench.realtime
+	$(BIN)/python -m bench.scanner_live
 
 vendor:  ## refresh static/vendor from the npm registry (versions in package.json)
 	./tools/vendor.sh

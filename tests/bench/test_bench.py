@@ -98,3 +98,17 @@ def test_realtime_bench_counts_fires_against_a_replay(app, base_config, clean) -
     assert line["fires"] > 0 and line["lost"] == 0 and line["duplicates"] == 0
     assert line["extra_vs_replay"] == 0 and line["stream_dropped_frames"] == 0
     assert len(line["evaluate_cpu_pct"]) == 2 and set(line["evaluate_lag_ms_p99"]) == {"0", "1"}
+
+
+def test_scanner_live_bench_has_the_issues_keys(app, base_config, clean) -> None:
+    """A small run of ``python -m bench.scanner_live``: real feed, stream, two evaluate processes,
+    web and a Socket.IO client in the scan rooms; its line has the issue's keys and deltas arrived."""
+    from bench import scanner_live
+
+    line = scanner_live.run(base_config.with_overrides(TICK_SHARDS=2), 300, 3000, 2, 8)
+    json.dumps(line)
+    for key in ("print_to_list_row_ms_p99", "scan_second_ms_p50", "scan_second_ms_p99", "delta_bytes_per_s",
+                "stream_trades_per_s", "stream_dropped_frames"):
+        assert key in line, key
+    assert line["stream_dropped_frames"] == 0 and line["list_deltas_seen"] > 0
+    assert sum(line["delta_bytes_per_s"].values()) > 0 and line["scan_second_ms_p50"] is not None
