@@ -203,7 +203,7 @@ def test_accessibility_landmarks_names_and_targets(web, app, browser) -> None:
     box = page.locator('tr[data-ticker="AAPL"] .star').bounding_box()
     assert box["width"] >= 24 and box["height"] >= 24
     page.goto(web.url + "/scanner")
-    assert page.locator("table.scan-table caption").count() == 6
+    assert page.locator("table.scan-table caption").count() == 12  # the minute lists and the live ones
     page.goto(web.url + "/stocks/AAPL")
     assert page.get_attribute("#chart", "role") == "img"
     assert "AAPL" in page.get_attribute("#chart", "aria-label")

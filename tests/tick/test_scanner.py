@@ -12,6 +12,7 @@ from tests.helpers import START, EmitCapture, minutes, run_via_rq, scripted_serv
 from webapp import names
 from webapp.core.quotes import Quote
 from webapp.core.scanner import LISTS
+from webapp.core.scanner_live import LIVE_LISTS
 from webapp.core.tables import unpack
 from webapp.extensions import db, get_redis
 from webapp.services import scanner
@@ -180,7 +181,7 @@ def test_scanner_api_contract_filters_and_refusals(scripted, rdb) -> None:
     body = check(spec, "/api/scanner/{list_name}", client.get("/api/scanner/gainers?limit=1"))
     assert [r["ticker"] for r in body["rows"]] == ["BBB"]
     index = check(spec, "/api/scanner", client.get("/api/scanner"))
-    assert [x["name"] for x in index["lists"]] == list(LISTS)
+    assert [x["name"] for x in index["lists"]] == [*LISTS, *LIVE_LISTS]
     for query, needle in (("limit=0", "limit"), ("min_rvol=-1", "min_rvol"),
                           ("sort=x", "unknown parameter"), ("min_price=5&max_price=1", "must not exceed")):
         resp = client.get(f"/api/scanner/gainers?{query}")
