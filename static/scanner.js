@@ -86,16 +86,21 @@
     });
   }
   setInterval(showAges, 1000);
+  // A row of any list: its ticker linked to the chart, flashed when it just entered
+  function rowOf(r, entered) {
+    const tr = document.createElement("tr");
+    tr.dataset.ticker = r.ticker;
+    if (entered.has(r.ticker)) tr.className = "flash entered";
+    const link = document.createElement("a");
+    link.href = `/stocks/${encodeURIComponent(r.ticker)}`;
+    link.textContent = r.ticker;
+    const t = cell("");
+    t.append(link);
+    return [tr, t];
+  }
   function renderLive(body, name, rows, entered) {
     sorted(name, rows).forEach((r) => {
-      const tr = document.createElement("tr");
-      tr.dataset.ticker = r.ticker;
-      if (entered.has(r.ticker)) tr.className = "flash entered";
-      const link = document.createElement("a");
-      link.href = `/stocks/${encodeURIComponent(r.ticker)}`;
-      link.textContent = r.ticker;
-      const t = cell("");
-      t.append(link);
+      const [tr, t] = rowOf(r, entered);
       const why = cell(r.why + (r.status === "halted" && r.reason ? ` (${r.reason})` : ""), "why");
       const since = cell("", "num since");
       since.dataset.since = r.since || "";
@@ -141,14 +146,7 @@
     if (entered.size && section.querySelector("input.notify:checked")) window.alertBeep();  // toasts.js
     if (live) return void renderLive(body, name, rows, entered);
     sorted(name, rows).forEach((r) => {
-      const tr = document.createElement("tr");
-      tr.dataset.ticker = r.ticker;
-      if (entered.has(r.ticker)) tr.className = "flash entered";
-      const link = document.createElement("a");
-      link.href = `/stocks/${encodeURIComponent(r.ticker)}`;
-      link.textContent = r.ticker;
-      const t = cell("");
-      t.append(link);
+      const [tr, t] = rowOf(r, entered);
       const chg = cell(signed(r.change_pct), "num chg " + (r.change_pct > 0 ? "up" : r.change_pct < 0 ? "down" : ""));
       const rvol = cell(dash(r.rvol) && r.rvol_sessions ? "n/m" : fixed(r.rvol, 2), "num rvol");
       rvol.title = r.rvol_note || `${r.rvol_sessions} earlier session(s)`;

@@ -233,18 +233,18 @@ class LiveScanner:
         stored, raw = pipe.execute()
         parts: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in ALL_LISTS}
         metas: dict[int, dict[str, Any]] = {}
-        suffix = f":{self.shards}"
-        for field, value in stored.items():
-            key = field.decode()
-            if not key.endswith(suffix):
-                continue
-            name, shard, _ = key.split(":")
-            if name == "meta":
-                metas[int(shard)] = orjson.loads(value)
-        reporting = {s for s, m in metas.items() if now - float(m.get("at", 0)) <= REPORTING_SECONDS}
+        held: dict[tuple[str, int], bytes] = {}  # (list, shard) -> its rows, for this many shards
         for field, value in stored.items():
             name, shard, shards = field.decode().split(":")
-            if name in parts and shards == str(self.shards) and int(shard) in reporting:
+            if shards != str(self.shards):
+                continue
+            if name == "meta":
+                metas[int(shard)] = orjson.loads(value)
+            elif name in parts:
+                held[(name, int(shard))] = value
+        reporting = {s for s, m in metas.items() if now - float(m.get("at", 0)) <= REPORTING_SECONDS}
+        for (name, shard), value in held.items():
+            if shard in reporting:
                 parts[name].append(orjson.loads(value))
         whole = len(reporting) == self.shards
         warm = whole and all(metas[s].get("warm") for s in reporting)
