@@ -12,6 +12,7 @@
   const STUDIES = ["rsi", "bb_upper", "bb_middle", "bb_lower", "macd", "macd_signal", "macd_histogram"];
   const PAIR = ["crossing", "crossing_up", "crossing_down", "greater_than", "less_than"];
   const CHANNEL = ["entering_channel", "exiting_channel", "inside_channel", "outside_channel"];
+  const SIGNALS = ["new_high_of_day", "new_low_of_day", "volume_spike", "halted", "resumed"];
   window.__rules = { replays: 0, events: 0, notified: 0 };
 
   const token = () => sessionStorage.getItem(KEY) || "";
@@ -58,18 +59,24 @@
                     + `macd_signal(12,26,9), rvol, 101.5 …)`);
   }
 
+  const signal = (op, k) => op === "volume_spike" ? { op, k: Number(k) } : { op };
   function rule() {
     const f = form.elements;
     const op = f.op.value;
-    const condition = { op, a: operand(f.a.value, "when") };
-    if (PAIR.includes(op)) condition.b = operand(f.b.value, "than / with");
-    else if (CHANNEL.includes(op)) {
-      condition.lower = operand(f.lower.value, "lower");
-      condition.upper = operand(f.upper.value, "upper");
-    } else {
-      condition.bars = Number(f.bars.value);
-      condition.value = Number(f.value.value);
+    let condition;
+    if (SIGNALS.includes(op)) condition = signal(op, f.k.value);
+    else {
+      condition = { op, a: operand(f.a.value, "when") };
+      if (PAIR.includes(op)) condition.b = operand(f.b.value, "than / with");
+      else if (CHANNEL.includes(op)) {
+        condition.lower = operand(f.lower.value, "lower");
+        condition.upper = operand(f.upper.value, "upper");
+      } else {
+        condition[f.over.value] = Number(f.bars.value);
+        condition.value = Number(f.value.value);
+      }
     }
+    if (f.also.value) condition = { op: "all", of: [condition, signal(f.also.value, f.also_k.value)] };
     const kind = form.querySelector("input[name=scope]:checked").value;
     const scope = kind === "all" ? { all: true } : kind === "scan" ? { scan: f.scan.value }
       : { tickers: f.tickers.value.split(/[\s,]+/).filter(Boolean) };
@@ -87,9 +94,13 @@
 
   function showParts() {
     const op = form.elements.op.value;
+    const sig = SIGNALS.includes(op);
+    form.querySelector("[data-for=operand]").hidden = sig;
     form.querySelector("[data-for=pair]").hidden = !PAIR.includes(op);
     form.querySelector("[data-for=channel]").hidden = !CHANNEL.includes(op);
-    form.querySelector("[data-for=moving]").hidden = PAIR.includes(op) || CHANNEL.includes(op);
+    form.querySelector("[data-for=moving]").hidden = sig || PAIR.includes(op) || CHANNEL.includes(op);
+    form.querySelector("[data-for=spike]").hidden = op !== "volume_spike";
+    form.querySelector("[data-for=also-spike]").hidden = form.elements.also.value !== "volume_spike";
   }
 
   function formError(text) {
@@ -123,13 +134,20 @@
   let editing = null;
   function edit(r) {
     const f = form.elements;
-    const c = r.condition;
+    const joined = r.condition.op === "all";
+    const c = joined ? r.condition.of[0] : r.condition;
+    const also = joined ? r.condition.of[1] : null;
     f.name.value = r.name;
-    f.a.value = describe(c.a);
+    if (c.a) f.a.value = describe(c.a);
     f.op.value = c.op;
+    if (c.k) f.k.value = c.k;
+    f.also.value = also ? also.op : "";
+    if (also && also.k) f.also_k.value = also.k;
     if (c.b) f.b.value = describe(c.b);
     if (c.lower) { f.lower.value = describe(c.lower); f.upper.value = describe(c.upper); }
-    if (c.bars) { f.bars.value = c.bars; f.value.value = c.value; }
+    if (c.bars || c.seconds) {
+      f.bars.value = c.bars || c.seconds; f.over.value = c.bars ? "bars" : "seconds"; f.value.value = c.value;
+    }
     const kind = r.scope.all ? "all" : r.scope.scan ? "scan" : "tickers";
     form.querySelector(`input[name=scope][value=${kind}]`).checked = true;
     if (r.scope.scan) f.scan.value = r.scope.scan;
@@ -185,6 +203,9 @@
     return `${kind}(${[].concat(arg).join(",")})`;  // sma(20), bb_upper(20,2)
   };
   function conditionText(c) {
+    if (c.op === "all") return c.of.map(conditionText).join(" and ");
+    if (SIGNALS.includes(c.op)) return c.op.replace(/_/g, " ") + (c.k ? ` ≥ ${c.k}×` : "");
+    if (c.seconds) return `${describe(c.a)} ${c.op.replace(/_/g, " ")} ${c.value} within ${c.seconds} s`;
     if (c.b) return `${describe(c.a)} ${c.op.replace(/_/g, " ")} ${describe(c.b)}`;
     if (c.lower) return `${describe(c.a)} ${c.op.replace(/_/g, " ")} ${describe(c.lower)}–${describe(c.upper)}`;
     return `${describe(c.a)} ${c.op.replace(/_/g, " ")} ${c.value} within ${c.bars} bars`;

@@ -65,13 +65,14 @@ def day_of(ms: int) -> int:
 class LiveTape:
     """One shard's tickers, second by second (see the module's docstring)."""
 
-    def __init__(self, tickers: Sequence[str], window: int = 60) -> None:
+    def __init__(self, tickers: Sequence[str], window: int = 60, depth: int = 0) -> None:
         n = len(tickers)
         self.tickers = list(tickers)
         self.index = {t: i for i, t in enumerate(tickers)}
         self.window = window
-        self.price = np.full((n, window + 1), np.nan)  # ring by second % (window + 1)
-        self.seen = np.full((n, window + 1), np.nan)  # volume seen by then, same ring
+        self.ring = max(window, depth) + 1  # seconds kept: the window, or a rule's longer move
+        self.price = np.full((n, self.ring), np.nan)  # ring by second % ring
+        self.seen = np.full((n, self.ring), np.nan)  # volume seen by then, same ring
         self.second = -1  # the last second recorded
         self.started = -1  # the first second recorded (the windows are whole once it is window old)
         self.last = np.full(n, np.nan)
@@ -159,7 +160,7 @@ class LiveTape:
         """Record the end of ``second`` (the seconds skipped since carry the same values)."""
         if self.started < 0:
             self.started = second
-        w = self.window + 1
+        w = self.ring
         first = second if self.second < 0 else max(self.second + 1, second - w + 1)
         for s in range(first, second + 1):
             self.price[:, s % w] = self.last
@@ -172,11 +173,40 @@ class LiveTape:
 
     def window_move(self) -> tuple[np.ndarray, np.ndarray]:
         """(% move, volume) over the last window, per ticker (NaN move where the start is unknown)."""
-        w = self.window + 1
+        w = self.ring
         now, then = self.second % w, (self.second - self.window) % w
         with np.errstate(invalid="ignore", divide="ignore"):
             move = (self.price[:, now] / self.price[:, then] - 1.0) * 100.0
         return move, self.seen[:, now] - self.seen[:, then]
+
+    def columns(self, tickers: Sequence[str], seconds: Iterable[int], expected_window: np.ndarray
+                ) -> dict[str, np.ndarray]:
+        """What a rule's signals read of these tickers (NaN for one the tape lacks): the window's
+        volume as of the last second recorded and what the profile expects of it, and the price
+        ``s`` seconds before it (``ago_<s>s``; NaN until the tape is that old)."""
+        rows = np.array([self.index.get(t, -1) for t in tickers], np.int64)
+        known = rows >= 0
+        at = np.where(known, rows, 0)
+
+        def pick(col: np.ndarray) -> np.ndarray:
+            return np.where(known, col[at], np.nan)
+
+        w = self.ring
+        out = {"window_seconds": np.full(len(rows), float(self.window))}
+        if self.second < 0:
+            nan = np.full(len(rows), np.nan)
+            return {**out, "window_volume": nan, "expected_window_volume": nan,
+                    **{f"ago_{s}s": nan for s in seconds}}
+        now, then = self.second % w, (self.second - self.window) % w
+        out["window_volume"] = pick(self.seen[:, now] - self.seen[:, then]) if self.warm() else np.full(
+            len(rows), np.nan)
+        out["expected_window_volume"] = pick(expected_window) if len(expected_window) == len(self.tickers) \
+            else np.full(len(rows), np.nan)
+        for s in seconds:
+            old = self.second - s >= self.started and s < w
+            out[f"ago_{s}s"] = (pick(self.price[:, (self.second - s) % w]) if old
+                                else np.full(len(rows), np.nan))
+        return out
 
 
 def session_of(ms: int) -> str:

@@ -19,16 +19,18 @@ makes them this engine's only after the commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy.orm import Session
 
+from webapp.core.market import EXCHANGE_TZ
 from webapp.core.rules.evaluate import evaluate_many
 from webapp.core.rules.intrabar import CLOSED, Provisional, describe, prints, with_bar
-from webapp.core.rules.model import judged_on_print
+from webapp.core.rules.model import STATUS_OPS, judged_on_print
 from webapp.core.rules.operands import reading_series
 from webapp.core.rules.state import TickerState
 from webapp.core.shards import shard_of
@@ -36,6 +38,31 @@ from webapp.store import alert_events, rule_states
 from webapp.tick.rules import Bars, LiveRule, live_rule
 
 log = logging.getLogger(__name__)
+
+# the live tape's columns for some tickers (:meth:`webapp.evaluate.scanner.LiveScanner.columns`)
+LiveColumns = Callable[[Sequence[str], Sequence[int]], Mapping[str, np.ndarray]]
+
+
+class StatusChange(NamedTuple):
+    """A halt or a resume the stream reported (in a hand-off of its shard)."""
+
+    ticker: str
+    what: str  # "halted" or "resumed"
+    time_ms: int
+    code: str = ""
+
+    @classmethod
+    def of(cls, row: object) -> StatusChange:
+        """From a hand-off's ``status`` row ``[ticker, what, time_ms, code]``; ValueError when malformed."""
+        if (type(row) is not list or len(row) != 4 or type(row[0]) is not str
+                or row[1] not in ("halted", "resumed") or type(row[2]) is not int or row[2] <= 0):
+            raise ValueError(f"a status row is [ticker, halted|resumed, time_ms, code], got {str(row)[:80]}")
+        return cls(row[0], row[1], row[2], str(row[3] or ""))
+
+    def describe(self) -> str:
+        at = datetime.fromtimestamp(self.time_ms / 1000, EXCHANGE_TZ)
+        code = f" ({self.code})" if self.code else ""
+        return f"on the stream's status message: {self.what}{code} at {at:%H:%M:%S}.{self.time_ms % 1000:03d}"
 
 RULES_EVERY_SECONDS = 1.0  # a new, changed or paused rule is seen within this
 
@@ -48,9 +75,12 @@ class Judged:
 
 
 class ShardEngine:
-    def __init__(self, shard: tuple[int, int], width: int) -> None:
+    def __init__(self, shard: tuple[int, int], width: int, resumed_seconds: int = 600) -> None:
         self.shard = shard
         self.width = width
+        self.resumed_ms = resumed_seconds * 1000
+        self.resumed: dict[str, int] = {}  # ticker -> when the stream said its halt ended (ms)
+        self.seconds: set[int] = set()  # the moves over seconds the rules read of the live tape
         self.rules: list[LiveRule] = []
         self._fingerprint: tuple[Any, ...] | None = None
         self.tickers: tuple[str, ...] = ()
@@ -79,6 +109,8 @@ class ShardEngine:
             # the tickers some rule names (None: every one): the rest of a hand-off is not judged
             named = [lr.scope["tickers"] for lr in self.rules if "tickers" in lr.scope]
             self.watched = None if len(named) < len(self.rules) else {t for ts in named for t in ts}
+            self.seconds = {leaf.seconds for lr in self.rules for leaf in lr.rule.condition.leaves
+                            if leaf.seconds is not None}
         mine = tuple(t for t in symbols if shard_of(t, self.shard[1]) == self.shard[0])
         depth = max((lr.depth for lr in self.rules), default=2)
         if mine != self.tickers or bar_time != self.bar_time or depth > self.bars.depth:
@@ -110,13 +142,40 @@ class ShardEngine:
             d["day_high"][i, -1] = np.fmax(d["day_high"][i, -2], p.high) if has_prev else p.high
             d["day_low"][i, -1] = np.fmin(d["day_low"][i, -2], p.low) if has_prev else p.low
 
-    def judge(self, bars: Sequence[Provisional], halted: set[str], now_ms: int) -> Judged:
-        """Every rule over these hand-offs (one bar time, coalesced), at each of their prints."""
+    def bar_of(self, ms: int) -> int:
+        """The bar (its end) a moment falls in."""
+        return (ms // 1000 // self.width + 1) * self.width
+
+    def status_bars(self, changes: Sequence[StatusChange]) -> list[Provisional]:
+        """A status message as a judgment: the ticker's last price, at the message's time, in the bar
+        it came in (no trade: nothing but a halt or resume condition is judged at it)."""
+        out = []
+        for ch in changes:
+            if ch.ticker in self._index:
+                held = self.last.get(ch.ticker)
+                p, ms = (held.close if held is not None else float("nan")), ch.time_ms
+                out.append(Provisional(ch.ticker, self.bar_of(ms), p, p, p, p, 0.0, 0, ms, ms, ms))
+        return out
+
+    def judge(self, bars: Sequence[Provisional], halted: set[str], now_ms: int,
+              live: LiveColumns | None = None, status: Mapping[str, StatusChange] | None = None) -> Judged:
+        """Every rule over these hand-offs (one bar time, coalesced), at each of their prints.
+
+        ``live``: the live tape's columns for the rules' signals (None: a signal that reads it never
+        holds).  ``status``: these bars are status messages (:meth:`status_bars`), and only the rules
+        that judge a halt or resume are judged at them."""
         out = Judged(work={rid: dict(s) for rid, s in self.states.items()}, marks=dict(self.marks))
         watched = self.watched
         mine = [b for b in bars if b.ticker in self._index and b.bar_time == self.bar_time
                 and (watched is None or b.ticker in watched)]
-        if not self.rules or not mine:
+        live_rules = self.rules if status is None else [
+            lr for lr in self.rules if any(leaf.op in STATUS_OPS for leaf in lr.rule.condition.leaves)]
+        for ch in (status or {}).values():
+            if ch.what == "resumed":
+                self.resumed[ch.ticker] = ch.time_ms
+            else:
+                self.resumed.pop(ch.ticker, None)
+        if not live_rules or not mine:
             return out
         steps = []
         for b in mine:
@@ -133,9 +192,10 @@ class ShardEngine:
             raw, times = with_bar(closed, self.bars.times, sub, np.array([p.price for p in said]))
             series = reading_series(raw, times)
             tickers = [b.ticker for b in sub]
+            self._live(series, tickers, halted, live, status, [p.time_ms for p in said])
             position = {t: i for i, t in enumerate(tickers)}
             rules, rows_of = [], []
-            for lr in self.rules:
+            for lr in live_rules:
                 if "tickers" in lr.scope:
                     picked = np.array(sorted(position[t] for t in lr.scope["tickers"] if t in position),
                                       np.int64)
@@ -160,15 +220,35 @@ class ShardEngine:
             for f in got.fires:
                 p = said[position[f.ticker]]
                 lr = by_id[f.rule_id]
+                said_of = describe(p) if status is None else status[f.ticker].describe()
                 fire = replace(f, inputs={**f.inputs, "trade_price": p.price, "trade_time_ms": p.time_ms},
-                               explanation=f"{f.explanation}; {describe(p)}")
+                               explanation=f"{f.explanation}; {said_of}")
                 out.fires.append(alert_events.FireRow(fire, lr.name, lr.endpoints, "stream",
                                                       max(0.0, (now_ms - p.time_ms) / 1000),
                                                       float(max(0, now_ms - p.time_ms))))
             for b, p in zip(sub, said, strict=True):
-                out.marks[b.ticker] = (b.bar_time, p.time_ms)
+                if status is None:  # a status message is no trade: the trades around it are still judged
+                    out.marks[b.ticker] = (b.bar_time, p.time_ms)
         out.states = list(changed.values())
         return out
+
+    def _live(self, series: dict[str, np.ndarray], tickers: Sequence[str], halted: set[str],
+              live: LiveColumns | None, status: Mapping[str, StatusChange] | None, at_ms: Sequence[int]
+              ) -> None:
+        """The signals' columns for the judged (last) bar; NaN at the closed bars before it."""
+        n, width = len(tickers), series["close"].shape[1]
+        cols: dict[str, np.ndarray] = dict(live(tickers, sorted(self.seconds))) if live is not None else {}
+        if status is None:
+            cols["halted"] = np.array([t in halted for t in tickers], float)
+            cols["resumed"] = np.array([0 <= at - self.resumed.get(t, -10**15) <= self.resumed_ms
+                                        for t, at in zip(tickers, at_ms, strict=True)], float)
+        else:
+            cols["halted"] = np.array([status[t].what == "halted" for t in tickers], float)
+            cols["resumed"] = 1.0 - cols["halted"]
+        for name, last in cols.items():
+            column = np.full((n, width), np.nan)
+            column[:, -1] = last
+            series[name] = column
 
     def committed(self, judged: Judged, bars: Sequence[Provisional]) -> None:
         """The judgment was stored: its states and marks are this engine's now."""

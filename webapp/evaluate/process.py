@@ -49,7 +49,7 @@ from webapp import names
 from webapp.config import Config
 from webapp.core.reconnect import Backoff
 from webapp.core.rules.intrabar import Provisional, coalesce
-from webapp.evaluate.engine import ShardEngine
+from webapp.evaluate.engine import ShardEngine, StatusChange
 from webapp.evaluate.scanner import LiveScanner
 from webapp.store import alert_events, evaluate_progress, evaluation, intrabar_tape
 from webapp.store.pg import DB_DOWN
@@ -93,9 +93,10 @@ class EvaluateProcess:
         self.lease_every = min(LEASE_EVERY_SECONDS, cfg.EVALUATE_LEASE_SECONDS / 4)  # renewed well before
         self._status_at = 0.0
         self.hooks: dict[str, Callable[[], None]] = {}  # fault tests: "after_commit", "after_push"
-        # the scanner every second, over the same hand-offs (only while the stream feeds the prices)
-        self.scanner = (LiveScanner(cfg, client, self.publisher)
-                        if cfg.SCANNER and cfg.SCAN_LIVE and cfg.MARKET_DATA_PROVIDER == "stream" else None)
+        # the live tape over the same hand-offs (while the stream feeds the prices): the rules' signals,
+        # and the scanner every second when it is on
+        streamed = cfg.MARKET_DATA_PROVIDER == "stream"
+        self.scanner = LiveScanner(cfg, client, self.publisher) if streamed else None
 
     # ---- the loop
     def run(self, stop: threading.Event) -> None:
@@ -175,7 +176,7 @@ class EvaluateProcess:
         Redis lost it), claim what a dead holder left, read the states afresh (the tick judged these
         rules while nobody held it), and push what was stored and never pushed before anything new."""
         self.reader.take(shard, now_ms)
-        self.engines[shard] = ShardEngine((shard, self.shards), self.cfg.TICK_SECONDS)
+        self.engines[shard] = self._engine(shard)
         self.retry.add(shard)  # its pending entries (claimed, or ours) first
         self.unrepaired.add(shard)
         if self.scanner is not None and shard not in self.scanner.scans:
@@ -209,10 +210,13 @@ class EvaluateProcess:
             return 0
         engine = self.engines[shard]
         bars: list[Provisional] = []
+        changes: list[StatusChange] = []
         watched = engine.watched if self.scanner is None else None  # else unparsed: no rule names it
         for _, entry_id, fields in entries:
             if fields is None:
                 continue  # trimmed away (MAXLEN) while pending: newer entries carry the bars' state
+            if b"status" in fields:
+                changes += self._status_rows(shard, entry_id, fields[b"status"])
             try:
                 rows = orjson.loads(fields[b"bars"])
                 if type(rows) is not list:
@@ -240,16 +244,23 @@ class EvaluateProcess:
             if watched is None or b.ticker in watched:
                 groups.setdefault(b.bar_time, []).append(b)
                 self._taped(b, b.ticker in halted)
+        live = self.scanner.columns(shard) if self.scanner is not None else None
+        said: dict[int, dict[str, StatusChange]] = {}  # bar time -> ticker -> its last status change
+        for ch in changes:
+            said.setdefault(engine.bar_of(ch.time_ms), {})[ch.ticker] = ch
         try:
             with Session(self.engine) as session:
                 fires: list[alert_events.FireRow] = []
                 states: dict[tuple[int, str], tuple] = {}
-                for bar_time in sorted(groups):
+                for bar_time in sorted(groups.keys() | said.keys()):
                     engine.refresh(session, self.symbols, bar_time, time.monotonic())
-                    judged = engine.judge(groups[bar_time], halted, now_ms)
-                    engine.committed(judged, groups[bar_time])  # undone below if the commit fails
-                    fires += judged.fires
-                    states.update({(st[0], st[2]): st for st in judged.states})
+                    for judged in (
+                            engine.judge(groups.get(bar_time, []), halted, now_ms, live),
+                            engine.judge(engine.status_bars(list(said.get(bar_time, {}).values())), halted,
+                                         now_ms, live, said.get(bar_time, {}))):
+                        engine.committed(judged, groups.get(bar_time, []))  # undone below if the commit fails
+                        fires += judged.fires
+                        states.update({(st[0], st[2]): st for st in judged.states})
                 written = alert_events.write_fires(session, fires, list(states.values()))
                 made = [written.made[f.fire.dedupe_key] for f in fires if f.fire.dedupe_key in written.made]
                 evaluate_progress.write(session, (shard, self.shards), ids[-1], made)
@@ -270,7 +281,7 @@ class EvaluateProcess:
                     evaluate_progress.mark_pushed(session, (shard, self.shards), made)
         except DB_DOWN:
             # the entries stay pending and are judged again once Postgres is back, from its states
-            self.engines[shard] = ShardEngine((shard, self.shards), self.cfg.TICK_SECONDS)
+            self.engines[shard] = self._engine(shard)
             self.retry.add(shard)
             self.counts["retries"] += 1
             raise
@@ -282,6 +293,21 @@ class EvaluateProcess:
         self.counts["batches"] += 1
         self.judged_ms[shard] = int(ids[-1].split("-")[0])
         return len(ids)
+
+    def _engine(self, shard: int) -> ShardEngine:
+        return ShardEngine((shard, self.shards), self.cfg.TICK_SECONDS, self.cfg.SCAN_RESUMED_MINUTES * 60)
+
+    def _status_rows(self, shard: int, entry_id: Any, raw: bytes) -> list[StatusChange]:
+        """A hand-off's halts and resumes; a malformed one is skipped and counted."""
+        try:
+            rows = orjson.loads(raw)
+            if type(rows) is not list:
+                raise ValueError("status is not a list")
+            return [StatusChange.of(r) for r in rows]
+        except ValueError as exc:
+            self.counts["malformed"] += 1
+            log.warning("evaluate: shard %d entry %s: its status skipped: %s", shard, entry_id, exc)
+            return []
 
     def _store_tape(self, second: int) -> None:
         """Store the seconds that are over (once a second; an upsert, so a second judged again after a

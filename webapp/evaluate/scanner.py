@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,6 +41,7 @@ from webapp.config import Config
 from webapp.core import scanner as core
 from webapp.core.market import EXCHANGE_TZ
 from webapp.core.rules.intrabar import Provisional, coalesce
+from webapp.core.rules.model import MAX_SIGNAL_SECONDS
 from webapp.core.scanner_live import LIVE_LISTS, LiveSettings, LiveTape, live_lists, merge, session_of
 from webapp.core.shards import shard_of
 from webapp.core.tables import Table, Unreadable, unpack
@@ -66,7 +67,7 @@ class ShardScan:
 
     def __init__(self, shard: tuple[int, int], tickers: Sequence[str], window: int) -> None:
         self.shard = shard
-        self.tape = LiveTape(tickers, window)
+        self.tape = LiveTape(tickers, window, MAX_SIGNAL_SECONDS)
         self.pending: list[Provisional] = []
         self.newest: dict[str, Provisional] = {}
         self.table: tuple[list[str], Table] | None = None
@@ -91,6 +92,7 @@ class LiveScanner:
         self.publisher = publisher
         self.shards = max(1, cfg.TICK_SHARDS)
         self.settings = live_settings(cfg)
+        self.lists = bool(cfg.SCANNER and cfg.SCAN_LIVE)  # else only the tape, for the rules' signals
         self.scans: dict[int, ShardScan] = {}
         self.announced_once = False
         self.second = 0
@@ -115,6 +117,13 @@ class LiveScanner:
         if scan is not None:
             scan.add(bars)
 
+    def columns(self, shard: int) -> Callable[[Sequence[str], Sequence[int]], dict[str, np.ndarray]] | None:
+        """What a rule's signals read of the shard's tape (as of the last second recorded)."""
+        scan = self.scans.get(shard)
+        if scan is None:
+            return None
+        return lambda tickers, seconds: scan.tape.columns(tickers, seconds, scan.window_expected)
+
     # ---- once a second
     def due(self, now: float) -> bool:
         return int(now) > self.second
@@ -124,6 +133,10 @@ class LiveScanner:
         announce the merged lists; the number of scan_update messages sent."""
         self.second = int(now)
         now_ms = int(now * 1000)
+        if not self.lists:
+            for scan in self.scans.values():
+                self._record(scan, now, now_ms, halts)
+            return 0
         pipe = self.client.pipeline(transaction=False)
         for shard, scan in self.scans.items():
             began = time.perf_counter()
@@ -170,13 +183,17 @@ class LiveScanner:
                 [(now_p.expected.get(t, np.nan) - before_p.expected.get(t, np.nan)) * per_minute
                  for t in scan.tape.tickers], float)
 
-    def _shard(self, scan: ShardScan, now: float, now_ms: int, halts: dict[str, dict[str, Any]]
-               ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    def _record(self, scan: ShardScan, now: float, now_ms: int, halts: dict[str, dict[str, Any]]) -> None:
+        """The second that ended onto the shard's tape."""
         self._refresh_inputs(scan, now)
         scan.tape.observe(coalesce(scan.pending), self.cfg.TICK_SECONDS)
         scan.pending = []
         scan.tape.halted({t: h for t, h in halts.items() if t in scan.tape.index}, now_ms)
         scan.tape.tick(int(now) - 1)
+
+    def _shard(self, scan: ShardScan, now: float, now_ms: int, halts: dict[str, dict[str, Any]]
+               ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+        self._record(scan, now, now_ms, halts)
         rows = live_lists(scan.tape, now_ms, self.settings, scan.window_expected, self.cfg.SCAN_TOP)
         flt = filters(self.cfg)
         for name in LIVE_LISTS:

@@ -171,8 +171,8 @@ class StreamProcess:
                 tape.provider_bar(b.ticker, b.start, b.open, b.high, b.low, b.close, b.volume, b.vwap,
                                   b.trades)
             for h in parsed.halts:
-                self.halts[h.ticker] = ({"halted": True, "code": h.code, "reason": h.reason,
-                                         "time_ms": h.time_ms} if h.halted else None)
+                self.halts[h.ticker] = {"halted": h.halted, "code": h.code, "reason": h.reason,
+                                        "time_ms": h.time_ms}
             if parsed.subscribed is not None:
                 acked = set(parsed.subscribed)
                 link.streamed = [s for s in link.requested if s in acked]
@@ -213,8 +213,8 @@ class StreamProcess:
                 last_count, last_at = tape.trades, mono
                 status = {**link.as_json(now), "leader": self.host_id, "pid": os.getpid(),
                           "trades_per_s": round(rate, 1), "trades": tape.trades, "late_trades": tape.late,
-                          "duplicates": tape.dedup.dropped,
-                          "queued_frames": queue.qsize(), "halted": sum(1 for h in self.halts.values() if h),
+                          "duplicates": tape.dedup.dropped, "queued_frames": queue.qsize(),
+                          "halted": sum(h["halted"] for h in self.halts.values()),
                           "bar_seconds": self.cfg.TICK_SECONDS, "closed_until": until, "at": now}
                 next_status = now + STATUS_SECONDS
             halts, self.halts = self.halts, {}

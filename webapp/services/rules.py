@@ -35,6 +35,11 @@ class ReplayError(ValueError):
     """A replay that cannot be run as asked (the message says why)."""
 
 
+# signals a replay judges from the stored seconds (a new high or low of the day is in the bars); the
+# rest read the live tape, which is not stored
+REPLAYED_SIGNALS = ("new_high_of_day", "new_low_of_day")
+LIVE_ONLY = {"seconds": "a move over seconds"}
+
 def rule_spec(raw: dict[str, Any], owner: int) -> RuleSpec:
     """A rule as sent, validated (raises :class:`~webapp.core.rules.model.RuleError` with the reason).
 
@@ -139,13 +144,15 @@ def replay_rule(spec: RuleSpec, start: datetime | None, end: datetime | None, ru
     fires = [{"ticker": f.ticker, "bar_time": datetime.fromtimestamp(f.bar_time, timezone.utc).isoformat(),
               "bucket": f.bucket, "inputs": f.inputs, "explanation": f.explanation,
               "on_print": "trade_time_ms" in f.inputs} for f in found]
+    live_only = {LIVE_ONLY.get(s, s) for s in spec.condition.signals if s not in REPLAYED_SIGNALS}
     unreplayable = sorted({o.name for o in spec.condition.operands
-                           if o.kind == "metric" and o.arg in CURRENT_METRICS})
+                           if o.kind == "metric" and o.arg in CURRENT_METRICS} | live_only)
     return {"start": start.isoformat(), "end": end.isoformat(), "tickers": len(tickers),
             "unreplayable": unreplayable,
             "bars": max(0, len(times) - first), "count": len(fires), "fires": fires,
             "judged_on_print": on_print, "stopped_too_often": stopped,
             "note": "minute readings as stored: a bar's open, high and low are its price; vwap, rvol, "
-                    "gap_pct and day_volume are not stored per minute, so conditions on them do not hold "
+                    "gap_pct and day_volume are not stored per minute, nor the live tape's volume spikes, "
+                    "moves over seconds, halts and resumes, so conditions on them do not hold "
                     "in a replay; a rule judged on the print is judged on the seconds the evaluate process "
                     "stored for a ticker's bar (judged_on_print counts them), at its close elsewhere"}

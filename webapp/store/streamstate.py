@@ -71,10 +71,17 @@ class StreamWriter:
         by_shard: dict[int, list[list]] = {}
         for row in provisional:
             by_shard.setdefault(shard_of(row[0], self.shards), []).append(row)
-        for shard, rows in by_shard.items():  # one entry per shard per flush; the oldest trimmed away
-            pipe.xadd(names.provisional_stream_key(shard, self.shards),
-                      {"at": at_ms, "bars": orjson.dumps(rows)}, maxlen=self.provisional_maxlen,
-                      approximate=True)
+        changed: dict[int, list[list]] = {}  # the halts and resumes, judged with the shard's trades
+        for ticker, halt in (halts or {}).items():
+            what = "halted" if halt["halted"] else "resumed"
+            changed.setdefault(shard_of(ticker, self.shards), []).append(
+                [ticker, what, int(halt["time_ms"]), halt.get("code") or ""])
+        for shard in by_shard.keys() | changed.keys():  # one entry per shard per flush; the oldest trimmed
+            entry = {"at": at_ms, "bars": orjson.dumps(by_shard.get(shard, []))}
+            if shard in changed:
+                entry["status"] = orjson.dumps(changed[shard])
+            pipe.xadd(names.provisional_stream_key(shard, self.shards), entry,  # type: ignore[arg-type]
+                      maxlen=self.provisional_maxlen, approximate=True)
         for end, rows in (bars or {}).items():
             key = names.stream_bars_key(end)
             pipe.hset(key, mapping={t: orjson.dumps(r) for t, r in rows.items()})
@@ -84,7 +91,7 @@ class StreamWriter:
         for m in emits:
             pipe.publish(names.SOCKETIO_CHANNEL, m)
         for ticker, halt in (halts or {}).items():
-            if halt is None:
+            if not halt["halted"]:
                 pipe.hdel(names.STREAM_HALTS_KEY, ticker)
             else:
                 pipe.hset(names.STREAM_HALTS_KEY, ticker, orjson.dumps(halt))

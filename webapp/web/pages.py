@@ -232,7 +232,8 @@ def alert_rules():
 
     user = signed_in()
     return render_template("rules.html", events=alert_events.recent_events(user.id if user else None, 50),
-                           operators=rule_model.OPERATORS, pair_ops=rule_model.PAIR_OPS,
+                           operators=rule_model.BAR_OPS, signals=rule_model.SIGNAL_OPS,
+                           pair_ops=rule_model.PAIR_OPS,
                            channel_ops=rule_model.CHANNEL_OPS, fields=rule_model.FIELDS,
                            metrics=rule_model.METRICS, frequencies=rule_model.FREQUENCIES,
                            frequency_lines=rule_model.FREQUENCY_LINES, lists=LISTS,

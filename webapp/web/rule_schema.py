@@ -19,13 +19,16 @@ from webapp.core.rules.model import (
     CHANNEL_OPS,
     FIELDS,
     MAX_NUMBER,
+    MAX_PARTS,
     MAX_PERIOD,
+    MAX_SIGNAL_SECONDS,
     METRICS,
     MOVING_OPS,
     OPERATORS,
     PAIR_OPS,
+    SIGNAL_OPS,
 )
-from webapp.core.rules.parse import MAX_SCOPE_TICKERS
+from webapp.core.rules.parse import MAX_SCOPE_TICKERS, MAX_SPIKE_K
 from webapp.core.scanner import LISTS
 from webapp.web.apispec import TICKER_SCHEMA
 
@@ -101,8 +104,25 @@ Operand = Union[(FieldOperand, PriceOperand, SmaOperand, EmaOperand, *STUDY_OPER
                  MetricOperand, ConstOperand)]
 
 
+SIGNAL_DOCS = {
+    "new_high_of_day": "The trade is above the day's high so far (judged on the print).",
+    "new_low_of_day": "The trade is below the day's low so far (judged on the print).",
+    "volume_spike": "The last window's volume (60 s) is at least k times what the RVOL profile expects of "
+                    "it at this time of day (judged on the print).",
+    "halted": "The provider reported a halt (judged at its status message).",
+    "resumed": "The halt ended, within the last 10 minutes (judged at the status message and the "
+               "trades after).",
+}
+
+
 def _branch(op: str) -> type[BaseModel]:
     """One operator's condition: the operands (and numbers) it takes, nothing else."""
+    name = "".join(part.title() for part in op.split("_")) + "Condition"
+    if op in SIGNAL_OPS:
+        extra: dict[str, Any] = ({"k": (Annotated[float, Field(gt=0, le=MAX_SPIKE_K, allow_inf_nan=False)],
+                                        Field(description="the volume's multiple of the expected"))}
+                                 if op == "volume_spike" else {})
+        return create_model(name, __config__=_STRICT, __doc__=SIGNAL_DOCS[op], op=(Literal[op], ...), **extra)
     fields: dict[str, Any] = {"op": (Literal[op], ...), "a": (Operand, ...)}
     if op in PAIR_OPS:
         fields["b"] = (Operand, ...)
@@ -110,19 +130,32 @@ def _branch(op: str) -> type[BaseModel]:
         fields["lower"] = (Operand, ...)
         fields["upper"] = (Operand, ...)
     else:
-        fields["bars"] = (Period, Field(description="N: measured against the value N bars ago"))
+        fields["bars"] = (Period | None, Field(None, description="N: measured against the value N bars ago "
+                                                             "(give bars or seconds)"))
+        fields["seconds"] = (Annotated[int, Field(ge=1, le=MAX_SIGNAL_SECONDS)] | None, Field(
+            None, description="or against the price this many seconds ago, judged on the print "
+                              "(moving_*_pct of {\"price\": true} only)"))
         fields["value"] = (Annotated[float, Field(gt=0, le=MAX_NUMBER, allow_inf_nan=False)],
                            Field(description="the move, in the operand's units (or percent for *_pct)"))
-    name = "".join(part.title() for part in op.split("_")) + "Condition"
     return create_model(name, __config__=_STRICT, **fields)
 
 
-BRANCHES = tuple(_branch(op) for op in OPERATORS)
-assert set(OPERATORS) == set(PAIR_OPS) | set(CHANNEL_OPS) | set(MOVING_OPS)
+BRANCHES = tuple(_branch(op) for op in OPERATORS if op != "all")
+assert set(OPERATORS) == set(PAIR_OPS) | set(CHANNEL_OPS) | set(MOVING_OPS) | set(SIGNAL_OPS) | {"all"}
+Leaf = Annotated[Union[BRANCHES], Field(discriminator="op")]  # type: ignore[valid-type]  # noqa: UP007
 
 
-class Condition(RootModel[Annotated[Union[BRANCHES], Field(discriminator="op")]]):  # type: ignore[valid-type]  # noqa: UP007
-    """An operator over operands (TradingView's operators; ``x[1]`` is the previous bar)."""
+class AllCondition(BaseModel):
+    """Every one of these holds at the same trade (or bar): "breaks its high of day on 2× volume"."""
+
+    model_config = _STRICT
+    op: Literal["all"]
+    of: list[Leaf] = Field(min_length=2, max_length=MAX_PARTS)  # type: ignore[valid-type]
+
+
+class Condition(RootModel[Annotated[Union[(*BRANCHES, AllCondition)], Field(discriminator="op")]]):  # type: ignore[valid-type]
+    """An operator over operands (TradingView's operators; ``x[1]`` is the previous bar), a signal of
+    the live tape (judged on the print: the rule's frequency must be intra-bar), or ``all`` of them."""
 
 
 class TickersScope(BaseModel):

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webapp.core.rules.evaluate import evaluate
-from webapp.core.rules.model import OPERATORS, Rule, RuleError
+from webapp.core.rules.model import BAR_OPS, Rule, RuleError
 from webapp.core.rules.parse import parse_condition
 from webapp.core.rules.state import TickerState, step
 
@@ -189,7 +189,7 @@ prices = st.lists(st.integers(95, 105).map(float), min_size=2, max_size=30)
 
 
 @settings(max_examples=150, deadline=None)
-@given(op=st.sampled_from(OPERATORS), data=st.data(), freq=st.sampled_from(
+@given(op=st.sampled_from(BAR_OPS), data=st.data(), freq=st.sampled_from(
     ["once", "once_per_bar", "once_per_bar_close", "every_time"]), cooldown=st.sampled_from([0, 60, 300]),
     every=st.sampled_from([5, 60]))
 def test_the_vectorised_evaluator_matches_a_plain_reference(op, data, freq, cooldown, every) -> None:

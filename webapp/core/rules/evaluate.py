@@ -12,30 +12,45 @@ from typing import Any
 import numpy as np
 
 from webapp.core.rules.explain import explain
-from webapp.core.rules.model import MOVING_OPS, Condition, Operand, Rule
-from webapp.core.rules.operands import ROW, condition_values
+from webapp.core.rules.model import MOVING_OPS, STATUS_OPS, Condition, Operand, Rule
+from webapp.core.rules.operands import LIVE_COLUMNS, ROW, condition_values
 from webapp.core.rules.state import Columns, Fire, Outcome, Params, TickerState, bucket_of, step_bar
 
 
 def _shape(c: Condition) -> tuple[Any, ...]:
-    """What rules must share to be evaluated as one batch: all but their constants and moving value."""
+    """What rules must share to be evaluated as one batch: all but their constants and moving value
+    (a joined condition batches only with the same one)."""
     def key(o: Operand | None) -> tuple[Any, ...] | None:
         return None if o is None else ("const",) if o.kind == "const" else (o.kind, o.arg)
-    return (c.op, key(c.a), key(c.b), key(c.lower), key(c.upper), c.bars)
+    if c.op == "all":
+        return ("all", c)
+    return (c.op, key(c.a), key(c.b), key(c.lower), key(c.upper), c.bars, c.seconds)
+
+
+def _valued(c: Condition) -> bool:
+    """Its ``value`` (a move's size, a spike's k) is a row's own in a batch."""
+    return c.op in MOVING_OPS or c.op == "volume_spike"
 
 
 def _batched(c: Condition) -> Condition:
+    if c.op == "all":
+        return c
+
     def row(o: Operand | None, name: str) -> Operand | None:
         return None if o is None else Operand(ROW, name) if o.kind == "const" else o
     return Condition(c.op, row(c.a, "_a"), row(c.b, "_b"), row(c.lower, "_lower"),  # type: ignore[arg-type]
-                     row(c.upper, "_upper"), c.bars, c.value)
+                     row(c.upper, "_upper"), c.bars, c.value, c.seconds)
 
 
 def _needs(c: Condition) -> set[str]:
     out = {"close"}
-    for o in (c.a, c.b, c.lower, c.upper):
-        if o is not None and o.kind in ("field", "metric"):
-            out.add("vwap" if o.arg == "vwap_distance_pct" else str(o.arg))
+    for leaf in c.leaves:
+        for o in leaf.operands:
+            if o.kind in ("field", "metric"):
+                out.add("vwap" if o.arg == "vwap_distance_pct" else str(o.arg))
+        if leaf.signals:
+            out |= {"day_high", "day_low", "prior_day_high", "prior_day_low", *LIVE_COLUMNS,
+                    f"ago_{leaf.seconds}s"}
     return out
 
 
@@ -104,7 +119,7 @@ def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tick
             if (o := pick(group[0].condition)) is not None and o.kind == "const":
                 values = np.array([float(pick(r.condition).arg) for r in group])[owner]
                 data[name] = np.broadcast_to(values[:, None], (len(at), width))
-        if cond.op in MOVING_OPS:
+        if _valued(cond):
             data["_value"] = np.array([float(r.condition.value) for r in group])[owner][:, None]  # type: ignore[arg-type]
         held, inputs = condition_values(cond, data, cache if whole and lo == 0 else None, first - lo)
         index: dict[int, TickerState] = {}
@@ -117,6 +132,8 @@ def evaluate_many(rules: Sequence[Rule], rows: Sequence[np.ndarray | None], tick
         start = (cols.armed.copy(), cols.last_fire.copy(), cols.status.copy())
         params = Params.of(group, owner)
         st = stale[:, lo:] if whole else stale[at, lo:]
+        if any(leaf.op in STATUS_OPS for leaf in cond.leaves):
+            st = np.zeros_like(st)  # a halt or resume is what it judges: the halt makes it no less true
         for t in range(first - lo, held.shape[1]):
             bar_time = int(times[t + lo])
             fired = step_bar(params, cols, held[:, t], st[:, t], bar_time, intrabar)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from webapp.core.rules.model import CHANNEL_OPS, PAIR_OPS, Condition, Operand
+from webapp.core.rules.model import CHANNEL_OPS, PAIR_OPS, SIGNAL_OPS, Condition, Operand
 
 
 def _fmt(v: float | None) -> str:
@@ -21,8 +21,28 @@ VERBS = {"crossing_up": "crossed above", "crossing_down": "crossed below", "grea
          "inside_channel": "moved inside", "outside_channel": "moved outside"}
 
 
+def _signal(c: Condition, v: Mapping[str, float | None]) -> str:
+    price = _fmt(v.get("a"))
+    if c.op in ("new_high_of_day", "new_low_of_day"):
+        high = c.op == "new_high_of_day"
+        return f"price {price} broke the day's {'high' if high else 'low'} {_fmt(v.get('level'))}"
+    if c.op == "volume_spike":
+        vol, expected, secs = v.get("volume"), v.get("expected"), v.get("window_seconds")
+        ratio = None if not vol or not expected else vol / expected
+        times = "n/a" if ratio is None else f"{ratio:.1f}"
+        return (f"volume {'n/a' if vol is None else f'{vol:,.0f}'} in the last {secs or 0:g} s is "
+                f"{times}× the {expected or 0:,.0f} expected at this time of day (at least {c.value:g}×); "
+                f"price {price}")
+    return f"{c.op} (price {price})"
+
+
 def explain(c: Condition, v: Mapping[str, float | None]) -> str:
     """The fire in words, with its inputs: "close 101.20 crossed above 101.00; previous close 100.80"."""
+    if c.op == "all":
+        return "; and ".join(explain(p, {name.split(".", 1)[1]: x for name, x in v.items()
+                                          if name.startswith(f"{k}.")}) for k, p in enumerate(c.parts))
+    if c.op in SIGNAL_OPS:
+        return _signal(c, v)
     a0, a1 = _named(c.a, v.get("a")), _fmt(v.get("a1"))
     if c.op in PAIR_OPS:
         above = (v.get("a") or 0) > (v.get("b") or 0)
@@ -40,4 +60,5 @@ def explain(c: Condition, v: Mapping[str, float | None]) -> str:
     unit = "%" if pct else ""
     size = _fmt(abs(moved) if moved is not None else None)
     return (f"{a0} moved {'up' if 'up' in c.op else 'down'} {size}{unit} "
-            f"in {c.bars} bars (from {_fmt(ref)}; at least {_fmt(c.value)}{unit})")
+            f"in {f'{c.seconds} s' if c.seconds else f'{c.bars} bars'} (from {_fmt(ref)}; "
+            f"at least {_fmt(c.value)}{unit})")

@@ -37,10 +37,23 @@ CHANNEL_OPS = ("entering_channel", "exiting_channel", "inside_channel", "outside
 MOVING_OPS = ("moving_up", "moving_down", "moving_up_pct", "moving_down_pct")
 
 
-OPERATORS = PAIR_OPS + CHANNEL_OPS + MOVING_OPS
+# the scanner's signals as conditions, judged on the print from the stream's live state: a new high
+# (low) of the day at the trade, the last window's volume against the RVOL profile's (``value``: k),
+# a halt or a resume from the provider's status messages; with ``moving_*_pct`` over ``seconds``
+SIGNAL_OPS = ("new_high_of_day", "new_low_of_day", "volume_spike", "halted", "resumed")
+STATUS_OPS = ("halted", "resumed")  # true of the ticker's status: a halt does not make them stale
+MAX_SIGNAL_SECONDS = 300  # the longest move over seconds (the live tape keeps as many)
+MAX_PARTS = 4  # conditions an "all" joins
 
 
-STATE_OPS = frozenset({"greater_than", "less_than", "inside_channel", "outside_channel", *MOVING_OPS})
+BAR_OPS = PAIR_OPS + CHANNEL_OPS + MOVING_OPS  # over operands, at any bar
+
+
+OPERATORS = BAR_OPS + SIGNAL_OPS + ("all",)
+
+
+STATE_OPS = frozenset({"greater_than", "less_than", "inside_channel", "outside_channel", *MOVING_OPS,
+                       *SIGNAL_OPS})
 
 
 FREQUENCIES = ("once", "once_per_bar", "once_per_bar_close", "every_time")
@@ -109,6 +122,9 @@ class Operand:
         return 2 if self.kind == "metric" and self.arg in PRIOR_METRICS else 1
 
 
+SIGNAL_PRICE = Operand("price")  # a signal's (and an "all"'s) ``a``: the trade judged
+
+
 @dataclass(frozen=True)
 class Condition:
     op: str
@@ -118,9 +134,17 @@ class Condition:
     upper: Operand | None = None
     bars: int | None = None
     value: float | None = None
+    seconds: int | None = None  # a move over the live tape's seconds, in place of ``bars``
+    parts: tuple[Condition, ...] = ()  # op "all": every one holds at the same trade
 
     def as_json(self) -> dict[str, Any]:
+        if self.op == "all":
+            return {"op": "all", "of": [p.as_json() for p in self.parts]}
+        if self.op in SIGNAL_OPS:
+            return {"op": self.op, "k": self.value} if self.op == "volume_spike" else {"op": self.op}
         out: dict[str, Any] = {"op": self.op, "a": self.a.as_json()}
+        if self.seconds is not None:
+            out["seconds"], out["value"] = self.seconds, self.value
         for k in ("b", "lower", "upper"):
             v = getattr(self, k)
             if v is not None:
@@ -131,6 +155,10 @@ class Condition:
 
     @property
     def operands(self) -> tuple[Operand, ...]:
+        if self.op == "all":
+            return tuple(o for p in self.parts for o in p.operands)
+        if self.op in SIGNAL_OPS:
+            return ()
         return tuple(o for o in (self.a, self.b, self.lower, self.upper) if o is not None)
 
     @property
@@ -142,7 +170,27 @@ class Condition:
     @property
     def lookback(self) -> int:
         """Bars of history the condition needs before the first one it judges."""
+        if self.op == "all":
+            return max(p.lookback for p in self.parts)
         return max([1, self.bars or 0, *(o.reads for o in self.operands)])
+
+    @property
+    def is_state(self) -> bool:
+        """A level (it fires once when it begins to hold, and re-arms when it stops) rather than an
+        event; joined, a level only if every part is."""
+        return all(p.is_state for p in self.parts) if self.op == "all" else self.op in STATE_OPS
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        """The live signals it reads (:data:`SIGNAL_OPS`, and ``"seconds"`` for a move over seconds):
+        such a condition is judged on the print only."""
+        if self.op == "all":
+            return tuple(dict.fromkeys(s for p in self.parts for s in p.signals))
+        return (self.op,) if self.op in SIGNAL_OPS else ("seconds",) if self.seconds is not None else ()
+
+    @property
+    def leaves(self) -> tuple[Condition, ...]:
+        return self.parts if self.op == "all" else (self,)
 
 
 @dataclass(frozen=True)

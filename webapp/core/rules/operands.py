@@ -12,7 +12,7 @@ import numpy as np
 
 from webapp.core import indicator_series
 from webapp.core.market import EXCHANGE_TZ
-from webapp.core.rules.model import CHANNEL_OPS, PAIR_OPS, STUDY_LINES, Condition, Operand
+from webapp.core.rules.model import CHANNEL_OPS, PAIR_OPS, SIGNAL_OPS, STUDY_LINES, Condition, Operand
 
 
 def reading_series(cols: Mapping[str, np.ndarray], times: Sequence[int] | np.ndarray | None = None
@@ -83,6 +83,16 @@ def condition_values(c: Condition, series: Mapping[str, np.ndarray],
                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Whether the condition holds at every bar (NaN inputs: False), and its inputs by name; exact
     from bar ``judged`` on (what it reads of earlier bars, ``[1]`` or ``[N]``, is computed too)."""
+    if c.op == "all":
+        held_all: np.ndarray | None = None
+        inputs_all: dict[str, np.ndarray] = {}
+        for k, part in enumerate(c.parts):
+            h, got = condition_values(part, series, cache, judged)
+            held_all = h if held_all is None else held_all & h
+            inputs_all.update({f"{k}.{name}": v for name, v in got.items()})
+        return held_all, inputs_all  # type: ignore[return-value]
+    if c.op in SIGNAL_OPS:
+        return signal_values(c, series)
     start = max(0, judged - max(1, c.bars or 0))
     a = operand_values(c.a, series, cache, start)
     a1 = _prev(a)
@@ -108,13 +118,46 @@ def condition_values(c: Condition, series: Mapping[str, np.ndarray],
             held = {"entering_channel": inside & outside1, "exiting_channel": outside & inside1,
                     "inside_channel": inside, "outside_channel": outside}[c.op]
         else:
-            ref = _prev(a, int(c.bars))  # type: ignore[arg-type]
+            ref = (live(series, f"ago_{c.seconds}s") if c.seconds is not None
+                   else _prev(a, int(c.bars)))  # type: ignore[arg-type]
             inputs["ref"] = ref
             v = series["_value"] if "_value" in series else float(c.value)  # type: ignore[arg-type]
             held = {"moving_up": a - ref >= v, "moving_down": ref - a >= v,
                     "moving_up_pct": (a / ref - 1.0) * 100.0 >= v,
                     "moving_down_pct": (1.0 - a / ref) * 100.0 >= v}[c.op]
     return np.asarray(held, bool), inputs
+
+
+def live(series: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """A column of the live state (the trade's bar only; NaN where the caller has none: never holds)."""
+    got = series.get(name)
+    return got if got is not None else np.full(series["close"].shape, np.nan)
+
+
+# the live columns a signal reads: set by the evaluate process for the bar judged on the print
+LIVE_COLUMNS = ("window_volume", "expected_window_volume", "window_seconds", "halted", "resumed")
+
+
+def signal_values(c: Condition, series: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A signal at every bar: a new high (low) of the day is the trade at the day's high so far and
+    above the high before its bar (the print that breaks it, not the prints after at the same level
+    in a later bar); a spike is the window's volume at least ``value`` times what the RVOL profile
+    expects of it; a halt or resume is the status the stream reported."""
+    close = series["close"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if c.op in ("new_high_of_day", "new_low_of_day"):
+            high = c.op == "new_high_of_day"
+            day, prior = (series["day_high"], live(series, "prior_day_high")) if high else (
+                series["day_low"], live(series, "prior_day_low"))
+            held = (close >= day) & (close > prior) if high else (close <= day) & (close < prior)
+            return held, {"a": close, "level": prior}
+        if c.op == "volume_spike":
+            vol, expected = live(series, "window_volume"), live(series, "expected_window_volume")
+            k = series["_value"] if "_value" in series else float(c.value)  # type: ignore[arg-type]
+            held = (expected > 0) & (vol >= k * expected)
+            return held, {"a": close, "volume": vol, "expected": expected,
+                          "window_seconds": live(series, "window_seconds")}
+        return live(series, c.op) > 0, {"a": close}
 
 
 ROW = "row"  # an operand kind for batches only: a constant that differs per row (never parsed)

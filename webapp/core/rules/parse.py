@@ -14,12 +14,17 @@ from webapp.core.rules.model import (
     CHANNEL_OPS,
     FIELDS,
     FREQUENCIES,
+    INTRABAR,
     MAX_EPOCH,
     MAX_NUMBER,
+    MAX_PARTS,
     MAX_PERIOD,
+    MAX_SIGNAL_SECONDS,
     METRICS,
     OPERATORS,
     PAIR_OPS,
+    SIGNAL_OPS,
+    SIGNAL_PRICE,
     STUDY_LINES,
     Condition,
     Operand,
@@ -92,33 +97,69 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def parse_condition(raw: object) -> Condition:
-    if not isinstance(raw, dict):
-        raise RuleError('condition must be an object like {"op": "crossing_up", "a": {...}, "b": {...}}')
-    op = raw.get("op")
-    if op not in OPERATORS:
-        raise RuleError(f"condition.op must be one of {', '.join(OPERATORS)}, got {op!r}")
-    wanted = ({"op", "a", "b"} if op in PAIR_OPS else {"op", "a", "lower", "upper"} if op in CHANNEL_OPS
-              else {"op", "a", "bars", "value"})
+MAX_SPIKE_K = 1000.0
+
+
+def _takes(raw: dict[str, Any], wanted: set[str], op: str, where: str) -> None:
     missing, extra = wanted - set(raw), set(raw) - wanted
     if missing or extra:
-        raise RuleError(f"condition for {op} takes {', '.join(sorted(wanted - {'op'}))}"
+        takes = ', '.join(sorted(wanted - {'op'})) or "nothing but op"
+        raise RuleError(f"{where} for {op} takes {takes}"
                         + (f"; missing {', '.join(sorted(missing))}" if missing else "")
                         + (f"; unexpected {', '.join(sorted(map(str, extra)))}" if extra else ""))
-    a = parse_operand(raw["a"], "condition.a")
+
+
+def parse_condition(raw: object, where: str = "condition", joined: bool = True) -> Condition:
+    """One condition; ``{"op": "all", "of": [...]}`` joins up to :data:`MAX_PARTS` of them (not
+    nested: ``joined`` is False inside one)."""
+    if not isinstance(raw, dict):
+        raise RuleError(f'{where} must be an object like {{"op": "crossing_up", "a": {{...}}, "b": {{...}}}}')
+    op = raw.get("op")
+    if op not in OPERATORS or (op == "all" and not joined):
+        allowed = OPERATORS if joined else tuple(o for o in OPERATORS if o != "all")
+        raise RuleError(f"{where}.op must be one of {', '.join(allowed)}, got {op!r}")
+    if op == "all":
+        _takes(raw, {"op", "of"}, op, where)
+        parts = raw["of"]
+        if not isinstance(parts, list) or not 2 <= len(parts) <= MAX_PARTS:
+            raise RuleError(f"{where}.of must be a list of 2 to {MAX_PARTS} conditions, all to hold at once")
+        return Condition("all", SIGNAL_PRICE, parts=tuple(parse_condition(p, f"{where}.of[{k}]", False)
+                                                          for k, p in enumerate(parts)))
+    if op in SIGNAL_OPS:
+        _takes(raw, {"op", "k"} if op == "volume_spike" else {"op"}, op, where)
+        if op != "volume_spike":
+            return Condition(op, SIGNAL_PRICE)
+        if not _bounded(raw["k"], 0, MAX_SPIKE_K) or raw["k"] == 0:
+            raise RuleError(f"{where}.k must be a positive number up to {MAX_SPIKE_K:g} (the volume's "
+                            f"multiple of the expected), got {_short(raw['k'])}")
+        return Condition(op, SIGNAL_PRICE, value=float(raw["k"]))
+    moving = op not in PAIR_OPS and op not in CHANNEL_OPS
+    over = "seconds" if moving and "seconds" in raw else "bars"
+    _takes(raw, ({"op", "a", "b"} if op in PAIR_OPS else {"op", "a", "lower", "upper"} if op in CHANNEL_OPS
+                 else {"op", "a", over, "value"}), op, where)
+    a = parse_operand(raw["a"], f"{where}.a")
     if op in PAIR_OPS:
-        return Condition(op, a, b=parse_operand(raw["b"], "condition.b"))
+        return Condition(op, a, b=parse_operand(raw["b"], f"{where}.b"))
     if op in CHANNEL_OPS:
-        return Condition(op, a, lower=parse_operand(raw["lower"], "condition.lower"),
-                         upper=parse_operand(raw["upper"], "condition.upper"))
-    bars, value = raw["bars"], raw["value"]
+        return Condition(op, a, lower=parse_operand(raw["lower"], f"{where}.lower"),
+                         upper=parse_operand(raw["upper"], f"{where}.upper"))
+    value = raw["value"]
+    if not _bounded(value, 0, MAX_NUMBER) or value == 0:
+        raise RuleError(f"{where}.value must be a positive number up to {MAX_NUMBER:.0e}, "
+                        f"got {_short(value)}")
+    if over == "seconds":
+        seconds = _whole(raw["seconds"], 1, MAX_SIGNAL_SECONDS)
+        if seconds is None:
+            raise RuleError(f"{where}.seconds must be a whole number from 1 to {MAX_SIGNAL_SECONDS}, "
+                            f"got {_short(raw['seconds'])}")
+        if a.kind != "price" or not op.endswith("_pct"):
+            raise RuleError(f"{where}: a move over seconds is of the price, in percent "
+                            '(moving_up_pct or moving_down_pct with {"price": true})')
+        return Condition(op, a, seconds=seconds, value=float(value))
     bars = _whole(raw["bars"], 1, MAX_PERIOD)
     if bars is None:
-        raise RuleError(f"condition.bars must be a whole number from 1 to {MAX_PERIOD}, "
+        raise RuleError(f"{where}.bars must be a whole number from 1 to {MAX_PERIOD}, "
                         f"got {_short(raw['bars'])}")
-    if not _bounded(value, 0, MAX_NUMBER) or value == 0:
-        raise RuleError(f"condition.value must be a positive number up to {MAX_NUMBER:.0e}, "
-                        f"got {_short(value)}")
     return Condition(op, a, bars=bars, value=float(value))
 
 
@@ -189,6 +230,15 @@ def parse_rule(raw: Mapping[str, Any], scan_lists: Sequence[str]) -> RuleSpec:
     if not isinstance(channels, list) or not channels or not all(
             isinstance(c, str) and (c in CHANNELS or WEBHOOK_CHANNEL.fullmatch(c)) for c in channels):
         raise RuleError('channels must be a non-empty list of "browser" and "webhook:<endpoint id>"')
-    return RuleSpec(name.strip(), parse_condition(raw.get("condition")),
-                    parse_scope(raw.get("scope"), scan_lists), frequency, cooldown, expires,
+    condition = parse_condition(raw.get("condition"))
+    scope = parse_scope(raw.get("scope"), scan_lists)
+    if condition.signals:
+        what = " and ".join(condition.signals).replace("seconds", "a move over seconds")
+        if frequency not in INTRABAR:
+            raise RuleError(f"{what} is judged on the print: frequency must be one of {', '.join(INTRABAR)}, "
+                            f"got {frequency!r}")
+        if "scan" in scope:
+            raise RuleError(f"{what} is judged on the print, over tickers or every ticker: "
+                            "scope must be tickers or all, not a scanner list")
+    return RuleSpec(name.strip(), condition, scope, frequency, cooldown, expires,
                     tuple(dict.fromkeys(channels)))

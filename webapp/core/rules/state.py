@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from webapp.core.rules.model import EVERY_TIME_FLOOR, STATE_OPS, STORM_FIRES, STORM_SECONDS, Rule
+from webapp.core.rules.model import EVERY_TIME_FLOOR, STORM_FIRES, STORM_SECONDS, Rule
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def step(rule: Rule, state: TickerState, held: bool, bar_time: int, stale: bool,
             rule.starts_at is not None and bar_time < rule.starts_at):
         return False, state
     state = replace(state, last_bar=bar_time)
-    is_state_op = rule.condition.op in STATE_OPS and rule.frequency != "every_time"
+    is_state_op = rule.condition.is_state and rule.frequency != "every_time"
     if not held:
         return False, (replace(state, armed=True) if not state.armed else state)
     if is_state_op and not state.armed:
@@ -137,7 +137,7 @@ class Params:
     def of(cls, rules: Sequence[Rule], owner: np.ndarray) -> Params:
         cd = np.array([max(r.cooldown_seconds, EVERY_TIME_FLOOR if r.frequency == "every_time" else 0)
                        for r in rules], np.int64)
-        edge = np.array([r.condition.op in STATE_OPS and r.frequency != "every_time" for r in rules], bool)
+        edge = np.array([r.condition.is_state and r.frequency != "every_time" for r in rules], bool)
         once = np.array([r.frequency == "once" for r in rules], bool)
         exp = np.array([NO_EXPIRY if r.expires_at is None else r.expires_at for r in rules], np.int64)
         starts = np.array([NEVER if r.starts_at is None else r.starts_at for r in rules], np.int64)
