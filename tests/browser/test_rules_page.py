@@ -174,3 +174,37 @@ def test_a_signed_in_user_makes_mutes_and_deletes_a_rule_without_a_token(web, ap
 
         assert [r["name"] for r in rules_store.all_rules(db.session, user_id("dana"))
                 if not r.get("builtin")] == ["made over the API"]
+
+
+def test_a_signal_rule_is_made_in_the_form_refused_at_the_close_and_edited_back(web, app, page) -> None:
+    """"My watchlist breaking its high of day on 2× volume" as one rule from the form: the operand
+    field hides for a signal, the close frequency is refused saying why, and Edit gives it back."""
+    user_id("erin")
+    page.goto(web.url + "/login?next=/alerts/rules")
+    page.fill("input[name=username]", "erin")
+    page.fill("input[name=password]", "password-erin")
+    page.click(".login button[type=submit]")
+    page.wait_for_url(lambda url: "/alerts/rules" in url)
+    form = page.locator("#rule-form")
+    form.locator("input[name=name]").fill("HOD on volume")
+    form.locator("select[name=op]").select_option("new_high_of_day")
+    assert not form.locator("input[name=a]").is_visible()
+    form.locator("select[name=also]").select_option("volume_spike")
+    form.locator("input[name=also_k]").fill("2")
+    form.locator("input[name=tickers]").fill("AAPL, MSFT")
+    form.locator("button[type=submit]").click()
+    page.locator("#form-error").filter(has_text="judged on the print: frequency must be one of").wait_for()
+    form.locator("select[name=frequency]").select_option("once_per_bar")
+    form.locator("button[type=submit]").click()
+    row = page.locator("#rules tbody tr[data-rule]", has_text="HOD on volume")
+    row.wait_for()
+    assert "new high of day and volume spike ≥ 2×" in row.inner_text()
+    with app.app_context():
+        from webapp.store import rules as rules_store
+
+        (made,) = [r for r in rules_store.all_rules(db.session, user_id("erin")) if not r.get("builtin")]
+    assert made["condition"] == {"op": "all", "of": [{"op": "new_high_of_day"}, {"op": "volume_spike", "k": 2.0}]}
+    row.locator("button", has_text="Edit").click()
+    assert form.locator("select[name=op]").input_value() == "new_high_of_day"
+    assert form.locator("select[name=also]").input_value() == "volume_spike"
+    assert form.locator("input[name=also_k]").input_value() == "2"
