@@ -19,6 +19,7 @@ from webapp.core.tables import unpack
 from webapp.evaluate.scanner import LiveScanner
 from webapp.extensions import db, get_redis
 from webapp.services import context
+from webapp.services import scanner as scanner_service
 from webapp.store.subscriptions import ListenerRegistry
 from webapp.tick import scanner as tick_scanner
 from webapp.tick.publisher import Publisher
@@ -81,6 +82,16 @@ def test_a_run_and_a_break_reach_the_listened_rooms_each_second_and_the_tick_lea
     announced = orjson.loads(get_redis().get(names.SCAN_ANNOUNCED_KEY))
     assert announced["gainers"]["rows"][0]["ticker"] == "AAPL"  # the minute lists move live too
     assert len(announced) == len(core.LISTS) + 6
+    # a live row carries its volume today and RVOL (its reading advanced to the hand-off), and the
+    # filters judge them as they judge a minute list's rows
+    row = announced["running_up"]["rows"][0]
+    day_volume = row["day_volume"]
+    assert day_volume >= 500.0 * 8 and "rvol" in row and "gap_pct" in row
+    kept = scanner_service.scanner_list("running_up", 10, core.Filters(min_volume=day_volume))
+    assert kept["rows"][0]["ticker"] == "AAPL" and kept["filters"]["min_volume"] == day_volume
+    assert scanner_service.scanner_list("running_up", 10, core.Filters(min_volume=day_volume + 1))["rows"] == []
+    if row["rvol"] is None:  # no profile for these minutes: an unknown RVOL never passes a minimum
+        assert scanner_service.scanner_list("running_up", 10, core.Filters(min_rvol=0.1))["rows"] == []
     # the tick stores its lists but leaves the rooms to the scanner every second while it announces
     capture = EmitCapture(service_urls[0])
     try:
@@ -110,7 +121,7 @@ def test_at_the_minute_the_live_lists_equal_the_ticks_on_the_same_readings(app, 
     now = float(slot + 1)
     scan = scanner.scans[0]
     scanner._refresh_inputs(scan, now)
-    live = scanner._minute_lists(scan, now, set())
+    live, _ = scanner._minute_lists(scan, now, set())
     # the tick's own scan over quotes carrying the same prices and volumes
     at = datetime.fromtimestamp(slot, timezone.utc)
     quotes = [Quote(b.ticker, b.close, at, int(b.volume), float(table["prev_close"][tickers.index(b.ticker)]),

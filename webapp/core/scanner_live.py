@@ -279,6 +279,22 @@ def live_lists(tape: LiveTape, now_ms: int, settings: LiveSettings, expected_win
     return out
 
 
+# what a live row carries of the minute lists' columns (the ticker's reading advanced to its last
+# hand-off), so the filters on volume today and RVOL apply to the live lists as to the others
+CONTEXT = ("day_volume", "rvol", "change_pct", "gap_pct")
+
+
+def within(row: Mapping[str, Any], low_price: float | None, high_price: float | None,
+           min_volume: float | None, min_rvol: float | None) -> bool:
+    """A live row within the scanner's filters (as :func:`webapp.core.scanner.passes` judges a
+    minute row: no price never passes, nor an unknown RVOL against a minimum)."""
+    price, volume, rvol = row.get("price"), row.get("day_volume"), row.get("rvol")
+    return price is not None and not (
+        (low_price is not None and price < low_price) or (high_price is not None and price > high_price)
+        or (min_volume is not None and (volume or 0) < min_volume)
+        or (min_rvol is not None and (rvol is None or rvol < min_rvol)))
+
+
 def merge(parts: Iterable[Sequence[Mapping[str, Any]]], name: str, limit: int) -> list[dict[str, Any]]:
     """One list from each shard's rows, in the order :func:`live_lists` gives (``value`` highest first,
     then ticker; ``running_down`` lowest first; ``halted`` the halted ones before the resumed)."""

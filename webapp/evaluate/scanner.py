@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -42,7 +42,16 @@ from webapp.core import scanner as core
 from webapp.core.market import EXCHANGE_TZ
 from webapp.core.rules.intrabar import Provisional, coalesce
 from webapp.core.rules.model import MAX_SIGNAL_SECONDS
-from webapp.core.scanner_live import LIVE_LISTS, LiveSettings, LiveTape, live_lists, merge, session_of
+from webapp.core.scanner_live import (
+    CONTEXT,
+    LIVE_LISTS,
+    LiveSettings,
+    LiveTape,
+    live_lists,
+    merge,
+    session_of,
+    within,
+)
 from webapp.core.shards import shard_of
 from webapp.core.tables import Table, Unreadable, unpack
 from webapp.store.scanstore import decode_profile
@@ -195,20 +204,23 @@ class LiveScanner:
                ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
         self._record(scan, now, now_ms, halts)
         rows = live_lists(scan.tape, now_ms, self.settings, scan.window_expected, self.cfg.SCAN_TOP)
+        minute, context = self._minute_lists(scan, now, set(halts))
         flt = filters(self.cfg)
         for name in LIVE_LISTS:
+            for r in rows[name]:
+                r.update(context.of(r["ticker"]))
             if name != "halted":
-                rows[name] = [r for r in rows[name] if _priced(r["price"], flt)]
-        rows.update(self._minute_lists(scan, now, set(halts)))
+                rows[name] = [r for r in rows[name] if within(r, *flt)]
+        rows.update(minute)
         meta = {"at": now, "warm": scan.tape.warm(), "table": scan.table is not None}
         return rows, meta
 
     def _minute_lists(self, scan: ShardScan, now: float, halted: set[str]
-                      ) -> dict[str, list[dict[str, Any]]]:
+                      ) -> tuple[dict[str, list[dict[str, Any]]], _Context]:
         """The tick's six lists with each ticker's provisional bar as its reading (empty without the
-        tick's table: the shard is warming up)."""
+        tick's table: the shard is warming up), and those readings, for the live rows' context."""
         if scan.table is None:
-            return {name: [] for name in core.LISTS}
+            return {name: [] for name in core.LISTS}, _Context({}, {})
         tickers, table = scan.table
         where = {t: i for i, t in enumerate(tickers)}
         live = {k: np.array(v) for k, v in table.items()}  # a copy: the blob's columns are read-only
@@ -240,7 +252,7 @@ class LiveScanner:
         for name in core.LISTS:
             top = core.rank(live, labels, name, rules, flt, fresh, self.cfg.SCAN_TOP)
             out[name] = [core.row(live, i, tickers[i], v) for i, v in top]
-        return out
+        return out, _Context(live, where)
 
     # ---- the holder of shard 0
     def _announce(self, now: float) -> int:
@@ -311,8 +323,15 @@ def _with_flags(previous: dict[str, Any], announced: dict[str, Any]
     return updates, entered, kept
 
 
-def _priced(price: float | None, flt: core.Filters) -> bool:
-    if price is None:
-        return False
-    return not ((flt.min_price is not None and price < flt.min_price)
-                or (flt.max_price is not None and price > flt.max_price))
+class _Context(NamedTuple):
+    """The minute lists' readings (advanced to the last hand-offs): a live row's volume today, RVOL,
+    change and gap (:data:`~webapp.core.scanner_live.CONTEXT`), what the filters judge."""
+
+    table: dict[str, np.ndarray]
+    where: dict[str, int]
+
+    def of(self, ticker: str) -> dict[str, float | None]:
+        i = self.where.get(ticker)
+        if i is None:
+            return {}
+        return {k: None if (v := float(self.table[k][i])) != v else round(v, 3) for k in CONTEXT}

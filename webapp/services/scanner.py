@@ -61,15 +61,17 @@ def scanner_lists(wanted: Sequence[str], limit: int, extra: Filters | None = Non
         for name in wanted
     }
     if live:
-        out.update(live_lists(live, limit, extra, market_json))
+        out.update(live_lists(live, limit, extra, market_json, applied))
     return out
 
 
-def live_lists(wanted: Sequence[str], limit: int, extra: Filters | None,
-               market_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def live_lists(wanted: Sequence[str], limit: int, extra: Filters | None, market_json: dict[str, Any],
+               applied: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The lists only the scanner every second makes (``running_up`` …), as last announced; empty,
     and ``live`` false, while no evaluate process announces them (the stream is down, or none runs).
-    A filter on price applies; the others are of the minute lists (volume today, RVOL)."""
+    The filters (price, volume today, RVOL) apply to each row as to a minute list's: the evaluate
+    process applied the configured ones, the query's narrow what it announced (``halted`` is
+    every halt, whatever its price)."""
     client = get_redis()
     raw, on = client.mget([names.SCAN_ANNOUNCED_KEY, names.SCAN_LIVE_KEY])
     announced = orjson.loads(raw) if raw else {}
@@ -77,13 +79,11 @@ def live_lists(wanted: Sequence[str], limit: int, extra: Filters | None,
     for name in wanted:
         held = announced.get(name) if on else None
         rows = list(held["rows"]) if held else []
-        if extra is not None:
-            rows = [r for r in rows if r.get("price") is not None
-                    and (extra.min_price is None or r["price"] >= extra.min_price)
-                    and (extra.max_price is None or r["price"] <= extra.max_price)]
+        if extra is not None and name != "halted":
+            rows = [r for r in rows if scanner_live.within(r, *extra)]
         out[name] = {"list": name, "title": scanner_live.LIVE_TITLES[name],
                      "rule": scanner_live.LIVE_RULES[name], "as_of": held["time"] if held else None,
-                     "stale": not on, "market": market_json, "filters": {}, "rows": rows[:limit],
+                     "stale": not on, "market": market_json, "filters": applied, "rows": rows[:limit],
                      "live": bool(on), "warming_up": bool(held and held.get("warming_up")),
                      "session": held.get("session") if held else None}
     return out
