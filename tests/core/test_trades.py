@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webapp.core.trades import BarBook, Trade, bars_of, eligibility
+from webapp.core.quotes import Quote
+from webapp.core.trades import BarBook, Trade, bars_of, before_the_open, eligibility, quote_of_bar
 
 T0 = 1_795_000_020_000  # ms, on a minute boundary
 
@@ -121,3 +124,28 @@ def test_dedup_drops_repeated_keys_within_a_bounded_window() -> None:
         d.fresh([Trade("AAPL", 1.0, 1, 1, (), ("AAPL", i))])
     assert len(d.current) + len(d.older) <= 6
     assert d.fresh([a]) == [a]  # long forgotten
+
+
+def test_the_gap_reads_the_last_pre_market_trade_before_the_open_and_the_regular_open_after() -> None:
+    """Trade Ideas' "expected open": at 09:29 the gap is the last pre-market trade against the
+    previous close; from 09:31 on it is the first regular bar's open, whatever traded before."""
+    from webapp.core import metrics
+    from webapp.core.market import exchange_day_start
+
+    def at(hh: int, mm: int) -> datetime:
+        return datetime(2026, 11, 20, hh + 5, mm, tzinfo=timezone.utc)  # New York is UTC-5 in November
+
+    yesterday = Quote("AAPL", 100.0, at(15, 59) - timedelta(days=1), 10, 99.0, 99.5, 101.0, 98.0, "stream")
+    day_start = exchange_day_start(at(4, 1))
+    got, previous = [], yesterday
+    for (hh, mm), bar in (((4, 1), (101.0, 101.5, 101.0, 101.2, 100)),  # the day's first trades
+                          ((9, 29), (103.0, 104.0, 103.0, 104.0, 500)),
+                          ((9, 30), (104.0, 104.5, 103.5, 103.8, 900)),  # ends at the open: still pre-market
+                          ((9, 31), (105.0, 106.0, 104.5, 105.5, 5000)),  # the first regular bar
+                          ((9, 32), (105.5, 107.0, 105.0, 106.5, 4000)),
+                          ((16, 5), (106.0, 106.0, 105.0, 105.2, 50))):  # after hours: the open stays
+        previous = quote_of_bar("AAPL", bar, at(hh, mm), previous, day_start, "stream")
+        got.append((previous.open, metrics.gap_pct(previous.open, previous.prev_close)))
+    assert [o for o, _ in got] == [101.2, 104.0, 103.8, 105.0, 105.0, 105.0]
+    assert got[1][1] == pytest.approx(4.0) and got[3][1] == pytest.approx(5.0)
+    assert before_the_open(at(9, 30)) and not before_the_open(at(9, 30) + timedelta(seconds=1))

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import NamedTuple
 
+from webapp.core.market import EXCHANGE_TZ
 from webapp.core.quotes import Quote
 
 
@@ -249,24 +250,44 @@ class Dedup:
         return out
 
 
+def before_the_open(end: datetime | float) -> bool:
+    """Whether a bar ending at ``end`` (a datetime, or epoch seconds) is pre-market: it ends at or
+    before 09:30 New York."""
+    at = end if isinstance(end, datetime) else datetime.fromtimestamp(end, timezone.utc)
+    ny = at.astimezone(EXCHANGE_TZ)
+    return (ny.hour, ny.minute) < (9, 30) or (ny.hour, ny.minute, ny.second, ny.microsecond) == (9, 30, 0, 0)
+
+
+def day_open_of(end: datetime, o: float | None, c: float | None, earlier: Quote | None) -> float | None:
+    """The day's open as the gap reads it, Trade Ideas' "expected open": before the open, the last
+    pre-market trade (this bar's close); the first regular bar's open from then on (carried from
+    ``earlier``, the day's previous reading, once it is a regular one)."""
+    if before_the_open(end):
+        return c
+    if earlier is None or earlier.open is None or before_the_open(earlier.time):
+        return o
+    return earlier.open
+
+
 def quote_of_bar(ticker: str, bar: Sequence[float | None], at: datetime, previous: Quote | None,
                  day_start: datetime, source: str) -> Quote:
     """The minute pipeline's reading from a closed stream bar ``(open, high, low, close, volume)``.
 
     The reading's price is the bar's close and its volume the bar's; the
-    day's open, high and low carry on from the previous reading (a new
-    exchange day starts them from this bar), and the previous close is the
-    last reading of the day before, as the simulated market does it.
+    day's high and low carry on from the previous reading (a new exchange day
+    starts them from this bar), and the previous close is the last reading of
+    the day before, as the simulated market does it.  The day's open is what
+    the gap reads (:func:`day_open`).
     """
     o, h, low, c, v = bar[:5]
     new_day = previous is None or previous.time < day_start
     if new_day:
         prev_close = previous.price if previous is not None else None
-        day_open, high, low_ = o, h, low
+        high, low_ = h, low
     else:
         prev_close = previous.prev_close
-        day_open = previous.open if previous.open is not None else o
         high = h if previous.high is None or h is None else max(previous.high, h)
         low_ = low if previous.low is None or low is None else min(previous.low, low)
+    day_open = day_open_of(at, o, c, None if new_day else previous)
     return Quote(ticker, float(c), at.astimezone(timezone.utc), int(v or 0), prev_close, day_open,
                  high, low_, source)

@@ -54,6 +54,7 @@ from webapp.core.scanner_live import (
 )
 from webapp.core.shards import shard_of
 from webapp.core.tables import Table, Unreadable, unpack
+from webapp.core.trades import before_the_open
 from webapp.store.scanstore import decode_profile
 from webapp.tick.publisher import Publisher
 from webapp.tick.scanner import changes, filters, fresh_mask, minute_of_day, settings
@@ -238,7 +239,7 @@ class LiveScanner:
             readings = core.Readings(
                 price=np.array([b.close for b in bars]), volume=np.array([b.volume for b in bars]),
                 prev_close=np.where(same, live["prev_close"][rows], live["price"][rows]),
-                open=np.where(same, live["open"][rows], np.array([b.open for b in bars])),
+                open=_day_open(bars, same, live["open"][rows], live["time"][rows]),
                 time=np.array([float(b.bar_time) for b in bars]), day=day.astype(np.int64),
                 expected=np.array([scan.expected.get(b.ticker, np.nan) for b in bars]),
                 sessions=np.array([scan.sessions.get(b.ticker, 0) for b in bars], np.int64))
@@ -321,6 +322,20 @@ def _with_flags(previous: dict[str, Any], announced: dict[str, Any]
     for name, payload in updates.items():
         payload.update({k: announced[name][k] for k in FLAGS})
     return updates, entered, kept
+
+
+def _day_open(bars: Sequence[Provisional], same: np.ndarray, held: np.ndarray, held_time: np.ndarray
+              ) -> np.ndarray:
+    """Each bar's day open as the tick reads it (:func:`webapp.core.trades.day_open_of`): the last
+    pre-market trade before the open, then the first regular bar's open, carried."""
+    pre = {t: before_the_open(float(t)) for t in {*(b.bar_time for b in bars), *held_time.tolist()}
+           if t == t}
+    out = np.array([b.open for b in bars], float)
+    carried = same & ~np.isnan(held) & ~np.array([pre.get(t, True) for t in held_time.tolist()], bool)
+    out[carried] = held[carried]
+    before = np.array([pre[b.bar_time] for b in bars], bool)
+    out[before] = np.array([b.close for b in bars], float)[before]
+    return out
 
 
 class _Context(NamedTuple):
