@@ -102,13 +102,17 @@ class LiveTape:
     def observe(self, bars: Iterable[Provisional], width: int) -> None:
         """The hand-offs since the last call (coalesced: at most one per ticker and bar), as columns:
         at 10,000 tickers a second, a loop per hand-off costs more than the rest of the scan."""
-        got = [(self.index[b.ticker], b) for b in bars if b.ticker in self.index]
+        index = self.index
+        got = [b for b in bars if b.ticker in index]
         if not got:
             return
-        got.sort(key=lambda x: (x[0], x[1].bar_time))
-        idx = np.array([i for i, _ in got], np.int64)
-        col = {name: np.array([getattr(b, name) for _, b in got]) for name in
+        fields = dict(zip(Provisional._fields, zip(*got, strict=True), strict=True))
+        idx = np.fromiter((index[t] for t in fields["ticker"]), np.int64, len(got))
+        col = {name: np.array(fields[name]) for name in
                ("bar_time", "high", "low", "close", "volume", "last_ms", "high_ms", "low_ms")}
+        order = np.lexsort((col["bar_time"], idx))  # by ticker, its older bars first
+        idx = idx[order]
+        col = {name: v[order] for name, v in col.items()}
         # a ticker's older bars first, then its newer ones: each pass touches a ticker once
         starts = np.r_[0, np.flatnonzero(idx[1:] != idx[:-1]) + 1]
         rank = np.arange(len(idx)) - np.repeat(starts, np.diff(np.r_[starts, len(idx)]))

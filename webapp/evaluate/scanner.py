@@ -81,6 +81,9 @@ class ShardScan:
         self.pending: list[Provisional] = []
         self.newest: dict[str, Provisional] = {}
         self.table: tuple[list[str], Table] | None = None
+        self.where: dict[str, int] = {}  # ticker -> its row of the table
+        self.live: Table | None = None  # the table with each ticker's newest hand-off as its reading
+        self.changed: set[str] = set()  # tickers handed off since ``live`` was advanced
         self.table_minute = -1
         self.profile_minute = -1
         self.expected: dict[str, float] = {}  # cumulative expected volume at the minute (RVOL)
@@ -89,6 +92,7 @@ class ShardScan:
 
     def add(self, bars: Sequence[Provisional]) -> None:
         self.pending.extend(bars)
+        self.changed.update(b.ticker for b in bars)
         for b in bars:
             held = self.newest.get(b.ticker)
             if held is None or (b.bar_time, b.trades) >= (held.bar_time, held.trades):
@@ -172,6 +176,8 @@ class LiveScanner:
             except Unreadable:
                 got = None
             scan.table = None if got is None else (got[0], got[1])
+            scan.where = {} if got is None else {t: i for i, t in enumerate(got[0])}
+            scan.live = None  # advanced afresh from the new table
             scan.table_minute = minute if got is not None else -1
             if got is not None:
                 where = {t: i for i, t in enumerate(got[0])}
@@ -182,6 +188,7 @@ class LiveScanner:
                         scan.tape.seed(t, today, float(got[1]["hi"][i]), float(got[1]["lo"][i]))
         if minute != scan.profile_minute:
             scan.profile_minute = minute
+            scan.live = None  # its RVOL is against the new minute's expectation
             tickers_json, now_blob, before_blob = self.client.mget(
                 [names.rvol_tickers_key(day), names.rvol_minute_key(day, minute),
                  names.rvol_minute_key(day, max(0, minute - 1))])
@@ -223,29 +230,37 @@ class LiveScanner:
         if scan.table is None:
             return {name: [] for name in core.LISTS}, _Context({}, {})
         tickers, table = scan.table
-        where = {t: i for i, t in enumerate(tickers)}
-        live = {k: np.array(v) for k, v in table.items()}  # a copy: the blob's columns are read-only
-        times = table["time"]
-        picked = []
-        for t, b in scan.newest.items():
-            i = where.get(t)
-            if i is not None and not times[i] >= b.bar_time:  # newer than the tick's reading (or none)
-                picked.append((i, b))
-        if picked:
-            rows = np.array([i for i, _ in picked], np.int64)
-            bars = [b for _, b in picked]
-            day = np.array([datetime.fromtimestamp(b.bar_time, EXCHANGE_TZ).date().toordinal() for b in bars])
-            same = live["day"][rows] == day
+        where = scan.where
+        if scan.live is None:  # a copy: the blob's columns are read-only; every newest hand-off again
+            scan.live, todo = {k: np.array(v) for k, v in table.items()}, scan.newest.keys()
+        else:  # only the rows handed off since: the rest are as they were a second ago
+            todo = scan.changed
+        live, newest = scan.live, scan.newest
+        held = [(where[t], newest[t]) for t in todo if t in where and t in newest]
+        scan.changed = set()
+        at = np.fromiter((i for i, _ in held), np.int64, len(held))
+        bar_times = np.fromiter((b.bar_time for _, b in held), np.float64, len(held))
+        newer = np.flatnonzero(~(table["time"][at] >= bar_times))  # than the tick's reading (or none)
+        if len(newer):
+            rows = at[newer]
+            bars = [held[k][1] for k in newer.tolist()]
+            days = {t: datetime.fromtimestamp(t, EXCHANGE_TZ).date().toordinal()
+                    for t in {b.bar_time for b in bars}}
+            day = np.array([days[b.bar_time] for b in bars], np.int64)
+            before = core.take(table, rows, self.cfg.UNUSUAL_VOLUME_BARS)  # the tick's reading before
+            same = before["day"] == day
             readings = core.Readings(
                 price=np.array([b.close for b in bars]), volume=np.array([b.volume for b in bars]),
-                prev_close=np.where(same, live["prev_close"][rows], live["price"][rows]),
-                open=_day_open(bars, same, live["open"][rows], live["time"][rows]),
-                time=np.array([float(b.bar_time) for b in bars]), day=day.astype(np.int64),
+                prev_close=np.where(same, before["prev_close"], before["price"]),
+                open=_day_open(bars, same, before["open"], before["time"]),
+                time=np.array([float(b.bar_time) for b in bars]), day=day,
                 expected=np.array([scan.expected.get(b.ticker, np.nan) for b in bars]),
                 sessions=np.array([scan.sessions.get(b.ticker, 0) for b in bars], np.int64))
-            core.put(live, rows, core.advance(core.take(live, rows, self.cfg.UNUSUAL_VOLUME_BARS), readings,
-                                              settings(self.cfg)))
-        live["stale"] = live["stale"] | np.array([t in halted for t in tickers], bool)
+            core.put(live, rows, core.advance(before, readings, settings(self.cfg)))
+        if halted:
+            stopped = np.zeros(len(tickers), bool)
+            stopped[[where[t] for t in halted if t in where]] = True
+            live = {**live, "stale": live["stale"] | stopped}  # halted now: not kept past this second
         fresh = fresh_mask(live, datetime.fromtimestamp(now, timezone.utc), 3.0 * self.cfg.TICK_SECONDS)
         labels = np.array(tickers, dtype=str) if tickers else np.array([], dtype=str)
         out = {}
