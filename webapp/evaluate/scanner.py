@@ -65,6 +65,7 @@ ALL_LISTS = (*core.LISTS, *LIVE_LISTS)
 LIVE_KEY_SECONDS = 3  # the tick announces again this soon after the last live announcement
 ROWS_TTL_SECONDS = 10
 REPORTING_SECONDS = 5.0  # a shard whose rows are older than this is not reporting
+ANNOUNCE_WAIT_SECONDS = 0.5  # the longest the announcer waits for the other shards' rows of a second
 
 
 def live_settings(cfg: Config) -> LiveSettings:
@@ -110,7 +111,9 @@ class LiveScanner:
         self.scans: dict[int, ShardScan] = {}
         self.announced_once = False
         self.second = 0
-        self.timings: list[float] = []  # ms per shard-second, for the status and the bench
+        self.timings: list[float] = []  # CPU ms per shard-second (of one core), for the status and the bench
+        self.walls: list[float] = []  # the same, by the clock on the wall (waits for the CPU included)
+        self.announce_for: float | None = None  # the second whose lists wait for every shard's rows
 
     # ---- fed by the evaluate process
     def take(self, shard: int, symbols: Sequence[str]) -> None:
@@ -153,16 +156,35 @@ class LiveScanner:
             return 0
         pipe = self.client.pipeline(transaction=False)
         for shard, scan in self.scans.items():
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.thread_time()
             rows, meta = self._shard(scan, now, now_ms, halts)
-            self.timings.append((time.perf_counter() - began) * 1000)
+            self.timings.append((time.thread_time() - cpu) * 1000)
+            self.walls.append((time.perf_counter() - began) * 1000)
             for name, r in rows.items():
                 pipe.hset(names.SCAN_LIVE_ROWS_KEY, f"{name}:{shard}:{self.shards}", orjson.dumps(r))
             pipe.hset(names.SCAN_LIVE_ROWS_KEY, f"meta:{shard}:{self.shards}", orjson.dumps(meta))
         pipe.expire(names.SCAN_LIVE_ROWS_KEY, ROWS_TTL_SECONDS)
         pipe.execute()
-        del self.timings[:-600]
-        return self._announce(now) if 0 in self.scans else 0
+        del self.timings[:-600], self.walls[:-600]
+        if 0 not in self.scans:
+            return 0
+        self.announce_for = now
+        return self.announce_when_ready(now)
+
+    def announce_when_ready(self, now: float) -> int:
+        """Announce the second's lists once every shard wrote its rows for it (each process ranks
+        its shards when its own loop comes round to it), or :data:`ANNOUNCE_WAIT_SECONDS` after:
+        a list is then never a second behind for want of a shard that was a moment late."""
+        second = self.announce_for
+        if second is None:
+            return 0
+        if now - second < ANNOUNCE_WAIT_SECONDS:
+            metas = self.client.hmget(names.SCAN_LIVE_ROWS_KEY,
+                                      [f"meta:{s}:{self.shards}" for s in range(self.shards)])
+            if not all(m and int(orjson.loads(m).get("second", 0)) >= int(second) for m in metas):
+                return 0
+        self.announce_for = None
+        return self._announce(second)
 
     def _refresh_inputs(self, scan: ShardScan, now: float) -> None:
         """The tick's table (read again each minute, and each second while it is missing) and the
@@ -220,7 +242,7 @@ class LiveScanner:
             if name != "halted":
                 rows[name] = [r for r in rows[name] if within(r, *flt)]
         rows.update(minute)
-        meta = {"at": now, "warm": scan.tape.warm(), "table": scan.table is not None}
+        meta = {"at": now, "second": int(now), "warm": scan.tape.warm(), "table": scan.table is not None}
         return rows, meta
 
     def _minute_lists(self, scan: ShardScan, now: float, halted: set[str]
