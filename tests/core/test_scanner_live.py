@@ -170,3 +170,20 @@ def test_merging_shards_keeps_the_lists_order() -> None:
     assert [r["ticker"] for r in merge([a, b], "running_up", 3)] == ["X", "Z", "A"]
     down = [{"ticker": "X", "value": -3.0}], [{"ticker": "Z", "value": -5.0}]
     assert [r["ticker"] for r in merge(down, "running_down", 5)] == ["Z", "X"]
+
+
+def test_a_seconds_hand_offs_count_once_in_any_order_and_an_older_one_again_adds_nothing() -> None:
+    """The evaluate process hands the tape every hand-off of the second (several per bar); only the
+    newest of each bar counts, and one handed again later (a batch retried after an outage) is
+    refused by its trade count, so no volume is counted twice."""
+    def bar(n: int, volume: float, close: float) -> Provisional:
+        return Provisional("AAA", T0 + 60, 20.0, max(20.0, close), 20.0, close, volume, n,
+                           (T0 + n) * 1000, (T0 + n) * 1000, T0 * 1000)
+
+    tape = LiveTape(["AAA"], window=10)
+    tape.observe([bar(3, 300.0, 20.3), bar(1, 100.0, 20.1), bar(2, 200.0, 20.2)], 60)
+    assert tape.volume[0] == 300.0 and tape.last[0] == 20.3 and tape.touched[0]
+    tape.observe([bar(2, 200.0, 20.2)], 60)  # retried: older than what the tape holds
+    assert tape.volume[0] == 300.0 and tape.last[0] == 20.3
+    tape.observe([bar(5, 450.0, 20.5)], 60)
+    assert tape.volume[0] == 450.0 and tape.bar_volume[0] == 450.0

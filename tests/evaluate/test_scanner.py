@@ -120,7 +120,7 @@ def test_at_the_minute_the_live_lists_equal_the_ticks_on_the_same_readings(app, 
     scanner.add(0, bars)
     now = float(slot + 1)
     scan = scanner.scans[0]
-    scanner._refresh_inputs(scan, now)
+    scanner._record(scan, now, int(now * 1000), {})
     live, _ = scanner._minute_lists(scan, now, set())
     # the tick's own scan over quotes carrying the same prices and volumes
     at = datetime.fromtimestamp(slot, timezone.utc)
@@ -151,9 +151,9 @@ def test_the_live_readings_take_the_day_open_as_the_tick_does_before_and_after_t
     cases = [(ny(9, 29), ny(9, 28), True, 50.0), (ny(9, 31), ny(9, 30), True, 50.0),
              (ny(9, 32), ny(9, 31), True, 50.0), (ny(9, 32), ny(9, 31), False, 50.0),
              (ny(9, 33), ny(9, 32), True, float("nan")), (ny(16, 5), ny(15, 59), True, 49.0)]
-    bars = [_bar("AAPL", end, 51.0, 52.0, 50.5, 51.5, 10.0, 1, (end - 5) * 1000) for end, _, _, _ in cases]
-    got = _day_open(bars, np.array([c[2] for c in cases]), np.array([c[3] for c in cases]),
-                    np.array([float(c[1]) for c in cases]))
+    ends = np.array([float(c[0]) for c in cases])
+    got = _day_open(ends, np.full(len(cases), 51.0), np.full(len(cases), 51.5), np.array([c[2] for c in cases]),
+                    np.array([c[3] for c in cases]), np.array([float(c[1]) for c in cases]))
     for (end, held_at, same, held), value in zip(cases, got.tolist(), strict=True):
         earlier = Quote("AAPL", 51.0, datetime.fromtimestamp(held_at, timezone.utc), 1, 50.0,
                         None if held != held else held) if same else None

@@ -77,8 +77,11 @@ class LiveTape:
         self.started = -1  # the first second recorded (the windows are whole once it is window old)
         self.last = np.full(n, np.nan)
         self.volume = np.zeros(n)  # volume seen since the tape began
-        self.bar = np.zeros(n, np.int64)  # the bar of the last hand-off, and its volume and trades
+        self.bar = np.zeros(n, np.int64)  # the bar of the last hand-off, and its open and volume
+        self.bar_open = np.full(n, np.nan)
         self.bar_volume = np.zeros(n)
+        self.bar_trades = np.zeros(n, np.int64)
+        self.touched = np.zeros(n, bool)  # handed off since the caller last cleared it
         self.day = np.zeros(n, np.int64)
         self.first_s = np.zeros(n, np.int64)  # the second of the day's first trade
         self.hod = np.full(n, np.nan)
@@ -100,19 +103,23 @@ class LiveTape:
             self.lod[i] = np.fmin(self.lod[i], low)
 
     def observe(self, bars: Iterable[Provisional], width: int) -> None:
-        """The hand-offs since the last call (coalesced: at most one per ticker and bar), as columns:
-        at 10,000 tickers a second, a loop per hand-off costs more than the rest of the scan."""
+        """The hand-offs since the last call, in any order and any number per ticker and bar (the
+        newest of each bar counts), as columns: at 10,000 tickers and tens of thousands of hand-offs
+        a second, a loop per hand-off costs more than the rest of the scan."""
         index = self.index
         got = [b for b in bars if b.ticker in index]
         if not got:
             return
         fields = dict(zip(Provisional._fields, zip(*got, strict=True), strict=True))
         idx = np.fromiter((index[t] for t in fields["ticker"]), np.int64, len(got))
-        col = {name: np.array(fields[name]) for name in
-               ("bar_time", "high", "low", "close", "volume", "last_ms", "high_ms", "low_ms")}
-        order = np.lexsort((col["bar_time"], idx))  # by ticker, its older bars first
-        idx = idx[order]
-        col = {name: v[order] for name, v in col.items()}
+        col = {name: np.array(fields[name]) for name in ("bar_time", "open", "high", "low", "close", "volume",
+                                                         "trades", "last_ms", "high_ms", "low_ms")}
+        # by ticker, its older bars first, and of a bar's hand-offs only the newest (the most trades)
+        order = np.lexsort((col["last_ms"], col["trades"], col["bar_time"], idx))
+        idx, col = idx[order], {name: v[order] for name, v in col.items()}
+        last = np.r_[(idx[1:] != idx[:-1]) | (col["bar_time"][1:] != col["bar_time"][:-1]), True]
+        idx, col = idx[last], {name: v[last] for name, v in col.items()}
+        self.touched[idx] = True
         # a ticker's older bars first, then its newer ones: each pass touches a ticker once
         starts = np.r_[0, np.flatnonzero(idx[1:] != idx[:-1]) + 1]
         rank = np.arange(len(idx)) - np.repeat(starts, np.diff(np.r_[starts, len(idx)]))
@@ -145,12 +152,15 @@ class LiveTape:
             level[k], at[k] = value[broke], when[broke]
             unset = np.isnan(level[ir])
             level[ir[unset]] = value[unset]
-        same, newer = b["bar_time"] == self.bar[i], b["bar_time"] > self.bar[i]
+        # the same bar again (not an older hand-off of it: a retried batch), or a newer bar
+        same = (b["bar_time"] == self.bar[i]) & (b["trades"] >= self.bar_trades[i])
+        newer = b["bar_time"] > self.bar[i]
         gained = np.where(same, np.maximum(0.0, b["volume"] - self.bar_volume[i]), b["volume"])
         m = np.flatnonzero(same | newer)  # an older bar's late hand-off: its volume was counted
         im = i[m]
         self.volume[im] += gained[m]
         self.bar[im], self.bar_volume[im], self.last[im] = b["bar_time"][m], b["volume"][m], b["close"][m]
+        self.bar_open[im], self.bar_trades[im] = b["open"][m], b["trades"][m]
 
     def halted(self, halts: Mapping[str, Mapping[str, Any]], now_ms: int) -> None:
         """The halts as the stream reports them now; one that ended is resumed from ``now_ms``."""

@@ -30,6 +30,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from itertools import chain
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,7 +42,7 @@ from webapp import names
 from webapp.config import Config
 from webapp.core import scanner as core
 from webapp.core.market import EXCHANGE_TZ
-from webapp.core.rules.intrabar import Provisional, coalesce
+from webapp.core.rules.intrabar import Provisional
 from webapp.core.rules.model import MAX_SIGNAL_SECONDS
 from webapp.core.scanner_live import (
     CONTEXT,
@@ -62,6 +64,7 @@ from webapp.tick.scanner import changes, filters, fresh_mask, minute_of_day, set
 log = logging.getLogger(__name__)
 
 ALL_LISTS = (*core.LISTS, *LIVE_LISTS)
+_TICKER_BAR = itemgetter(0, 1)  # a hand-off's (ticker, bar time)
 LIVE_KEY_SECONDS = 3  # the tick announces again this soon after the last live announcement
 ROWS_TTL_SECONDS = 10
 REPORTING_SECONDS = 5.0  # a shard whose rows are older than this is not reporting
@@ -79,25 +82,20 @@ class ShardScan:
     def __init__(self, shard: tuple[int, int], tickers: Sequence[str], window: int) -> None:
         self.shard = shard
         self.tape = LiveTape(tickers, window, MAX_SIGNAL_SECONDS)
-        self.pending: list[Provisional] = []
-        self.newest: dict[str, Provisional] = {}
+        self.pending: list[Sequence[Provisional]] = []  # the second's batches of hand-offs
         self.table: tuple[list[str], Table] | None = None
         self.where: dict[str, int] = {}  # ticker -> its row of the table
+        self.rows = np.full(len(tickers), -1, np.int64)  # each tape ticker's row of the table (-1: none)
         self.live: Table | None = None  # the table with each ticker's newest hand-off as its reading
-        self.changed: set[str] = set()  # tickers handed off since ``live`` was advanced
         self.table_minute = -1
         self.profile_minute = -1
-        self.expected: dict[str, float] = {}  # cumulative expected volume at the minute (RVOL)
-        self.sessions: dict[str, int] = {}
-        self.window_expected = np.full(len(tickers), np.nan)
+        n = len(tickers)
+        self.expected = np.full(n, np.nan)  # per tape ticker: cumulative expected volume (RVOL)
+        self.sessions = np.zeros(n, np.int64)
+        self.window_expected = np.full(n, np.nan)
 
     def add(self, bars: Sequence[Provisional]) -> None:
-        self.pending.extend(bars)
-        self.changed.update(b.ticker for b in bars)
-        for b in bars:
-            held = self.newest.get(b.ticker)
-            if held is None or (b.bar_time, b.trades) >= (held.bar_time, held.trades):
-                self.newest[b.ticker] = b
+        self.pending.append(bars)
 
 
 class LiveScanner:
@@ -198,7 +196,8 @@ class LiveScanner:
             except Unreadable:
                 got = None
             scan.table = None if got is None else (got[0], got[1])
-            scan.where = {} if got is None else {t: i for i, t in enumerate(got[0])}
+            scan.where = where = {} if got is None else {t: i for i, t in enumerate(got[0])}
+            scan.rows = np.array([where.get(t, -1) for t in scan.tape.tickers], np.int64)
             scan.live = None  # advanced afresh from the new table
             scan.table_minute = minute if got is not None else -1
             if got is not None:
@@ -216,7 +215,8 @@ class LiveScanner:
                  names.rvol_minute_key(day, max(0, minute - 1))])
             now_p = decode_profile(tickers_json, now_blob)
             before_p = decode_profile(tickers_json, before_blob)
-            scan.expected, scan.sessions = now_p.expected, now_p.sessions
+            scan.expected = np.array([now_p.expected.get(t, np.nan) for t in scan.tape.tickers], float)
+            scan.sessions = np.array([now_p.sessions.get(t, 0) for t in scan.tape.tickers], np.int64)
             per_minute = self.settings.window_seconds / 60.0
             scan.window_expected = np.array(
                 [(now_p.expected.get(t, np.nan) - before_p.expected.get(t, np.nan)) * per_minute
@@ -225,7 +225,11 @@ class LiveScanner:
     def _record(self, scan: ShardScan, now: float, now_ms: int, halts: dict[str, dict[str, Any]]) -> None:
         """The second that ended onto the shard's tape."""
         self._refresh_inputs(scan, now)
-        scan.tape.observe(coalesce(scan.pending), self.cfg.TICK_SECONDS)
+        # the newest hand-off of each (ticker, bar): batches come in stream order, so the last is the
+        # newest (an older one retried the tape refuses by its trade count); no loop in Python
+        flat = list(chain.from_iterable(scan.pending))
+        scan.tape.observe(list(dict(zip(map(_TICKER_BAR, flat), flat, strict=True)).values()),
+                          self.cfg.TICK_SECONDS)
         scan.pending = []
         scan.tape.halted({t: h for t, h in halts.items() if t in scan.tape.index}, now_ms)
         scan.tape.tick(int(now) - 1)
@@ -252,33 +256,31 @@ class LiveScanner:
         if scan.table is None:
             return {name: [] for name in core.LISTS}, _Context({}, {})
         tickers, table = scan.table
-        where = scan.where
-        if scan.live is None:  # a copy: the blob's columns are read-only; every newest hand-off again
-            scan.live, todo = {k: np.array(v) for k, v in table.items()}, scan.newest.keys()
+        tape = scan.tape
+        if scan.live is None:  # a copy: the blob's columns are read-only; every ticker handed off again
+            scan.live, todo = {k: np.array(v) for k, v in table.items()}, np.flatnonzero(tape.bar > 0)
         else:  # only the rows handed off since: the rest are as they were a second ago
-            todo = scan.changed
-        live, newest = scan.live, scan.newest
-        held = [(where[t], newest[t]) for t in todo if t in where and t in newest]
-        scan.changed = set()
-        at = np.fromiter((i for i, _ in held), np.int64, len(held))
-        bar_times = np.fromiter((b.bar_time for _, b in held), np.float64, len(held))
-        newer = np.flatnonzero(~(table["time"][at] >= bar_times))  # than the tick's reading (or none)
-        if len(newer):
-            rows = at[newer]
-            bars = [held[k][1] for k in newer.tolist()]
-            days = {t: datetime.fromtimestamp(t, EXCHANGE_TZ).date().toordinal()
-                    for t in {b.bar_time for b in bars}}
-            day = np.array([days[b.bar_time] for b in bars], np.int64)
+            todo = np.flatnonzero(tape.touched)
+        tape.touched[:] = False
+        live = scan.live
+        todo = todo[scan.rows[todo] >= 0]
+        at = scan.rows[todo]
+        newer = ~(table["time"][at] >= tape.bar[todo])  # than the tick's reading (or it has none)
+        c, rows = todo[newer], at[newer]
+        if len(c):
+            bar_time = tape.bar[c]
+            day = _by_value(bar_time, lambda t: datetime.fromtimestamp(t, EXCHANGE_TZ).date().toordinal())
             before = core.take(table, rows, self.cfg.UNUSUAL_VOLUME_BARS)  # the tick's reading before
             same = before["day"] == day
             readings = core.Readings(
-                price=np.array([b.close for b in bars]), volume=np.array([b.volume for b in bars]),
+                price=tape.last[c], volume=tape.bar_volume[c],
                 prev_close=np.where(same, before["prev_close"], before["price"]),
-                open=_day_open(bars, same, before["open"], before["time"]),
-                time=np.array([float(b.bar_time) for b in bars]), day=day,
-                expected=np.array([scan.expected.get(b.ticker, np.nan) for b in bars]),
-                sessions=np.array([scan.sessions.get(b.ticker, 0) for b in bars], np.int64))
+                open=_day_open(bar_time, tape.bar_open[c], tape.last[c], same, before["open"],
+                               before["time"]),
+                time=bar_time.astype(float), day=day.astype(np.int64),
+                expected=scan.expected[c], sessions=scan.sessions[c])
             core.put(live, rows, core.advance(before, readings, settings(self.cfg)))
+        where = scan.where
         if halted:
             stopped = np.zeros(len(tickers), bool)
             stopped[[where[t] for t in halted if t in where]] = True
@@ -361,17 +363,23 @@ def _with_flags(previous: dict[str, Any], announced: dict[str, Any]
     return updates, entered, kept
 
 
-def _day_open(bars: Sequence[Provisional], same: np.ndarray, held: np.ndarray, held_time: np.ndarray
-              ) -> np.ndarray:
+def _by_value(values: np.ndarray, f: Callable[[Any], Any]) -> np.ndarray:
+    """``f`` of each value, computed once per distinct one (a second's bars share a few bar times)."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.array([f(v) for v in distinct.tolist()])[inverse] if len(values) else np.array([])
+
+
+def _day_open(bar_time: np.ndarray, bar_open: np.ndarray, close: np.ndarray, same: np.ndarray,
+              held: np.ndarray, held_time: np.ndarray) -> np.ndarray:
     """Each bar's day open as the tick reads it (:func:`webapp.core.trades.day_open_of`): the last
     pre-market trade before the open, then the first regular bar's open, carried."""
-    pre = {t: before_the_open(float(t)) for t in {*(b.bar_time for b in bars), *held_time.tolist()}
-           if t == t}
-    out = np.array([b.open for b in bars], float)
-    carried = same & ~np.isnan(held) & ~np.array([pre.get(t, True) for t in held_time.tolist()], bool)
+    def pre(t: float) -> bool:
+        return t != t or before_the_open(t)  # no reading (NaN) counts as none before the open
+    out = np.array(bar_open, float)
+    carried = same & ~np.isnan(held) & ~_by_value(held_time, pre).astype(bool)
     out[carried] = held[carried]
-    before = np.array([pre[b.bar_time] for b in bars], bool)
-    out[before] = np.array([b.close for b in bars], float)[before]
+    before = _by_value(bar_time, pre).astype(bool)
+    out[before] = close[before]
     return out
 
 
