@@ -156,12 +156,17 @@ class EvaluateProcess:
         for s in sorted(self.retry & ready):
             handled += self._batch(s, self.reader.read({s}, pending=True, count=100_000, block_ms=None))
         fresh = ready - self.retry
+        if block_ms and self.scanner is not None:  # wait no longer than the scanner's next second (or,
+            at = time.time()  # when its lists wait for the other shards' rows, than a moment)
+            until = 0.05 if self.scanner.announce_for is not None else int(at) + 1 - at
+            block_ms = max(1, min(block_ms, int(until * 1000) + 1))
         got = self.reader.read(fresh, pending=False, count=BATCH, block_ms=block_ms)
         by_shard: dict[int, list[tuple[int, str, Any]]] = {}
         for entry in got:
             by_shard.setdefault(entry[0], []).append(entry)
         for s, entries in by_shard.items():
             handled += self._batch(s, entries)
+        now = time.time()  # the read may have waited: the second may have ended meanwhile
         if self.scanner is not None and self.scanner.due(now):
             self._scan(now)
         elif self.scanner is not None and self.scanner.announce_for is not None:
@@ -388,8 +393,11 @@ class EvaluateProcess:
             return {}
         out = {}
         scanner = self.scanner
-        for name, got in (("scan_second_ms", scanner.timings), ("scan_second_wall_ms", scanner.walls)):
+        for name, got in (("scan_second_ms", scanner.timings), ("scan_second_wall_ms", scanner.walls),
+                          ("scan_announce_lag_ms", scanner.lags), ("scan_start_lag_ms", scanner.starts)):
             t = sorted(got)
+            if not t:
+                continue
             out[f"{name}_p50"] = round(t[len(t) // 2], 2)
             out[f"{name}_p99"] = round(t[min(len(t) - 1, int(len(t) * 0.99))], 2)
         return out

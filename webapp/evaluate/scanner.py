@@ -112,6 +112,8 @@ class LiveScanner:
         self.timings: list[float] = []  # CPU ms per shard-second (of one core), for the status and the bench
         self.walls: list[float] = []  # the same, by the clock on the wall (waits for the CPU included)
         self.announce_for: float | None = None  # the second whose lists wait for every shard's rows
+        self.lags: list[float] = []  # ms from the second's end to its announcement going out
+        self.starts: list[float] = []  # ms from the second's end to its ranking beginning
 
     # ---- fed by the evaluate process
     def take(self, shard: int, symbols: Sequence[str]) -> None:
@@ -148,6 +150,8 @@ class LiveScanner:
         announce the merged lists; the number of scan_update messages sent."""
         self.second = int(now)
         now_ms = int(now * 1000)
+        self.starts.append((time.time() - int(now)) * 1000)
+        del self.starts[:-600]
         if not self.lists:
             for scan in self.scans.values():
                 self._record(scan, now, now_ms, halts)
@@ -182,7 +186,10 @@ class LiveScanner:
             if not all(m and int(orjson.loads(m).get("second", 0)) >= int(second) for m in metas):
                 return 0
         self.announce_for = None
-        return self._announce(second)
+        sent = self._announce(second)
+        self.lags.append((time.time() - int(second)) * 1000)
+        del self.lags[:-600]
+        return sent
 
     def _refresh_inputs(self, scan: ShardScan, now: float) -> None:
         """The tick's table (read again each minute, and each second while it is missing) and the
