@@ -203,7 +203,8 @@ def test_a_signal_rule_is_made_in_the_form_refused_at_the_close_and_edited_back(
         from webapp.store import rules as rules_store
 
         (made,) = [r for r in rules_store.all_rules(db.session, user_id("erin")) if not r.get("builtin")]
-    assert made["condition"] == {"op": "all", "of": [{"op": "new_high_of_day"}, {"op": "volume_spike", "k": 2.0}]}
+    assert made["condition"] == {"op": "all",
+                                 "of": [{"op": "new_high_of_day"}, {"op": "volume_spike", "k": 2.0}]}
     row.locator("button", has_text="Edit").click()
     assert form.locator("select[name=op]").input_value() == "new_high_of_day"
     assert form.locator("select[name=also]").input_value() == "volume_spike"

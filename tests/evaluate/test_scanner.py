@@ -89,7 +89,8 @@ def test_a_run_and_a_break_reach_the_listened_rooms_each_second_and_the_tick_lea
     assert day_volume >= 500.0 * 8 and "rvol" in row and "gap_pct" in row
     kept = scanner_service.scanner_list("running_up", 10, core.Filters(min_volume=day_volume))
     assert kept["rows"][0]["ticker"] == "AAPL" and kept["filters"]["min_volume"] == day_volume
-    assert scanner_service.scanner_list("running_up", 10, core.Filters(min_volume=day_volume + 1))["rows"] == []
+    more = core.Filters(min_volume=day_volume + 1)
+    assert scanner_service.scanner_list("running_up", 10, more)["rows"] == []
     if row["rvol"] is None:  # no profile for these minutes: an unknown RVOL never passes a minimum
         assert scanner_service.scanner_list("running_up", 10, core.Filters(min_rvol=0.1))["rows"] == []
     # the tick stores its lists but leaves the rooms to the scanner every second while it announces
@@ -152,8 +153,9 @@ def test_the_live_readings_take_the_day_open_as_the_tick_does_before_and_after_t
              (ny(9, 32), ny(9, 31), True, 50.0), (ny(9, 32), ny(9, 31), False, 50.0),
              (ny(9, 33), ny(9, 32), True, float("nan")), (ny(16, 5), ny(15, 59), True, 49.0)]
     ends = np.array([float(c[0]) for c in cases])
-    got = _day_open(ends, np.full(len(cases), 51.0), np.full(len(cases), 51.5), np.array([c[2] for c in cases]),
-                    np.array([c[3] for c in cases]), np.array([float(c[1]) for c in cases]))
+    got = _day_open(ends, np.full(len(cases), 51.0), np.full(len(cases), 51.5),
+                    np.array([c[2] for c in cases]), np.array([c[3] for c in cases]),
+                    np.array([float(c[1]) for c in cases]))
     for (end, held_at, same, held), value in zip(cases, got.tolist(), strict=True):
         earlier = Quote("AAPL", 51.0, datetime.fromtimestamp(held_at, timezone.utc), 1, 50.0,
                         None if held != held else held) if same else None

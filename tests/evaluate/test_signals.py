@@ -16,8 +16,9 @@ from webapp.store.streamstate import StreamWriter
 
 
 def _rule(owner: int, condition: dict, frequency: str = "once_per_bar") -> int:
-    spec = rules_service.rule_spec({"name": condition["op"], "scope": {"tickers": ["AAPL"]},
-                                    "frequency": frequency, "cooldown_seconds": 0, "condition": condition}, owner)
+    raw = {"name": condition["op"], "scope": {"tickers": ["AAPL"]}, "frequency": frequency,
+           "cooldown_seconds": 0, "condition": condition}
+    spec = rules_service.rule_spec(raw, owner)
     return rules_store.create(db.session, spec, owner)["id"]
 
 
@@ -47,7 +48,8 @@ def test_a_new_high_of_day_fires_at_the_print_and_a_halt_and_resume_at_their_mes
     try:
         proc.step()
         # the first hand-off stays under the day's high; the second breaks it at 00:04.250
-        _flush(service_urls[0], OPEN * 1000 + 2000, [_bar("AAPL", high - 1, high - 0.5, high - 1, high - 0.6, 2, 1, 0)])
+        _flush(service_urls[0], OPEN * 1000 + 2000,
+               [_bar("AAPL", high - 1, high - 0.5, high - 1, high - 0.6, 2, 1, 0)])
         assert proc.step() == 1
         assert _events(pg, hod) == [] and len(_events(pg, anything)) == 1
         _flush(service_urls[0], OPEN * 1000 + 5000,

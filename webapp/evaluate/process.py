@@ -21,7 +21,8 @@ twice through a crash at any point:
    the next holder, storing nothing new.
 
 Once a second, the provisional bars judged in the seconds that are over are
-stored (:mod:`webapp.store.intrabar_tape`), what a replay judges.
+stored (:mod:`webapp.store.intrabar_tape`, by a thread:
+:mod:`webapp.evaluate.tape_writer`), what a replay judges.
 
 Postgres down: the entries stay pending and the batch is retried with
 backoff (fires wait, and are stored once it is back).  Redis down: the
@@ -51,7 +52,8 @@ from webapp.core.reconnect import Backoff
 from webapp.core.rules.intrabar import Provisional, coalesce
 from webapp.evaluate.engine import ShardEngine, StatusChange
 from webapp.evaluate.scanner import LiveScanner
-from webapp.store import alert_events, evaluate_progress, evaluation, intrabar_tape
+from webapp.evaluate.tape_writer import TapeWriter
+from webapp.store import alert_events, evaluate_progress, evaluation
 from webapp.store.pg import DB_DOWN
 from webapp.store.streamstate import stream_status
 from webapp.tick.publisher import Publisher
@@ -61,7 +63,6 @@ log = logging.getLogger(__name__)
 STATUS_SECONDS = 2.0
 LEASE_EVERY_SECONDS = 1.0
 BATCH = 500  # entries read at once (each one flush of one shard: ~100 ms of trades)
-TAPE_MAX = 500_000  # seconds of provisional bars held for the tape while Postgres is away (oldest go)
 
 
 class EvaluateProcess:
@@ -84,10 +85,9 @@ class EvaluateProcess:
         self.symbols: Sequence[str] = ()
         self.symbols_at = 0.0
         self.judged_ms: dict[int, int] = {}
-        self.tape: dict[tuple[str, int], intrabar_tape.Second] = {}  # (ticker, second): not stored yet
-        self.tape_second = 0  # the seconds before this one are stored
         self.counts = {"entries": 0, "bars": 0, "fires": 0, "malformed": 0, "batches": 0, "retries": 0,
                        "tape_seconds": 0, "tape_dropped": 0}
+        self.tape = TapeWriter(engine, self.counts, cfg.REDIS_RETRY_MAX_SECONDS)
         self.last_error: str | None = None
         self._lease_at = 0.0
         self.lease_every = min(LEASE_EVERY_SECONDS, cfg.EVALUATE_LEASE_SECONDS / 4)  # renewed well before
@@ -127,6 +127,7 @@ class EvaluateProcess:
             self.leases.release_all()
         except (RedisError, OSError):
             pass
+        self.tape.stop()
         log.info("evaluate %s: stopped", self.host_id)
 
     def step(self, block_ms: int | None = 0) -> int:
@@ -171,8 +172,7 @@ class EvaluateProcess:
             self._scan(now)
         elif self.scanner is not None and self.scanner.announce_for is not None:
             self.scanner.announce_when_ready(now)
-        if self.tape and int(now) > self.tape_second:
-            self._store_tape(int(now))
+        self.tape.over(int(now))
         if now - self._status_at >= STATUS_SECONDS:
             self._status_at = now
             self._status(now)
@@ -250,7 +250,7 @@ class EvaluateProcess:
         for b in handed:
             if watched is None or b.ticker in watched:
                 groups.setdefault(b.bar_time, []).append(b)
-                self._taped(b, b.ticker in halted)
+                self.tape.held(b, b.ticker in halted)
         live = self.scanner.columns(shard) if self.scanner is not None else None
         said: dict[int, dict[str, StatusChange]] = {}  # bar time -> ticker -> its last status change
         for ch in changes:
@@ -316,29 +316,6 @@ class EvaluateProcess:
             log.warning("evaluate: shard %d entry %s: its status skipped: %s", shard, entry_id, exc)
             return []
 
-    def _store_tape(self, second: int) -> None:
-        """Store the seconds that are over (once a second; an upsert, so a second judged again after a
-        crash is written again, not twice).  Postgres away: they wait, the oldest dropped past
-        :data:`TAPE_MAX` (counted)."""
-        if len(self.tape) > TAPE_MAX:
-            for k in sorted(self.tape, key=lambda k: k[1])[:len(self.tape) - TAPE_MAX]:
-                del self.tape[k]
-                self.counts["tape_dropped"] += 1
-        done = [k for k in self.tape if k[1] < second]
-        with Session(self.engine) as session:
-            self.counts["tape_seconds"] += intrabar_tape.write(session, [self.tape[k] for k in done])
-            session.commit()
-        for k in done:
-            del self.tape[k]
-        self.tape_second = second
-
-    def _taped(self, bar: Provisional, halted: bool) -> None:
-        """Held for the tape: the newest state of the bar in its second."""
-        key = (bar.ticker, bar.last_ms // 1000)
-        held = self.tape.get(key)
-        if held is None or (bar.bar_time, bar.trades) >= (held.bar.bar_time, held.bar.trades):
-            self.tape[key] = intrabar_tape.Second(bar, halted)
-
     def _halts(self) -> dict[str, dict[str, Any]]:
         """The stream's halts now: ticker -> {"code", "reason", "time_ms"}."""
         out = {}
@@ -382,7 +359,7 @@ class EvaluateProcess:
             lags[str(s)] = None if lag is None else round(lag / 1000, 3)
         evaluation.write_status(self.client, self.host_id, {
             "host": self.host_id, "pid": os.getpid(), "shards": self.shards, "held": sorted(self.leases.held),
-            "lag_s": lags, "at": now, "error": self.last_error, **self.counts,
+            "lag_s": lags, "at": now, "error": self.last_error or self.tape.error, **self.counts,
             "rules": sum(len(e.rules) for e in self.engines.values()), **self._scan_status()},
             ttl_seconds=int(STATUS_SECONDS * 5))
 

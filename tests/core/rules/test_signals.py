@@ -15,6 +15,7 @@ from webapp.core.rules.operands import condition_values, reading_series
 from webapp.core.rules.parse import parse_condition, parse_rule
 from webapp.core.scanner_live import LiveTape
 
+PRICE = {"price": True}
 DAY_OPEN = 1_763_650_800  # 2025-11-20 15:00 UTC, a bar end inside the New York day
 
 
@@ -36,10 +37,10 @@ def test_signal_conditions_read_back_as_they_were_written(raw) -> None:
     ({"op": "halted", "a": {"price": True}}, "takes nothing but op; unexpected a"),
     ({"op": "all", "of": [{"op": "halted"}]}, "of must be a list of 2 to 4"),
     ({"op": "all", "of": [{"op": "halted"}, {"op": "all", "of": []}]}, "of[1].op must be one of"),
-    ({"op": "moving_up", "a": {"price": True}, "seconds": 30, "value": 1}, "a move over seconds is of the price"),
-    ({"op": "moving_up_pct", "a": {"sma": 20}, "seconds": 30, "value": 1}, "a move over seconds is of the price"),
-    ({"op": "moving_up_pct", "a": {"price": True}, "seconds": 301, "value": 1}, "seconds must be a whole number"),
-    ({"op": "moving_up_pct", "a": {"price": True}, "seconds": 30, "bars": 3, "value": 1}, "unexpected bars"),
+    ({"op": "moving_up", "a": PRICE, "seconds": 30, "value": 1}, "a move over seconds is of the price"),
+    ({"op": "moving_up_pct", "a": {"sma": 20}, "seconds": 30, "value": 1}, "a move over seconds is of"),
+    ({"op": "moving_up_pct", "a": PRICE, "seconds": 301, "value": 1}, "seconds must be a whole number"),
+    ({"op": "moving_up_pct", "a": PRICE, "seconds": 30, "bars": 3, "value": 1}, "unexpected bars"),
 ])
 def test_a_malformed_signal_is_refused_with_what_is_wrong(raw, says) -> None:
     with pytest.raises(RuleError, match=".*" + says.replace("(", r"\(").replace("[", r"\[")):
@@ -48,7 +49,8 @@ def test_a_malformed_signal_is_refused_with_what_is_wrong(raw, says) -> None:
 
 def test_a_signal_is_judged_on_the_print_so_its_rule_must_be_intra_bar_over_tickers() -> None:
     base = {"name": "hod", "condition": {"op": "new_high_of_day"}, "scope": {"tickers": ["AAPL"]}}
-    assert parse_rule({**base, "frequency": "once_per_bar"}, ["gainers"]).condition.signals == ("new_high_of_day",)
+    made = parse_rule({**base, "frequency": "once_per_bar"}, ["gainers"])
+    assert made.condition.signals == ("new_high_of_day",)
     with pytest.raises(RuleError, match="judged on the print: frequency must be one of once, once_per_bar"):
         parse_rule({**base, "frequency": "once_per_bar_close"}, ["gainers"])
     with pytest.raises(RuleError, match="not a scanner list"):
@@ -66,7 +68,8 @@ def test_a_new_high_or_low_of_the_day_matches_a_plain_reference_print_by_print()
     earlier print of the day (and at the high of its own bar so far); the day's first bar sets the
     levels and breaks nothing (nothing came before it)."""
     rnd = random.Random(7)
-    high_cond, low_cond = parse_condition({"op": "new_high_of_day"}), parse_condition({"op": "new_low_of_day"})
+    high_cond = parse_condition({"op": "new_high_of_day"})
+    low_cond = parse_condition({"op": "new_low_of_day"})
     closed = {k: np.empty((1, 0)) for k in ("close", "volume", "prev_close", "day_high", "day_low")}
     times: list[int] = []
     earlier: list[float] = []  # every print of the day in closed bars
@@ -77,8 +80,8 @@ def test_a_new_high_or_low_of_the_day_matches_a_plain_reference_print_by_print()
         for k in range(rnd.randint(1, 8)):
             price = round(price + rnd.choice([-0.3, -0.1, 0.0, 0.1, 0.3]), 2)
             prints.append(price)
-            bar = Provisional("AAPL", bar_time, prints[0], max(prints), min(prints), price, 100.0 * len(prints),
-                              len(prints), k, k, k)
+            bar = Provisional("AAPL", bar_time, prints[0], max(prints), min(prints), price,
+                              100.0 * len(prints), len(prints), k, k, k)
             series = _judged_at(closed, times, bar, price)
             for cond, beyond, best in ((high_cond, np.greater, max), (low_cond, np.less, min)):
                 held, _ = condition_values(cond, series)
@@ -153,8 +156,8 @@ def test_each_signal_holds_exactly_when_its_reference_does(raw, live, holds) -> 
 
 
 def test_a_joined_rule_fires_once_with_each_parts_inputs_and_a_halt_is_not_stale_to_itself() -> None:
-    hod = Rule(1, 1, parse_condition({"op": "all", "of": [{"op": "new_high_of_day"},
-                                                          {"op": "volume_spike", "k": 2}]}), "once_per_bar", 0)
+    joined = {"op": "all", "of": [{"op": "new_high_of_day"}, {"op": "volume_spike", "k": 2}]}
+    hod = Rule(1, 1, parse_condition(joined), "once_per_bar", 0)
     series = _series_with({"window_volume": 3000.0, "expected_window_volume": 1000.0, "window_seconds": 60.0})
     got = evaluate_many([hod], [None], ["AAPL"], series, np.array([DAY_OPEN, DAY_OPEN + 60]), [{}], None, 1,
                         intrabar=True)
@@ -166,7 +169,7 @@ def test_a_joined_rule_fires_once_with_each_parts_inputs_and_a_halt_is_not_stale
     # halted: the ticker's halt marks its data stale, which stops every other rule, not this one
     stale = np.array([[False, True]])
     halted = Rule(2, 1, parse_condition({"op": "halted"}), "once", 0)
-    over = Rule(3, 1, parse_condition({"op": "greater_than", "a": {"price": True}, "b": {"const": 1}}), "once", 0)
+    over = Rule(3, 1, parse_condition({"op": "greater_than", "a": PRICE, "b": {"const": 1}}), "once", 0)
     got = evaluate_many([halted, over], [None, None], ["AAPL"], _series_with({"halted": 1.0}),
                         np.array([DAY_OPEN, DAY_OPEN + 60]), [{}, {}], stale, 1, intrabar=True)
     assert [f.rule_id for f in got.fires] == [2]
