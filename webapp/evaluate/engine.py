@@ -81,6 +81,7 @@ class ShardEngine:
         self.resumed_ms = resumed_seconds * 1000
         self.resumed: dict[str, int] = {}  # ticker -> when the stream said its halt ended (ms)
         self.seconds: set[int] = set()  # the moves over seconds the rules read of the live tape
+        self.signals = False  # whether any rule reads a signal (else no live column is made)
         self.rules: list[LiveRule] = []
         self._fingerprint: tuple[Any, ...] | None = None
         self.tickers: tuple[str, ...] = ()
@@ -111,6 +112,7 @@ class ShardEngine:
             self.watched = None if len(named) < len(self.rules) else {t for ts in named for t in ts}
             self.seconds = {leaf.seconds for lr in self.rules for leaf in lr.rule.condition.leaves
                             if leaf.seconds is not None}
+            self.signals = any(lr.rule.condition.signals for lr in self.rules)
         mine = tuple(t for t in symbols if shard_of(t, self.shard[1]) == self.shard[0])
         depth = max((lr.depth for lr in self.rules), default=2)
         if mine != self.tickers or bar_time != self.bar_time or depth > self.bars.depth:
@@ -164,7 +166,6 @@ class ShardEngine:
         ``live``: the live tape's columns for the rules' signals (None: a signal that reads it never
         holds).  ``status``: these bars are status messages (:meth:`status_bars`), and only the rules
         that judge a halt or resume are judged at them."""
-        out = Judged(work={rid: dict(s) for rid, s in self.states.items()}, marks=dict(self.marks))
         watched = self.watched
         mine = [b for b in bars if b.ticker in self._index and b.bar_time == self.bar_time
                 and (watched is None or b.ticker in watched)]
@@ -176,7 +177,8 @@ class ShardEngine:
             else:
                 self.resumed.pop(ch.ticker, None)
         if not live_rules or not mine:
-            return out
+            return Judged(work=self.states, marks=self.marks)  # nothing judged: nothing to copy
+        out = Judged(work={rid: dict(s) for rid, s in self.states.items()}, marks=dict(self.marks))
         steps = []
         for b in mine:
             mark = out.marks.get(b.ticker)
@@ -192,7 +194,8 @@ class ShardEngine:
             raw, times = with_bar(closed, self.bars.times, sub, np.array([p.price for p in said]))
             series = reading_series(raw, times)
             tickers = [b.ticker for b in sub]
-            self._live(series, tickers, halted, live, status, [p.time_ms for p in said])
+            if self.signals:
+                self._live(series, tickers, halted, live, status, [p.time_ms for p in said])
             position = {t: i for i, t in enumerate(tickers)}
             rules, rows_of = [], []
             for lr in live_rules:

@@ -157,8 +157,10 @@ class EvaluateProcess:
         for s in sorted(self.retry & ready):
             handled += self._batch(s, self.reader.read({s}, pending=True, count=100_000, block_ms=None))
         fresh = ready - self.retry
-        if block_ms and self.scanner is not None:  # wait no longer than the scanner's next second (or,
-            at = time.time()  # when its lists wait for the other shards' rows, than a moment)
+        if block_ms and self.scanner is not None and self.scanner.lists:
+            # wait no longer than the scanner's next second (or, when its lists wait for the other
+            # shards' rows, than a moment)
+            at = time.time()
             until = 0.05 if self.scanner.announce_for is not None else int(at) + 1 - at
             block_ms = max(1, min(block_ms, int(until * 1000) + 1))
         got = self.reader.read(fresh, pending=False, count=BATCH, block_ms=block_ms)
@@ -218,7 +220,8 @@ class EvaluateProcess:
         engine = self.engines[shard]
         bars: list[Provisional] = []
         changes: list[StatusChange] = []
-        watched = engine.watched if self.scanner is None else None  # else unparsed: no rule names it
+        listing = self.scanner is not None and self.scanner.lists  # the scanner ranks every ticker
+        watched = None if listing else engine.watched  # else unparsed: no rule names it
         for _, entry_id, fields in entries:
             if fields is None:
                 continue  # trimmed away (MAXLEN) while pending: newer entries carry the bars' state
@@ -244,14 +247,16 @@ class EvaluateProcess:
         now_ms = int(time.time() * 1000)
         groups: dict[int, list[Provisional]] = {}
         handed = coalesce(bars)
-        if self.scanner is not None:
-            self.scanner.add(shard, handed)
+        # the live tape, for the lists or for the rules' signals (only what they read is kept then)
+        taping = self.scanner is not None and (listing or engine.signals)
+        if taping:
+            self.scanner.add(shard, handed)  # type: ignore[union-attr]
         watched = engine.watched
         for b in handed:
             if watched is None or b.ticker in watched:
                 groups.setdefault(b.bar_time, []).append(b)
                 self.tape.held(b, b.ticker in halted)
-        live = self.scanner.columns(shard) if self.scanner is not None else None
+        live = self.scanner.columns(shard) if taping else None  # type: ignore[union-attr]
         said: dict[int, dict[str, StatusChange]] = {}  # bar time -> ticker -> its last status change
         for ch in changes:
             said.setdefault(engine.bar_of(ch.time_ms), {})[ch.ticker] = ch
@@ -261,11 +266,12 @@ class EvaluateProcess:
                 states: dict[tuple[int, str], tuple] = {}
                 for bar_time in sorted(groups.keys() | said.keys()):
                     engine.refresh(session, self.symbols, bar_time, time.monotonic())
-                    for judged in (
-                            engine.judge(groups.get(bar_time, []), halted, now_ms, live),
-                            engine.judge(engine.status_bars(list(said.get(bar_time, {}).values())), halted,
-                                         now_ms, live, said.get(bar_time, {}))):
-                        engine.committed(judged, groups.get(bar_time, []))  # undone below if the commit fails
+                    traded, status = groups.get(bar_time, []), said.get(bar_time)
+                    # the bar's trades, then its status messages (judged for halt and resume rules only)
+                    for told in ((None, status) if status else (None,)):
+                        on = engine.status_bars(list(told.values())) if told else traded
+                        judged = engine.judge(on, halted, now_ms, live, told)
+                        engine.committed(judged, traded)  # undone below if the commit fails
                         fires += judged.fires
                         states.update({(st[0], st[2]): st for st in judged.states})
                 written = alert_events.write_fires(session, fires, list(states.values()))
