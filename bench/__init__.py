@@ -1,4 +1,16 @@
 """Benchmarks: each prints JSON lines with the work size, the median and what was counted."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def bench_config() -> Any:
+    """The benchmarks' settings: the environment's (a DATABASE_URL or REDIS_URL set is used), but
+    never a running ``make run``'s servers, and embedded ones kept in ``.data/bench``: a benchmark
+    empties tables and seeds thousands of symbols, which must not become the next ``make run``'s."""
+    from webapp.config import Config
+
+    return Config.from_env(discover=False).with_overrides(DATA_DIR=".data/bench")
 
 
 def bench_user() -> int:

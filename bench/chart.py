@@ -25,6 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench import bench_config
+
 TICKER = "ZCHART"
 
 
@@ -77,13 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     from flask_migrate import upgrade
 
     from webapp import create_app
-    from webapp.config import Config
     from webapp.launch.embedded import services_for
 
     parser = argparse.ArgumentParser(prog="python -m bench.chart", description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    with services_for(Config.from_env()) as cfg:
+    with services_for(bench_config()) as cfg:
         app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING", BACKFILL_MINUTE_SESSIONS=5,
                                             BACKFILL_DAILY_DAYS=365))
         with app.app_context():

@@ -44,7 +44,7 @@ import psutil
 import redis
 import sqlalchemy as sa
 
-from bench import bench_user
+from bench import bench_config, bench_user
 from bench.sockets import _web
 from bench.stream import _applied, _feed, _status, _symbols, _wait_ready
 from webapp import names
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from webapp import create_app
 
-    with services_for(Config.from_env()) as cfg:
+    with services_for(bench_config()) as cfg:
         app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING", TICK_SHARDS=SHARDS))
         with app.app_context():
             upgrade()

@@ -36,6 +36,7 @@ import psutil
 import redis
 from rq import Queue
 
+from bench import bench_config
 from webapp import names
 from webapp.config import Config, child_environment
 from webapp.launch.embedded import ROOT, services_for
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from webapp import create_app
 
-    with services_for(Config.from_env()) as cfg:
+    with services_for(bench_config()) as cfg:
         app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
         with app.app_context():
             upgrade()

@@ -36,6 +36,7 @@ import orjson
 import psutil
 import redis
 
+from bench import bench_config
 from bench.sockets import _web
 from webapp import names
 from webapp.config import Config, child_environment
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from webapp import create_app
 
-    with services_for(Config.from_env()) as cfg:
+    with services_for(bench_config()) as cfg:
         app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
         with app.app_context():
             upgrade()

@@ -38,6 +38,7 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
+from bench import bench_config
 from bench.counting import count_io
 from webapp import names
 from webapp.core.market import slot_of
@@ -300,11 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from flask_migrate import upgrade
 
     from webapp import create_app
-    from webapp.config import Config
     from webapp.launch.embedded import services_for
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    with services_for(Config.from_env()) as cfg:
+    with services_for(bench_config()) as cfg:
         app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
         with app.app_context():
             upgrade()

@@ -26,8 +26,8 @@ import sys
 import time
 from typing import Any
 
-from bench import bench_user
-from webapp.config import Config, child_environment
+from bench import bench_config, bench_user
+from webapp.config import child_environment
 from webapp.launch.embedded import ROOT, services_for
 
 BENCH_RULE = "bench webhooks"
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fires", type=int, default=300)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("WEBHOOK_ALLOWED_CIDRS", "127.0.0.1/32")
-    with services_for(Config.from_env()) as cfg:
+    with services_for(bench_config()) as cfg:
         app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
         with app.app_context():
             upgrade()

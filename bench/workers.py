@@ -21,6 +21,7 @@ import redis
 import sqlalchemy as sa
 from rq import Queue
 
+from bench import bench_config
 from webapp import names
 from webapp.config import Config, child_environment
 from webapp.core.market import slot_of
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from webapp import create_app
 
-    with services_for(Config.from_env()) as cfg:
+    with services_for(bench_config()) as cfg:
         app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
         with app.app_context():
             upgrade()
