@@ -187,3 +187,19 @@ def test_a_seconds_hand_offs_count_once_in_any_order_and_an_older_one_again_adds
     assert tape.volume[0] == 300.0 and tape.last[0] == 20.3
     tape.observe([bar(5, 450.0, 20.5)], 60)
     assert tape.volume[0] == 450.0 and tape.bar_volume[0] == 450.0
+
+
+def test_seconds_the_loop_missed_carry_the_last_recorded_values_so_a_move_after_them_shows() -> None:
+    """The evaluate loop was held up for 30 s; what it then hands over counts at the second it
+    records, and the seconds between carry the last recorded ones: the move over the window is
+    the whole move, not nothing (the skipped seconds taking the new price too)."""
+    tape = LiveTape(["AAA"], window=5)
+    for s in range(10):
+        tape.observe([Provisional("AAA", T0 + 60, 20.0, 20.0, 20.0, 20.0, 100.0 * (s + 1), s + 1,
+                                  (T0 + s) * 1000, T0 * 1000, T0 * 1000)], 60)
+        tape.tick(T0 + s)
+    tape.observe([Provisional("AAA", T0 + 60, 20.0, 21.0, 20.0, 21.0, 5000.0, 40, (T0 + 40) * 1000,
+                              (T0 + 40) * 1000, T0 * 1000)], 60)
+    tape.tick(T0 + 40)
+    move, volume = tape.window_move()
+    assert move[0] == pytest.approx(5.0) and volume[0] == pytest.approx(4000.0)

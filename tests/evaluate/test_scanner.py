@@ -160,3 +160,50 @@ def test_the_live_readings_take_the_day_open_as_the_tick_does_before_and_after_t
         earlier = Quote("AAPL", 51.0, datetime.fromtimestamp(held_at, timezone.utc), 1, 50.0,
                         None if held != held else held) if same else None
         assert value == day_open_of(datetime.fromtimestamp(end, timezone.utc), 51.0, 51.5, earlier)
+
+
+def test_redis_emptied_the_lists_are_whole_again_and_say_warming_up_until_the_ticks_table_is_back(
+        app, service_urls) -> None:
+    """Redis restarted empty: the next announcement is of whole lists (its base is gone); the day
+    trader's lists go on from the evaluate process's tape, and the tick's six say ``warming_up``
+    with no rows, never a half-empty list passed off as the market, until the tick has rebuilt
+    its table from Postgres."""
+    run_via_rq(app, minutes(6))
+    scanner = _scanner(app, SCAN_WINDOW_SECONDS=5, SCAN_RUNNING_MIN_VOLUME=100.0)
+    rooms = {names.scan_room("running_up"), names.scan_room("gainers")}
+    registry = ListenerRegistry(get_redis())
+    registry.publish(rooms)
+    tickers, table, _ = unpack(get_redis().get(names.scan_table_key(0, 1)))
+    p0 = float(table["price"][tickers.index("AAPL")])
+    minute0 = (int(time.time()) // 60 - 4) * 60  # whole minutes a little in the past
+
+    def second(s: int, k: int) -> None:  # AAPL climbs on growing volume, second by second
+        price = p0 * (1.01 ** k)
+        scanner.add(0, [_bar("AAPL", (s // 60 + 1) * 60, p0, price, p0, price, 500.0 * (k + 1), 5 * (k + 1),
+                             s * 1000 + 500)])
+        scanner.run(s + 1.0, {})
+
+    for k in range(8):
+        second(minute0 + 10 + k, k)
+    get_redis().flushdb()  # Redis restarted empty
+    registry.publish(rooms)  # each web process announces its listeners again within seconds
+    capture = EmitCapture(service_urls[0])
+    try:
+        for k in range(8, 11):  # the next minute: the scanner reads the tick's table again
+            second(minute0 + 60 + k, k)
+        empty = capture.events(names.EVENT_SCAN_UPDATE)
+        run_via_rq(app, minutes(1, START + (minutes(7)[-1] - START)))  # the tick rebuilds its table
+        second(minute0 + 120 + 11, 11)
+        back = capture.events(names.EVENT_SCAN_UPDATE)[len(empty):]
+    finally:
+        capture.close()
+    gainers = [d for _, d in empty if d["list"] == "gainers"][0]
+    assert gainers["full"] and gainers["warming_up"] and gainers["rows"] == []
+    running = [d for _, d in empty if d["list"] == "running_up"][0]
+    assert running["full"] and not running["warming_up"]
+    assert core.apply_delta([], running)[0]["ticker"] == "AAPL"
+    held = core.apply_delta([], gainers)
+    for _, d in back:
+        if d["list"] == "gainers":
+            held = core.apply_delta(held, d)
+    assert not d["warming_up"] and held and held[0]["ticker"] == "AAPL"  # the tick's table is back

@@ -65,3 +65,24 @@ def test_runs_on_heavy_volume_and_halts_with_their_status_messages() -> None:
     assert resume.time_ms - start.time_ms == 120_000 and start.code
     during, _ = sim.between([start.ticker], start.time_ms, resume.time_ms, {start.ticker: 50.0})
     assert during == []
+
+
+def test_its_volume_follows_the_simulated_markets_so_rvol_is_about_one() -> None:
+    """Sized to the minute volume the simulated market's history has at that time of day (what the
+    RVOL profile and the volume-spike list expect), a quiet minute is about 1× and a run about 5×:
+    a spike stands out instead of every ticker being one."""
+    from webapp.providers.sim import SimProvider
+
+    market = SimProvider(7)
+    sim = SimTrades(seed=7, trades_per_second=5, halts=False)
+    sim.volume_of = market.minute_volume
+    start = 29_914_020  # an epoch minute: Monday 2026-11-16, 15:00 UTC, 10:00 in New York
+    ratios, runs = [], []
+    for ticker in ("AAPL", "KO", "TSLA", "JPM", "DIS", "PG"):
+        for minute in range(start, start + 20):
+            trades, _ = sim.between([ticker], minute * 60_000, (minute + 1) * 60_000, {ticker: 100.0})
+            ratio = sum(t.size for t in trades) / market.minute_volume(ticker, minute)
+            (runs if sim.run_of(ticker, minute) else ratios).append(ratio)
+    ratios.sort()
+    assert 0.8 < ratios[len(ratios) // 2] < 1.25 and ratios[-1] < 2.0
+    assert all(r > 3.0 for r in runs)

@@ -171,14 +171,21 @@ class LiveTape:
         self.halts = {t: dict(h) for t, h in halts.items() if t in self.index}
 
     def tick(self, second: int) -> None:
-        """Record the end of ``second`` (the seconds skipped since carry the same values)."""
+        """Record the end of ``second``.  Seconds skipped since the last one (the loop was held up)
+        carry that one's values: what was handed off meanwhile counts at ``second``, so a move is
+        never measured against a start that already includes it."""
         if self.started < 0:
             self.started = second
+        if second < self.second:
+            return  # recorded already
         w = self.ring
-        first = second if self.second < 0 else max(self.second + 1, second - w + 1)
-        for s in range(first, second + 1):
-            self.price[:, s % w] = self.last
-            self.seen[:, s % w] = self.volume
+        if self.second >= 0:
+            held = self.second % w
+            for s in range(max(self.second + 1, second - w + 1), second):
+                self.price[:, s % w] = self.price[:, held]
+                self.seen[:, s % w] = self.seen[:, held]
+        self.price[:, second % w] = self.last
+        self.seen[:, second % w] = self.volume
         self.second = max(self.second, second)
 
     def warm(self) -> bool:

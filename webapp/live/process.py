@@ -40,6 +40,7 @@ from webapp import names
 from webapp.config import Config
 from webapp.core.market import exchange_day_start, market_state
 from webapp.core.tape import Tape
+from webapp.providers.sim import SimProvider
 from webapp.store.emits import emit_message
 from webapp.store.streamstate import LeaderLock, StreamWriter
 from webapp.streams import get_stream_source
@@ -117,6 +118,7 @@ class StreamProcess:
         queue: asyncio.Queue = asyncio.Queue(cfg.STREAM_QUEUE_FRAMES)
         source = get_stream_source(cfg)
         if isinstance(source, SimTrades):
+            source.volume_of = SimProvider(cfg.SIM_SEED).minute_volume  # as the history it backfills
             feed = run_sim(source, link, queue, lambda: self.symbols, self.anchors)
         else:
             feed = keep_connected(source, link, queue, lambda: self.symbols,

@@ -116,6 +116,18 @@ class SimProvider:
         self.sigma = volatility_per_minute * math.sqrt(tick_seconds / 60.0)
         self._ids: dict[str, int] = {}
 
+    def daily_volume(self, ticker: str) -> float:
+        """The ticker's typical session volume (0.2 to 50 million shares, log-uniform by ticker): its
+        history, its minute readings and the simulated stream all draw on it."""
+        key = np.array([self._ticker_key(ticker)], np.uint64)
+        return float(np.exp(math.log(2e5) + _uniform(key, 11)[0] * (math.log(5e7) - math.log(2e5))))
+
+    def minute_volume(self, ticker: str, minute: int) -> float:
+        """The volume expected in the minute starting at epoch ``minute`` × 60 (the intraday shape,
+        no noise): what the simulated stream's sizes add up to, so its RVOL is about 1."""
+        at = datetime.fromtimestamp(minute * 60, timezone.utc)
+        return self.daily_volume(ticker) / MINUTES_PER_SESSION * intraday_volume_factor(at)
+
     def _ticker_key(self, ticker: str) -> int:
         key = self._ids.get(ticker)
         if key is None:
@@ -253,8 +265,7 @@ class SimHistory:
         keys, ret = keys[:-1], ret[:-1]
         close = np.exp(log_close)
         opened = close / np.exp(ret)
-        daily = np.exp(math.log(2e5) + _uniform(np.array([self._sim._ticker_key(ticker)], np.uint64), 11)[0]
-                       * (math.log(5e7) - math.log(2e5)))
+        daily = self._sim.daily_volume(ticker)
         factor = np.array([intraday_volume_factor(t) for t in times])
         volume = np.maximum(daily / MINUTES_PER_SESSION * factor * np.exp(0.35 * _normal(keys, 29)), 1)
         return times, close, opened, volume.astype(np.int64)

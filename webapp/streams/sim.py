@@ -30,6 +30,7 @@ from webapp.streams.connection import Link
 RUN_CHANCE = 0.01  # per ticker and minute, each way: a minute's run up (or down) on heavy volume
 RUN_MOVE = 0.02  # how far a run goes in its minute
 HALT_CHANCE = 0.1  # per ticker and half-hour: a two-minute halt
+MEAN_SIZE = 0.85 * 500 + 0.15 * 50  # a drawn trade's mean size: round lots of 100-900, odd lots of 1-99
 
 
 class SimTrades:
@@ -39,6 +40,9 @@ class SimTrades:
                  halts: bool = True) -> None:
         self.seed = seed
         self.halts = halts
+        # a minute's expected volume by (ticker, epoch minute): the sizes are scaled to it, so the
+        # stream's volume matches the history the RVOL profile is built from (None: sizes as drawn)
+        self.volume_of: Callable[[str, int], float] | None = None
         self.rate = trades_per_second
         self.sigma = volatility_per_minute / math.sqrt(60.0 * max(trades_per_second, 1e-9))
 
@@ -50,6 +54,17 @@ class SimTrades:
         """+1 (a run up), -1 (down) or 0 for this ticker's minute."""
         u = float(np.random.default_rng([self.seed, zlib.crc32(ticker.encode()), minute, 7]).random())
         return 1 if u < RUN_CHANCE else -1 if u < 2 * RUN_CHANCE else 0
+
+    def _scale(self, ticker: str, minute: int) -> float:
+        """What the drawn sizes are multiplied by so a minute adds up to its expected volume."""
+        if self.volume_of is None:
+            return 1.0
+        return self._scales(ticker, minute)
+
+    @functools.lru_cache(maxsize=65_536)  # noqa: B019 (a few per ticker and minute)
+    def _scales(self, ticker: str, minute: int) -> float:
+        drawn = self.rate * 60.0 * MEAN_SIZE
+        return self.volume_of(ticker, minute) / drawn if drawn > 0 else 1.0  # type: ignore[misc]
 
     @functools.lru_cache(maxsize=65_536)  # noqa: B019
     def halt_of(self, ticker: str, block: int) -> int | None:
@@ -101,7 +116,9 @@ class SimTrades:
                 steps = np.exp(self.sigma * rng.standard_normal(n) + drift)
                 odd = rng.random(n) < 0.15
                 sizes = np.where(odd, rng.integers(1, 100, n), 100 * rng.integers(1, 10, n))
-                sizes = sizes * (5 if run else 1)
+                sizes = sizes * (5 if run else 1) * self._scale(ticker, second // 60)
+                lots = ~odd & (sizes >= 100)  # round lots stay round where the scale leaves them one
+                sizes = np.where(lots, np.round(sizes / 100) * 100, np.maximum(1, np.round(sizes)))
                 for t, step, size, is_odd in zip(times.tolist(), steps.tolist(), sizes.tolist(),
                                                  odd.tolist(), strict=True):
                     if not start_ms <= t < end_ms:
