@@ -177,8 +177,8 @@ def test_postgres_down_fires_wait_and_are_stored_once_it_is_back(make_app, proxy
             assert len(_events(pg, rid)) == 1
             proc.step()
             assert len(_events(pg, rid)) == 1
-            proc.tape.over(int(time.time()) + 1)
-            assert proc.tape.drain()
+            proc.judged_seconds.over(int(time.time()) + 1)
+            assert proc.judged_seconds.drain()
             with pg.cursor() as cur:  # what it judged waited too, and is stored for replays
                 cur.execute("SELECT count(*) FROM intrabar_seconds WHERE ticker = 'AAPL'")
                 assert cur.fetchone()[0] == 1
@@ -306,7 +306,7 @@ def test_a_replay_judges_the_stored_seconds_and_finds_what_fired_live(app, pg, r
         proc.step()
         time.sleep(1.05)  # the seconds that are over are stored once a second (by a thread)
         proc.step()
-        assert proc.tape.drain()
+        assert proc.judged_seconds.drain()
     finally:
         proc.leases.release_all()
     live = _events(pg, rid)

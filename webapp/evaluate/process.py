@@ -87,7 +87,7 @@ class EvaluateProcess:
         self.judged_ms: dict[int, int] = {}
         self.counts = {"entries": 0, "bars": 0, "fires": 0, "malformed": 0, "batches": 0, "retries": 0,
                        "tape_seconds": 0, "tape_dropped": 0}
-        self.tape = TapeWriter(engine, self.counts, cfg.REDIS_RETRY_MAX_SECONDS)
+        self.judged_seconds = TapeWriter(engine, self.counts, cfg.REDIS_RETRY_MAX_SECONDS)  # for replays
         self.last_error: str | None = None
         self._lease_at = 0.0
         self.lease_every = min(LEASE_EVERY_SECONDS, cfg.EVALUATE_LEASE_SECONDS / 4)  # renewed well before
@@ -127,7 +127,7 @@ class EvaluateProcess:
             self.leases.release_all()
         except (RedisError, OSError):
             pass
-        self.tape.stop()
+        self.judged_seconds.stop()
         log.info("evaluate %s: stopped", self.host_id)
 
     def step(self, block_ms: int | None = 0) -> int:
@@ -174,7 +174,7 @@ class EvaluateProcess:
             self._scan(now)
         elif self.scanner is not None and self.scanner.announce_for is not None:
             self.scanner.announce_when_ready(now)
-        self.tape.over(int(now))
+        self.judged_seconds.over(int(now))
         if now - self._status_at >= STATUS_SECONDS:
             self._status_at = now
             self._status(now)
@@ -255,7 +255,7 @@ class EvaluateProcess:
         for b in handed:
             if watched is None or b.ticker in watched:
                 groups.setdefault(b.bar_time, []).append(b)
-                self.tape.held(b, b.ticker in halted)
+                self.judged_seconds.held(b, b.ticker in halted)
         live = self.scanner.columns(shard) if taping else None  # type: ignore[union-attr]
         said: dict[int, dict[str, StatusChange]] = {}  # bar time -> ticker -> its last status change
         for ch in changes:
@@ -365,7 +365,7 @@ class EvaluateProcess:
             lags[str(s)] = None if lag is None else round(lag / 1000, 3)
         evaluation.write_status(self.client, self.host_id, {
             "host": self.host_id, "pid": os.getpid(), "shards": self.shards, "held": sorted(self.leases.held),
-            "lag_s": lags, "at": now, "error": self.last_error or self.tape.error, **self.counts,
+            "lag_s": lags, "at": now, "error": self.last_error or self.judged_seconds.error, **self.counts,
             "rules": sum(len(e.rules) for e in self.engines.values()), **self._scan_status()},
             ttl_seconds=int(STATUS_SECONDS * 5))
 
