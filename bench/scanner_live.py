@@ -150,7 +150,7 @@ def run(cfg: Config, n_symbols: int, rate: int, evaluators: int, seconds: float)
         for c in cpu:
             c.cpu_percent(None)
         before = _status(client)
-        timings: list[tuple[float, ...]] = []
+        timings: dict[str, tuple[float, ...]] = {}  # each process's last status: its whole run's figures
         stop = threading.Event()
 
         def sample() -> None:
@@ -158,7 +158,7 @@ def run(cfg: Config, n_symbols: int, rate: int, evaluators: int, seconds: float)
                 for st in [orjson.loads(v) for v in client.mget(list(client.scan_iter(
                         names.EVALUATE_STATUS_PREFIX + "*"))) if v]:
                     if st.get("scan_second_ms_p99") is not None:
-                        timings.append(tuple(st.get(k) or 0.0 for k in SECOND_KEYS))
+                        timings[st["host"]] = tuple(st.get(k) or 0.0 for k in SECOND_KEYS)
                 stop.wait(2.0)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -194,7 +194,7 @@ def run(cfg: Config, n_symbols: int, rate: int, evaluators: int, seconds: float)
         out["print_to_list_row_ms_p99"] = _pct(bound, 0.99)
         out["row_break_to_list_row_ms_p50"] = _pct(since, 0.5)
         for k, key in enumerate(SECOND_KEYS):
-            out[key] = max((t[k] for t in timings), default=None)
+            out[key] = max((t[k] for t in timings.values()), default=None)
         out["counted"] = ("print_to_list_row: from the start of the second a trade printed in (the longest "
                           "any trade of it waits) to the Socket.IO client's receipt of the hod_breaks or "
                           "running_up delta that shows its row; scan_second_ms: one shard's second, every "
