@@ -38,6 +38,16 @@ def test_polygon_trades_aggregates_and_statuses() -> None:
                     '"s":1610144640000,"e":1610144700000}]')
     assert got.trades[0].id == ("MSFT", 4, None, "12345") and got.trades[0].conditions == (0, 12)
     assert got.bars[0].start == 1610144640 and got.bars[0].close == 0.4486
+    # limit-up/limit-down: a band update is not kept; indicator 17 is a halt, 18 its resume
+    got = src.parse('[{"ev":"LULD","T":"MSFT","h":218.96,"l":198.11,"i":[21],"z":3,"t":1601316752683,'
+                    '"q":290317},'
+                    '{"ev":"LULD","T":"ZZZ","h":5.5,"l":4.5,"i":[17],"z":3,"t":1601316800000,"q":7},'
+                    '{"ev":"LULD","T":"ZZZ","h":5.5,"l":4.5,"i":[18],"z":3,"t":1601317100000,"q":8}]')
+    assert [(h.ticker, h.halted, h.code, h.time_ms) for h in got.halts] == [
+        ("ZZZ", True, "17", 1601316800000), ("ZZZ", False, "18", 1601317100000)]
+    assert "LULD.AAPL" in src.subscribe(["AAPL"])[0]
+    with pytest.raises(ValueError, match="without a valid"):
+        src.parse('[{"ev":"LULD","i":[17],"t":1}]')
     with pytest.raises(StreamRefused) as refused:
         src.parse('[{"ev":"status","status":"max_connections","message":"Maximum number of connections"}]')
     assert refused.value.kind == "busy"

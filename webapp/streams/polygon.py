@@ -2,12 +2,15 @@
 
 The server says ``connected``; we send ``{"action":"auth","params":KEY}``
 and expect ``auth_success`` (``auth_failed`` is fatal).  We subscribe to
-``T.<sym>`` and ``AM.<sym>``.  Trades are ``{"ev":"T","sym","x","i","z",
+``T.<sym>``, ``AM.<sym>`` and ``LULD.<sym>``.  Trades are ``{"ev":"T","sym","x","i","z",
 "p","s","c","t","q"}`` with ``t`` the SIP time in ms and numeric condition
 ids; the unique key is (sym, x, trfi, i) (``q`` alone is not safe).  Minute
 aggregates (``AM``) are re-sent when a late trade changes them: a repeated
-bar time replaces the earlier one.  A second connection closes the older
-one with ``max_connections``: busy, wait before dialling again.
+bar time replaces the earlier one.  Limit-up/limit-down events
+(``{"ev":"LULD","T","h","l","i","z","t","q"}``, ``t`` in ms) carry a halt
+in their indicators as 17 and a resume as 18 (Nasdaq-listed securities
+only); the rest are band updates, not kept.  A second connection closes
+the older one with ``max_connections``: busy, wait before dialling again.
 """
 from __future__ import annotations
 
@@ -17,10 +20,11 @@ from typing import Any
 import orjson
 
 from webapp.core.trades import Trade
-from webapp.streams.base import Parsed, ProviderBar, StreamRefused, frame
+from webapp.streams.base import Halt, Parsed, ProviderBar, StreamRefused, frame
 
 DEFAULT_URL = "wss://socket.polygon.io/stocks"
 _CHUNK = 500  # symbols per subscribe message (keeps frames well under 64 KiB)
+HALT, RESUME = 17, 18  # the LULD indicators of a trading halt and its resume
 
 
 class PolygonStream:
@@ -62,7 +66,7 @@ class PolygonStream:
     def _messages(self, action: str, symbols: Sequence[str]) -> list[str]:
         syms = list(symbols)
         return [orjson.dumps({"action": action, "params": ",".join(
-            p for s in syms[i:i + _CHUNK] for p in (f"T.{s}", f"AM.{s}"))}).decode()
+            p for s in syms[i:i + _CHUNK] for p in (f"T.{s}", f"AM.{s}", f"LULD.{s}"))}).decode()
             for i in range(0, len(syms), _CHUNK)]
 
     def subscribe(self, symbols: Sequence[str]) -> list[str]:
@@ -96,8 +100,14 @@ class PolygonStream:
                         raise StreamRefused("busy", f"polygon max_connections: {m.get('message', '')}")
                     if status not in ("success", "connected", "auth_success"):
                         out.notices.append(f"polygon {status}: {m.get('message', '')}")
+                elif ev == "LULD":
+                    indicators = m.get("i") or ()
+                    for code, halted, reason in ((HALT, True, "trading halt (LULD)"),
+                                                 (RESUME, False, "trading resumed (LULD)")):
+                        if code in indicators:
+                            out.halts.append(Halt(m["T"], halted, str(code), reason, int(m["t"])))
                 else:
-                    continue  # quotes, per-second aggregates, LULD: not subscribed
+                    continue  # quotes, per-second aggregates: not subscribed
             except (KeyError, TypeError) as exc:
                 raise ValueError(f"a message without a valid {exc}: {str(m)[:80]}") from None
         return out
