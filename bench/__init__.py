@@ -1,16 +1,29 @@
 """Benchmarks: each prints JSON lines with the work size, the median and what was counted."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
-def bench_config() -> Any:
-    """The benchmarks' settings: the environment's (a DATABASE_URL or REDIS_URL set is used), but
-    never a running ``make run``'s servers, and embedded ones kept in ``.data/bench``: a benchmark
-    empties tables and seeds thousands of symbols, which must not become the next ``make run``'s."""
-    from webapp.config import Config
+@contextmanager
+def bench_app(**overrides: Any) -> Iterator[tuple[Any, Any]]:
+    """The benchmarks' servers and the app on them, migrations applied: ``(config, app)``.
 
-    return Config.from_env(discover=False).with_overrides(DATA_DIR=".data/bench")
+    The environment's settings (a DATABASE_URL or REDIS_URL set is used), but never a running
+    ``make run``'s servers, and embedded ones kept in ``.data/bench``: a benchmark empties tables
+    and seeds thousands of symbols, which must not become the next ``make run``'s."""
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+    from webapp.config import Config
+    from webapp.launch.embedded import services_for
+
+    with services_for(Config.from_env(discover=False).with_overrides(DATA_DIR=".data/bench")) as cfg:
+        app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING", **overrides))
+        with app.app_context():
+            upgrade()
+        yield cfg, app
 
 
 def bench_user() -> int:

@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench import bench_config
+from bench import bench_app
 
 TICKER = "ZCHART"
 
@@ -76,20 +76,11 @@ def run(app: Any, n: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-    from webapp.launch.embedded import services_for
-
     parser = argparse.ArgumentParser(prog="python -m bench.chart", description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    with services_for(bench_config()) as cfg:
-        app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING", BACKFILL_MINUTE_SESSIONS=5,
-                                            BACKFILL_DAILY_DAYS=365))
-        with app.app_context():
-            upgrade()
-            print(json.dumps(run(app, args.requests)), flush=True)
+    with bench_app(BACKFILL_MINUTE_SESSIONS=5, BACKFILL_DAILY_DAYS=365) as (_, app), app.app_context():
+        print(json.dumps(run(app, args.requests)), flush=True)
     return 0
 
 

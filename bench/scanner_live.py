@@ -43,7 +43,7 @@ import psutil
 import redis
 import sqlalchemy as sa
 
-from bench import bench_config, bench_user
+from bench import bench_app, bench_user
 from bench.realtime import _pct
 from bench.sockets import _web
 from bench.stream import _applied, _feed, _status, _symbols, _wait_ready
@@ -53,7 +53,7 @@ from webapp.core import scanner as core
 from webapp.core.market import EXCHANGE_TZ
 from webapp.core.shards import shard_of
 from webapp.core.tables import pack
-from webapp.launch.embedded import ROOT, services_for
+from webapp.launch.embedded import ROOT
 
 SHARDS = 2
 SECOND_KEYS = ("scan_second_ms_p50", "scan_second_ms_p99", "scan_second_wall_ms_p50",
@@ -231,15 +231,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-
-    with services_for(bench_config()) as cfg:
-        app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING", TICK_SHARDS=SHARDS))
-        with app.app_context():
-            upgrade()
-            print(json.dumps(run(cfg, args.symbols, args.rate, args.evaluators, args.seconds)), flush=True)
+    with bench_app(TICK_SHARDS=SHARDS) as (cfg, app), app.app_context():
+        print(json.dumps(run(cfg, args.symbols, args.rate, args.evaluators, args.seconds)), flush=True)
     return 0
 
 

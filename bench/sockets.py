@@ -36,10 +36,10 @@ import psutil
 import redis
 from rq import Queue
 
-from bench import bench_config
+from bench import bench_app
 from webapp import names
 from webapp.config import Config, child_environment
-from webapp.launch.embedded import ROOT, services_for
+from webapp.launch.embedded import ROOT
 
 TICK_SECONDS = 2
 CLIENT_PROCESSES = 2
@@ -218,14 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a socket per client, here and in the web
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-
-    with services_for(bench_config()) as cfg:
-        app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
-        with app.app_context():
-            upgrade()
+    with bench_app() as (cfg, _):
         for n in args.clients:
             print(json.dumps(run(cfg, n, args.ticks, args.max_clients)), flush=True)
     return 0

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench import bench_config
+from bench import bench_app
 from webapp.extensions import db
 from webapp.providers.sim import MINUTES_PER_SESSION, SimProvider
 from webapp.store import quotes as quotes_store
@@ -83,18 +83,10 @@ def run(n_symbols: int, minutes: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-    from webapp.launch.embedded import services_for
-
     args = [int(a) for a in (argv if argv is not None else sys.argv[1:])]
     n, m = (args + [10_000, 30][len(args):])[:2]
-    with services_for(bench_config()) as cfg:
-        app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
-        with app.app_context():
-            upgrade()
-            print(json.dumps(run(n, m)), flush=True)
+    with bench_app() as (_, app), app.app_context():
+        print(json.dumps(run(n, m)), flush=True)
     return 0
 
 

@@ -36,11 +36,11 @@ import orjson
 import psutil
 import redis
 
-from bench import bench_config
+from bench import bench_app
 from bench.sockets import _web
 from webapp import names
 from webapp.config import Config, child_environment
-from webapp.launch.embedded import ROOT, services_for
+from webapp.launch.embedded import ROOT
 
 FRAMES_PER_SECOND = 100
 LISTENED = 20
@@ -313,14 +313,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-
-    with services_for(bench_config()) as cfg:
-        app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
-        with app.app_context():
-            upgrade()
+    with bench_app() as (cfg, _):
         print(json.dumps(run(cfg, args.rates, args.seconds, args.burst, args.symbols)), flush=True)
     return 0
 

@@ -38,7 +38,7 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
-from bench import bench_config
+from bench import bench_app
 from bench.counting import count_io
 from webapp import names
 from webapp.core.market import slot_of
@@ -298,19 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     The benchmark imports the app, never the reverse: the product has no
     command that reaches into ``bench/``.
     """
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-    from webapp.launch.embedded import services_for
-
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    with services_for(bench_config()) as cfg:
-        app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
-        with app.app_context():
-            upgrade()
-            for n in args.sizes:
-                ticks = args.ticks or (15 if n >= 1000 else 30)
-                print(json.dumps(run(n, ticks, args.scanner, args.rules)), flush=True)
+    with bench_app() as (_, app), app.app_context():
+        for n in args.sizes:
+            ticks = args.ticks or (15 if n >= 1000 else 30)
+            print(json.dumps(run(n, ticks, args.scanner, args.rules)), flush=True)
     return 0
 
 

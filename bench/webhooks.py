@@ -26,9 +26,9 @@ import sys
 import time
 from typing import Any
 
-from bench import bench_config, bench_user
+from bench import bench_app, bench_user
 from webapp.config import child_environment
-from webapp.launch.embedded import ROOT, services_for
+from webapp.launch.embedded import ROOT
 
 BENCH_RULE = "bench webhooks"
 
@@ -195,21 +195,14 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-
     parser = argparse.ArgumentParser(prog="python -m bench.webhooks", description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--endpoints", type=int, default=4)
     parser.add_argument("--fires", type=int, default=300)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("WEBHOOK_ALLOWED_CIDRS", "127.0.0.1/32")
-    with services_for(bench_config()) as cfg:
-        app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
-        with app.app_context():
-            upgrade()
-            print(json.dumps(run(args.deliveries, args.endpoints, args.fires)), flush=True)
+    with bench_app() as (_, app), app.app_context():
+        print(json.dumps(run(args.deliveries, args.endpoints, args.fires)), flush=True)
     return 0
 
 

@@ -21,11 +21,11 @@ import redis
 import sqlalchemy as sa
 from rq import Queue
 
-from bench import bench_config
+from bench import bench_app
 from webapp import names
 from webapp.config import Config, child_environment
 from webapp.core.market import slot_of
-from webapp.launch.embedded import ROOT, services_for
+from webapp.launch.embedded import ROOT
 
 START = datetime(2030, 1, 3, 14, 31, tzinfo=timezone.utc)
 WARMUP = 2
@@ -97,14 +97,7 @@ def run(cfg: Config, n_symbols: int, workers: int, ticks: int) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     n = int(args[0]) if args else 10000
-    from flask_migrate import upgrade
-
-    from webapp import create_app
-
-    with services_for(bench_config()) as cfg:
-        app = create_app(cfg.with_overrides(LOG_LEVEL="WARNING"))
-        with app.app_context():
-            upgrade()
+    with bench_app() as (cfg, _):
         for workers in (1, 2):
             print(json.dumps(run(cfg, n, workers, 8)), flush=True)
     return 0
