@@ -4,12 +4,22 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webapp.core.quotes import Quote
-from webapp.core.trades import BarBook, Trade, bars_of, before_the_open, eligibility, quote_of_bar
+from webapp.core.trades import (
+    BarBook,
+    Trade,
+    bars_of,
+    before_the_open,
+    day_open_of,
+    day_opens,
+    eligibility,
+    quote_of_bar,
+)
 
 T0 = 1_795_000_020_000  # ms, on a minute boundary
 
@@ -149,3 +159,24 @@ def test_the_gap_reads_the_last_pre_market_trade_before_the_open_and_the_regular
     assert [o for o, _ in got] == [101.2, 104.0, 103.8, 105.0, 105.0, 105.0]
     assert got[1][1] == pytest.approx(4.0) and got[3][1] == pytest.approx(5.0)
     assert before_the_open(at(9, 30)) and not before_the_open(at(9, 30) + timedelta(seconds=1))
+
+
+def test_the_day_open_of_many_bars_is_each_ones_as_the_tick_reads_it() -> None:
+    """The live minute lists advance each ticker with the same expected open the tick's readings
+    carry (:func:`day_open_of`), vectorised (:func:`day_opens`): before 09:30 the last trade,
+    then the first regular bar's open, carried."""
+
+    def ny(hh: int, mm: int) -> int:
+        return int(datetime(2026, 11, 20, hh + 5, mm, tzinfo=timezone.utc).timestamp())
+
+    cases = [(ny(9, 29), ny(9, 28), True, 50.0), (ny(9, 31), ny(9, 30), True, 50.0),
+             (ny(9, 32), ny(9, 31), True, 50.0), (ny(9, 32), ny(9, 31), False, 50.0),
+             (ny(9, 33), ny(9, 32), True, float("nan")), (ny(16, 5), ny(15, 59), True, 49.0)]
+    ends = np.array([float(c[0]) for c in cases])
+    got = day_opens(ends, np.full(len(cases), 51.0), np.full(len(cases), 51.5),
+                    np.array([c[2] for c in cases]), np.array([c[3] for c in cases]),
+                    np.array([float(c[1]) for c in cases]))
+    for (end, held_at, same, held), value in zip(cases, got.tolist(), strict=True):
+        earlier = Quote("AAPL", 51.0, datetime.fromtimestamp(held_at, timezone.utc), 1, 50.0,
+                        None if held != held else held) if same else None
+        assert value == day_open_of(datetime.fromtimestamp(end, timezone.utc), 51.0, 51.5, earlier)

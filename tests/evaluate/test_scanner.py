@@ -138,30 +138,6 @@ def test_at_the_minute_the_live_lists_equal_the_ticks_on_the_same_readings(app, 
     assert any(live[name] for name in ("gainers", "losers"))  # not a comparison of empty lists
 
 
-def test_the_live_readings_take_the_day_open_as_the_tick_does_before_and_after_the_open() -> None:
-    """The live minute lists advance each ticker with the same expected open the tick's readings
-    carry (:func:`webapp.core.trades.day_open_of`), vectorised: before 09:30 the last trade, then
-    the first regular bar's open, carried."""
-    from webapp.core.quotes import Quote
-    from webapp.core.trades import day_open_of
-    from webapp.evaluate.scanner import _day_open
-
-    def ny(hh: int, mm: int) -> int:
-        return int(datetime(2026, 11, 20, hh + 5, mm, tzinfo=timezone.utc).timestamp())
-
-    cases = [(ny(9, 29), ny(9, 28), True, 50.0), (ny(9, 31), ny(9, 30), True, 50.0),
-             (ny(9, 32), ny(9, 31), True, 50.0), (ny(9, 32), ny(9, 31), False, 50.0),
-             (ny(9, 33), ny(9, 32), True, float("nan")), (ny(16, 5), ny(15, 59), True, 49.0)]
-    ends = np.array([float(c[0]) for c in cases])
-    got = _day_open(ends, np.full(len(cases), 51.0), np.full(len(cases), 51.5),
-                    np.array([c[2] for c in cases]), np.array([c[3] for c in cases]),
-                    np.array([float(c[1]) for c in cases]))
-    for (end, held_at, same, held), value in zip(cases, got.tolist(), strict=True):
-        earlier = Quote("AAPL", 51.0, datetime.fromtimestamp(held_at, timezone.utc), 1, 50.0,
-                        None if held != held else held) if same else None
-        assert value == day_open_of(datetime.fromtimestamp(end, timezone.utc), 51.0, 51.5, earlier)
-
-
 def test_redis_emptied_the_lists_are_whole_again_and_say_warming_up_until_the_ticks_table_is_back(
         app, service_urls) -> None:
     """Redis restarted empty: the next announcement is of whole lists (its base is gone); the day

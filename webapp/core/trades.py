@@ -17,11 +17,13 @@ the time an argument, so the stream process, replays and tests share it:
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from webapp.core.market import EXCHANGE_TZ
 from webapp.core.quotes import Quote
@@ -267,6 +269,27 @@ def day_open_of(end: datetime, o: float | None, c: float | None, earlier: Quote 
     if earlier is None or earlier.open is None or before_the_open(earlier.time):
         return o
     return earlier.open
+
+
+def per_distinct(values: np.ndarray, f: Callable[[Any], Any]) -> np.ndarray:
+    """``f`` of each value, computed once per distinct one (a second's bars share a few bar times)."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.array([f(v) for v in distinct.tolist()])[inverse] if len(values) else np.array([])
+
+
+def day_opens(bar_time: np.ndarray, bar_open: np.ndarray, close: np.ndarray, same: np.ndarray,
+              held: np.ndarray, held_time: np.ndarray) -> np.ndarray:
+    """:func:`day_open_of` for many bars at once (epoch ends ``bar_time``; ``held``, ``held_time``: the
+    day's previous reading's open and time where ``same`` is its day; NaN: none), as the live lists
+    advance thousands of tickers a second."""
+    def pre(t: float) -> bool:
+        return t != t or before_the_open(t)  # no reading (NaN) counts as none before the open
+    out = np.array(bar_open, float)
+    carried = same & ~np.isnan(held) & ~per_distinct(held_time, pre).astype(bool)
+    out[carried] = held[carried]
+    before = per_distinct(bar_time, pre).astype(bool)
+    out[before] = close[before]
+    return out
 
 
 def quote_of_bar(ticker: str, bar: Sequence[float | None], at: datetime, previous: Quote | None,

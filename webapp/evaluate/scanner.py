@@ -56,7 +56,7 @@ from webapp.core.scanner_live import (
 )
 from webapp.core.shards import shard_of
 from webapp.core.tables import Table, Unreadable, unpack
-from webapp.core.trades import before_the_open
+from webapp.core.trades import day_opens, per_distinct
 from webapp.store.scanstore import decode_profile
 from webapp.tick.publisher import Publisher
 from webapp.tick.scanner import changes, filters, fresh_mask, minute_of_day, settings
@@ -192,11 +192,11 @@ class LiveScanner:
         return sent
 
     def _refresh_inputs(self, scan: ShardScan, now: float) -> None:
-        """The tick's table (read again each minute, and each second while it is missing) and the
-        volume profile's expected volumes for this minute."""
+        """The tick's table, for the lists only (read again each minute, and each second while it is
+        missing), and the volume profile's expected volumes for this minute (the rules' spikes too)."""
         at = datetime.fromtimestamp(now, timezone.utc)
         day, minute = minute_of_day(at)
-        if scan.table is None or minute != scan.table_minute:
+        if self.lists and (scan.table is None or minute != scan.table_minute):
             blob = self.client.get(names.scan_table_key(*scan.shard))
             try:
                 got = unpack(blob) if blob else None
@@ -276,13 +276,13 @@ class LiveScanner:
         c, rows = todo[newer], at[newer]
         if len(c):
             bar_time = tape.bar[c]
-            day = _by_value(bar_time, lambda t: datetime.fromtimestamp(t, EXCHANGE_TZ).date().toordinal())
+            day = per_distinct(bar_time, lambda t: datetime.fromtimestamp(t, EXCHANGE_TZ).date().toordinal())
             before = core.take(table, rows, self.cfg.UNUSUAL_VOLUME_BARS)  # the tick's reading before
             same = before["day"] == day
             readings = core.Readings(
                 price=tape.last[c], volume=tape.bar_volume[c],
                 prev_close=np.where(same, before["prev_close"], before["price"]),
-                open=_day_open(bar_time, tape.bar_open[c], tape.last[c], same, before["open"],
+                open=day_opens(bar_time, tape.bar_open[c], tape.last[c], same, before["open"],
                                before["time"]),
                 time=bar_time.astype(float), day=day.astype(np.int64),
                 expected=scan.expected[c], sessions=scan.sessions[c])
@@ -368,26 +368,6 @@ def _with_flags(previous: dict[str, Any], announced: dict[str, Any]
     for name, payload in updates.items():
         payload.update({k: announced[name][k] for k in FLAGS})
     return updates, entered, kept
-
-
-def _by_value(values: np.ndarray, f: Callable[[Any], Any]) -> np.ndarray:
-    """``f`` of each value, computed once per distinct one (a second's bars share a few bar times)."""
-    distinct, inverse = np.unique(values, return_inverse=True)
-    return np.array([f(v) for v in distinct.tolist()])[inverse] if len(values) else np.array([])
-
-
-def _day_open(bar_time: np.ndarray, bar_open: np.ndarray, close: np.ndarray, same: np.ndarray,
-              held: np.ndarray, held_time: np.ndarray) -> np.ndarray:
-    """Each bar's day open as the tick reads it (:func:`webapp.core.trades.day_open_of`): the last
-    pre-market trade before the open, then the first regular bar's open, carried."""
-    def pre(t: float) -> bool:
-        return t != t or before_the_open(t)  # no reading (NaN) counts as none before the open
-    out = np.array(bar_open, float)
-    carried = same & ~np.isnan(held) & ~_by_value(held_time, pre).astype(bool)
-    out[carried] = held[carried]
-    before = _by_value(bar_time, pre).astype(bool)
-    out[before] = close[before]
-    return out
 
 
 class _Context(NamedTuple):
