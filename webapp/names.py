@@ -190,6 +190,11 @@ PROFILE_JOB_ID = "tracker-volume-profile"
 DELIVERY_WAKE_CHANNEL = f"{_PREFIX}:deliveries:wake"  # pub/sub: new deliveries are due (Postgres holds them)
 
 
+def delivery_outcome_key(delivery_id: int) -> str:
+    """String (JSON, 7-day TTL): an attempt that was sent but could not be recorded in Postgres."""
+    return f"{_PREFIX}:deliveries:outcome:{delivery_id}"
+
+
 def backfill_key(ticker: str) -> str:
     """Hash with a TTL: a ticker's backfill progress (state, done, total, message, updated)."""
     return f"{_PREFIX}:backfill:{ticker}"

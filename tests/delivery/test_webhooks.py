@@ -12,11 +12,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from tests.fakes.pgproxy import PgProxy
 from tests.fakes.webhook_receiver import Receiver
@@ -253,6 +255,56 @@ def test_a_deliverer_killed_mid_request_loses_nothing(client, service_urls, tmp_
     assert sorted(ids.values())[-1] == 2 and sum(ids.values()) == len(events) + 1  # the killed one, again
     got = deliveries.deliveries(db.session, alert_events.ALL_OWNERS, limit=500)
     assert {d["status"] for d in got} == {"delivered"}
+
+
+@pytest.mark.parametrize("recorder", ["itself", "the next deliverer"])
+def test_an_answer_postgres_could_not_take_is_recorded_later_and_never_sent_again(client, proxy, rdb,
+                                                                                   recorder) -> None:
+    """Postgres goes away while two requests are in flight and stays away past their leases: the deliverer
+    holds both answers (noted in Redis too), and they are recorded once it is back, by the deliverer
+    itself or, had it died, by the next one to claim the rows; neither is sent again or logged twice."""
+    receiver = Receiver([], answers=["hold", "hold"])
+    receiver.up()
+    _, events = fire_rule(client, receiver)
+    clock = Clock()
+    engine = sa.create_engine(sa.make_url(proxy.url).set(drivername="postgresql+psycopg2"),
+                              pool_pre_ping=True)
+
+    def deliverer() -> DeliveryWorker:
+        return DeliveryWorker(engine, rdb, networks(("127.0.0.1/32",)), concurrency=2, clock=clock,
+                              timeout=5.0, lease_seconds=3.0)
+
+    first = deliverer()
+    try:
+        sending = threading.Thread(target=first.run_once)
+        sending.start()
+        assert wait_for(lambda: receiver.in_flight == 2, 20)
+        proxy.cut()
+        receiver.release.set()
+        sending.join(20)
+        # (the suite's own connection does not go through the proxy)
+        flying = db.session.execute(db.text(
+            "SELECT id FROM deliveries WHERE status = 'in_flight'")).scalars().all()
+        db.session.commit()
+        assert first.held == 2 and rdb.exists(*map(names.delivery_outcome_key, flying)) == len(flying) == 2
+        clock.advance(60)  # both leases have run out
+        proxy.restore()
+        if recorder == "itself":
+            drain(first)
+        else:
+            drain(deliverer())
+            assert first.run_once() == 0  # the first one, alive after all, finds its notes taken
+        assert first.held == 0
+    finally:
+        receiver.down()
+        engine.dispose()
+    assert_all_arrived_once_each(receiver, events)
+    assert len(receiver.got) == len(events)  # nothing sent twice
+    rows = db.session.execute(db.text(
+        "SELECT d.status, d.attempts, count(a.id) FROM deliveries d "
+        "LEFT JOIN delivery_attempts a ON a.delivery_id = d.id GROUP BY d.id")).all()
+    db.session.commit()
+    assert {tuple(r) for r in rows} == {("delivered", 1, 1)}  # one attempt each, logged once
 
 
 @pytest.mark.parametrize(("url", "why"), [

@@ -3,7 +3,12 @@
 Postgres holds the truth (:mod:`webapp.store.alerts`): a claim leases rows
 and commits *before* any HTTP call, so a worker killed mid-call leaves a
 row whose lease runs out and which the next claim takes again; the
-receiver sees the same ``webhook-id`` twice and dedupes it.  The tick's
+receiver sees the same ``webhook-id`` twice and dedupes it.  A live worker
+whose answer cannot be recorded (Postgres went away mid-request) never
+lets that happen: it holds the outcome, notes it in Redis
+(:mod:`webapp.store.delivery_notes`) and records it before it claims
+again; a claimer that finds a dead worker's note records it instead of
+sending.  The tick's
 publish on :data:`webapp.names.DELIVERY_WAKE_CHANNEL` only wakes the loop
 early; without Redis it polls every ``DELIVERY_POLL_SECONDS``.  A Postgres
 outage is logged and waited out; nothing here exits for it.
@@ -13,7 +18,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -26,7 +30,7 @@ from webapp import names
 from webapp.core import delivery as policy
 from webapp.core.reconnect import Backoff
 from webapp.delivery import sender
-from webapp.store import deliveries
+from webapp.store import deliveries, delivery_notes
 from webapp.store.pg import DB_DOWN
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,8 @@ class DeliveryWorker:
         self._lease = max(lease_seconds, timeout + 1.0)  # a live worker always finishes inside its lease
         self._wake = threading.Event()
         self._busy: set[Future[None]] = set()
+        self._held: list[tuple[deliveries.Claimed, deliveries.Attempt, int, bool]] = []  # sent, not recorded
+        self._held_lock = threading.Lock()
         self.sent = 0
         self.last_error: str | None = None
 
@@ -62,6 +68,7 @@ class DeliveryWorker:
                 claimed: list[deliveries.Claimed] = []
                 if free > 0:
                     try:
+                        self._record_held()  # first, or our own expired leases are claimed and resent
                         with Session(self._engine) as session:
                             claimed = deliveries.claim(session, self._clock(), free, self._lease)
                         if self.last_error:
@@ -75,49 +82,106 @@ class DeliveryWorker:
                                     self.last_error, wait)
                         stop.wait(wait)
                         continue
+                noted = self._notes_of(claimed)
                 for c in claimed:
-                    self._busy.add(pool.submit(self._deliver, c))
+                    self._busy.add(pool.submit(self._deliver, c, noted.get(c.id)))
                 if not claimed or free <= len(claimed):
                     self._wake.wait(self._poll if not claimed else 0.05)
                     self._wake.clear()
+        if self._held:
+            log.warning("delivery: stopping with %d answered attempts not yet recorded; their notes in Redis "
+                        "let the next deliverer record them rather than send them again", len(self._held))
 
     def run_once(self) -> int:
         """Claim what is due now and send it, waiting for the answers (tests, benchmarks)."""
+        self._record_held()
         with Session(self._engine) as session:
             claimed = deliveries.claim(session, self._clock(), self._concurrency, self._lease)
+        noted = self._notes_of(claimed)
         with ThreadPoolExecutor(max(1, len(claimed))) as pool:
-            list(pool.map(self._deliver, claimed))
+            list(pool.map(self._deliver, claimed, [noted.get(c.id) for c in claimed]))
         return len(claimed)
 
-    def _deliver(self, c: deliveries.Claimed) -> None:
+    @property
+    def held(self) -> int:
+        """Attempts sent whose outcome waits for Postgres to be recorded."""
+        return len(self._held)
+
+    def _deliver(self, c: deliveries.Claimed, noted: tuple[int, deliveries.Attempt] | None) -> None:
         try:
-            self._send(c)
+            if noted is None:
+                self._send(c)
+            else:  # an earlier holder sent it, had its answer and died before recording it
+                self._record(c, noted[1], noted[0])
         finally:
             self._wake.set()  # a slot is free (and its endpoint may take the next): claim again now
 
     def _send(self, c: deliveries.Claimed) -> None:
         # signed with the wall clock (receivers check it within 5 minutes); scheduled by ``clock``
-        msg_id = sender.webhook_id(c.event["id"])
         body = sender.body_of(c.event)
-        attempt = sender.post(c.url, body, sender.headers_for(msg_id, body, c.secrets, _now()),
-                              self._allowed, self._timeout)
-        for tries in range(10):  # the lease outlives these; past it the row is claimed and sent again
-            try:
-                with Session(self._engine) as session:
-                    status = deliveries.finish(session, c, attempt, self._clock(), random.uniform(-1.0, 1.0))
-                break
-            except DB_DOWN as exc:
-                log.warning("delivery %s: could not record attempt %d (%s); retrying", c.id, c.attempt,
-                            type(exc).__name__)
-                time.sleep(min(5.0, 0.5 * (tries + 1)))
-        else:
-            log.error("delivery %s: attempt %d's outcome was not recorded; its lease will send it again",
-                      c.id, c.attempt)
-            return
+        headers = sender.headers_for(sender.webhook_id(c.event["id"]), body, c.secrets, _now())
+        attempt = sender.post(c.url, body, headers, self._allowed, self._timeout)
+        self._record(c, attempt, c.attempt)
+
+    def _record(self, c: deliveries.Claimed, attempt: deliveries.Attempt, sent_as: int) -> None:
+        try:
+            self._finish(c, attempt, sent_as)
+        except DB_DOWN as exc:
+            log.warning("delivery %s: attempt %d was answered (%s) but Postgres is unavailable (%s); "
+                        "the outcome is held until it is back, and the delivery is not sent again",
+                        c.id, sent_as, attempt.status_code or attempt.error_class, type(exc).__name__)
+            self._hold(c, attempt, sent_as)
+
+    def _finish(self, c: deliveries.Claimed, attempt: deliveries.Attempt, sent_as: int) -> None:
+        with Session(self._engine) as session:
+            status = deliveries.finish(session, c, attempt, self._clock(), random.uniform(-1.0, 1.0), sent_as)
         self.sent += 1
         level = logging.INFO if status in ("delivered", "superseded") else logging.WARNING
-        log.log(level, "delivery %s (%s, attempt %d, %s): %s%s", c.id, msg_id, c.attempt, c.trigger,
-                attempt.status_code or attempt.error_class, f" -> {status}" if status != "delivered" else "")
+        log.log(level, "delivery %s (%s, attempt %d, %s): %s%s", c.id, sender.webhook_id(c.event["id"]),
+                sent_as, c.trigger, attempt.status_code or attempt.error_class,
+                f" -> {status}" if status != "delivered" else "")
+
+    def _hold(self, c: deliveries.Claimed, attempt: deliveries.Attempt, sent_as: int) -> None:
+        noted = False
+        if self._client is not None:
+            try:
+                delivery_notes.put(self._client, c.id, sent_as, attempt)
+                noted = True
+            except redis.RedisError as exc:
+                log.warning("delivery %s: Redis unavailable too (%s); only this process holds its outcome",
+                            c.id, type(exc).__name__)
+        with self._held_lock:
+            self._held.append((c, attempt, sent_as, noted))
+
+    def _record_held(self) -> None:
+        """Record the held outcomes (raises ``DB_DOWN``, holding what is left, while Postgres is down)."""
+        with self._held_lock:
+            held, self._held = self._held, []
+        if not held:
+            return
+        try:
+            notes: dict[int, tuple[int, deliveries.Attempt]] | None = delivery_notes.take(
+                self._client, [c.id for c, *_ in held]) if self._client is not None else None
+        except redis.RedisError:
+            notes = None  # record what we hold; the note, if another took it too, only adds a log line
+        mine = [h for h in held if not h[3] or notes is None or h[0].id in notes]
+        for c, _, sent_as, _ in (h for h in held if h not in mine):
+            log.info("delivery %s: another deliverer recorded attempt %d", c.id, sent_as)
+        for n, (c, attempt, sent_as, _) in enumerate(mine):
+            try:
+                self._finish(c, attempt, sent_as)
+            except DB_DOWN:
+                for c2, attempt2, sent2, _ in mine[n:]:
+                    self._hold(c2, attempt2, sent2)
+                raise
+
+    def _notes_of(self, claimed: list[deliveries.Claimed]) -> dict[int, tuple[int, deliveries.Attempt]]:
+        if self._client is None or not claimed:
+            return {}
+        try:
+            return delivery_notes.take(self._client, [c.id for c in claimed])
+        except redis.RedisError:
+            return {}  # a dead deliverer's note, if any, is out of reach: the receiver dedupes the resend
 
     def _listen(self, stop: threading.Event) -> None:
         """Wake the loop when the tick queues deliveries; Redis trouble only slows it to polling."""

@@ -85,24 +85,31 @@ class Attempt:
     retry_after: float | None = None
 
 
-def finish(session: Session, c: Claimed, a: Attempt, now: datetime, jitter: float) -> str:
-    """Log the attempt and move the delivery on; returns its new status.  Commits."""
+def finish(session: Session, c: Claimed, a: Attempt, now: datetime, jitter: float,
+           sent_as: int | None = None) -> str:
+    """Log the attempt and move the delivery on; returns its new status.  Commits.
+
+    ``sent_as``: the attempt number the request went out as, when it is not
+    the claim's (an earlier holder sent it and noted the answer; this claim
+    records it in place of sending, and the row's count goes back to it).
+    """
+    sent = sent_as or c.attempt
     session.execute(sa.text(
         "INSERT INTO delivery_attempts (delivery_id, attempt_no, trigger, started_at, duration_ms, "
         "status_code, error_class, error, response) VALUES (:d, :n, :t, :s, :ms, :code, :cls, :err, :resp)"),
-        {"d": c.id, "n": c.attempt, "t": c.trigger, "s": a.started_at, "ms": a.duration_ms,
+        {"d": c.id, "n": sent, "t": c.trigger, "s": a.started_at, "ms": a.duration_ms,
          "code": a.status_code, "cls": a.error_class, "err": a.error, "resp": a.response})
-    v = policy.verdict(c.attempt if c.trigger == "scheduled" else policy.MAX_ATTEMPTS, a.status_code, now,
+    v = policy.verdict(sent if c.trigger == "scheduled" else policy.MAX_ATTEMPTS, a.status_code, now,
                        jitter, a.retry_after)
     status = {"delivered": "delivered", "retry": "pending", "dead": "failed", "disable": "failed"}[v.state]
     # only the lease holder moves the row on: one whose lease ran out and was re-claimed logs, nothing more
     moved = session.execute(sa.text(
         "UPDATE deliveries SET status = :st, next_attempt_at = COALESCE(:next, next_attempt_at), "
-        "locked_until = NULL, last_status = :code, last_error = :err, trigger = 'scheduled', "
-        "delivered_at = CASE WHEN :st = 'delivered' THEN :now ELSE delivered_at END "
+        "attempts = :sent, locked_until = NULL, last_status = :code, last_error = :err, "
+        "trigger = 'scheduled', delivered_at = CASE WHEN :st = 'delivered' THEN :now ELSE delivered_at END "
         "WHERE id = :id AND status = 'in_flight' AND attempts = :n"),
         {"st": status, "next": v.next_at, "code": a.status_code, "err": a.error_class, "now": now, "id": c.id,
-         "n": c.attempt}).rowcount
+         "n": c.attempt, "sent": sent}).rowcount
     if moved:
         _endpoint_health(session, c.endpoint_id, v.state, now)
     session.commit()
