@@ -141,8 +141,10 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(values[min(len(values) - 1, int(q * len(values)))], 1)
 
 
-def _replay(client: redis.Redis, rule_ids: set[int], symbols: list[str]) -> set[str]:
-    """The fires a replay of every hand-off finds, one entry at a time (dedupe keys)."""
+def _replay(client: redis.Redis, rule_ids: set[int], symbols: list[str], handoff_ms: list[float]
+            ) -> set[str]:
+    """The fires a replay of every hand-off finds, one entry at a time (dedupe keys); ``handoff_ms``
+    gets each hand-off's age at its ``XADD`` (the entry's id) since its bar's last trade."""
     from webapp.core.rules.intrabar import Provisional, coalesce
     from webapp.evaluate.engine import ShardEngine
     from webapp.extensions import db
@@ -150,8 +152,10 @@ def _replay(client: redis.Redis, rule_ids: set[int], symbols: list[str]) -> set[
     want: set[str] = set()
     for shard in range(SHARDS):
         engine = ShardEngine((shard, SHARDS), 60)
-        for _, fields in client.xrange(names.provisional_stream_key(shard, SHARDS)):
+        for entry_id, fields in client.xrange(names.provisional_stream_key(shard, SHARDS)):
             bars = [Provisional.of(r, 60) for r in orjson.loads(fields[b"bars"])]
+            added = int(entry_id.split(b"-")[0])
+            handoff_ms += [added - b.last_ms for b in bars]
             groups: dict[int, list[Provisional]] = {}
             for b in coalesce(bars):
                 groups.setdefault(b.bar_time, []).append(b)
@@ -293,7 +297,10 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
         out["print_to_judged_ms_p50"] = _pct(judged, 0.5)
         out["print_to_judged_ms_p99"] = _pct(judged, 0.99)
         out["webhooks_received"] = len(hooked)
-        want = _replay(client, rule_ids, symbols)
+        handoff: list[float] = []
+        want = _replay(client, rule_ids, symbols, handoff)
+        out["print_to_handoff_ms_p50"] = _pct(handoff, 0.5)  # the stream's part of print → judged
+        out["print_to_handoff_ms_p99"] = _pct(handoff, 0.99)
         have = Counter(k for _, k, _ in stored)
         pushes = Counter(i for i, _, _ in pushed)
         out["lost"] = len(want - set(have))

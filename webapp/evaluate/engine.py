@@ -93,6 +93,8 @@ class ShardEngine:
         self.last: dict[str, Provisional] = {}  # each ticker's newest hand-off (a bar not yet stored)
         self.watched: set[str] | None = None  # tickers the rules name (None: all, or not read yet)
         self._rules_at = float("-inf")
+        self._symbols: Sequence[str] | None = None  # the symbol list ``tickers`` was drawn from
+        self._mine: tuple[str, ...] = ()
 
     def refresh(self, session: Session, symbols: Sequence[str], bar_time: int, at: float = 0.0) -> None:
         """Read what changed: the rules (and then their states; looked at once a second of ``at``,
@@ -113,7 +115,10 @@ class ShardEngine:
             self.seconds = {leaf.seconds for lr in self.rules for leaf in lr.rule.condition.leaves
                             if leaf.seconds is not None}
             self.signals = any(lr.rule.condition.signals for lr in self.rules)
-        mine = tuple(t for t in symbols if shard_of(t, self.shard[1]) == self.shard[0])
+        if symbols is not self._symbols:  # (the same list for 30 s: a CRC-32 of each ticker per batch
+            self._symbols = symbols       # cost 1.5 ms at 10,000 symbols)
+            self._mine = tuple(t for t in symbols if shard_of(t, self.shard[1]) == self.shard[0])
+        mine = self._mine
         depth = max((lr.depth for lr in self.rules), default=2)
         if mine != self.tickers or bar_time != self.bar_time or depth > self.bars.depth:
             self.tickers, self._index = mine, {t: i for i, t in enumerate(mine)}
