@@ -141,6 +141,26 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(values[min(len(values) - 1, int(q * len(values)))], 1)
 
 
+def _drained(client: redis.Redis, timeout: float) -> float:
+    """Wait (at most ``timeout``) until every shard's group has read and acknowledged its whole
+    provisional stream, so that ``lost`` counts fires never judged, not fires still queued; the
+    seconds it took."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        behind = 0
+        for shard in range(SHARDS):
+            key = names.provisional_stream_key(shard, SHARDS)
+            groups = client.xinfo_groups(key) if client.exists(key) else []
+            last = client.xinfo_stream(key)["last-generated-id"] if groups else None
+            for g in groups:
+                if g["name"] in (names.EVALUATE_GROUP, names.EVALUATE_GROUP.encode()):
+                    behind += g["pending"] + (g["last-delivered-id"] != last)
+        if not behind:
+            break
+        time.sleep(0.5)
+    return round(time.time() - t0, 1)
+
+
 def _replay(client: redis.Redis, rule_ids: set[int], symbols: list[str], handoff_ms: list[float]
             ) -> set[str]:
     """The fires a replay of every hand-off finds, one entry at a time (dedupe keys); ``handoff_ms``
@@ -224,9 +244,10 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(stream)
     eval_env = child_environment(**common, EVALUATE_LEASE_SECONDS="3")
+    logs = ROOT / ".data" / "bench"  # the evaluators' warnings (a lease lost, Postgres away), to read
     evals = [subprocess.Popen([sys.executable, "-m", "jobs.evaluate"], cwd=ROOT, env=eval_env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for _ in range(evaluators)]
+                              stdout=subprocess.DEVNULL, stderr=open(logs / f"evaluate-{i}.log", "w"))
+             for i in range(evaluators)]
     procs += evals
     deliver = subprocess.Popen([sys.executable, "-m", "jobs.deliver"], cwd=ROOT,
                                env=child_environment(**common, WEBHOOK_ALLOWED_CIDRS="127.0.0.1/32"),
@@ -266,7 +287,6 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        t0 = time.time()
         ctl.send(("rate", rate, seconds))
         sent, took = ctl.recv()
         stop.set()
@@ -277,7 +297,12 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
         out["stream_sent_per_s"] = round(sent / took)
         out["stream_dropped_frames"] = after.get("dropped_frames", 0) - before.get("dropped_frames", 0)
         out["evaluate_lag_ms_p99"] = {s: _pct(v, 0.99) for s, v in sorted(lags.items())}
-        time.sleep(10)  # the evaluators and the deliverer drain
+        # the stream catches up with the feed (if it fell behind), hands off its last flush, and the
+        # evaluators read it all: only then does the replay compare like with like
+        out["stream_catch_up_s"] = round(_applied(client, before.get("trades", 0) + sent, 180)[1], 1)
+        time.sleep(1.0)
+        out["drain_s"] = _drained(client, 120)
+        time.sleep(5)  # the last pushes and webhooks arrive
         b_conn.send("report")
         pushed = b_conn.recv()
         r_ctl.send("report")
@@ -287,7 +312,7 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
             {"r": list(rule_ids)}))
         db.session.rollback()
         out["fires"] = len(stored)
-        out["fires_per_s"] = round(len(stored) / (time.time() - t0 - 10), 1)
+        out["fires_per_s"] = round(len(stored) / took, 1)
         browser_ms = [(at * 1000 - tt) for _, tt, at in pushed if tt]
         hook_ms = [(at * 1000 - tt) for _, tt, at in hooked if tt]
         out["print_to_browser_ms_p50"] = _pct(browser_ms, 0.5)
@@ -307,6 +332,9 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
         twice = [have, pushes, Counter(i for i, _, _ in hooked)]
         out["duplicates"] = sum(n - 1 for c in twice for n in c.values() if n > 1)
         out["extra_vs_replay"] = len(set(have) - want)
+        for name, keys in (("lost", want - set(have)), ("extra", set(have) - want)):
+            for k in sorted(keys)[:8]:  # what differs, for whoever reads a non-zero count
+                print(f"{name}: {k}", file=sys.stderr)
         out["counted"] = ("trade time (the feed's clock) to the Socket.IO client's receipt of alert_event "
                           "and to the webhook receiver's verified receipt; lost/duplicates against the "
                           "same engine replaying every provisional-stream entry one at a time")

@@ -203,6 +203,9 @@ class Config:
     TICK_LOCK_TTL_SECONDS: int = 10  # renewed while a tick runs; a killed tick frees it this soon
     # the evaluate process (jobs/evaluate.py): alert rules judged on the print, per symbol shard
     EVALUATE_LEASE_SECONDS: float = 5.0  # a dead process's shards are taken over this soon
+    # the evaluate process's niceness: on a shared host the stream (which must apply every trade, and
+    # whose hand-offs every judgment waits for) gets a core first; the evaluator coalesces what waits
+    EVALUATE_NICE: int = 10
     PROVISIONAL_STREAM_MAXLEN: int = 10_000  # entries kept per shard's stream (one per 100 ms flush)
     SPOOL_MAX_TICKS: int = 180  # ticks of rows kept in Redis while Postgres is down (oldest dropped)
     CATCH_UP_SLOTS: int = 60  # slots run late after a stall (sim, replay); older are recorded missed
@@ -339,6 +342,7 @@ class Config:
             TICK_SHARDS=_int(env, "TICK_SHARDS", 1),
             TICK_LOCK_TTL_SECONDS=_int(env, "TICK_LOCK_TTL_SECONDS", 10),
             EVALUATE_LEASE_SECONDS=_float(env, "EVALUATE_LEASE_SECONDS", 5.0),
+            EVALUATE_NICE=min(19, _int(env, "EVALUATE_NICE", 10, minimum=0)),
             PROVISIONAL_STREAM_MAXLEN=_int(env, "PROVISIONAL_STREAM_MAXLEN", 10_000, minimum=100),
             SPOOL_MAX_TICKS=_int(env, "SPOOL_MAX_TICKS", 180),
             CATCH_UP_SLOTS=_int(env, "CATCH_UP_SLOTS", 60, minimum=0),

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp.core.rules.intrabar import Provisional
+from webapp.store.pg import array_text
 
 _WRITE = sa.text("""
     INSERT INTO intrabar_seconds (ticker, second, bar_time, open, high, low, close, volume, trades,
@@ -41,13 +42,14 @@ def write(session: Session, rows: Sequence[Second]) -> int:
     if not rows:
         return 0
     b = [r.bar for r in rows]
-    session.execute(_WRITE, {
-        "ticker": [x.ticker for x in b], "second": [x.last_ms // 1000 for x in b],
-        "bar_time": [x.bar_time for x in b], "open": [x.open for x in b], "high": [x.high for x in b],
-        "low": [x.low for x in b], "close": [x.close for x in b], "volume": [x.volume for x in b],
-        "trades": [x.trades for x in b], "last_ms": [x.last_ms for x in b],
-        "high_ms": [x.high_ms for x in b], "low_ms": [x.low_ms for x in b],
-        "halted": [r.halted for r in rows]})
+    session.execute(_WRITE, {  # each column one array literal (array_text: 5x less to adapt)
+        "ticker": array_text([x.ticker for x in b], text=True),
+        "second": array_text([x.last_ms // 1000 for x in b]), "bar_time": array_text([x.bar_time for x in b]),
+        "open": array_text([x.open for x in b]), "high": array_text([x.high for x in b]),
+        "low": array_text([x.low for x in b]), "close": array_text([x.close for x in b]),
+        "volume": array_text([x.volume for x in b]), "trades": array_text([x.trades for x in b]),
+        "last_ms": array_text([x.last_ms for x in b]), "high_ms": array_text([x.high_ms for x in b]),
+        "low_ms": array_text([x.low_ms for x in b]), "halted": array_text([r.halted for r in rows])})
     return len(rows)
 
 
