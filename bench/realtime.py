@@ -240,11 +240,11 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
     stream_env = child_environment(**common, STREAM_PROVIDER="polygon", STREAM_URL=f"ws://127.0.0.1:{port}/stocks",
                                    POLYGON_API_KEY="bench", STREAM_ALWAYS_OPEN="1", QUEUE_NAME="bench-rt")
     procs: list[subprocess.Popen] = []
+    logs = ROOT / ".data" / "bench"  # each process's warnings, to read after a run that went wrong
     stream = subprocess.Popen([sys.executable, "-m", "jobs.stream"], cwd=ROOT, env=stream_env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=open(logs / "stream.log", "w"))
     procs.append(stream)
     eval_env = child_environment(**common, EVALUATE_LEASE_SECONDS="3")
-    logs = ROOT / ".data" / "bench"  # the evaluators' warnings (a lease lost, Postgres away), to read
     evals = [subprocess.Popen([sys.executable, "-m", "jobs.evaluate"], cwd=ROOT, env=eval_env,
                               stdout=subprocess.DEVNULL, stderr=open(logs / f"evaluate-{i}.log", "w"))
              for i in range(evaluators)]

@@ -124,12 +124,13 @@ def run(cfg: Config, n_symbols: int, rate: int, evaluators: int, seconds: float)
                   SCAN_MIN_PRICE="1")
     stream_env = child_environment(**common, STREAM_PROVIDER="polygon", STREAM_URL=f"ws://127.0.0.1:{port}/stocks",
                                    POLYGON_API_KEY="bench", STREAM_ALWAYS_OPEN="1", QUEUE_NAME="bench-scan")
+    logs = ROOT / ".data" / "bench"  # each process's warnings, to read after a run that went wrong
     procs = [subprocess.Popen([sys.executable, "-m", "jobs.stream"], cwd=ROOT, env=stream_env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                              stdout=subprocess.DEVNULL, stderr=open(logs / "stream.log", "w"))]
     eval_env = child_environment(**common, EVALUATE_LEASE_SECONDS="3")
     evals = [subprocess.Popen([sys.executable, "-m", "jobs.evaluate"], cwd=ROOT, env=eval_env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for _ in range(evaluators)]
+                              stdout=subprocess.DEVNULL, stderr=open(logs / f"evaluate-{i}.log", "w"))
+             for i in range(evaluators)]
     procs += evals
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
