@@ -37,6 +37,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -274,6 +275,9 @@ class EvaluateProcess:
                         engine.committed(judged, traded)  # undone below if the commit fails
                         fires += judged.fires
                         states.update({(st[0], st[2]): st for st in judged.states})
+                stored_ms = int(time.time() * 1000)  # latency_ms: the print → stored, not → judged
+                fires = [replace(f, latency_ms=float(max(0, stored_ms - f.fire.inputs["trade_time_ms"])))
+                         for f in fires]
                 written = alert_events.write_fires(session, fires, list(states.values()))
                 made = [written.made[f.fire.dedupe_key] for f in fires if f.fire.dedupe_key in written.made]
                 evaluate_progress.write(session, (shard, self.shards), ids[-1], made)
