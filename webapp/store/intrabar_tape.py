@@ -42,7 +42,7 @@ def write(session: Session, rows: Sequence[Second]) -> int:
     if not rows:
         return 0
     b = [r.bar for r in rows]
-    session.execute(_WRITE, {  # each column one array literal (array_text: 5x less to adapt)
+    session.execute(_WRITE, {  # each column one array literal (pg.array_text): a list costs 30x more
         "ticker": array_text([x.ticker for x in b], text=True),
         "second": array_text([x.last_ms // 1000 for x in b]), "bar_time": array_text([x.bar_time for x in b]),
         "open": array_text([x.open for x in b]), "high": array_text([x.high for x in b]),

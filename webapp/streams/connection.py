@@ -258,5 +258,4 @@ async def _follow(ws: Any, link: Link, wanted: list[str]) -> None:
     for message in [*link.source.unsubscribe(gone), *link.source.subscribe(new)]:
         await ws.send(message)
     link.requested = wanted
-    gone_set = set(gone)
-    link.streamed = [s for s in link.streamed if s not in gone_set] + new
+    link.streamed = [s for s in link.streamed if s in wanted_set] + new
