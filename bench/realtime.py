@@ -241,6 +241,7 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
                                    POLYGON_API_KEY="bench", STREAM_ALWAYS_OPEN="1", QUEUE_NAME="bench-rt")
     procs: list[subprocess.Popen] = []
     logs = ROOT / ".data" / "bench"  # each process's warnings, to read after a run that went wrong
+    logs.mkdir(parents=True, exist_ok=True)  # (not made when REDIS_URL and DATABASE_URL are given)
     stream = subprocess.Popen([sys.executable, "-m", "jobs.stream"], cwd=ROOT, env=stream_env,
                               stdout=subprocess.DEVNULL, stderr=open(logs / "stream.log", "w"))
     procs.append(stream)

@@ -125,6 +125,7 @@ def run(cfg: Config, n_symbols: int, rate: int, evaluators: int, seconds: float)
     stream_env = child_environment(**common, STREAM_PROVIDER="polygon", STREAM_URL=f"ws://127.0.0.1:{port}/stocks",
                                    POLYGON_API_KEY="bench", STREAM_ALWAYS_OPEN="1", QUEUE_NAME="bench-scan")
     logs = ROOT / ".data" / "bench"  # each process's warnings, to read after a run that went wrong
+    logs.mkdir(parents=True, exist_ok=True)  # (not made when REDIS_URL and DATABASE_URL are given)
     procs = [subprocess.Popen([sys.executable, "-m", "jobs.stream"], cwd=ROOT, env=stream_env,
                               stdout=subprocess.DEVNULL, stderr=open(logs / "stream.log", "w"))]
     eval_env = child_environment(**common, EVALUATE_LEASE_SECONDS="3")

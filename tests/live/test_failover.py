@@ -1,6 +1,7 @@
 """Two real stream processes, one provider connection: SIGKILL the leader, the standby streams within 10 s.
 
-The fake provider counts connections; at no moment are two open.
+The fake provider counts connections; at no moment are two open.  A step-down says why: a lock
+that lapsed, or another holder.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -41,6 +44,7 @@ def test_sigkill_of_the_leader_hands_the_connection_to_the_standby(service_urls,
             time.sleep(0.1)
 
     procs = {}
+    logs: dict[int, Path] = {}
     client = redis.Redis.from_url(redis_url)
 
     def status() -> dict:
@@ -54,6 +58,7 @@ def test_sigkill_of_the_leader_hands_the_connection_to_the_standby(service_urls,
             p = subprocess.Popen([sys.executable, "-m", "jobs.stream"], cwd=ROOT, env=env, stdout=log,
                                  stderr=subprocess.STDOUT)
             procs[p.pid] = p
+            logs[p.pid] = tmp_path / f"stream-{name}.log"
         deadline = time.monotonic() + 30
         while not (status().get("state") == "connected" and status().get("trades", 0) > 5):
             assert time.monotonic() < deadline, (tmp_path / "stream-a.log").read_text()[-2000:]
@@ -71,6 +76,16 @@ def test_sigkill_of_the_leader_hands_the_connection_to_the_standby(service_urls,
         took = time.monotonic() - killed_at
         assert took <= 10
         assert feed.connections == 2 and feed.max_open == 1  # never two at once
+
+        # its step-downs say why: a lock that lapsed (nobody took it) is not another holder
+        survivor = status()["pid"]
+        said = logs[survivor]
+        client.delete(names.STREAM_LEADER_KEY)
+        _wait_for(lambda: "stepped down: the lock lapsed" in said.read_text(), 10, said)
+        _wait_for(lambda: client.get(names.STREAM_LEADER_KEY) not in (None, b"another"), 10, said)
+        client.set(names.STREAM_LEADER_KEY, "another", px=3000)
+        _wait_for(lambda: "stepped down: another stream process holds the lock now" in said.read_text(), 10,
+                  said)
     finally:
         stop.set()
         for p in procs.values():
@@ -81,3 +96,10 @@ def test_sigkill_of_the_leader_hands_the_connection_to_the_standby(service_urls,
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def _wait_for(check: Callable[[], bool], seconds: float, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.1)

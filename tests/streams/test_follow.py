@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import orjson
 
@@ -19,6 +22,12 @@ class _Sent:
         self.frames.append(orjson.loads(message))
 
 
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    """On a loop of its own, in a thread: earlier tests may leave this thread's loop running."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result(60)
+
+
 def _symbols(frames: list[dict], action: str) -> set[str]:
     return {p[2:] for f in frames if f["action"] == action
             for p in f["params"].split(",") if p.startswith("T.")}
@@ -32,7 +41,7 @@ def test_ten_thousand_symbols_changed_subscribes_the_new_and_drops_the_gone() ->
     source = PolygonStream("key", "ws://127.0.0.1:1")
     link = Link("polygon", source=source, requested=list(before), streamed=list(before))
     ws = _Sent()
-    asyncio.run(_follow(ws, link, after))
+    _run(_follow(ws, link, after))
     assert _symbols(ws.frames, "unsubscribe") == set(before[:2_000])
     assert _symbols(ws.frames, "subscribe") == {f"B{i:05d}" for i in range(3_000)}
     assert link.requested == after and link.streamed == after
@@ -43,7 +52,7 @@ def test_a_plan_cap_subscribes_only_what_fits() -> None:
     source.plan_cap = 5
     link = Link("polygon", source=source, requested=["A", "B", "C"], streamed=["A", "B", "C"])
     ws = _Sent()
-    asyncio.run(_follow(ws, link, ["B", "C", "D", "E", "F", "G"]))
+    _run(_follow(ws, link, ["B", "C", "D", "E", "F", "G"]))
     assert _symbols(ws.frames, "unsubscribe") == {"A"}
     assert _symbols(ws.frames, "subscribe") == {"D", "E", "F"}
     assert link.streamed == ["B", "C", "D", "E", "F"]

@@ -243,6 +243,11 @@ class StreamProcess:
             except (RedisError, OSError):
                 held = None
             if held is False:
+                ago = time.monotonic() - renewed
+                with contextlib.suppress(RedisError, OSError):
+                    if await lock.client.exists(lock.key) == 0:  # nobody took it: ours lapsed
+                        raise LostLeadership(f"the lock lapsed: last renewed {ago:.1f} s ago, its TTL is "
+                                             f"{ttl:g} s (the event loop was held, or Redis lost the key)")
                 raise LostLeadership("another stream process holds the lock now")
             if held:
                 renewed = time.monotonic()
