@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
 
 @contextmanager
@@ -35,3 +35,13 @@ def bench_user() -> int:
 
     got = users.by_name(db.session, "bench") or users.create(db.session, "bench", secrets.token_urlsafe(16))
     return got.id
+
+
+def process_log(name: str) -> IO[bytes]:
+    """A bench process's stderr, kept in ``.data/bench/<name>.log`` (made here: a clean clone given
+    REDIS_URL and DATABASE_URL has no such folder) to read after a run that went wrong."""
+    from webapp.launch.embedded import ROOT
+
+    logs = ROOT / ".data" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    return open(logs / f"{name}.log", "wb")  # the child process holds it open

@@ -43,7 +43,7 @@ import psutil
 import redis
 import sqlalchemy as sa
 
-from bench import bench_app, bench_user
+from bench import bench_app, bench_user, process_log
 from bench.realtime import _pct
 from bench.sockets import _web
 from bench.stream import _applied, _feed, _status, _symbols, _wait_ready
@@ -124,13 +124,11 @@ def run(cfg: Config, n_symbols: int, rate: int, evaluators: int, seconds: float)
                   SCAN_MIN_PRICE="1")
     stream_env = child_environment(**common, STREAM_PROVIDER="polygon", STREAM_URL=f"ws://127.0.0.1:{port}/stocks",
                                    POLYGON_API_KEY="bench", STREAM_ALWAYS_OPEN="1", QUEUE_NAME="bench-scan")
-    logs = ROOT / ".data" / "bench"  # each process's warnings, to read after a run that went wrong
-    logs.mkdir(parents=True, exist_ok=True)  # (not made when REDIS_URL and DATABASE_URL are given)
     procs = [subprocess.Popen([sys.executable, "-m", "jobs.stream"], cwd=ROOT, env=stream_env,
-                              stdout=subprocess.DEVNULL, stderr=open(logs / "stream.log", "w"))]
+                              stdout=subprocess.DEVNULL, stderr=process_log("stream"))]
     eval_env = child_environment(**common, EVALUATE_LEASE_SECONDS="3")
     evals = [subprocess.Popen([sys.executable, "-m", "jobs.evaluate"], cwd=ROOT, env=eval_env,
-                              stdout=subprocess.DEVNULL, stderr=open(logs / f"evaluate-{i}.log", "w"))
+                              stdout=subprocess.DEVNULL, stderr=process_log(f"evaluate-{i}"))
              for i in range(evaluators)]
     procs += evals
     with socket.socket() as probe:
