@@ -14,7 +14,10 @@ prints one JSON line:
 * ``print_to_browser_ms_p50`` / ``_p99``: the trade's time (the feed's
   clock, the same machine's) → the Socket.IO client receiving the event;
 * ``print_to_webhook_ms_p99``: the trade's time → the verified receipt;
-* ``fires_per_s``; ``lost`` and ``duplicates`` against a replay of the same
+* ``fires_per_s`` (the load starts so that a minute ends ``--boundary-at``
+  seconds into it, 10 by default: every rule judged once a bar fires again
+  on the new bar, the burst the figures must hold through, and two runs
+  of the command compare like with like); ``lost`` and ``duplicates`` against a replay of the same
   hand-offs (every provisional-stream entry, judged one at a time by the
   same engine in this process: fires it finds and no process stored, and
   events stored or pushed more than once);
@@ -84,7 +87,8 @@ def _receiver(secret: str, port_out: Any, ctl: Any) -> None:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+        protocol_version = "HTTP/1.1"  # keeps the connection, as a real receiver does
+        disable_nagle_algorithm = True  # and answers in one segment, not a second waiting for an ACK
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -192,8 +196,8 @@ def _replay(client: redis.Redis, rule_ids: set[int], symbols: list[str], handoff
     return want
 
 
-def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, seconds: float
-        ) -> dict[str, Any]:
+def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, seconds: float,
+        boundary_at: float | None = 10.0) -> dict[str, Any]:
     from webapp.extensions import db
     from webapp.services import rules as rules_service
     from webapp.store import rules as rules_store
@@ -286,6 +290,9 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        if boundary_at is not None:  # the minute's end falls this far into the load
+            time.sleep((-boundary_at - time.time()) % 60)
+            out["minute_boundary_at_s"] = boundary_at
         ctl.send(("rate", rate, seconds))
         sent, took = ctl.recv()
         stop.set()
@@ -365,13 +372,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rules", type=int, default=1_000)
     parser.add_argument("--evaluators", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--boundary-at", type=float, default=10.0,
+                        help="start the load so that a minute ends this many seconds into it (-1: whenever)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     with bench_app(TICK_SHARDS=SHARDS) as (cfg, app), app.app_context():
-        print(json.dumps(run(cfg, args.symbols, args.rate, args.rules, args.evaluators, args.seconds)),
+        print(json.dumps(run(cfg, args.symbols, args.rate, args.rules, args.evaluators, args.seconds,
+                                  None if args.boundary_at < 0 else args.boundary_at)),
               flush=True)
     return 0
 

@@ -9,6 +9,8 @@ wake-up publish), so the latency runs from the commit to the receipt.
 * ``deliveries_per_s``: N deliveries queued at once over E endpoints
   (at most 2 requests in flight per endpoint, ``DELIVERY_CONCURRENCY``
   in all), from the commit to the last receipt;
+* ``deliver_cpu_ms_per_delivery``: the deliver process's CPU (user and
+  system) over that burst, per delivery;
 * ``delivery_ms_p50`` / ``delivery_ms_p99``: events fired one at a time
   every 20 ms, each from its commit to its receipt.
 
@@ -25,6 +27,8 @@ import subprocess
 import sys
 import time
 from typing import Any
+
+import psutil
 
 from bench import bench_app, bench_user
 from webapp.config import child_environment
@@ -45,7 +49,8 @@ def _receiver(secrets: list[str], port_out: Any, ctl: Any) -> None:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+        protocol_version = "HTTP/1.1"  # keeps the connection, as a real receiver does
+        disable_nagle_algorithm = True  # and answers in one segment, not a second waiting for an ACK
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -153,6 +158,8 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
 
         # throughput: everything at once, spread over the endpoints
         per = max(1, deliveries // n_endpoints)
+        cpu = psutil.Process(deliver.pid)
+        cpu_before = sum(cpu.cpu_times()[:2])
         fired: dict[int, float] = {}
         for i, eid in enumerate(endpoints):
             fired.update(_fire(per, rule["id"], [eid], f"t{i}-"))
@@ -160,6 +167,7 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
         got = _collect(ctl, len(fired), timeout=300)
         done = max(a for _, a, _ in got)
         throughput = len({g[0] for g in got}) / (done - start)
+        cpu_ms = (sum(cpu.cpu_times()[:2]) - cpu_before) * 1000 / max(1, len(fired))
         bad = sum(1 for g in got if not g[2])
 
         # latency: one event at a time
@@ -175,6 +183,7 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
         lags.sort()
         return {"bench": "webhooks", "deliveries": len(fired), "endpoints": n_endpoints,
                 "deliveries_per_s": round(throughput, 1), "unverified": bad,
+                "deliver_cpu_ms_per_delivery": round(cpu_ms, 2),
                 "fires": fires, "received": len(lags),
                 "delivery_ms_p50": round(statistics.median(lags), 1),
                 "delivery_ms_p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 1),

@@ -75,12 +75,18 @@ def test_the_hand_off_is_each_moved_tickers_provisional_bar_once() -> None:
     t.add([Trade("AAPL", 10.0, 100, ms(T0 + 1)), Trade("AAPL", 10.4, 50, ms(T0 + 2)),
            Trade("AAPL", 10.1, 10, ms(T0 + 3)), Trade("MSFT", 400.0, 5, ms(T0 + 2))])
     rows = {r[0]: r for r in t.hand_off()}
-    assert rows["AAPL"] == ["AAPL", T0, 10.0, 10.4, 10.0, 10.1, 160.0, 3, ms(T0 + 3), ms(T0 + 2), ms(T0 + 1)]
-    assert rows["MSFT"][1:] == [T0, 400.0, 400.0, 400.0, 400.0, 5.0, 1, ms(T0 + 2), ms(T0 + 2), ms(T0 + 2)]
+    assert rows["AAPL"] == ["AAPL", T0, 10.0, 10.4, 10.0, 10.1, 160.0, 3, ms(T0 + 3), ms(T0 + 2), ms(T0 + 1),
+                            10.4, ms(T0 + 2), 10.0, ms(T0 + 1)]
+    assert rows["MSFT"][1:] == [T0, 400.0, 400.0, 400.0, 400.0, 5.0, 1, ms(T0 + 2), ms(T0 + 2), ms(T0 + 2),
+                                400.0, ms(T0 + 2), 400.0, ms(T0 + 2)]
     assert t.hand_off() == []  # nothing traded since
     t.add([Trade("AAPL", 9.9, 1, ms(T0 + 4))])
-    assert t.hand_off() == [["AAPL", T0, 10.0, 10.4, 9.9, 9.9, 161.0, 4, ms(T0 + 4), ms(T0 + 2), ms(T0 + 4)]]
+    assert t.hand_off() == [["AAPL", T0, 10.0, 10.4, 9.9, 9.9, 161.0, 4, ms(T0 + 4), ms(T0 + 2), ms(T0 + 4),
+                             9.9, ms(T0 + 4), 9.9, ms(T0 + 4)]]
+    # a segment below the bar's high: its own extremes, not the bar's (a rise back after a dip)
+    t.add([Trade("AAPL", 10.3, 1, ms(T0 + 5)), Trade("AAPL", 10.0, 1, ms(T0 + 6))])
+    assert t.hand_off()[0][8:] == [ms(T0 + 6), ms(T0 + 2), ms(T0 + 4), 10.3, ms(T0 + 5), 10.0, ms(T0 + 6)]
     t.close(ms(T0 + 61))  # the first bar closed; a trade opens the next
     t.add([Trade("AAPL", 10.2, 7, ms(T0 + 62))])
     assert t.hand_off() == [["AAPL", T0 + 60, 10.2, 10.2, 10.2, 10.2, 7.0, 1, ms(T0 + 62), ms(T0 + 62),
-                             ms(T0 + 62)]]
+                             ms(T0 + 62), 10.2, ms(T0 + 62), 10.2, ms(T0 + 62)]]

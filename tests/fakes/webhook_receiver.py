@@ -5,7 +5,11 @@ requests, then ``default``), each one of ``200``, ``500``, ``410``,
 ``("429", seconds)`` (with ``Retry-After``), ``"redirect"`` (a 302 to
 ``/elsewhere``), ``"stall"`` (sleep past the sender's timeout) or
 ``"hold"`` (block until ``release`` is set: a request in flight when the
-test kills the sender).  ``down()`` closes the port; ``up()`` opens it again.
+test kills the sender) or ``"long"`` (a 200 with a body longer than the
+sender keeps).  ``down()`` closes the port; ``up()`` opens it again.
+``keep_alive`` answers HTTP/1.1 and keeps connections open, as most
+receivers do (each request notes its client port, ``peer``); else each
+answer closes its connection.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ class Received:
     body: dict[str, Any] | None
     answered: Any
     at: float
+    peer: int = 0  # the sender's port: one per connection
 
 
 @dataclass
@@ -36,6 +41,7 @@ class Receiver:
     answers: list[Any] = field(default_factory=list)
     default: Any = 200
     stall_seconds: float = 3.0
+    keep_alive: bool = False
     port: int = 0
     got: list[Received] = field(default_factory=list)
     in_flight: int = 0
@@ -57,6 +63,9 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+            disable_nagle_algorithm = True
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -93,7 +102,7 @@ class Receiver:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.got.append(Received(headers.get("webhook-id", ""), int(headers.get("webhook-timestamp", 0)),
-                                     ok, parsed, answer, time.monotonic()))
+                                     ok, parsed, answer, time.monotonic(), h.client_address[1]))
         try:
             if answer == "stall":
                 time.sleep(self.stall_seconds)
@@ -109,8 +118,9 @@ class Receiver:
                 h.send_response(429)
                 h.send_header("Retry-After", str(answer[1]))
             else:
-                h.send_response(int(answer))
-            reply = json.dumps({"ok": answer == 200}).encode()
+                h.send_response(200 if answer == "long" else int(answer))
+            reply = json.dumps({"ok": answer in (200, "long")}
+                               | ({"pad": "x" * 8192} if answer == "long" else {})).encode()
             h.send_header("Content-Length", str(len(reply)))
             h.end_headers()
             h.wfile.write(reply)
@@ -122,7 +132,7 @@ class Receiver:
 
     def accepted(self) -> list[Received]:
         """Requests that verified and were answered 2xx."""
-        return [r for r in self.got if r.verified and r.answered in (200, "stall", "hold")]
+        return [r for r in self.got if r.verified and r.answered in (200, "stall", "hold", "long")]
 
     def wait_for(self, n: int, timeout: float = 20.0) -> list[Received]:
         deadline = time.monotonic() + timeout

@@ -30,7 +30,7 @@ Row = list[Any]  # [open, high, low, close, volume, vwap, trades, complete, sour
 
 # a provisional (still open) bar as handed to the evaluation, one row per ticker that traded
 PROVISIONAL_FIELDS = ("ticker", "start", "open", "high", "low", "close", "volume", "trades", "last_ms",
-                      "high_ms", "low_ms")
+                      "high_ms", "low_ms", "seg_high", "seg_high_ms", "seg_low", "seg_low_ms")
 
 
 def iso_ms(ms: int) -> str:
@@ -186,7 +186,8 @@ class Tape:
     def hand_off(self) -> list[list[Any]]:
         """The provisional bar of every ticker that traded since the last call (the newest open bar
         that has a price), as :data:`PROVISIONAL_FIELDS` rows: coalesced, so a burst of trades is one
-        row with the bar's high, low and volume so far, and its last trade's time."""
+        row with the bar's high, low and volume so far, its last trade's time, and the highest and
+        lowest trade since the bar's last hand-off (``seg_*``), with their times."""
         moved, self.moved = self.moved, set()
         out: list[list[Any]] = []
         first = self.book.closed_until
@@ -201,8 +202,14 @@ class Tape:
             for start in starts:
                 bar = open_bars.get((ticker, start))
                 if bar is not None and bar.close is not None:
+                    seg_high, seg_low = bar.seg_high, bar.seg_low
+                    if seg_high is None:  # no priced trade since its last hand-off (volume only)
+                        seg_high = seg_low = bar.close
+                        bar.seg_high_ms = bar.seg_low_ms = bar.last_key[0] if bar.last_key else 0
                     out.append([ticker, start, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades,
-                                bar.last_key[0] if bar.last_key else None, bar.high_ms, bar.low_ms])
+                                bar.last_key[0] if bar.last_key else None, bar.high_ms, bar.low_ms,
+                                seg_high, bar.seg_high_ms, seg_low, bar.seg_low_ms])
+                    bar.seg_high = bar.seg_low = None
                     break
         return out
 

@@ -101,6 +101,12 @@ class Bar:
     last_key: tuple[int, float, float] | None = None  # ... and of the close
     high_ms: int | None = None  # when the high printed (its first print), for alerts on the print
     low_ms: int | None = None
+    # the extremes since the bar was last handed off (Tape.hand_off resets them), with when they printed:
+    # a price that crossed a level and came back between two hand-offs is judged at them
+    seg_high: float | None = None
+    seg_low: float | None = None
+    seg_high_ms: int = 0
+    seg_low_ms: int = 0
 
     @property
     def vwap(self) -> float | None:
@@ -123,6 +129,10 @@ class Bar:
             self.high, self.high_ms = price, trade.time_ms
         if self.low is None or price < self.low or (price == self.low and trade.time_ms < self.low_ms):
             self.low, self.low_ms = price, trade.time_ms
+        if self.seg_high is None or price > self.seg_high:
+            self.seg_high, self.seg_high_ms = price, trade.time_ms
+        if self.seg_low is None or price < self.seg_low:
+            self.seg_low, self.seg_low_ms = price, trade.time_ms
 
     def as_json(self) -> dict[str, float | int | str | None]:
         return {"ticker": self.ticker, "start": self.start, "open": self.open, "high": self.high,

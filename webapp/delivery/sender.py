@@ -13,6 +13,15 @@ certificate check keep the name), so a DNS answer that changes between
 the check and the connect (rebinding) cannot redirect the call.
 Redirects are never followed: a 3xx is a failed attempt.
 
+**Connections are kept** (:class:`Connections`, one per deliverer): a pool
+per endpoint's checked address, name and port, holding at most the
+endpoint's in-flight cap, so a burst to one endpoint is not a TCP
+handshake and a teardown per request on both sides.  A connection idle
+longer than ``KEEP_IDLE_SECONDS`` is closed rather than reused: receivers
+close idle ones (gunicorn after 2 s), and one closed as the request goes
+out would fail an attempt the receiver never saw.  A response longer than
+what is kept of it is not read to its end: its connection is closed.
+
 Why not ``requests-hardened``, which pins the address the same way: its
 filter has a loopback switch but no allow-list, and we need
 ``WEBHOOK_ALLOWED_CIDRS`` (tests and self-hosters allow a network, the
@@ -26,7 +35,9 @@ import json
 import logging
 import socket
 import ssl
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -35,6 +46,7 @@ from urllib.parse import urlsplit
 import urllib3
 from standardwebhooks.webhooks import Webhook
 from urllib3.exceptions import (
+    ClosedPoolError,
     ConnectTimeoutError,
     NameResolutionError,
     NewConnectionError,
@@ -49,6 +61,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 USER_AGENT = "stock-tracker-webhooks/1"
+KEEP_IDLE_SECONDS = 1.0  # a kept connection idle longer is closed, not reused
+KEPT_ENDPOINTS = 64  # pools kept, the least recently used closed first
 
 
 def body_of(event: dict[str, Any]) -> bytes:
@@ -119,9 +133,68 @@ def _failure(exc: BaseException) -> str:
     return "connection"  # reset, closed early, a protocol error
 
 
+class _IdleLimit:
+    """A pool whose connections idle past ``KEEP_IDLE_SECONDS`` are closed before reuse (and so
+    reconnected): the receiver may be closing them at that very moment."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        if time.monotonic() - getattr(conn, "idle_since", float("inf")) > KEEP_IDLE_SECONDS:
+            conn.close()
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn.idle_since = time.monotonic()
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _KeptHTTP(_IdleLimit, urllib3.HTTPConnectionPool):
+    pass
+
+
+class _KeptHTTPS(_IdleLimit, urllib3.HTTPSConnectionPool):
+    pass
+
+
+class Connections:
+    """The deliverer's kept connections, a pool per (scheme, checked address, port, name)."""
+
+    def __init__(self, endpoints: int = KEPT_ENDPOINTS) -> None:
+        self._pools: OrderedDict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = OrderedDict()
+        self._lock = threading.Lock()
+        self._endpoints = endpoints
+
+    def pool(self, scheme: str, address: str, port: int, host: str) -> urllib3.HTTPConnectionPool:
+        key = (scheme, address, port, host)
+        with self._lock:
+            got = self._pools.get(key)
+            if got is None:
+                got = self._pools[key] = _pool(scheme, address, port, host, kept=True)
+            self._pools.move_to_end(key)
+            while len(self._pools) > self._endpoints:
+                self._pools.popitem(last=False)[1].close()  # one in use raises ClosedPoolError: see post
+            return got
+
+    def close(self) -> None:
+        with self._lock:
+            for p in self._pools.values():
+                p.close()
+            self._pools.clear()
+
+
+def _pool(scheme: str, address: str, port: int, host: str, kept: bool) -> urllib3.HTTPConnectionPool:
+    kw: dict[str, Any] = {"retries": False, "maxsize": policy.IN_FLIGHT_PER_ENDPOINT, "block": False}
+    if scheme == "https":
+        return (_KeptHTTPS if kept else urllib3.HTTPSConnectionPool)(
+            address, port, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED", **kw)
+    return (_KeptHTTP if kept else urllib3.HTTPConnectionPool)(address, port, **kw)
+
+
 def post(url: str, body: bytes, headers: dict[str, str], allowed: Sequence[policy.Network],
-         timeout: float = policy.TIMEOUT_SECONDS) -> Attempt:
-    """POST once; never raises for what the network or the receiver did."""
+         timeout: float = policy.TIMEOUT_SECONDS, connections: Connections | None = None) -> Attempt:
+    """POST once (on a kept connection when ``connections`` is given); never raises for what the
+    network or the receiver did."""
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     try:
@@ -130,21 +203,26 @@ def post(url: str, body: bytes, headers: dict[str, str], allowed: Sequence[polic
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         default = 443 if scheme == "https" else 80
         host_header = (f"[{host}]" if ":" in host else host) + ("" if port == default else f":{port}")
-        kw: dict[str, Any] = {"timeout": urllib3.Timeout(connect=timeout, read=timeout), "retries": False,
-                              "maxsize": 1}
-        if scheme == "https":
-            pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
-                address, port, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED", **kw)
-        else:
-            pool = urllib3.HTTPConnectionPool(address, port, **kw)
-        with pool:
-            resp = pool.urlopen("POST", path, body=body, headers={**headers, "host": host_header},
-                                redirect=False, retries=False, preload_content=False, assert_same_host=False)
-            try:
-                kept = resp.read(policy.RESPONSE_KEPT, decode_content=True)
-            finally:
-                resp.release_conn()
-                resp.close()
+        request: dict[str, Any] = {
+            "body": body, "headers": {**headers, "host": host_header}, "redirect": False, "retries": False,
+            "preload_content": False, "assert_same_host": False,
+            "timeout": urllib3.Timeout(connect=timeout, read=timeout)}
+        once = connections is None
+        pool = _pool(scheme, address, port, host, kept=False) if once else \
+            connections.pool(scheme, address, port, host)  # type: ignore[union-attr]
+        try:
+            resp = pool.urlopen("POST", path, **request)
+        except ClosedPoolError:  # evicted as we took it; nothing was sent
+            once, pool = True, _pool(scheme, address, port, host, kept=False)
+            resp = pool.urlopen("POST", path, **request)
+        try:
+            kept = resp.read(policy.RESPONSE_KEPT, decode_content=True)
+            if once or resp.read(1, decode_content=False):
+                resp.close()  # not read to its end (or not kept): the connection cannot carry another
+        finally:
+            resp.release_conn()
+            if once:
+                pool.close()
         status = resp.status
         wait = policy.retry_after(resp.headers.get("retry-after"), datetime.now(timezone.utc))
         text = kept.decode("utf-8", "replace")

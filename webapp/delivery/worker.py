@@ -54,6 +54,7 @@ class DeliveryWorker:
         self._busy: set[Future[None]] = set()
         self._held: list[tuple[deliveries.Claimed, deliveries.Attempt, int, bool]] = []  # sent, not recorded
         self._held_lock = threading.Lock()
+        self._connections = sender.Connections()
         self.sent = 0
         self.last_error: str | None = None
 
@@ -88,6 +89,7 @@ class DeliveryWorker:
                 if not claimed or free <= len(claimed):
                     self._wake.wait(self._poll if not claimed else 0.05)
                     self._wake.clear()
+        self._connections.close()
         if self._held:
             log.warning("delivery: stopping with %d answered attempts not yet recorded; their notes in Redis "
                         "let the next deliverer record them rather than send them again", len(self._held))
@@ -100,6 +102,7 @@ class DeliveryWorker:
         noted = self._notes_of(claimed)
         with ThreadPoolExecutor(max(1, len(claimed))) as pool:
             list(pool.map(self._deliver, claimed, [noted.get(c.id) for c in claimed]))
+        self._connections.close()
         return len(claimed)
 
     @property
@@ -120,7 +123,7 @@ class DeliveryWorker:
         # signed with the wall clock (receivers check it within 5 minutes); scheduled by ``clock``
         body = sender.body_of(c.event)
         headers = sender.headers_for(sender.webhook_id(c.event["id"]), body, c.secrets, _now())
-        attempt = sender.post(c.url, body, headers, self._allowed, self._timeout)
+        attempt = sender.post(c.url, body, headers, self._allowed, self._timeout, self._connections)
         self._record(c, attempt, c.attempt)
 
     def _record(self, c: deliveries.Claimed, attempt: deliveries.Attempt, sent_as: int) -> None:

@@ -9,14 +9,21 @@ is the last *closed* bar.  A fire therefore means: the condition held on the
 provisional bar at that trade.
 
 Between two hand-offs many trades may print; judging only the last one could
-miss a cross that happened and reverted.  So each hand-off is judged at up to
-three prices, oldest first: the bar's low and its high, each only if it
-printed since the last judgment (a new extreme), then the last trade.  A
+miss a cross that happened and reverted.  So each hand-off carries the
+highest and lowest trade since the previous one (the segment's extremes,
+with their times; several hand-offs judged at once combine theirs), and is
+judged at up to three prices, oldest first: the segment's low and high, each
+only if it printed after the last trade judged, then the last trade.  A
 condition that turns on the price being above or below something (crosses,
 ``greater_than``, ``less_than``, moves) holds at some trade of the segment
 exactly when it holds at the segment's extreme on that side, and the extreme
-is what is judged; a condition that needs the price *inside* a range
-(``entering_channel``) is judged at those prices only.
+is what is judged.  The bar's own high and low would not do: a segment
+below an earlier high of the bar (a price back above a level after a dip,
+with the rule re-armed by the dip) has its extreme nowhere else.  What
+stays approximate is a segment with several turns on one side (above, below,
+above again): its two extremes are judged, not each turn; and a condition
+that needs the price *inside* a range (``entering_channel``) is judged at
+those prices only.
 
 Pure: data in, values out; the caller passes every time.
 """
@@ -47,32 +54,59 @@ class Provisional(NamedTuple):
     last_ms: int
     high_ms: int
     low_ms: int
+    # the highest and lowest trade since the previous hand-off, and when (a stored second, or a
+    # hand-off of 11 fields, has none: its bar's extremes stand in, as judged before they were kept)
+    seg_high: float = float("nan")
+    seg_high_ms: int = 0
+    seg_low: float = float("nan")
+    seg_low_ms: int = 0
 
     @classmethod
     def of(cls, row: Sequence, width: int) -> Provisional:
-        """From a :data:`webapp.core.tape.PROVISIONAL_FIELDS` row; ValueError when malformed."""
-        if type(row) is not list or len(row) != 11 or type(row[0]) is not str:
-            raise ValueError(f"a provisional bar is 11 fields, got {str(row)[:80]}")
-        ticker, start, o, h, lo, c, v, n, last_ms, high_ms, low_ms = row
+        """From a :data:`webapp.core.tape.PROVISIONAL_FIELDS` row (or its first 11 fields, as handed
+        off before the segment's extremes were); ValueError when malformed."""
+        if type(row) is not list or len(row) not in (11, 15) or type(row[0]) is not str:
+            raise ValueError(f"a provisional bar is 15 fields, got {str(row)[:80]}")
+        ticker, start, o, h, lo, c, v, n, last_ms, high_ms, low_ms = row[:11]
+        seg = row[11:] or (h, high_ms, lo, low_ms)
         try:  # numbers (a missing one, None or text, is refused here); NaN fails the order below
             nums = (int(start), float(o), float(h), float(lo), float(c), float(v), int(n), int(last_ms),
-                    int(high_ms), int(low_ms))
+                    int(high_ms), int(low_ms), float(seg[0]), int(seg[1]), float(seg[2]), int(seg[3]))
         except (TypeError, ValueError):
             raise ValueError(f"a provisional bar of {ticker} has a missing or non-numeric field") from None
         if not (0 < nums[3] <= nums[4] <= nums[2] and nums[3] <= nums[1] <= nums[2] and nums[5] >= 0):
             raise ValueError(f"a provisional bar of {ticker} is not a bar: o {o} h {h} l {lo} c {c}")
+        if not nums[3] <= nums[12] <= nums[10] <= nums[2]:
+            raise ValueError(f"a provisional bar of {ticker}: its segment {seg[2]}-{seg[0]} is not inside "
+                             f"its bar {lo}-{h}")
         return cls(ticker, nums[0] + width, *nums[1:])
+
+    def segment(self) -> tuple[float, int, float, int]:
+        """(high, when, low, when) since the previous hand-off; the bar's own when none was kept."""
+        if self.seg_high == self.seg_high:  # not NaN
+            return self.seg_high, self.seg_high_ms, self.seg_low, self.seg_low_ms
+        return self.high, self.high_ms, self.low, self.low_ms
 
 
 def coalesce(bars: Iterable[Provisional]) -> list[Provisional]:
     """The newest hand-off of each ticker's bar (a burst of flushes is judged once, at its latest
-    state, which carries the bar's extremes so far), in bar order per ticker."""
+    state, which carries the bar's extremes so far), its segment the highest and lowest of the
+    hand-offs it stands for, in bar order per ticker."""
     newest: dict[tuple[str, int], Provisional] = {}
     for b in bars:
         key = (b.ticker, b.bar_time)
         held = newest.get(key)
-        if held is None or (b.trades, b.last_ms) >= (held.trades, held.last_ms):
+        if held is None:
             newest[key] = b
+            continue
+        later, earlier = (b, held) if (b.trades, b.last_ms) >= (held.trades, held.last_ms) else (held, b)
+        hi, hi_ms, lo, lo_ms = later.segment()
+        e_hi, e_hi_ms, e_lo, e_lo_ms = earlier.segment()
+        if e_hi > hi:
+            hi, hi_ms = e_hi, e_hi_ms
+        if e_lo < lo:
+            lo, lo_ms = e_lo, e_lo_ms
+        newest[key] = later._replace(seg_high=hi, seg_high_ms=hi_ms, seg_low=lo, seg_low_ms=lo_ms)
     return sorted(newest.values(), key=lambda b: (b.bar_time, b.ticker))
 
 
@@ -85,10 +119,14 @@ class Print(NamedTuple):
 
 
 def prints(bar: Provisional, judged_ms: int | None) -> list[Print]:
-    """The prices to judge ``bar`` at, oldest first: its low and high when they printed after
-    ``judged_ms`` (the last trade already judged in this bar; None: none yet), then its last trade."""
+    """The prices to judge ``bar`` at, oldest first: the lowest and highest trade since the previous
+    hand-off when they printed after ``judged_ms`` (the last trade already judged in this bar; None:
+    none yet), then its last trade.  An extreme of the bar says so ("high"); a segment's that is
+    not is "trade"."""
     out: list[Print] = []
-    for ms, price, what in ((bar.low_ms, bar.low, "low"), (bar.high_ms, bar.high, "high")):
+    hi, hi_ms, lo, lo_ms = bar.segment()
+    for ms, price, what in ((lo_ms, lo, "low" if lo == bar.low else "trade"),
+                            (hi_ms, hi, "high" if hi == bar.high else "trade")):
         if (judged_ms is None or ms > judged_ms) and ms < bar.last_ms:
             out.append(Print(ms, price, what))
     if judged_ms is None or bar.last_ms > judged_ms:

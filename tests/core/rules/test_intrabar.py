@@ -1,0 +1,72 @@
+"""The prices a provisional bar is judged at: the segment's extremes since the last judgment, then the
+last trade; several hand-offs judged at once keep every segment's extremes."""
+from __future__ import annotations
+
+import pytest
+
+from webapp.core.rules.intrabar import Provisional, coalesce, prints
+from webapp.core.tape import Tape
+from webapp.core.trades import Trade
+
+T0 = 1_796_599_800  # a bar's start
+W = 60
+
+
+def ms(seconds: float) -> int:
+    return int(round((T0 + seconds) * 1000))
+
+
+def handed(tape: Tape) -> list[Provisional]:
+    return [Provisional.of(r, W) for r in tape.hand_off()]
+
+
+def test_a_rise_back_after_a_dip_below_the_bars_high_is_judged_at_its_own_high() -> None:
+    """The bench's lost fire: the bar's high printed (and was judged) early; a later segment dipped,
+    rose back above a level below that high and fell again before its hand-off.  The segment's high
+    is judged, where only the bar's high (already judged) and the last trade were before."""
+    tape = Tape("alpaca", W, grace_ms=1000, started_ms=T0 * 1000)
+    tape.add([Trade("ZANYJ", 19.9, 100, ms(1))])
+    (first,) = handed(tape)
+    judged = [p.price for p in prints(first, None)]
+    assert judged == [19.9]
+    tape.add([Trade("ZANYJ", 10.0, 100, ms(2)), Trade("ZANYJ", 19.6, 100, ms(3)),
+              Trade("ZANYJ", 12.0, 100, ms(4))])
+    (second,) = handed(tape)
+    got = prints(second, first.last_ms)
+    assert [(p.what, p.price, p.time_ms) for p in got] == [("low", 10.0, ms(2)), ("trade", 19.6, ms(3)),
+                                                            ("last", 12.0, ms(4))]
+    assert any(p.price > 19.5 for p in got)  # ``price > 19.5``, re-armed by the dip, is true at a trade
+
+
+def test_hand_offs_judged_together_keep_each_segments_extremes() -> None:
+    tape = Tape("alpaca", W, grace_ms=1000, started_ms=T0 * 1000)
+    tape.add([Trade("A", 15.0, 1, ms(1))])
+    rows = handed(tape)
+    tape.add([Trade("A", 11.0, 1, ms(2)), Trade("A", 14.0, 1, ms(3)), Trade("A", 12.0, 1, ms(4))])
+    rows += handed(tape)
+    tape.add([Trade("A", 12.5, 1, ms(5)), Trade("A", 13.0, 1, ms(6))])
+    rows += handed(tape)
+    (one,) = coalesce(rows[1:])  # the first was judged; the next two wait together
+    assert (one.close, one.trades, one.high, one.low) == (13.0, 6, 15.0, 11.0)
+    assert one.segment() == (14.0, ms(3), 11.0, ms(2))
+    assert [(p.what, p.price) for p in prints(one, rows[0].last_ms)] == [("low", 11.0), ("trade", 14.0),
+                                                                          ("last", 13.0)]
+    assert coalesce(rows[2:][::-1]) == coalesce(rows[2:])  # the order they come in does not matter
+
+
+def test_a_hand_off_without_the_segment_is_judged_at_the_bars_extremes_as_before() -> None:
+    row = ["A", T0, 10.0, 10.4, 9.8, 10.1, 160.0, 3, ms(3), ms(2), ms(1)]
+    bar = Provisional.of(row, W)
+    assert bar.segment() == (10.4, ms(2), 9.8, ms(1))
+    assert [p.what for p in prints(bar, None)] == ["low", "high", "last"]
+
+
+@pytest.mark.parametrize("segment, says", [
+    ([10.6, 1, 9.9, 1], "not inside its bar"),
+    ([10.2, 1, 9.7, 1], "not inside its bar"),
+    ([10.0, 1, 10.2, 1], "not inside its bar"),
+    ([10.2, None, 9.9, 1], "non-numeric"),
+])
+def test_a_segment_outside_its_bar_is_refused(segment, says) -> None:
+    with pytest.raises(ValueError, match=says):
+        Provisional.of(["A", T0, 10.0, 10.4, 9.8, 10.1, 160.0, 3, ms(3), ms(2), ms(1), *segment], W)
