@@ -25,10 +25,10 @@ ALLOWED = networks(("127.0.0.1/32",))
 def send(receiver: Receiver, connections: sender.Connections | None, n: int) -> list:
     out = []
     for k in range(n):
-        body = sender.body_of({"id": k, "rule_id": 1, "rule_name": "r", "rule_version": 1, "ticker": "AAPL",
-                               "bar_time": "2026-12-07T14:30:00+00:00", "fired_at": "2026-12-07T14:30:01+00:00",
-                               "inputs": {}, "explanation": "e", "source": "test", "data_age_seconds": 0.0,
-                               "stale": False})
+        body = sender.body_of({
+            "id": k, "rule_id": 1, "rule_name": "r", "rule_version": 1, "ticker": "AAPL",
+            "bar_time": "2026-12-07T14:30:00+00:00", "fired_at": "2026-12-07T14:30:01+00:00", "inputs": {},
+            "explanation": "e", "source": "test", "data_age_seconds": 0.0, "stale": False})
         headers = sender.headers_for(sender.webhook_id(k), body, [SECRET], datetime.now(timezone.utc))
         out.append(sender.post(receiver.url, body, headers, ALLOWED, 2.0, connections))
     return out
