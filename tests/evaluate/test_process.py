@@ -249,7 +249,7 @@ def test_a_malformed_hand_off_is_refused_row_by_row_and_the_rest_counts(app, pg,
         assert len(_events(pg, rid)) == 1  # the good row fired
         assert proc.counts["malformed"] == 3
         said = " ".join(r.getMessage() for r in caplog.records)
-        assert "a provisional bar is 11 fields" in said and "is not a bar" in said
+        assert "a provisional bar is 15 fields" in said and "is not a bar" in said
     finally:
         proc.leases.release_all()
 
