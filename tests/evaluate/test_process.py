@@ -329,3 +329,48 @@ def test_a_replay_judges_the_stored_seconds_and_finds_what_fired_live(app, pg, r
         cur.execute("DELETE FROM intrabar_seconds")
     again = rules_service.replay_rule(spec, START, START + timedelta(minutes=8), rid, rule["version"])
     assert again["judged_on_print"] == 0 and all(not f["on_print"] for f in again["fires"])
+
+
+def test_a_rise_back_after_a_dip_below_the_bars_high_fires_live_and_in_the_replay(app, pg, stored,
+                                                                                    service_urls) -> None:
+    """``price > level``, true as a bar ends (so not re-armed), stays true as the next bar opens
+    (its high); a later hand-off dips below (re-armed), rises above again below the bar's high and
+    falls back before the hand-off: live fires at that trade (the segment's high), and the replay
+    of the stored seconds finds the same fire."""
+    owner = user_id("trader")
+    level = round(stored + 0.5, 2)
+    spec = rules_service.rule_spec({
+        "name": "above", "scope": {"tickers": ["AAPL"]}, "frequency": "once_per_bar", "cooldown_seconds": 0,
+        "condition": {"op": "greater_than", "a": {"price": True}, "b": {"const": level}}}, owner)
+    rid = rules_store.create(db.session, spec, owner)["id"]
+    b = OPEN + 60
+
+    def seg(row: list, hi: float, hi_s: float, lo: float, lo_s: float, start: int) -> list:
+        return [*row, hi, int((start + hi_s) * 1000), lo, int((start + lo_s) * 1000)]
+
+    proc = _process(app)
+    try:
+        proc.step()
+        first = _bar("AAPL", stored, level + 0.1, stored, level + 0.1, 5, 5, 0)
+        _flush(service_urls[0], [seg(first, level + 0.1, 5, level + 0.1, 5, OPEN)], OPEN * 1000 + 5000)
+        proc.step()  # bar A: fires, and ends true
+        opened = _bar("AAPL", level + 0.2, level + 0.3, level + 0.2, level + 0.25, 2, 1, 0.5, start=b,
+                      trades=3)
+        _flush(service_urls[0], [seg(opened, level + 0.3, 1, level + 0.2, 0.5, b)], b * 1000 + 2000)
+        proc.step()  # bar B opens above: no edge, nothing
+        _flush(service_urls[0], [seg(_bar("AAPL", level + 0.2, level + 0.3, level - 0.4, level - 0.2, 5.5, 1,
+                                          3, start=b, trades=9),
+                                     level + 0.1, 4, level - 0.4, 3, b)],
+               b * 1000 + 5500)
+        proc.step()  # dipped at 3 s, back above at 4 s (under the bar's high), below again by 5.5 s
+        time.sleep(1.05)
+        proc.step()
+        assert proc.judged_seconds.drain()
+    finally:
+        proc.leases.release_all()
+    live = _events(pg, rid)
+    assert [int(e[1].timestamp()) for e in live] == [OPEN + 60, b + 60]
+    assert live[1][2]["trade_time_ms"] == (b + 4) * 1000 and "on the print: trade" in live[1][3]
+    got = rules_service.replay_rule(spec, START, START + timedelta(minutes=9), rid, 1)
+    on_print = [(f["bar_time"], int(f["inputs"]["trade_time_ms"])) for f in got["fires"] if f["on_print"]]
+    assert on_print == [(e[1].isoformat(), e[2]["trade_time_ms"]) for e in live]

@@ -129,9 +129,13 @@ class Bar:
             self.high, self.high_ms = price, trade.time_ms
         if self.low is None or price < self.low or (price == self.low and trade.time_ms < self.low_ms):
             self.low, self.low_ms = price, trade.time_ms
-        if self.seg_high is None or price > self.seg_high:
+        seg = self.seg_high
+        if seg is None:
+            self.seg_high = self.seg_low = price
+            self.seg_high_ms = self.seg_low_ms = trade.time_ms
+        elif price > seg:
             self.seg_high, self.seg_high_ms = price, trade.time_ms
-        if self.seg_low is None or price < self.seg_low:
+        elif price < self.seg_low:  # type: ignore[operator]
             self.seg_low, self.seg_low_ms = price, trade.time_ms
 
     def as_json(self) -> dict[str, float | int | str | None]:

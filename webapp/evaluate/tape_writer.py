@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp.core.reconnect import Backoff
-from webapp.core.rules.intrabar import Provisional
+from webapp.core.rules.intrabar import Provisional, merged
 from webapp.store import intrabar_tape
 from webapp.store.pg import DB_DOWN
 
@@ -51,11 +51,15 @@ class TapeWriter:
         self._thread: threading.Thread | None = None
 
     def held(self, bar: Provisional, halted: bool) -> None:
-        """The bar as judged: the newest state of its second is what is stored."""
+        """The bar as judged: the newest state of its second is what is stored, with the extremes of
+        every hand-off judged in that second (what a replay judges it at, as live did)."""
         key = (bar.ticker, bar.last_ms // 1000)
         with self._lock:
             had = self._held.get(key)
-            if had is None or (bar.bar_time, bar.trades) >= (had.bar.bar_time, had.bar.trades):
+            if had is not None and had.bar.bar_time == bar.bar_time:
+                newer = (bar.trades, bar.last_ms) >= (had.bar.trades, had.bar.last_ms)
+                self._held[key] = intrabar_tape.Second(merged(had.bar, bar), halted if newer else had.halted)
+            elif had is None or bar.bar_time > had.bar.bar_time:
                 self._held[key] = intrabar_tape.Second(bar, halted)
 
     def over(self, second: int) -> None:

@@ -1,10 +1,12 @@
 """What the evaluate process judged on the print, kept for replays (table ``intrabar_seconds``).
 
 A row per ticker and second: the provisional bar as the last hand-off of
-that second left it.  The evaluate process writes a second's rows once it
-is over, in the transaction of the batch that follows it (an upsert: a
-retried batch or the shard's next holder writes the same row again, or a
-later state of it).  Replays read them back in order
+that second left it, and the highest and lowest trade of the hand-offs
+judged in that second (``seg_*``; NULL in rows stored before they were
+kept).  The evaluate process writes a second's rows once it is over, in
+the transaction of the batch that follows it (an upsert: a retried batch
+or the shard's next holder writes the same row again, or a later state of
+it).  Replays read them back in order
 (:mod:`webapp.evaluate.replay`).
 """
 from __future__ import annotations
@@ -20,15 +22,19 @@ from webapp.store.pg import array_text
 
 _WRITE = sa.text("""
     INSERT INTO intrabar_seconds (ticker, second, bar_time, open, high, low, close, volume, trades,
-                                  last_ms, high_ms, low_ms, halted)
+                                  last_ms, high_ms, low_ms, halted, seg_high, seg_high_ms, seg_low,
+                                  seg_low_ms)
     SELECT * FROM unnest(CAST(:ticker AS text[]), CAST(:second AS bigint[]), CAST(:bar_time AS bigint[]),
         CAST(:open AS float8[]), CAST(:high AS float8[]), CAST(:low AS float8[]), CAST(:close AS float8[]),
         CAST(:volume AS float8[]), CAST(:trades AS int[]), CAST(:last_ms AS bigint[]),
-        CAST(:high_ms AS bigint[]), CAST(:low_ms AS bigint[]), CAST(:halted AS bool[]))
+        CAST(:high_ms AS bigint[]), CAST(:low_ms AS bigint[]), CAST(:halted AS bool[]),
+        CAST(:seg_high AS float8[]), CAST(:seg_high_ms AS bigint[]), CAST(:seg_low AS float8[]),
+        CAST(:seg_low_ms AS bigint[]))
     ON CONFLICT (ticker, second) DO UPDATE SET bar_time = EXCLUDED.bar_time, open = EXCLUDED.open,
       high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, volume = EXCLUDED.volume,
       trades = EXCLUDED.trades, last_ms = EXCLUDED.last_ms, high_ms = EXCLUDED.high_ms,
-      low_ms = EXCLUDED.low_ms, halted = EXCLUDED.halted
+      low_ms = EXCLUDED.low_ms, halted = EXCLUDED.halted, seg_high = EXCLUDED.seg_high,
+      seg_high_ms = EXCLUDED.seg_high_ms, seg_low = EXCLUDED.seg_low, seg_low_ms = EXCLUDED.seg_low_ms
     WHERE (EXCLUDED.bar_time, EXCLUDED.trades) >= (intrabar_seconds.bar_time, intrabar_seconds.trades)""")
 
 
@@ -49,19 +55,31 @@ def write(session: Session, rows: Sequence[Second]) -> int:
         "low": array_text([x.low for x in b]), "close": array_text([x.close for x in b]),
         "volume": array_text([x.volume for x in b]), "trades": array_text([x.trades for x in b]),
         "last_ms": array_text([x.last_ms for x in b]), "high_ms": array_text([x.high_ms for x in b]),
-        "low_ms": array_text([x.low_ms for x in b]), "halted": array_text([r.halted for r in rows])})
+        "low_ms": array_text([x.low_ms for x in b]), "halted": array_text([r.halted for r in rows]),
+        **_segments(b)})
     return len(rows)
+
+
+def _segments(b: Sequence[Provisional]) -> dict[str, str]:
+    """The segment's columns; NULL where none was kept (NaN)."""
+    kept = [x.seg_high == x.seg_high for x in b]
+    return {name: array_text([getattr(x, name) if k else None for x, k in zip(b, kept, strict=True)])
+            for name in ("seg_high", "seg_high_ms", "seg_low", "seg_low_ms")}
 
 
 def read(session: Session, tickers: Sequence[str], start_s: int, end_s: int, limit: int) -> list[Second]:
     """The stored seconds of ``tickers`` in [start_s, end_s), oldest first (at most ``limit``)."""
     got = session.execute(sa.text(
-        "SELECT ticker, bar_time, open, high, low, close, volume, trades, last_ms, high_ms, low_ms, halted "
+        "SELECT ticker, bar_time, open, high, low, close, volume, trades, last_ms, high_ms, low_ms, halted, "
+        "seg_high, seg_high_ms, seg_low, seg_low_ms "
         "FROM intrabar_seconds WHERE ticker = ANY(:tickers) AND second >= :start AND second < :end "
         "ORDER BY second, ticker LIMIT :limit"),
         {"tickers": list(tickers), "start": start_s, "end": end_s, "limit": limit})
+    # a row with no segment (stored before they were kept): its bar's extremes stand in
     return [Second(Provisional(r.ticker, r.bar_time, r.open, r.high, r.low, r.close, r.volume, r.trades,
-                               r.last_ms, r.high_ms, r.low_ms), r.halted) for r in got]
+                               r.last_ms, r.high_ms, r.low_ms, *(() if r.seg_high is None else (
+                                   r.seg_high, r.seg_high_ms, r.seg_low, r.seg_low_ms))), r.halted)
+            for r in got]
 
 
 def prune(session: Session, before_s: int) -> int:

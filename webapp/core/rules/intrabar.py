@@ -96,18 +96,20 @@ def coalesce(bars: Iterable[Provisional]) -> list[Provisional]:
     for b in bars:
         key = (b.ticker, b.bar_time)
         held = newest.get(key)
-        if held is None:
-            newest[key] = b
-            continue
-        later, earlier = (b, held) if (b.trades, b.last_ms) >= (held.trades, held.last_ms) else (held, b)
-        hi, hi_ms, lo, lo_ms = later.segment()
-        e_hi, e_hi_ms, e_lo, e_lo_ms = earlier.segment()
-        if e_hi > hi:
-            hi, hi_ms = e_hi, e_hi_ms
-        if e_lo < lo:
-            lo, lo_ms = e_lo, e_lo_ms
-        newest[key] = later._replace(seg_high=hi, seg_high_ms=hi_ms, seg_low=lo, seg_low_ms=lo_ms)
+        newest[key] = b if held is None else merged(held, b)
     return sorted(newest.values(), key=lambda b: (b.bar_time, b.ticker))
+
+
+def merged(a: Provisional, b: Provisional) -> Provisional:
+    """Two hand-offs of one ticker's bar as one: the newer's state, the segment of both."""
+    later, earlier = (b, a) if (b.trades, b.last_ms) >= (a.trades, a.last_ms) else (a, b)
+    hi, hi_ms, lo, lo_ms = later.segment()
+    e_hi, e_hi_ms, e_lo, e_lo_ms = earlier.segment()
+    if e_hi > hi:
+        hi, hi_ms = e_hi, e_hi_ms
+    if e_lo < lo:
+        lo, lo_ms = e_lo, e_lo_ms
+    return later._replace(seg_high=hi, seg_high_ms=hi_ms, seg_low=lo, seg_low_ms=lo_ms)
 
 
 class Print(NamedTuple):
