@@ -197,7 +197,7 @@ def _replay(client: redis.Redis, rule_ids: set[int], symbols: list[str], handoff
 
 
 def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, seconds: float,
-        boundary_at: float | None = 10.0) -> dict[str, Any]:
+        boundary_at: float | None = None) -> dict[str, Any]:
     from webapp.extensions import db
     from webapp.services import rules as rules_service
     from webapp.store import rules as rules_store
