@@ -211,16 +211,18 @@ def post(url: str, body: bytes, headers: dict[str, str], allowed: Sequence[polic
         pool = _pool(scheme, address, port, host, kept=False) if once else \
             connections.pool(scheme, address, port, host)  # type: ignore[union-attr]
         try:
-            resp = pool.urlopen("POST", path, **request)
-        except ClosedPoolError:  # evicted as we took it; nothing was sent
-            once, pool = True, _pool(scheme, address, port, host, kept=False)
-            resp = pool.urlopen("POST", path, **request)
-        try:
-            kept = resp.read(policy.RESPONSE_KEPT, decode_content=True)
-            if once or resp.read(1, decode_content=False):
-                resp.close()  # not read to its end (or not kept): the connection cannot carry another
+            try:
+                resp = pool.urlopen("POST", path, **request)
+            except ClosedPoolError:  # evicted as we took it; nothing was sent
+                once, pool = True, _pool(scheme, address, port, host, kept=False)
+                resp = pool.urlopen("POST", path, **request)
+            try:
+                kept = resp.read(policy.RESPONSE_KEPT, decode_content=True)
+                if once or resp.read(1, decode_content=False):
+                    resp.close()  # not read to its end (or not kept): the connection cannot carry another
+            finally:
+                resp.release_conn()
         finally:
-            resp.release_conn()
             if once:
                 pool.close()
         status = resp.status
