@@ -86,6 +86,11 @@ def test_the_hand_off_is_each_moved_tickers_provisional_bar_once() -> None:
     # a segment below the bar's high: its own extremes, not the bar's (a rise back after a dip)
     t.add([Trade("AAPL", 10.3, 1, ms(T0 + 5)), Trade("AAPL", 10.0, 1, ms(T0 + 6))])
     assert t.hand_off()[0][8:] == [ms(T0 + 6), ms(T0 + 2), ms(T0 + 4), 10.3, ms(T0 + 5), 10.0, ms(T0 + 6)]
+    # a hand-off Redis did not take is handed back: the next one still counts its trades
+    t.add([Trade("AAPL", 10.35, 1, ms(T0 + 7))])
+    t.hand_back(t.hand_off())
+    t.add([Trade("AAPL", 10.05, 1, ms(T0 + 8))])
+    assert t.hand_off()[0][11:] == [10.35, ms(T0 + 7), 10.05, ms(T0 + 8)]
     t.close(ms(T0 + 61))  # the first bar closed; a trade opens the next
     t.add([Trade("AAPL", 10.2, 7, ms(T0 + 62))])
     assert t.hand_off() == [["AAPL", T0 + 60, 10.2, 10.2, 10.2, 10.2, 7.0, 1, ms(T0 + 62), ms(T0 + 62),

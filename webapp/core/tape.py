@@ -213,6 +213,20 @@ class Tape:
                     break
         return out
 
+    def hand_back(self, rows: list[list[Any]]) -> None:
+        """A hand-off that could not be written: its tickers are handed off again at the next flush,
+        their segments still counting the trades it carried (else a cross in it would be unseen)."""
+        for row in rows:
+            self.moved.add(row[0])
+            bar = self.book.open.get((row[0], row[1]))
+            if bar is None:
+                continue
+            hi, hi_ms, lo, lo_ms = row[11:15]
+            if bar.seg_high is None or hi > bar.seg_high:
+                bar.seg_high, bar.seg_high_ms = hi, hi_ms
+            if bar.seg_low is None or lo < bar.seg_low:
+                bar.seg_low, bar.seg_low_ms = lo, lo_ms
+
     def day_volume_of(self, ticker: str) -> float:
         """The exchange day's volume: its closed bars, plus the bars still open (at most a few)."""
         total = self.day_volume.get(ticker, 0.0)

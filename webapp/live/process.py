@@ -228,7 +228,7 @@ class StreamProcess:
                 pending, closed_until = {}, until
             except (RedisError, OSError) as exc:
                 self.halts = {**halts, **self.halts}
-                tape.moved.update(row[0] for row in provisional)  # handed off again, newer, next flush
+                tape.hand_back(provisional)  # handed off again, newer, next flush
                 if status is not None:
                     log.warning("stream: Redis write failed (%s); %d bar end(s) kept for the next flush",
                                 type(exc).__name__, len(pending))
