@@ -203,3 +203,13 @@ def test_seconds_the_loop_missed_carry_the_last_recorded_values_so_a_move_after_
     tape.tick(T0 + 40)
     move, volume = tape.window_move()
     assert move[0] == pytest.approx(5.0) and volume[0] == pytest.approx(4000.0)
+
+
+def test_the_days_high_and_low_are_seeded_only_over_a_tape_of_that_day_or_none() -> None:
+    tape = LiveTape(["AAA", "BBB", "CCC"], 60)
+    tape.day[2] = 700_000  # CCC's tape is of another day: the tick's today does not mix into it
+    tape.hod[1], tape.lod[1], tape.day[1] = 12.0, 9.0, 700_001
+    tape.seed(np.array([0, 1, 2]), 700_001, np.array([11.0, 11.5, 13.0]), np.array([10.0, 8.5, 9.5]))
+    assert tape.day.tolist() == [700_001, 700_001, 700_000]
+    assert tape.hod[:2].tolist() == [11.0, 12.0] and tape.lod[:2].tolist() == [10.0, 8.5]
+    assert np.isnan(tape.hod[2]) and np.isnan(tape.lod[2])

@@ -93,14 +93,15 @@ class LiveTape:
         self.halts: dict[str, dict[str, Any]] = {}
         self.resumed: dict[str, int] = {}  # ticker -> when its halt ended (ms)
 
-    def seed(self, ticker: str, day: int, high: float, low: float) -> None:
+    def seed(self, at: np.ndarray, day: int, high: np.ndarray, low: np.ndarray) -> None:
         """The day's high and low before the tape began (the tick's), so the first trades after a
-        start are not taken for breaks."""
-        i = self.index.get(ticker)
-        if i is not None and self.day[i] in (0, day):
-            self.day[i] = day
-            self.hod[i] = np.fmax(self.hod[i], high)
-            self.lod[i] = np.fmin(self.lod[i], low)
+        start are not taken for breaks: ``at`` the tickers' rows here, ``high``/``low`` theirs."""
+        at = np.asarray(at, np.int64)
+        ok = (self.day[at] == 0) | (self.day[at] == day)
+        at, high, low = at[ok], np.asarray(high, float)[ok], np.asarray(low, float)[ok]
+        self.day[at] = day
+        self.hod[at] = np.fmax(self.hod[at], high)
+        self.lod[at] = np.fmin(self.lod[at], low)
 
     def observe(self, bars: Iterable[Provisional], width: int) -> None:
         """The hand-offs since the last call, in any order and any number per ticker and bar (the

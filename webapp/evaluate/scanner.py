@@ -207,13 +207,12 @@ class LiveScanner:
             scan.rows = np.array([where.get(t, -1) for t in scan.tape.tickers], np.int64)
             scan.live = None  # advanced afresh from the new table
             scan.table_minute = minute if got is not None else -1
-            if got is not None:
-                where = {t: i for i, t in enumerate(got[0])}
+            if got is not None:  # the day's high and low so far, where the tick's table has today's
                 today = at.astimezone(EXCHANGE_TZ).date().toordinal()
-                for t in scan.tape.tickers:
-                    i = where.get(t)
-                    if i is not None and int(got[1]["day"][i]) == today:
-                        scan.tape.seed(t, today, float(got[1]["hi"][i]), float(got[1]["lo"][i]))
+                here = np.flatnonzero(scan.rows >= 0)
+                there = scan.rows[here]
+                same = got[1]["day"][there] == today
+                scan.tape.seed(here[same], today, got[1]["hi"][there][same], got[1]["lo"][there][same])
         if minute != scan.profile_minute:
             scan.profile_minute = minute
             scan.live = None  # its RVOL is against the new minute's expectation
