@@ -202,13 +202,11 @@ class Tape:
             for start in starts:
                 bar = open_bars.get((ticker, start))
                 if bar is not None and bar.close is not None:
-                    seg_high, seg_low = bar.seg_high, bar.seg_low
-                    if seg_high is None:  # no priced trade since its last hand-off (volume only)
-                        seg_high = seg_low = bar.close
-                        bar.seg_high_ms = bar.seg_low_ms = bar.last_key[0] if bar.last_key else 0
+                    last_ms = bar.last_key[0] if bar.last_key else None
+                    seg = ([bar.close, last_ms or 0] * 2 if bar.seg_high is None  # no priced trade since
+                           else [bar.seg_high, bar.seg_high_ms, bar.seg_low, bar.seg_low_ms])
                     out.append([ticker, start, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades,
-                                bar.last_key[0] if bar.last_key else None, bar.high_ms, bar.low_ms,
-                                seg_high, bar.seg_high_ms, seg_low, bar.seg_low_ms])
+                                last_ms, bar.high_ms, bar.low_ms, *seg])
                     bar.seg_high = bar.seg_low = None
                     break
         return out

@@ -68,18 +68,18 @@ class Provisional(NamedTuple):
         if type(row) is not list or len(row) not in (11, 15) or type(row[0]) is not str:
             raise ValueError(f"a provisional bar is 15 fields, got {str(row)[:80]}")
         ticker, start, o, h, lo, c, v, n, last_ms, high_ms, low_ms = row[:11]
-        seg = row[11:] or (h, high_ms, lo, low_ms)
         try:  # numbers (a missing one, None or text, is refused here); NaN fails the order below
             nums = (int(start), float(o), float(h), float(lo), float(c), float(v), int(n), int(last_ms),
-                    int(high_ms), int(low_ms), float(seg[0]), int(seg[1]), float(seg[2]), int(seg[3]))
+                    int(high_ms), int(low_ms))
+            seg = (float(row[11]), int(row[12]), float(row[13]), int(row[14])) if len(row) == 15 else ()
         except (TypeError, ValueError):
             raise ValueError(f"a provisional bar of {ticker} has a missing or non-numeric field") from None
         if not (0 < nums[3] <= nums[4] <= nums[2] and nums[3] <= nums[1] <= nums[2] and nums[5] >= 0):
             raise ValueError(f"a provisional bar of {ticker} is not a bar: o {o} h {h} l {lo} c {c}")
-        if not nums[3] <= nums[12] <= nums[10] <= nums[2]:
-            raise ValueError(f"a provisional bar of {ticker}: its segment {seg[2]}-{seg[0]} is not inside "
+        if seg and not nums[3] <= seg[2] <= seg[0] <= nums[2]:
+            raise ValueError(f"a provisional bar of {ticker}: its segment {row[13]}-{row[11]} is not inside "
                              f"its bar {lo}-{h}")
-        return cls(ticker, nums[0] + width, *nums[1:])
+        return cls(ticker, nums[0] + width, *nums[1:], *seg)
 
     def segment(self) -> tuple[float, int, float, int]:
         """(high, when, low, when) since the previous hand-off; the bar's own when none was kept."""
