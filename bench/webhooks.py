@@ -10,7 +10,9 @@ wake-up publish), so the latency runs from the commit to the receipt.
   (at most 2 requests in flight per endpoint, ``DELIVERY_CONCURRENCY``
   in all), from the commit to the last receipt;
 * ``deliver_cpu_ms_per_delivery``: the deliver process's CPU (user and
-  system) over that burst, per delivery;
+  system) over that burst, per delivery; ``postgres_cpu_ms_per_delivery``
+  and ``postgres_xacts_per_delivery``: every Postgres process's CPU and the
+  database's committed transactions over it (the machine otherwise idle);
 * ``delivery_ms_p50`` / ``delivery_ms_p99``: events fired one at a time
   every 20 ms, each from its commit to its receipt.
 
@@ -116,6 +118,31 @@ def _collect(ctl: Any, wanted: int, timeout: float) -> list[tuple[str, float, bo
     return out
 
 
+def _postgres_cpu() -> float:
+    """Every Postgres process's CPU seconds so far (the server's, whoever its clients are)."""
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] in ("postgres", "postmaster"):
+            try:
+                total += sum(p.cpu_times()[:2])
+            except psutil.Error:
+                pass
+    return total
+
+
+def _xacts() -> int:
+    """The database's committed transactions so far (statistics flushed first)."""
+    import sqlalchemy as sa
+
+    from webapp.extensions import db
+
+    db.session.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+    n = db.session.execute(sa.text(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")).scalar()
+    db.session.rollback()
+    return int(n or 0)
+
+
 def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
     """Needs an app context on a migrated database."""
     import sqlalchemy as sa
@@ -160,6 +187,7 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
         per = max(1, deliveries // n_endpoints)
         cpu = psutil.Process(deliver.pid)
         cpu_before = sum(cpu.cpu_times()[:2])
+        pg_before, xacts_before = _postgres_cpu(), _xacts()
         fired: dict[int, float] = {}
         for i, eid in enumerate(endpoints):
             fired.update(_fire(per, rule["id"], [eid], f"t{i}-"))
@@ -168,6 +196,8 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
         done = max(a for _, a, _ in got)
         throughput = len({g[0] for g in got}) / (done - start)
         cpu_ms = (sum(cpu.cpu_times()[:2]) - cpu_before) * 1000 / max(1, len(fired))
+        pg_ms = (_postgres_cpu() - pg_before) * 1000 / max(1, len(fired))
+        xacts = (_xacts() - xacts_before) / max(1, len(fired))
         bad = sum(1 for g in got if not g[2])
 
         # latency: one event at a time
@@ -184,6 +214,8 @@ def run(deliveries: int, n_endpoints: int, fires: int) -> dict[str, Any]:
         return {"bench": "webhooks", "deliveries": len(fired), "endpoints": n_endpoints,
                 "deliveries_per_s": round(throughput, 1), "unverified": bad,
                 "deliver_cpu_ms_per_delivery": round(cpu_ms, 2),
+                "postgres_cpu_ms_per_delivery": round(pg_ms, 2),
+                "postgres_xacts_per_delivery": round(xacts, 2),
                 "fires": fires, "received": len(lags),
                 "delivery_ms_p50": round(statistics.median(lags), 1),
                 "delivery_ms_p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 1),

@@ -429,3 +429,50 @@ def test_an_ipv6_form_embedding_loopback_is_refused_at_send_too(app, form) -> No
     log = [a for d in deliveries.deliveries(db.session, owner, limit=10) for a in d["log"]]
     assert log and {a["error_class"] for a in log} == {"ssrf"}
     assert "127.0.0.1" in log[0]["error"], log[0]["error"]
+
+
+def test_one_users_backlog_at_a_slow_receiver_does_not_hold_back_anothers_webhooks(wapp) -> None:
+    """The oldest due deliveries are all a slow endpoint's, its 2 slots taken: a claim looks past them,
+    so another endpoint's delivery goes out at once, not after the backlog (it waited ~8 s for 100)."""
+    from webapp.core.rules.state import Fire
+    from webapp.services import rules as rules_service
+    from webapp.store import rules as rules_store
+    from webapp.store import webhooks
+
+    slow = Receiver([], default="stall", stall_seconds=0.3, keep_alive=True)
+    fast = Receiver([], keep_alive=True)
+    ends, rule_of = {}, {}
+    for name, receiver in (("slow", slow), ("fast", fast)):
+        receiver.up()
+        owner = user_id(f"{name}-owner")
+        ends[name], secret = webhooks.create_endpoint(db.session, receiver.url, name, owner)
+        receiver.secrets.append(secret)
+        spec = rules_service.rule_spec(
+            {"name": name, "scope": {"tickers": ["AAPL"]}, "condition": RULE["condition"]}, owner)
+        rule_of[name] = rules_store.create(db.session, spec, owner)["id"]
+
+    def fire(name: str, n: int) -> None:
+        rows = [alert_events.FireRow(Fire(rule_of[name], 1, "AAPL", 1_800_000_000 + 60 * i, f"{name}{i}",
+                                          {"a": 1.0}, "test"), name, (ends[name]["id"],), "test", 0.0, 0.0)
+                for i in range(n)]
+        alert_events.write_fires(db.session, rows, [])
+        db.session.commit()
+
+    fire("slow", 100)  # 100 × 0.3 s, 2 at a time: 15 s
+    worker = DeliveryWorker(db.engine, None, networks(("127.0.0.1/32",)), concurrency=8, poll_seconds=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: len(slow.got) >= 2, 10)
+        fire("fast", 1)
+        fired = time.monotonic()
+        fast.wait_for(1, timeout=20)
+        waited = time.monotonic() - fired
+        behind = 100 - len(slow.got)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert [r.verified for r in fast.got] == [True]
+    assert waited < 2.0 and behind > 50, (waited, behind)  # long before the slow one's backlog is through
+    assert slow.max_in_flight == 2

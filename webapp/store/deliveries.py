@@ -32,13 +32,20 @@ class Claimed:
 
 def claim(session: Session, now: datetime, limit: int, lease_seconds: float = policy.LEASE_SECONDS
           ) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries, at most 2 in flight per endpoint; committed before return."""
-    rows = session.execute(sa.text("""
-        SELECT d.id, d.endpoint_id FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
-        WHERE w.status = 'active' AND ((d.status = 'pending' AND d.next_attempt_at <= :now)
-                                       OR (d.status = 'in_flight' AND d.locked_until < :now))
-        ORDER BY d.next_attempt_at, d.id LIMIT :n FOR UPDATE OF d SKIP LOCKED"""),
-        {"now": now, "n": limit * 4}).all()
+    """Lease up to ``limit`` due deliveries, at most 2 in flight per endpoint; committed before return.
+
+    The oldest due first.  When those are all endpoints whose slots are taken (a slow receiver's
+    backlog), the other endpoints' oldest are looked for endpoint by endpoint: one user's backlog
+    never holds back another's webhooks.
+    """
+    cap = policy.IN_FLIGHT_PER_ENDPOINT
+    rows = session.execute(_OLDEST_DUE, {"now": now, "n": limit * 4}).all()
+    if len(rows) == limit * 4:  # there may be more behind them: are these all capped endpoints'?
+        busy = _in_flight(session, {r.endpoint_id for r in rows}, now)
+        full = {e for e, n in busy.items() if n >= cap}
+        if not {r.endpoint_id for r in rows} - full:
+            rows += session.execute(_DUE_ELSEWHERE, {"now": now, "n": limit * 4, "cap": cap,
+                                                     "full": sorted(full)}).all()
     if not rows:
         session.commit()
         return []
@@ -46,12 +53,10 @@ def claim(session: Session, now: datetime, limit: int, lease_seconds: float = po
     # the endpoint rows serialise claimers of one endpoint, so the in-flight cap holds across workers
     session.execute(sa.text("SELECT id FROM webhook_endpoints WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
                     {"ids": ends})
-    busy = dict(session.execute(sa.text(
-        "SELECT endpoint_id, count(*) FROM deliveries WHERE endpoint_id = ANY(:ids) AND status = 'in_flight' "
-        "AND locked_until >= :now GROUP BY endpoint_id"), {"ids": ends, "now": now}).all())
+    busy = _in_flight(session, set(ends), now)  # counted again under the locks
     chosen = []
     for r in rows:
-        if len(chosen) < limit and busy.get(r.endpoint_id, 0) < policy.IN_FLIGHT_PER_ENDPOINT:
+        if len(chosen) < limit and busy.get(r.endpoint_id, 0) < cap:
             busy[r.endpoint_id] = busy.get(r.endpoint_id, 0) + 1
             chosen.append(r.id)
     got = session.execute(sa.text(f"""
@@ -70,6 +75,42 @@ def claim(session: Session, now: datetime, limit: int, lease_seconds: float = po
                               and r.previous_until > now else ())
         out.append(Claimed(r.delivery_id, r.attempt_no, r.how, r.url, keys, r.endpoint, event_json(r)))
     return out
+
+
+_DUE_NOW = ("(d.status = 'pending' AND d.next_attempt_at <= :now) "
+            "OR (d.status = 'in_flight' AND d.locked_until < :now)")
+_OLDEST_DUE = sa.text(f"""
+    SELECT d.id, d.endpoint_id FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
+    WHERE w.status = 'active' AND ({_DUE_NOW})
+    ORDER BY d.next_attempt_at, d.id LIMIT :n FOR UPDATE OF d SKIP LOCKED""")
+# every endpoint with deliveries waiting (a skip scan of deliveries_endpoint_due_idx, a probe per
+# endpoint), those not full each giving its oldest due: the endpoints behind a capped one's backlog
+_DUE_ELSEWHERE = sa.text(f"""
+    WITH RECURSIVE ends(id) AS (
+        (SELECT endpoint_id FROM deliveries WHERE status IN ('pending', 'in_flight')
+         ORDER BY endpoint_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT d.endpoint_id FROM deliveries d WHERE d.status IN ('pending', 'in_flight')
+                AND d.endpoint_id > ends.id ORDER BY d.endpoint_id LIMIT 1)
+        FROM ends WHERE ends.id IS NOT NULL)
+    SELECT d.id, d.endpoint_id FROM deliveries d
+    WHERE d.id IN (
+        SELECT x.id FROM ends JOIN webhook_endpoints w ON w.id = ends.id AND w.status = 'active'
+        CROSS JOIN LATERAL (
+            SELECT d.id, d.next_attempt_at FROM deliveries d
+            WHERE d.endpoint_id = ends.id AND ({_DUE_NOW})
+            ORDER BY d.next_attempt_at, d.id LIMIT :cap) x
+        WHERE ends.id <> ALL(:full)
+        ORDER BY x.next_attempt_at, x.id LIMIT :n)
+      AND ({_DUE_NOW})
+    ORDER BY d.next_attempt_at, d.id FOR UPDATE OF d SKIP LOCKED""")
+
+
+def _in_flight(session: Session, ends: set[int], now: datetime) -> dict[int, int]:
+    """How many of each endpoint's deliveries are in flight now (the rest count 0)."""
+    return dict(session.execute(sa.text(
+        "SELECT endpoint_id, count(*) FROM deliveries WHERE endpoint_id = ANY(:ids) AND status = 'in_flight' "
+        "AND locked_until >= :now GROUP BY endpoint_id"), {"ids": sorted(ends), "now": now}).all())
 
 
 @dataclass(frozen=True)
