@@ -227,8 +227,10 @@ def test_at_most_two_requests_are_in_flight_per_endpoint(client) -> None:
     assert receiver.max_in_flight == 2
 
 
-def test_a_deliverer_killed_mid_request_loses_nothing(client, service_urls, tmp_path) -> None:
-    receiver = Receiver([], answers=["hold"])
+@pytest.mark.parametrize("answers", [["hold"], [200, "hold"]],
+                         ids=["claimed", "leased as the last was recorded"])
+def test_a_deliverer_killed_mid_request_loses_nothing(client, service_urls, tmp_path, answers) -> None:
+    receiver = Receiver([], answers=list(answers))
     receiver.up()
     _, events = fire_rule(client, receiver, 20)
     def start(name: str) -> subprocess.Popen:
@@ -253,6 +255,7 @@ def test_a_deliverer_killed_mid_request_loses_nothing(client, service_urls, tmp_
     assert_all_arrived_once_each(receiver, events)
     ids = Counter(r.webhook_id for r in receiver.got)
     assert sorted(ids.values())[-1] == 2 and sum(ids.values()) == len(events) + 1  # the killed one, again
+    assert ids[receiver.got[len(answers) - 1].webhook_id] == 2  # the held request was the one sent again
     got = deliveries.deliveries(db.session, alert_events.ALL_OWNERS, limit=500)
     assert {d["status"] for d in got} == {"delivered"}
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -34,6 +35,11 @@ from webapp.store import deliveries, delivery_notes
 from webapp.store.pg import DB_DOWN
 
 log = logging.getLogger(__name__)
+
+# how long one thread goes on to its endpoint's next due delivery, leased as it records the last (a
+# burst to one receiver: a transaction a delivery, no claim); then its slot goes back to the claims,
+# oldest first, so a burst to one endpoint delays another's by at most this when every thread is busy
+FOLLOW_SECONDS = 1.0
 
 
 def _now() -> datetime:
@@ -95,54 +101,68 @@ class DeliveryWorker:
                         "let the next deliverer record them rather than send them again", len(self._held))
 
     def run_once(self) -> int:
-        """Claim what is due now and send it, waiting for the answers (tests, benchmarks)."""
+        """Claim what is due now and send it (and what each endpoint has due after), waiting for the
+        answers; how many were sent or recorded (tests, benchmarks)."""
         self._record_held()
         with Session(self._engine) as session:
             claimed = deliveries.claim(session, self._clock(), self._concurrency, self._lease)
         noted = self._notes_of(claimed)
         with ThreadPoolExecutor(max(1, len(claimed))) as pool:
-            list(pool.map(self._deliver, claimed, [noted.get(c.id) for c in claimed]))
+            done = sum(pool.map(self._deliver, claimed, [noted.get(c.id) for c in claimed]))
         self._connections.close()
-        return len(claimed)
+        return done
 
     @property
     def held(self) -> int:
         """Attempts sent whose outcome waits for Postgres to be recorded."""
         return len(self._held)
 
-    def _deliver(self, c: deliveries.Claimed, noted: tuple[int, deliveries.Attempt] | None) -> None:
+    def _deliver(self, c: deliveries.Claimed, noted: tuple[int, deliveries.Attempt] | None) -> int:
+        """Send ``c`` (or record its noted answer), then, while its endpoint has more due and for at
+        most :data:`FOLLOW_SECONDS`, the next one it leased as it recorded this one; how many."""
         try:
-            if noted is None:
-                self._send(c)
-            else:  # an earlier holder sent it, had its answer and died before recording it
+            if noted is not None:  # an earlier holder sent it, had its answer and died before recording it
                 self._record(c, noted[1], noted[0])
+                return 1
+            until, done = time.monotonic() + FOLLOW_SECONDS, 0
+            following: deliveries.Claimed | None = c
+            while following is not None:
+                following = self._send(following, follow=time.monotonic() < until)
+                done += 1
+            return done
         finally:
             self._wake.set()  # a slot is free (and its endpoint may take the next): claim again now
 
-    def _send(self, c: deliveries.Claimed) -> None:
+    def _send(self, c: deliveries.Claimed, follow: bool = False) -> deliveries.Claimed | None:
         # signed with the wall clock (receivers check it within 5 minutes); scheduled by ``clock``
         body = sender.body_of(c.event)
         headers = sender.headers_for(sender.webhook_id(c.event["id"]), body, c.secrets, _now())
         attempt = sender.post(c.url, body, headers, self._allowed, self._timeout, self._connections)
-        self._record(c, attempt, c.attempt)
+        return self._record(c, attempt, c.attempt, follow)
 
-    def _record(self, c: deliveries.Claimed, attempt: deliveries.Attempt, sent_as: int) -> None:
+    def _record(self, c: deliveries.Claimed, attempt: deliveries.Attempt, sent_as: int,
+                follow: bool = False) -> deliveries.Claimed | None:
         try:
-            self._finish(c, attempt, sent_as)
+            return self._finish(c, attempt, sent_as, follow)
         except DB_DOWN as exc:
             log.warning("delivery %s: attempt %d was answered (%s) but Postgres is unavailable (%s); "
                         "the outcome is held until it is back, and the delivery is not sent again",
                         c.id, sent_as, attempt.status_code or attempt.error_class, type(exc).__name__)
             self._hold(c, attempt, sent_as)
+            return None
 
-    def _finish(self, c: deliveries.Claimed, attempt: deliveries.Attempt, sent_as: int) -> None:
+    def _finish(self, c: deliveries.Claimed, attempt: deliveries.Attempt, sent_as: int,
+                follow: bool = False) -> deliveries.Claimed | None:
         with Session(self._engine) as session:
-            status = deliveries.finish(session, c, attempt, self._clock(), random.uniform(-1.0, 1.0), sent_as)
+            status, following = deliveries.finish(session, c, attempt, self._clock(),
+                                                  random.uniform(-1.0, 1.0), sent_as,
+                                                  self._lease if follow else None)
         self.sent += 1
         level = logging.INFO if status in ("delivered", "superseded") else logging.WARNING
         log.log(level, "delivery %s (%s, attempt %d, %s): %s%s", c.id, sender.webhook_id(c.event["id"]),
                 sent_as, c.trigger, attempt.status_code or attempt.error_class,
                 f" -> {status}" if status != "delivered" else "")
+        return following
 
     def _hold(self, c: deliveries.Claimed, attempt: deliveries.Attempt, sent_as: int) -> None:
         noted = False

@@ -59,22 +59,10 @@ def claim(session: Session, now: datetime, limit: int, lease_seconds: float = po
         if len(chosen) < limit and busy.get(r.endpoint_id, 0) < cap:
             busy[r.endpoint_id] = busy.get(r.endpoint_id, 0) + 1
             chosen.append(r.id)
-    got = session.execute(sa.text(f"""
-        WITH c AS (UPDATE deliveries SET status = 'in_flight', attempts = attempts + 1,
-                          locked_until = :now + make_interval(secs => :lease)
-                   WHERE id = ANY(:ids) RETURNING id, event_id, endpoint_id, attempts, trigger)
-        SELECT c.id AS delivery_id, c.attempts AS attempt_no, c.trigger AS how, c.endpoint_id AS endpoint,
-               w.url, w.secret, w.previous_secret, w.previous_until, {EVENT_COLUMNS}
-        FROM c JOIN webhook_endpoints w ON w.id = c.endpoint_id JOIN alert_events e ON e.id = c.event_id
-        LEFT JOIN alert_rules r ON r.id = e.rule_id ORDER BY c.id"""),
-        {"ids": chosen, "now": now, "lease": float(lease_seconds)}).all()
+    got = session.execute(_lease("id = ANY(:ids)"),
+                          {"ids": chosen, "now": now, "lease": float(lease_seconds)}).all()
     session.commit()
-    out = []
-    for r in got:
-        keys = (r.secret,) + ((r.previous_secret,) if r.previous_secret and r.previous_until
-                              and r.previous_until > now else ())
-        out.append(Claimed(r.delivery_id, r.attempt_no, r.how, r.url, keys, r.endpoint, event_json(r)))
-    return out
+    return [_claimed(r, now) for r in got]
 
 
 _DUE_NOW = ("(d.status = 'pending' AND d.next_attempt_at <= :now) "
@@ -113,6 +101,25 @@ def _in_flight(session: Session, ends: set[int], now: datetime) -> dict[int, int
         "AND locked_until >= :now GROUP BY endpoint_id"), {"ids": sorted(ends), "now": now}).all())
 
 
+def _lease(which: str) -> sa.TextClause:
+    """Lease the deliveries ``which`` names (an SQL condition on ``deliveries``), returning what sending
+    them needs: the endpoint's URL and keys, the event."""
+    return sa.text(f"""
+        WITH c AS (UPDATE deliveries SET status = 'in_flight', attempts = attempts + 1,
+                          locked_until = :now + make_interval(secs => :lease)
+                   WHERE {which} RETURNING id, event_id, endpoint_id, attempts, trigger)
+        SELECT c.id AS delivery_id, c.attempts AS attempt_no, c.trigger AS how, c.endpoint_id AS endpoint,
+               w.url, w.secret, w.previous_secret, w.previous_until, {EVENT_COLUMNS}
+        FROM c JOIN webhook_endpoints w ON w.id = c.endpoint_id JOIN alert_events e ON e.id = c.event_id
+        LEFT JOIN alert_rules r ON r.id = e.rule_id ORDER BY c.id""")
+
+
+def _claimed(r: Any, now: datetime) -> Claimed:
+    keys = (r.secret,) + ((r.previous_secret,) if r.previous_secret and r.previous_until
+                          and r.previous_until > now else ())
+    return Claimed(r.delivery_id, r.attempt_no, r.how, r.url, keys, r.endpoint, event_json(r))
+
+
 @dataclass(frozen=True)
 class Attempt:
     """What one HTTP attempt came to, for the log and the next step."""
@@ -127,12 +134,18 @@ class Attempt:
 
 
 def finish(session: Session, c: Claimed, a: Attempt, now: datetime, jitter: float,
-           sent_as: int | None = None) -> str:
-    """Log the attempt and move the delivery on; returns its new status.  Commits.
+           sent_as: int | None = None, next_lease: float | None = None) -> tuple[str, Claimed | None]:
+    """Log the attempt and move the delivery on; returns its new status, and with ``next_lease`` the
+    endpoint's next due delivery, leased for that long in the same transaction.  Commits.
 
     ``sent_as``: the attempt number the request went out as, when it is not
     the claim's (an earlier holder sent it and noted the answer; this claim
     records it in place of sending, and the row's count goes back to it).
+
+    The next one takes the slot this one leaves in the one commit, so the endpoint's in-flight count
+    never rises (a claimer counting it under the endpoint's lock sees this one or that one): a
+    burst to one receiver costs a transaction a delivery, not a claim's and a record's.  Only a
+    pending one is taken so (a lapsed lease's row may carry a dead holder's note: the claim's to read).
     """
     sent = sent_as or c.attempt
     v = policy.verdict(sent if c.trigger == "scheduled" else policy.MAX_ATTEMPTS, a.status_code, now,
@@ -148,8 +161,18 @@ def finish(session: Session, c: Claimed, a: Attempt, now: datetime, jitter: floa
         "next": v.next_at, "now": now, "ok": v.state == "delivered"}).scalar()
     if moved and v.state != "delivered":
         _endpoint_health(session, c.endpoint_id, v.state, now)
+    following = None
+    if moved and v.state == "delivered" and next_lease is not None:
+        got = session.execute(_NEXT, {"e": c.endpoint_id, "now": now, "lease": float(next_lease)}).first()
+        following = _claimed(got, now) if got is not None else None
     session.commit()
-    return status if moved else "superseded"
+    return (status if moved else "superseded"), following
+
+
+_NEXT = _lease("""id = (SELECT d.id FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
+                       WHERE d.endpoint_id = :e AND w.status = 'active' AND d.status = 'pending'
+                       AND d.next_attempt_at <= :now ORDER BY d.next_attempt_at, d.id LIMIT 1
+                       FOR UPDATE OF d SKIP LOCKED)""")
 
 
 _FINISH = sa.text("""
