@@ -253,10 +253,10 @@ class EvaluateProcess:
         if taping:
             self.scanner.add(shard, handed)  # type: ignore[union-attr]
         watched = engine.watched
-        for b in handed:
-            if watched is None or b.ticker in watched:
-                groups.setdefault(b.bar_time, []).append(b)
-                self.judged_seconds.held(b, b.ticker in halted)
+        named = handed if watched is None else [b for b in handed if b.ticker in watched]
+        for b in named:
+            groups.setdefault(b.bar_time, []).append(b)
+        self.judged_seconds.held(named, halted)
         live = self.scanner.columns(shard) if taping else None  # type: ignore[union-attr]
         said: dict[int, dict[str, StatusChange]] = {}  # bar time -> ticker -> its last status change
         for ch in changes:

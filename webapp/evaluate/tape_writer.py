@@ -20,7 +20,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Container, Iterable, MutableMapping
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -50,17 +50,21 @@ class TapeWriter:
         self.error: str | None = None
         self._thread: threading.Thread | None = None
 
-    def held(self, bar: Provisional, halted: bool) -> None:
-        """The bar as judged: the newest state of its second is what is stored, with the extremes of
-        every hand-off judged in that second (what a replay judges it at, as live did)."""
-        key = (bar.ticker, bar.last_ms // 1000)
+    def held(self, bars: Iterable[Provisional], halted: Container[str]) -> None:
+        """The bars as judged (``halted``: the tickers halted now): the newest state of each second is
+        what is stored, with the extremes of every hand-off judged in that second (what a replay judges
+        it at, as live did).  One lock for the batch: thousands of bars a second come through here."""
         with self._lock:
-            had = self._held.get(key)
-            if had is not None and had.bar.bar_time == bar.bar_time:
-                newer = (bar.trades, bar.last_ms) >= (had.bar.trades, had.bar.last_ms)
-                self._held[key] = intrabar_tape.Second(merged(had.bar, bar), halted if newer else had.halted)
-            elif had is None or bar.bar_time > had.bar.bar_time:
-                self._held[key] = intrabar_tape.Second(bar, halted)
+            store = self._held
+            for bar in bars:
+                key = (bar.ticker, bar.last_ms // 1000)
+                had = store.get(key)
+                if had is not None and had.bar.bar_time == bar.bar_time:
+                    newer = (bar.trades, bar.last_ms) >= (had.bar.trades, had.bar.last_ms)
+                    store[key] = intrabar_tape.Second(merged(had.bar, bar),
+                                                      (bar.ticker in halted) if newer else had.halted)
+                elif had is None or bar.bar_time > had.bar.bar_time:
+                    store[key] = intrabar_tape.Second(bar, bar.ticker in halted)
 
     def over(self, second: int) -> None:
         """The seconds before ``second`` are over: store them (the thread starts on first use)."""
