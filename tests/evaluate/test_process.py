@@ -374,3 +374,41 @@ def test_a_rise_back_after_a_dip_below_the_bars_high_fires_live_and_in_the_repla
     got = rules_service.replay_rule(spec, START, START + timedelta(minutes=9), rid, 1)
     on_print = [(f["bar_time"], int(f["inputs"]["trade_time_ms"])) for f in got["fires"] if f["on_print"]]
     assert on_print == [(e[1].isoformat(), e[2]["trade_time_ms"]) for e in live]
+
+
+@pytest.mark.parametrize("closed_at", ["before it took the shard", "after its first hand-off"])
+def test_a_process_that_took_the_shard_over_judges_against_the_bar_the_stream_closed(
+        app, pg, stored, service_urls, closed_at) -> None:
+    """The tick has not stored the bar before the one judged, and this process saw no hand-off of it
+    (it took the shard over): the previous bar is the stream's closed one, not the older stored one
+    (whose close, above the level, would hide the cross), asked for again each second until the
+    stream has closed it."""
+    owner = user_id("trader")
+    level = round(stored - 0.5, 2)  # the last stored close is above it
+    rid = _rule(owner, level)
+    before = [stored, stored, level - 0.3, level - 0.2, 5000.0, level - 0.1, 40, True, "sim"]
+
+    async def close_the_bar() -> None:
+        client = aredis.Redis.from_url(service_urls[0])
+        await StreamWriter(client, 3600).flush(bars={BAR: {"AAPL": before}}, closed_until=BAR)
+        await client.aclose()
+    if closed_at == "before it took the shard":
+        run_async(close_the_bar)
+    proc = _process(app)
+    try:
+        proc.step()  # takes the shard
+        _flush(service_urls[0], [_bar("AAPL", level - 0.1, level + 0.1, level - 0.15, level + 0.05, 3, 2, 1,
+                                      start=BAR)], BAR * 1000 + 3000)
+        assert proc.step() == 1
+        if closed_at == "after its first hand-off":
+            assert _events(pg, rid) == []  # judged against nothing yet: no cross
+            run_async(close_the_bar)
+            time.sleep(1.0)  # asked again a second later
+            _flush(service_urls[0], [_bar("AAPL", level - 0.1, level + 0.12, level - 0.15, level + 0.07, 5, 5,
+                                          1, start=BAR, trades=12)], BAR * 1000 + 5000)
+            assert proc.step() == 1
+    finally:
+        proc.leases.release_all()
+    got = _events(pg, rid)
+    assert [(t, int(b.timestamp())) for t, b, *_ in got] == [("AAPL", BAR + 60)]
+    assert f"{level - 0.2:.2f}" in got[0][3]  # the previous close it crossed from

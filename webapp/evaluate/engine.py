@@ -64,7 +64,11 @@ class StatusChange(NamedTuple):
         code = f" ({self.code})" if self.code else ""
         return f"on the stream's status message: {self.what}{code} at {at:%H:%M:%S}.{self.time_ms % 1000:03d}"
 
-RULES_EVERY_SECONDS = 1.0  # a new, changed or paused rule is seen within this
+RULES_EVERY_SECONDS = 1.0  # a new, changed or paused rule is seen within this (and a missing bar)
+GAP_TRIES = 10  # times a bar the stream has not closed is asked for again (a ticker may not have traded)
+# (bar end, tickers) -> each one's (high, low, close, volume) in the stream's closed bar, and whether the
+# stream has closed that bar
+ClosedBars = Callable[[int, Sequence[str]], tuple[Mapping[str, tuple[float, float, float, float]], bool]]
 
 @dataclass
 class Judged:
@@ -75,8 +79,14 @@ class Judged:
 
 
 class ShardEngine:
-    def __init__(self, shard: tuple[int, int], width: int, resumed_seconds: int = 600) -> None:
+    def __init__(self, shard: tuple[int, int], width: int, resumed_seconds: int = 600,
+                 closed_bars: ClosedBars | None = None) -> None:
         self.shard = shard
+        self.closed_bars = closed_bars  # the stream's closed bars (webapp.store.streamstate.closed_bars)
+        self._gaps = False  # some ticker has no bar before the judged one: asked again each second
+        self._gaps_at = 0.0
+        self._gaps_for = 0
+        self._gap_tries = 0
         self.width = width
         self.resumed_ms = resumed_seconds * 1000
         self.resumed: dict[str, int] = {}  # ticker -> when the stream said its halt ended (ms)
@@ -124,30 +134,45 @@ class ShardEngine:
             self.tickers, self._index = mine, {t: i for i, t in enumerate(mine)}
             self.bars = Bars.stored(session, mine, depth, bar_time)
             self.bar_time = bar_time
-            self._patch_previous(bar_time)
+            self._patch_previous(bar_time, at)
+        elif self._gaps and (not at or at - self._gaps_at >= RULES_EVERY_SECONDS):
+            self._patch_previous(bar_time, at)
 
-    def _patch_previous(self, bar_time: int) -> None:
-        """The bar before ``bar_time`` from its last hand-off, for tickers the tick has not stored it
-        for yet (it stores a bar a second or so after its end; the first prints of the next come first)."""
+    def _patch_previous(self, bar_time: int, at: float = 0.0) -> None:
+        """The bar before ``bar_time`` where the tick has not stored it yet (it stores a bar a second or
+        so after its end; the first prints of the next come first): the stream's closed bar, else the
+        ticker's last hand-off of it.  Asked again each second (:meth:`refresh`) while some ticker has
+        neither and the stream has not closed the bar: a process that took the shard over knows no
+        hand-off from before, and judged without that bar, ``x[1]`` would be an older one."""
         before = bar_time - self.width
-        rows = [(self._index[t], p) for t, p in self.last.items()
-                if p.bar_time == before and t in self._index]
-        bars = self.bars
+        bars, n = self.bars, len(self.tickers)
+        has = bool(bars.times) and bars.times[-1] == before
+        missing = np.flatnonzero(np.isnan(bars.data["close"][:, -1])) if has else np.arange(n)
+        self._gaps, self._gaps_at = False, at
+        if not len(missing):
+            return
+        names = [self.tickers[i] for i in missing]
+        got = {t: (p.high, p.low, p.close, p.volume) for t in names
+               if (p := self.last.get(t)) is not None and p.bar_time == before}
+        if self.closed_bars is not None:
+            closed, done = self.closed_bars(before, names)
+            got.update(closed)  # the whole bar: newer than any hand-off of it
+            self._gap_tries = 0 if bar_time != self._gaps_for else self._gap_tries + 1
+            self._gaps_for = bar_time
+            self._gaps = len(got) < len(names) and not done and self._gap_tries < GAP_TRIES
+        rows = [(self._index[t], got[t]) for t in names if t in got]
         if not rows:
             return
-        if not bars.times or bars.times[-1] < before:  # nothing stored for it at all yet
-            n = len(self.tickers)
+        if not has:  # nothing stored for it at all yet
             bars.data = {k: np.concatenate([v, np.full((n, 1), np.nan)], axis=1)[:, -bars.depth:]
                          for k, v in bars.data.items()}
             bars.times = [*bars.times, before][-bars.depth:]
         d, has_prev = bars.data, bars.data["close"].shape[1] > 1
-        for i, p in rows:
-            if not np.isnan(d["close"][i, -1]):
-                continue  # the tick stored it: that is the record
-            d["close"][i, -1], d["volume"][i, -1] = p.close, p.volume
+        for i, (high, low, close, volume) in rows:
+            d["close"][i, -1], d["volume"][i, -1] = close, volume
             d["prev_close"][i, -1] = d["prev_close"][i, -2] if has_prev else np.nan
-            d["day_high"][i, -1] = np.fmax(d["day_high"][i, -2], p.high) if has_prev else p.high
-            d["day_low"][i, -1] = np.fmin(d["day_low"][i, -2], p.low) if has_prev else p.low
+            d["day_high"][i, -1] = np.fmax(d["day_high"][i, -2], high) if has_prev else high
+            d["day_low"][i, -1] = np.fmin(d["day_low"][i, -2], low) if has_prev else low
 
     def bar_of(self, ms: int) -> int:
         """The bar (its end) a moment falls in."""

@@ -56,7 +56,7 @@ from webapp.evaluate.scanner import LiveScanner
 from webapp.evaluate.tape_writer import TapeWriter
 from webapp.store import alert_events, evaluate_progress, evaluation
 from webapp.store.pg import DB_DOWN
-from webapp.store.streamstate import stream_status
+from webapp.store.streamstate import closed_bars, stream_status
 from webapp.tick.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -312,7 +312,8 @@ class EvaluateProcess:
         return len(ids)
 
     def _engine(self, shard: int) -> ShardEngine:
-        return ShardEngine((shard, self.shards), self.cfg.TICK_SECONDS, self.cfg.SCAN_RESUMED_MINUTES * 60)
+        return ShardEngine((shard, self.shards), self.cfg.TICK_SECONDS, self.cfg.SCAN_RESUMED_MINUTES * 60,
+                           lambda end, tickers: closed_bars(self.client, end, tickers))
 
     def _status_rows(self, shard: int, entry_id: Any, raw: bytes) -> list[StatusChange]:
         """A hand-off's halts and resumes; a malformed one is skipped and counted."""

@@ -18,6 +18,7 @@ both believe they hold the provider's one connection slot.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -110,3 +111,19 @@ class StreamWriter:
 def stream_status(client: redis.Redis) -> dict[str, Any] | None:
     raw = client.get(names.STREAM_STATUS_KEY)
     return orjson.loads(raw) if raw else None
+
+
+def closed_bars(client: redis.Redis, end: int, tickers: Sequence[str]
+                ) -> tuple[dict[str, tuple[float, float, float, float]], bool]:
+    """The bars the stream closed at ``end`` for these tickers, as (high, low, close, volume), and
+    whether it has closed that bar (then a ticker without one did not trade in it)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.get(names.STREAM_CLOSED_KEY)
+    pipe.hmget(names.stream_bars_key(end), list(tickers))
+    closed, rows = pipe.execute()
+    out = {}
+    for t, raw in zip(tickers, rows, strict=True):
+        if raw is not None:
+            _, h, lo, c, v = orjson.loads(raw)[:5]
+            out[t] = (float(h), float(lo), float(c), float(v))
+    return out, closed is not None and int(closed) >= end
