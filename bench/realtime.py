@@ -242,7 +242,8 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
     common = dict(REDIS_URL=cfg.REDIS_URL or "", DATABASE_URL=cfg.DATABASE_URL or "", TICK_SHARDS=str(SHARDS),
                   LOG_LEVEL="WARNING", SYMBOLS=",".join(symbols[:20]))
     stream_env = child_environment(**common, STREAM_PROVIDER="polygon", STREAM_URL=f"ws://127.0.0.1:{port}/stocks",
-                                   POLYGON_API_KEY="bench", STREAM_ALWAYS_OPEN="1", QUEUE_NAME="bench-rt")
+                                   POLYGON_API_KEY="bench", STREAM_ALWAYS_OPEN="1", QUEUE_NAME="bench-rt",
+                                   STREAM_STALL_SECONDS="600")  # the feed idles up to a minute first
     procs: list[subprocess.Popen] = []
     stream = subprocess.Popen([sys.executable, "-m", "jobs.stream"], cwd=ROOT, env=stream_env,
                               stdout=subprocess.DEVNULL, stderr=process_log("stream"))
