@@ -119,14 +119,21 @@ def _collect(ctl: Any, wanted: int, timeout: float) -> list[tuple[str, float, bo
 
 
 def _postgres_cpu() -> float:
-    """Every Postgres process's CPU seconds so far (the server's, whoever its clients are)."""
+    """Every Postgres process's CPU seconds so far: each server's own and its live backends', and the
+    backends that ended (their time is the server's children's once it has reaped them)."""
     total = 0.0
     for p in psutil.process_iter(["name"]):
-        if p.info["name"] in ("postgres", "postmaster"):
-            try:
-                total += sum(p.cpu_times()[:2])
-            except psutil.Error:
-                pass
+        try:
+            if p.info["name"] not in ("postgres", "postmaster"):
+                continue
+            parent = p.parent()
+            if parent is not None and parent.name() in ("postgres", "postmaster"):
+                continue  # a backend: counted with its server
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+            total += sum(sum(c.cpu_times()[:2]) for c in p.children())
+        except psutil.Error:
+            pass
     return total
 
 
