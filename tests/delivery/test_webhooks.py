@@ -479,3 +479,46 @@ def test_one_users_backlog_at_a_slow_receiver_does_not_hold_back_anothers_webhoo
     assert [r.verified for r in fast.got] == [True]
     assert waited < 2.0 and behind > 50, (waited, behind)  # long before the slow one's backlog is through
     assert slow.max_in_flight == 2
+
+
+def test_a_burst_over_several_endpoints_keeps_its_postgres_connections(wapp) -> None:
+    """Eight requests at once each record their answer while the loop claims: the pool keeps that
+    many connections, so a burst opens no new Postgres session per delivery (with the default 5 kept,
+    2,000 deliveries over 4 endpoints opened ~100)."""
+    from webapp.core.rules.state import Fire
+    from webapp.services import rules as rules_service
+    from webapp.store import rules as rules_store
+    from webapp.store import webhooks
+
+    owner = user_id("burst-owner")
+    spec = rules_service.rule_spec({"name": "burst", "scope": {"tickers": ["AAPL"]},
+                                    "condition": RULE["condition"]}, owner)
+    rule = rules_store.create(db.session, spec, owner)["id"]
+    receivers = [Receiver([], keep_alive=True).up() for _ in range(4)]
+    ends = []
+    for r in receivers:
+        made, secret = webhooks.create_endpoint(db.session, r.url, "burst", owner)
+        r.secrets.append(secret)
+        ends.append(made["id"])
+    rows = [alert_events.FireRow(Fire(rule, 1, "AAPL", 1_800_000_000 + 60 * i, f"b{i}", {"a": 1.0}, "test"),
+                                 "burst", tuple(ends), "test", 0.0, 0.0) for i in range(60)]
+    alert_events.write_fires(db.session, rows, [])
+    db.session.commit()
+    opened = []
+
+    def connected(*_) -> None:
+        opened.append(1)
+    sa.event.listen(db.engine, "connect", connected)
+    worker = DeliveryWorker(db.engine, None, networks(("127.0.0.1/32",)), concurrency=8, poll_seconds=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        for r in receivers:
+            r.wait_for(60, timeout=60)
+    finally:
+        stop.set()
+        thread.join(10)
+        sa.event.remove(db.engine, "connect", connected)
+    assert all(len(r.accepted()) == 60 for r in receivers)
+    assert len(opened) <= 10, len(opened)  # the 8 requests, the loop, one spare: never one a delivery
