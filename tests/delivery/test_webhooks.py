@@ -522,3 +522,36 @@ def test_a_burst_over_several_endpoints_keeps_its_postgres_connections(wapp) -> 
         sa.event.remove(db.engine, "connect", connected)
     assert all(len(r.accepted()) == 60 for r in receivers)
     assert len(opened) <= 10, len(opened)  # the 8 requests, the loop, one spare: never one a delivery
+
+
+def test_a_delivery_recorded_after_its_lease_ran_out_leases_no_next_one_past_the_cap(wapp) -> None:
+    """Its request outlasted its lease and two others of the endpoint are in flight now: recording it
+    leases nothing more (the endpoint would have 3 in flight)."""
+    from webapp.core.rules.state import Fire
+    from webapp.services import rules as rules_service
+    from webapp.store import rules as rules_store
+    from webapp.store import webhooks
+
+    owner = user_id("lease-owner")
+    spec = rules_service.rule_spec({"name": "lease", "scope": {"tickers": ["AAPL"]},
+                                    "condition": RULE["condition"]}, owner)
+    rule = rules_store.create(db.session, spec, owner)["id"]
+    endpoint, _ = webhooks.create_endpoint(db.session, "http://127.0.0.1:9/x", "lease", owner)
+    rows = [alert_events.FireRow(Fire(rule, 1, "AAPL", 1_800_000_000 + 60 * i, f"l{i}", {"a": 1.0}, "test"),
+                                 "lease", (endpoint["id"],), "test", 0.0, 0.0) for i in range(4)]
+    alert_events.write_fires(db.session, rows, [])
+    db.session.commit()
+    now = datetime.now(timezone.utc)
+    first, = deliveries.claim(db.session, now, 1, 3.0)
+    later = now + timedelta(seconds=10)  # its lease ran out meanwhile, and a claim filled the endpoint
+    db.session.execute(db.text(
+        "UPDATE deliveries SET status = 'in_flight', attempts = 1, locked_until = :t WHERE id IN "
+        "(SELECT id FROM deliveries WHERE status = 'pending' ORDER BY id LIMIT 2)"),
+        {"t": later + timedelta(seconds=60)})
+    db.session.commit()
+    answered = deliveries.Attempt(later, 5.0, 200, None, None, "ok")
+    status, following = deliveries.finish(db.session, first, answered, later, 0.0, None, 60.0)
+    assert status == "delivered" and following is None
+    left = db.session.execute(db.text("SELECT status, count(*) FROM deliveries GROUP BY status")).all()
+    db.session.commit()
+    assert dict(left) == {"delivered": 1, "in_flight": 2, "pending": 1}

@@ -163,16 +163,21 @@ def finish(session: Session, c: Claimed, a: Attempt, now: datetime, jitter: floa
         _endpoint_health(session, c.endpoint_id, v.state, now)
     following = None
     if moved and v.state == "delivered" and next_lease is not None:
-        got = session.execute(_NEXT, {"e": c.endpoint_id, "now": now, "lease": float(next_lease)}).first()
+        got = session.execute(_NEXT, {"e": c.endpoint_id, "now": now, "lease": float(next_lease),
+                                      "cap": policy.IN_FLIGHT_PER_ENDPOINT}).first()
         following = _claimed(got, now) if got is not None else None
     session.commit()
     return (status if moved else "superseded"), following
 
 
+# (and only while the endpoint's other live leases leave a slot: this one's may have run out while
+# its request lasted, and a claim have filled the endpoint meanwhile)
 _NEXT = _lease("""id = (SELECT d.id FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
                        WHERE d.endpoint_id = :e AND w.status = 'active' AND d.status = 'pending'
-                       AND d.next_attempt_at <= :now ORDER BY d.next_attempt_at, d.id LIMIT 1
-                       FOR UPDATE OF d SKIP LOCKED)""")
+                       AND d.next_attempt_at <= :now
+                       AND (SELECT count(*) FROM deliveries b WHERE b.endpoint_id = :e
+                            AND b.status = 'in_flight' AND b.locked_until >= :now) < :cap
+                       ORDER BY d.next_attempt_at, d.id LIMIT 1 FOR UPDATE OF d SKIP LOCKED)""")
 
 
 _FINISH = sa.text("""
