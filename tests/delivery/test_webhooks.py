@@ -15,6 +15,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -26,10 +28,13 @@ from tests.helpers import START, minutes, token_for, user_id
 from tests.processes import RedisServer
 from webapp import names
 from webapp.core.delivery import networks
+from webapp.core.rules.state import Fire
 from webapp.delivery.worker import DeliveryWorker
 from webapp.extensions import db
 from webapp.services import context, ticks
-from webapp.store import alert_events, deliveries
+from webapp.services import rules as rules_service
+from webapp.store import alert_events, deliveries, webhooks
+from webapp.store import rules as rules_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RULE = {"name": "AAPL/MSFT cross SMA 5", "scope": {"tickers": ["AAPL", "MSFT"]}, "cooldown_seconds": 0,
@@ -113,6 +118,30 @@ def wait_for(check, timeout: float) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def queue_fires(owner: int, endpoints: Sequence[int], n: int, tag: str) -> None:
+    """``n`` fires of a rule of ``owner``'s (made here), each owed to ``endpoints``, written as a tick
+    writes them."""
+    raw = {"name": tag, "scope": {"tickers": ["AAPL"]}, "condition": RULE["condition"]}
+    rule = rules_store.create(db.session, rules_service.rule_spec(raw, owner), owner)["id"]
+    rows = [alert_events.FireRow(Fire(rule, 1, "AAPL", 1_800_000_000 + 60 * i, f"{tag}{i}", {"a": 1.0},
+                                      "test"), tag, tuple(endpoints), "test", 0.0, 0.0) for i in range(n)]
+    alert_events.write_fires(db.session, rows, [])
+    db.session.commit()
+
+
+@contextmanager
+def running(worker: DeliveryWorker) -> Iterator[None]:
+    """``worker``'s loop on a thread for the block, stopped after it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def assert_all_arrived_once_each(receiver: Receiver, events: list[int]) -> None:
@@ -214,16 +243,8 @@ def test_at_most_two_requests_are_in_flight_per_endpoint(client) -> None:
     receiver.up()
     _, events = fire_rule(client, receiver, 20)
     worker = DeliveryWorker(db.engine, None, networks(("127.0.0.1/32",)), concurrency=8, poll_seconds=0.05)
-    import threading
-
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with running(worker):
         receiver.wait_for(len(events), timeout=30)
-    finally:
-        stop.set()
-        thread.join(10)
     assert_all_arrived_once_each(receiver, events)
     assert receiver.max_in_flight == 2
 
@@ -438,45 +459,23 @@ def test_an_ipv6_form_embedding_loopback_is_refused_at_send_too(app, form) -> No
 def test_one_users_backlog_at_a_slow_receiver_does_not_hold_back_anothers_webhooks(wapp) -> None:
     """The oldest due deliveries are all a slow endpoint's, its 2 slots taken: a claim looks past them,
     so another endpoint's delivery goes out at once, not after the backlog (it waited ~8 s for 100)."""
-    from webapp.core.rules.state import Fire
-    from webapp.services import rules as rules_service
-    from webapp.store import rules as rules_store
-    from webapp.store import webhooks
-
     slow = Receiver([], default="stall", stall_seconds=0.3, keep_alive=True)
     fast = Receiver([], keep_alive=True)
-    ends, rule_of = {}, {}
+    ends = {}
     for name, receiver in (("slow", slow), ("fast", fast)):
         receiver.up()
-        owner = user_id(f"{name}-owner")
-        ends[name], secret = webhooks.create_endpoint(db.session, receiver.url, name, owner)
+        made, secret = webhooks.create_endpoint(db.session, receiver.url, name, user_id(f"{name}-owner"))
         receiver.secrets.append(secret)
-        spec = rules_service.rule_spec(
-            {"name": name, "scope": {"tickers": ["AAPL"]}, "condition": RULE["condition"]}, owner)
-        rule_of[name] = rules_store.create(db.session, spec, owner)["id"]
-
-    def fire(name: str, n: int) -> None:
-        rows = [alert_events.FireRow(Fire(rule_of[name], 1, "AAPL", 1_800_000_000 + 60 * i, f"{name}{i}",
-                                          {"a": 1.0}, "test"), name, (ends[name]["id"],), "test", 0.0, 0.0)
-                for i in range(n)]
-        alert_events.write_fires(db.session, rows, [])
-        db.session.commit()
-
-    fire("slow", 100)  # 100 × 0.3 s, 2 at a time: 15 s
+        ends[name] = made["id"]
+    queue_fires(user_id("slow-owner"), [ends["slow"]], 100, "slow")  # 100 × 0.3 s, 2 at a time: 15 s
     worker = DeliveryWorker(db.engine, None, networks(("127.0.0.1/32",)), concurrency=8, poll_seconds=0.05)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with running(worker):
         assert wait_for(lambda: len(slow.got) >= 2, 10)
-        fire("fast", 1)
+        queue_fires(user_id("fast-owner"), [ends["fast"]], 1, "fast")
         fired = time.monotonic()
         fast.wait_for(1, timeout=20)
         waited = time.monotonic() - fired
         behind = 100 - len(slow.got)
-    finally:
-        stop.set()
-        thread.join(10)
     assert [r.verified for r in fast.got] == [True]
     assert waited < 2.0 and behind > 50, (waited, behind)  # long before the slow one's backlog is through
     assert slow.max_in_flight == 2
@@ -486,40 +485,25 @@ def test_a_burst_over_several_endpoints_keeps_its_postgres_connections(wapp) -> 
     """Eight requests at once each record their answer while the loop claims: the pool keeps that
     many connections, so a burst opens no new Postgres session per delivery (with the default 5 kept,
     2,000 deliveries over 4 endpoints opened ~100)."""
-    from webapp.core.rules.state import Fire
-    from webapp.services import rules as rules_service
-    from webapp.store import rules as rules_store
-    from webapp.store import webhooks
-
     owner = user_id("burst-owner")
-    spec = rules_service.rule_spec({"name": "burst", "scope": {"tickers": ["AAPL"]},
-                                    "condition": RULE["condition"]}, owner)
-    rule = rules_store.create(db.session, spec, owner)["id"]
     receivers = [Receiver([], keep_alive=True).up() for _ in range(4)]
     ends = []
     for r in receivers:
         made, secret = webhooks.create_endpoint(db.session, r.url, "burst", owner)
         r.secrets.append(secret)
         ends.append(made["id"])
-    rows = [alert_events.FireRow(Fire(rule, 1, "AAPL", 1_800_000_000 + 60 * i, f"b{i}", {"a": 1.0}, "test"),
-                                 "burst", tuple(ends), "test", 0.0, 0.0) for i in range(60)]
-    alert_events.write_fires(db.session, rows, [])
-    db.session.commit()
+    queue_fires(owner, ends, 60, "burst")
     opened = []
 
     def connected(*_) -> None:
         opened.append(1)
     sa.event.listen(db.engine, "connect", connected)
     worker = DeliveryWorker(db.engine, None, networks(("127.0.0.1/32",)), concurrency=8, poll_seconds=0.05)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
     try:
-        for r in receivers:
-            r.wait_for(60, timeout=60)
+        with running(worker):
+            for r in receivers:
+                r.wait_for(60, timeout=60)
     finally:
-        stop.set()
-        thread.join(10)
         sa.event.remove(db.engine, "connect", connected)
     assert all(len(r.accepted()) == 60 for r in receivers)
     assert len(opened) <= 10, len(opened)  # the 8 requests, the loop, one spare: never one a delivery
@@ -528,20 +512,9 @@ def test_a_burst_over_several_endpoints_keeps_its_postgres_connections(wapp) -> 
 def test_a_delivery_recorded_after_its_lease_ran_out_leases_no_next_one_past_the_cap(wapp) -> None:
     """Its request outlasted its lease and two others of the endpoint are in flight now: recording it
     leases nothing more (the endpoint would have 3 in flight)."""
-    from webapp.core.rules.state import Fire
-    from webapp.services import rules as rules_service
-    from webapp.store import rules as rules_store
-    from webapp.store import webhooks
-
     owner = user_id("lease-owner")
-    spec = rules_service.rule_spec({"name": "lease", "scope": {"tickers": ["AAPL"]},
-                                    "condition": RULE["condition"]}, owner)
-    rule = rules_store.create(db.session, spec, owner)["id"]
     endpoint, _ = webhooks.create_endpoint(db.session, "http://127.0.0.1:9/x", "lease", owner)
-    rows = [alert_events.FireRow(Fire(rule, 1, "AAPL", 1_800_000_000 + 60 * i, f"l{i}", {"a": 1.0}, "test"),
-                                 "lease", (endpoint["id"],), "test", 0.0, 0.0) for i in range(4)]
-    alert_events.write_fires(db.session, rows, [])
-    db.session.commit()
+    queue_fires(owner, [endpoint["id"]], 4, "lease")
     now = datetime.now(timezone.utc)
     first, = deliveries.claim(db.session, now, 1, 3.0)
     later = now + timedelta(seconds=10)  # its lease ran out meanwhile, and a claim filled the endpoint
