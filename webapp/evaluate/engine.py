@@ -85,8 +85,7 @@ class ShardEngine:
         self.closed_bars = closed_bars  # the stream's closed bars (webapp.store.streamstate.closed_bars)
         self._gaps = False  # some ticker has no bar before the judged one: asked again each second
         self._gaps_at = 0.0
-        self._gaps_for = 0
-        self._gap_tries = 0
+        self._gap_tries = 0  # asked again for the bar judged now
         self.width = width
         self.resumed_ms = resumed_seconds * 1000
         self.resumed: dict[str, int] = {}  # ticker -> when the stream said its halt ended (ms)
@@ -134,8 +133,10 @@ class ShardEngine:
             self.tickers, self._index = mine, {t: i for i, t in enumerate(mine)}
             self.bars = Bars.stored(session, mine, depth, bar_time)
             self.bar_time = bar_time
+            self._gap_tries = 0
             self._patch_previous(bar_time, at)
         elif self._gaps and (not at or at - self._gaps_at >= RULES_EVERY_SECONDS):
+            self._gap_tries += 1
             self._patch_previous(bar_time, at)
 
     def _patch_previous(self, bar_time: int, at: float = 0.0) -> None:
@@ -157,8 +158,6 @@ class ShardEngine:
         if self.closed_bars is not None:
             closed, done = self.closed_bars(before, names)
             got.update(closed)  # the whole bar: newer than any hand-off of it
-            self._gap_tries = 0 if bar_time != self._gaps_for else self._gap_tries + 1
-            self._gaps_for = bar_time
             self._gaps = len(got) < len(names) and not done and self._gap_tries < GAP_TRIES
         rows = [(self._index[t], got[t]) for t in names if t in got]
         if not rows:

@@ -41,9 +41,9 @@ def claim(session: Session, now: datetime, limit: int, lease_seconds: float = po
     cap = policy.IN_FLIGHT_PER_ENDPOINT
     rows = session.execute(_OLDEST_DUE, {"now": now, "n": limit * 4}).all()
     if len(rows) == limit * 4:  # there may be more behind them: are these all capped endpoints'?
-        busy = _in_flight(session, {r.endpoint_id for r in rows}, now)
-        full = {e for e, n in busy.items() if n >= cap}
-        if not {r.endpoint_id for r in rows} - full:
+        seen = {r.endpoint_id for r in rows}
+        full = {e for e, n in _in_flight(session, seen, now).items() if n >= cap}
+        if not seen - full:
             rows += session.execute(_DUE_ELSEWHERE, {"now": now, "n": limit * 4, "cap": cap,
                                                      "full": sorted(full)}).all()
     if not rows:
