@@ -169,6 +169,7 @@ def _replay(client: redis.Redis, rule_ids: set[int], symbols: list[str], handoff
             ) -> set[str]:
     """The fires a replay of every hand-off finds, one entry at a time (dedupe keys); ``handoff_ms``
     gets each hand-off's age at its ``XADD`` (the entry's id) since its bar's last trade."""
+    from webapp.core import handoff
     from webapp.core.rules.intrabar import Provisional, coalesce
     from webapp.evaluate.engine import ShardEngine
     from webapp.extensions import db
@@ -177,7 +178,7 @@ def _replay(client: redis.Redis, rule_ids: set[int], symbols: list[str], handoff
     for shard in range(SHARDS):
         engine = ShardEngine((shard, SHARDS), 60)
         for entry_id, fields in client.xrange(names.provisional_stream_key(shard, SHARDS)):
-            bars = [Provisional.of(r, 60) for r in orjson.loads(fields[b"bars"])]
+            bars = handoff.decode(fields, 60)[0].bars()  # coalesced below as plain objects, not as columns
             added = int(entry_id.split(b"-")[0])
             handoff_ms += [added - b.last_ms for b in bars]
             groups: dict[int, list[Provisional]] = {}

@@ -142,8 +142,8 @@ def stream_bars_key(end: int) -> str:
 def provisional_stream_key(shard: int, shards: int) -> str:
     """Redis Stream (MAXLEN-capped) per symbol shard (the tick's CRC-32 shards): each entry one flush
     of the stream leader, the provisional bar of every ticker of the shard that traded since the
-    last (``bars``: JSON rows, :data:`webapp.core.tape.PROVISIONAL_FIELDS`), for the alerts
-    evaluated on the print."""
+    last (``tickers`` and ``cols``: :mod:`webapp.core.handoff`), for the alerts evaluated on the print
+    and the scanner every second."""
     return f"{_PREFIX}:stream:provisional:{shards}:{shard}"
 
 

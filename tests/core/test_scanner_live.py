@@ -12,8 +12,9 @@ from datetime import datetime
 import numpy as np
 import pytest
 
+from webapp.core.handoff import Handoffs, coalesced, concat, decode, encode
 from webapp.core.market import EXCHANGE_TZ
-from webapp.core.rules.intrabar import Provisional, coalesce
+from webapp.core.rules.intrabar import Provisional
 from webapp.core.scanner_live import LiveSettings, LiveTape, live_lists, merge
 from webapp.core.tape import Tape
 from webapp.core.trades import Trade
@@ -54,7 +55,7 @@ def _run(trades: list[Trade], settings: LiveSettings, expected: np.ndarray):
     live = LiveTape(TICKERS, settings.window_seconds)
     k = 0
     for s in range(SECONDS):
-        second: list[Provisional] = []
+        second: list[Handoffs] = []
         for chunk in range(10):
             end = (T0 + s) * 1000 + (chunk + 1) * 100
             batch = []
@@ -63,8 +64,8 @@ def _run(trades: list[Trade], settings: LiveSettings, expected: np.ndarray):
                 k += 1
             tape.add(batch)
             tape.close(end)
-            second += [Provisional.of(r, 60) for r in tape.hand_off()]
-        live.observe(coalesce(second), 60)
+            second.append(decode(encode(tape.hand_off()), 60)[0])
+        live.observe(coalesced(concat(second)), 60)
         live.tick(T0 + s)
     now_ms = (T0 + SECONDS) * 1000
     return live, live_lists(live, now_ms, settings, expected, 50), now_ms
@@ -147,7 +148,8 @@ def test_a_spike_and_a_run_show_while_they_happen() -> None:
 
 def test_not_warm_until_the_window_is_whole_and_halts_resume() -> None:
     live = LiveTape(["AAA", "BBB"], 60)
-    live.observe([Provisional("AAA", T0 + 60, 10, 10, 10, 10, 100, 1, T0 * 1000, T0 * 1000, T0 * 1000)], 60)
+    first = Provisional("AAA", T0 + 60, 10, 10, 10, 10, 100, 1, T0 * 1000, T0 * 1000, T0 * 1000)
+    live.observe(Handoffs.of([first]), 60)
     live.tick(T0)
     assert not live.warm()
     got = live_lists(live, T0 * 1000, LiveSettings(), np.full(2, np.nan), 10)
@@ -181,11 +183,11 @@ def test_a_seconds_hand_offs_count_once_in_any_order_and_an_older_one_again_adds
                            (T0 + n) * 1000, (T0 + n) * 1000, T0 * 1000)
 
     tape = LiveTape(["AAA"], window=10)
-    tape.observe([bar(3, 300.0, 20.3), bar(1, 100.0, 20.1), bar(2, 200.0, 20.2)], 60)
+    tape.observe(Handoffs.of([bar(3, 300.0, 20.3), bar(1, 100.0, 20.1), bar(2, 200.0, 20.2)]), 60)
     assert tape.volume[0] == 300.0 and tape.last[0] == 20.3 and tape.touched[0]
-    tape.observe([bar(2, 200.0, 20.2)], 60)  # retried: older than what the tape holds
+    tape.observe(Handoffs.of([bar(2, 200.0, 20.2)]), 60)  # retried: older than what the tape holds
     assert tape.volume[0] == 300.0 and tape.last[0] == 20.3
-    tape.observe([bar(5, 450.0, 20.5)], 60)
+    tape.observe(Handoffs.of([bar(5, 450.0, 20.5)]), 60)
     assert tape.volume[0] == 450.0 and tape.bar_volume[0] == 450.0
 
 
@@ -195,11 +197,11 @@ def test_seconds_the_loop_missed_carry_the_last_recorded_values_so_a_move_after_
     the whole move, not nothing (the skipped seconds taking the new price too)."""
     tape = LiveTape(["AAA"], window=5)
     for s in range(10):
-        tape.observe([Provisional("AAA", T0 + 60, 20.0, 20.0, 20.0, 20.0, 100.0 * (s + 1), s + 1,
-                                  (T0 + s) * 1000, T0 * 1000, T0 * 1000)], 60)
+        tape.observe(Handoffs.of([Provisional("AAA", T0 + 60, 20.0, 20.0, 20.0, 20.0, 100.0 * (s + 1), s + 1,
+                                              (T0 + s) * 1000, T0 * 1000, T0 * 1000)]), 60)
         tape.tick(T0 + s)
-    tape.observe([Provisional("AAA", T0 + 60, 20.0, 21.0, 20.0, 21.0, 5000.0, 40, (T0 + 40) * 1000,
-                              (T0 + 40) * 1000, T0 * 1000)], 60)
+    tape.observe(Handoffs.of([Provisional("AAA", T0 + 60, 20.0, 21.0, 20.0, 21.0, 5000.0, 40,
+                                          (T0 + 40) * 1000, (T0 + 40) * 1000, T0 * 1000)]), 60)
     tape.tick(T0 + 40)
     move, volume = tape.window_move()
     assert move[0] == pytest.approx(5.0) and volume[0] == pytest.approx(4000.0)

@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import orjson
 import pytest
 import redis as redis_lib
 import redis.asyncio as aredis
@@ -244,12 +245,17 @@ def test_a_malformed_hand_off_is_refused_row_by_row_and_the_rest_counts(app, pg,
         proc.step()
         good = _bar("AAPL", stored, level + 0.1, stored, level + 0.1, 3, 3, 1)
         _flush(service_urls[0], [["AAPL", "x"], ["MSFT", OPEN, 1, 2, 3, 4, 5, 6, 7, 8, 9], good], OPEN * 1000)
-        get_redis().xadd(names.provisional_stream_key(0, 1), {"bars": b"{not json"})
-        assert proc.step() == 2  # both entries handled (acknowledged), neither stops the process
+        key = names.provisional_stream_key(0, 1)
+        get_redis().xadd(key, {"bars": b"{not json"})
+        get_redis().xadd(key, {"bars": orjson.dumps([["KO", 1]])})  # as the previous version wrote them
+        get_redis().xadd(key, {"tickers": b"KO\nPEP", "cols": b"\x00" * 8 * 14})  # one row's numbers for two
+        assert proc.step() == 4  # every entry handled (acknowledged), none stops the process
         assert len(_events(pg, rid)) == 1  # the good row fired
-        assert proc.counts["malformed"] == 3
+        assert proc.counts["malformed"] == 5
         said = " ".join(r.getMessage() for r in caplog.records)
-        assert "a provisional bar is 15 fields" in said and "is not a bar" in said
+        for why in ("AAPL has a missing or non-numeric field", "MSFT is not a bar", "bars are not JSON",
+                    "a provisional bar is 15 fields", "2 tickers has 112 bytes of columns"):
+            assert why in said
     finally:
         proc.leases.release_all()
 

@@ -13,6 +13,7 @@ import orjson
 from tests.helpers import START, EmitCapture, minutes, run_via_rq
 from webapp import names
 from webapp.core import scanner as core
+from webapp.core.handoff import Handoffs
 from webapp.core.quotes import Quote
 from webapp.core.rules.intrabar import Provisional
 from webapp.core.tables import unpack
@@ -58,7 +59,7 @@ def test_a_run_and_a_break_reach_the_listened_rooms_each_second_and_the_tick_lea
                          s * 1000 + 500)]
             bars += [_bar(t, bar_time, last[t], last[t], last[t], last[t], 100.0 * (k + 1), k + 1,
                           s * 1000 + 200) for t in symbols if t != "AAPL"]
-            scanner.add(0, bars)
+            scanner.add(0, Handoffs.of(bars))
             scanner.run(s + 1.0, {})
         got = capture.events(names.EVENT_SCAN_UPDATE)
     finally:
@@ -118,7 +119,7 @@ def test_at_the_minute_the_live_lists_equal_the_ticks_on_the_same_readings(app, 
         close = float(table["price"][i]) * float(np.exp(rng.normal(0, 0.02)))
         bars.append(_bar(t, slot, close, close, close, close, float(rng.integers(100, 50_000)), 3,
                          (slot - 5) * 1000))
-    scanner.add(0, bars)
+    scanner.add(0, Handoffs.of(bars))
     now = float(slot + 1)
     scan = scanner.scans[0]
     scanner._record(scan, now, int(now * 1000), {})
@@ -155,8 +156,8 @@ def test_redis_emptied_the_lists_are_whole_again_and_say_warming_up_until_the_ti
 
     def second(s: int, k: int) -> None:  # AAPL climbs on growing volume, second by second
         price = p0 * (1.01 ** k)
-        scanner.add(0, [_bar("AAPL", (s // 60 + 1) * 60, p0, price, p0, price, 500.0 * (k + 1), 5 * (k + 1),
-                             s * 1000 + 500)])
+        scanner.add(0, Handoffs.of([_bar("AAPL", (s // 60 + 1) * 60, p0, price, p0, price, 500.0 * (k + 1),
+                                         5 * (k + 1), s * 1000 + 500)]))
         scanner.run(s + 1.0, {})
 
     for k in range(8):

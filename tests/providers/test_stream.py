@@ -75,13 +75,12 @@ def test_provisional_bars_go_to_their_shards_stream_capped(rdb, service_urls) ->
     """Each flush adds one entry per symbol shard holding the provisional bars of that shard's tickers
     (the tick's CRC-32 shards), and the streams are capped (MAXLEN ~), so a reader that falls behind
     never grows Redis without bound."""
-    import orjson
-
     from webapp import names
+    from webapp.core import handoff
     from webapp.core.shards import shard_of
 
-    rows = [[t, END, 1.0, 2.0, 0.5, 1.5, 100.0, 3, END * 1000 + 417, END * 1000 + 5, END * 1000 + 9]
-            for t in ("AAPL", "MSFT", "KO", "NVDA")]
+    rows = [[t, END, 1.0, 2.0, 0.5, 1.5, 100.0, 3, END * 1000 + 417, END * 1000 + 5, END * 1000 + 9,
+             1.9, END * 1000 + 6, 0.6, END * 1000 + 8] for t in ("AAPL", "MSFT", "KO", "NVDA")]
 
     async def go(flushes: int) -> None:
         client = aredis.Redis.from_url(service_urls[0])
@@ -94,9 +93,11 @@ def test_provisional_bars_go_to_their_shards_stream_capped(rdb, service_urls) ->
     seen = {}
     for shard in range(3):
         for _, fields in rdb.xrange(names.provisional_stream_key(shard, 3)):
-            for row in orjson.loads(fields[b"bars"]):
-                assert shard_of(row[0], 3) == shard
-                seen[row[0]] = row
+            got, refused = handoff.decode(fields, 0)  # (width 0: each bar as its start)
+            assert not refused
+            for bar in got.bars():
+                assert shard_of(bar.ticker, 3) == shard
+                seen[bar.ticker] = list(bar)
     assert seen == {r[0]: r for r in rows}
     run_async(lambda: go(400))
     longest = max(rdb.xlen(names.provisional_stream_key(s, 3)) for s in range(3))

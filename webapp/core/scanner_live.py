@@ -1,7 +1,7 @@
 """The scanner every second: each ticker's last minute of seconds, its breaks, and the day trader's lists.
 
-Fed with the stream's provisional bars (:class:`~webapp.core.rules.intrabar.Provisional`,
-coalesced per ticker) once a second by the evaluate process, which holds one
+Fed with the stream's provisional bars (:class:`~webapp.core.handoff.Handoffs`, columns)
+once a second by the evaluate process, which holds one
 :class:`LiveTape` per symbol shard.  Per ticker it keeps, as numpy columns:
 
 * a ring of the last ``window`` seconds: the last trade price at the end of
@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from webapp.core.handoff import Handoffs
 from webapp.core.market import EXCHANGE_TZ
-from webapp.core.rules.intrabar import Provisional
 
 LIVE_LISTS = ("running_up", "running_down", "hod_breaks", "lod_breaks", "volume_spike", "halted")
 LIVE_TITLES = {
@@ -103,18 +104,19 @@ class LiveTape:
         self.hod[at] = np.fmax(self.hod[at], high)
         self.lod[at] = np.fmin(self.lod[at], low)
 
-    def observe(self, bars: Iterable[Provisional], width: int) -> None:
+    def observe(self, bars: Handoffs, width: int) -> None:
         """The hand-offs since the last call, in any order and any number per ticker and bar (the
         newest of each bar counts), as columns: at 10,000 tickers and tens of thousands of hand-offs
         a second, a loop per hand-off costs more than the rest of the scan."""
         index = self.index
-        got = [b for b in bars if b.ticker in index]
-        if not got:
+        idx = np.fromiter(map(index.get, bars.tickers.tolist(), repeat(-1)), np.int64, len(bars))
+        mine = idx >= 0
+        if not mine.any():
             return
-        fields = dict(zip(Provisional._fields, zip(*got, strict=True), strict=True))
-        idx = np.fromiter((index[t] for t in fields["ticker"]), np.int64, len(got))
-        col = {name: np.array(fields[name]) for name in ("bar_time", "open", "high", "low", "close", "volume",
-                                                         "trades", "last_ms", "high_ms", "low_ms")}
+        idx = idx[mine]
+        col = {name: bars.col(name)[mine] for name in ("open", "high", "low", "close", "volume")}
+        col.update({name: bars.col(name)[mine].astype(np.int64)
+                    for name in ("bar_time", "trades", "last_ms", "high_ms", "low_ms")})
         # by ticker, its older bars first, and of a bar's hand-offs only the newest (the most trades)
         order = np.lexsort((col["last_ms"], col["trades"], col["bar_time"], idx))
         idx, col = idx[order], {name: v[order] for name, v in col.items()}

@@ -41,6 +41,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import orjson
 import redis
 import sqlalchemy as sa
@@ -49,8 +50,10 @@ from sqlalchemy.orm import Session
 
 from webapp import names
 from webapp.config import Config
+from webapp.core import handoff
+from webapp.core.handoff import Handoffs
 from webapp.core.reconnect import Backoff
-from webapp.core.rules.intrabar import Provisional, coalesce
+from webapp.core.rules.intrabar import Provisional
 from webapp.evaluate.engine import ShardEngine, StatusChange
 from webapp.evaluate.scanner import LiveScanner
 from webapp.evaluate.tape_writer import TapeWriter
@@ -219,41 +222,37 @@ class EvaluateProcess:
             self.retry.discard(shard)
             return 0
         engine = self.engines[shard]
-        bars: list[Provisional] = []
+        parts: list[Handoffs] = []
         changes: list[StatusChange] = []
-        listing = self.scanner is not None and self.scanner.lists  # the scanner ranks every ticker
-        watched = None if listing else engine.watched  # else unparsed: no rule names it
         for _, entry_id, fields in entries:
             if fields is None:
                 continue  # trimmed away (MAXLEN) while pending: newer entries carry the bars' state
             if b"status" in fields:
                 changes += self._status_rows(shard, entry_id, fields[b"status"])
             try:
-                rows = orjson.loads(fields[b"bars"])
-                if type(rows) is not list:
-                    raise ValueError("bars is not a list")
-            except (KeyError, ValueError) as exc:
+                got, refused = handoff.decode(fields, self.cfg.TICK_SECONDS)
+            except ValueError as exc:
                 self.counts["malformed"] += 1
                 log.warning("evaluate: shard %d entry %s skipped: %s", shard, entry_id, exc)
                 continue
-            for row in rows:
-                try:
-                    if watched is None or (type(row) is list and row and row[0] in watched):
-                        bars.append(Provisional.of(row, self.cfg.TICK_SECONDS))
-                except (ValueError, TypeError) as exc:  # one bad row: the rest of the entry counts
-                    self.counts["malformed"] += 1
-                    log.warning("evaluate: shard %d entry %s: a row skipped: %s", shard, entry_id, exc)
+            for why in refused:  # one bad row: the rest of the entry counts
+                self.counts["malformed"] += 1
+                log.warning("evaluate: shard %d entry %s: a row skipped: %s", shard, entry_id, why)
+            parts.append(got)
         ids = [e[1] for e in entries]
         halted = self._halted()
         now_ms = int(time.time() * 1000)
-        groups: dict[int, list[Provisional]] = {}
-        handed = coalesce(bars)
+        handed = handoff.coalesced(handoff.concat(parts))
+        watched = engine.watched  # the rest is not judged: no rule names it
+        mine = handed if watched is None else handed.take(np.fromiter(
+            map(watched.__contains__, handed.tickers.tolist()), bool, len(handed)))
         # the live tape, for the lists or for the rules' signals (only what they read is kept then)
+        listing = self.scanner is not None and self.scanner.lists
         taping = self.scanner is not None and (listing or engine.signals)
         if taping:
-            self.scanner.add(shard, handed)  # type: ignore[union-attr]
-        watched = engine.watched
-        named = handed if watched is None else [b for b in handed if b.ticker in watched]
+            self.scanner.add(shard, handed if listing else mine)  # type: ignore[union-attr]
+        named = mine.bars()
+        groups: dict[int, list[Provisional]] = {}
         for b in named:
             groups.setdefault(b.bar_time, []).append(b)
         self.judged_seconds.held(named, halted)
@@ -305,7 +304,7 @@ class EvaluateProcess:
         self.reader.ack(shard, ids)
         self.retry.discard(shard)
         self.counts["entries"] += len(ids)
-        self.counts["bars"] += len(bars)
+        self.counts["bars"] += sum(map(len, parts))
         self.counts["fires"] += len(made)
         self.counts["batches"] += 1
         self.judged_ms[shard] = int(ids[-1].split("-")[0])

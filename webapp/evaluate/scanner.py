@@ -30,8 +30,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from itertools import chain
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -41,8 +39,8 @@ import redis
 from webapp import names
 from webapp.config import Config
 from webapp.core import scanner as core
+from webapp.core.handoff import Handoffs, concat
 from webapp.core.market import EXCHANGE_TZ
-from webapp.core.rules.intrabar import Provisional
 from webapp.core.rules.model import MAX_SIGNAL_SECONDS
 from webapp.core.scanner_live import (
     CONTEXT,
@@ -64,7 +62,6 @@ from webapp.tick.scanner import changes, filters, fresh_mask, minute_of_day, set
 log = logging.getLogger(__name__)
 
 ALL_LISTS = (*core.LISTS, *LIVE_LISTS)
-_TICKER_BAR = itemgetter(0, 1)  # a hand-off's (ticker, bar time)
 LIVE_KEY_SECONDS = 3  # the tick announces again this soon after the last live announcement
 ROWS_TTL_SECONDS = 10
 REPORTING_SECONDS = 5.0  # a shard whose rows are older than this is not reporting
@@ -82,7 +79,7 @@ class ShardScan:
     def __init__(self, shard: tuple[int, int], tickers: Sequence[str], window: int) -> None:
         self.shard = shard
         self.tape = LiveTape(tickers, window, MAX_SIGNAL_SECONDS)
-        self.pending: list[Sequence[Provisional]] = []  # the second's batches of hand-offs
+        self.pending: list[Handoffs] = []  # the second's batches of hand-offs
         self.table: tuple[list[str], Table] | None = None
         self.where: dict[str, int] = {}  # ticker -> its row of the table
         self.rows = np.full(len(tickers), -1, np.int64)  # each tape ticker's row of the table (-1: none)
@@ -94,7 +91,7 @@ class ShardScan:
         self.sessions = np.zeros(n, np.int64)
         self.window_expected = np.full(n, np.nan)
 
-    def add(self, bars: Sequence[Provisional]) -> None:
+    def add(self, bars: Handoffs) -> None:
         self.pending.append(bars)
 
 
@@ -129,7 +126,7 @@ class LiveScanner:
     def drop(self, shard: int) -> None:
         self.scans.pop(shard, None)
 
-    def add(self, shard: int, bars: Sequence[Provisional]) -> None:
+    def add(self, shard: int, bars: Handoffs) -> None:
         scan = self.scans.get(shard)
         if scan is not None:
             scan.add(bars)
@@ -231,11 +228,7 @@ class LiveScanner:
     def _record(self, scan: ShardScan, now: float, now_ms: int, halts: dict[str, dict[str, Any]]) -> None:
         """The second that ended onto the shard's tape."""
         self._refresh_inputs(scan, now)
-        # the newest hand-off of each (ticker, bar): batches come in stream order, so the last is the
-        # newest (an older one retried the tape refuses by its trade count); no loop in Python
-        flat = list(chain.from_iterable(scan.pending))
-        scan.tape.observe(list(dict(zip(map(_TICKER_BAR, flat), flat, strict=True)).values()),
-                          self.cfg.TICK_SECONDS)
+        scan.tape.observe(concat(scan.pending), self.cfg.TICK_SECONDS)
         scan.pending = []
         scan.tape.halted({t: h for t, h in halts.items() if t in scan.tape.index}, now_ms)
         scan.tape.tick(int(now) - 1)

@@ -26,6 +26,7 @@ import redis
 import redis.asyncio as aredis
 
 from webapp import names
+from webapp.core import handoff
 from webapp.core.shards import shard_of
 from webapp.store.locks import RELEASE_SCRIPT, RENEW_SCRIPT
 from webapp.store.subscriptions import LISTENING_SCRIPT
@@ -78,7 +79,7 @@ class StreamWriter:
             changed.setdefault(shard_of(ticker, self.shards), []).append(
                 [ticker, what, int(halt["time_ms"]), halt.get("code") or ""])
         for shard in by_shard.keys() | changed.keys():  # one entry per shard per flush; the oldest trimmed
-            entry = {"at": at_ms, "bars": orjson.dumps(by_shard.get(shard, []))}
+            entry: dict[str | bytes, Any] = {"at": at_ms, **handoff.encode(by_shard.get(shard, []))}
             if shard in changed:
                 entry["status"] = orjson.dumps(changed[shard])
             pipe.xadd(names.provisional_stream_key(shard, self.shards), entry,  # type: ignore[arg-type]

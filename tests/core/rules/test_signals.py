@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from webapp.core.handoff import Handoffs
 from webapp.core.rules.evaluate import evaluate_many
 from webapp.core.rules.intrabar import Provisional, with_bar
 from webapp.core.rules.model import Rule, RuleError
@@ -104,8 +105,9 @@ def _tape_with(volumes: list[float], prices: list[float]) -> LiveTape:
     for s, (v, p) in enumerate(zip(volumes, prices, strict=True)):
         total += v
         second = DAY_OPEN - 60 + s
-        tape.observe([Provisional("AAPL", DAY_OPEN, prices[0], max(prices[:s + 1]), min(prices[:s + 1]), p,
-                                  total, s + 1, second * 1000, second * 1000, second * 1000)], 60)
+        bar = Provisional("AAPL", DAY_OPEN, prices[0], max(prices[:s + 1]), min(prices[:s + 1]), p, total,
+                          s + 1, second * 1000, second * 1000, second * 1000)
+        tape.observe(Handoffs.of([bar]), 60)
         tape.tick(second)
     return tape
 

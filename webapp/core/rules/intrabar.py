@@ -44,7 +44,9 @@ NO_SEGMENT = (float("nan"), 0, float("nan"), 0)  # a hand-off that kept none (th
 class Provisional(NamedTuple):
     """One ticker's open bar as the stream handed it over (``bar_time``: the bar's end, its slot).
 
-    A named tuple: thousands are made every 100 ms, and a frozen dataclass costs several times more."""
+    A named tuple: thousands are made every 100 ms, and a frozen dataclass costs several times more.
+    Read from the stream's hand-offs as columns (:mod:`webapp.core.handoff`), and made only for the
+    tickers a rule names."""
 
     ticker: str
     bar_time: int
@@ -63,28 +65,6 @@ class Provisional(NamedTuple):
     seg_high_ms: int = 0
     seg_low: float = float("nan")
     seg_low_ms: int = 0
-
-    @classmethod
-    def of(cls, row: Sequence, width: int) -> Provisional:
-        """From a :data:`webapp.core.tape.PROVISIONAL_FIELDS` row (or its first 11 fields, as handed
-        off before the segment's extremes were); ValueError when malformed."""
-        if type(row) is not list or len(row) not in (11, 15) or type(row[0]) is not str:
-            raise ValueError(f"a provisional bar is 15 fields, got {str(row)[:80]}")
-        ticker, start, o, h, lo, c, v, n, last_ms, high_ms, low_ms = row[:11]
-        try:  # numbers (a missing one, None or text, is refused here); NaN fails the order below
-            nums = (int(start), float(o), float(h), float(lo), float(c), float(v), int(n), int(last_ms),
-                    int(high_ms), int(low_ms))
-            seg = ((float(row[11]), int(row[12]), float(row[13]), int(row[14])) if len(row) == 15
-                   else NO_SEGMENT)
-        except (TypeError, ValueError):
-            raise ValueError(f"a provisional bar of {ticker} has a missing or non-numeric field") from None
-        if not (0 < nums[3] <= nums[4] <= nums[2] and nums[3] <= nums[1] <= nums[2] and nums[5] >= 0):
-            raise ValueError(f"a provisional bar of {ticker} is not a bar: o {o} h {h} l {lo} c {c}")
-        if seg is not NO_SEGMENT and not nums[3] <= seg[2] <= seg[0] <= nums[2]:
-            raise ValueError(f"a provisional bar of {ticker}: its segment {row[13]}-{row[11]} is not inside "
-                             f"its bar {lo}-{h}")
-        # (the named tuple's own __new__ is a Python call: a third of this at 50,000 trades/s)
-        return _tuple_new(cls, (ticker, nums[0] + width, *nums[1:], *seg))
 
     def segment(self) -> tuple[float, int, float, int]:
         """(high, when, low, when) since the previous hand-off; the bar's own when none was kept."""
