@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
-from webapp.core.handoff import Handoffs, coalesced, concat, decode, encode
-from webapp.core.rules.intrabar import Provisional, coalesce
+from webapp.core.handoff import Handoffs, coalesced, concat, decode, encode, per_second
+from webapp.core.rules.intrabar import Provisional, coalesce, merged
 from webapp.core.tape import Tape
 from webapp.core.trades import Trade
 
@@ -78,7 +78,7 @@ def test_many_bad_rows_are_reported_without_one_line_each() -> None:
     assert len(got) == 1 and len(refused) == 4 and refused[-1].startswith("and 47 more")
 
 
-def _flushes(seed: int, tickers: int = 6, flushes: int = 40) -> list[Provisional]:
+def _flushes(seed: int, tickers: int = 6, flushes: int = 40, step: float = 3.0) -> list[Provisional]:
     """Hand-offs of a real tape over random trades: several per bar, across bar ends."""
     rng = random.Random(seed)
     tape = Tape("alpaca", W, grace_ms=1000, started_ms=T0 * 1000)
@@ -87,7 +87,7 @@ def _flushes(seed: int, tickers: int = 6, flushes: int = 40) -> list[Provisional
     for _ in range(flushes):
         trades = []
         for _ in range(rng.randint(0, 8)):
-            t += rng.random() * 3
+            t += rng.random() * step
             trades.append(Trade(f"T{rng.randrange(tickers)}", round(10 + rng.random() * 10, 2),
                                 rng.randint(1, 500), ms(t)))
         tape.add(trades)
@@ -119,3 +119,29 @@ def test_a_tie_at_the_extreme_keeps_the_newer_hand_offs_time() -> None:
     assert got == coalesce([one, two])[0]
     assert got.segment() == (10.4, ms(4), 9.9, ms(3))
     assert np.isnan(Handoffs.of([one._replace(seg_high=float("nan"))]).col("seg_high")).all()
+
+
+def _per_second_plainly(bars: list[Provisional]) -> dict[tuple[str, int], Provisional]:
+    """Each (ticker, second of its last trade): the newest bar's state, hand-offs of it merged."""
+    out: dict[tuple[str, int], Provisional] = {}
+    for bar in bars:
+        key = (bar.ticker, bar.last_ms // 1000)
+        had = out.get(key)
+        if had is not None and had.bar_time == bar.bar_time:
+            out[key] = merged(had, bar)
+        elif had is None or bar.bar_time > had.bar_time:
+            out[key] = bar
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_seconds_kept_for_replays_are_the_newest_state_of_each_second(seed) -> None:
+    bars = _flushes(seed, tickers=4, flushes=200, step=0.4)  # several hand-offs a second
+    rng = random.Random(seed)
+    rng.shuffle(bars)
+    want = _per_second_plainly(bars)
+    got, rows = per_second(Handoffs.of(bars))
+    assert {(b.ticker, b.last_ms // 1000): b for b in got.bars()} == want
+    assert len(got) == len(want) < len(bars)
+    # each kept row says which hand-off it is (what travels beside it: whether it was halted)
+    assert [bars[i][:11] for i in rows] == [b[:11] for b in got.bars()]

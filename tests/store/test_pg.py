@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import sqlalchemy as sa
 
+from webapp.core.handoff import Handoffs
 from webapp.core.rules.intrabar import Provisional
 from webapp.extensions import db
 from webapp.store.intrabar_tape import Second, read, write
@@ -29,7 +31,8 @@ def test_array_text_round_trips_every_kind_of_element(app) -> None:
 
 
 def test_the_judged_seconds_are_read_back_as_written(app) -> None:
-    bars = [Provisional("AAPL", 120, 10.0, 10.5, 9.75, 10.25, 300.0, 3, 61_500, 61_200, 61_100),
-            Provisional("KO", 120, 50.0, 50.0, 50.0, 50.0, 0.0, 1, 62_000, 62_000, 62_000)]
-    assert write(db.session, [Second(bars[0], False), Second(bars[1], True)]) == 2
+    bars = [Provisional("AAPL", 120, 10.0, 10.5, 9.75, 10.25, 300.0, 3, 61_500, 61_200, 61_100,
+                        10.4, 61_300, 9.8, 61_400),
+            Provisional("KO", 120, 50.0, 50.0, 50.0, 50.0, 0.0, 1, 62_000, 62_000, 62_000)]  # no segment
+    assert write(db.session, Handoffs.of(bars), np.array([False, True])) == 2
     assert read(db.session, ["AAPL", "KO"], 0, 100, 10) == [Second(bars[0], False), Second(bars[1], True)]

@@ -211,19 +211,46 @@ def coalesced(h: Handoffs) -> Handoffs:
     """The newest hand-off of each ticker's bar, its segment the highest and lowest of the hand-offs
     it stands for, in (bar, ticker) order: :func:`webapp.core.rules.intrabar.coalesce` on columns
     (tested against it)."""
+    return _newest(h, h.col("bar_time"))[0]
+
+
+def per_second(h: Handoffs) -> tuple[Handoffs, np.ndarray]:
+    """The newest state of each ticker's second (the second of its last trade), of the newest bar
+    handed off in it, with the extremes of that bar's hand-offs in the second; and the row of ``h``
+    each comes from (for what travels beside it).  What a replay judges the second at."""
+    if len(h) < 2:
+        return h, np.arange(len(h))
+    second = h.col("last_ms") // 1000
+    code = _codes(h)
+    order = np.lexsort((h.col("bar_time"), second, code))
+    first = np.r_[True, (code[order][1:] != code[order][:-1]) | (second[order][1:] != second[order][:-1])]
+    starts = np.flatnonzero(first)
+    newest_bar = np.maximum.reduceat(h.col("bar_time")[order], starts)[np.cumsum(first) - 1]
+    rows = order[h.col("bar_time")[order] == newest_bar]  # an older bar's late hand-off: not this second's
+    got, source = _newest(h.take(rows), second[rows], code[rows])
+    return got, rows[source]
+
+
+def _codes(h: Handoffs) -> np.ndarray:
+    """Each row's ticker as a number, in the tickers' order (a dict over the distinct ones)."""
+    tickers = h.tickers.tolist()
+    code_of = {t: i for i, t in enumerate(sorted(set(tickers)))}
+    return np.fromiter(map(code_of.__getitem__, tickers), np.int64, len(tickers))
+
+
+def _newest(h: Handoffs, key: np.ndarray, code: np.ndarray | None = None) -> tuple[Handoffs, np.ndarray]:
+    """The newest row (by trade count, then last trade) of each (ticker, ``key``), in (key, ticker)
+    order, its segment the extremes of its group's; and which row of ``h`` each is."""
     n = len(h)
     if n < 2:
-        return h
-    tickers = h.tickers.tolist()
-    names = sorted(set(tickers))
-    code_of = {t: i for i, t in enumerate(names)}
-    code = np.fromiter(map(code_of.__getitem__, tickers), np.int64, n)
+        return h, np.arange(n)
+    code = _codes(h) if code is None else code
     c = h.cols
-    order = np.lexsort((c[:, _AT["last_ms"]], c[:, _AT["trades"]], code, c[:, 0]))
-    c, code = c[order], code[order]
-    first = np.r_[True, (code[1:] != code[:-1]) | (c[1:, 0] != c[:-1, 0])]
+    order = np.lexsort((c[:, _AT["last_ms"]], c[:, _AT["trades"]], code, key))
+    c, code, key = c[order], code[order], key[order]
+    first = np.r_[True, (code[1:] != code[:-1]) | (key[1:] != key[:-1])]
     if first.all():
-        return Handoffs(h.tickers[order], c)
+        return Handoffs(h.tickers[order], c), order
     starts = np.flatnonzero(first)
     ends = np.r_[starts[1:], n] - 1
     group = np.cumsum(first) - 1
@@ -241,4 +268,4 @@ def coalesced(h: Handoffs) -> Handoffs:
         last_at = at[np.r_[group[at][1:] != group[at][:-1], True]]
         out[many, _AT[value]] = best[many]
         out[many, _AT[when]] = ms[last_at][many]
-    return Handoffs(h.tickers[order][ends], out)
+    return Handoffs(h.tickers[order][ends], out), order[ends]

@@ -255,7 +255,7 @@ class EvaluateProcess:
         groups: dict[int, list[Provisional]] = {}
         for b in named:
             groups.setdefault(b.bar_time, []).append(b)
-        self.judged_seconds.held(named, halted)
+        self.judged_seconds.held(mine, halted)
         live = self.scanner.columns(shard) if taping else None  # type: ignore[union-attr]
         said: dict[int, dict[str, StatusChange]] = {}  # bar time -> ticker -> its last status change
         for ch in changes:

@@ -4,9 +4,11 @@ The evaluate process judges hand-offs every 100 ms, and storing the seconds
 it judged (:mod:`webapp.store.intrabar_tape`, thousands of rows a second at
 10,000 symbols) took a quarter to half a second of its loop once a second,
 which every alert waited behind.  So a thread stores them: the loop hands
-over each ticker's newest state per second (:meth:`TapeWriter.held`) and
-says which seconds are over (:meth:`TapeWriter.over`); the thread writes
-those in one upsert (a second stored again after a crash or a retry is
+over the bars it judged, as columns (:meth:`TapeWriter.held`: a list append,
+thousands of rows a batch), and says which seconds are over
+(:meth:`TapeWriter.over`); the thread keeps each ticker's newest state per
+second (:func:`webapp.core.handoff.per_second`) and writes those that are
+over in one upsert (a second stored again after a crash or a retry is
 written again, never twice).
 
 Postgres down: the seconds wait here and are written once it is back (the
@@ -20,13 +22,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Container, Iterable, MutableMapping
+from collections.abc import Collection, MutableMapping
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp.core.handoff import Handoffs, concat, per_second
 from webapp.core.reconnect import Backoff
-from webapp.core.rules.intrabar import Provisional, merged
 from webapp.store import intrabar_tape
 from webapp.store.pg import DB_DOWN
 
@@ -41,7 +44,7 @@ class TapeWriter:
         self.engine = engine
         self.counts = counts  # the process's: "tape_seconds" stored, "tape_dropped"
         self.backoff = Backoff(0.5, retry_max_seconds)
-        self._held: dict[tuple[str, int], intrabar_tape.Second] = {}  # (ticker, second): not stored yet
+        self._held: list[tuple[Handoffs, np.ndarray]] = []  # bars judged and whether halted: not stored yet
         self._until = 0  # the seconds before this one are over
         self._stored_until = 0  # and these are stored
         self._lock = threading.Lock()
@@ -50,21 +53,16 @@ class TapeWriter:
         self.error: str | None = None
         self._thread: threading.Thread | None = None
 
-    def held(self, bars: Iterable[Provisional], halted: Container[str]) -> None:
+    def held(self, bars: Handoffs, halted: Collection[str]) -> None:
         """The bars as judged (``halted``: the tickers halted now): the newest state of each second is
         what is stored, with the extremes of every hand-off judged in that second (what a replay judges
-        it at, as live did).  One lock for the batch: thousands of bars a second come through here."""
+        it at, as live did)."""
+        if not len(bars):
+            return
+        flags = (np.fromiter(map(halted.__contains__, bars.tickers.tolist()), bool, len(bars)) if halted
+                 else np.zeros(len(bars), bool))
         with self._lock:
-            store = self._held
-            for bar in bars:
-                key = (bar.ticker, bar.last_ms // 1000)
-                had = store.get(key)
-                if had is not None and had.bar.bar_time == bar.bar_time:
-                    newer = (bar.trades, bar.last_ms) >= (had.bar.trades, had.bar.last_ms)
-                    store[key] = intrabar_tape.Second(merged(had.bar, bar),
-                                                      (bar.ticker in halted) if newer else had.halted)
-                elif had is None or bar.bar_time > had.bar.bar_time:
-                    store[key] = intrabar_tape.Second(bar, bar.ticker in halted)
+            self._held.append((bars, flags))
 
     def over(self, second: int) -> None:
         """The seconds before ``second`` are over: store them (the thread starts on first use)."""
@@ -83,7 +81,8 @@ class TapeWriter:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                if self._stored_until >= self._until and not any(k[1] < self._until for k in self._held):
+                if self._stored_until >= self._until and not any(
+                        len(b) and b.col("last_ms").min() // 1000 < self._until for b, _ in self._held):
                     return True
             if time.monotonic() >= deadline:
                 return False
@@ -122,19 +121,26 @@ class TapeWriter:
 
     def _write(self) -> None:
         with self._lock:
-            until = self._until
-            if len(self._held) > TAPE_MAX:
-                for k in sorted(self._held, key=lambda k: k[1])[:len(self._held) - TAPE_MAX]:
-                    del self._held[k]
-                    self.counts["tape_dropped"] += 1
-            done = {k: v for k, v in self._held.items() if k[1] < until}
-        if done:
-            with Session(self.engine) as session:
-                self.counts["tape_seconds"] += intrabar_tape.write(session, list(done.values()))
-                session.commit()
-            with self._lock:
-                for k, v in done.items():
-                    if self._held.get(k) is v:  # not replaced by a newer state meanwhile
-                        del self._held[k]
+            until, held, self._held = self._until, self._held, []
+        seconds, rows = per_second(concat([b for b, _ in held]))
+        halted = np.concatenate([f for _, f in held] or [np.zeros(0, bool)])[rows]
+        if len(seconds) > TAPE_MAX:  # the oldest go (by their second; the newest states are kept)
+            keep = np.argsort(seconds.col("last_ms"), kind="stable")[len(seconds) - TAPE_MAX:]
+            self.counts["tape_dropped"] += len(seconds) - TAPE_MAX
+            seconds, halted = seconds.take(np.sort(keep)), halted[np.sort(keep)]
+        done = seconds.col("last_ms") // 1000 < until
+        later = (seconds.take(~done), halted[~done])
+        try:
+            if done.any():
+                with Session(self.engine) as session:
+                    self.counts["tape_seconds"] += intrabar_tape.write(session, seconds.take(done),
+                                                                       halted[done])
+                    session.commit()
+        except BaseException:
+            with self._lock:  # kept for the next try, before what came meanwhile (older states first)
+                self._held[:0] = [(seconds, halted)]
+            raise
         with self._lock:
+            if len(later[0]):
+                self._held.insert(0, later)
             self._stored_until = max(self._stored_until, until)

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp.core.handoff import Handoffs
 from webapp.core.rules.intrabar import Provisional
 from webapp.store.pg import array_text
 
@@ -43,28 +45,26 @@ class Second(NamedTuple):
     halted: bool
 
 
-def write(session: Session, rows: Sequence[Second]) -> int:
-    """In the caller's transaction: these seconds (one row per ticker and second), one statement."""
-    if not rows:
+def write(session: Session, seconds: Handoffs, halted: np.ndarray) -> int:
+    """In the caller's transaction: these seconds (one row per ticker and second, as
+    :func:`webapp.core.handoff.per_second` leaves them; ``halted`` beside them), one statement."""
+    if not len(seconds):
         return 0
-    b = [r.bar for r in rows]
+    ints = {k: array_text(seconds.col(k).astype(np.int64).tolist())
+            for k in ("bar_time", "trades", "last_ms", "high_ms", "low_ms")}
+    kept = ~np.isnan(seconds.col("seg_high"))
+    segments = {}  # NULL where none was kept
+    for k, kind in (("seg_high", float), ("seg_high_ms", np.int64), ("seg_low", float),
+                    ("seg_low_ms", np.int64)):
+        values = seconds.col(k).astype(kind).astype(object)
+        values[~kept] = None
+        segments[k] = array_text(values.tolist())
     session.execute(_WRITE, {  # each column one array literal (pg.array_text): a list costs 30x more
-        "ticker": array_text([x.ticker for x in b], text=True),
-        "second": array_text([x.last_ms // 1000 for x in b]), "bar_time": array_text([x.bar_time for x in b]),
-        "open": array_text([x.open for x in b]), "high": array_text([x.high for x in b]),
-        "low": array_text([x.low for x in b]), "close": array_text([x.close for x in b]),
-        "volume": array_text([x.volume for x in b]), "trades": array_text([x.trades for x in b]),
-        "last_ms": array_text([x.last_ms for x in b]), "high_ms": array_text([x.high_ms for x in b]),
-        "low_ms": array_text([x.low_ms for x in b]), "halted": array_text([r.halted for r in rows]),
-        **_segments(b)})
-    return len(rows)
-
-
-def _segments(b: Sequence[Provisional]) -> dict[str, str]:
-    """The segment's columns; NULL where none was kept (NaN)."""
-    kept = [x.seg_high == x.seg_high for x in b]
-    return {name: array_text([getattr(x, name) if k else None for x, k in zip(b, kept, strict=True)])
-            for name in ("seg_high", "seg_high_ms", "seg_low", "seg_low_ms")}
+        "ticker": array_text(seconds.tickers.tolist(), text=True),
+        "second": array_text((seconds.col("last_ms").astype(np.int64) // 1000).tolist()), **ints,
+        **{k: array_text(seconds.col(k).tolist()) for k in ("open", "high", "low", "close", "volume")},
+        "halted": array_text(np.asarray(halted, bool).tolist()), **segments})
+    return len(seconds)
 
 
 def read(session: Session, tickers: Sequence[str], start_s: int, end_s: int, limit: int) -> list[Second]:
