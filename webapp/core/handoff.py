@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from itertools import count
 from typing import Any
 
 import numpy as np
@@ -209,8 +210,11 @@ def _why(h: Handoffs, i: int) -> str:
 
 def coalesced(h: Handoffs) -> Handoffs:
     """The newest hand-off of each ticker's bar, its segment the highest and lowest of the hand-offs
-    it stands for, in (bar, ticker) order: :func:`webapp.core.rules.intrabar.coalesce` on columns
-    (tested against it)."""
+    it stands for, by bar: :func:`webapp.core.rules.intrabar.coalesce` on columns (tested against
+    it).  One flush hands each ticker off once, so a batch of one entry (the evaluator keeping up)
+    is returned as it is."""
+    if len(set(h.tickers.tolist())) == len(h):
+        return h
     return _newest(h, h.col("bar_time"))[0]
 
 
@@ -232,15 +236,15 @@ def per_second(h: Handoffs) -> tuple[Handoffs, np.ndarray]:
 
 
 def _codes(h: Handoffs) -> np.ndarray:
-    """Each row's ticker as a number, in the tickers' order (a dict over the distinct ones)."""
+    """Each row's ticker as a number, in the order they first come (a dict over the distinct ones)."""
     tickers = h.tickers.tolist()
-    code_of = {t: i for i, t in enumerate(sorted(set(tickers)))}
+    code_of = dict(zip(dict.fromkeys(tickers), count()))
     return np.fromiter(map(code_of.__getitem__, tickers), np.int64, len(tickers))
 
 
 def _newest(h: Handoffs, key: np.ndarray, code: np.ndarray | None = None) -> tuple[Handoffs, np.ndarray]:
-    """The newest row (by trade count, then last trade) of each (ticker, ``key``), in (key, ticker)
-    order, its segment the extremes of its group's; and which row of ``h`` each is."""
+    """The newest row (by trade count, then last trade) of each (ticker, ``key``), by key, its
+    segment the extremes of its group's; and which row of ``h`` each is."""
     n = len(h)
     if n < 2:
         return h, np.arange(n)
