@@ -114,3 +114,14 @@ def test_scanner_live_bench_has_the_issues_keys(app, base_config, clean) -> None
         assert key in line, key
     assert line["stream_dropped_frames"] == 0 and line["list_deltas_seen"] > 0
     assert sum(line["delta_bytes_per_s"].values()) > 0 and line["scan_second_ms_p50"] is not None
+
+
+def test_handoffs_bench_reads_the_same_rows_both_ways() -> None:
+    from bench import handoffs
+
+    lines = handoffs.run(200, 2_000, 0.5, batch=2, repeat=1)
+    json.dumps(lines)
+    assert [line["way"] for line in lines] == ["json", "columns"]
+    assert lines[0]["rows"] == lines[1]["rows"] > 0
+    for line in lines:
+        assert line["bytes_per_row"] > 0 and line["read_us_per_row"] > 0 and line["named_us_per_row"] > 0

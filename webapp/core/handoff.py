@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import partial
 from itertools import count
 from typing import Any
 
@@ -37,6 +38,7 @@ _AT = {name: i for i, name in enumerate(COLUMNS)}
 _INTS = [_AT[k] for k in ("bar_time", "trades", "last_ms", "high_ms", "low_ms")]
 _SEG_INTS = [_AT["seg_high_ms"], _AT["seg_low_ms"]]
 _tuple_new = tuple.__new__
+_PROVISIONAL = partial(_tuple_new, Provisional)  # a tuple of the fields -> a Provisional
 _MISSING = [math.nan] * WIDE
 
 
@@ -72,21 +74,20 @@ class Handoffs:
         return cls(_names([b.ticker for b in bars]), np.array([b[1:] for b in bars], float).reshape(-1, WIDE))
 
     def bars(self) -> list[Provisional]:
-        """As :class:`Provisional` objects (for the tickers a rule names: a few thousand a batch)."""
+        """As :class:`Provisional` objects (for the tickers a rule names: a few thousand a batch), a
+        column at a time (a row at a time cost seven times more)."""
         if not len(self):
             return []
-        cols = self.cols
-        ints = cols[:, _INTS].astype(np.int64)
-        seg_ints = np.nan_to_num(cols[:, _SEG_INTS]).astype(np.int64)
-        kept = ~np.isnan(cols[:, _AT["seg_high"]])
-        out = []
-        for t, (bar_time, trades, last_ms, high_ms, low_ms), (o, h, lo, c, v), k, sh, (shm, slm), sl in zip(
-                self.tickers.tolist(), ints.tolist(), cols[:, 1:6].tolist(), kept.tolist(),
-                cols[:, _AT["seg_high"]].tolist(), seg_ints.tolist(), cols[:, _AT["seg_low"]].tolist(),
-                strict=True):
-            seg = (sh, shm, sl, slm) if k else NO_SEGMENT
-            out.append(_tuple_new(Provisional, (t, bar_time, o, h, lo, c, v, trades, last_ms, high_ms, low_ms,
-                                                *seg)))
+        c = self.cols
+        ints = c[:, _INTS].astype(np.int64)  # bar_time, trades, last_ms, high_ms, low_ms
+        kept = ~np.isnan(c[:, _AT["seg_high"]])
+        seg_ms = np.where(kept[:, None], c[:, _SEG_INTS], 0).astype(np.int64)
+        columns = (self.tickers.tolist(), ints[:, 0].tolist(), *(c[:, j].tolist() for j in range(1, 6)),
+                   *(ints[:, j].tolist() for j in range(1, 5)), c[:, _AT["seg_high"]].tolist(),
+                   seg_ms[:, 0].tolist(), c[:, _AT["seg_low"]].tolist(), seg_ms[:, 1].tolist())
+        out = list(map(_PROVISIONAL, zip(*columns, strict=True)))
+        for i in np.flatnonzero(~kept).tolist():  # none kept: the one NO_SEGMENT (as the plain objects)
+            out[i] = _tuple_new(Provisional, (*out[i][:11], *NO_SEGMENT))
         return out
 
 
