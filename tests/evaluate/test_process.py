@@ -387,8 +387,9 @@ def test_a_process_that_took_the_shard_over_judges_against_the_bar_the_stream_cl
         app, pg, stored, service_urls, closed_at) -> None:
     """The tick has not stored the bar before the one judged, and this process saw no hand-off of it
     (it took the shard over): the previous bar is the stream's closed one, not the older stored one
-    (whose close, above the level, would hide the cross), asked for again each second until the
-    stream has closed it."""
+    (whose close, above the level, would hide the cross); until the stream has closed it, the
+    shard's batch waits (nothing judged, stored or acknowledged), so the cross fires at the trade
+    that made it, not at a later one."""
     owner = user_id("trader")
     level = round(stored - 0.5, 2)  # the last stored close is above it
     rid = _rule(owner, level)
@@ -405,16 +406,44 @@ def test_a_process_that_took_the_shard_over_judges_against_the_bar_the_stream_cl
         proc.step()  # takes the shard
         _flush(service_urls[0], [_bar("AAPL", level - 0.1, level + 0.1, level - 0.15, level + 0.05, 3, 2, 1,
                                       start=BAR)], BAR * 1000 + 3000)
-        assert proc.step() == 1
         if closed_at == "after its first hand-off":
-            assert _events(pg, rid) == []  # judged against nothing yet: no cross
+            assert proc.step() == 0 and proc.step() == 0  # waits for the previous bar
+            assert _events(pg, rid) == [] and proc.counts["previous_bar_waits"] >= 1
+            pending = get_redis().xpending(names.provisional_stream_key(0, 1), names.EVALUATE_GROUP)
+            assert pending["pending"] == 1  # not acknowledged: a process killed now leaves it to the next
             run_async(close_the_bar)
-            time.sleep(1.0)  # asked again a second later
-            _flush(service_urls[0], [_bar("AAPL", level - 0.1, level + 0.12, level - 0.15, level + 0.07, 5, 5,
-                                          1, start=BAR, trades=12)], BAR * 1000 + 5000)
-            assert proc.step() == 1
+            time.sleep(0.3)  # past the pause between tries
+        assert proc.step() == 1
     finally:
         proc.leases.release_all()
     got = _events(pg, rid)
     assert [(t, int(b.timestamp())) for t, b, *_ in got] == [("AAPL", BAR + 60)]
     assert f"{level - 0.2:.2f}" in got[0][3]  # the previous close it crossed from
+    assert got[0][2]["trade_time_ms"] == (BAR + 2) * 1000  # the first hand-off's high: the trade that crossed
+
+
+def test_a_shard_waits_for_the_previous_bar_only_so_long(app, pg, stored, service_urls, monkeypatch,
+                                                         caplog) -> None:
+    """Neither the tick nor the stream ever gives the bar before: after PREVIOUS_BAR_WAIT_SECONDS
+    the batch is judged without it (an older bar as ``x[1]``), and the log says so once."""
+    from webapp.evaluate import process
+
+    monkeypatch.setattr(process, "PREVIOUS_BAR_WAIT_SECONDS", 0.5)
+    owner = user_id("trader")
+    rid = _rule(owner, round(stored + 0.5, 2))
+    proc = _process(app)
+    try:
+        proc.step()
+        _flush(service_urls[0], [_bar("AAPL", stored, stored + 1, stored - 0.1, stored + 0.6, 3, 2, 1,
+                                      start=BAR)], BAR * 1000 + 3000)
+        assert proc.step() == 0
+        time.sleep(0.6)
+        assert proc.step() == 1  # judged now, against the older stored bar (its close below the level)
+        _flush(service_urls[0], [_bar("AAPL", stored, stored + 1, stored - 0.1, stored + 0.7, 5, 2, 1,
+                                      start=BAR, trades=12)], BAR * 1000 + 5000)
+        assert proc.step() == 1  # the same bar's next batch does not wait again
+    finally:
+        proc.leases.release_all()
+    assert len(_events(pg, rid)) == 1
+    said = [r.getMessage() for r in caplog.records if "without the bar before it" in r.getMessage()]
+    assert len(said) == 1

@@ -19,7 +19,7 @@ makes them this engine's only after the commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -82,8 +82,10 @@ class ShardEngine:
     def __init__(self, shard: tuple[int, int], width: int, resumed_seconds: int = 600,
                  closed_bars: ClosedBars | None = None) -> None:
         self.shard = shard
+        self.first_bar: int | None = None  # the first bar judged (hand-offs before it were another's)
         self.closed_bars = closed_bars  # the stream's closed bars (webapp.store.streamstate.closed_bars)
         self._gaps = False  # some ticker has no bar before the judged one: asked again each second
+        self._missing: set[str] = set()  # those tickers
         self._gaps_at = 0.0
         self._gap_tries = 0  # asked again for the bar judged now
         self.width = width
@@ -108,6 +110,8 @@ class ShardEngine:
     def refresh(self, session: Session, symbols: Sequence[str], bar_time: int, at: float = 0.0) -> None:
         """Read what changed: the rules (and then their states; looked at once a second of ``at``,
         the caller's clock), the shard's tickers, and the stored bars when a new bar began."""
+        if self.first_bar is None:
+            self.first_bar = bar_time
         now = None
         if at - self._rules_at >= RULES_EVERY_SECONDS or not at:
             self._rules_at = at
@@ -149,7 +153,7 @@ class ShardEngine:
         bars, n = self.bars, len(self.tickers)
         has = bool(bars.times) and bars.times[-1] == before
         missing = np.flatnonzero(np.isnan(bars.data["close"][:, -1])) if has else np.arange(n)
-        self._gaps, self._gaps_at = False, at
+        self._gaps, self._gaps_at, self._missing = False, at, set()
         if not len(missing):
             return
         names = [self.tickers[i] for i in missing]
@@ -159,6 +163,7 @@ class ShardEngine:
             closed, done = self.closed_bars(before, names)
             got.update(closed)  # the whole bar: newer than any hand-off of it
             self._gaps = len(got) < len(names) and not done and self._gap_tries < GAP_TRIES
+            self._missing = {t for t in names if t not in got} if self._gaps else set()
         rows = [(self._index[t], got[t]) for t in names if t in got]
         if not rows:
             return
@@ -172,6 +177,15 @@ class ShardEngine:
             d["prev_close"][i, -1] = d["prev_close"][i, -2] if has_prev else np.nan
             d["day_high"][i, -1] = np.fmax(d["day_high"][i, -2], high) if has_prev else high
             d["day_low"][i, -1] = np.fmin(d["day_low"][i, -2], low) if has_prev else low
+
+    def missing_previous(self, bar_time: int, tickers: Iterable[str]) -> bool:
+        """Whether judging these tickers at ``bar_time`` now (as :meth:`refresh` left it) would go
+        without the bar before it for one that may yet get it: this engine began judging at that bar
+        or later (it saw some of its hand-offs or none, another process the rest), the tick has not
+        stored it and the stream has not closed it.  Judged so, ``x[1]`` would be an older bar, and a
+        cross from the right previous close would never fire."""
+        return (self._gaps and bar_time == self.bar_time and self.first_bar is not None
+                and self.first_bar >= bar_time - self.width and not self._missing.isdisjoint(tickers))
 
     def bar_of(self, ms: int) -> int:
         """The bar (its end) a moment falls in."""

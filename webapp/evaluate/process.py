@@ -59,7 +59,7 @@ from webapp.evaluate.scanner import LiveScanner
 from webapp.evaluate.tape_writer import TapeWriter
 from webapp.store import alert_events, evaluate_progress, evaluation
 from webapp.store.pg import DB_DOWN
-from webapp.store.streamstate import closed_bars, stream_status
+from webapp.store.streamstate import closed_bars, stream_halts, stream_status
 from webapp.tick.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,12 @@ log = logging.getLogger(__name__)
 STATUS_SECONDS = 2.0
 LEASE_EVERY_SECONDS = 1.0
 BATCH = 500  # entries read at once (each one flush of one shard: ~100 ms of trades)
+PREVIOUS_BAR_WAIT_SECONDS = 10.0  # a shard waits this long at most for the bar before the one judged
+PREVIOUS_BAR_RETRY_SECONDS = 0.2
+
+
+class PreviousBarPending(Exception):
+    """A batch waits for the bar before the one it judges (:meth:`ShardEngine.missing_previous`)."""
 
 
 class EvaluateProcess:
@@ -89,8 +95,10 @@ class EvaluateProcess:
         self.symbols: Sequence[str] = ()
         self.symbols_at = 0.0
         self.judged_ms: dict[int, int] = {}
+        self.waiting: dict[int, list[Any]] = {}  # shard -> [bar, since when, given up] its batches wait
+        self.paused: dict[int, float] = {}  # shard -> when its waiting batch is tried again (monotonic)
         self.counts = {"entries": 0, "bars": 0, "fires": 0, "malformed": 0, "batches": 0, "retries": 0,
-                       "tape_seconds": 0, "tape_dropped": 0}
+                       "tape_seconds": 0, "tape_dropped": 0, "previous_bar_waits": 0}
         self.judged_seconds = TapeWriter(engine, self.counts, cfg.REDIS_RETRY_MAX_SECONDS)  # for replays
         self.last_error: str | None = None
         self._lease_at = 0.0
@@ -159,8 +167,11 @@ class EvaluateProcess:
         handled = 0
         ready = self.leases.held - self.unrepaired
         for s in sorted(self.retry & ready):
-            handled += self._batch(s, self.reader.read({s}, pending=True, count=100_000, block_ms=None))
+            if self.paused.get(s, 0.0) <= time.monotonic():
+                handled += self._batch(s, self.reader.read({s}, pending=True, count=100_000, block_ms=None))
         fresh = ready - self.retry
+        if block_ms and not fresh and self.paused:  # every shard waits: not a busy loop meanwhile
+            time.sleep(max(0.0, min(min(self.paused.values()) - time.monotonic(), block_ms / 1000)))
         if block_ms and self.scanner is not None and self.scanner.lists:
             # wait no longer than the scanner's next second (or, when its lists wait for the other
             # shards' rows, than a moment)
@@ -240,7 +251,7 @@ class EvaluateProcess:
                 log.warning("evaluate: shard %d entry %s: a row skipped: %s", shard, entry_id, why)
             parts.append(got)
         ids = [e[1] for e in entries]
-        halted = self._halted()
+        halted = set(stream_halts(self.client))
         now_ms = int(time.time() * 1000)
         handed = handoff.coalesced(handoff.concat(parts))
         watched = engine.watched  # the rest is not judged: no rule names it
@@ -266,6 +277,9 @@ class EvaluateProcess:
                 states: dict[tuple[int, str], tuple] = {}
                 for bar_time in sorted(groups.keys() | said.keys()):
                     engine.refresh(session, self.symbols, bar_time, time.monotonic())
+                    judged = [b.ticker for b in groups.get(bar_time, ())] + list(said.get(bar_time, {}))
+                    if engine.missing_previous(bar_time, judged) and self._waits(shard, bar_time):
+                        raise PreviousBarPending(bar_time)
                     traded, status = groups.get(bar_time, []), said.get(bar_time)
                     # the bar's trades, then its status messages (judged for halt and resume rules only)
                     for told in ((None, status) if status else (None,)):
@@ -301,6 +315,15 @@ class EvaluateProcess:
             self.retry.add(shard)
             self.counts["retries"] += 1
             raise
+        except PreviousBarPending:
+            # nothing stored: the entries stay pending and are judged again shortly, by a fresh engine
+            # (what this one judged of the batch was never stored)
+            self.engines[shard] = self._engine(shard)
+            self.retry.add(shard)
+            self.paused[shard] = time.monotonic() + PREVIOUS_BAR_RETRY_SECONDS
+            self.counts["previous_bar_waits"] += 1
+            return 0
+        self.paused.pop(shard, None)
         self.reader.ack(shard, ids)
         self.retry.discard(shard)
         self.counts["entries"] += len(ids)
@@ -314,6 +337,21 @@ class EvaluateProcess:
         return ShardEngine((shard, self.shards), self.cfg.TICK_SECONDS, self.cfg.SCAN_RESUMED_MINUTES * 60,
                            lambda end, tickers: closed_bars(self.client, end, tickers))
 
+    def _waits(self, shard: int, bar_time: int) -> bool:
+        """Whether the shard's batch still waits for the bar before ``bar_time`` (at most
+        :data:`PREVIOUS_BAR_WAIT_SECONDS`: then it is judged without it, and says so)."""
+        held = self.waiting.get(shard)
+        if held is None or held[0] != bar_time:
+            self.waiting[shard] = [bar_time, time.monotonic(), False]
+            return True
+        if held[2] or time.monotonic() - held[1] < PREVIOUS_BAR_WAIT_SECONDS:
+            return not held[2]
+        held[2] = True
+        log.warning("evaluate: shard %d judges the bar to %d without the bar before it for some tickers "
+                    "(neither stored by the tick nor closed by the stream in %.0f s)", shard, bar_time,
+                    PREVIOUS_BAR_WAIT_SECONDS)
+        return False
+
     def _status_rows(self, shard: int, entry_id: Any, raw: bytes) -> list[StatusChange]:
         """A hand-off's halts and resumes; a malformed one is skipped and counted."""
         try:
@@ -326,21 +364,6 @@ class EvaluateProcess:
             log.warning("evaluate: shard %d entry %s: its status skipped: %s", shard, entry_id, exc)
             return []
 
-    def _halts(self) -> dict[str, dict[str, Any]]:
-        """The stream's halts now: ticker -> {"code", "reason", "time_ms"}."""
-        out = {}
-        for t, v in self.client.hgetall(names.STREAM_HALTS_KEY).items():
-            try:
-                got = orjson.loads(v) if v else None
-            except ValueError:
-                got = {}
-            if got is not None:
-                out[t.decode()] = got if isinstance(got, dict) else {}
-        return out
-
-    def _halted(self) -> set[str]:
-        return set(self._halts())
-
     def _scan(self, now: float) -> None:
         """The scanner's second: only while the stream that feeds the prices is connected (else the
         minute tick's lists stand, and say so)."""
@@ -348,7 +371,7 @@ class EvaluateProcess:
         if not status or status.get("state") != "connected":
             self.scanner.second = int(now)  # type: ignore[union-attr]
             return
-        self.scanner.run(now, self._halts())  # type: ignore[union-attr]
+        self.scanner.run(now, stream_halts(self.client))  # type: ignore[union-attr]
 
     def _hook(self, name: str) -> None:
         hook = self.hooks.get(name)
@@ -370,21 +393,6 @@ class EvaluateProcess:
         evaluation.write_status(self.client, self.host_id, {
             "host": self.host_id, "pid": os.getpid(), "shards": self.shards, "held": sorted(self.leases.held),
             "lag_s": lags, "at": now, "error": self.last_error or self.judged_seconds.error, **self.counts,
-            "rules": sum(len(e.rules) for e in self.engines.values()), **self._scan_status()},
+            "rules": sum(len(e.rules) for e in self.engines.values()),
+            **(self.scanner.status() if self.scanner is not None else {})},
             ttl_seconds=int(STATUS_SECONDS * 5))
-
-    def _scan_status(self) -> dict[str, Any]:
-        """The scanner's second, per shard: its computation's median and 99th percentile, in CPU ms
-        of one core and by the wall clock (which counts the waits for a busy machine's CPU)."""
-        if self.scanner is None or not self.scanner.timings:
-            return {}
-        out = {}
-        scanner = self.scanner
-        for name, got in (("scan_second_ms", scanner.timings), ("scan_second_wall_ms", scanner.walls),
-                          ("scan_announce_lag_ms", scanner.lags), ("scan_start_lag_ms", scanner.starts)):
-            t = sorted(got)
-            if not t:
-                continue
-            out[f"{name}_p50"] = round(t[len(t) // 2], 2)
-            out[f"{name}_p99"] = round(t[min(len(t) - 1, int(len(t) * 0.99))], 2)
-        return out

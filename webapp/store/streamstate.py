@@ -114,6 +114,19 @@ def stream_status(client: redis.Redis) -> dict[str, Any] | None:
     return orjson.loads(raw) if raw else None
 
 
+def stream_halts(client: redis.Redis) -> dict[str, dict[str, Any]]:
+    """The halts the stream reports now: ticker -> {"code", "reason", "time_ms"}."""
+    out = {}
+    for t, v in client.hgetall(names.STREAM_HALTS_KEY).items():
+        try:
+            got = orjson.loads(v) if v else None
+        except ValueError:
+            got = {}
+        if got is not None:
+            out[t.decode()] = got if isinstance(got, dict) else {}
+    return out
+
+
 def closed_bars(client: redis.Redis, end: int, tickers: Sequence[str]
                 ) -> tuple[dict[str, tuple[float, float, float, float]], bool]:
     """The bars the stream closed at ``end`` for these tickers, as (high, low, close, volume), and
