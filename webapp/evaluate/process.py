@@ -201,6 +201,8 @@ class EvaluateProcess:
         rules while nobody held it), and push what was stored and never pushed before anything new."""
         self.reader.take(shard, now_ms)
         self.engines[shard] = self._engine(shard)
+        self.waiting.pop(shard, None)  # (a wait of an earlier holding is not this one's)
+        self.paused.pop(shard, None)
         self.retry.add(shard)  # its pending entries (claimed, or ours) first
         self.unrepaired.add(shard)
         if self.scanner is not None and shard not in self.scanner.scans:
