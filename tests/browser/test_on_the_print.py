@@ -37,6 +37,20 @@ def _stream_connected(url: str) -> None:
     run_async(go)
 
 
+def _close_bar(url: str, end: int, close: float) -> None:
+    """The stream closes AAPL's bar to ``end``: the previous bar a process judges the next against
+    (it waits for it, having seen none of its hand-offs)."""
+    import redis.asyncio as aredis
+
+    async def go() -> None:
+        client = aredis.Redis.from_url(url)
+        await StreamWriter(client, 3600).flush(
+            bars={end: {"AAPL": [close, close, close - 0.02, close, 5000.0, close, 40, True, "sim"]}},
+            closed_until=end)
+        await client.aclose()
+    run_async(go)
+
+
 def test_a_cross_reaches_the_open_page_within_a_second_of_its_trade(app, pg, service_urls, browser,
                                                                     tmp_path) -> None:
     redis_url, db_url = service_urls
@@ -79,6 +93,7 @@ def test_a_cross_reaches_the_open_page_within_a_second_of_its_trade(app, pg, ser
         now_ms = int(time.time() * 1000)
         start = now_ms // 60_000 * 60  # the open bar's start; its high printed 100 ms ago, then it fell back
         ago = now_ms / 1000 - start
+        _close_bar(redis_url, start, stored)  # the bar before, at the stored close (under the level)
         _flush(redis_url, [_bar("AAPL", stored, level + 0.05, stored - 0.02, level - 0.01, ago - 0.05,
                                 ago - 0.1, ago - 0.5, start=start)], now_ms)
         toast = page.locator("#toasts .toast").first
