@@ -18,7 +18,9 @@ makes them this engine's only after the commit.
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -29,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from webapp.core.market import EXCHANGE_TZ
 from webapp.core.rules.evaluate import evaluate_many
-from webapp.core.rules.intrabar import CLOSED, Provisional, describe, prints, with_bar
+from webapp.core.rules.intrabar import CLOSED, Provisional, describe, print_columns, with_columns
 from webapp.core.rules.model import STATUS_OPS, judged_on_print
 from webapp.core.rules.operands import reading_series
 from webapp.core.rules.state import TickerState
@@ -106,6 +108,8 @@ class ShardEngine:
         self._rules_at = float("-inf")
         self._symbols: Sequence[str] | None = None  # the symbol list ``tickers`` was drawn from
         self._mine: tuple[str, ...] = ()
+        # (rules, tickers, each rule's rows): :meth:`_scopes`
+        self._scoped: tuple[list[LiveRule], tuple[str, ...], list[np.ndarray | None]] | None = None
 
     def refresh(self, session: Session, symbols: Sequence[str], bar_time: int, at: float = 0.0) -> None:
         """Read what changed: the rules (and then their states; looked at once a second of ``at``,
@@ -209,9 +213,9 @@ class ShardEngine:
         ``live``: the live tape's columns for the rules' signals (None: a signal that reads it never
         holds).  ``status``: these bars are status messages (:meth:`status_bars`), and only the rules
         that judge a halt or resume are judged at them."""
-        watched = self.watched
-        mine = [b for b in bars if b.ticker in self._index and b.bar_time == self.bar_time
-                and (watched is None or b.ticker in watched)]
+        watched, index, bar_time = self.watched, self._index, self.bar_time
+        mine = [b for b in bars if b[1] == bar_time and b[0] in index  # (b.bar_time, b.ticker)
+                and (watched is None or b[0] in watched)]
         live_rules = self.rules if status is None else [
             lr for lr in self.rules if any(leaf.op in STATUS_OPS for leaf in lr.rule.condition.leaves)]
         for ch in (status or {}).values():
@@ -221,50 +225,64 @@ class ShardEngine:
                 self.resumed.pop(ch.ticker, None)
         if not live_rules or not mine:
             return Judged(work=self.states, marks=self.marks)  # nothing judged: nothing to copy
-        out = Judged(work={rid: dict(s) for rid, s in self.states.items()}, marks=dict(self.marks))
-        steps = []
-        for b in mine:
-            mark = out.marks.get(b.ticker)
-            judged = mark[1] if mark and mark[0] == b.bar_time else None
-            steps.append(prints(b, judged))
+        # in the shard's order, so that a rule's rows (its tickers' places here) come out sorted
+        rows = np.fromiter((index[b[0]] for b in mine), np.int64, len(mine))
+        order = np.argsort(rows, kind="stable")
+        mine, rows = [mine[i] for i in order.tolist()], rows[order]
+        names = [b[0] for b in mine]
+        marks = self.marks
+        judged_ms = np.fromiter((m[1] if (m := marks.get(t)) is not None and m[0] == bar_time else -1
+                                 for t in names), np.int64, len(mine))
+        said = print_columns(mine, judged_ms)
+        high, low, volume = (np.array([b[k] for b in mine], float) for k in (3, 4, 6))  # Provisional's
+        # the states are copied only for the rules that change (a burst judges every rule, few fire)
+        out = Judged(work=dict(self.states), marks=dict(marks))
+        copied: set[int] = set()
         changed: dict[tuple[int, str], tuple[int, int, str, TickerState]] = {}  # the last state of each
-        for j in range(max((len(p) for p in steps), default=0)):
-            at = [k for k, p in enumerate(steps) if len(p) > j]
-            sub = [mine[k] for k in at]
-            said = [steps[k][j] for k in at]
-            rows = np.array([self._index[b.ticker] for b in sub], np.int64)
-            closed = {k: self.bars.data[k][rows] for k in CLOSED}
-            raw, times = with_bar(closed, self.bars.times, sub, np.array([p.price for p in said]))
+        place = np.full(len(self.tickers), -1, np.int64)  # a shard row -> its place in this step
+        scopes = self._scopes(live_rules)
+        for j in range(int(said.count.max(initial=0))):
+            at = np.flatnonzero(said.count > j)  # the bars with a j-th print
+            sub = rows[at]
+            closed = {k: self.bars.data[k][sub] for k in CLOSED}
+            raw, times = with_columns(closed, self.bars.times, bar_time, high[at], low[at], volume[at],
+                                      said.price[at, j])
             series = reading_series(raw, times)
-            tickers = [b.ticker for b in sub]
+            tickers = [names[i] for i in at.tolist()]
             if self.signals:
-                self._live(series, tickers, halted, live, status, [p.time_ms for p in said])
-            position = {t: i for i, t in enumerate(tickers)}
+                self._live(series, tickers, halted, live, status, said.time_ms[at, j].tolist())
+            place[:] = -1
+            place[sub] = np.arange(len(sub))
             rules, rows_of = [], []
-            for lr in live_rules:
-                if "tickers" in lr.scope:
-                    picked = np.array(sorted(position[t] for t in lr.scope["tickers"] if t in position),
-                                      np.int64)
+            for lr, scope in zip(live_rules, scopes, strict=True):
+                picked = None
+                if scope is not None:
+                    picked = place[scope]
+                    picked = picked[picked >= 0]
                     if not len(picked):
                         continue
-                else:
-                    picked = None
                 rules.append(lr)
                 rows_of.append(picked)
             if not rules:
                 break
             stale = np.zeros(series["close"].shape, bool)
-            stale[[position[t] for t in tickers if t in halted], -1] = True
+            if halted:
+                stale[[i for i, t in enumerate(tickers) if t in halted], -1] = True
             got = evaluate_many([lr.rule for lr in rules], rows_of, tickers, series, times,
                                 [out.work.get(lr.rule.id, {}) for lr in rules], stale, len(times) - 1, {},
                                 intrabar=True)
             for k, t, st in got.states:
                 lr = rules[k]
-                out.work.setdefault(lr.rule.id, {})[t] = st
-                changed[(lr.rule.id, t)] = (lr.rule.id, lr.rule.version, t, st)
+                rid = lr.rule.id
+                if rid not in copied:
+                    out.work[rid] = dict(out.work.get(rid, {}))
+                    copied.add(rid)
+                out.work[rid][t] = st
+                changed[(rid, t)] = (rid, lr.rule.version, t, st)
             by_id = {lr.rule.id: lr for lr in rules}
+            position = {t: i for i, t in enumerate(tickers)} if got.fires else {}
             for f in got.fires:
-                p = said[position[f.ticker]]
+                p = said.at(int(at[position[f.ticker]]), j)
                 lr = by_id[f.rule_id]
                 said_of = describe(p) if status is None else status[f.ticker].describe()
                 fire = replace(f, inputs={**f.inputs, "trade_price": p.price, "trade_time_ms": p.time_ms},
@@ -272,11 +290,28 @@ class ShardEngine:
                 out.fires.append(alert_events.FireRow(fire, lr.name, lr.endpoints, "stream",
                                                       max(0.0, (now_ms - p.time_ms) / 1000),
                                                       float(max(0, now_ms - p.time_ms))))
-            for b, p in zip(sub, said, strict=True):
-                if status is None:  # a status message is no trade: the trades around it are still judged
-                    out.marks[b.ticker] = (b.bar_time, p.time_ms)
+        if status is None:  # a status message is no trade: the trades around it are still judged
+            judged = np.flatnonzero(said.count > 0)
+            last = said.time_ms[judged, said.count[judged] - 1].tolist()
+            out.marks.update(zip([names[i] for i in judged.tolist()],
+                                 zip(itertools.repeat(bar_time), last), strict=False))
         out.states = list(changed.values())
         return out
+
+    def _scopes(self, rules: Sequence[LiveRule]) -> list[np.ndarray | None]:
+        """Each rule's tickers as this shard's rows, sorted (None: every ticker), kept while the rules
+        (the same objects: the cache holds them) and the shard's tickers stay the same."""
+        held = self._scoped
+        if (held is None or held[1] is not self.tickers or len(held[0]) != len(rules)
+                or not all(map(operator.is_, held[0], rules))):
+            index = self._index
+
+            def rows(lr: LiveRule) -> np.ndarray | None:
+                if "tickers" not in lr.scope:
+                    return None
+                return np.array(sorted(index[t] for t in lr.scope["tickers"] if t in index), np.int64)
+            held = self._scoped = (list(rules), self.tickers, [rows(lr) for lr in rules])
+        return held[2]
 
     def _live(self, series: dict[str, np.ndarray], tickers: Sequence[str], halted: set[str],
               live: LiveColumns | None, status: Mapping[str, StatusChange] | None, at_ms: Sequence[int]
@@ -299,8 +334,9 @@ class ShardEngine:
     def committed(self, judged: Judged, bars: Sequence[Provisional]) -> None:
         """The judgment was stored: its states and marks are this engine's now."""
         self.states, self.marks = judged.work, judged.marks
-        for b in bars:
-            held = self.last.get(b.ticker)
-            if held is None or (b.bar_time, b.trades) >= (held.bar_time, held.trades):
-                self.last[b.ticker] = b
+        last = self.last
+        for b in bars:  # (by index: thousands a hand-off at a minute's first trades)
+            held = last.get(b[0])  # b.ticker; then (bar_time, trades) no older than the held one's
+            if held is None or b[1] > held[1] or (b[1] == held[1] and b[7] >= held[7]):
+                last[b[0]] = b
 

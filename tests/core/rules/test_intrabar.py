@@ -2,10 +2,11 @@
 last trade; several hand-offs judged at once keep every segment's extremes."""
 from __future__ import annotations
 
+import numpy as np
 import orjson
 
 from webapp.core.handoff import decode, encode
-from webapp.core.rules.intrabar import Provisional, coalesce, prints
+from webapp.core.rules.intrabar import NO_SEGMENT, Provisional, coalesce, print_columns, prints
 from webapp.core.tape import Tape
 from webapp.core.trades import Trade
 
@@ -60,3 +61,25 @@ def test_a_hand_off_without_the_segment_is_judged_at_the_bars_extremes_as_before
     (bar,) = decode({b"bars": orjson.dumps([row])}, W)[0].bars()
     assert bar.segment() == (10.4, ms(2), 9.8, ms(1))
     assert [p.what for p in prints(bar, None)] == ["low", "high", "last"]
+
+
+def test_the_prints_of_many_bars_at_once_are_each_bars_own() -> None:
+    """The evaluator judges a hand-off's bars as columns (:func:`print_columns`); each row must be
+    :func:`prints` of its bar: the same prices, times and names, in the same order, including ties
+    (a segment's low and high at one moment, an extreme at the last trade's time) and bars whose
+    segment was not kept or was judged already."""
+    rng = np.random.default_rng(3)
+    bars, judged = [], []
+    for i in range(4000):
+        t = [ms(float(x)) for x in rng.integers(0, 6, 4)]  # few distinct times: many ties
+        hi, lo = (float(x) for x in np.sort(rng.choice([10.0, 11.0, 12.0, 13.0], 2))[::-1])
+        bar_hi, bar_lo = max(hi, float(rng.choice([hi, 14.0]))), min(lo, float(rng.choice([lo, 9.0])))
+        last = max(t)
+        seg = (hi, t[0], lo, t[1]) if rng.random() < 0.8 else NO_SEGMENT
+        bars.append(Provisional(f"T{i}", T0 + W, 11.0, bar_hi, bar_lo, float(rng.choice([lo, hi, 11.5])),
+                                100.0, 3, last, t[2], t[3], *seg))
+        judged.append(None if rng.random() < 0.4 else ms(float(rng.integers(-1, 6))))
+    got = print_columns(bars, np.array([-1 if j is None else j for j in judged], np.int64))
+    for i, (bar, j) in enumerate(zip(bars, judged, strict=True)):
+        assert [got.at(i, k) for k in range(int(got.count[i]))] == prints(bar, j), bar
+    assert set(got.count.tolist()) == {0, 1, 2, 3}  # every case was met

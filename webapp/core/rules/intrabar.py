@@ -122,22 +122,65 @@ def prints(bar: Provisional, judged_ms: int | None) -> list[Print]:
     return out
 
 
+WHAT = ("low", "high", "trade", "last")  # a Print's ``what``, by its code in :func:`print_columns`
+_NONE = np.iinfo(np.int64).max
+
+
+class PrintColumns(NamedTuple):
+    """:func:`prints` of many bars: row i's first ``count[i]`` prints, oldest first."""
+
+    time_ms: np.ndarray  # (n, 3) int64
+    price: np.ndarray  # (n, 3) float
+    what: np.ndarray  # (n, 3) codes into WHAT
+    count: np.ndarray  # (n,)
+
+    def at(self, row: int, k: int) -> Print:
+        return Print(int(self.time_ms[row, k]), float(self.price[row, k]), WHAT[int(self.what[row, k])])
+
+
+def print_columns(bars: Sequence[Provisional], judged_ms: np.ndarray) -> PrintColumns:
+    """:func:`prints` of each of ``bars`` at once (``judged_ms``: each one's last trade judged in its
+    bar, -1 for none): at the burst of a minute's first trades the evaluator judges thousands of bars
+    a hand-off, and a list of Print objects each cost more than the rules judged at them."""
+    n = len(bars)
+    f = np.array([b[3:] for b in bars], float).reshape(n, 12)  # high, low, close .. seg_low_ms
+    high, low, close, last_ms = f[:, 0], f[:, 1], f[:, 2], f[:, 5].astype(np.int64)
+    kept = f[:, 8] == f[:, 8]  # a segment was handed over (else the bar's extremes stand in)
+    hi, lo = np.where(kept, f[:, 8], high), np.where(kept, f[:, 10], low)
+    hi_ms = np.where(kept, f[:, 9], f[:, 6]).astype(np.int64)
+    lo_ms = np.where(kept, f[:, 11], f[:, 7]).astype(np.int64)
+    ms = np.stack([lo_ms, hi_ms, last_ms], axis=1)
+    ok = ms > judged_ms[:, None]
+    ok[:, :2] &= ms[:, :2] < last_ms[:, None]
+    # oldest first; a tie between the low and the high keeps that order, and the last trade comes last
+    order = np.argsort(np.where(ok, ms * 2 + np.array([0, 0, 1]), _NONE), axis=1, kind="stable")
+    what = np.stack([np.where(lo == low, 0, 2), np.where(hi == high, 1, 2), np.full(n, 3)], axis=1)
+    price = np.stack([lo, hi, close], axis=1)
+    return PrintColumns(np.take_along_axis(ms, order, 1), np.take_along_axis(price, order, 1),
+                        np.take_along_axis(what, order, 1), ok.sum(axis=1))
+
+
 CLOSED = ("close", "volume", "prev_close", "day_high", "day_low")
 
 
 def with_bar(closed: Mapping[str, np.ndarray], times: Sequence[int], bars: Sequence[Provisional],
              price: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The stored bars of ``bars``' tickers (``closed``: rows in the same order, tickers × times;
-    :data:`CLOSED` columns as the tick keeps them) with each one's provisional bar as the newest,
-    its close ``price``; the day's high and low include it, the previous close carries within the
-    New York day.  All ``bars`` are of one bar time, after every stored one."""
-    n = len(bars)
-    bar_time = bars[0].bar_time if bars else 0
+    """:func:`with_columns` of ``bars`` (all of one bar time)."""
+    return with_columns(closed, times, bars[0].bar_time if bars else 0, np.array([b.high for b in bars]),
+                        np.array([b.low for b in bars]), np.array([b.volume for b in bars]), price)
+
+
+def with_columns(closed: Mapping[str, np.ndarray], times: Sequence[int], bar_time: int, high: np.ndarray,
+                 low: np.ndarray, volume: np.ndarray, price: np.ndarray
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The stored bars of some tickers (``closed``: tickers × times, :data:`CLOSED` columns as the tick
+    keeps them) with each one's provisional bar (``high``, ``low``, ``volume``: rows in the same order)
+    as the newest, its close ``price``; the day's high and low include it, the previous close carries
+    within the New York day.  The provisional bars end at ``bar_time``, after every stored one."""
+    n = len(price)
     last = {k: v[:, -1] if v.shape[1] else np.full(n, np.nan) for k, v in closed.items()}
     same_day = bool(len(times)) and _day(times[-1]) == _day(bar_time)
-    high = np.array([b.high for b in bars])
-    low = np.array([b.low for b in bars])
-    column = {"close": np.asarray(price, float), "volume": np.array([b.volume for b in bars])}
+    column = {"close": np.asarray(price, float), "volume": np.asarray(volume, float)}
     if same_day:
         column["prev_close"] = last["prev_close"]
         column["day_high"] = np.fmax(last["day_high"], high)
