@@ -197,8 +197,23 @@ def _replay(client: redis.Redis, rule_ids: set[int], symbols: list[str], handoff
     return want
 
 
+def _dump(path: str, stored: list[Any], pushed: list[tuple], hooked: list[tuple]) -> None:
+    """Each event's times, a JSON line each (ms since the epoch): its trade, its judgment (the
+    trade + ``latency_ms``), its transaction's start, its receipt by the page and by the webhook
+    receiver (null: none), to see where a run's fires waited."""
+    page = {i: at * 1000 for i, _, at in pushed}
+    hook = {i: at * 1000 for i, _, at in hooked}
+    trade = {i: tt for i, tt, _ in pushed + hooked if tt}
+    with open(path, "wb") as out:
+        for event_id, _, latency, began in stored:
+            tt = trade.get(event_id)
+            judged = tt + latency if tt and latency is not None else None
+            out.write(orjson.dumps({"id": event_id, "trade": tt, "judged": judged, "began": float(began),
+                                    "page": page.get(event_id), "webhook": hook.get(event_id)}) + b"\n")
+
+
 def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, seconds: float,
-        boundary_at: float | None = None) -> dict[str, Any]:
+        boundary_at: float | None = None, events_to: str | None = None) -> dict[str, Any]:
     from webapp.extensions import db
     from webapp.services import rules as rules_service
     from webapp.store import rules as rules_store
@@ -316,7 +331,8 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
         r_ctl.send("report")
         hooked = r_ctl.recv()
         stored = list(db.session.execute(sa.text(
-            "SELECT id, dedupe_key, latency_ms FROM alert_events WHERE rule_id = ANY(:r)"),
+            "SELECT id, dedupe_key, latency_ms, extract(epoch FROM created_at) * 1000"
+            " FROM alert_events WHERE rule_id = ANY(:r)"),
             {"r": list(rule_ids)}))
         db.session.rollback()
         out["fires"] = len(stored)
@@ -326,7 +342,9 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
         out["print_to_browser_ms_p50"] = _pct(browser_ms, 0.5)
         out["print_to_browser_ms_p99"] = _pct(browser_ms, 0.99)
         out["print_to_webhook_ms_p99"] = _pct(hook_ms, 0.99)
-        stored_ms = [float(ms) for _, _, ms in stored if ms is not None]  # each event's latency_ms
+        if events_to:
+            _dump(events_to, stored, pushed, hooked)
+        stored_ms = [float(ms) for _, _, ms, _ in stored if ms is not None]  # each event's latency_ms
         out["print_to_stored_ms_p50"] = _pct(stored_ms, 0.5)
         out["print_to_stored_ms_p99"] = _pct(stored_ms, 0.99)
         out["webhooks_received"] = len(hooked)
@@ -334,7 +352,7 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
         want = _replay(client, rule_ids, symbols, handoff)
         out["print_to_handoff_ms_p50"] = _pct(handoff, 0.5)  # the stream's part of print → stored
         out["print_to_handoff_ms_p99"] = _pct(handoff, 0.99)
-        have = Counter(k for _, k, _ in stored)
+        have = Counter(k for _, k, _, _ in stored)
         pushes = Counter(i for i, _, _ in pushed)
         out["lost"] = len(want - set(have))
         twice = [have, pushes, Counter(i for i, _, _ in hooked)]
@@ -374,6 +392,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rules", type=int, default=1_000)
     parser.add_argument("--evaluators", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--events", metavar="PATH",
+                        help="also write each event's times there, a JSON line each (where the fires waited)")
     parser.add_argument("--boundary-at", type=float, default=10.0,
                         help="start the load so that a minute ends this many seconds into it (-1: whenever)")
     return parser.parse_args(argv)
@@ -383,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     with bench_app(TICK_SHARDS=SHARDS) as (cfg, app), app.app_context():
         print(json.dumps(run(cfg, args.symbols, args.rate, args.rules, args.evaluators, args.seconds,
-                                  None if args.boundary_at < 0 else args.boundary_at)),
+                                  None if args.boundary_at < 0 else args.boundary_at, args.events)),
               flush=True)
     return 0
 
