@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from sqlalchemy.orm import Session
 
+from webapp.core.handoff import COLUMNS, WIDE, Handoffs
 from webapp.core.market import EXCHANGE_TZ
 from webapp.core.rules.evaluate import evaluate_many
 from webapp.core.rules.intrabar import CLOSED, Provisional, describe, print_columns, with_columns
@@ -40,6 +41,9 @@ from webapp.store import alert_events, rule_states
 from webapp.tick.rules import Bars, LiveRule, live_rule
 
 log = logging.getLogger(__name__)
+
+_BAR_TIME, _HIGH, _LOW, _CLOSE, _VOLUME, _TRADES = (COLUMNS.index(k) for k in (
+    "bar_time", "high", "low", "close", "volume", "trades"))  # hand-off columns
 
 # the live tape's columns for some tickers (:meth:`webapp.evaluate.scanner.LiveScanner.columns`)
 LiveColumns = Callable[[Sequence[str], Sequence[int]], Mapping[str, np.ndarray]]
@@ -103,7 +107,8 @@ class ShardEngine:
         self.bar_time = 0  # the bar the stored bars were read for (they end before it)
         self.states: dict[int, dict[str, TickerState]] = {}
         self.marks: dict[str, tuple[int, int]] = {}
-        self.last: dict[str, Provisional] = {}  # each ticker's newest hand-off (a bar not yet stored)
+        # each ticker's newest hand-off (a bar not yet stored), by its row here: hand-off columns
+        self.last = np.full((0, WIDE), np.nan)
         self.watched: set[str] | None = None  # tickers the rules name (None: all, or not read yet)
         self._rules_at = float("-inf")
         self._symbols: Sequence[str] | None = None  # the symbol list ``tickers`` was drawn from
@@ -138,7 +143,8 @@ class ShardEngine:
         mine = self._mine
         depth = max((lr.depth for lr in self.rules), default=2)
         if mine != self.tickers or bar_time != self.bar_time or depth > self.bars.depth:
-            self.tickers, self._index = mine, {t: i for i, t in enumerate(mine)}
+            if mine != self.tickers:
+                self.use(mine)
             self.bars = Bars.stored(session, mine, depth, bar_time)
             self.bar_time = bar_time
             self._gap_tries = 0
@@ -146,6 +152,14 @@ class ShardEngine:
         elif self._gaps and (not at or at - self._gaps_at >= RULES_EVERY_SECONDS):
             self._gap_tries += 1
             self._patch_previous(bar_time, at)
+
+    def use(self, tickers: tuple[str, ...]) -> None:
+        """Judge these tickers (the shard's, or a replay's), each one's last hand-off kept."""
+        last = np.full((len(tickers), WIDE), np.nan)
+        for i, t in enumerate(tickers):
+            if (k := self._index.get(t)) is not None:
+                last[i] = self.last[k]
+        self.tickers, self._index, self.last = tickers, {t: i for i, t in enumerate(tickers)}, last
 
     def _patch_previous(self, bar_time: int, at: float = 0.0) -> None:
         """The bar before ``bar_time`` where the tick has not stored it yet (it stores a bar a second or
@@ -161,8 +175,9 @@ class ShardEngine:
         if not len(missing):
             return
         names = [self.tickers[i] for i in missing]
-        got = {t: (p.high, p.low, p.close, p.volume) for t in names
-               if (p := self.last.get(t)) is not None and p.bar_time == before}
+        handed = self.last[missing]
+        got = {names[k]: (r[_HIGH], r[_LOW], r[_CLOSE], r[_VOLUME])
+               for k, r in enumerate(handed.tolist()) if r[_BAR_TIME] == before}
         if self.closed_bars is not None:
             closed, done = self.closed_bars(before, names)
             got.update(closed)  # the whole bar: newer than any hand-off of it
@@ -200,22 +215,25 @@ class ShardEngine:
         it came in (no trade: nothing but a halt or resume condition is judged at it)."""
         out = []
         for ch in changes:
-            if ch.ticker in self._index:
-                held = self.last.get(ch.ticker)
-                p, ms = (held.close if held is not None else float("nan")), ch.time_ms
+            if (row := self._index.get(ch.ticker)) is not None:
+                p, ms = float(self.last[row, _CLOSE]), ch.time_ms  # NaN: never handed off
                 out.append(Provisional(ch.ticker, self.bar_of(ms), p, p, p, p, 0.0, 0, ms, ms, ms))
         return out
 
-    def judge(self, bars: Sequence[Provisional], halted: set[str], now_ms: int,
+    def judge(self, bars: Handoffs | Sequence[Provisional], halted: set[str], now_ms: int,
               live: LiveColumns | None = None, status: Mapping[str, StatusChange] | None = None) -> Judged:
-        """Every rule over these hand-offs (one bar time, coalesced), at each of their prints.
+        """Every rule over these hand-offs (one bar time, coalesced; as columns, or as bars), at each of
+        their prints.
 
         ``live``: the live tape's columns for the rules' signals (None: a signal that reads it never
         holds).  ``status``: these bars are status messages (:meth:`status_bars`), and only the rules
         that judge a halt or resume are judged at them."""
+        handed = bars if isinstance(bars, Handoffs) else Handoffs.of(bars)
         watched, index, bar_time = self.watched, self._index, self.bar_time
-        mine = [b for b in bars if b[1] == bar_time and b[0] in index  # (b.bar_time, b.ticker)
-                and (watched is None or b[0] in watched)]
+        every = handed.tickers.tolist()
+        sel = np.fromiter((i for i, t in enumerate(every)
+                           if t in index and (watched is None or t in watched)), np.int64)
+        sel = sel[handed.cols[sel, _BAR_TIME] == bar_time]
         live_rules = self.rules if status is None else [
             lr for lr in self.rules if any(leaf.op in STATUS_OPS for leaf in lr.rule.condition.leaves)]
         for ch in (status or {}).values():
@@ -223,18 +241,19 @@ class ShardEngine:
                 self.resumed[ch.ticker] = ch.time_ms
             else:
                 self.resumed.pop(ch.ticker, None)
-        if not live_rules or not mine:
+        if not live_rules or not len(sel):
             return Judged(work=self.states, marks=self.marks)  # nothing judged: nothing to copy
         # in the shard's order, so that a rule's rows (its tickers' places here) come out sorted
-        rows = np.fromiter((index[b[0]] for b in mine), np.int64, len(mine))
+        rows = np.fromiter((index[every[i]] for i in sel.tolist()), np.int64, len(sel))
         order = np.argsort(rows, kind="stable")
-        mine, rows = [mine[i] for i in order.tolist()], rows[order]
-        names = [b[0] for b in mine]
+        sel, rows = sel[order], rows[order]
+        names = [every[i] for i in sel.tolist()]
+        cols = handed.cols[sel]
         marks = self.marks
         judged_ms = np.fromiter((m[1] if (m := marks.get(t)) is not None and m[0] == bar_time else -1
-                                 for t in names), np.int64, len(mine))
-        said = print_columns(mine, judged_ms)
-        high, low, volume = (np.array([b[k] for b in mine], float) for k in (3, 4, 6))  # Provisional's
+                                 for t in names), np.int64, len(names))
+        said = print_columns(cols, judged_ms)
+        high, low, volume = cols[:, _HIGH], cols[:, _LOW], cols[:, _VOLUME]
         # the states are copied only for the rules that change (a burst judges every rule, few fire)
         out = Judged(work=dict(self.states), marks=dict(marks))
         copied: set[int] = set()
@@ -331,12 +350,24 @@ class ShardEngine:
             column[:, -1] = last
             series[name] = column
 
-    def committed(self, judged: Judged, bars: Sequence[Provisional]) -> None:
-        """The judgment was stored: its states and marks are this engine's now."""
+    def committed(self, judged: Judged, bars: Handoffs | Sequence[Provisional]) -> None:
+        """The judgment was stored: its states and marks are this engine's now, and each ticker's newest
+        of ``bars`` its last hand-off (unless it holds a newer one)."""
         self.states, self.marks = judged.work, judged.marks
-        last = self.last
-        for b in bars:  # (by index: thousands a hand-off at a minute's first trades)
-            held = last.get(b[0])  # b.ticker; then (bar_time, trades) no older than the held one's
-            if held is None or b[1] > held[1] or (b[1] == held[1] and b[7] >= held[7]):
-                last[b[0]] = b
-
+        handed = bars if isinstance(bars, Handoffs) else Handoffs.of(bars)
+        index = self._index
+        every = handed.tickers.tolist()
+        sel = np.fromiter((i for i, t in enumerate(every) if t in index), np.int64)
+        if not len(sel):
+            return
+        rows = np.fromiter((index[every[i]] for i in sel.tolist()), np.int64, len(sel))
+        cols = handed.cols[sel]
+        # the newest (bar, trade count) of each row, then only where no newer one is held
+        order = np.lexsort((cols[:, _TRADES], cols[:, _BAR_TIME], rows))
+        rows, cols = rows[order], cols[order]
+        newest = np.r_[rows[1:] != rows[:-1], True]
+        rows, cols = rows[newest], cols[newest]
+        held = self.last[rows]
+        newer = (np.isnan(held[:, _BAR_TIME]) | (cols[:, _BAR_TIME] > held[:, _BAR_TIME])
+                 | ((cols[:, _BAR_TIME] == held[:, _BAR_TIME]) & (cols[:, _TRADES] >= held[:, _TRADES])))
+        self.last[rows[newer]] = cols[newer]

@@ -53,7 +53,6 @@ from webapp.config import Config
 from webapp.core import handoff
 from webapp.core.handoff import Handoffs
 from webapp.core.reconnect import Backoff
-from webapp.core.rules.intrabar import Provisional
 from webapp.evaluate.engine import ShardEngine, StatusChange
 from webapp.evaluate.scanner import LiveScanner
 from webapp.evaluate.tape_writer import TapeWriter
@@ -264,10 +263,8 @@ class EvaluateProcess:
         taping = self.scanner is not None and (listing or engine.signals)
         if taping:
             self.scanner.add(shard, handed if listing else mine)  # type: ignore[union-attr]
-        named = mine.bars()
-        groups: dict[int, list[Provisional]] = {}
-        for b in named:
-            groups.setdefault(b.bar_time, []).append(b)
+        bar_times = mine.col("bar_time")
+        groups = {int(t): mine.take(bar_times == t) for t in np.unique(bar_times).tolist()}
         self.judged_seconds.held(mine, halted)
         live = self.scanner.columns(shard) if taping else None  # type: ignore[union-attr]
         said: dict[int, dict[str, StatusChange]] = {}  # bar time -> ticker -> its last status change
@@ -279,10 +276,10 @@ class EvaluateProcess:
                 states: dict[tuple[int, str], tuple] = {}
                 for bar_time in sorted(groups.keys() | said.keys()):
                     engine.refresh(session, self.symbols, bar_time, time.monotonic())
-                    judged = [b.ticker for b in groups.get(bar_time, ())] + list(said.get(bar_time, {}))
+                    traded, status = groups.get(bar_time, Handoffs.empty()), said.get(bar_time)
+                    judged = traded.tickers.tolist() + list(status or ())
                     if engine.missing_previous(bar_time, judged) and self._waits(shard, bar_time):
                         raise PreviousBarPending(bar_time)
-                    traded, status = groups.get(bar_time, []), said.get(bar_time)
                     # the bar's trades, then its status messages (judged for halt and resume rules only)
                     for told in ((None, status) if status else (None,)):
                         on = engine.status_bars(list(told.values())) if told else traded

@@ -45,7 +45,8 @@ def replay(lr: LiveRule, tickers: Sequence[str], cols: Mapping[str, np.ndarray],
         if s.bar.ticker in index:
             taped.setdefault(s.bar.bar_time, []).append(s)
     engine = ShardEngine((0, 1), width)
-    engine.rules, engine.tickers, engine._index, engine.watched = [lr], tuple(tickers), index, None
+    engine.rules, engine.watched = [lr], None
+    engine.use(tuple(tickers))
     states: dict[str, TickerState] = {}
     stale = np.isnan(cols["close"])
     fires: list[Fire] = []

@@ -79,7 +79,8 @@ def test_the_prints_of_many_bars_at_once_are_each_bars_own() -> None:
         bars.append(Provisional(f"T{i}", T0 + W, 11.0, bar_hi, bar_lo, float(rng.choice([lo, hi, 11.5])),
                                 100.0, 3, last, t[2], t[3], *seg))
         judged.append(None if rng.random() < 0.4 else ms(float(rng.integers(-1, 6))))
-    got = print_columns(bars, np.array([-1 if j is None else j for j in judged], np.int64))
+    got = print_columns(np.array([b[1:] for b in bars], float),
+                        np.array([-1 if j is None else j for j in judged], np.int64))
     for i, (bar, j) in enumerate(zip(bars, judged, strict=True)):
         assert [got.at(i, k) for k in range(int(got.count[i]))] == prints(bar, j), bar
     assert set(got.count.tolist()) == {0, 1, 2, 3}  # every case was met

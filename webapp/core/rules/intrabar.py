@@ -138,17 +138,22 @@ class PrintColumns(NamedTuple):
         return Print(int(self.time_ms[row, k]), float(self.price[row, k]), WHAT[int(self.what[row, k])])
 
 
-def print_columns(bars: Sequence[Provisional], judged_ms: np.ndarray) -> PrintColumns:
-    """:func:`prints` of each of ``bars`` at once (``judged_ms``: each one's last trade judged in its
-    bar, -1 for none): at the burst of a minute's first trades the evaluator judges thousands of bars
-    a hand-off, and a list of Print objects each cost more than the rules judged at them."""
-    n = len(bars)
-    f = np.array([b[3:] for b in bars], float).reshape(n, 12)  # high, low, close .. seg_low_ms
-    high, low, close, last_ms = f[:, 0], f[:, 1], f[:, 2], f[:, 5].astype(np.int64)
-    kept = f[:, 8] == f[:, 8]  # a segment was handed over (else the bar's extremes stand in)
-    hi, lo = np.where(kept, f[:, 8], high), np.where(kept, f[:, 10], low)
-    hi_ms = np.where(kept, f[:, 9], f[:, 6]).astype(np.int64)
-    lo_ms = np.where(kept, f[:, 11], f[:, 7]).astype(np.int64)
+# the columns of a hand-off matrix (:mod:`webapp.core.handoff`: Provisional's fields after the ticker)
+_C = {name: i for i, name in enumerate(Provisional._fields[1:])}
+
+
+def print_columns(cols: np.ndarray, judged_ms: np.ndarray) -> PrintColumns:
+    """:func:`prints` of many bars at once: ``cols`` their hand-off matrix (a row per bar, Provisional's
+    fields after the ticker), ``judged_ms`` each one's last trade judged in its bar, -1 for none.  At a
+    minute's first trades the evaluator judges thousands of bars a hand-off, and a list of Print
+    objects each cost more than the rules judged at them."""
+    n = len(cols)
+    high, low, close = cols[:, _C["high"]], cols[:, _C["low"]], cols[:, _C["close"]]
+    last_ms = cols[:, _C["last_ms"]].astype(np.int64)
+    kept = ~np.isnan(cols[:, _C["seg_high"]])  # a segment was handed over (else the bar's extremes stand in)
+    hi, lo = np.where(kept, cols[:, _C["seg_high"]], high), np.where(kept, cols[:, _C["seg_low"]], low)
+    hi_ms = np.where(kept, cols[:, _C["seg_high_ms"]], cols[:, _C["high_ms"]]).astype(np.int64)
+    lo_ms = np.where(kept, cols[:, _C["seg_low_ms"]], cols[:, _C["low_ms"]]).astype(np.int64)
     ms = np.stack([lo_ms, hi_ms, last_ms], axis=1)
     ok = ms > judged_ms[:, None]
     ok[:, :2] &= ms[:, :2] < last_ms[:, None]
