@@ -25,6 +25,9 @@ prints one JSON line:
 * ``stream_trades_per_s`` and ``stream_dropped_frames`` while evaluating;
 * ``evaluate_cpu_pct`` per process (of one core).
 
+``--events PATH`` also writes each event's times, a JSON line each (its trade, judgment,
+transaction, page and webhook receipt): where a run's fires waited, second by second.
+
     python -m bench.realtime                        # 10,000 symbols, 50,000 trades/s, 1,000 rules
     python -m bench.realtime --symbols 2000 --rate 10000 --rules 200 --seconds 20
 """

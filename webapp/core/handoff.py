@@ -8,10 +8,11 @@ a third of the process's time, spent before any rule was judged.  So a
 hand-off is ``tickers`` (the tickers, one per line) and ``cols`` (a
 little-endian float64 matrix, a row per ticker, the numeric
 :data:`webapp.core.tape.PROVISIONAL_FIELDS` in that order): read in one
-``numpy.frombuffer``, checked, coalesced and ranked as arrays, and made into
-:class:`~webapp.core.rules.intrabar.Provisional` objects only for the tickers
-a rule names.  (Written, the matrix costs the stream what ``orjson.dumps``
-of the rows did.)  Every number the matrix carries (epoch milliseconds,
+``numpy.frombuffer``, checked, coalesced, ranked and judged as arrays
+(:class:`~webapp.core.rules.intrabar.Provisional` objects are for tests,
+replays and the plain references the columns are checked against).
+(Written, the matrix costs the stream what ``orjson.dumps`` of the rows
+did.)  Every number the matrix carries (epoch milliseconds,
 trade counts) is an integer well below 2**53, exact in a float64.
 
 Entries written as JSON rows (``bars``: a stream leader of the previous
@@ -74,8 +75,8 @@ class Handoffs:
         return cls(_names([b.ticker for b in bars]), np.array([b[1:] for b in bars], float).reshape(-1, WIDE))
 
     def bars(self) -> list[Provisional]:
-        """As :class:`Provisional` objects (for the tickers a rule names: a few thousand a batch), a
-        column at a time (a row at a time cost seven times more)."""
+        """As :class:`Provisional` objects (replays, tests), a column at a time (a row at a time cost
+        seven times more)."""
         if not len(self):
             return []
         c = self.cols
