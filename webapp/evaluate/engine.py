@@ -81,7 +81,17 @@ class Judged:
     fires: list[alert_events.FireRow] = field(default_factory=list)
     states: list[tuple[int, int, str, TickerState]] = field(default_factory=list)
     work: dict[int, dict[str, TickerState]] = field(default_factory=dict)
-    marks: dict[str, tuple[int, int]] = field(default_factory=dict)  # ticker -> (bar, last print judged)
+    # by the shard's rows: (the bar, its last print judged), -1 for none
+    marks: np.ndarray = field(default_factory=lambda: np.full((0, 2), -1, np.int64))
+
+
+class Scopes(NamedTuple):
+    """The rules' tickers as a shard's rows: each scoped rule's (sorted) one after another in ``flat``,
+    ending at ``ends``; ``scoped``: per rule, whether it names tickers (else it takes every one)."""
+
+    flat: np.ndarray
+    ends: np.ndarray
+    scoped: list[bool]
 
 
 class ShardEngine:
@@ -106,15 +116,16 @@ class ShardEngine:
         self.bars = Bars()
         self.bar_time = 0  # the bar the stored bars were read for (they end before it)
         self.states: dict[int, dict[str, TickerState]] = {}
-        self.marks: dict[str, tuple[int, int]] = {}
+        self.marks = np.full((0, 2), -1, np.int64)  # each row's (bar, last print judged in it), -1: none
         # each ticker's newest hand-off (a bar not yet stored), by its row here: hand-off columns
         self.last = np.full((0, WIDE), np.nan)
         self.watched: set[str] | None = None  # tickers the rules name (None: all, or not read yet)
         self._rules_at = float("-inf")
         self._symbols: Sequence[str] | None = None  # the symbol list ``tickers`` was drawn from
         self._mine: tuple[str, ...] = ()
-        # (rules, tickers, each rule's rows): :meth:`_scopes`
-        self._scoped: tuple[list[LiveRule], tuple[str, ...], list[np.ndarray | None]] | None = None
+        # (rules, tickers, their rows): :meth:`_scopes`; (watched, tickers, mask): :meth:`_watched_rows`
+        self._scoped: tuple[list[LiveRule], tuple[str, ...], Scopes] | None = None
+        self._watching: tuple[set[str] | None, tuple[str, ...], np.ndarray] | None = None
 
     def refresh(self, session: Session, symbols: Sequence[str], bar_time: int, at: float = 0.0) -> None:
         """Read what changed: the rules (and then their states; looked at once a second of ``at``,
@@ -155,11 +166,12 @@ class ShardEngine:
 
     def use(self, tickers: tuple[str, ...]) -> None:
         """Judge these tickers (the shard's, or a replay's), each one's last hand-off kept."""
-        last = np.full((len(tickers), WIDE), np.nan)
+        last, marks = np.full((len(tickers), WIDE), np.nan), np.full((len(tickers), 2), -1, np.int64)
         for i, t in enumerate(tickers):
             if (k := self._index.get(t)) is not None:
-                last[i] = self.last[k]
-        self.tickers, self._index, self.last = tickers, {t: i for i, t in enumerate(tickers)}, last
+                last[i], marks[i] = self.last[k], self.marks[k]
+        self.tickers, self._index = tickers, {t: i for i, t in enumerate(tickers)}
+        self.last, self.marks = last, marks
 
     def _patch_previous(self, bar_time: int, at: float = 0.0) -> None:
         """The bar before ``bar_time`` where the tick has not stored it yet (it stores a bar a second or
@@ -229,11 +241,10 @@ class ShardEngine:
         holds).  ``status``: these bars are status messages (:meth:`status_bars`), and only the rules
         that judge a halt or resume are judged at them."""
         handed = bars if isinstance(bars, Handoffs) else Handoffs.of(bars)
-        watched, index, bar_time = self.watched, self._index, self.bar_time
-        every = handed.tickers.tolist()
-        sel = np.fromiter((i for i, t in enumerate(every)
-                           if t in index and (watched is None or t in watched)), np.int64)
-        sel = sel[handed.cols[sel, _BAR_TIME] == bar_time]
+        bar_time, every = self.bar_time, handed.tickers.tolist()
+        row_of = self._rows_of(handed)
+        sel = np.flatnonzero(row_of >= 0)
+        sel = sel[(handed.cols[sel, _BAR_TIME] == bar_time) & self._watched_rows()[row_of[sel]]]
         live_rules = self.rules if status is None else [
             lr for lr in self.rules if any(leaf.op in STATUS_OPS for leaf in lr.rule.condition.leaves)]
         for ch in (status or {}).values():
@@ -244,18 +255,16 @@ class ShardEngine:
         if not live_rules or not len(sel):
             return Judged(work=self.states, marks=self.marks)  # nothing judged: nothing to copy
         # in the shard's order, so that a rule's rows (its tickers' places here) come out sorted
-        rows = np.fromiter((index[every[i]] for i in sel.tolist()), np.int64, len(sel))
+        rows = row_of[sel]
         order = np.argsort(rows, kind="stable")
         sel, rows = sel[order], rows[order]
         names = [every[i] for i in sel.tolist()]
         cols = handed.cols[sel]
-        marks = self.marks
-        judged_ms = np.fromiter((m[1] if (m := marks.get(t)) is not None and m[0] == bar_time else -1
-                                 for t in names), np.int64, len(names))
-        said = print_columns(cols, judged_ms)
+        marks = self.marks[rows]
+        said = print_columns(cols, np.where(marks[:, 0] == bar_time, marks[:, 1], -1))
         high, low, volume = cols[:, _HIGH], cols[:, _LOW], cols[:, _VOLUME]
         # the states are copied only for the rules that change (a burst judges every rule, few fire)
-        out = Judged(work=dict(self.states), marks=dict(marks))
+        out = Judged(work=dict(self.states), marks=self.marks.copy())
         copied: set[int] = set()
         changed: dict[tuple[int, str], tuple[int, int, str, TickerState]] = {}  # the last state of each
         place = np.full(len(self.tickers), -1, np.int64)  # a shard row -> its place in this step
@@ -272,14 +281,16 @@ class ShardEngine:
                 self._live(series, tickers, halted, live, status, said.time_ms[at, j].tolist())
             place[:] = -1
             place[sub] = np.arange(len(sub))
+            # every scoped rule's tickers here at once, then split by rule (sorted: ``place`` follows
+            # the shard's rows, as each rule's rows do)
+            got_at = place[scopes.flat]
+            kept = got_at >= 0
+            pieces = iter(np.split(got_at[kept], np.r_[0, np.cumsum(kept)][scopes.ends[:-1]]))
             rules, rows_of = [], []
-            for lr, scope in zip(live_rules, scopes, strict=True):
-                picked = None
-                if scope is not None:
-                    picked = place[scope]
-                    picked = picked[picked >= 0]
-                    if not len(picked):
-                        continue
+            for lr, scoped in zip(live_rules, scopes.scoped, strict=True):
+                picked = next(pieces) if scoped else None
+                if picked is not None and not len(picked):
+                    continue
                 rules.append(lr)
                 rows_of.append(picked)
             if not rules:
@@ -311,25 +322,38 @@ class ShardEngine:
                                                       float(max(0, now_ms - p.time_ms))))
         if status is None:  # a status message is no trade: the trades around it are still judged
             judged = np.flatnonzero(said.count > 0)
-            last = said.time_ms[judged, said.count[judged] - 1].tolist()
-            out.marks.update(zip([names[i] for i in judged.tolist()],
-                                 zip(itertools.repeat(bar_time), last), strict=False))
+            out.marks[rows[judged]] = np.stack([np.full(len(judged), bar_time),
+                                                said.time_ms[judged, said.count[judged] - 1]], axis=1)
         out.states = list(changed.values())
         return out
 
-    def _scopes(self, rules: Sequence[LiveRule]) -> list[np.ndarray | None]:
-        """Each rule's tickers as this shard's rows, sorted (None: every ticker), kept while the rules
-        (the same objects: the cache holds them) and the shard's tickers stay the same."""
+    def _scopes(self, rules: Sequence[LiveRule]) -> Scopes:
+        """The rules' tickers as this shard's rows, kept while the rules (the same objects: the cache
+        holds them) and the shard's tickers stay the same."""
         held = self._scoped
         if (held is None or held[1] is not self.tickers or len(held[0]) != len(rules)
                 or not all(map(operator.is_, held[0], rules))):
             index = self._index
+            each = [sorted(index[t] for t in lr.scope["tickers"] if t in index) for lr in rules
+                    if "tickers" in lr.scope]
+            flat = np.fromiter(itertools.chain.from_iterable(each), np.int64)
+            scopes = Scopes(flat, np.cumsum([len(e) for e in each], dtype=np.int64),
+                            ["tickers" in lr.scope for lr in rules])
+            held = self._scoped = (list(rules), self.tickers, scopes)
+        return held[2]
 
-            def rows(lr: LiveRule) -> np.ndarray | None:
-                if "tickers" not in lr.scope:
-                    return None
-                return np.array(sorted(index[t] for t in lr.scope["tickers"] if t in index), np.int64)
-            held = self._scoped = (list(rules), self.tickers, [rows(lr) for lr in rules])
+    def _rows_of(self, handed: Handoffs) -> np.ndarray:
+        """Each hand-off's row here (-1: not this shard's ticker)."""
+        return np.fromiter(map(self._index.get, handed.tickers.tolist(), itertools.repeat(-1)), np.int64,
+                           len(handed))
+
+    def _watched_rows(self) -> np.ndarray:
+        """Whether some rule names each of the shard's rows (all, when a rule takes every ticker)."""
+        held = self._watching
+        if held is None or held[0] is not self.watched or held[1] is not self.tickers:
+            w = self.watched
+            mask = np.fromiter((w is None or t in w for t in self.tickers), bool, len(self.tickers))
+            held = self._watching = (w, self.tickers, mask)
         return held[2]
 
     def _live(self, series: dict[str, np.ndarray], tickers: Sequence[str], halted: set[str],
@@ -355,13 +379,11 @@ class ShardEngine:
         of ``bars`` its last hand-off (unless it holds a newer one)."""
         self.states, self.marks = judged.work, judged.marks
         handed = bars if isinstance(bars, Handoffs) else Handoffs.of(bars)
-        index = self._index
-        every = handed.tickers.tolist()
-        sel = np.fromiter((i for i, t in enumerate(every) if t in index), np.int64)
+        row_of = self._rows_of(handed)
+        sel = np.flatnonzero(row_of >= 0)
         if not len(sel):
             return
-        rows = np.fromiter((index[every[i]] for i in sel.tolist()), np.int64, len(sel))
-        cols = handed.cols[sel]
+        rows, cols = row_of[sel], handed.cols[sel]
         # the newest (bar, trade count) of each row, then only where no newer one is held
         order = np.lexsort((cols[:, _TRADES], cols[:, _BAR_TIME], rows))
         rows, cols = rows[order], cols[order]
