@@ -10,7 +10,7 @@ import pytest
 
 from webapp.core.handoff import Handoffs
 from webapp.core.rules.evaluate import evaluate_many
-from webapp.core.rules.intrabar import Provisional, with_bar
+from webapp.core.rules.intrabar import Provisional, with_columns
 from webapp.core.rules.model import Rule, RuleError
 from webapp.core.rules.operands import condition_values, reading_series
 from webapp.core.rules.parse import parse_condition, parse_rule
@@ -60,7 +60,8 @@ def test_a_signal_is_judged_on_the_print_so_its_rule_must_be_intra_bar_over_tick
 
 def _judged_at(closed: dict[str, np.ndarray], times: list[int], bar: Provisional, price: float
                ) -> dict[str, np.ndarray]:
-    raw, t = with_bar(closed, times, [bar], np.array([price]))
+    raw, t = with_columns(closed, times, bar.bar_time, np.array([bar.high]), np.array([bar.low]),
+                          np.array([bar.volume]), np.array([price]))
     return reading_series(raw, t)
 
 

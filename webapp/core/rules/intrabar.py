@@ -168,13 +168,6 @@ def print_columns(cols: np.ndarray, judged_ms: np.ndarray) -> PrintColumns:
 CLOSED = ("close", "volume", "prev_close", "day_high", "day_low")
 
 
-def with_bar(closed: Mapping[str, np.ndarray], times: Sequence[int], bars: Sequence[Provisional],
-             price: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """:func:`with_columns` of ``bars`` (all of one bar time)."""
-    return with_columns(closed, times, bars[0].bar_time if bars else 0, np.array([b.high for b in bars]),
-                        np.array([b.low for b in bars]), np.array([b.volume for b in bars]), price)
-
-
 def with_columns(closed: Mapping[str, np.ndarray], times: Sequence[int], bar_time: int, high: np.ndarray,
                  low: np.ndarray, volume: np.ndarray, price: np.ndarray
                  ) -> tuple[dict[str, np.ndarray], np.ndarray]:
