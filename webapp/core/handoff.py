@@ -31,11 +31,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from webapp.core.rules.intrabar import NO_SEGMENT, Provisional
+from webapp.core.rules.intrabar import AT as _AT
+from webapp.core.rules.intrabar import COLUMNS, NO_SEGMENT, Provisional
 
-COLUMNS = Provisional._fields[1:]  # bar_time (the bar's end, as judged) ... seg_low_ms
-WIDE = len(COLUMNS)  # 14
-_AT = {name: i for i, name in enumerate(COLUMNS)}
+WIDE = len(COLUMNS)  # 14: bar_time (the bar's end, as judged) ... seg_low_ms
 _INTS = [_AT[k] for k in ("bar_time", "trades", "last_ms", "high_ms", "low_ms")]
 _SEG_INTS = [_AT["seg_high_ms"], _AT["seg_low_ms"]]
 _tuple_new = tuple.__new__

@@ -29,10 +29,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from sqlalchemy.orm import Session
 
-from webapp.core.handoff import COLUMNS, WIDE, Handoffs
+from webapp.core.handoff import WIDE, Handoffs
 from webapp.core.market import EXCHANGE_TZ
 from webapp.core.rules.evaluate import evaluate_many
-from webapp.core.rules.intrabar import CLOSED, Provisional, describe, print_columns, with_columns
+from webapp.core.rules.intrabar import AT, CLOSED, Provisional, describe, print_columns, with_columns
 from webapp.core.rules.model import STATUS_OPS, judged_on_print
 from webapp.core.rules.operands import reading_series
 from webapp.core.rules.state import TickerState
@@ -42,7 +42,7 @@ from webapp.tick.rules import Bars, LiveRule, live_rule
 
 log = logging.getLogger(__name__)
 
-_BAR_TIME, _HIGH, _LOW, _CLOSE, _VOLUME, _TRADES = (COLUMNS.index(k) for k in (
+_BAR_TIME, _HIGH, _LOW, _CLOSE, _VOLUME, _TRADES = (AT[k] for k in (
     "bar_time", "high", "low", "close", "volume", "trades"))  # hand-off columns
 
 # the live tape's columns for some tickers (:meth:`webapp.evaluate.scanner.LiveScanner.columns`)

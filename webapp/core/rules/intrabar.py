@@ -138,8 +138,9 @@ class PrintColumns(NamedTuple):
         return Print(int(self.time_ms[row, k]), float(self.price[row, k]), WHAT[int(self.what[row, k])])
 
 
-# the columns of a hand-off matrix (:mod:`webapp.core.handoff`: Provisional's fields after the ticker)
-_C = {name: i for i, name in enumerate(Provisional._fields[1:])}
+# a hand-off matrix's columns (:mod:`webapp.core.handoff`): Provisional's fields after the ticker
+COLUMNS = Provisional._fields[1:]
+AT = {name: i for i, name in enumerate(COLUMNS)}
 
 
 def print_columns(cols: np.ndarray, judged_ms: np.ndarray) -> PrintColumns:
@@ -148,12 +149,12 @@ def print_columns(cols: np.ndarray, judged_ms: np.ndarray) -> PrintColumns:
     minute's first trades the evaluator judges thousands of bars a hand-off, and a list of Print
     objects each cost more than the rules judged at them."""
     n = len(cols)
-    high, low, close = cols[:, _C["high"]], cols[:, _C["low"]], cols[:, _C["close"]]
-    last_ms = cols[:, _C["last_ms"]].astype(np.int64)
-    kept = ~np.isnan(cols[:, _C["seg_high"]])  # a segment was handed over (else the bar's extremes stand in)
-    hi, lo = np.where(kept, cols[:, _C["seg_high"]], high), np.where(kept, cols[:, _C["seg_low"]], low)
-    hi_ms = np.where(kept, cols[:, _C["seg_high_ms"]], cols[:, _C["high_ms"]]).astype(np.int64)
-    lo_ms = np.where(kept, cols[:, _C["seg_low_ms"]], cols[:, _C["low_ms"]]).astype(np.int64)
+    high, low, close = cols[:, AT["high"]], cols[:, AT["low"]], cols[:, AT["close"]]
+    last_ms = cols[:, AT["last_ms"]].astype(np.int64)
+    kept = ~np.isnan(cols[:, AT["seg_high"]])  # a segment was handed over (else the bar's extremes stand in)
+    hi, lo = np.where(kept, cols[:, AT["seg_high"]], high), np.where(kept, cols[:, AT["seg_low"]], low)
+    hi_ms = np.where(kept, cols[:, AT["seg_high_ms"]], cols[:, AT["high_ms"]]).astype(np.int64)
+    lo_ms = np.where(kept, cols[:, AT["seg_low_ms"]], cols[:, AT["low_ms"]]).astype(np.int64)
     ms = np.stack([lo_ms, hi_ms, last_ms], axis=1)
     ok = ms > judged_ms[:, None]
     ok[:, :2] &= ms[:, :2] < last_ms[:, None]
