@@ -326,6 +326,9 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
         # the stream catches up with the feed (if it fell behind), hands off its last flush, and the
         # evaluators read it all: only then does the replay compare like with like
         out["stream_catch_up_s"] = round(_applied(client, before.get("trades", 0) + sent, 180)[1], 1)
+        # prints that came after their bar had closed (each revises it; a stream behind the feed that
+        # closed bars by the clock made every print of a bar's last seconds one)
+        out["stream_late_trades"] = _status(client).get("late_trades", 0) - before.get("late_trades", 0)
         time.sleep(1.0)
         out["drain_s"] = _drained(client, 120)
         time.sleep(5)  # the last pushes and webhooks arrive

@@ -29,6 +29,31 @@ def test_a_bar_closes_after_its_grace_and_late_prints_revise_it() -> None:
     assert t.day_volume_of("AAPL") == 310.0
 
 
+def test_behind_a_flood_a_bar_closes_by_the_trades_applied_not_the_clock() -> None:
+    """A stream process 5 s behind (frames queued): at 10:01:03 by the clock its tape has applied
+    trades to 10:00:58 only, and the bar to 10:01 still has trades in the queue.  Closed by the clock,
+    each of them would come late (a revision each, and a short bar at the close); closed by the trades
+    applied, the bar waits for them and is whole, with no late print."""
+    clock = ms(T0 + 63)
+    for backlog in (True, False):
+        t = tape()
+        t.add([Trade("AAPL", 10.0, 100, ms(T0 + 1)), Trade("MSFT", 20.0, 100, ms(T0 + 58))])
+        assert t.clock(clock, backlog) == (ms(T0 + 58) if backlog else clock)
+        closed = t.close(t.clock(clock, backlog))[1]
+        assert closed == {} if backlog else set(closed[T0 + 60]) == {"AAPL", "MSFT"}
+        t.add([Trade("AAPL", 11.0, 100, ms(T0 + 59.5)), Trade("MSFT", 21.0, 100, ms(T0 + 61.2))])
+        until, out = t.close(t.clock(clock, backlog))
+        if backlog:  # the trades now reach 10:01:01.2: the bar to 10:01 closes, with every trade of it
+            assert until == T0 + 60 and out[T0 + 60]["AAPL"][:5] == [10.0, 11.0, 10.0, 11.0, 200.0]
+            assert t.late == 0 and t.take_revised() == {}
+        else:  # by the clock: it had closed short, and the queued print revises it
+            assert t.late == 1 and t.take_revised()[T0 + 60]["AAPL"][:5] == [10.0, 11.0, 10.0, 11.0, 200.0]
+    t = tape()
+    assert t.clock(clock, True) == clock  # nothing applied yet: the clock
+    t.add([Trade("AAPL", 10.0, 100, ms(T0 + 90))])  # a print stamped ahead of our clock: the clock
+    assert t.clock(clock, True) == clock
+
+
 def test_a_provider_bar_replaces_ours_before_and_after_the_close() -> None:
     t = tape()
     t.add([Trade("AAPL", 10.0, 100, ms(T0 + 1))])

@@ -6,6 +6,7 @@ on the Socket.IO channel, not only that it kept running.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -51,6 +52,37 @@ def test_alpaca_batched_duplicate_late_and_odd_lot_trades_build_the_bar_and_push
         assert all(p["price"] != 102.0 for p in pushed)
 
     run_stream(base_config, service_urls[0], FakeFeed("alpaca"), body, listen=["AAPL"])
+
+
+def test_behind_a_flood_the_bar_closes_whole_once_its_trades_are_applied(base_config, service_urls):
+    """A flood the process takes longer to apply than the grace lasts: 100,000 polygon trades stamped
+    in the bar's last second, sent 0.4 s before its grace ends.  By the clock the bar would close
+    while most of them still queue, each then late (a revision of a bar first written short); closed
+    by the trades applied, it closes once they are in: whole, none late."""
+    tickers = [f"T{i:03d}" for i in range(500)]
+    n = 100_000
+
+    async def body(run: Run) -> None:
+        await run.until(lambda: _connected(run), what="connected")
+        s = await run.next_bar()
+        t0 = (s + 1) * 1000
+        frames = [[polygon_trade(tickers[i % 500], 10.0 + i % 7, 1, t0 + i % 900, str(i))
+                   for i in range(k, k + 500)] for k in range(0, n, 500)]
+        await asyncio.sleep(s + 1.9 - time.time())  # a 2 s bar, whose grace ends at 10:00:02.3
+        for frame in frames:
+            await run.feed.broadcast(frame)
+        end = s + 2
+        bars = await run.until(lambda: _closed_with(run, end, len(tickers)), timeout=30, what="closed")
+        assert sum(row[4] for row in bars.values()) == n and all(row[7] for row in bars.values())
+        status = await run.until(lambda: _status_where(run, lambda st: st["trades"] >= n), what="applied")
+        assert status["late_trades"] == 0 and status["dropped_frames"] == 0
+
+    run_stream(base_config, service_urls[0], FakeFeed("polygon"), body, symbols=tickers)
+
+
+async def _closed_with(run: Run, end: int, n: int):
+    bars = await run.bars(end)
+    return bars if len(bars) >= n else None
 
 
 def test_alpaca_updated_bar_replaces_the_minute(base_config, service_urls):

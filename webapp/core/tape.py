@@ -4,7 +4,9 @@ Pure (data in, values out, the time an argument), so the stream process,
 the benchmark and the tests drive the same object.  What it keeps:
 
 * a :class:`~webapp.core.trades.BarBook` of tick-width bars, closed
-  ``grace_ms`` after they end (late prints inside the grace join their bar);
+  ``grace_ms`` after they end (late prints inside the grace join their bar):
+  by the clock, or, while the process is behind a flood, by the newest trade
+  it applied (:meth:`Tape.clock`);
 * the bars closed in the last few widths, so a later print or a provider's
   corrected bar revises them (``revised``) instead of being lost;
 * provider bars (alpaca ``bars``/``updatedBars``, polygon ``AM``) that
@@ -20,11 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any
 
 from webapp.core.trades import Bar, BarBook, Dedup, Throttle, Trade, counts_of
 
 REVISE_WIDTHS = 5  # closed bars kept for revision (late prints, corrected provider bars)
+
+_time_ms = attrgetter("time_ms")
 
 Row = list[Any]  # [open, high, low, close, volume, vwap, trades, complete, source]
 
@@ -60,12 +65,15 @@ class Tape:
         self.trades = 0
         self.late = 0
         self.moved: set[str] = set()  # tickers that traded since the last hand-off
+        self.newest_ms = 0  # the newest trade applied, by its own time: how far the tape has read
 
     # ---- in
     def add(self, trades: Sequence[Trade]) -> None:
         if trades and trades[0].id is not None:
             trades = self.dedup.fresh(trades)
         self.trades += len(trades)
+        if trades:
+            self.newest_ms = max(self.newest_ms, max(map(_time_ms, trades)))
         self.moved.update([t.ticker for t in trades])
         late = self.book.add(trades)
         if late:
@@ -127,6 +135,16 @@ class Tape:
             self.day_volume.clear()
 
     # ---- out
+    def clock(self, now_ms: int, backlog: bool) -> int:
+        """The time bars close by (:meth:`close`'s ``now_ms``): the wall clock while the tape keeps up;
+        while frames wait to be applied (``backlog``: the process fell behind a flood), the newest trade
+        applied.  Closed by the wall clock then, a bar would close while its own last trades still
+        queue: each would come late and revise it, a cost per trade that puts the process further
+        behind, and the bar read at its close (the tick's, the rules' previous bar) would be short."""
+        if backlog and 0 < self.newest_ms < now_ms:
+            return self.newest_ms
+        return now_ms
+
     def close(self, now_ms: int, gaps: Sequence[tuple[float, float]] = ()
               ) -> tuple[int, dict[int, dict[str, Row]]]:
         """Close every bar that ended ``grace_ms`` ago: (closed until, {bar end: {ticker: row}})."""

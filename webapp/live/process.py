@@ -203,7 +203,8 @@ class StreamProcess:
             if now >= next_day_check:
                 tape.new_day(int(exchange_day_start(datetime.now(timezone.utc)).timestamp() * 1000))
                 next_day_check = now + 30.0
-            until, bars = tape.close(now_ms, link.gaps)
+            backlog = queue.qsize() > 0  # frames wait: bars close by the trades applied, not the clock
+            until, bars = tape.close(tape.clock(now_ms, backlog), link.gaps)
             for end, rows in [*bars.items(), *tape.take_revised().items()]:
                 pending.setdefault(end, {}).update(rows)
             emits = [emit_message(names.EVENT_TRADE, p, names.ticker_room(p["ticker"]), self.host_id)
@@ -216,6 +217,8 @@ class StreamProcess:
                 status = {**link.as_json(now), "leader": self.host_id, "pid": os.getpid(),
                           "trades_per_s": round(rate, 1), "trades": tape.trades, "late_trades": tape.late,
                           "duplicates": tape.dedup.dropped, "queued_frames": queue.qsize(),
+                          "behind_s": round((now_ms - tape.newest_ms) / 1000, 3) if backlog and tape.newest_ms
+                          else 0.0,
                           "halted": sum(h["halted"] for h in self.halts.values()),
                           "bar_seconds": self.cfg.TICK_SECONDS, "closed_until": until, "at": now}
                 next_status = now + STATUS_SECONDS
