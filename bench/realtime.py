@@ -122,11 +122,26 @@ def _receiver(secret: str, port_out: Any, ctl: Any) -> None:
 
 
 def _browser(url: str, token: str, conn: Any) -> None:
-    """A python-socketio client on the owner's feed: (event id, trade time, receipt) for each event."""
+    """A python-socketio client on the owner's feed: (event id, trade time, receipt) for each event.
+
+    Each message is handed to its handler on the thread that read it, as a page's event loop does:
+    python-socketio's threaded client starts a thread for every message, and at the minute's burst
+    (thousands of events in seconds) the receipt times waited for those threads' start, and the
+    system under test lost the CPU they took."""
+    import engineio
     import socketio
 
+    class InlineEngineIO(engineio.Client):
+        def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+            kwargs["run_async"] = False
+            return super()._trigger_event(event, *args, **kwargs)
+
+    class Client(socketio.Client):
+        def _engineio_client_class(self) -> type:
+            return InlineEngineIO
+
     got: list[tuple[int, int | None, float]] = []
-    sio = socketio.Client(reconnection=True)
+    sio = Client(reconnection=True)
 
     @sio.on(names.EVENT_ALERT_EVENT)
     def on_event(e: dict[str, Any]) -> None:
