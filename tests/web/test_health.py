@@ -43,6 +43,13 @@ def test_a_stream_the_tick_reads_is_an_outage_when_missing_down_or_silent(make_a
            unstreamed=["X"], dropped_frames=0)
     problems, check = stream_problems(app)
     assert problems == [] and check["trades_per_s"] == 120.5 and check["unstreamed"] == ["X"]
+    report(service_urls[0], state="connected", behind_s=2.5, dropped_frames=0)
+    assert stream_problems(app)[0] == []  # a burst's moment behind is not an outage
+    report(service_urls[0], state="connected", behind_s=14.2, dropped_frames=0)
+    problems, check = stream_problems(app)
+    assert check["behind_s"] == 14.2 and problems == [
+        "stream: 14 s behind its feed (frames queued); its bars close as their trades are applied, so ticks "
+        "and rules wait for them"]
 
 
 def test_a_stream_nobody_reads_is_reported_but_not_an_outage(make_app) -> None:

@@ -82,6 +82,9 @@ def stream_state(cfg: Config | None = None) -> dict[str, Any]:
             "reason": status.get("reason", ""), "feeds_prices": feeds, "detail": status}
 
 
+STREAM_BEHIND_SECONDS = 10.0  # a stream this far behind its feed (frames queued) is a problem
+
+
 def _stream_health(cfg: Config, market_open: bool, checks: dict[str, Any], problems: list[str]) -> None:
     """A stream that is down while it should serve makes health fail, and says why.
 
@@ -98,7 +101,7 @@ def _stream_health(cfg: Config, market_open: bool, checks: dict[str, Any], probl
     detail = state.pop("detail")
     keep = ("last_message_age_s", "last_data_age_s", "trades_per_s", "reconnects", "dropped_frames",
             "malformed_frames", "symbols_streamed", "symbols_requested", "unstreamed", "retry_in_s",
-            "last_disconnect")
+            "last_disconnect", "behind_s")
     checks["stream"] = {**state, **{k: detail[k] for k in keep if k in detail}}
     always = (cfg.STREAM_PROVIDER == "sim" and not cfg.SIM_FOLLOWS_MARKET_HOURS) or cfg.STREAM_ALWAYS_OPEN
     if cfg.STREAM_PROVIDER == "none" or not (market_open or always):
@@ -111,6 +114,9 @@ def _stream_health(cfg: Config, market_open: bool, checks: dict[str, Any], probl
         problems.append(f"stream {state['state']}: {state['reason'] or 'no leader holds the connection'}")
     elif state["state"] != "connected" and (age is None or age > 10):
         problems.append(f"stream {state['state']}: {state['reason']}")
+    elif (detail.get("behind_s") or 0) > STREAM_BEHIND_SECONDS:
+        problems.append(f"stream: {detail['behind_s']:.0f} s behind its feed (frames queued); its bars close "
+                        "as their trades are applied, so ticks and rules wait for them")
 
 
 EVALUATE_LAG_SECONDS = 10.0  # a shard this far behind its stream is a problem
