@@ -116,6 +116,22 @@ def test_the_hand_off_is_each_moved_tickers_provisional_bar_once() -> None:
     t.hand_back(t.hand_off())
     t.add([Trade("AAPL", 10.05, 1, ms(T0 + 8))])
     assert t.hand_off()[0][11:] == [10.35, ms(T0 + 7), 10.05, ms(T0 + 8)]
+    # the bar's last prints and the next bar's first between two hand-offs: both bars, the older
+    # first, so the bar that ended is handed off whole (its close the previous close of the next)
+    t.add([Trade("AAPL", 10.6, 2, ms(T0 + 59.9)), Trade("AAPL", 10.7, 3, ms(T0 + 60.1)),
+           Trade("MSFT", 401.0, 1, ms(T0 + 60.2))])
+    rows = t.hand_off()
+    assert [(r[0], r[1], r[5], r[6]) for r in rows if r[0] == "AAPL"] == [
+        ("AAPL", T0, 10.6, 167.0), ("AAPL", T0 + 60, 10.7, 3.0)]
+    assert [(r[0], r[1]) for r in rows if r[0] == "MSFT"] == [("MSFT", T0 + 60)]  # its old bar: no print
+    t.add([Trade("AAPL", 10.8, 1, ms(T0 + 60.3))])
+    assert [r[1] for r in t.hand_off()] == [T0 + 60]  # the older bar took nothing since
+    t.add([Trade("AAPL", 10.5, 1, ms(T0 + 59.95))])  # a late print for it, inside the grace
+    assert [(r[1], r[5], r[8]) for r in t.hand_off()] == [(T0, 10.5, ms(T0 + 59.95)),
+                                                          (T0 + 60, 10.8, ms(T0 + 60.3))]
+    t = tape()
+    t.add([Trade("AAPL", 10.0, 100, ms(T0 + 1))])
+    t.hand_off()
     t.close(ms(T0 + 61))  # the first bar closed; a trade opens the next
     t.add([Trade("AAPL", 10.2, 7, ms(T0 + 62))])
     assert t.hand_off() == [["AAPL", T0 + 60, 10.2, 10.2, 10.2, 10.2, 7.0, 1, ms(T0 + 62), ms(T0 + 62),

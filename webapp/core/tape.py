@@ -205,7 +205,15 @@ class Tape:
         """The provisional bar of every ticker that traded since the last call (the newest open bar
         that has a price), as :data:`PROVISIONAL_FIELDS` rows: coalesced, so a burst of trades is one
         row with the bar's high, low and volume so far, its last trade's time, and the highest and
-        lowest trade since the bar's last hand-off (``seg_*``), with their times."""
+        lowest trade since the bar's last hand-off (``seg_*``), with their times.
+
+        An older bar still open that took a priced trade since its last hand-off comes too, before
+        it: the ticker's last prints of a bar and its first of the next often fall between two
+        flushes, and with only the newest bar handed off, the last hand-off of the bar that ended
+        missed its last prints.  Its close was then the previous close the next bar's first prints
+        were judged against (``close crossing_down 12`` from 11.76 where the bar closed at 12.06),
+        until the stream closed the bar, and a process that took the shard over judged against the
+        closed bar instead."""
         moved, self.moved = self.moved, set()
         out: list[list[Any]] = []
         first = self.book.closed_until
@@ -217,16 +225,20 @@ class Tape:
         near = range(first + 2 * self.width, first - self.width, -self.width)
         for ticker in moved:
             starts = near if first else newest.get(ticker, ())
-            for start in starts:
+            rows: list[list[Any]] = []
+            for start in starts:  # newest first
                 bar = open_bars.get((ticker, start))
-                if bar is not None and bar.close is not None:
-                    last_ms = bar.last_key[0] if bar.last_key else None
-                    seg = ([bar.close, last_ms or 0] * 2 if bar.seg_high is None  # no priced trade since
-                           else [bar.seg_high, bar.seg_high_ms, bar.seg_low, bar.seg_low_ms])
-                    out.append([ticker, start, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades,
-                                last_ms, bar.high_ms, bar.low_ms, *seg])
-                    bar.seg_high = bar.seg_low = None
-                    break
+                if bar is None or bar.close is None:
+                    continue
+                if rows and bar.seg_high is None:
+                    break  # an older bar with no priced trade since its last hand-off
+                last_ms = bar.last_key[0] if bar.last_key else None
+                seg = ([bar.close, last_ms or 0] * 2 if bar.seg_high is None  # no priced trade since
+                       else [bar.seg_high, bar.seg_high_ms, bar.seg_low, bar.seg_low_ms])
+                rows.append([ticker, start, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades,
+                             last_ms, bar.high_ms, bar.low_ms, *seg])
+                bar.seg_high = bar.seg_low = None
+            out += reversed(rows)  # the older bar first
         return out
 
     def hand_back(self, rows: list[list[Any]]) -> None:
