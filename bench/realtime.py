@@ -22,7 +22,8 @@ prints one JSON line:
   same engine in this process: fires it finds and no process stored, and
   events stored or pushed more than once);
 * ``evaluate_lag_ms_p99`` per shard (sampled from the processes' status);
-* ``stream_trades_per_s`` and ``stream_dropped_frames`` while evaluating;
+* ``stream_trades_per_s`` and ``stream_dropped_frames`` while evaluating, and
+  ``stream_late_trades`` (prints applied after their bar had closed: each revises it);
 * ``evaluate_cpu_pct`` per process (of one core).
 
 ``--events PATH`` also writes each event's times, a JSON line each (its trade, judgment,
