@@ -242,7 +242,7 @@ class ShardEngine:
         that judge a halt or resume are judged at them."""
         handed = bars if isinstance(bars, Handoffs) else Handoffs.of(bars)
         bar_time, every = self.bar_time, handed.tickers.tolist()
-        row_of = self._rows_of(handed)
+        row_of = self._rows_of(every)
         sel = np.flatnonzero(row_of >= 0)
         sel = sel[(handed.cols[sel, _BAR_TIME] == bar_time) & self._watched_rows()[row_of[sel]]]
         live_rules = self.rules if status is None else [
@@ -342,10 +342,9 @@ class ShardEngine:
             held = self._scoped = (list(rules), self.tickers, scopes)
         return held[2]
 
-    def _rows_of(self, handed: Handoffs) -> np.ndarray:
-        """Each hand-off's row here (-1: not this shard's ticker)."""
-        return np.fromiter(map(self._index.get, handed.tickers.tolist(), itertools.repeat(-1)), np.int64,
-                           len(handed))
+    def _rows_of(self, tickers: Sequence[str]) -> np.ndarray:
+        """Each hand-off's row here, by its ticker (-1: not this shard's)."""
+        return np.fromiter(map(self._index.get, tickers, itertools.repeat(-1)), np.int64, len(tickers))
 
     def _watched_rows(self) -> np.ndarray:
         """Whether some rule names each of the shard's rows (all, when a rule takes every ticker)."""
@@ -379,7 +378,7 @@ class ShardEngine:
         of ``bars`` its last hand-off (unless it holds a newer one)."""
         self.states, self.marks = judged.work, judged.marks
         handed = bars if isinstance(bars, Handoffs) else Handoffs.of(bars)
-        row_of = self._rows_of(handed)
+        row_of = self._rows_of(handed.tickers.tolist())
         sel = np.flatnonzero(row_of >= 0)
         if not len(sel):
             return
