@@ -22,7 +22,7 @@ SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ALLOWED = networks(("127.0.0.1/32",))
 
 
-def send(receiver: Receiver, connections: sender.Connections | None, n: int) -> list:
+def send(receiver: Receiver, connections: sender.Connections | None, n: int, path: str = "") -> list:
     out = []
     for k in range(n):
         body = sender.body_of({
@@ -30,7 +30,7 @@ def send(receiver: Receiver, connections: sender.Connections | None, n: int) -> 
             "bar_time": "2026-12-07T14:30:00+00:00", "fired_at": "2026-12-07T14:30:01+00:00", "inputs": {},
             "explanation": "e", "source": "test", "data_age_seconds": 0.0, "stale": False})
         headers = sender.headers_for(sender.webhook_id(k), body, [SECRET], datetime.now(timezone.utc))
-        out.append(sender.post(receiver.url, body, headers, ALLOWED, 2.0, connections))
+        out.append(sender.post(receiver.url + path, body, headers, ALLOWED, 2.0, connections))
     return out
 
 
@@ -54,6 +54,27 @@ def test_a_burst_to_one_endpoint_rides_one_kept_connection(receiver) -> None:
         assert len({r.peer for r in alone.got}) == 5
     finally:
         alone.down()
+
+
+def test_endpoints_on_one_host_share_its_connections_without_discarding_any(receiver, caplog) -> None:
+    """Many users' endpoints on one webhook service: as many kept connections as the deliverer's
+    threads, reused across the endpoints (a pool of the endpoint cap's 2 opened, discarded and
+    logged a connection for each request past them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = 6
+    connections = sender.Connections(per_host=threads)
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in range(3):  # rounds: each thread sends to its own endpoint, a path of the host
+                rounds = list(pool.map(lambda i: send(receiver, connections, 4, f"?endpoint={i}"),
+                                       range(threads)))
+                assert [a.status_code for r in rounds for a in r] == [200] * threads * 4
+    finally:
+        connections.close()
+    assert len(receiver.accepted()) == threads * 4 * 3
+    assert len({r.peer for r in receiver.got}) <= threads
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
 
 
 def test_a_connection_idle_past_the_limit_is_not_reused(receiver, monkeypatch) -> None:
@@ -92,7 +113,7 @@ def test_a_receiver_that_closes_each_connection_gets_every_attempt() -> None:
 
 def test_pools_past_the_limit_are_closed_least_recent_first(receiver) -> None:
     others = [Receiver([SECRET], keep_alive=True).up() for _ in range(3)]
-    connections = sender.Connections(endpoints=2)
+    connections = sender.Connections(hosts=2)
     try:
         for r in [receiver, *others, receiver]:
             assert [a.status_code for a in send(r, connections, 1)] == [200]

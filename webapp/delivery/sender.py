@@ -14,9 +14,12 @@ the check and the connect (rebinding) cannot redirect the call.
 Redirects are never followed: a 3xx is a failed attempt.
 
 **Connections are kept** (:class:`Connections`, one per deliverer): a pool
-per endpoint's checked address, name and port, holding at most the
-endpoint's in-flight cap, so a burst to one endpoint is not a TCP
-handshake and a teardown per request on both sides.  A connection idle
+per checked address, name and port, holding as many as the deliverer sends
+at once, so a burst to one endpoint is not a TCP handshake and a teardown
+per request on both sides.  Endpoints share a host's pool: many users'
+endpoints on one webhook service (Zapier, Slack) reuse its connections,
+where a pool of the endpoint cap's 2 discarded (and logged) every
+connection beyond them.  A connection idle
 longer than ``KEEP_IDLE_SECONDS`` is closed rather than reused: receivers
 close idle ones (gunicorn after 2 s), and one closed as the request goes
 out would fail an attempt the receiver never saw.  A response longer than
@@ -62,7 +65,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 USER_AGENT = "stock-tracker-webhooks/1"
 KEEP_IDLE_SECONDS = 1.0  # a kept connection idle longer is closed, not reused
-KEPT_ENDPOINTS = 64  # pools kept, the least recently used closed first
+KEPT_HOSTS = 64  # pools kept, the least recently used closed first
 
 
 def body_of(event: dict[str, Any]) -> bytes:
@@ -158,21 +161,22 @@ class _KeptHTTPS(_IdleLimit, urllib3.HTTPSConnectionPool):
 
 
 class Connections:
-    """The deliverer's kept connections, a pool per (scheme, checked address, port, name)."""
+    """The deliverer's kept connections, a pool per (scheme, checked address, port, name) holding up
+    to ``per_host``: what the deliverer sends at once (its threads), to one endpoint or several."""
 
-    def __init__(self, endpoints: int = KEPT_ENDPOINTS) -> None:
+    def __init__(self, per_host: int = policy.IN_FLIGHT_PER_ENDPOINT, hosts: int = KEPT_HOSTS) -> None:
         self._pools: OrderedDict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = OrderedDict()
         self._lock = threading.Lock()
-        self._endpoints = endpoints
+        self._hosts, self._per_host = hosts, per_host
 
     def pool(self, scheme: str, address: str, port: int, host: str) -> urllib3.HTTPConnectionPool:
         key = (scheme, address, port, host)
         with self._lock:
             got = self._pools.get(key)
             if got is None:
-                got = self._pools[key] = _pool(scheme, address, port, host, kept=True)
+                got = self._pools[key] = _pool(scheme, address, port, host, self._per_host)
             self._pools.move_to_end(key)
-            while len(self._pools) > self._endpoints:
+            while len(self._pools) > self._hosts:
                 self._pools.popitem(last=False)[1].close()  # one in use raises ClosedPoolError: see post
             return got
 
@@ -183,8 +187,9 @@ class Connections:
             self._pools.clear()
 
 
-def _pool(scheme: str, address: str, port: int, host: str, kept: bool) -> urllib3.HTTPConnectionPool:
-    kw: dict[str, Any] = {"retries": False, "maxsize": policy.IN_FLIGHT_PER_ENDPOINT, "block": False}
+def _pool(scheme: str, address: str, port: int, host: str, kept: int = 0) -> urllib3.HTTPConnectionPool:
+    """A pool keeping up to ``kept`` connections (0: one request's, closed after it)."""
+    kw: dict[str, Any] = {"retries": False, "maxsize": max(1, kept), "block": False}
     if scheme == "https":
         return (_KeptHTTPS if kept else urllib3.HTTPSConnectionPool)(
             address, port, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED", **kw)
@@ -208,13 +213,13 @@ def post(url: str, body: bytes, headers: dict[str, str], allowed: Sequence[polic
             "preload_content": False, "assert_same_host": False,
             "timeout": urllib3.Timeout(connect=timeout, read=timeout)}
         once = connections is None
-        pool = _pool(scheme, address, port, host, kept=False) if once else \
+        pool = _pool(scheme, address, port, host) if once else \
             connections.pool(scheme, address, port, host)  # type: ignore[union-attr]
         try:
             try:
                 resp = pool.urlopen("POST", path, **request)
             except ClosedPoolError:  # evicted as we took it; nothing was sent
-                once, pool = True, _pool(scheme, address, port, host, kept=False)
+                once, pool = True, _pool(scheme, address, port, host)
                 resp = pool.urlopen("POST", path, **request)
             try:
                 kept = resp.read(policy.RESPONSE_KEPT, decode_content=True)

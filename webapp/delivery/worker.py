@@ -60,7 +60,7 @@ class DeliveryWorker:
         self._busy: set[Future[None]] = set()
         self._held: list[tuple[deliveries.Claimed, deliveries.Attempt, int, bool]] = []  # sent, not recorded
         self._held_lock = threading.Lock()
-        self._connections = sender.Connections()
+        self._connections = sender.Connections(per_host=concurrency)
         self.sent = 0
         self.last_error: str | None = None
 
