@@ -8,12 +8,17 @@ mix: mostly one to five tickers, 10 % lists of 50; conditions on levels
 the feed's prices cross); a real gunicorn web process relays their
 ``alert_event``s to a python-socketio client following the rules' owner's
 feed; a real ``python -m jobs.deliver`` sends a quarter of the rules'
-fires to a receiver that verifies them with ``standardwebhooks``.  It
-prints one JSON line:
+fires to ``--endpoints`` webhook endpoints (the rules dealt out among them) on
+one receiver that verifies each with its endpoint's secret
+(``standardwebhooks``).  It prints one JSON line:
 
 * ``print_to_browser_ms_p50`` / ``_p99``: the trade's time (the feed's
   clock, the same machine's) → the Socket.IO client receiving the event;
-* ``print_to_webhook_ms_p99``: the trade's time → the verified receipt;
+* ``print_to_webhook_ms_p99``: the trade's time → the verified receipt.  An
+  endpoint takes at most 2 requests at once (the delivery policy), so one
+  endpoint's burst is sent in turn: with ``--endpoints 1`` this figure is
+  that queue (~1,000 webhooks at the minute's end, ~400 a second to one
+  endpoint by ``python -m bench.webhooks``), not the path to a receiver;
 * ``fires_per_s`` (the load starts so that a minute ends ``--boundary-at``
   seconds into it, 10 by default: every rule judged once a bar fires again
   on the new bar, the burst the figures must hold through, and two runs
@@ -80,13 +85,14 @@ def bench_rules(symbols: list[str], n: int, seed: int = 7) -> list[dict[str, Any
     return out
 
 
-def _receiver(secret: str, port_out: Any, ctl: Any) -> None:
-    """Verifies each webhook and notes (event id, trade time, arrival)."""
+def _receiver(secrets: list[str], port_out: Any, ctl: Any) -> None:
+    """Verifies each webhook with the secret of its endpoint (``/hook/<n>``) and notes
+    (event id, trade time, arrival)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from standardwebhooks.webhooks import Webhook
 
-    hook = Webhook(secret)
+    hooks = [Webhook(secret) for secret in secrets]
     got: list[tuple[int, int | None, float]] = []
     lock = threading.Lock()
 
@@ -101,6 +107,7 @@ def _receiver(secret: str, port_out: Any, ctl: Any) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             at = time.time()
             try:
+                hook = hooks[int(self.path.rsplit("/", 1)[1])]
                 hook.verify(body, {k.lower(): v for k, v in self.headers.items()}, json_parse=False)
                 event = orjson.loads(body)
                 with lock:
@@ -232,7 +239,8 @@ def _dump(path: str, stored: list[Any], pushed: list[tuple], hooked: list[tuple]
 
 
 def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, seconds: float,
-        boundary_at: float | None = None, events_to: str | None = None) -> dict[str, Any]:
+        boundary_at: float | None = None, events_to: str | None = None, n_endpoints: int = 1
+        ) -> dict[str, Any]:
     from webapp.extensions import db
     from webapp.services import rules as rules_service
     from webapp.store import rules as rules_store
@@ -254,19 +262,21 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
     r_ctl, r_ctl_child = ctx.Pipe()
     from webapp.store import webhooks as webhook_store
 
-    endpoint, secret = webhook_store.create_endpoint(db.session, "http://127.0.0.1:9/pending", "bench rt",
-                                                     owner)
-    receiver = ctx.Process(target=_receiver, args=(secret, r_port_out, r_ctl_child), daemon=True)
+    made = [webhook_store.create_endpoint(db.session, "http://127.0.0.1:9/pending", f"bench rt {n}", owner)
+            for n in range(n_endpoints)]
+    receiver = ctx.Process(target=_receiver, args=([s for _, s in made], r_port_out, r_ctl_child),
+                           daemon=True)
     receiver.start()
     r_port = r_port_in.recv()
-    db.session.execute(sa.text("UPDATE webhook_endpoints SET url = :u WHERE id = :id"),
-                       {"u": f"http://127.0.0.1:{r_port}/hook", "id": endpoint["id"]})
+    for n, (endpoint, _) in enumerate(made):
+        db.session.execute(sa.text("UPDATE webhook_endpoints SET url = :u WHERE id = :id"),
+                           {"u": f"http://127.0.0.1:{r_port}/hook/{n}", "id": endpoint["id"]})
     db.session.commit()
     raws = bench_rules(symbols, n_rules)
     rule_ids = set()
     for i, raw in enumerate(raws):
-        if i % 4 == 0:
-            raw["channels"] = ["browser", f"webhook:{endpoint['id']}"]
+        if i % 4 == 0:  # a quarter of the rules, dealt out among the endpoints
+            raw["channels"] = ["browser", f"webhook:{made[i // 4 % n_endpoints][0]['id']}"]
         rule_ids.add(rules_store.create(db.session, rules_service.rule_spec(raw, owner), owner)["id"])
 
     port_in, port_out = ctx.Pipe()
@@ -300,7 +310,8 @@ def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, s
     b_conn, b_child = ctx.Pipe()
     browser = None
     out: dict[str, Any] = {"bench": "realtime", "symbols": n_symbols, "rate": rate, "rules": n_rules,
-                           "evaluators": evaluators, "seconds": seconds, "shards": SHARDS}
+                           "evaluators": evaluators, "seconds": seconds, "shards": SHARDS,
+                           "webhook_endpoints": n_endpoints}
     try:
         _wait_ready(client, ctl, stream, web_port, 120)
         browser = ctx.Process(target=_browser, args=(f"http://127.0.0.1:{web_port}", token, b_child),
@@ -414,6 +425,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rules", type=int, default=1_000)
     parser.add_argument("--evaluators", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--endpoints", type=int, default=50,
+                        help="webhook endpoints the webhook rules are dealt out among (at most 2 requests "
+                             "in flight each)")
     parser.add_argument("--events", metavar="PATH",
                         help="also write each event's times there, a JSON line each (where the fires waited)")
     parser.add_argument("--boundary-at", type=float, default=10.0,
@@ -425,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     with bench_app(TICK_SHARDS=SHARDS) as (cfg, app), app.app_context():
         print(json.dumps(run(cfg, args.symbols, args.rate, args.rules, args.evaluators, args.seconds,
-                                  None if args.boundary_at < 0 else args.boundary_at, args.events)),
+                                  None if args.boundary_at < 0 else args.boundary_at, args.events,
+                                  args.endpoints)),
               flush=True)
     return 0
 

@@ -90,7 +90,7 @@ def test_realtime_bench_counts_fires_against_a_replay(app, base_config, clean) -
     lost or twice against the replay of the same hand-offs."""
     from bench import realtime
 
-    line = realtime.run(base_config.with_overrides(TICK_SHARDS=2), 300, 3000, 40, 2, 8)
+    line = realtime.run(base_config.with_overrides(TICK_SHARDS=2), 300, 3000, 40, 2, 8, n_endpoints=3)
     json.dumps(line)
     for key in ("print_to_browser_ms_p50", "print_to_browser_ms_p99", "print_to_webhook_ms_p99",
                 "fires_per_s", "lost", "duplicates", "evaluate_lag_ms_p99", "stream_trades_per_s",
