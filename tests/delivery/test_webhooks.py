@@ -529,3 +529,24 @@ def test_a_delivery_recorded_after_its_lease_ran_out_leases_no_next_one_past_the
     left = db.session.execute(db.text("SELECT status, count(*) FROM deliveries GROUP BY status")).all()
     db.session.commit()
     assert dict(left) == {"delivered": 1, "in_flight": 2, "pending": 1}
+
+
+def test_a_claim_does_not_wait_for_a_transaction_still_writing_fires_to_the_endpoint(wapp) -> None:
+    """An evaluator's transaction that owes the endpoint a delivery holds a key-share lock on its row
+    (the foreign key) until it commits: the claim's lock on the endpoint (which only keeps claimers of
+    one endpoint apart) must not wait for it, or every claim at a burst waits for a commit."""
+    owner = user_id("claim-owner")
+    endpoint, _ = webhooks.create_endpoint(db.session, "http://127.0.0.1:9/x", "claim", owner)
+    queue_fires(owner, [endpoint["id"]], 2, "due")
+    writer = sa.orm.Session(db.engine)  # a second connection: the fires still being written
+    try:
+        rule = writer.execute(sa.text("SELECT rule_id FROM alert_events LIMIT 1")).scalar()
+        rows = [alert_events.FireRow(Fire(rule, 1, "AAPL", 1_900_000_000, "open0", {"a": 1.0}, "test"),
+                                     "open", (endpoint["id"],), "test", 0.0, 0.0)]
+        alert_events.write_fires(writer, rows, [])  # not committed
+        db.session.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        claimed = deliveries.claim(db.session, datetime.now(timezone.utc), 2, 60.0)
+        assert len(claimed) == 2
+    finally:
+        writer.rollback()
+        writer.close()

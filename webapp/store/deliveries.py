@@ -50,9 +50,11 @@ def claim(session: Session, now: datetime, limit: int, lease_seconds: float = po
         session.commit()
         return []
     ends = sorted({r.endpoint_id for r in rows})
-    # the endpoint rows serialise claimers of one endpoint, so the in-flight cap holds across workers
-    session.execute(sa.text("SELECT id FROM webhook_endpoints WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
-                    {"ids": ends})
+    # the endpoint rows serialise claimers of one endpoint, so the in-flight cap holds across workers;
+    # NO KEY UPDATE, not UPDATE: the key-share lock a transaction writing fires to the endpoint holds
+    # (the foreign key) until its commit must not hold the claim up
+    session.execute(sa.text("SELECT id FROM webhook_endpoints WHERE id = ANY(:ids) ORDER BY id "
+                            "FOR NO KEY UPDATE"), {"ids": ends})
     busy = _in_flight(session, set(ends), now)  # counted again under the locks
     chosen = []
     for r in rows:
