@@ -15,10 +15,10 @@ one receiver that verifies each with its endpoint's secret
 * ``print_to_browser_ms_p50`` / ``_p99``: the trade's time (the feed's
   clock, the same machine's) → the Socket.IO client receiving the event;
 * ``print_to_webhook_ms_p99``: the trade's time → the verified receipt.  An
-  endpoint takes at most 2 requests at once (the delivery policy), so one
-  endpoint's burst is sent in turn: with ``--endpoints 1`` this figure is
-  that queue (~1,000 webhooks at the minute's end, ~400 a second to one
-  endpoint by ``python -m bench.webhooks``), not the path to a receiver;
+  endpoint takes at most 2 requests at once (the delivery policy): with
+  ``--endpoints 1`` the minute's ~1,000 webhooks go out two at a time, with
+  many endpoints up to the deliverer's 8 at once, whose work then meets the
+  stream's on the cores;
 * ``fires_per_s`` (the load starts so that a minute ends ``--boundary-at``
   seconds into it, 10 by default: every rule judged once a bar fires again
   on the new bar, the burst the figures must hold through, and two runs
