@@ -64,6 +64,7 @@ from webapp.config import Config, child_environment
 from webapp.launch.embedded import ROOT
 
 SHARDS = 2
+ENDPOINTS = 50  # webhook endpoints the webhook rules are dealt out among
 CONDITIONS = [  # levels inside the feed's 10.00-19.97 cycle, so bars cross them
     {"op": "crossing_up", "a": {"field": "close"}, "b": {"const": 15.0}},
     {"op": "crossing_down", "a": {"field": "close"}, "b": {"const": 12.0}},
@@ -239,8 +240,8 @@ def _dump(path: str, stored: list[Any], pushed: list[tuple], hooked: list[tuple]
 
 
 def run(cfg: Config, n_symbols: int, rate: int, n_rules: int, evaluators: int, seconds: float,
-        boundary_at: float | None = None, events_to: str | None = None, n_endpoints: int = 1
-        ) -> dict[str, Any]:
+        boundary_at: float | None = None, events_to: str | None = None,
+        n_endpoints: int = ENDPOINTS) -> dict[str, Any]:
     from webapp.extensions import db
     from webapp.services import rules as rules_service
     from webapp.store import rules as rules_store
@@ -425,7 +426,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rules", type=int, default=1_000)
     parser.add_argument("--evaluators", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--endpoints", type=int, default=50,
+    parser.add_argument("--endpoints", type=int, default=ENDPOINTS,
                         help="webhook endpoints the webhook rules are dealt out among (at most 2 requests "
                              "in flight each)")
     parser.add_argument("--events", metavar="PATH",
